@@ -1,0 +1,261 @@
+/* visreg.h: the one public header of libvisreg.
+ *
+ * Plain C declarations only (no macros in declarations, opaque handles, status returns), so that
+ * tools/gen-cdef turns it into lua/visreg/cdef.lua for LuaJIT's ffi.cdef unchanged.
+ *
+ * Conventions:
+ *  - every fallible function returns vr_status (0 = VR_OK); on failure vr_last_error() names the
+ *    function, the argument, what was expected and what came, and the source location;
+ *  - functions that make a tensor write a NEW reference to *out; release it with vr_tensor_free;
+ *  - dims may be negative (counted from the end), as in PyTorch;
+ *  - ops record an autograd node when grad mode is on and an input requires grad.
+ */
+#ifndef VISREG_H
+#define VISREG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vr_tensor vr_tensor;       /* opaque, refcounted */
+typedef struct vr_generator vr_generator; /* opaque Philox generator */
+typedef int vr_status;
+
+enum vr_status_code {
+  VR_OK = 0,
+  VR_E_ARG = 1,         /* an argument out of range or malformed */
+  VR_E_SHAPE = 2,       /* shapes do not agree */
+  VR_E_DTYPE = 3,       /* wrong element type */
+  VR_E_DEVICE = 4,      /* tensors on different devices, or no such device */
+  VR_E_OOM = 5,         /* allocation failed */
+  VR_E_IO = 6,          /* a file could not be read or written */
+  VR_E_FORMAT = 7,      /* a file or string is malformed */
+  VR_E_UNSUPPORTED = 8, /* no kernel for this (op, device, dtype) */
+  VR_E_AUTOGRAD = 9,    /* backward misuse: freed graph, modified saved tensor, no grad */
+  VR_E_CUDA = 10,       /* a CUDA or cuBLAS call failed */
+  VR_E_VALUE = 11,      /* non-finite or otherwise invalid values */
+  VR_E_INTERNAL = 12
+};
+
+typedef enum vr_dtype { VR_F32 = 0, VR_F64 = 1, VR_I32 = 2, VR_I64 = 3, VR_U8 = 4, VR_BF16 = 5 } vr_dtype;
+typedef enum vr_device { VR_CPU = 0, VR_CUDA = 1 } vr_device;
+
+/* ---- library ---- */
+const char *vr_version(void);
+const char *vr_last_error(void);
+vr_status vr_last_status(void);
+void vr_clear_error(void);
+const char *vr_status_name(vr_status s);
+const char *vr_dtype_name(vr_dtype dt);
+size_t vr_dtype_size(vr_dtype dt);
+int vr_num_threads(void);
+void vr_set_num_threads(int n);
+int vr_cuda_available(void);          /* 1 when the CUDA backend is compiled in and sees a GPU */
+const char *vr_cuda_device_name(void); /* "" when none */
+int vr_cuda_compiled(void);
+
+/* ---- tensors: creation ---- */
+vr_status vr_tensor_empty(int ndim, const int64_t *shape, vr_dtype dtype, vr_device device, vr_tensor **out);
+vr_status vr_tensor_zeros(int ndim, const int64_t *shape, vr_dtype dtype, vr_device device, vr_tensor **out);
+vr_status vr_tensor_ones(int ndim, const int64_t *shape, vr_dtype dtype, vr_device device, vr_tensor **out);
+vr_status vr_tensor_full(int ndim, const int64_t *shape, double value, vr_dtype dtype, vr_device device, vr_tensor **out);
+vr_status vr_tensor_arange(double start, double end, double step, vr_dtype dtype, vr_device device, vr_tensor **out);
+vr_status vr_tensor_scalar(double value, vr_dtype dtype, vr_device device, vr_tensor **out);
+/* copies count = prod(shape) elements of dtype from a host buffer */
+vr_status vr_tensor_from_buffer(const void *data, int ndim, const int64_t *shape, vr_dtype dtype, vr_device device, vr_tensor **out);
+/* writes the tensor's elements, in row-major order, to a host buffer of nbytes */
+vr_status vr_tensor_to_buffer(const vr_tensor *t, void *data, size_t nbytes);
+vr_status vr_tensor_clone(const vr_tensor *t, vr_tensor **out);       /* differentiable copy */
+vr_status vr_tensor_to_dtype(const vr_tensor *t, vr_dtype dtype, vr_tensor **out);
+vr_status vr_tensor_to_device(const vr_tensor *t, vr_device device, vr_tensor **out);
+
+/* ---- tensors: handles and metadata ---- */
+void vr_tensor_retain(vr_tensor *t);
+void vr_tensor_free(vr_tensor *t);            /* drops one reference; NULL is ignored */
+int vr_tensor_ndim(const vr_tensor *t);
+int64_t vr_tensor_size(const vr_tensor *t, int dim);
+int64_t vr_tensor_stride(const vr_tensor *t, int dim);
+int64_t vr_tensor_numel(const vr_tensor *t);
+int64_t vr_tensor_offset(const vr_tensor *t);
+vr_dtype vr_tensor_dtype(const vr_tensor *t);
+vr_device vr_tensor_device(const vr_tensor *t);
+int vr_tensor_is_contiguous(const vr_tensor *t);
+void *vr_tensor_data(vr_tensor *t);           /* host pointer to element 0 of the view (CPU only, else NULL) */
+uint64_t vr_tensor_version(const vr_tensor *t);
+int vr_tensor_shares_storage(const vr_tensor *a, const vr_tensor *b);
+vr_status vr_tensor_item(const vr_tensor *t, double *value); /* one-element tensor */
+vr_status vr_tensor_get(const vr_tensor *t, const int64_t *index, double *value);
+vr_status vr_tensor_set(vr_tensor *t, const int64_t *index, double value);
+
+/* ---- views (share storage; differentiable) ---- */
+vr_status vr_view(const vr_tensor *t, int ndim, const int64_t *shape, vr_tensor **out);    /* one dim may be -1 */
+vr_status vr_reshape(const vr_tensor *t, int ndim, const int64_t *shape, vr_tensor **out); /* view when possible, else copy */
+vr_status vr_permute(const vr_tensor *t, const int *perm, vr_tensor **out);
+vr_status vr_transpose(const vr_tensor *t, int dim0, int dim1, vr_tensor **out);
+vr_status vr_narrow(const vr_tensor *t, int dim, int64_t start, int64_t length, vr_tensor **out);
+vr_status vr_slice(const vr_tensor *t, int dim, int64_t start, int64_t end, int64_t step, vr_tensor **out);
+vr_status vr_select(const vr_tensor *t, int dim, int64_t index, vr_tensor **out);
+vr_status vr_expand(const vr_tensor *t, int ndim, const int64_t *shape, vr_tensor **out); /* -1 keeps a size */
+vr_status vr_squeeze(const vr_tensor *t, int dim, vr_tensor **out);
+vr_status vr_unsqueeze(const vr_tensor *t, int dim, vr_tensor **out);
+vr_status vr_flatten(const vr_tensor *t, int start_dim, int end_dim, vr_tensor **out);
+vr_status vr_contiguous(const vr_tensor *t, vr_tensor **out); /* new reference to t itself when already contiguous */
+
+/* ---- in-place (bump the version counter; not recorded by autograd) ---- */
+vr_status vr_fill_(vr_tensor *t, double value);
+vr_status vr_copy_(vr_tensor *dst, const vr_tensor *src);   /* src broadcast to dst; dtype converted */
+vr_status vr_add_(vr_tensor *t, const vr_tensor *src, double alpha); /* t += alpha * src */
+vr_status vr_mul_scalar_(vr_tensor *t, double s);
+
+/* ---- random numbers: Philox 4x32-10 keyed by (seed, stream, counter) ----
+ * Element i of a draw uses counter (offset + i); the generator's offset advances by the number
+ * of elements drawn, so results do not depend on the thread count or the device. */
+vr_status vr_generator_new(uint64_t seed, uint64_t stream, vr_generator **out);
+void vr_generator_free(vr_generator *g);
+uint64_t vr_generator_seed(const vr_generator *g);
+uint64_t vr_generator_stream(const vr_generator *g);
+uint64_t vr_generator_offset(const vr_generator *g);
+void vr_generator_set_state(vr_generator *g, uint64_t seed, uint64_t stream, uint64_t offset);
+vr_status vr_rand_uniform(vr_generator *g, int ndim, const int64_t *shape, double low, double high, vr_dtype dtype, vr_device device, vr_tensor **out);
+vr_status vr_rand_normal(vr_generator *g, int ndim, const int64_t *shape, double mean, double std, vr_dtype dtype, vr_device device, vr_tensor **out);
+vr_status vr_rand_int(vr_generator *g, int ndim, const int64_t *shape, int64_t low, int64_t high, vr_dtype dtype, vr_device device, vr_tensor **out);
+vr_status vr_randperm(vr_generator *g, int64_t n, vr_device device, vr_tensor **out); /* i64 */
+/* the raw stream: four 32-bit words for (key, counter); identical on every device */
+void vr_philox4x32(uint64_t seed, uint64_t stream, uint64_t counter, uint32_t *out4);
+
+/* ---- .npy files (float32, float64, int32, int64, uint8; C or Fortran order on read) ---- */
+vr_status vr_npy_load(const char *path, vr_tensor **out);
+vr_status vr_npy_save(const char *path, const vr_tensor *t);
+
+/* ---- autograd ---- */
+vr_status vr_tensor_set_requires_grad(vr_tensor *t, int requires_grad); /* leaves only */
+int vr_tensor_requires_grad(const vr_tensor *t);
+int vr_tensor_is_leaf(const vr_tensor *t);
+vr_tensor *vr_tensor_grad(const vr_tensor *t);  /* new reference, or NULL when none */
+void vr_tensor_set_grad(vr_tensor *t, vr_tensor *grad); /* takes its own reference; NULL clears */
+const char *vr_tensor_grad_fn_name(const vr_tensor *t); /* "" for leaves */
+vr_status vr_detach(const vr_tensor *t, vr_tensor **out);
+/* grad may be NULL for a one-element root (gradient 1); retain_graph keeps saved tensors */
+vr_status vr_backward(vr_tensor *root, const vr_tensor *grad, int retain_graph);
+int vr_grad_enabled(void);
+int vr_set_grad_enabled(int enabled); /* returns the previous mode (thread-local) */
+
+/* ---- elementwise, with broadcasting ---- */
+vr_status vr_add(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_sub(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_mul(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_div(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_pow(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_maximum(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_minimum(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_add_scalar(const vr_tensor *a, double s, vr_tensor **out);
+vr_status vr_mul_scalar(const vr_tensor *a, double s, vr_tensor **out);
+vr_status vr_rsub_scalar(const vr_tensor *a, double s, vr_tensor **out); /* s - a */
+vr_status vr_rdiv_scalar(const vr_tensor *a, double s, vr_tensor **out); /* s / a */
+vr_status vr_pow_scalar(const vr_tensor *a, double p, vr_tensor **out);  /* a ^ p */
+vr_status vr_neg(const vr_tensor *a, vr_tensor **out);
+vr_status vr_exp(const vr_tensor *a, vr_tensor **out);
+vr_status vr_log(const vr_tensor *a, vr_tensor **out);
+vr_status vr_sqrt(const vr_tensor *a, vr_tensor **out);
+vr_status vr_rsqrt(const vr_tensor *a, vr_tensor **out);
+vr_status vr_abs(const vr_tensor *a, vr_tensor **out);
+vr_status vr_tanh(const vr_tensor *a, vr_tensor **out);
+vr_status vr_sigmoid(const vr_tensor *a, vr_tensor **out);
+vr_status vr_relu(const vr_tensor *a, vr_tensor **out);
+vr_status vr_gelu(const vr_tensor *a, int tanh_approx, vr_tensor **out);
+vr_status vr_sin(const vr_tensor *a, vr_tensor **out);
+vr_status vr_cos(const vr_tensor *a, vr_tensor **out);
+vr_status vr_square(const vr_tensor *a, vr_tensor **out);
+vr_status vr_clamp(const vr_tensor *a, double lo, double hi, vr_tensor **out); /* +-inf for no bound */
+vr_status vr_erf(const vr_tensor *a, vr_tensor **out);     /* forward only */
+vr_status vr_erfinv(const vr_tensor *a, vr_tensor **out);  /* forward only */
+/* comparisons give u8 masks; not differentiable */
+vr_status vr_eq(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_gt(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_lt(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_isfinite_all(const vr_tensor *a, int *all_finite);
+
+/* ---- reductions: dims[0..ndims) (ndims = 0: all dims) ---- */
+vr_status vr_sum(const vr_tensor *x, int ndims, const int *dims, int keepdim, vr_tensor **out);
+vr_status vr_mean(const vr_tensor *x, int ndims, const int *dims, int keepdim, vr_tensor **out);
+/* correction 0: biased (population); 1: unbiased */
+vr_status vr_var(const vr_tensor *x, int ndims, const int *dims, int correction, int keepdim, vr_tensor **out);
+vr_status vr_std(const vr_tensor *x, int ndims, const int *dims, int correction, int keepdim, vr_tensor **out);
+vr_status vr_norm(const vr_tensor *x, double p, int ndims, const int *dims, int keepdim, vr_tensor **out);
+/* along one dim; indices are i64; either output pointer may be NULL */
+vr_status vr_max(const vr_tensor *x, int dim, int keepdim, vr_tensor **values, vr_tensor **indices);
+vr_status vr_min(const vr_tensor *x, int dim, int keepdim, vr_tensor **values, vr_tensor **indices);
+vr_status vr_argmax(const vr_tensor *x, int dim, int keepdim, vr_tensor **out);
+vr_status vr_argmin(const vr_tensor *x, int dim, int keepdim, vr_tensor **out);
+vr_status vr_max_all(const vr_tensor *x, vr_tensor **out);
+vr_status vr_min_all(const vr_tensor *x, vr_tensor **out);
+
+/* ---- linear algebra ---- */
+/* 1-D, 2-D and batched (batch dims broadcast); transposed views go to BLAS without a copy */
+vr_status vr_matmul(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+/* y = x W^T + b, W is out_features x in_features, b may be NULL */
+vr_status vr_linear(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, vr_tensor **out);
+
+/* ---- convolution and pooling (NCHW) ---- */
+vr_status vr_conv2d(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
+                    int stride_h, int stride_w, int pad_h, int pad_w, int dil_h, int dil_w, int groups,
+                    vr_tensor **out);
+vr_status vr_max_pool2d(const vr_tensor *x, int k_h, int k_w, int stride_h, int stride_w, int pad_h, int pad_w, vr_tensor **out);
+vr_status vr_avg_pool2d(const vr_tensor *x, int k_h, int k_w, int stride_h, int stride_w, int pad_h, int pad_w,
+                        int count_include_pad, vr_tensor **out);
+vr_status vr_adaptive_avg_pool2d(const vr_tensor *x, int out_h, int out_w, vr_tensor **out);
+
+/* ---- normalisation, softmax, losses, dropout ---- */
+/* x: N x C or N x C x H x W. weight/bias/running_* may be NULL. In training, running stats are
+ * updated in place with momentum (running = (1-m) running + m batch, unbiased var). */
+vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
+                        vr_tensor *running_mean, vr_tensor *running_var, int training,
+                        double momentum, double eps, vr_tensor **out);
+/* normalises over the last n_norm_dims dims; weight/bias (that shape) may be NULL */
+vr_status vr_layer_norm(const vr_tensor *x, int n_norm_dims, const vr_tensor *weight, const vr_tensor *bias,
+                        double eps, vr_tensor **out);
+vr_status vr_softmax(const vr_tensor *x, int dim, vr_tensor **out);
+vr_status vr_log_softmax(const vr_tensor *x, int dim, vr_tensor **out);
+/* logits N x C, target i64 of N class indices; mean over N */
+vr_status vr_cross_entropy(const vr_tensor *logits, const vr_tensor *target, double label_smoothing, vr_tensor **out);
+vr_status vr_dropout(const vr_tensor *x, double p, int training, vr_generator *g, vr_tensor **out);
+
+/* ---- joining, splitting, indexing, sorting ---- */
+vr_status vr_concat(int n, vr_tensor *const *xs, int dim, vr_tensor **out);
+vr_status vr_stack(int n, vr_tensor *const *xs, int dim, vr_tensor **out);
+/* n pieces of the given sizes along dim (views); outs must hold n pointers */
+vr_status vr_split(const vr_tensor *x, int n, const int64_t *sizes, int dim, vr_tensor **outs);
+vr_status vr_index_select(const vr_tensor *x, int dim, const vr_tensor *index, vr_tensor **out);
+vr_status vr_gather(const vr_tensor *x, int dim, const vr_tensor *index, vr_tensor **out);
+/* out = x with src added at index along dim (out of place) */
+vr_status vr_scatter_add(const vr_tensor *x, int dim, const vr_tensor *index, const vr_tensor *src, vr_tensor **out);
+/* stable; values and/or indices may be NULL */
+vr_status vr_sort(const vr_tensor *x, int dim, int descending, vr_tensor **values, vr_tensor **indices);
+vr_status vr_argsort(const vr_tensor *x, int dim, int descending, vr_tensor **out);
+vr_status vr_topk(const vr_tensor *x, int64_t k, int dim, int largest, vr_tensor **values, vr_tensor **indices);
+vr_status vr_where(const vr_tensor *cond, const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
+vr_status vr_masked_fill(const vr_tensor *x, const vr_tensor *mask, double value, vr_tensor **out);
+vr_status vr_one_hot(const vr_tensor *index, int64_t num_classes, vr_dtype dtype, vr_tensor **out);
+
+/* ---- regularizers (core/reg/; formulas in shared/spec/REGULARIZERS.md) ----
+ * z is V x B x D (views x batch x dims), f32 or f64. slices is the raw D x K matrix (each method
+ * normalises its columns) or NULL: then K slices are drawn from Philox keyed by (seed, step), a
+ * new set for every step. Each returns a scalar loss tensor, differentiable in z. terms, where
+ * given, receives a detached 1-D tensor of the method's terms (VISReg: center, scale, shape). */
+vr_status vr_visreg(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint64_t seed, uint64_t step,
+                    double w_scale, double w_shape, double w_center, vr_tensor **loss, vr_tensor **terms);
+vr_status vr_swd(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint64_t seed, uint64_t step, vr_tensor **loss);
+vr_status vr_sigreg(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint64_t seed, uint64_t step,
+                    int knots, double t_max, vr_tensor **loss);
+/* official two-view VICReg: w_inv * mean (z0-z1)^2 + w_var * var + w_cov * cov; terms: inv, var, cov */
+vr_status vr_vicreg(const vr_tensor *z, double w_inv, double w_var, double w_cov, vr_tensor **loss, vr_tensor **terms);
+/* the VISReg code's pooled squared-hinge variant: w_var * var + w_cov * cov; terms: var, cov */
+vr_status vr_vicreg_repo(const vr_tensor *z, double w_var, double w_cov, vr_tensor **loss, vr_tensor **terms);
+vr_status vr_barlow(const vr_tensor *z, double offdiag_weight, vr_tensor **loss);
+/* mean over views, batch and dims of (z - mean of the first global_views views)^2 */
+vr_status vr_invariance(const vr_tensor *z, int global_views, vr_tensor **loss);
+/* the i-th of B Gaussian quantile targets, sqrt(2) erfinv(2i/(B+1) - 1), i = 1..B, as a B-vector */
+vr_status vr_gauss_quantiles(int64_t B, vr_dtype dtype, vr_device device, vr_tensor **out);
+/* unit-column D x K slice matrix from Philox keyed by (seed, step) */
+vr_status vr_draw_slices(int64_t D, int64_t K, uint64_t seed, uint64_t step, double eps, vr_dtype dtype, vr_device device, vr_tensor **out);
+
+#endif

@@ -1,0 +1,179 @@
+/* testutil.h: helpers every Check suite shares: tensors from literals, comparisons, the f64
+ * finite-difference gradient check, guard bytes, CUDA skips, and the main() of a suite. */
+#ifndef VISREG_TESTUTIL_H
+#define VISREG_TESTUTIL_H
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../core/visreg.h"
+
+#define OK(expr) do { vr_status s_ = (expr); ck_assert_msg(s_ == VR_OK, "%s failed: %s", #expr, vr_last_error()); } while (0)
+/* the call fails with status st and its message contains needle */
+#define FAILS(expr, st, needle) do { vr_status s_ = (expr); \
+    ck_assert_msg(s_ == (st), "%s: expected %s, got %s (%s)", #expr, vr_status_name(st), vr_status_name(s_), vr_last_error()); \
+    ck_assert_msg(strstr(vr_last_error(), (needle)) != NULL, "%s: message '%s' lacks '%s'", #expr, vr_last_error(), (needle)); } while (0)
+
+static inline vr_tensor *tu_tensor(vr_dtype dt, int ndim, const int64_t *shape, const double *vals) {
+  vr_tensor *t;
+  if (vr_tensor_zeros(ndim, shape, dt, VR_CPU, &t)) return NULL;
+  int64_t n = vr_tensor_numel(t), idx[8] = {0};
+  for (int64_t k = 0; k < n; k++) {
+    int64_t r = k;
+    for (int d = ndim - 1; d >= 0; d--) { idx[d] = r % shape[d]; r /= shape[d]; }
+    vr_tensor_set(t, idx, vals[k]);
+  }
+  return t;
+}
+#define TU_SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+#define TU_VALS(...) ((const double[]){__VA_ARGS__})
+
+/* deterministic pseudo-random f64 values in (-1, 1) */
+static inline vr_tensor *tu_rand(vr_dtype dt, int ndim, const int64_t *shape, uint64_t seed) {
+  vr_generator *g;
+  vr_tensor *t = NULL;
+  if (vr_generator_new(seed, 7, &g)) return NULL;
+  vr_rand_uniform(g, ndim, shape, -1, 1, dt, VR_CPU, &t);
+  vr_generator_free(g);
+  return t;
+}
+
+/* all elements of t (any strides) as a new row-major f64 buffer */
+static inline double *tu_values(const vr_tensor *t) {
+  int64_t n = vr_tensor_numel(t);
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  vr_tensor *d;
+  if (vr_tensor_to_dtype(t, VR_F64, &d)) { free(v); return NULL; }
+  vr_tensor_to_buffer(d, v, sizeof(double) * (size_t)n);
+  vr_tensor_free(d);
+  return v;
+}
+
+static inline double tu_item(const vr_tensor *t) {
+  double v = NAN;
+  vr_tensor_item(t, &v);
+  return v;
+}
+
+/* asserts |a - b| <= atol + rtol |b| elementwise and equal shapes */
+static inline void tu_assert_close(const vr_tensor *a, const vr_tensor *b, double rtol, double atol, const char *what) {
+  ck_assert_msg(vr_tensor_ndim(a) == vr_tensor_ndim(b), "%s: ndim %d vs %d", what, vr_tensor_ndim(a), vr_tensor_ndim(b));
+  for (int d = 0; d < vr_tensor_ndim(a); d++)
+    ck_assert_msg(vr_tensor_size(a, d) == vr_tensor_size(b, d), "%s: size of dim %d: %lld vs %lld", what, d,
+                  (long long)vr_tensor_size(a, d), (long long)vr_tensor_size(b, d));
+  double *x = tu_values(a), *y = tu_values(b);
+  int64_t n = vr_tensor_numel(a);
+  for (int64_t k = 0; k < n; k++)
+    ck_assert_msg(fabs(x[k] - y[k]) <= atol + rtol * fabs(y[k]) || (isnan(x[k]) && isnan(y[k])),
+                  "%s: element %lld: %.12g vs expected %.12g", what, (long long)k, x[k], y[k]);
+  free(x);
+  free(y);
+}
+
+static inline void tu_assert_values(const vr_tensor *a, const double *expect, int64_t n, double tol, const char *what) {
+  ck_assert_msg(vr_tensor_numel(a) == n, "%s: %lld elements, expected %lld", what, (long long)vr_tensor_numel(a), (long long)n);
+  double *x = tu_values(a);
+  for (int64_t k = 0; k < n; k++)
+    ck_assert_msg(fabs(x[k] - expect[k]) <= tol * (1 + fabs(expect[k])), "%s: element %lld: %.12g vs expected %.12g",
+                  what, (long long)k, x[k], expect[k]);
+  free(x);
+}
+
+/* ---- finite-difference gradient check ----
+ * f maps inputs to one output. Inputs flagged in `diff` (a bitmask; all float inputs when 0) must
+ * be f64 leaves (any strides). Checks d<out, w>/d in[k] from backward against central
+ * differences for a fixed random w. */
+typedef vr_status (*tu_fn)(vr_tensor *const *in, void *ctx, vr_tensor **out);
+
+static inline double tu_dot_out(tu_fn f, vr_tensor *const *in, void *ctx, const double *w) {
+  vr_tensor *o = NULL;
+  int prev = vr_set_grad_enabled(0);
+  vr_status s = f(in, ctx, &o);
+  vr_set_grad_enabled(prev);
+  ck_assert_msg(s == VR_OK, "gradcheck forward failed: %s", vr_last_error());
+  double *v = tu_values(o), acc = 0;
+  for (int64_t k = 0; k < vr_tensor_numel(o); k++) acc += v[k] * w[k];
+  free(v);
+  vr_tensor_free(o);
+  return acc;
+}
+
+static inline void tu_gradcheck(const char *name, int n, vr_tensor *const *in, unsigned diff, tu_fn f, void *ctx,
+                                double eps, double tol) {
+  for (int k = 0; k < n; k++)
+    if (in[k] && (diff ? (diff >> k) & 1 : vr_tensor_dtype(in[k]) == VR_F64)) {
+      vr_tensor_set_grad(in[k], NULL);
+      OK(vr_tensor_set_requires_grad(in[k], 1));
+    }
+  vr_tensor *o = NULL;
+  vr_status s = f(in, ctx, &o);
+  ck_assert_msg(s == VR_OK, "%s: forward failed: %s", name, vr_last_error());
+  ck_assert_msg(vr_tensor_requires_grad(o), "%s: output does not require grad", name);
+  int64_t no = vr_tensor_numel(o);
+  vr_tensor *w = tu_rand(VR_F64, vr_tensor_ndim(o), (int64_t[]){vr_tensor_size(o, 0), vr_tensor_size(o, 1),
+                         vr_tensor_size(o, 2), vr_tensor_size(o, 3), vr_tensor_size(o, 4), vr_tensor_size(o, 5),
+                         vr_tensor_size(o, 6), vr_tensor_size(o, 7)}, 99);
+  vr_tensor *wd;
+  OK(vr_tensor_to_dtype(w, vr_tensor_dtype(o), &wd));
+  s = vr_backward(o, wd, 0);
+  ck_assert_msg(s == VR_OK, "%s: backward failed: %s", name, vr_last_error());
+  double *wv = tu_values(w);
+  for (int k = 0; k < n; k++) {
+    if (!in[k] || !vr_tensor_requires_grad(in[k])) continue;
+    vr_tensor *g = vr_tensor_grad(in[k]);
+    ck_assert_msg(g != NULL, "%s: input %d got no gradient", name, k);
+    double *gv = tu_values(g);
+    int nd = vr_tensor_ndim(in[k]);
+    int64_t ne = vr_tensor_numel(in[k]), idx[8] = {0};
+    for (int64_t e = 0; e < ne; e++) {
+      int64_t r = e;
+      for (int d = nd - 1; d >= 0; d--) { idx[d] = r % vr_tensor_size(in[k], d); r /= vr_tensor_size(in[k], d); }
+      double x0;
+      vr_tensor_get(in[k], idx, &x0);
+      vr_tensor_set(in[k], idx, x0 + eps);
+      double fp = tu_dot_out(f, in, ctx, wv);
+      vr_tensor_set(in[k], idx, x0 - eps);
+      double fm = tu_dot_out(f, in, ctx, wv);
+      vr_tensor_set(in[k], idx, x0);
+      double num = (fp - fm) / (2 * eps);
+      ck_assert_msg(fabs(gv[e] - num) <= tol * (1 + fabs(num)),
+                    "%s: input %d element %lld: analytic %.10g vs numeric %.10g", name, k, (long long)e, gv[e], num);
+    }
+    free(gv);
+    vr_tensor_free(g);
+    vr_tensor_set_grad(in[k], NULL);
+  }
+  (void)no;
+  free(wv);
+  vr_tensor_free(w);
+  vr_tensor_free(wd);
+  vr_tensor_free(o);
+}
+
+/* a non-contiguous f64 view with the given shape: the transpose of a contiguous tensor (2-D and up),
+ * values from seed. Caller frees the returned view only. */
+static inline vr_tensor *tu_strided(int ndim, const int64_t *shape, uint64_t seed) {
+  int64_t sw[8];
+  for (int i = 0; i < ndim; i++) sw[i] = shape[i];
+  if (ndim >= 2) { sw[ndim - 1] = shape[ndim - 2]; sw[ndim - 2] = shape[ndim - 1]; }
+  vr_tensor *base = tu_rand(VR_F64, ndim, sw, seed), *v = NULL;
+  if (ndim >= 2) vr_transpose(base, -1, -2, &v);
+  else { vr_tensor_retain(base); v = base; }
+  vr_tensor_free(base);
+  return v;
+}
+
+static inline int tu_have_cuda(void) { return vr_cuda_available(); }
+#define TU_SKIP_NO_CUDA() do { if (!tu_have_cuda()) { printf("SKIP %s: no CUDA device\n", __func__); return; } } while (0)
+
+/* main() of a suite file: VR_TEST_MAIN(my_suite) */
+#define VR_TEST_MAIN(suite_fn) \
+  int main(void) { \
+    SRunner *sr = srunner_create(suite_fn()); \
+    srunner_run_all(sr, CK_NORMAL); \
+    int nf = srunner_ntests_failed(sr); \
+    srunner_free(sr); \
+    return nf ? 1 : 0; \
+  }
+#endif

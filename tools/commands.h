@@ -1,0 +1,17 @@
+/* commands.h: the subcommands of bin/visreg, each defined in its own file under tools/.
+ * Weak, so that the binary links while one is still missing. argv[0] is the command name. */
+#ifndef VISREG_COMMANDS_H
+#define VISREG_COMMANDS_H
+#define VR_COMMAND(name) int name(int argc, char **argv) __attribute__((weak))
+VR_COMMAND(vr_cmd_train);
+VR_COMMAND(vr_cmd_run);
+VR_COMMAND(vr_cmd_eval);
+VR_COMMAND(vr_cmd_loss);
+VR_COMMAND(vr_cmd_bench);
+VR_COMMAND(vr_cmd_repl);
+VR_COMMAND(vr_cmd_sweep);
+/* benchmarks under `visreg bench NAME` */
+VR_COMMAND(vr_bench_ops);
+VR_COMMAND(vr_bench_losses);
+VR_COMMAND(vr_bench_train);
+#endif

@@ -1,0 +1,57 @@
+/* visreg.c: the command-line entry. Each command lives in its own file (tools/cmd_*.c,
+ * tools/bench_*.c) and is linked in when present; a missing one says so instead of failing. */
+#include "../core/visreg.h"
+#include "commands.h"
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+  const char *help;
+} command;
+
+static const command commands[] = {
+    {"train", vr_cmd_train, "train RECIPE.lua [--set key=value ...] [--out DIR] [--resume DIR] [--device cpu|cuda|auto]"},
+    {"run", vr_cmd_run, "run SCRIPT.lua [args]      any Lua script with the toolkit loaded"},
+    {"eval", vr_cmd_eval, "eval DIR_OR_CHECKPOINT       linear probe and kNN of a trained encoder"},
+    {"loss", vr_cmd_loss, "loss METHOD --z Z.npy [--slices G.npy] [--lambda L --global-views G] [--weights s,sh,c] [--grad-out G.npy]"},
+    {"bench", vr_cmd_bench, "bench ops|losses|train ...   benchmarks"},
+    {"repl", vr_cmd_repl, "repl [RUN_DIR]               interactive Lua with the toolkit loaded"},
+    {"sweep", vr_cmd_sweep, "sweep GRID.yaml              run a grid of trials over a recipe"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "visreg %s: self-supervised learning with VISReg\n\nusage: visreg COMMAND [args]\n\ncommands:\n", vr_version());
+  for (size_t k = 0; k < sizeof commands / sizeof *commands; k++)
+    fprintf(f, "  %-6s %s%s\n", commands[k].name, commands[k].help, commands[k].fn ? "" : "   (not in this build)");
+  fprintf(f, "\noptions:\n  --version   version, CUDA backend and GPU\n  --help      this text\n");
+}
+
+static int version(void) {
+  printf("visreg %s\n", vr_version());
+  if (!vr_cuda_compiled()) printf("cuda: not compiled in (built with CUDA=0)\n");
+  else if (vr_cuda_available()) printf("cuda: compiled in, device: %s\n", vr_cuda_device_name());
+  else printf("cuda: compiled in, no GPU found\n");
+  printf("cpu threads: %d\n", vr_num_threads());
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  if (!strcmp(argv[1], "--version")) return version();
+  for (size_t k = 0; k < sizeof commands / sizeof *commands; k++) {
+    if (strcmp(argv[1], commands[k].name)) continue;
+    if (!commands[k].fn) {
+      fprintf(stderr, "visreg: command '%s' is not in this build\n", argv[1]);
+      return 2;
+    }
+    return commands[k].fn(argc - 1, argv + 1);
+  }
+  fprintf(stderr, "visreg: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
