@@ -2,7 +2,6 @@
  * quantile targets, slice matrices (explicit or drawn from Philox), argument checks, and the
  * node whose backward scales the gradient the forward kernel computed (see reg.h). */
 #include "reg.h"
-#include "../philox.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -93,15 +92,6 @@ vr_status vr_gauss_quantiles(int64_t B, vr_dtype dtype, vr_device device, vr_ten
 
 /* ---------------------------------------------------------------- slices */
 
-static vr_status draw_raw(int64_t D, int64_t K, uint64_t seed, uint64_t step, vr_dtype dtype, vr_device device,
-                          vr_tensor **out) {
-  vr_generator *g = NULL;
-  VR_TRY(vr_generator_new(seed, step, &g));
-  vr_status st = vr_rand_normal(g, 2, (int64_t[]){D, K}, 0.0, 1.0, dtype, device, out);
-  vr_generator_free(g);
-  return st;
-}
-
 vr_status vr_draw_slices(int64_t D, int64_t K, uint64_t seed, uint64_t step, double eps, vr_dtype dtype,
                          vr_device device, vr_tensor **out) {
   VR_CHECK_OUT(out);
@@ -111,37 +101,35 @@ vr_status vr_draw_slices(int64_t D, int64_t K, uint64_t seed, uint64_t step, dou
   if (!(eps >= 0) || !isfinite(eps)) return VR_FAIL(VR_E_ARG, "eps: expected a finite eps >= 0, got %g", eps);
   if (dtype != VR_F32 && dtype != VR_F64)
     return VR_FAIL(VR_E_DTYPE, "dtype: expected f32 or f64, got %s", vr_dtype_name(dtype));
-  /* drawn in the requested dtype (as the ops draw them), normalised in double on the host */
-  vr_tensor *raw = NULL, *w = NULL, *wd = NULL;
-  vr_status st = VR_OK;
-  VR_TRYG(draw_raw(D, K, seed, step, dtype, VR_CPU, &raw));
-  VR_TRYG(vr_tensor_alloc(2, (int64_t[]){D, K}, dtype, VR_CPU, &w));
-  vr_reg_normalize_columns(raw, eps, vr_data(w));
+  /* drawn in the requested dtype and normalised on the host, exactly as the kernels do */
+  vr_tensor *w = NULL;
+  VR_TRY(vr_tensor_alloc(2, (int64_t[]){D, K}, dtype, VR_CPU, &w));
+  if (dtype == VR_F32) {
+    vr_reg_draw_f32(seed, step, D, K, vr_data(w));
+    vr_reg_normalize_f32(vr_data(w), D, K, eps, vr_data(w));
+  } else {
+    vr_reg_draw_f64(seed, step, D, K, vr_data(w));
+    vr_reg_normalize_f64(vr_data(w), D, K, eps, vr_data(w));
+  }
   if (device == VR_CPU) {
     *out = w;
-    w = NULL;
-  } else {
-    VR_TRYG(vr_tensor_to_device(w, device, &wd));
-    *out = wd;
+    return VR_OK;
   }
-done:
-  vr_tensor_free(raw);
+  vr_status st = vr_tensor_to_device(w, device, out);
   vr_tensor_free(w);
   return st;
 }
 
-vr_status vr_reg_raw_slices(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint64_t seed, uint64_t step,
-                            vr_tensor **out) {
-  if (!slices) return draw_raw(z->shape[2], K, seed, step, z->dtype, z->device, out);
+vr_status vr_reg_raw_slices(const vr_tensor *z, const vr_tensor *slices, vr_tensor **out) {
+  *out = NULL;
+  if (!slices) return VR_OK;
   if (slices->dtype == z->dtype) return vr_contiguous_raw(slices, out);
   vr_tensor *c = NULL;
-  VR_TRY(vr_tensor_to_dtype(slices, z->dtype, &c)); /* a fresh contiguous copy */
-  if (c->requires_grad || c->grad_fn) {             /* to_dtype may record; the kernel needs raw data only */
-    vr_tensor *d = NULL;
-    vr_status st = vr_detach(c, &d);
+  VR_TRY(vr_tensor_alloc(slices->ndim, slices->shape, z->dtype, z->device, &c));
+  vr_status st = vr_copy_(c, slices); /* converts the dtype; not recorded */
+  if (st) {
     vr_tensor_free(c);
-    if (st) return st;
-    c = d;
+    return st;
   }
   *out = c;
   return VR_OK;

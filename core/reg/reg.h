@@ -23,10 +23,9 @@ vr_status vr_reg_check_z(const char *func, const vr_tensor *z, int64_t min_views
 /* slices: D x K raw matrix (or NULL with K >= 1); *k_out receives the number of slices */
 vr_status vr_reg_check_slices(const char *func, const vr_tensor *z, const vr_tensor *slices, int64_t K,
                               int64_t *k_out);
-/* the raw D x K matrix: slices made contiguous, or K normal draws from Philox (seed, stream = step,
- * counters from 0, element (d, k) at counter d K + k), in z's dtype on z's device */
-vr_status vr_reg_raw_slices(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint64_t seed, uint64_t step,
-                            vr_tensor **out);
+/* slices made contiguous in z's dtype, or *out = NULL when slices is NULL: the kernel then draws
+ * the raw matrix itself (slices.h) from i[2] = seed, i[3] = step, i[4] = K */
+vr_status vr_reg_raw_slices(const vr_tensor *z, const vr_tensor *slices, vr_tensor **out);
 
 /* Runs the forward kernel of op and wraps its outputs. The caller fills a (in, f, i) and the
  * number of terms; this allocates out[0] = loss (0-dim), out[1] = terms (n_terms, or NULL when
@@ -42,6 +41,10 @@ void vr_reg_argsort_f32(const float *x, int64_t n, uint32_t *perm, uint64_t *wor
 void vr_reg_argsort_f64(const double *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork);
 /* VR_E_VALUE naming func when z (contiguous, f32 or f64, n elements) holds a NaN or an infinity */
 vr_status vr_reg_check_finite(const char *func, const vr_tensor *z);
-/* W[d, k] = G[d, k] / (||G[:, k]|| + eps) for contiguous D x K tensors of one dtype */
-void vr_reg_normalize_columns(const vr_tensor *G, double eps, void *W);
+/* the raw D x K slice matrix of (seed, step) (slices.h), in parallel */
+void vr_reg_draw_f32(uint64_t seed, uint64_t step, int64_t D, int64_t K, float *G);
+void vr_reg_draw_f64(uint64_t seed, uint64_t step, int64_t D, int64_t K, double *G);
+/* W[d, k] = G[d, k] / (||G[:, k]|| + eps), norms in double; W may be G */
+void vr_reg_normalize_f32(const float *G, int64_t D, int64_t K, double eps, float *W);
+void vr_reg_normalize_f64(const double *G, int64_t D, int64_t K, double eps, double *W);
 #endif

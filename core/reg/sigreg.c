@@ -2,7 +2,8 @@
  *
  * Kernel arguments of VR_OP_SIGREG (every device implements the same):
  *   forward: in[0] = z, V x B x D contiguous (f32 or f64); in[1] = G, raw D x K slices,
- *            contiguous, z's dtype, normalised by the kernel with f[1] (1e-12):
+ *            contiguous, z's dtype, or NULL: then drawn by the kernel (core/reg/slices.h) from
+ *            i[2] = seed, i[3] = step, i[4] = K; normalised by the kernel with f[1] (1e-12):
  *            W[:, k] = G[:, k] / (||G[:, k]|| + f[1]).
  *            f[0] = t_max; i[0] = slices per chunk (0: the kernel chooses); i[1] = knots (>= 2).
  *            Knots t_j = t_max j / (knots - 1), trapezoid weights a_0 = a_last = dt, interior
@@ -27,8 +28,8 @@ vr_status vr_sigreg(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint
   vr_tensor *zc = NULL, *G = NULL;
   vr_status st = VR_OK;
   VR_TRYG(vr_contiguous_raw(z, &zc));
-  VR_TRYG(vr_reg_raw_slices(z, slices, k, seed, step, &G));
-  vr_kernel_args a = {.in = {zc, G}, .n_in = 2, .f = {t_max, 1e-12}, .i = {0, knots}};
+  VR_TRYG(vr_reg_raw_slices(z, slices, &G));
+  vr_kernel_args a = {.in = {zc, G}, .n_in = 2, .f = {t_max, 1e-12}, .i = {0, knots, (int64_t)seed, (int64_t)step, k}};
   st = vr_reg_run("sigreg", VR_OP_SIGREG, z, &a, 0, loss, NULL);
 done:
   vr_tensor_free(zc);

@@ -2,7 +2,8 @@
  *
  * Kernel arguments of VR_OP_SWD (every device implements the same):
  *   forward: in[0] = z, V x B x D contiguous (f32 or f64); in[1] = G, raw D x K slices,
- *            contiguous, z's dtype, normalised by the kernel with f[3] (1e-6):
+ *            contiguous, z's dtype, or NULL: then drawn by the kernel (core/reg/slices.h) from
+ *            i[2] = seed, i[3] = step, i[4] = K; normalised by the kernel with f[3] (1e-6):
  *            W[:, k] = G[:, k] / (||G[:, k]|| + f[3]); in[2] = q, the B quantile targets.
  *            i[0] = slices per chunk (0: the kernel chooses).
  *            out[0] = loss (0-dim), out[1] = NULL, out[2] = dL/dz (upstream 1) or NULL.
@@ -21,9 +22,9 @@ vr_status vr_swd(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint64_
   vr_tensor *zc = NULL, *G = NULL, *q = NULL;
   vr_status st = VR_OK;
   VR_TRYG(vr_contiguous_raw(z, &zc));
-  VR_TRYG(vr_reg_raw_slices(z, slices, k, seed, step, &G));
+  VR_TRYG(vr_reg_raw_slices(z, slices, &G));
   VR_TRYG(vr_gauss_quantiles(z->shape[1], z->dtype, z->device, &q));
-  vr_kernel_args a = {.in = {zc, G, q}, .n_in = 3, .f = {0, 1, 0, 1e-6}, .i = {0}};
+  vr_kernel_args a = {.in = {zc, G, q}, .n_in = 3, .f = {0, 1, 0, 1e-6}, .i = {0, 0, (int64_t)seed, (int64_t)step, k}};
   st = vr_reg_run("swd", VR_OP_SWD, z, &a, 0, loss, NULL);
 done:
   vr_tensor_free(zc);

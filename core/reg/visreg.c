@@ -2,8 +2,10 @@
  *
  * Kernel arguments of VR_OP_VISREG (every device implements the same):
  *   forward: in[0] = z, V x B x D contiguous (f32 or f64)
- *            in[1] = G, the raw D x K slice matrix, contiguous, z's dtype; the kernel normalises
- *                    its columns, W[:, k] = G[:, k] / (||G[:, k]|| + f[3])
+ *            in[1] = G, the raw D x K slice matrix, contiguous, z's dtype, or NULL: then the
+ *                    kernel draws it from Philox (core/reg/slices.h) with i[2] = seed,
+ *                    i[3] = step, i[4] = K; either way it normalises the columns,
+ *                    W[:, k] = G[:, k] / (||G[:, k]|| + f[3])
  *            in[2] = q, the B quantile targets (vr_gauss_quantiles), z's dtype
  *            f[0] = w_scale, f[1] = w_shape, f[2] = w_center, f[3] = slice eps (1e-12)
  *            i[0] = slices per chunk (0: the kernel chooses); memory is O(V B D + V B chunk)
@@ -30,9 +32,9 @@ vr_status vr_visreg(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint
   vr_tensor *zc = NULL, *G = NULL, *q = NULL;
   vr_status st = VR_OK;
   VR_TRYG(vr_contiguous_raw(z, &zc));
-  VR_TRYG(vr_reg_raw_slices(z, slices, k, seed, step, &G));
+  VR_TRYG(vr_reg_raw_slices(z, slices, &G));
   VR_TRYG(vr_gauss_quantiles(z->shape[1], z->dtype, z->device, &q));
-  vr_kernel_args a = {.in = {zc, G, q}, .n_in = 3, .f = {w_scale, w_shape, w_center, 1e-12}, .i = {0}};
+  vr_kernel_args a = {.in = {zc, G, q}, .n_in = 3, .f = {w_scale, w_shape, w_center, 1e-12}, .i = {0, 0, (int64_t)seed, (int64_t)step, k}};
   st = vr_reg_run("visreg", VR_OP_VISREG, z, &a, 3, loss, terms);
 done:
   vr_tensor_free(zc);

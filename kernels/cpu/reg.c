@@ -4,6 +4,7 @@
  * The kernel-args convention of each op is documented at the top of its front-end in core/reg/. */
 #include "cpu.h"
 #include "../../core/reg/reg.h"
+#include "../../core/reg/slices.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -63,22 +64,39 @@ vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
                       (long long)(bad / D % B), (long long)(bad % D));
 }
 
-void vr_reg_normalize_columns(const vr_tensor *G, double eps, void *W) {
-  int64_t D = G->shape[0], K = G->shape[1];
-  double *nrm = calloc((size_t)K, sizeof(double));
-  if (!nrm) return; /* unreachable for sane sizes; W is then left unwritten */
-  const char *g = vr_data(G);
-  size_t es = vr_dtype_size(G->dtype);
-  for (int64_t d = 0; d < D; d++)
-    for (int64_t k = 0; k < K; k++) {
-      double v = vr_load(g + (d * K + k) * es, G->dtype);
-      nrm[k] += v * v;
-    }
-  for (int64_t k = 0; k < K; k++) nrm[k] = 1.0 / (sqrt(nrm[k]) + eps);
-  for (int64_t d = 0; d < D; d++)
-    for (int64_t k = 0; k < K; k++)
-      vr_store((char *)W + (d * K + k) * es, G->dtype, vr_load(g + (d * K + k) * es, G->dtype) * nrm[k]);
-  free(nrm);
+#define REG_DRAW(SFX, T)                                                                              \
+  void vr_reg_draw_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, T *G) {                  \
+    int64_t n = D * K, np = (n + 1) / 2;                                                              \
+    _Pragma("omp parallel for schedule(static) if (np > 4096)")                                      \
+    for (int64_t p = 0; p < np; p++) {                                                                \
+      double a, b;                                                                                    \
+      vr_reg_slice_pair(seed, step, (uint64_t)p, &a, &b);                                             \
+      G[2 * p] = (T)a;                                                                                \
+      if (2 * p + 1 < n) G[2 * p + 1] = (T)b;                                                         \
+    }                                                                                                 \
+  }                                                                                                   \
+  void vr_reg_normalize_##SFX(const T *G, int64_t D, int64_t K, double eps, T *W) {                   \
+    double *nrm = calloc((size_t)K, sizeof(double));                                                  \
+    if (!nrm) return; /* unreachable for sane sizes */                                                \
+    for (int64_t d = 0; d < D; d++)                                                                   \
+      for (int64_t k = 0; k < K; k++) nrm[k] += (double)G[d * K + k] * G[d * K + k];                  \
+    for (int64_t k = 0; k < K; k++) nrm[k] = 1.0 / (sqrt(nrm[k]) + eps);                              \
+    _Pragma("omp parallel for schedule(static) if (D * K > 65536)")                                  \
+    for (int64_t d = 0; d < D; d++)                                                                   \
+      for (int64_t k = 0; k < K; k++) W[d * K + k] = (T)(G[d * K + k] * nrm[k]);                      \
+    free(nrm);                                                                                        \
+  }
+REG_DRAW(f32, float)
+REG_DRAW(f64, double)
+
+/* libgomp's idle workers spin after each parallel region (GOMP_SPINCOUNT pause instructions,
+ * milliseconds on recent Intel cores) while the pthread OpenBLAS starts its own threads for the
+ * next GEMM: with few cores the spinning workers take the cores the GEMM needs (VISReg
+ * forward+backward measured 3 to 6 times slower on 2 cores). Unless the user chose a policy,
+ * idle workers sleep instead. A priority constructor runs before libgomp's (default priority)
+ * one reads the environment, in the statically linked binary and test suites. */
+__attribute__((constructor(101))) static void reg_omp_wait_policy(void) {
+  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "passive", 0);
 }
 
 void vr_cpu_register_reg(void) {
