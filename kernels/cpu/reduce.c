@@ -271,6 +271,163 @@ static vr_status sum_fwd(const vr_kernel_args *a) {
   return st;
 }
 
+/* ---------------------------------------------------------------- var */
+
+static vr_status var_fwd(const vr_kernel_args *a) {
+  rplan p;
+  rplan_init(&p, a->in[0], a->out[0], a->i[0]);
+  size_t n = (size_t)(p.nout ? p.nout : 1);
+  double *mean = malloc(sizeof(double) * n), *res = malloc(sizeof(double) * n);
+  vr_status st = VR_OK;
+  if (!mean || !res) {
+    st = VR_FAIL(VR_E_OOM, "var: out of host memory");
+    goto done;
+  }
+  racc sum = {RS_SUM, 0, 0}, dev = {RS_SQDEV, 0, 0};
+  VR_TRYG(reduce_all(&p, &sum, NULL, mean));
+  for (int64_t o = 0; o < p.nout; o++) mean[o] /= (double)p.nred;
+  VR_TRYG(reduce_all(&p, &dev, mean, res));
+  double den = (double)(p.nred - a->i[1]);
+  if (den < 0) den = 0;
+  for (int64_t o = 0; o < p.nout; o++) res[o] /= den;
+  store_outs(&p, a->out[0], res);
+done:
+  free(mean);
+  free(res);
+  return st;
+}
+
+/* ---------------------------------------------------------------- norm */
+
+static vr_status norm_fwd(const vr_kernel_args *a) {
+  rplan p;
+  rplan_init(&p, a->in[0], a->out[0], a->i[0]);
+  double pn = a->f[0];
+  double *res = malloc(sizeof(double) * (size_t)(p.nout ? p.nout : 1));
+  if (!res) return VR_FAIL(VR_E_OOM, "norm: out of host memory");
+  racc ac = {isinf(pn) ? RS_MAXABS : pn == 2 ? RS_SQ : pn == 1 ? RS_ABS : RS_POWABS, 0, pn};
+  vr_status st = reduce_all(&p, &ac, NULL, res);
+  if (!st) {
+    for (int64_t o = 0; o < p.nout; o++) {
+      if (ac.op == RS_SQ) res[o] = sqrt(res[o]);
+      else if (ac.op == RS_POWABS) res[o] = pow(res[o], 1 / pn);
+    }
+    store_outs(&p, a->out[0], res);
+  }
+  free(res);
+  return st;
+}
+
+typedef struct { double p; vr_dtype dt; } normb_ctx;
+
+static inline double norm_grad(double p, double g, double x, double y) {
+  if (y == 0 || x == 0) return 0;
+  double sg = x > 0 ? g : -g;
+  if (isinf(p)) return fabs(x) == y ? sg : 0;
+  if (p == 2) return g * x / y;
+  if (p == 1) return sg;
+  return sg * pow(fabs(x) / y, p - 1);
+}
+
+static void normb_run(void *c, char *const *p, const int64_t *s, int64_t n) {
+  const normb_ctx *nc = c;
+  size_t e = vr_dtype_size(nc->dt);
+  /* p: {grad_x, grad_y, x, y} */
+  for (int64_t k = 0; k < n; k++) {
+    double g = vr_load(p[1] + k * s[1] * (int64_t)e, nc->dt), x = vr_load(p[2] + k * s[2] * (int64_t)e, nc->dt),
+           y = vr_load(p[3] + k * s[3] * (int64_t)e, nc->dt);
+    vr_store(p[0] + k * s[0] * (int64_t)e, nc->dt, norm_grad(nc->p, g, x, y));
+  }
+}
+
+static vr_status norm_bwd(const vr_kernel_args *a) {
+  vr_tensor *ts[4] = {a->out[0], a->in[0], a->in[1], a->in[2]};
+  normb_ctx nc = {a->f[0], a->in[1]->dtype};
+  vr_iter it;
+  vr_iter_init(&it, 4, ts);
+  vr_iter_parallel(&it, 1 << 14, normb_run, &nc);
+  return VR_OK;
+}
+
+/* ---------------------------------------------------------------- max / min along a dim */
+
+typedef struct { rplan pv, pi; int is_min; vr_tensor *v, *ix; } mm_ctx;
+
+static void mm_body(void *c, int64_t lo, int64_t hi) {
+  const mm_ctx *m = c;
+  const rplan *p = &m->pv;
+  int64_t n = p->rshape[0], rs = p->rin[0];
+  char *vb = (char *)vr_data(m->v);
+  int64_t *ib = (int64_t *)vr_data(m->ix);
+  size_t ve = vr_dtype_size(m->v->dtype);
+  for (int64_t o = lo; o < hi; o++) {
+    int64_t xo, vo, xo2, io;
+    rplan_out(p, o, &xo, &vo);
+    rplan_out(&m->pi, o, &xo2, &io);
+    int64_t bi = 0;
+    double best;
+    if (p->xdt == VR_F32 || p->xdt == VR_F64) {
+      /* typed: NaN wins, then the first extreme */
+#define MM_SCAN(T)                                                                     {                                                                                      const T *X = (const T *)p->x + xo;                                                   T b = X[0];                                                                          for (int64_t r = 1; r < n && b == b; r++) {                                            T v = X[r * rs];                                                                     if (v != v || (m->is_min ? v < b : v > b)) { b = v; bi = r; }                      }                                                                                    best = b;                                                                          }
+      if (p->xdt == VR_F32) MM_SCAN(float) else MM_SCAN(double)
+#undef MM_SCAN
+    } else {
+      best = vr_load(p->x + xo * (int64_t)p->xes, p->xdt);
+      for (int64_t r = 1; r < n; r++) {
+        double v = vr_load(p->x + (xo + r * rs) * (int64_t)p->xes, p->xdt);
+        if (m->is_min ? v < best : v > best) { best = v; bi = r; }
+      }
+      if (p->xdt == VR_I64) { /* exact */
+        ((int64_t *)vb)[vo] = ((const int64_t *)p->x)[xo + bi * rs];
+        ib[io] = bi;
+        continue;
+      }
+    }
+    vr_store(vb + vo * (int64_t)ve, m->v->dtype, best);
+    ib[io] = bi;
+  }
+}
+
+static vr_status maxmin_fwd(const vr_kernel_args *a) {
+  mm_ctx m;
+  int64_t mask = (int64_t)1 << a->i[0];
+  rplan_init(&m.pv, a->in[0], a->out[0], mask);
+  rplan_init(&m.pi, a->in[0], a->out[1], mask);
+  m.is_min = a->sub == 1;
+  m.v = a->out[0];
+  m.ix = a->out[1];
+  int64_t grain = (1 << 14) / (m.pv.nred ? m.pv.nred : 1);
+  vr_parallel_for(m.pv.nout, grain < 1 ? 1 : grain, mm_body, &m);
+  return VR_OK;
+}
+
+static vr_status maxmin_bwd(const vr_kernel_args *a) {
+  vr_tensor *gx = a->out[0], *g = a->in[0], *ix = a->in[1];
+  int64_t dim = a->i[0], mask = (int64_t)1 << dim;
+  rplan pg, pi;
+  rplan_init(&pg, gx, g, mask);
+  rplan_init(&pi, gx, ix, mask);
+  /* zero gx (any strides) through the copy-free path: a fill by element */
+  vr_kernel_args z = {.out = {gx}, .n_out = 1, .f = {0}};
+  VR_TRY(vr_dispatch(VR_OP_FILL, VR_CPU, 0, &z));
+  char *gb = (char *)vr_data(gx);
+  const char *gin = (const char *)vr_data(g);
+  const int64_t *ib = (const int64_t *)vr_data(ix);
+  size_t e = vr_dtype_size(gx->dtype);
+  int64_t ds = gx->ndim ? gx->stride[dim] : 0;
+  for (int64_t o = 0; o < pg.nout; o++) {
+    int64_t xo, go, xo2, io;
+    rplan_out(&pg, o, &xo, &go);
+    rplan_out(&pi, o, &xo2, &io);
+    int64_t k = ib[io];
+    vr_store(gb + (xo + k * ds) * (int64_t)e, gx->dtype, vr_load(gin + go * (int64_t)e, g->dtype));
+  }
+  return VR_OK;
+}
+
 void vr_cpu_register_reduce(void) {
   vr_kernel_register(VR_OP_SUM, VR_CPU, sum_fwd, NULL);
+  vr_kernel_register(VR_OP_VAR, VR_CPU, var_fwd, NULL);
+  vr_kernel_register(VR_OP_NORM, VR_CPU, norm_fwd, norm_bwd);
+  vr_kernel_register(VR_OP_MAXMIN, VR_CPU, maxmin_fwd, maxmin_bwd);
 }
