@@ -1,6 +1,7 @@
 /* test_linalg.c: vr_matmul and vr_linear against naive f64 loops, finite-difference gradients
  * (transposed and non-contiguous operands, broadcast batch dims, 1-D cases) and error messages. */
 #include "testutil.h"
+#include "../kernels/cpu/cpu.h" /* to watch the kernel args of VR_OP_MATMUL */
 
 /* naive batched product of row-major buffers with broadcast batch dims (torch.matmul rules) */
 static vr_tensor *ref_matmul(const vr_tensor *a, const vr_tensor *b) {
@@ -202,6 +203,41 @@ START_TEST(mm_empty) {
 }
 END_TEST
 
+
+/* a stand-in kernel that records what the front-end passes */
+static struct { int calls; int64_t ta, tb, lda, ldb; int a_ndim; void *a_data, *b_data; } seen;
+static vr_status spy_kernel(const vr_kernel_args *a) {
+  seen.calls++;
+  seen.ta = a->i[0]; seen.tb = a->i[1]; seen.lda = a->i[2]; seen.ldb = a->i[3];
+  seen.a_ndim = a->in[0]->ndim;
+  seen.a_data = vr_data(a->in[0]);
+  seen.b_data = vr_data(a->in[1]);
+  return VR_OK;
+}
+
+START_TEST(mm_transposed_no_copy) {
+  vr_backends_init();
+  vr_kernel_register(VR_OP_MATMUL, VR_CPU, spy_kernel, NULL);
+  vr_tensor *a = rnd(2, TU_SHAPE(6, 4), 90), *b = rnd(2, TU_SHAPE(7, 4), 91), *at = NULL, *bt = NULL, *c = NULL;
+  OK(vr_transpose(a, 0, 1, &at)); /* [4, 6], strides (1, 4) */
+  OK(vr_transpose(b, 0, 1, &bt)); /* [4, 7], strides (1, 4) */
+  memset(&seen, 0, sizeof seen);
+  OK(vr_matmul(b, at, &c)); /* [7, 4] . [4, 6] */
+  ck_assert_int_eq(seen.calls, 1);
+  ck_assert(seen.ta == 0 && seen.tb == 1 && seen.lda == 4 && seen.ldb == 4);
+  ck_assert_ptr_eq(seen.b_data, vr_tensor_data(a)); /* the transposed view itself, no copy */
+  vr_tensor_free(c);
+  vr_tensor *x = rnd(3, TU_SHAPE(5, 3, 4), 92);
+  memset(&seen, 0, sizeof seen);
+  OK(vr_matmul(x, bt, &c)); /* the linear layer: batch folded into one 15x4 . (7x4)^T gemm */
+  ck_assert(seen.a_ndim == 2 && seen.ta == 0 && seen.tb == 1);
+  ck_assert_ptr_eq(seen.a_data, vr_tensor_data(x));
+  ck_assert_ptr_eq(seen.b_data, vr_tensor_data(b));
+  vr_cpu_register_linalg();
+  vr_tensor_free(c); vr_tensor_free(a); vr_tensor_free(b); vr_tensor_free(at); vr_tensor_free(bt); vr_tensor_free(x);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- gradients */
 
 static vr_status f_mm(vr_tensor *const *in, void *ctx, vr_tensor **out) { return vr_matmul(in[0], in[1], out); }
@@ -382,6 +418,7 @@ static Suite *linalg_suite(void) {
   tcase_add_test(t, mm_batched_times_2d);
   tcase_add_test(t, mm_transposed_operands);
   tcase_add_test(t, mm_strided_general);
+  tcase_add_test(t, mm_transposed_no_copy);
   tcase_add_test(t, mm_many_small_batches);
   tcase_add_test(t, mm_empty);
   tcase_add_test(t, mm_grad_2d);

@@ -1,7 +1,8 @@
 /* conv.c: CPU conv2d forward and backward by im2col + OpenBLAS gemm (args documented in
  * core/ops/conv.c). Samples run in parallel on OpenMP threads, each gemm on one BLAS thread;
  * 1x1 stride-1 unpadded convolutions skip im2col. grad_w sums per-chunk partials in chunk order,
- * the chunks fixed by the batch size alone, so results do not depend on the thread count. */
+ * the chunks fixed by the batch size alone, so results do not depend on the thread count.
+ * A batch too small to fill the threads runs sample by sample with multithreaded gemms. */
 #include "cpu.h"
 #include <cblas.h>
 #include <omp.h>
@@ -121,8 +122,11 @@ static vr_status conv2d_fwd(const vr_kernel_args *a) {
   size_t es = vr_dtype_size(dt);
   const char *px = vr_data(x), *pw = vr_data(w), *pb = b ? vr_data(b) : NULL;
   char *py = vr_data(y);
-  int failed = 0, prev = blas_serial_begin();
-#pragma omp parallel
+  /* batch-parallel with one BLAS thread each when the batch can fill the threads; otherwise
+   * samples in turn, each gemm on all of BLAS's threads (same results: BLAS splits m and n only) */
+  int par = g.N >= omp_get_max_threads();
+  int failed = 0, prev = par ? blas_serial_begin() : 1;
+#pragma omp parallel if (par)
   {
     void *col = g.direct ? NULL : malloc((size_t)(g.K * g.P) * es + 64);
     if (!g.direct && !col) {
@@ -199,8 +203,9 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
     part = malloc((size_t)((nch - 1) * wsize) * es);
     if (!part) return VR_FAIL(VR_E_OOM, "weight: no memory for grad_w partials (%lld elements)", (long long)(nch * wsize));
   }
-  int failed = 0, prev = blas_serial_begin();
-#pragma omp parallel
+  int par = nch >= omp_get_max_threads() || nch == 16;
+  int failed = 0, prev = par ? blas_serial_begin() : 1;
+#pragma omp parallel if (par)
   {
     int need_col = !g.direct;
     void *col = need_col ? malloc((size_t)(g.K * g.P) * es + 64) : NULL;
