@@ -131,6 +131,25 @@ START_TEST(conv_threads_deterministic) {
 }
 END_TEST
 
+START_TEST(conv_empty_batch) {
+  vr_tensor *x = rnd(4, TU_SHAPE(0, 2, 5, 5), 25), *w = rnd(4, TU_SHAPE(3, 2, 3, 3), 26), *b = rnd(1, TU_SHAPE(3), 27);
+  vr_tensor *y = NULL, *g = NULL;
+  OK(vr_tensor_set_requires_grad(w, 1));
+  OK(vr_tensor_set_requires_grad(b, 1));
+  OK(vr_conv2d(x, w, b, 1, 1, 1, 1, 1, 1, 1, &y));
+  ck_assert_int_eq(vr_tensor_numel(y), 0);
+  ck_assert_int_eq(vr_tensor_size(y, 1), 3);
+  OK(vr_tensor_zeros(4, TU_SHAPE(0, 3, 5, 5), VR_F64, VR_CPU, &g));
+  OK(vr_backward(y, g, 0));
+  vr_tensor *gw = vr_tensor_grad(w), *gb = vr_tensor_grad(b);
+  double *v = tu_values(gw);
+  for (int k = 0; k < 54; k++) ck_assert(v[k] == 0);
+  free(v);
+  tu_assert_values(gb, TU_VALS(0, 0, 0), 3, 0, "grad_b of an empty batch");
+  FREE(x, w, b, y, g, gw, gb);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- conv gradients */
 
 static vr_status f_conv(vr_tensor *const *in, void *ctx, vr_tensor **out) {
@@ -409,6 +428,7 @@ static Suite *conv_suite(void) {
   tcase_add_test(c, conv_1x1);
   tcase_add_test(c, conv_f32_and_noncontig);
   tcase_add_test(c, conv_threads_deterministic);
+  tcase_add_test(c, conv_empty_batch);
   tcase_add_test(c, conv_grad_basic);
   tcase_add_test(c, conv_grad_stride_dilation);
   tcase_add_test(c, conv_grad_groups);

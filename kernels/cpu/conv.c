@@ -190,10 +190,10 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
     }
   }
   if (!gx && !gw) return VR_OK;
-  if (gx) memset(pgx, 0, (size_t)vr_tensor_numel(gx) * es);
+  if (gx && vr_tensor_numel(gx) > 0) memset(pgx, 0, (size_t)vr_tensor_numel(gx) * es);
   int64_t wsize = g.Co * g.K;
-  if (gw) memset(pgw, 0, (size_t)wsize * es);
-  if (g.N == 0) return VR_OK;
+  if (gw && wsize > 0) memset(pgw, 0, (size_t)wsize * es);
+  if (g.N == 0 || wsize == 0 || g.P == 0) return VR_OK;
 
   /* fixed chunks of the batch; chunk 0 accumulates straight into gw, the others into partials */
   int64_t nch = g.N < 16 ? g.N : 16;
