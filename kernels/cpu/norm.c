@@ -23,8 +23,78 @@ static inline void st1(vr_tensor *t, int64_t k, double v) {
 
 typedef struct { const vr_kernel_args *a; int64_t N, C, S; } bn_ctx;
 
-/* T: element type of x, y, weight, bias, save_mean, save_invstd */
+/* Channels are handled in blocks of BN_BLK. With S > 1 each channel's data is N runs of S
+ * contiguous elements, summed into 8 lane accumulators (vectorisable, fixed order); with S = 1
+ * (N x C) rows are walked once per pass and the block's channels accumulate side by side. */
+#define BN_BLK 64
+
 #define BN_KERNELS(T, SUF)                                                                                           \
+  static inline void lsum_##SUF(const T *p, int64_t n, double *acc) {                                                \
+    int64_t k = 0;                                                                                                   \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) acc[j] += p[k + j];                                                                \
+    for (; k < n; k++) acc[k & 7] += p[k];                                                                           \
+  }                                                                                                                  \
+  static inline void lsq_##SUF(const T *p, int64_t n, double m, double *acc) {                                       \
+    int64_t k = 0;                                                                                                   \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) acc[j] += (p[k + j] - m) * (p[k + j] - m);                                         \
+    for (; k < n; k++) acc[k & 7] += (p[k] - m) * (p[k] - m);                                                        \
+  }                                                                                                                  \
+  static inline void ldot_##SUF(const T *g, const T *x, int64_t n, double m, double *ag, double *agx) {              \
+    int64_t k = 0;                                                                                                   \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) {                                                                                  \
+        ag[j] += g[k + j];                                                                                           \
+        agx[j] += g[k + j] * (x[k + j] - m);                                                                         \
+      }                                                                                                              \
+    for (; k < n; k++) {                                                                                             \
+      ag[k & 7] += g[k];                                                                                             \
+      agx[k & 7] += g[k] * (x[k] - m);                                                                               \
+    }                                                                                                                \
+  }                                                                                                                  \
+  /* per channel of [c0, c0+nb): sum (or with mean given, sum of squared deviations) */                           \
+  static void bn_reduce_##SUF(const T *x, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb,                   \
+                              const double *mean, double *out) {                                                     \
+    if (S == 1) {                                                                                                    \
+      for (int64_t j = 0; j < nb; j++) out[j] = 0;                                                                   \
+      for (int64_t n = 0; n < N; n++) {                                                                              \
+        const T *r = x + n * C + c0;                                                                                 \
+        if (mean)                                                                                                    \
+          for (int64_t j = 0; j < nb; j++) out[j] += (r[j] - mean[j]) * (r[j] - mean[j]);                            \
+        else                                                                                                         \
+          for (int64_t j = 0; j < nb; j++) out[j] += r[j];                                                           \
+      }                                                                                                              \
+      return;                                                                                                        \
+    }                                                                                                                \
+    for (int64_t j = 0; j < nb; j++) {                                                                               \
+      double acc[8] = {0};                                                                                           \
+      for (int64_t n = 0; n < N; n++) {                                                                              \
+        const T *p = x + (n * C + c0 + j) * S;                                                                       \
+        if (mean) lsq_##SUF(p, S, mean[j], acc);                                                                     \
+        else lsum_##SUF(p, S, acc);                                                                                  \
+      }                                                                                                              \
+      out[j] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));                    \
+    }                                                                                                                \
+  }                                                                                                                  \
+  /* o = x * sc + sh per channel (sc, sh in double) */                                                               \
+  static void bn_affine_##SUF(const T *x, T *o, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb,             \
+                              const double *sc, const double *sh) {                                                  \
+    for (int64_t n = 0; n < N; n++) {                                                                                \
+      if (S == 1) {                                                                                                  \
+        const T *r = x + n * C + c0;                                                                                 \
+        T *q = o + n * C + c0;                                                                                       \
+        for (int64_t j = 0; j < nb; j++) q[j] = (T)(r[j] * sc[j] + sh[j]);                                           \
+        continue;                                                                                                    \
+      }                                                                                                              \
+      for (int64_t j = 0; j < nb; j++) {                                                                             \
+        const T *p = x + (n * C + c0 + j) * S;                                                                       \
+        T *q = o + (n * C + c0 + j) * S;                                                                             \
+        T ts = (T)sc[j], tsh = (T)sh[j];                                                                             \
+        for (int64_t s = 0; s < S; s++) q[s] = p[s] * ts + tsh;                                                      \
+      }                                                                                                              \
+    }                                                                                                                \
+  }                                                                                                                  \
   static void bn_fwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
     const bn_ctx *c = cv;                                                                                            \
     const vr_kernel_args *a = c->a;                                                                                  \
@@ -34,41 +104,33 @@ typedef struct { const vr_kernel_args *a; int64_t N, C, S; } bn_ctx;
     T *y = vr_data(a->out[0]), *sm = vr_data(a->out[1]), *si = vr_data(a->out[2]);                                   \
     int64_t N = c->N, C = c->C, S = c->S, M = N * S;                                                                 \
     double mom = a->f[0], eps = a->f[1];                                                                             \
-    for (int64_t ch = lo; ch < hi; ch++) {                                                                           \
-      double mean, invstd;                                                                                           \
+    double mean[BN_BLK], sq[BN_BLK], sc[BN_BLK], sh[BN_BLK];                                                         \
+    for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
+      int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
       if (a->i[0]) {                                                                                                 \
-        double sum = 0, sq = 0;                                                                                      \
-        for (int64_t n = 0; n < N; n++) {                                                                            \
-          const T *p = x + (n * C + ch) * S;                                                                         \
-          for (int64_t s = 0; s < S; s++) sum += p[s];                                                               \
-        }                                                                                                            \
-        mean = sum / (double)M;                                                                                      \
-        for (int64_t n = 0; n < N; n++) {                                                                            \
-          const T *p = x + (n * C + ch) * S;                                                                         \
-          for (int64_t s = 0; s < S; s++) {                                                                          \
-            double d = p[s] - mean;                                                                                  \
-            sq += d * d;                                                                                             \
+        bn_reduce_##SUF(x, N, C, S, c0, nb, NULL, mean);                                                             \
+        for (int64_t j = 0; j < nb; j++) mean[j] /= (double)M;                                                       \
+        bn_reduce_##SUF(x, N, C, S, c0, nb, mean, sq);                                                               \
+      }                                                                                                              \
+      for (int64_t j = 0; j < nb; j++) {                                                                             \
+        int64_t ch = c0 + j;                                                                                         \
+        double invstd;                                                                                               \
+        if (a->i[0]) {                                                                                               \
+          invstd = 1.0 / sqrt(sq[j] / (double)M + eps);                                                              \
+          if (rm) {                                                                                                  \
+            st1(rm, ch, (1 - mom) * ld1(rm, ch) + mom * mean[j]);                                                    \
+            st1(rv, ch, (1 - mom) * ld1(rv, ch) + mom * sq[j] / (double)(M - 1));                                    \
           }                                                                                                          \
+        } else {                                                                                                     \
+          mean[j] = ld1(rm, ch);                                                                                     \
+          invstd = 1.0 / sqrt(ld1(rv, ch) + eps);                                                                    \
         }                                                                                                            \
-        invstd = 1.0 / sqrt(sq / (double)M + eps);                                                                   \
-        if (rm) {                                                                                                    \
-          st1(rm, ch, (1 - mom) * ld1(rm, ch) + mom * mean);                                                         \
-          st1(rv, ch, (1 - mom) * ld1(rv, ch) + mom * sq / (double)(M - 1));                                         \
-        }                                                                                                            \
-      } else {                                                                                                       \
-        mean = ld1(rm, ch);                                                                                          \
-        invstd = 1.0 / sqrt(ld1(rv, ch) + eps);                                                                      \
+        sc[j] = (w ? (double)w[ch] : 1.0) * invstd;                                                                  \
+        sh[j] = (b ? (double)b[ch] : 0.0) - mean[j] * sc[j];                                                         \
+        sm[ch] = (T)mean[j];                                                                                         \
+        si[ch] = (T)invstd;                                                                                          \
       }                                                                                                              \
-      double scale = (w ? (double)w[ch] : 1.0) * invstd;                                                             \
-      double shift = (b ? (double)b[ch] : 0.0) - mean * scale;                                                       \
-      T ts = (T)scale, tsh = (T)shift;                                                                               \
-      for (int64_t n = 0; n < N; n++) {                                                                              \
-        const T *p = x + (n * C + ch) * S;                                                                           \
-        T *q = y + (n * C + ch) * S;                                                                                 \
-        for (int64_t s = 0; s < S; s++) q[s] = p[s] * ts + tsh;                                                      \
-      }                                                                                                              \
-      sm[ch] = (T)mean;                                                                                              \
-      si[ch] = (T)invstd;                                                                                            \
+      bn_affine_##SUF(x, y, N, C, S, c0, nb, sc, sh);                                                                \
     }                                                                                                                \
   }                                                                                                                  \
   static void bn_bwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
@@ -80,25 +142,54 @@ typedef struct { const vr_kernel_args *a; int64_t N, C, S; } bn_ctx;
     T *gx = a->out[0] ? vr_data(a->out[0]) : NULL;                                                                   \
     T *gw = a->out[1] ? vr_data(a->out[1]) : NULL, *gb = a->out[2] ? vr_data(a->out[2]) : NULL;                      \
     int64_t N = c->N, C = c->C, S = c->S, M = N * S;                                                                 \
-    for (int64_t ch = lo; ch < hi; ch++) {                                                                           \
-      double mean = sm[ch], invstd = si[ch], sg = 0, sgx = 0;                                                        \
-      for (int64_t n = 0; n < N; n++) {                                                                              \
-        const T *gp = g + (n * C + ch) * S, *xp = x + (n * C + ch) * S;                                              \
-        for (int64_t s = 0; s < S; s++) {                                                                            \
-          sg += gp[s];                                                                                               \
-          sgx += gp[s] * (xp[s] - mean);                                                                             \
+    double mean[BN_BLK], sg[BN_BLK], sgx[BN_BLK], k1[BN_BLK], k2[BN_BLK], wi[BN_BLK];                                \
+    for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
+      int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
+      for (int64_t j = 0; j < nb; j++) mean[j] = sm[c0 + j];                                                         \
+      if (S == 1) {                                                                                                  \
+        for (int64_t j = 0; j < nb; j++) sg[j] = sgx[j] = 0;                                                         \
+        for (int64_t n = 0; n < N; n++) {                                                                            \
+          const T *gr = g + n * C + c0, *xr = x + n * C + c0;                                                        \
+          for (int64_t j = 0; j < nb; j++) {                                                                         \
+            sg[j] += gr[j];                                                                                          \
+            sgx[j] += gr[j] * (xr[j] - mean[j]);                                                                     \
+          }                                                                                                          \
+        }                                                                                                            \
+      } else {                                                                                                       \
+        for (int64_t j = 0; j < nb; j++) {                                                                           \
+          double ag[8] = {0}, agx[8] = {0};                                                                          \
+          for (int64_t n = 0; n < N; n++) {                                                                          \
+            int64_t off = (n * C + c0 + j) * S;                                                                      \
+            ldot_##SUF(g + off, x + off, S, mean[j], ag, agx);                                                       \
+          }                                                                                                          \
+          sg[j] = ((ag[0] + ag[1]) + (ag[2] + ag[3])) + ((ag[4] + ag[5]) + (ag[6] + ag[7]));                         \
+          sgx[j] = ((agx[0] + agx[1]) + (agx[2] + agx[3])) + ((agx[4] + agx[5]) + (agx[6] + agx[7]));                \
         }                                                                                                            \
       }                                                                                                              \
-      if (gb) gb[ch] = (T)sg;                                                                                        \
-      if (gw) gw[ch] = (T)(sgx * invstd);                                                                            \
+      for (int64_t j = 0; j < nb; j++) {                                                                             \
+        double invstd = si[c0 + j];                                                                                  \
+        if (gb) gb[c0 + j] = (T)sg[j];                                                                               \
+        if (gw) gw[c0 + j] = (T)(sgx[j] * invstd);                                                                   \
+        wi[j] = (w ? (double)w[c0 + j] : 1.0) * invstd;                                                              \
+        /* batch stats: gx = w invstd (g - mean(g) - xhat mean(g xhat)); running stats: gx = w invstd g */       \
+        k1[j] = a->i[0] ? sg[j] / (double)M : 0.0;                                                                   \
+        k2[j] = a->i[0] ? sgx[j] * invstd * invstd / (double)M : 0.0;                                                \
+      }                                                                                                              \
       if (!gx) continue;                                                                                             \
-      double wi = (w ? (double)w[ch] : 1.0) * invstd;                                                                \
-      /* batch stats: gx = w invstd (g - mean(g) - xhat mean(g xhat)); running stats: gx = w invstd g */         \
-      double k1 = a->i[0] ? sg / (double)M : 0.0, k2 = a->i[0] ? sgx * invstd * invstd / (double)M : 0.0;            \
       for (int64_t n = 0; n < N; n++) {                                                                              \
-        const T *gp = g + (n * C + ch) * S, *xp = x + (n * C + ch) * S;                                              \
-        T *o = gx + (n * C + ch) * S;                                                                                \
-        for (int64_t s = 0; s < S; s++) o[s] = (T)(wi * (gp[s] - k1 - (xp[s] - mean) * k2));                         \
+        if (S == 1) {                                                                                                \
+          const T *gr = g + n * C + c0, *xr = x + n * C + c0;                                                        \
+          T *o = gx + n * C + c0;                                                                                    \
+          for (int64_t j = 0; j < nb; j++) o[j] = (T)(wi[j] * (gr[j] - k1[j] - (xr[j] - mean[j]) * k2[j]));          \
+          continue;                                                                                                  \
+        }                                                                                                            \
+        for (int64_t j = 0; j < nb; j++) {                                                                           \
+          int64_t off = (n * C + c0 + j) * S;                                                                        \
+          const T *gp = g + off, *xp = x + off;                                                                      \
+          T *o = gx + off;                                                                                           \
+          double m = mean[j], q1 = k1[j], q2 = k2[j], s0 = wi[j];                                                    \
+          for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (gp[s] - q1 - (xp[s] - m) * q2));                          \
+        }                                                                                                            \
       }                                                                                                              \
     }                                                                                                                \
   }

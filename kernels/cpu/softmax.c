@@ -16,6 +16,79 @@ static inline double exp_f64(double v) { return exp(v); }
 
 typedef struct { const vr_kernel_args *a; int64_t outer, D, inner; } sm_ctx;
 
+static inline double lanes_sum(const double *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
+/* Line helpers over n elements at stride st; 8 independent lanes so that the loops vectorise
+ * and the reduction order is fixed. Inlined, so st = 1 gets its own contiguous code. */
+#define SM_LINES(T, SUF)                                                                                             \
+  static inline T lmax_##SUF(const T *p, int64_t n, int64_t st) {                                                    \
+    T m[8];                                                                                                          \
+    for (int j = 0; j < 8; j++) m[j] = -INFINITY;                                                                    \
+    int64_t k = 0;                                                                                                   \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) m[j] = p[(k + j) * st] > m[j] ? p[(k + j) * st] : m[j];                            \
+    for (; k < n; k++) m[0] = p[k * st] > m[0] ? p[k * st] : m[0];                                                   \
+    T r = m[0];                                                                                                      \
+    for (int j = 1; j < 8; j++) r = m[j] > r ? m[j] : r;                                                             \
+    if (isinf(r) && r < 0) r = 0; /* all -inf (or empty): avoid inf - inf */                                         \
+    return r;                                                                                                        \
+  }                                                                                                                  \
+  /* sum of exp(p - mx); the terms go to q when q is not NULL */                                                   \
+  static inline double lsumexp_##SUF(const T *p, T *q, int64_t n, int64_t st, T mx) {                                \
+    double acc[8] = {0};                                                                                             \
+    int64_t k = 0;                                                                                                   \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) {                                                                                  \
+        T e = exp_##SUF(p[(k + j) * st] - mx);                                                                       \
+        if (q) q[(k + j) * st] = e;                                                                                  \
+        acc[j] += e;                                                                                                 \
+      }                                                                                                              \
+    for (; k < n; k++) {                                                                                             \
+      T e = exp_##SUF(p[k * st] - mx);                                                                               \
+      if (q) q[k * st] = e;                                                                                          \
+      acc[k & 7] += e;                                                                                               \
+    }                                                                                                                \
+    return lanes_sum(acc);                                                                                           \
+  }                                                                                                                  \
+  /* sum of p (and of p * y when y is not NULL, returned in *py) */                                                  \
+  static inline double lsum_##SUF(const T *p, const T *y, int64_t n, int64_t st, double *py) {                       \
+    double a[8] = {0}, b[8] = {0};                                                                                   \
+    int64_t k = 0;                                                                                                   \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) {                                                                                  \
+        a[j] += p[(k + j) * st];                                                                                     \
+        if (y) b[j] += (double)p[(k + j) * st] * y[(k + j) * st];                                                    \
+      }                                                                                                              \
+    for (; k < n; k++) {                                                                                             \
+      a[k & 7] += p[k * st];                                                                                         \
+      if (y) b[k & 7] += (double)p[k * st] * y[k * st];                                                              \
+    }                                                                                                                \
+    if (py) *py = lanes_sum(b);                                                                                      \
+    return lanes_sum(a);                                                                                             \
+  }                                                                                                                  \
+  static inline void sm_line_fwd_##SUF(const T *p, T *q, int64_t D, int64_t st, int logsm) {                         \
+    T mx = lmax_##SUF(p, D, st);                                                                                     \
+    if (logsm) {                                                                                                     \
+      T lse = (T)(mx + log(lsumexp_##SUF(p, NULL, D, st, mx)));                                                      \
+      for (int64_t d = 0; d < D; d++) q[d * st] = p[d * st] - lse;                                                   \
+    } else {                                                                                                         \
+      T inv = (T)(1.0 / lsumexp_##SUF(p, q, D, st, mx));                                                             \
+      for (int64_t d = 0; d < D; d++) q[d * st] *= inv;                                                              \
+    }                                                                                                                \
+  }                                                                                                                  \
+  /* softmax: gx = y (g - sum(g y)); log-softmax: gx = g - exp(y) sum(g) */                                        \
+  static inline void sm_line_bwd_##SUF(const T *g, const T *y, T *o, int64_t D, int64_t st, int logsm) {             \
+    if (logsm) {                                                                                                     \
+      T ts = (T)lsum_##SUF(g, NULL, D, st, NULL);                                                                    \
+      for (int64_t d = 0; d < D; d++) o[d * st] = g[d * st] - exp_##SUF(y[d * st]) * ts;                             \
+    } else {                                                                                                         \
+      double gy;                                                                                                     \
+      lsum_##SUF(g, y, D, st, &gy);                                                                                  \
+      T ts = (T)gy;                                                                                                  \
+      for (int64_t d = 0; d < D; d++) o[d * st] = y[d * st] * (g[d * st] - ts);                                      \
+    }                                                                                                                \
+  }
+
 /* line l = o * inner + i starts at o * D * inner + i */
 #define SM_KERNELS(T, SUF)                                                                                           \
   static void sm_fwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
@@ -26,29 +99,10 @@ typedef struct { const vr_kernel_args *a; int64_t outer, D, inner; } sm_ctx;
     T *y = vr_data(c->a->out[0]);                                                                                    \
     for (int64_t l = lo; l < hi; l++) {                                                                              \
       int64_t base = (l / in) * D * in + l % in;                                                                     \
-      const T *p = x + base;                                                                                         \
-      T *q = y + base;                                                                                               \
-      T mx = -INFINITY;                                                                                              \
-      for (int64_t d = 0; d < D; d++)                                                                                \
-        if (p[d * in] > mx) mx = p[d * in];                                                                          \
-      if (isinf(mx) && mx < 0) mx = 0; /* all -inf: avoid inf - inf */                                               \
-      double sum = 0;                                                                                                \
-      if (logsm) {                                                                                                   \
-        for (int64_t d = 0; d < D; d++) sum += exp_##SUF(p[d * in] - mx);                                            \
-        T lse = (T)(mx + log(sum));                                                                                  \
-        for (int64_t d = 0; d < D; d++) q[d * in] = p[d * in] - lse;                                                 \
-      } else {                                                                                                       \
-        for (int64_t d = 0; d < D; d++) {                                                                            \
-          T e = exp_##SUF(p[d * in] - mx);                                                                           \
-          q[d * in] = e;                                                                                             \
-          sum += e;                                                                                                  \
-        }                                                                                                            \
-        T inv = (T)(1.0 / sum);                                                                                      \
-        for (int64_t d = 0; d < D; d++) q[d * in] *= inv;                                                            \
-      }                                                                                                              \
+      if (in == 1) sm_line_fwd_##SUF(x + base, y + base, D, 1, logsm);                                               \
+      else sm_line_fwd_##SUF(x + base, y + base, D, in, logsm);                                                      \
     }                                                                                                                \
   }                                                                                                                  \
-  /* softmax: gx = y (g - sum(g y)); log-softmax: gx = g - exp(y) sum(g) */                                        \
   static void sm_bwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
     const sm_ctx *c = cv;                                                                                            \
     int64_t D = c->D, in = c->inner;                                                                                 \
@@ -57,21 +111,13 @@ typedef struct { const vr_kernel_args *a; int64_t outer, D, inner; } sm_ctx;
     T *gx = vr_data(c->a->out[0]);                                                                                   \
     for (int64_t l = lo; l < hi; l++) {                                                                              \
       int64_t base = (l / in) * D * in + l % in;                                                                     \
-      const T *gp = g + base, *yp = y + base;                                                                        \
-      T *o = gx + base;                                                                                              \
-      double s = 0;                                                                                                  \
-      if (logsm) {                                                                                                   \
-        for (int64_t d = 0; d < D; d++) s += gp[d * in];                                                             \
-        T ts = (T)s;                                                                                                 \
-        for (int64_t d = 0; d < D; d++) o[d * in] = gp[d * in] - exp_##SUF(yp[d * in]) * ts;                         \
-      } else {                                                                                                       \
-        for (int64_t d = 0; d < D; d++) s += (double)gp[d * in] * yp[d * in];                                        \
-        T ts = (T)s;                                                                                                 \
-        for (int64_t d = 0; d < D; d++) o[d * in] = yp[d * in] * (gp[d * in] - ts);                                  \
-      }                                                                                                              \
+      if (in == 1) sm_line_bwd_##SUF(g + base, y + base, gx + base, D, 1, logsm);                                    \
+      else sm_line_bwd_##SUF(g + base, y + base, gx + base, D, in, logsm);                                           \
     }                                                                                                                \
   }
 
+SM_LINES(float, f32)
+SM_LINES(double, f64)
 SM_KERNELS(float, f32)
 SM_KERNELS(double, f64)
 
@@ -110,18 +156,11 @@ typedef struct { const vr_kernel_args *a; int64_t N, C; double *row; } ce_ctx;
     T *lse_out = vr_data(c->a->out[1]);                                                                              \
     for (int64_t n = lo; n < hi; n++) {                                                                              \
       const T *p = x + n * C;                                                                                        \
-      T mx = -INFINITY;                                                                                              \
-      double sx = 0, se = 0;                                                                                         \
-      for (int64_t k = 0; k < C; k++) {                                                                              \
-        if (p[k] > mx) mx = p[k];                                                                                    \
-        sx += p[k];                                                                                                  \
-      }                                                                                                              \
-      if (isinf(mx) && mx < 0) mx = 0;                                                                               \
-      for (int64_t k = 0; k < C; k++) se += exp_##SUF(p[k] - mx);                                                    \
-      double lse = (double)mx + log(se);                                                                             \
+      T mx = lmax_##SUF(p, C, 1);                                                                                    \
+      double lse = (double)mx + log(lsumexp_##SUF(p, NULL, C, 1, mx));                                               \
       lse_out[n] = (T)lse;                                                                                           \
       double nll = lse - (double)p[t[n]];                                                                            \
-      c->row[n] = eps == 0 ? nll : (1 - eps) * nll + eps * (lse - sx / (double)C);                                   \
+      c->row[n] = eps == 0 ? nll : (1 - eps) * nll + eps * (lse - lsum_##SUF(p, NULL, C, 1, NULL) / (double)C);     \
     }                                                                                                                \
   }                                                                                                                  \
   static void ce_bwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
