@@ -288,6 +288,40 @@ START_TEST(bn_errors) {
 }
 END_TEST
 
+/* forward and backward of f through threads = 1 and threads = 4 must agree bit for bit */
+static void same_across_threads(const char *name, vr_tensor *x, vr_status (*f)(vr_tensor *x, vr_tensor **y)) {
+  vr_tensor *y[2] = {NULL, NULL}, *g[2] = {NULL, NULL}, *w = NULL;
+  int prev = vr_num_threads();
+  OK(vr_tensor_set_requires_grad(x, 1));
+  for (int r = 0; r < 2; r++) {
+    vr_set_num_threads(r ? 4 : 1);
+    OK(f(x, &y[r]));
+    if (!w) w = tu_rand(vr_tensor_dtype(x), vr_tensor_ndim(y[r]), (int64_t[]){vr_tensor_size(y[r], 0),
+                        vr_tensor_size(y[r], 1), vr_tensor_size(y[r], 2), vr_tensor_size(y[r], 3)}, 77);
+    OK(vr_backward(y[r], w, 0));
+    g[r] = vr_tensor_grad(x);
+    vr_tensor_set_grad(x, NULL);
+  }
+  vr_set_num_threads(prev);
+  tu_assert_close(y[1], y[0], 0, 0, name);
+  tu_assert_close(g[1], g[0], 0, 0, name);
+  vr_tensor *ts[] = {y[0], y[1], g[0], g[1], w};
+  free_all(5, ts);
+}
+static vr_status bn_plain(vr_tensor *x, vr_tensor **y) { return vr_batch_norm(x, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, y); }
+static vr_status ln_plain(vr_tensor *x, vr_tensor **y) { return vr_layer_norm(x, 1, NULL, NULL, 1e-5, y); }
+
+START_TEST(norms_deterministic_across_thread_counts) {
+  vr_tensor *x4 = tu_rand(VR_F32, 4, TU_SHAPE(8, 64, 8, 8), 37), *x2 = tu_rand(VR_F32, 2, TU_SHAPE(4096, 64), 38);
+  vr_tensor *xl = tu_rand(VR_F64, 2, TU_SHAPE(1024, 64), 39);
+  same_across_threads("bn 4-D threads", x4, bn_plain);
+  same_across_threads("bn 2-D threads", x2, bn_plain);
+  same_across_threads("ln threads", xl, ln_plain);
+  vr_tensor *ts[] = {x4, x2, xl};
+  free_all(3, ts);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- layer norm */
 
 START_TEST(ln_1dim_hand_values) {
@@ -542,6 +576,7 @@ static Suite *norm_suite(void) {
   tcase_add_test(bn, bn_saved_weight_modified_is_an_error);
   tcase_add_test(bn, bn_no_grad_mode_records_nothing);
   tcase_add_test(bn, bn_errors);
+  tcase_add_test(bn, norms_deterministic_across_thread_counts);
   suite_add_tcase(s, bn);
   TCase *ln = tcase_create("layer_norm");
   tcase_add_test(ln, ln_1dim_hand_values);

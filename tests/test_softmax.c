@@ -120,6 +120,32 @@ START_TEST(softmax_large_f32_rows_sum_to_one) {
 }
 END_TEST
 
+START_TEST(softmax_ce_deterministic_across_thread_counts) {
+  vr_tensor *x = tu_rand(VR_F32, 2, TU_SHAPE(2000, 50), 4), *t = NULL;
+  vr_generator *gen = NULL;
+  OK(vr_generator_new(3, 0, &gen));
+  OK(vr_rand_int(gen, 1, TU_SHAPE(2000), 0, 50, VR_I64, VR_CPU, &t));
+  OK(vr_tensor_set_requires_grad(x, 1));
+  vr_tensor *y[2] = {NULL, NULL}, *l[2] = {NULL, NULL}, *g[2] = {NULL, NULL};
+  int prev = vr_num_threads();
+  for (int r = 0; r < 2; r++) {
+    vr_set_num_threads(r ? 4 : 1);
+    OK(vr_log_softmax(x, 1, &y[r]));
+    OK(vr_cross_entropy(x, t, 0.1, &l[r]));
+    OK(vr_backward(l[r], NULL, 0));
+    g[r] = vr_tensor_grad(x);
+    vr_tensor_set_grad(x, NULL);
+  }
+  vr_set_num_threads(prev);
+  tu_assert_close(y[1], y[0], 0, 0, "log_softmax across threads");
+  tu_assert_close(l[1], l[0], 0, 0, "cross_entropy across threads");
+  tu_assert_close(g[1], g[0], 0, 0, "cross_entropy grad across threads");
+  vr_tensor *ts[] = {x, t, y[0], y[1], l[0], l[1], g[0], g[1]};
+  free_all(8, ts);
+  vr_generator_free(gen);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- softmax gradients */
 
 typedef struct { int dim, log; } sm_cfg;
@@ -379,6 +405,7 @@ static Suite *softmax_suite(void) {
   tcase_add_test(sm, log_softmax_hand_values_and_f32);
   tcase_add_test(sm, softmax_strided_equals_contiguous);
   tcase_add_test(sm, softmax_large_f32_rows_sum_to_one);
+  tcase_add_test(sm, softmax_ce_deterministic_across_thread_counts);
   tcase_add_test(sm, softmax_grad_last_dim_and_dim0);
   tcase_add_test(sm, log_softmax_grad_last_dim_and_dim0);
   tcase_add_test(sm, softmax_grad_noncontiguous_middle_dim);
