@@ -389,6 +389,15 @@ START_TEST(ce_errors) {
   FAILS(vr_cross_entropy(x, t, 1.1, &l), VR_E_ARG, "label_smoothing");
   FAILS(vr_cross_entropy(x0, t, 0, &l), VR_E_SHAPE, "at least 1 class");
   FAILS(vr_cross_entropy(x, NULL, 0, &l), VR_E_ARG, "target: expected a tensor");
+  vr_tensor *xe = NULL, *te = NULL;
+  OK(vr_tensor_zeros(2, TU_SHAPE(0, 3), VR_F64, VR_CPU, &xe));
+  OK(vr_tensor_zeros(1, TU_SHAPE(0), VR_I64, VR_CPU, &te));
+  OK(vr_cross_entropy(xe, te, 0, &l)); /* empty batch: NaN, like PyTorch */
+  ck_assert(isnan(tu_item(l)));
+  vr_tensor_free(l);
+  l = NULL;
+  vr_tensor_free(xe);
+  vr_tensor_free(te);
   ck_assert_ptr_null(l);
   vr_tensor *ts[] = {x, x1, t, t3, ti, x0};
   free_all(6, ts);

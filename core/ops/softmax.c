@@ -10,7 +10,7 @@
  *   in   = {grad_y, y (the forward's output)};  out = {grad_x}
  *   i[0..2] as forward. softmax: gx = y (g - sum_d g y); log_softmax: gx = g - exp(y) sum_d g.
  *
- * VR_OP_CROSS_ENTROPY forward: logits N x C (C >= 1), target i64 [N] with every value in [0, C)
+ * VR_OP_CROSS_ENTROPY forward: logits N x C (N >= 1, C >= 1), target i64 [N] with every value in [0, C)
  *   (the front-end has checked the range, on the host)
  *   in   = {logits, target};  out = {loss [] (0-dim, logits' dtype), lse [N] (log-sum-exp per row)}
  *   i[0] = N, i[1] = C;  f[0] = label smoothing eps in [0, 1]
@@ -167,8 +167,12 @@ vr_status vr_cross_entropy(const vr_tensor *logits, const vr_tensor *target, dou
   VR_TRYG(vr_contiguous_raw(logits, &xc));
   VR_TRYG(vr_tensor_alloc(0, NULL, logits->dtype, logits->device, &loss));
   VR_TRYG(vr_tensor_alloc(1, &N, logits->dtype == VR_BF16 ? VR_F32 : logits->dtype, logits->device, &lse));
-  vr_kernel_args a = {.in = {xc, tc}, .n_in = 2, .out = {loss, lse}, .n_out = 2, .i = {N, C}, .f = {label_smoothing}};
-  VR_TRYG(vr_dispatch(VR_OP_CROSS_ENTROPY, logits->device, 0, &a));
+  if (N == 0) {
+    VR_TRYG(vr_fill_(loss, NAN)); /* the mean of nothing, as in PyTorch */
+  } else {
+    vr_kernel_args a = {.in = {xc, tc}, .n_in = 2, .out = {loss, lse}, .n_out = 2, .i = {N, C}, .f = {label_smoothing}};
+    VR_TRYG(vr_dispatch(VR_OP_CROSS_ENTROPY, logits->device, 0, &a));
+  }
   const vr_tensor *ins[1] = {logits}, *saved[3] = {xc, tc, lse};
   double fv[1] = {label_smoothing};
   int64_t iv[2] = {N, C};
