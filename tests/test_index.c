@@ -360,6 +360,32 @@ START_TEST(gather_scatter_errors) {
 }
 END_TEST
 
+/* stride-0 (broadcast) views go through every op like any other strides */
+static vr_status f_expand_concat_gather(vr_tensor *const *in, void *ctx, vr_tensor **out) {
+  vr_tensor *e = NULL, *c = NULL;
+  vr_status st = vr_expand(in[0], 2, TU_SHAPE(3, 4), &e);
+  if (!st) st = vr_concat(2, (vr_tensor *[]){e, in[1]}, 0, &c);
+  if (!st) st = vr_gather(c, 1, (vr_tensor *)ctx, out);
+  vr_tensor_free(e);
+  vr_tensor_free(c);
+  return st;
+}
+
+START_TEST(broadcast_views_as_inputs) {
+  vr_tensor *b = tu_tensor(VR_F32, 2, TU_SHAPE(1, 3), TU_VALS(1, 2, 3)), *e = NULL, *o = NULL, *c = NULL;
+  vr_tensor *ix = idx64(1, TU_SHAPE(2), TU_VALS(3, 0));
+  OK(vr_expand(b, 2, TU_SHAPE(4, 3), &e));
+  OK(vr_index_select(e, 0, ix, &o));
+  tu_assert_values(o, TU_VALS(1, 2, 3, 1, 2, 3), 6, 0, "index_select of an expanded view");
+  OK(vr_concat(2, (vr_tensor *[]){e, b}, 0, &c));
+  tu_assert_values(c, TU_VALS(1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3), 15, 0, "concat of an expanded view");
+  vr_tensor *gi = idx64(2, TU_SHAPE(5, 2), TU_VALS(3, 0, 1, 1, 2, 0, 0, 3, 2, 2));
+  vr_tensor *in[2] = {tu_rand(VR_F64, 1, TU_SHAPE(4), 1), tu_strided(2, TU_SHAPE(2, 4), 2)};
+  tu_gradcheck("expand+concat+gather", 2, in, 0, f_expand_concat_gather, gi, 1e-6, 1e-7);
+  free_all(9, (vr_tensor *[]){b, e, o, c, ix, gi, in[0], in[1], NULL});
+}
+END_TEST
+
 /* ---------------------------------------------------------------- where, masked_fill, one_hot */
 
 START_TEST(where_broadcasts) {
@@ -507,6 +533,7 @@ Suite *index_suite(void) {
   tcase_add_test(c, scatter_add_gradcheck);
   tcase_add_test(c, scatter_and_index_select_backward_are_deterministic);
   tcase_add_test(c, gather_scatter_errors);
+  tcase_add_test(c, broadcast_views_as_inputs);
   suite_add_tcase(s, c);
   TCase *w = tcase_create("where");
   tcase_set_timeout(w, 60);
