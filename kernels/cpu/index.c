@@ -68,19 +68,29 @@ static vr_status index_select_fwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-/* backward: gx[o, index[k], i] += g[o, k, i]. A task owns (o, a block of i) and runs k in order. */
+/* backward: gx[o, index[k], i] += g[o, k, i]. A task owns (o, a block of i, a range of destination
+ * rows j) and runs k in increasing order, adding only the rows it owns: every output element is
+ * summed in the same order whatever the thread count. Row ranges give parallelism when outer and
+ * inner are small (the embedding-like case: dim 0 of a narrow matrix). */
 #define ISEL_BLOCK 1024
+typedef struct {
+  isel_ctx s;
+  int64_t nb, nr; /* inner blocks, row ranges */
+} isel_bwd_ctx;
+
 static void isel_bwd_body(void *c, int64_t lo, int64_t hi) {
-  const isel_ctx *s = c; /* x = gout (rows K), o = grad_x (rows n) */
-  int64_t nb = (s->inner + ISEL_BLOCK - 1) / ISEL_BLOCK;
+  const isel_bwd_ctx *b = c;
+  const isel_ctx *s = &b->s; /* x = gout (rows K), o = grad_x (rows n) */
   for (int64_t t = lo; t < hi; t++) {
-    int64_t o = t / nb, i0 = (t % nb) * ISEL_BLOCK, i1 = i0 + ISEL_BLOCK;
+    int64_t rr = t % b->nr, blk = (t / b->nr) % b->nb, o = t / (b->nr * b->nb);
+    int64_t i0 = blk * ISEL_BLOCK, i1 = i0 + ISEL_BLOCK;
     if (i1 > s->inner) i1 = s->inner;
-    int64_t len = i1 - i0;
-    for (int64_t j = 0; j < s->n; j++)
+    int64_t len = i1 - i0, j0 = s->n * rr / b->nr, j1 = s->n * (rr + 1) / b->nr;
+    for (int64_t j = j0; j < j1; j++)
       memset(s->o + (size_t)((o * s->n + j) * s->inner + i0) * s->es, 0, (size_t)len * s->es);
     for (int64_t k = 0; k < s->K; k++) {
       int64_t j = ix_at(s->ix, s->is64, k);
+      if (j < j0 || j >= j1) continue;
       int64_t go = (o * s->K + k) * s->inner + i0, xo = (o * s->n + j) * s->inner + i0;
       if (s->dt == VR_F32) {
         const float *g = (const float *)s->x + go;
@@ -104,13 +114,19 @@ static vr_status index_select_bwd(const vr_kernel_args *a) {
   const vr_tensor *g = a->in[0], *ix = a->in[1];
   vr_tensor *gx = a->out[0];
   int dim = (int)a->i[0];
-  isel_ctx s = {vr_data(g), vr_data(gx), vr_data(ix), ix->dtype == VR_I64, gx->shape[dim], g->shape[dim], 1,
-                vr_dtype_size(gx->dtype), gx->dtype};
+  isel_bwd_ctx b = {{vr_data(g), vr_data(gx), vr_data(ix), ix->dtype == VR_I64, gx->shape[dim], g->shape[dim], 1,
+                     vr_dtype_size(gx->dtype), gx->dtype},
+                    1, 1};
   int64_t outer;
-  split_dims(gx, dim, &outer, &s.inner);
-  int64_t nb = (s.inner + ISEL_BLOCK - 1) / ISEL_BLOCK;
-  vr_parallel_for(outer * nb, grain_for((s.K + s.n) * (s.inner < ISEL_BLOCK ? s.inner : ISEL_BLOCK)), isel_bwd_body,
-                  &s);
+  split_dims(gx, dim, &outer, &b.s.inner);
+  b.nb = (b.s.inner + ISEL_BLOCK - 1) / ISEL_BLOCK;
+  /* split the destination rows when there are fewer (o, block) tasks than threads and enough work */
+  int64_t nt = vr_num_threads(), work = b.s.K * (b.s.inner < ISEL_BLOCK ? b.s.inner : ISEL_BLOCK);
+  if (outer * b.nb < nt && work >= (1 << 15)) {
+    b.nr = (nt + outer * b.nb - 1) / (outer * b.nb);
+    if (b.nr > b.s.n) b.nr = b.s.n;
+  }
+  vr_parallel_for(outer * b.nb * b.nr, grain_for(work / b.nr + b.s.n), isel_bwd_body, &b);
   return VR_OK;
 }
 
