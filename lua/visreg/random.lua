@@ -14,7 +14,7 @@ local G = {}
 G.__index = G
 
 local genp = ffi.new("vr_generator *[1]")
-local outp = ffi.new("vr_tensor *[1]")
+local outp = tensor.outp
 
 -- Generator(seed, stream)
 function M.Generator(seed, stream)

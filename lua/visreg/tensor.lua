@@ -54,6 +54,7 @@ local function new(st)
   return wrap(p)
 end
 M.new = new
+M.outp = outp -- the slot new() reads: pass it as the C out argument
 
 local function need_tensor(x, what)
   if not is_tensor(x) then util.error("%s: expected a tensor, got %s", what, type(x)) end

@@ -24,7 +24,7 @@ end
 -- Raises msg at the first file:line outside the library (the recipe or script that called in).
 function M.error(msg, ...)
   if select("#", ...) > 0 then msg = string.format(msg, ...) end
-  error(msg, M.user_level(2) + 1)
+  error(msg, M.user_level(2))
 end
 
 function M.is_callable(f)
