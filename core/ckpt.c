@@ -455,8 +455,10 @@ typedef struct rd_ctx {
 
 static int meta_pair(jp *j, const char *key, void *ctx) {
   vr_ckpt_reader *r = ctx;
+  ws(j);
+  if (j->s >= j->end || *j->s != '"') return fail(j, "__metadata__ values must be strings");
   char *v = jstring(j);
-  if (!v) return fail(j, "__metadata__ values must be strings");
+  if (!v) return 0;
   ck_meta *m = realloc(r->m, sizeof *m * (size_t)(r->nm + 1));
   char *k = strdup(key);
   if (!m || !k) {

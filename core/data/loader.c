@@ -90,8 +90,6 @@ vr_status vr_batch_views(const vr_batch *b, int first, int n, vr_tensor **out) {
     int64_t shape[5] = {n, t->shape[1], t->shape[2], t->shape[3], t->shape[4]};
     return vr_tensor_view_raw(t, 5, shape, t->stride, t->offset + b->pos_of[first] * t->stride[0], out);
   }
-  vr_tensor *parts[64];
-  int np = 0;
   for (int v = first; v < first + n; v++) {
     vr_tensor *tv = b->groups[b->group_of[v]];
     if (tv->shape[3] != t->shape[3] || tv->shape[4] != t->shape[4])
@@ -99,12 +97,16 @@ vr_status vr_batch_views(const vr_batch *b, int first, int n, vr_tensor **out) {
                      (long long)tv->shape[3], (long long)tv->shape[4], (long long)t->shape[3], (long long)t->shape[4],
                      first);
   }
-  vr_status st = VR_OK;
-  for (int v = first; v < first + n && np < 64; v++) st = st ? st : vr_batch_view(b, v, &parts[np++]);
-  if (n > 64) st = st ? st : VR_FAIL(VR_E_ARG, "n: expected at most 64 views, got %d", n);
-  if (!st) st = vr_stack(np, parts, 0, out);
-  for (int k = 0; k < np; k++) vr_tensor_free(parts[k]);
-  return st;
+  /* views from several groups: a copy */
+  int64_t shape[5] = {n, t->shape[1], t->shape[2], t->shape[3], t->shape[4]};
+  VR_TRY(vr_tensor_alloc(5, shape, VR_F32, VR_CPU, out));
+  size_t per = (size_t)(t->shape[1] * t->shape[2] * t->shape[3] * t->shape[4]);
+  for (int v = first; v < first + n; v++) {
+    vr_tensor *tv = b->groups[b->group_of[v]];
+    memcpy((float *)vr_data(*out) + (size_t)(v - first) * per, (float *)vr_data(tv) + (size_t)b->pos_of[v] * per,
+           per * sizeof(float));
+  }
+  return VR_OK;
 }
 
 vr_status vr_batch_view(const vr_batch *b, int view, vr_tensor **out) {
