@@ -47,7 +47,7 @@ static inline unsigned vr_cu_blocks(int64_t n, int threads = VR_CU_THREADS) {
 }
 
 /* ---- strided geometry over same-shaped operands (stride 0 for broadcast dims) ---- */
-#define VR_CU_MAX_OPS 4
+#define VR_CU_MAX_OPS 5
 struct vr_cu_geom {
   int ndim, nops;
   int64_t numel;
