@@ -64,15 +64,22 @@ vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
                       (long long)(bad / D % B), (long long)(bad % D));
 }
 
+/* the draws in blocks of 256 pairs: the Philox and polynomial part vectorises, the roots follow */
 #define REG_DRAW(SFX, T)                                                                              \
   void vr_reg_draw_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, T *G) {                  \
-    int64_t n = D * K, np = (n + 1) / 2;                                                              \
-    _Pragma("omp parallel for schedule(static) if (np > 4096)")                                      \
-    for (int64_t p = 0; p < np; p++) {                                                                \
-      double a, b;                                                                                    \
-      vr_reg_slice_pair(seed, step, (uint64_t)p, &a, &b);                                             \
-      G[2 * p] = (T)a;                                                                                \
-      if (2 * p + 1 < n) G[2 * p + 1] = (T)b;                                                         \
+    int64_t n = D * K, np = (n + 1) / 2, nblk = (np + 255) / 256;                                     \
+    _Pragma("omp parallel for schedule(static) if (nblk > 16)")                                      \
+    for (int64_t blk = 0; blk < nblk; blk++) {                                                        \
+      double r2[256], c[256], s[256];                                                                 \
+      int64_t p0 = blk * 256, m = np - p0 < 256 ? np - p0 : 256;                                      \
+      _Pragma("omp simd")                                                                            \
+      for (int64_t i = 0; i < m; i++) vr_reg_slice_parts(seed, step, (uint64_t)(p0 + i), &r2[i], &c[i], &s[i]); \
+      for (int64_t i = 0; i < m; i++) {                                                               \
+        double r = sqrt(r2[i]);                                                                       \
+        int64_t j = 2 * (p0 + i);                                                                     \
+        G[j] = (T)(r * c[i]);                                                                         \
+        if (j + 1 < n) G[j + 1] = (T)(r * s[i]);                                                      \
+      }                                                                                               \
     }                                                                                                 \
   }                                                                                                   \
   void vr_reg_normalize_##SFX(const T *G, int64_t D, int64_t K, double eps, T *W) {                   \
