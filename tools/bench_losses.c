@@ -145,8 +145,9 @@ int vr_bench_losses(int argc, char **argv) {
     nsizes = 1;
   }
   if (!json)
-    printf("# visreg bench losses: %s, %d threads, f32, V = %lld, forward+backward median of %d after %d warm-up\n",
-           c.dev == VR_CPU ? "cpu" : vr_cuda_device_name(), vr_num_threads(), (long long)c.V, c.reps, c.warm);
+    printf("# visreg bench losses: %s, %d threads, OpenBLAS %s, f32, V = %lld, forward+backward median of %d after %d "
+           "warm-up\n", c.dev == VR_CPU ? "cpu" : vr_cuda_device_name(), vr_num_threads(), openblas_get_corename(),
+           (long long)c.V, c.reps, c.warm);
   if (!json && !scaling)
     printf("%-12s %6s %6s %6s %12s %12s %10s\n", "method", "B", "D", "K", "fwd+bwd ms", "gemm floor", "x floor");
   if (!json && scaling)
@@ -185,7 +186,8 @@ int vr_bench_losses(int argc, char **argv) {
                m, c.dev == VR_CPU ? "cpu" : "cuda", vr_num_threads(), (long long)c.V, (long long)b, (long long)d,
                (long long)k, t);
         if (rate > 0 && !strcmp(m, "visreg"))
-          printf(", \"sgemm_gflops\": %.2f, \"gemm_floor_ms\": %.4f, \"x_floor\": %.3f", rate, floor_ms, t / floor_ms);
+          printf(", \"sgemm_gflops\": %.2f, \"openblas_core\": \"%s\", \"gemm_floor_ms\": %.4f, \"x_floor\": %.3f", rate,
+                 openblas_get_corename(), floor_ms, t / floor_ms);
         if (scaling) printf(", \"ratio_2B\": %.3f, \"ratio_2D\": %.3f, \"ratio_2K\": %.3f", r2[0], r2[1], r2[2]);
         printf("}\n");
       } else if (scaling) {

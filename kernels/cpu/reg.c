@@ -64,16 +64,27 @@ vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
                       (long long)(bad / D % B), (long long)(bad % D));
 }
 
-/* the draws in blocks of 256 pairs: the Philox and polynomial part vectorises, the roots follow */
+/* the draws in blocks of 256 pairs: Philox words first (scalar), then the branch-free log and
+ * sincos of slices.h over the block (vectorised), then the roots; same operations as
+ * vr_reg_slice_pair */
 #define REG_DRAW(SFX, T)                                                                              \
   void vr_reg_draw_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, T *G) {                  \
     int64_t n = D * K, np = (n + 1) / 2, nblk = (np + 255) / 256;                                     \
     _Pragma("omp parallel for schedule(static) if (nblk > 16)")                                      \
     for (int64_t blk = 0; blk < nblk; blk++) {                                                        \
-      double r2[256], c[256], s[256];                                                                 \
+      double u1[256], u2[256], r2[256], c[256], s[256];                                               \
       int64_t p0 = blk * 256, m = np - p0 < 256 ? np - p0 : 256;                                      \
+      for (int64_t i = 0; i < m; i++) {                                                               \
+        uint32_t w[4];                                                                                \
+        vr_philox_block(seed, step, (uint64_t)(p0 + i), w);                                           \
+        u1[i] = 1.0 - vr_philox_u01(w[0], w[1]);                                                      \
+        u2[i] = vr_philox_u01(w[2], w[3]);                                                            \
+      }                                                                                               \
       _Pragma("omp simd")                                                                            \
-      for (int64_t i = 0; i < m; i++) vr_reg_slice_parts(seed, step, (uint64_t)(p0 + i), &r2[i], &c[i], &s[i]); \
+      for (int64_t i = 0; i < m; i++) {                                                               \
+        r2[i] = -2.0 * vr_reg_log01(u1[i]);                                                           \
+        vr_reg_sincos2pi(u2[i], &c[i], &s[i]);                                                        \
+      }                                                                                               \
       for (int64_t i = 0; i < m; i++) {                                                               \
         double r = sqrt(r2[i]);                                                                       \
         int64_t j = 2 * (p0 + i);                                                                     \
@@ -96,7 +107,8 @@ vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
 REG_DRAW(f32, float)
 REG_DRAW(f64, double)
 
-/* libgomp's idle workers spin after each parallel region (GOMP_SPINCOUNT pause instructions,
+/* Process-wide defaults for the two thread pools, set before either library starts.
+ * libgomp's idle workers spin after each parallel region (GOMP_SPINCOUNT pause instructions,
  * milliseconds on recent Intel cores) while the pthread OpenBLAS starts its own threads for the
  * next GEMM: with few cores the spinning workers take the cores the GEMM needs (VISReg
  * forward+backward measured 3 to 6 times slower on 2 cores). Unless the user chose a policy,
@@ -104,6 +116,18 @@ REG_DRAW(f64, double)
  * one reads the environment, in the statically linked binary and test suites. */
 __attribute__((constructor(101))) static void reg_omp_wait_policy(void) {
   if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "passive", 0);
+  /* Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not know recent Xeons (Sapphire and Emerald
+   * Rapids) and falls back to its generic "Prescott" SSE3 kernels: sgemm then runs 2 to 3 times
+   * slower than its AVX-512 kernels. Unless the user chose a core type, pick the kernels the CPU
+   * supports. OpenBLAS reads the variable in its own (default priority) constructor. */
+  if (!getenv("OPENBLAS_CORETYPE")) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq"))
+      setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+  }
 }
 
 void vr_cpu_register_reg(void) {
