@@ -205,6 +205,28 @@ START_TEST(test_sum_outer_large) {
 }
 END_TEST
 
+/* reductions over the outer dim (column path) agree with the same reductions over the inner
+ * dim of the transposed copy (row path) */
+START_TEST(test_column_vs_row_paths) {
+  vr_tensor *x = tu_rand(VR_F32, 2, TU_SHAPE(50, 40), 13), *t = NULL, *tc = NULL, *a = NULL, *b = NULL;
+  OK(vr_transpose(x, 0, 1, &t));
+  OK(vr_contiguous(t, &tc));
+  for (int op = 0; op < 5; op++) {
+    int d0 = 0, d1 = 1;
+    switch (op) {
+    case 0: OK(vr_sum(x, 1, &d0, 0, &a)); OK(vr_sum(tc, 1, &d1, 0, &b)); break;
+    case 1: OK(vr_mean(x, 1, &d0, 0, &a)); OK(vr_mean(tc, 1, &d1, 0, &b)); break;
+    case 2: OK(vr_var(x, 1, &d0, 1, 0, &a)); OK(vr_var(tc, 1, &d1, 1, 0, &b)); break;
+    case 3: OK(vr_norm(x, 2, 1, &d0, 0, &a)); OK(vr_norm(tc, 2, 1, &d1, 0, &b)); break;
+    default: OK(vr_norm(x, 1, 1, &d0, 0, &a)); OK(vr_norm(tc, 1, 1, &d1, 0, &b)); break;
+    }
+    tu_assert_close(a, b, 1e-6, 1e-7, "column vs row");
+    vr_tensor_free(a); vr_tensor_free(b);
+  }
+  vr_tensor_free(x); vr_tensor_free(t); vr_tensor_free(tc);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- var, std */
 
 START_TEST(test_var_std_values) {
@@ -439,6 +461,7 @@ Suite *reduce_suite(void) {
   tcase_add_test(tc, test_sum_f32_accuracy);
   tcase_add_test(tc, test_sum_deterministic);
   tcase_add_test(tc, test_sum_outer_large);
+  tcase_add_test(tc, test_column_vs_row_paths);
   tcase_add_test(tc, test_var_std_values);
   tcase_add_test(tc, test_var_offset_accuracy);
   tcase_add_test(tc, test_var_grads);

@@ -156,7 +156,8 @@ static inline double bin_grad(int kind, int which, double g, double a, double b)
 
 /* ---------------------------------------------------------------- binary forward */
 
-typedef struct { int kind; vr_dtype dt, odt; } bin_ctx;
+/* dt, dtb: the operands' dtypes (equal from the front-end; vr_add_ may pass a different src) */
+typedef struct { int kind; vr_dtype dt, dtb, odt; } bin_ctx;
 
 /* o = EXPR(x, y) over a run; contiguous and broadcast-scalar cases get their own loops so
  * that the compiler vectorises them */
@@ -194,13 +195,15 @@ typedef struct { int kind; vr_dtype dt, odt; } bin_ctx;
 static void bin_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   const bin_ctx *bc = c;
   int kind = bc->kind;
-  if (bc->dt == VR_F32) { BIN_TYPED(float, powf) }
-  if (bc->dt == VR_F64) { BIN_TYPED(double, pow) }
-  size_t ei = vr_dtype_size(bc->dt), eo = vr_dtype_size(bc->odt);
+  if (bc->dt == bc->dtb) {
+    if (bc->dt == VR_F32) { BIN_TYPED(float, powf) }
+    if (bc->dt == VR_F64) { BIN_TYPED(double, pow) }
+  }
+  size_t ei = vr_dtype_size(bc->dt), eb = vr_dtype_size(bc->dtb), eo = vr_dtype_size(bc->odt);
   for (int64_t k = 0; k < n; k++) {
-    double x = vr_load(p[1] + k * s[1] * (int64_t)ei, bc->dt), y = vr_load(p[2] + k * s[2] * (int64_t)ei, bc->dt);
+    double x = vr_load(p[1] + k * s[1] * (int64_t)ei, bc->dt), y = vr_load(p[2] + k * s[2] * (int64_t)eb, bc->dtb);
     double r = bin_eval(kind, x, y);
-    if (bc->dt == VR_I64 && (kind == VR_BIN_ADD || kind == VR_BIN_SUB || kind == VR_BIN_MUL)) {
+    if (bc->dt == VR_I64 && bc->dtb == VR_I64 && (kind == VR_BIN_ADD || kind == VR_BIN_SUB || kind == VR_BIN_MUL)) {
       /* exact 64-bit integer arithmetic, not via double */
       int64_t xi = *(const int64_t *)(p[1] + k * s[1] * 8), yi = *(const int64_t *)(p[2] + k * s[2] * 8);
       *(int64_t *)(p[0] + k * s[0] * 8) = kind == VR_BIN_ADD ? xi + yi : kind == VR_BIN_SUB ? xi - yi : xi * yi;
@@ -212,7 +215,7 @@ static void bin_run(void *c, char *const *p, const int64_t *s, int64_t n) {
 
 static vr_status binary_fwd(const vr_kernel_args *a) {
   vr_tensor *ts[3] = {a->out[0], a->in[0], a->in[1]};
-  bin_ctx bc = {a->sub, a->in[0]->dtype, a->out[0]->dtype};
+  bin_ctx bc = {a->sub, a->in[0]->dtype, a->in[1]->dtype, a->out[0]->dtype};
   vr_iter it;
   vr_iter_init(&it, 3, ts);
   vr_iter_parallel(&it, GRAIN, bin_run, &bc);

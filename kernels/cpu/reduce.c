@@ -197,8 +197,81 @@ static void blocks_body(void *c, int64_t lo, int64_t hi) {
   }
 }
 
+/* ---- column path: the innermost kept dim is contiguous in x (e.g. sums over the batch dim of
+ * N x D). A job owns a tile of COLT consecutive outputs and walks the reduced elements in order,
+ * updating the tile's accumulators with one contiguous, vectorisable row at a time. */
+#define COLT 512
+
+typedef struct {
+  const rplan *p;
+  const racc *a;
+  const double *mean;
+  double *res;
+  int64_t K, ntiles;
+} cjob;
+
+#define COL_LOOP(T, F)                                                      \
+  do {                                                                      \
+    const T *X = (const T *)j->p->x + xo + off;                             \
+    for (int64_t c = 0; c < len; c++) { double v = (double)X[c]; acc[c] += (F); } \
+  } while (0)
+
+static void col_body(void *ctx, int64_t lo, int64_t hi) {
+  const cjob *j = ctx;
+  const rplan *p = j->p;
+  double acc[COLT], mu[COLT];
+  for (int64_t job = lo; job < hi; job++) {
+    int64_t g = job / j->ntiles, c0 = (job % j->ntiles) * COLT;
+    int64_t len = j->K - c0 < COLT ? j->K - c0 : COLT, o0 = g * j->K + c0, xo, yo;
+    rplan_out(p, o0, &xo, &yo);
+    for (int64_t c = 0; c < len; c++) {
+      acc[c] = 0;
+      mu[c] = j->mean ? j->mean[o0 + c] : 0;
+    }
+    int64_t idx[VR_MAX_DIMS] = {0};
+    for (int64_t r = 0; r < p->nred; r++) {
+      int64_t off = 0;
+      for (int d = 0; d < p->nr; d++) off += idx[d] * p->rin[d];
+      if (p->xdt == VR_F32) {
+        switch (j->a->op) {
+        case RS_SUM: COL_LOOP(float, v); break;
+        case RS_SQDEV: COL_LOOP(float, (v - mu[c]) * (v - mu[c])); break;
+        case RS_SQ: COL_LOOP(float, v * v); break;
+        default: COL_LOOP(float, fabs(v)); break;
+        }
+      } else {
+        switch (j->a->op) {
+        case RS_SUM: COL_LOOP(double, v); break;
+        case RS_SQDEV: COL_LOOP(double, (v - mu[c]) * (v - mu[c])); break;
+        case RS_SQ: COL_LOOP(double, v * v); break;
+        default: COL_LOOP(double, fabs(v)); break;
+        }
+      }
+      for (int d = p->nr - 1; d >= 0; d--) {
+        if (++idx[d] < p->rshape[d]) break;
+        idx[d] = 0;
+      }
+    }
+    for (int64_t c = 0; c < len; c++) j->res[o0 + c] = acc[c];
+  }
+}
+
+static bool col_ok(const rplan *p, const racc *a) {
+  return p->nk >= 1 && p->kin[p->nk - 1] == 1 && p->kshape[p->nk - 1] >= 16 && p->nred > 1 &&
+         (p->xdt == VR_F32 || p->xdt == VR_F64) &&
+         (a->op == RS_SUM || a->op == RS_SQDEV || a->op == RS_SQ || a->op == RS_ABS);
+}
+
 /* res[o] = fold over x's reduced elements for every output o */
 static vr_status reduce_all(const rplan *p, const racc *a, const double *mean, double *res) {
+  if (col_ok(p, a)) {
+    int64_t K = p->kshape[p->nk - 1], ntiles = (K + COLT - 1) / COLT;
+    cjob j = {p, a, mean, res, K, ntiles};
+    int64_t njobs = (p->nout / K) * ntiles, work = (K < COLT ? K : COLT) * p->nred;
+    int64_t grain = (1 << 15) / (work ? work : 1);
+    vr_parallel_for(njobs, grain < 1 ? 1 : grain, col_body, &j);
+    return VR_OK;
+  }
   int64_t nblocks = (p->nred + RBLOCK - 1) / RBLOCK;
   if (p->nout >= 2 * (int64_t)vr_num_threads() || nblocks <= 1) {
     int64_t grain = (1 << 15) / (p->nred ? p->nred : 1);
