@@ -378,6 +378,45 @@ START_TEST(test_max_nan_and_int) {
 }
 END_TEST
 
+/* the column and row paths of max/min agree, ties and NaN included */
+START_TEST(test_max_column_vs_row) {
+  vr_tensor *x = tu_rand(VR_F32, 2, TU_SHAPE(40, 33), 21), *t = NULL, *tc = NULL;
+  OK(vr_tensor_set(x, TU_SHAPE(3, 5), 5));
+  OK(vr_tensor_set(x, TU_SHAPE(30, 5), 5)); /* tie: first index 3 wins */
+  OK(vr_tensor_set(x, TU_SHAPE(7, 6), NAN));
+  OK(vr_tensor_set(x, TU_SHAPE(9, 6), NAN));
+  OK(vr_tensor_set(x, TU_SHAPE(2, 7), -5));
+  OK(vr_transpose(x, 0, 1, &t));
+  OK(vr_contiguous(t, &tc));
+  for (int mn = 0; mn < 2; mn++) {
+    vr_tensor *va = NULL, *ia = NULL, *vb = NULL, *ib = NULL;
+    OK((mn ? vr_min : vr_max)(x, 0, 0, &va, &ia));
+    OK((mn ? vr_min : vr_max)(tc, 1, 0, &vb, &ib));
+    tu_assert_close(va, vb, 0, 0, "values");
+    tu_assert_close(ia, ib, 0, 0, "indices");
+    double *iv = tu_values(ia);
+    if (!mn) ck_assert(iv[5] == 3);
+    ck_assert(iv[6] == 7);
+    if (mn) ck_assert(iv[7] == 2);
+    free(iv);
+    vr_tensor_free(va); vr_tensor_free(ia); vr_tensor_free(vb); vr_tensor_free(ib);
+  }
+  /* long rows (the 16-lane pass) with the extreme late, a tie, and a NaN */
+  const int64_t n = 1000;
+  vr_tensor *r = tu_rand(VR_F64, 1, &n, 22), *v = NULL, *i = NULL;
+  OK(vr_tensor_set(r, TU_SHAPE(777), 3));
+  OK(vr_tensor_set(r, TU_SHAPE(901), 3));
+  OK(vr_max(r, 0, 0, &v, &i));
+  ck_assert(tu_item(v) == 3 && tu_item(i) == 777);
+  vr_tensor_free(v); vr_tensor_free(i);
+  OK(vr_tensor_set(r, TU_SHAPE(500), NAN));
+  OK(vr_min(r, 0, 0, &v, &i));
+  ck_assert(isnan(tu_item(v)) && tu_item(i) == 500);
+  vr_tensor_free(v); vr_tensor_free(i); vr_tensor_free(r);
+  vr_tensor_free(x); vr_tensor_free(t); vr_tensor_free(tc);
+}
+END_TEST
+
 START_TEST(test_max_min_grads) {
   check_grad("max dim", (red_c){5, 1, {1}, 0, 0, 0}, tu_rand(VR_F64, 2, TU_SHAPE(3, 5), 1));
   check_grad("max dim 0 keep strided", (red_c){5, 1, {0}, 1, 0, 0}, tu_strided(2, TU_SHAPE(4, 3), 2));
@@ -471,6 +510,7 @@ Suite *reduce_suite(void) {
   tcase_add_test(tc, test_max_min_values);
   tcase_add_test(tc, test_argmax_argmin);
   tcase_add_test(tc, test_max_nan_and_int);
+  tcase_add_test(tc, test_max_column_vs_row);
   tcase_add_test(tc, test_max_min_grads);
   tcase_add_test(tc, test_max_all_values);
   tcase_add_test(tc, test_scalar_input);

@@ -426,6 +426,39 @@ static vr_status norm_bwd(const vr_kernel_args *a) {
 
 typedef struct { rplan pv, pi; int is_min; vr_tensor *v, *ix; } mm_ctx;
 
+/* contiguous scans in 16 independent lanes, which the compiler turns into vector min/max
+ * (a NaN never enters a lane: any_nan looks for it separately) */
+#define SCAN_FNS(T)                                                                    \
+  static T scan_max_##T(const T *X, int64_t n) {                                       \
+    T l[16];                                                                           \
+    for (int j = 0; j < 16; j++) l[j] = X[j];                                          \
+    int64_t r = 16;                                                                    \
+    for (; r + 16 <= n; r += 16)                                                       \
+      for (int j = 0; j < 16; j++) l[j] = X[r + j] > l[j] ? X[r + j] : l[j];           \
+    for (; r < n; r++) l[0] = X[r] > l[0] ? X[r] : l[0];                               \
+    T b = l[0];                                                                        \
+    for (int j = 1; j < 16; j++) b = l[j] > b ? l[j] : b;                              \
+    return b;                                                                          \
+  }                                                                                    \
+  static T scan_min_##T(const T *X, int64_t n) {                                       \
+    T l[16];                                                                           \
+    for (int j = 0; j < 16; j++) l[j] = X[j];                                          \
+    int64_t r = 16;                                                                    \
+    for (; r + 16 <= n; r += 16)                                                       \
+      for (int j = 0; j < 16; j++) l[j] = X[r + j] < l[j] ? X[r + j] : l[j];           \
+    for (; r < n; r++) l[0] = X[r] < l[0] ? X[r] : l[0];                               \
+    T b = l[0];                                                                        \
+    for (int j = 1; j < 16; j++) b = l[j] < b ? l[j] : b;                              \
+    return b;                                                                          \
+  }                                                                                    \
+  static int any_nan_##T(const T *X, int64_t n) {                                      \
+    int any = 0;                                                                       \
+    for (int64_t r = 0; r < n; r++) any |= X[r] != X[r];                               \
+    return any;                                                                        \
+  }
+SCAN_FNS(float)
+SCAN_FNS(double)
+
 static void mm_body(void *c, int64_t lo, int64_t hi) {
   const mm_ctx *m = c;
   const rplan *p = &m->pv;
@@ -440,8 +473,31 @@ static void mm_body(void *c, int64_t lo, int64_t hi) {
     int64_t bi = 0;
     double best;
     if (p->xdt == VR_F32 || p->xdt == VR_F64) {
-      /* typed: NaN wins, then the first extreme */
-#define MM_SCAN(T)                                                                     {                                                                                      const T *X = (const T *)p->x + xo;                                                   T b = X[0];                                                                          for (int64_t r = 1; r < n && b == b; r++) {                                            T v = X[r * rs];                                                                     if (v != v || (m->is_min ? v < b : v > b)) { b = v; bi = r; }                      }                                                                                    best = b;                                                                          }
+      /* typed, two passes: a branch-free (vectorisable) pass finds the extreme and whether a NaN
+       * is present, a second finds the first index holding it (NaN wins, as in PyTorch) */
+#define MM_SCAN(T)                                                                   \
+  {                                                                                  \
+    const T *X = (const T *)p->x + xo;                                               \
+    T b = X[0];                                                                      \
+    int nan = 0;                                                                     \
+    int64_t r = 0;                                                                   \
+    if (rs == 1 && n >= 16) {                                                        \
+      b = m->is_min ? scan_min_##T(X, n) : scan_max_##T(X, n);                       \
+      nan = any_nan_##T(X, n);                                                       \
+      r = n;                                                                         \
+    }                                                                                \
+    if (m->is_min)                                                                   \
+      for (; r < n; r++) { T v = X[r * rs]; nan |= v != v; b = v < b ? v : b; }      \
+    else                                                                             \
+      for (; r < n; r++) { T v = X[r * rs]; nan |= v != v; b = v > b ? v : b; }      \
+    if (nan) {                                                                       \
+      while (X[bi * rs] == X[bi * rs]) bi++;                                         \
+      b = X[bi * rs];                                                                \
+    } else {                                                                         \
+      while (X[bi * rs] != b) bi++;                                                  \
+    }                                                                                \
+    best = b;                                                                        \
+  }
       if (p->xdt == VR_F32) MM_SCAN(float) else MM_SCAN(double)
 #undef MM_SCAN
     } else {
@@ -461,6 +517,49 @@ static void mm_body(void *c, int64_t lo, int64_t hi) {
   }
 }
 
+/* column path: dim is not the innermost and the innermost kept dim is contiguous: a job keeps
+ * the running extremes of a tile of consecutive outputs */
+typedef struct { const mm_ctx *m; int64_t K, ntiles; } mmc_job;
+
+#define MMC_LOOP(T)                                                                            \
+  do {                                                                                         \
+    const T *X = (const T *)p->x + xo;                                                         \
+    T b[COLT];                                                                                 \
+    for (int64_t c = 0; c < len; c++) { b[c] = X[c]; bi[c] = 0; }                              \
+    for (int64_t r = 1; r < n; r++)                                                            \
+      for (int64_t c = 0; c < len; c++) {                                                      \
+        T v = X[r * rs + c];                                                                   \
+        int take = (m->is_min ? v < b[c] : v > b[c]) | ((v != v) & (b[c] == b[c]));             \
+        b[c] = take ? v : b[c];                                                                \
+        bi[c] = take ? r : bi[c];                                                              \
+      }                                                                                        \
+    for (int64_t c = 0; c < len; c++) best[c] = b[c];                                          \
+  } while (0)
+
+static void mmc_body(void *ctx, int64_t lo, int64_t hi) {
+  const mmc_job *j = ctx;
+  const mm_ctx *m = j->m;
+  const rplan *p = &m->pv;
+  int64_t n = p->rshape[0], rs = p->rin[0], bi[COLT];
+  double best[COLT];
+  char *vb = (char *)vr_data(m->v);
+  int64_t *ib = (int64_t *)vr_data(m->ix);
+  size_t ve = vr_dtype_size(m->v->dtype);
+  int64_t vs = m->pv.kout[p->nk - 1], is = m->pi.kout[p->nk - 1];
+  for (int64_t job = lo; job < hi; job++) {
+    int64_t g = job / j->ntiles, c0 = (job % j->ntiles) * COLT;
+    int64_t len = j->K - c0 < COLT ? j->K - c0 : COLT, o0 = g * j->K + c0, xo, vo, xo2, io;
+    rplan_out(p, o0, &xo, &vo);
+    rplan_out(&m->pi, o0, &xo2, &io);
+    if (p->xdt == VR_F32) MMC_LOOP(float);
+    else MMC_LOOP(double);
+    for (int64_t c = 0; c < len; c++) {
+      vr_store(vb + (vo + c * vs) * (int64_t)ve, m->v->dtype, best[c]);
+      ib[io + c * is] = bi[c];
+    }
+  }
+}
+
 static vr_status maxmin_fwd(const vr_kernel_args *a) {
   mm_ctx m;
   int64_t mask = (int64_t)1 << a->i[0];
@@ -469,6 +568,15 @@ static vr_status maxmin_fwd(const vr_kernel_args *a) {
   m.is_min = a->sub == 1;
   m.v = a->out[0];
   m.ix = a->out[1];
+  const rplan *p = &m.pv;
+  if (p->nk >= 1 && p->kin[p->nk - 1] == 1 && p->kshape[p->nk - 1] >= 16 && p->nred > 1 &&
+      (p->xdt == VR_F32 || p->xdt == VR_F64)) {
+    int64_t K = p->kshape[p->nk - 1], ntiles = (K + COLT - 1) / COLT;
+    mmc_job j = {&m, K, ntiles};
+    int64_t work = (K < COLT ? K : COLT) * p->nred, grain = (1 << 15) / (work ? work : 1);
+    vr_parallel_for((p->nout / K) * ntiles, grain < 1 ? 1 : grain, mmc_body, &j);
+    return VR_OK;
+  }
   int64_t grain = (1 << 14) / (m.pv.nred ? m.pv.nred : 1);
   vr_parallel_for(m.pv.nout, grain < 1 ? 1 : grain, mm_body, &m);
   return VR_OK;
