@@ -1,6 +1,9 @@
 /* elementwise.c: CPU kernels of VR_OP_BINARY and VR_OP_UNARY (argument layout documented in
  * core/ops/elementwise.c). f32 and f64 have typed loops (contiguous and broadcast-scalar runs
  * vectorise); other dtypes go through vr_load/vr_store in double. */
+/* FP exceptions are never inspected: let the compiler if-convert the NaN-aware selects and
+ * inline floor, so the loops below vectorise (values are unchanged: no reassociation) */
+#pragma GCC optimize("no-trapping-math")
 #include "cpu.h"
 #include <math.h>
 
@@ -49,6 +52,32 @@ double vr_erfinv_f64(double y) {
     x -= f / (d + x * f);
   }
   return y < 0 ? -x : x;
+}
+
+/* ---------------------------------------------------------------- vectorisable expf */
+
+/* Cephes' expf (about 1 ulp): x = n ln2 + r, a degree-6 polynomial in r, then 2^n applied in
+ * two halves so that overflow gives inf and tiny results go through the denormals. Branch-free,
+ * so loops over it vectorise (libm's expf does not without -ffast-math). */
+static inline float vexpf(float x) {
+  float xc = x > 89.0f ? 89.0f : x;
+  xc = xc < -104.0f ? -104.0f : xc;
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  float y = p * r * r + r + 1.0f;
+  int32_t ni = (int32_t)n, n1 = ni >> 1, n2 = ni - n1;
+  int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
+  float s1, s2;
+  memcpy(&s1, &b1, 4);
+  memcpy(&s2, &b2, 4);
+  y = y * s1 * s2;
+  return x != x ? x : y;
 }
 
 /* ---------------------------------------------------------------- scalar maths in double */
@@ -288,13 +317,13 @@ static void un_run(void *c, char *const *p, const int64_t *s, int64_t n) {
     const float c0 = (float)u->c0, c1 = (float)u->c1;
     switch (u->kind) {
     case VR_UN_NEG: UN_RUN(float, -x); return;
-    case VR_UN_EXP: UN_RUN(float, expf(x)); return;
+    case VR_UN_EXP: UN_RUN(float, vexpf(x)); return;
     case VR_UN_LOG: UN_RUN(float, logf(x)); return;
     case VR_UN_SQRT: UN_RUN(float, sqrtf(x)); return;
     case VR_UN_RSQRT: UN_RUN(float, 1.0f / sqrtf(x)); return;
     case VR_UN_ABS: UN_RUN(float, fabsf(x)); return;
     case VR_UN_TANH: UN_RUN(float, tanhf(x)); return;
-    case VR_UN_SIGMOID: UN_RUN(float, 1.0f / (1.0f + expf(-x))); return;
+    case VR_UN_SIGMOID: UN_RUN(float, 1.0f / (1.0f + vexpf(-x))); return;
     case VR_UN_RELU: UN_RUN(float, x > 0 ? x : (x != x ? x : 0.0f)); return;
     case VR_UN_GELU: UN_RUN(float, 0.5f * x * (1.0f + erff(x * (float)SQRT1_2))); return;
     case VR_UN_GELU_TANH:
