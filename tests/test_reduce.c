@@ -162,33 +162,37 @@ START_TEST(test_sum_f32_accuracy) {
 }
 END_TEST
 
-/* bitwise equal results with 1, 2 and 3 threads, for a long reduction and an outer-dim one */
+/* bitwise equal results with 1, 2 and 3 threads: long reductions (blocks split), outer-dim
+ * reductions (column tiles whose width depends on the thread count) */
 START_TEST(test_sum_deterministic) {
   const int64_t n = 3 * 100003;
-  vr_tensor *x = tu_rand(VR_F32, 1, &n, 9), *x2 = NULL;
+  vr_tensor *x = tu_rand(VR_F32, 1, &n, 9), *x2 = NULL, *x3 = tu_rand(VR_F32, 2, TU_SHAPE(4000, 40), 10);
   OK(vr_view(x, 2, TU_SHAPE(3, 100003), &x2));
   int prev = vr_num_threads();
-  double ref[4] = {0};
+  double ref[7] = {0};
   for (int nt = 1; nt <= 3; nt++) {
     vr_set_num_threads(nt);
-    vr_tensor *y = NULL, *y2 = NULL, *v = NULL, *nm = NULL;
+    vr_tensor *y = NULL, *y2 = NULL, *v = NULL, *nm = NULL, *c = NULL, *cv = NULL, *cm = NULL;
     OK(vr_sum(x, 0, NULL, 0, &y));
     OK(vr_sum(x2, 1, (int[]){0}, 0, &y2)); /* over the outer dim */
     OK(vr_var(x, 0, NULL, 1, 0, &v));
     OK(vr_norm(x2, 2, 1, (int[]){1}, 0, &nm));
-    double got[4] = {tu_item(y), 0, tu_item(v), 0};
-    double *yv = tu_values(y2), *nv = tu_values(nm);
-    got[1] = yv[777];
-    got[3] = nv[1];
-    free(yv); free(nv);
-    for (int k = 0; k < 4; k++) {
+    OK(vr_sum(x3, 1, (int[]){0}, 0, &c));
+    OK(vr_var(x3, 1, (int[]){0}, 1, 0, &cv));
+    OK(vr_max(x3, 0, 0, &cm, NULL));
+    double *yv = tu_values(y2), *nv = tu_values(nm), *cvv = tu_values(c), *vv = tu_values(cv), *mv = tu_values(cm);
+    double got[7] = {tu_item(y), yv[777], tu_item(v), nv[1], 0, 0, 0};
+    for (int k = 0; k < 40; k++) got[4] += cvv[k] * (k + 1), got[5] += vv[k] * (k + 1), got[6] += mv[k] * (k + 1);
+    free(yv); free(nv); free(cvv); free(vv); free(mv);
+    for (int k = 0; k < 7; k++) {
       if (nt == 1) ref[k] = got[k];
       else ck_assert_msg(got[k] == ref[k], "threads %d: result %d %.17g vs %.17g", nt, k, got[k], ref[k]);
     }
     vr_tensor_free(y); vr_tensor_free(y2); vr_tensor_free(v); vr_tensor_free(nm);
+    vr_tensor_free(c); vr_tensor_free(cv); vr_tensor_free(cm);
   }
   vr_set_num_threads(prev);
-  vr_tensor_free(x); vr_tensor_free(x2);
+  vr_tensor_free(x); vr_tensor_free(x2); vr_tensor_free(x3);
 }
 END_TEST
 

@@ -210,7 +210,7 @@ typedef struct {
   const racc *a;
   const double *mean;
   double *res;
-  int64_t K, ntiles;
+  int64_t K, ntiles, tile;
 } cjob;
 
 #define COL_LOOP(T, F)                                                      \
@@ -224,8 +224,8 @@ static void col_body(void *ctx, int64_t lo, int64_t hi) {
   const rplan *p = j->p;
   double acc[COLT], mu[COLT];
   for (int64_t job = lo; job < hi; job++) {
-    int64_t g = job / j->ntiles, c0 = (job % j->ntiles) * COLT;
-    int64_t len = j->K - c0 < COLT ? j->K - c0 : COLT, o0 = g * j->K + c0, xo, yo;
+    int64_t g = job / j->ntiles, c0 = (job % j->ntiles) * j->tile;
+    int64_t len = j->K - c0 < j->tile ? j->K - c0 : j->tile, o0 = g * j->K + c0, xo, yo;
     rplan_out(p, o0, &xo, &yo);
     for (int64_t c = 0; c < len; c++) {
       acc[c] = 0;
@@ -259,6 +259,14 @@ static void col_body(void *ctx, int64_t lo, int64_t hi) {
   }
 }
 
+/* tiles narrow enough to give every thread work; each output is still one thread's ordered
+ * walk over the reduced elements, so the tile size never changes a result */
+static int64_t col_tile(const rplan *p, int64_t K) {
+  int64_t groups = p->nout / K, nt = vr_num_threads(), per = (K * groups + nt - 1) / nt / groups;
+  int64_t t = per < COLT ? (per + 15) / 16 * 16 : COLT;
+  return t < 16 ? 16 : t > COLT ? COLT : t;
+}
+
 static bool col_ok(const rplan *p, const racc *a) {
   return p->nk >= 1 && p->kin[p->nk - 1] == 1 && p->kshape[p->nk - 1] >= 16 && p->nred > 1 &&
          (p->xdt == VR_F32 || p->xdt == VR_F64) &&
@@ -268,9 +276,9 @@ static bool col_ok(const rplan *p, const racc *a) {
 /* res[o] = fold over x's reduced elements for every output o */
 static vr_status reduce_all(const rplan *p, const racc *a, const double *mean, double *res) {
   if (col_ok(p, a)) {
-    int64_t K = p->kshape[p->nk - 1], ntiles = (K + COLT - 1) / COLT;
-    cjob j = {p, a, mean, res, K, ntiles};
-    int64_t njobs = (p->nout / K) * ntiles, work = (K < COLT ? K : COLT) * p->nred;
+    int64_t K = p->kshape[p->nk - 1], tile = col_tile(p, K), ntiles = (K + tile - 1) / tile;
+    cjob j = {p, a, mean, res, K, ntiles, tile};
+    int64_t njobs = (p->nout / K) * ntiles, work = (K < tile ? K : tile) * p->nred;
     int64_t grain = (1 << 15) / (work ? work : 1);
     vr_parallel_for(njobs, grain < 1 ? 1 : grain, col_body, &j);
     return VR_OK;
@@ -522,7 +530,7 @@ static void mm_body(void *c, int64_t lo, int64_t hi) {
 
 /* column path: dim is not the innermost and the innermost kept dim is contiguous: a job keeps
  * the running extremes of a tile of consecutive outputs */
-typedef struct { const mm_ctx *m; int64_t K, ntiles; } mmc_job;
+typedef struct { const mm_ctx *m; int64_t K, ntiles, tile; } mmc_job;
 
 #define MMC_LOOP(T)                                                                            \
   do {                                                                                         \
@@ -550,8 +558,8 @@ static void mmc_body(void *ctx, int64_t lo, int64_t hi) {
   size_t ve = vr_dtype_size(m->v->dtype);
   int64_t vs = m->pv.kout[p->nk - 1], is = m->pi.kout[p->nk - 1];
   for (int64_t job = lo; job < hi; job++) {
-    int64_t g = job / j->ntiles, c0 = (job % j->ntiles) * COLT;
-    int64_t len = j->K - c0 < COLT ? j->K - c0 : COLT, o0 = g * j->K + c0, xo, vo, xo2, io;
+    int64_t g = job / j->ntiles, c0 = (job % j->ntiles) * j->tile;
+    int64_t len = j->K - c0 < j->tile ? j->K - c0 : j->tile, o0 = g * j->K + c0, xo, vo, xo2, io;
     rplan_out(p, o0, &xo, &vo);
     rplan_out(&m->pi, o0, &xo2, &io);
     if (p->xdt == VR_F32) MMC_LOOP(float);
@@ -574,9 +582,9 @@ static vr_status maxmin_fwd(const vr_kernel_args *a) {
   const rplan *p = &m.pv;
   if (p->nk >= 1 && p->kin[p->nk - 1] == 1 && p->kshape[p->nk - 1] >= 16 && p->nred > 1 &&
       (p->xdt == VR_F32 || p->xdt == VR_F64)) {
-    int64_t K = p->kshape[p->nk - 1], ntiles = (K + COLT - 1) / COLT;
-    mmc_job j = {&m, K, ntiles};
-    int64_t work = (K < COLT ? K : COLT) * p->nred, grain = (1 << 15) / (work ? work : 1);
+    int64_t K = p->kshape[p->nk - 1], tile = col_tile(p, K), ntiles = (K + tile - 1) / tile;
+    mmc_job j = {&m, K, ntiles, tile};
+    int64_t work = (K < tile ? K : tile) * p->nred, grain = (1 << 15) / (work ? work : 1);
     vr_parallel_for((p->nout / K) * ntiles, grain < 1 ? 1 : grain, mmc_body, &j);
     return VR_OK;
   }
