@@ -62,6 +62,7 @@ double vr_erfinv_f64(double y) {
 static inline float vexpf(float x) {
   float xc = x > 89.0f ? 89.0f : x;
   xc = xc < -104.0f ? -104.0f : xc;
+  xc = x != x ? 0.0f : xc; /* NaN: computed on 0, replaced below (keeps the int conversion defined) */
   float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
   float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500E-4f;
@@ -72,7 +73,7 @@ static inline float vexpf(float x) {
   p = p * r + 5.0000001201E-1f;
   float y = p * r * r + r + 1.0f;
   int32_t ni = (int32_t)n, n1 = ni >> 1, n2 = ni - n1;
-  int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
+  uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
   float s1, s2;
   memcpy(&s1, &b1, 4);
   memcpy(&s2, &b2, 4);
