@@ -477,6 +477,19 @@ START_TEST(test_inplace_add_alias) {
 }
 END_TEST
 
+/* vr_add_ converts a src of another dtype; u8 arithmetic wraps like C */
+START_TEST(test_inplace_mixed_dtype) {
+  vr_tensor *t = tu_tensor(VR_F32, 1, TU_SHAPE(3), TU_VALS(1, 2, 3)), *s = tu_tensor(VR_F64, 1, TU_SHAPE(3), TU_VALS(0.5, 0.25, -1));
+  OK(vr_add_(t, s, 2.0));
+  tu_assert_values(t, TU_VALS(2, 2.5, 1), 3, 0, "f32 += 2 * f64");
+  vr_tensor_free(t); vr_tensor_free(s);
+  vr_tensor *u = tu_tensor(VR_U8, 1, TU_SHAPE(3), TU_VALS(0, 1, 255)), *y = NULL;
+  OK(vr_neg(u, &y));
+  tu_assert_values(y, TU_VALS(0, 255, 1), 3, 0, "u8 neg wraps");
+  vr_tensor_free(y); vr_tensor_free(u);
+}
+END_TEST
+
 START_TEST(test_inplace_strided) {
   vr_tensor *base = tu_tensor(VR_F64, 2, TU_SHAPE(2, 3), TU_VALS(1, 2, 3, 4, 5, 6)), *t = NULL;
   OK(vr_transpose(base, 0, 1, &t)); /* 3 x 2, strides (1, 3) */
@@ -673,6 +686,7 @@ Suite *elementwise_suite(void) {
   tcase_add_test(tc, test_comparisons);
   tcase_add_test(tc, test_isfinite_all);
   tcase_add_test(tc, test_inplace_add_alias);
+  tcase_add_test(tc, test_inplace_mixed_dtype);
   tcase_add_test(tc, test_inplace_strided);
   tcase_add_test(tc, test_f32_fast_paths);
   tcase_add_test(tc, test_f32_exp_range);
