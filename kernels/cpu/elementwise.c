@@ -184,6 +184,62 @@ static inline double bin_grad(int kind, int which, double g, double a, double b)
   return 0;
 }
 
+/* ---------------------------------------------------------------- transposed operands */
+
+/* When an operand is transposed relative to the iteration order (stride 1 on the next-to-inner
+ * dim, a long stride on the inner one), walking rows touches a new cache line per element. Then
+ * the last two dims are visited in TILE x TILE blocks, so every line fetched is used TILE times. */
+#define TILE 32
+
+static bool wants_tiles(const vr_iter *it) {
+  int nd = it->ndim;
+  if (nd < 2 || it->numel < 4096 || it->shape[nd - 1] < TILE || it->shape[nd - 2] < TILE) return false;
+  for (int k = 0; k < it->nops; k++)
+    if (it->st[k][nd - 2] == 1 && it->st[k][nd - 1] != 1) return true;
+  return false;
+}
+
+typedef struct { const vr_iter *it; vr_iter_run_fn run; void *ctx; int64_t rtiles; } tile_ctx;
+
+static void tile_body(void *c, int64_t lo, int64_t hi) {
+  const tile_ctx *tc = c;
+  const vr_iter *it = tc->it;
+  int nd = it->ndim;
+  int64_t R = it->shape[nd - 2], C = it->shape[nd - 1], s[VR_ITER_MAX_OPS];
+  char *p[VR_ITER_MAX_OPS];
+  for (int k = 0; k < it->nops; k++) s[k] = it->st[k][nd - 1];
+  for (int64_t job = lo; job < hi; job++) {
+    int64_t outer = job / tc->rtiles, i0 = (job % tc->rtiles) * TILE, i1 = i0 + TILE < R ? i0 + TILE : R;
+    int64_t base[VR_ITER_MAX_OPS] = {0}, rem = outer;
+    for (int d = nd - 3; d >= 0; d--) {
+      int64_t idx = rem % it->shape[d];
+      rem /= it->shape[d];
+      for (int k = 0; k < it->nops; k++) base[k] += idx * it->st[k][d];
+    }
+    for (int64_t j0 = 0; j0 < C; j0 += TILE) {
+      int64_t n = C - j0 < TILE ? C - j0 : TILE;
+      for (int64_t i = i0; i < i1; i++) {
+        for (int k = 0; k < it->nops; k++)
+          p[k] = it->base[k] + (base[k] + i * it->st[k][nd - 2] + j0 * s[k]) * (int64_t)it->esize[k];
+        tc->run(tc->ctx, p, s, n);
+      }
+    }
+  }
+}
+
+/* vr_iter_parallel, tiled when an operand is transposed */
+static void iter_run_all(const vr_iter *it, int64_t grain, vr_iter_run_fn run, void *ctx) {
+  if (!wants_tiles(it)) {
+    vr_iter_parallel(it, grain, run, ctx);
+    return;
+  }
+  int nd = it->ndim;
+  int64_t rtiles = (it->shape[nd - 2] + TILE - 1) / TILE, outer = it->numel / (it->shape[nd - 2] * it->shape[nd - 1]);
+  tile_ctx tc = {it, run, ctx, rtiles};
+  int64_t per = TILE * it->shape[nd - 1], g = grain / (per ? per : 1);
+  vr_parallel_for(outer * rtiles, g < 1 ? 1 : g, tile_body, &tc);
+}
+
 /* ---------------------------------------------------------------- binary forward */
 
 /* dt, dtb: the operands' dtypes (equal from the front-end; vr_add_ may pass a different src) */
@@ -248,7 +304,7 @@ static vr_status binary_fwd(const vr_kernel_args *a) {
   bin_ctx bc = {a->sub, a->in[0]->dtype, a->in[1]->dtype, a->out[0]->dtype};
   vr_iter it;
   vr_iter_init(&it, 3, ts);
-  vr_iter_parallel(&it, GRAIN, bin_run, &bc);
+  iter_run_all(&it, GRAIN, bin_run, &bc);
   return VR_OK;
 }
 
@@ -292,7 +348,7 @@ static vr_status binary_bwd(const vr_kernel_args *a) {
     binb_ctx bc = {a->sub, which, a->in[0]->dtype};
     vr_iter it;
     vr_iter_init(&it, 4, ts);
-    vr_iter_parallel(&it, GRAIN, binb_run, &bc);
+    iter_run_all(&it, GRAIN, binb_run, &bc);
   }
   return VR_OK;
 }
@@ -372,7 +428,7 @@ static vr_status unary_fwd(const vr_kernel_args *a) {
   un_ctx u = {a->sub, a->in[0]->dtype, a->f[0], a->f[1]};
   vr_iter it;
   vr_iter_init(&it, 2, ts);
-  vr_iter_parallel(&it, GRAIN, un_run, &u);
+  iter_run_all(&it, GRAIN, un_run, &u);
   return VR_OK;
 }
 
@@ -418,7 +474,7 @@ static vr_status unary_bwd(const vr_kernel_args *a) {
   un_ctx u = {a->sub, a->in[0]->dtype, a->f[0], a->f[1]};
   vr_iter it;
   vr_iter_init(&it, 4, ts);
-  vr_iter_parallel(&it, GRAIN, unb_run, &u);
+  iter_run_all(&it, GRAIN, unb_run, &u);
   return VR_OK;
 }
 
