@@ -15,7 +15,10 @@
  *
  * Mixed dtypes between a and b are an error (no implicit promotion); scalars are doubles.
  * Integer tensors are accepted by the ops that are exact on them (add, sub, mul, maximum,
- * minimum, comparisons, neg, abs, relu, square, clamp, add/mul/rsub_scalar); others need float. */
+ * minimum, comparisons, neg, abs, relu, square, clamp, add/mul/rsub_scalar); others need float.
+ * On integer tensors a fractional scalar result is truncated toward zero and u8 wraps, as in C.
+ * erf and erfinv are forward only (no tape node); erfinv is within ~1 ulp in f64 (Giles' start,
+ * Halley steps on erf/erfc), so Gaussian quantiles sqrt(2) erfinv(2i/(B+1) - 1) match to 1e-15. */
 #include "../internal.h"
 #include <math.h>
 #include <string.h>
