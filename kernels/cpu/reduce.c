@@ -415,8 +415,18 @@ static inline double norm_grad(double p, double g, double x, double y) {
 
 static void normb_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   const normb_ctx *nc = c;
-  size_t e = vr_dtype_size(nc->dt);
   /* p: {grad_x, grad_y, x, y} */
+#define NORMB_TYPED(T)                                                                        \
+  {                                                                                           \
+    T *o = (T *)p[0];                                                                         \
+    const T *G = (const T *)p[1], *X = (const T *)p[2], *Y = (const T *)p[3];                 \
+    for (int64_t k = 0; k < n; k++) o[k * s[0]] = (T)norm_grad(nc->p, G[k * s[1]], X[k * s[2]], Y[k * s[3]]); \
+    return;                                                                                   \
+  }
+  if (nc->dt == VR_F32) NORMB_TYPED(float)
+  if (nc->dt == VR_F64) NORMB_TYPED(double)
+#undef NORMB_TYPED
+  size_t e = vr_dtype_size(nc->dt);
   for (int64_t k = 0; k < n; k++) {
     double g = vr_load(p[1] + k * s[1] * (int64_t)e, nc->dt), x = vr_load(p[2] + k * s[2] * (int64_t)e, nc->dt),
            y = vr_load(p[3] + k * s[3] * (int64_t)e, nc->dt);
