@@ -230,15 +230,16 @@ function M.check(r)
 end
 
 ---------------------------------------------------------------- files
-local function traceback(e) return debug.traceback(tostring(e), 2) end
+local function traceback(e)
+  if os.getenv("VISREG_TRACEBACK") then return debug.traceback(tostring(e), 2) end
+  return e
+end
 
--- Runs a recipe file and returns the recipe table (errors carry the recipe's file:line).
-function M.load(path, overrides)
-  local chunk, err = loadfile(path)
-  if not chunk then
-    if not util.file_exists(path) then error("cannot open recipe " .. path, 0) end
-    error(err, 0)
-  end
+-- Runs a recipe's source (chunk named path, so errors carry the recipe's file:line), applies the
+-- overrides and checks the result.
+function M.load_source(source, path, overrides)
+  local chunk, err = loadstring(source, "@" .. path)
+  if not chunk then error(err, 0) end
   local ok, r = xpcall(chunk, traceback)
   if not ok then error(r, 0) end
   if type(r) ~= "table" then error(string.format("%s: the recipe must return vr.recipe{...}, got %s", path, type(r)), 0) end
@@ -251,6 +252,13 @@ function M.load(path, overrides)
   local ok3, e3 = pcall(M.check, r)
   if not ok3 then error("after --set: " .. tostring(e3), 0) end
   return r
+end
+
+-- Runs a recipe file; returns the recipe table and the file's text.
+function M.load(path, overrides)
+  local source = util.read_file(path)
+  if not source then error("cannot open recipe " .. path, 0) end
+  return M.load_source(source, path, overrides), source
 end
 
 -- the resolved recipe as JSON (functions named by their file:line)
