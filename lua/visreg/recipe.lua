@@ -237,17 +237,39 @@ end
 
 -- Runs a recipe's source (chunk named path, so errors carry the recipe's file:line), applies the
 -- overrides and checks the result.
+-- the line of source where key (a.b.c) is written, for errors whose recipe frame was lost to a
+-- tail call (`return vr.recipe{...}`)
+local function line_of_key(source, key)
+  local at = source:find(key, 1, true)
+  if not at or not key:find(".", 1, true) then
+    local last = key:match("([%w_]+)$")
+    at = last and source:find("%f[%w_]" .. last .. "%s*=")
+  end
+  if not at then return nil end
+  local _, n = source:sub(1, at):gsub("\n", "")
+  return n + 1
+end
+
+local function locate(msg, source, path)
+  msg = tostring(msg)
+  if msg:find(path .. ":", 1, true) then return msg end
+  local key = msg:match("unknown key '([^']+)'") or msg:match("the key '([^']+)'")
+  local line = key and line_of_key(source, key)
+  return string.format("%s:%s %s", path, line and (line .. ":") or "", msg)
+end
+
 function M.load_source(source, path, overrides)
   local chunk, err = loadstring(source, "@" .. path)
   if not chunk then error(err, 0) end
   local ok, r = xpcall(chunk, traceback)
-  if not ok then error(r, 0) end
+  if not ok then error(locate(r, source, path), 0) end
   if type(r) ~= "table" then error(string.format("%s: the recipe must return vr.recipe{...}, got %s", path, type(r)), 0) end
   if r.model == nil or r.epochs == nil then -- a plain table, not made by vr.recipe
     local ok2, e = pcall(M.define, r)
     if not ok2 then error(path .. ": " .. tostring(e), 0) end
   end
   if not r.name then r.name = path:match("([^/]+)%.lua$") or path end
+  if getmetatable(r) ~= nil then r = setmetatable(r, nil) end
   M.apply_overrides(r, overrides)
   local ok3, e3 = pcall(M.check, r)
   if not ok3 then error("after --set: " .. tostring(e3), 0) end
@@ -260,6 +282,8 @@ function M.load(path, overrides)
   if not source then error("cannot open recipe " .. path, 0) end
   return M.load_source(source, path, overrides), source
 end
+
+util.boundaries[M.load_source] = true
 
 -- the resolved recipe as JSON (functions named by their file:line)
 function M.to_json(r) return util.json_encode(r, "  ") .. "\n" end
