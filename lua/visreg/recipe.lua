@@ -29,8 +29,10 @@ local function defaults()
     precision = "f32",   -- f32, or bf16 autocast on CUDA
   }
 end
-local eval_defaults = { online_probe = true, linear_probe = true, knn = { k = 20, T = 0.07 }, every = 0,
-  batch = 1000, probe_lr = 1e-3 }
+-- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference
+-- does); probe_iters: its L-BFGS iterations; probe_lr: the online probe's AdamW learning rate
+local eval_defaults = { online_probe = true, linear_probe = true, knn = { k = 20, T = 0.07 }, batch = 1000,
+  probe_lr = 1e-3, probe_l2 = { 0, 1e-4, 1e-3 }, probe_iters = 200 }
 local view_defaults = { n = 2, size = false, pipeline = {} }
 
 local function fail(msg, ...) util.error("vr.recipe: " .. msg, ...) end
@@ -133,6 +135,10 @@ function M.apply_overrides(r, overrides)
     local old, parent, last = M.get(r, key)
     local valid = false
     for _, p in ipairs(M.paths(r)) do if p == key then valid = true; break end end
+    if not valid and type(old) == "table" and (text == "false" or text == "none") then
+      valid = true -- a table of settings may be switched off (eval.knn=false)
+      old = false
+    end
     if not valid then
       if old ~= nil and (type(old) == "function" or type(old) == "table") then
         error(string.format("--set %s: this key holds a %s, which cannot be set from the command line",

@@ -116,7 +116,7 @@ function M.setup(r, opts)
   self.channels, self.height, self.width = train:channels(), train:height(), train:width()
   self.num_classes = math.max(train:num_classes(), self.ds.test:num_classes())
   self.enc, self.proj = build_model(r, self.device)
-  if self.num_classes > 0 then
+  if self.num_classes > 0 and r.eval.online_probe then
     random.manual_seed(r.seed, 1)
     self.head = nn.Linear(self.enc.out_dim, self.num_classes, { device = self.device })
   end
@@ -356,7 +356,8 @@ function M.evaluate(self, o)
   local ftr = probe.features(self.enc, self.ds.train, fo)
   local fte = probe.features(self.enc, self.ds.test, fo)
   local ytr, yte = self.ds.train:labels(), self.ds.test:labels()
-  if ev.linear_probe then res.linear_probe = probe.linear_probe(ftr, ytr, fte, yte, { num_classes = self.num_classes }) end
+  if ev.linear_probe then res.linear_probe = probe.linear_probe(ftr, ytr, fte, yte, { num_classes = self.num_classes,
+      l2 = ev.probe_l2, max_iter = ev.probe_iters }) end
   if ev.knn then
     local k = type(ev.knn) == "table" and ev.knn or {}
     res.knn = probe.knn(ftr, ytr, fte, yte, { num_classes = self.num_classes, k = k.k or 20, T = k.T or 0.07 })

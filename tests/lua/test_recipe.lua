@@ -47,6 +47,10 @@ tap.eq(r.loss.weights.shape, 2, "--set reaches nested keys")
 tap.eq(r.views.global.pipeline[1].p, 0.25, "--set reaches list entries by index")
 tap.ok(r.optim.betas[1] == 0.8 and r.optim.betas[2] == 0.99, "--set parses lists", util.json_encode(r.optim.betas))
 
+tap.eq(recipe.load(good, { "eval.knn=false" }).eval.knn, false, "--set switches a table of settings off with false")
+tap.raises(function() recipe.load(good, { "eval.knn=3" }) end, { "eval.knn", "table of settings" },
+  "--set refuses a number for a table of settings")
+
 -- an unknown key is refused, naming it and the nearest valid keys
 tap.raises(function() recipe.load(good, { "loss.lamda=0.7" }) end, { "unknown key 'loss.lamda'", "loss.lambda" },
   "--set refuses an unknown key and suggests the nearest")
