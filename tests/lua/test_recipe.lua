@@ -106,6 +106,17 @@ tap.raises(function() schedule.value(function() return "x" end, 0, 0, 0, ctx) en
 tap.raises(function() vr.schedule.warmup_cosine { warmup = 1 } end, { "unknown key 'warmup'", "warmup_epochs" },
   "schedule options are checked")
 
+-- every shipped recipe loads (run from the repository root)
+local lsf = io.popen("ls recipes/*.lua 2>/dev/null")
+local n = 0
+for f in lsf:lines() do
+  n = n + 1
+  local ok, e = pcall(recipe.load, f)
+  tap.ok(ok, "recipe " .. f .. " loads", e)
+end
+lsf:close()
+tap.ok(n >= 6, "the shipped recipes are found", tostring(n))
+
 -- util
 tap.eq(util.edit_distance("lamda", "lambda"), 1, "edit distance")
 tap.eq(util.nearest("lr", { "optim.lr", "lr", "seed" }, 1)[1], "lr", "nearest key")
