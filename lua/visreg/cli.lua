@@ -130,4 +130,23 @@ function M.eval(args)
   end)
 end
 
+-- `visreg repl RUN_DIR`: loads the run's recipe and checkpoint and sets globals for probing:
+-- r (the recipe), trainer (data, models), enc, proj, ds (train and test datasets)
+function M.repl_setup(args)
+  local dir = args[1]
+  local trainer = require "visreg.trainer"
+  local checkpoint = require "visreg.checkpoint"
+  local path = util.is_dir(dir) and (dir .. "/checkpoint.safetensors") or dir
+  local _, meta = checkpoint.load(path)
+  local overrides = util.json_decode(meta.overrides or "[]") or {}
+  local r = recipe.load_source(meta.recipe_source, meta.recipe_path ~= "" and meta.recipe_path or "recipe.lua", overrides)
+  local t = trainer.setup(r, { quiet = true })
+  trainer.restore(t, path)
+  t.enc:eval()
+  t.proj:eval()
+  _G.r, _G.trainer, _G.enc, _G.proj, _G.ds = r, t, t.enc, t.proj, t.ds
+  print(string.format("loaded %s (epoch %d): globals r, trainer, enc, proj, ds (ds.train, ds.test)", path, t.state.epoch))
+  return 0
+end
+
 return M
