@@ -74,6 +74,16 @@ function M.cross_entropy(logits, target, label_smoothing)
 end
 M.slices_arg = slices_arg
 
+-- the B Gaussian quantile targets sqrt(2) erfinv(2i/(B+1) - 1), i = 1..B
+function M.gauss_quantiles(B, o)
+  return new(C.vr_gauss_quantiles(B, core.dtype(o and o.dtype), core.device(o and o.device), outp))
+end
+-- a D x K matrix of unit-norm Gaussian columns from Philox keyed by (seed, step)
+function M.draw_slices(D, K, o)
+  o = o or {}
+  return new(C.vr_draw_slices(D, K, o.seed or 0, o.step or 0, o.eps or 0, core.dtype(o.dtype), core.device(o.device), outp))
+end
+
 ---------------------------------------------------------------- specs
 local term_names = {
   visreg = { "center", "scale", "shape" },

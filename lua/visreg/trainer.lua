@@ -375,6 +375,12 @@ function M.train(r, opts)
   local out = opts.out
   if out then
     util.mkdir_p(out)
+    if not opts.resume and util.file_exists(out .. "/metrics.jsonl") then
+      -- a fresh run into an old run folder starts its metrics over
+      if not opts.quiet then print("note: starting a new run in " .. out .. " (its old metrics are replaced)") end
+      os.remove(out .. "/metrics.jsonl")
+      os.remove(out .. "/summary.json")
+    end
     if opts.source then util.write_file(out .. "/recipe.lua", opts.source) end
     util.write_file(out .. "/recipe.json", recipe_mod.to_json(r))
   end
