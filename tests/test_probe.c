@@ -104,6 +104,8 @@ START_TEST(fmnist_full) {
   double lin = 0, knn = 0;
   OK(vr_linear_probe(xtr, ytr, xte, yte, 10, l2, 0, &lin));
   clock_gettime(CLOCK_MONOTONIC, &t1);
+  printf("fmnist full raw pixels: linear probe (l2 %g) %.4f\n", l2, lin);
+  fflush(stdout);
   OK(vr_knn_probe(xtr, ytr, xte, yte, 10, 20, 0.07, &knn));
   clock_gettime(CLOCK_MONOTONIC, &t2);
   printf("fmnist full raw pixels: linear probe (l2 %g) %.4f in %.1f s; knn (k 20, T 0.07) %.4f in %.1f s\n", l2, lin,
