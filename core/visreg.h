@@ -391,4 +391,19 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
 vr_status vr_knn_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
                        const vr_tensor *test_y, int num_classes, int k, double temperature, double *accuracy);
 
+/* ---- CUDA memory (the caching allocator of kernels/cuda/alloc.cu; all 0 without CUDA) ----
+ * Bytes are counted in the allocator's size classes (512 B below 1 MiB, 2 MiB above).
+ * allocated: held by live tensors; reserved: allocated plus the cache; peak: the most allocated
+ * since start or the last reset; malloc count: cudaMalloc calls made. VISREG_CUDA_CACHE=0 in the
+ * environment turns caching off. */
+int64_t vr_cuda_memory_allocated(void);
+int64_t vr_cuda_memory_reserved(void);
+int64_t vr_cuda_memory_peak(void);
+int64_t vr_cuda_malloc_count(void);
+int64_t vr_cuda_cache_hits(void);
+int vr_cuda_caching_enabled(void);
+void vr_cuda_reset_peak(void);
+vr_status vr_cuda_empty_cache(void);   /* frees every cached block (after the stream's pending work) */
+vr_status vr_cuda_synchronize(void);   /* waits for the stream's pending work; reports async faults */
+
 #endif
