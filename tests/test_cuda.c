@@ -165,7 +165,8 @@ static void free_args(vr_kernel_args *a) {
   memset(a, 0, sizeof *a);
 }
 
-static const int64_t BIG = 1000003;
+/* the "large" size; VISREG_TEST_QUICK=1 (used under compute-sanitizer) shrinks it */
+static int64_t BIG = 1000003;
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
 
 /* ---------------------------------------------------------------- device API and basic kernels */
@@ -1041,6 +1042,8 @@ START_TEST(test_cuda_reports) {
 END_TEST
 
 static Suite *cuda_suite(void) {
+  const char *q = getenv("VISREG_TEST_QUICK");
+  if (q && q[0] == '1') BIG = 10007;
   Suite *s = suite_create("cuda");
   TCase *tc = tcase_create("kernels");
   tcase_set_timeout(tc, 300);
