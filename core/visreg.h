@@ -258,6 +258,138 @@ vr_status vr_gauss_quantiles(int64_t B, vr_dtype dtype, vr_device device, vr_ten
 /* unit-column D x K slice matrix from Philox keyed by (seed, step) */
 vr_status vr_draw_slices(int64_t D, int64_t K, uint64_t seed, uint64_t step, double eps, vr_dtype dtype, vr_device device, vr_tensor **out);
 
+
+/* ---- data, augmentation, loader, checkpoints, probes (core/data/, core/ckpt.c, core/probe.c) ---- */
+typedef struct vr_dataset vr_dataset;         /* opaque: u8 images N x C x H x W and i64 labels in memory */
+typedef struct vr_pipeline vr_pipeline;       /* opaque: a list of augmentation specs */
+typedef struct vr_loader vr_loader;           /* opaque: multi-view batch loader with worker threads */
+typedef struct vr_batch vr_batch;             /* opaque: one multi-view batch */
+typedef struct vr_ckpt_writer vr_ckpt_writer; /* opaque: (name, tensor) pairs and metadata to save */
+typedef struct vr_ckpt_reader vr_ckpt_reader; /* opaque: an opened, validated safetensors file */
+
+/* datasets. root NULL or "" means the default (/usr/share/datasets/fashion-mnist for Fashion-MNIST).
+ * train 1: the training split, 0: the test split. A missing or truncated file gives VR_E_IO or
+ * VR_E_FORMAT naming the path. */
+vr_status vr_dataset_fashion_mnist(const char *root, int train, vr_dataset **out);
+/* IDX files (idx3 u8 images, idx1 u8 labels), gzip-compressed or plain; labels_path may be NULL */
+vr_status vr_dataset_idx(const char *images_path, const char *labels_path, int num_classes, vr_dataset **out);
+/* CIFAR binary format: root holds data_batch_1..5.bin and test_batch.bin (CIFAR-10) or train.bin and
+ * test.bin (CIFAR-100; coarse 1 selects the 20 coarse labels) */
+vr_status vr_dataset_cifar10(const char *root, int train, vr_dataset **out);
+vr_status vr_dataset_cifar100(const char *root, int train, int coarse, vr_dataset **out);
+/* from tensors: images u8 N x C x H x W (or N x H x W), labels i64/i32 N or NULL (label-free) */
+vr_status vr_dataset_from_tensors(const vr_tensor *images, const vr_tensor *labels, int num_classes, vr_dataset **out);
+void vr_dataset_free(vr_dataset *d);
+int64_t vr_dataset_count(const vr_dataset *d);
+int64_t vr_dataset_channels(const vr_dataset *d);
+int64_t vr_dataset_height(const vr_dataset *d);
+int64_t vr_dataset_width(const vr_dataset *d);
+int vr_dataset_num_classes(const vr_dataset *d);   /* 0 in label-free mode */
+int vr_dataset_has_labels(const vr_dataset *d);
+int64_t vr_dataset_label(const vr_dataset *d, int64_t index); /* -1 when unlabeled or out of range */
+const uint8_t *vr_dataset_image_data(const vr_dataset *d, int64_t index); /* C*H*W bytes, or NULL */
+/* u8 N x C x H x W (a new reference to the dataset's own tensor: do not modify) */
+vr_status vr_dataset_images(const vr_dataset *d, vr_tensor **out);
+/* f32 N x C x H x W with values u8 / 255 */
+vr_status vr_dataset_images_f32(const vr_dataset *d, vr_tensor **out);
+vr_status vr_dataset_labels(const vr_dataset *d, vr_tensor **out); /* i64 N (-1 when unlabeled) */
+/* derived datasets (new handles holding copies of the chosen images) */
+vr_status vr_dataset_subset(const vr_dataset *d, int64_t n, const int64_t *indices, vr_dataset **out);
+vr_status vr_dataset_head(const vr_dataset *d, int64_t n, vr_dataset **out); /* the first n images */
+/* keeps the listed classes; relabel 1 maps classes[k] to label k */
+vr_status vr_dataset_class_subset(const vr_dataset *d, int n, const int *classes, int relabel, vr_dataset **out);
+/* long-tailed: class c keeps floor(n_max * imbalance^(-c/(C-1))) images (its first ones, in order) */
+vr_status vr_dataset_long_tail(const vr_dataset *d, double imbalance, vr_dataset **out);
+vr_status vr_dataset_unlabeled(const vr_dataset *d, vr_dataset **out); /* label-free copy */
+int64_t vr_dataset_class_count(const vr_dataset *d, int cls);
+
+/* augmentation pipelines. Images are f32 in [0, 1] (u8 inputs are divided by 255) as C x H x W.
+ * Each step runs with probability p. Randomness is a pure function of (seed, epoch, sample, view,
+ * step index) through Philox, so the same inputs give the same views whatever the thread count. */
+vr_status vr_pipeline_new(vr_pipeline **out);
+void vr_pipeline_free(vr_pipeline *p);
+int vr_pipeline_length(const vr_pipeline *p);
+/* random resized crop (bilinear): area fraction in [scale_lo, scale_hi], aspect ratio log-uniform in
+ * [ratio_lo, ratio_hi]; out_h/out_w 0 means the view's size. With probability 1-p: the whole image resized. */
+vr_status vr_pipeline_add_crop(vr_pipeline *p, double scale_lo, double scale_hi, double ratio_lo, double ratio_hi,
+                               int out_h, int out_w, double prob);
+vr_status vr_pipeline_add_resize(vr_pipeline *p, int out_h, int out_w); /* whole image, bilinear */
+vr_status vr_pipeline_add_hflip(vr_pipeline *p, double prob);
+/* colour jitter in random order, as torchvision: factors drawn from [max(0, 1-x), 1+x], hue from [-h, h];
+ * saturation and hue apply to 3-channel images only */
+vr_status vr_pipeline_add_jitter(vr_pipeline *p, double brightness, double contrast, double saturation, double hue,
+                                 double prob);
+vr_status vr_pipeline_add_grayscale(vr_pipeline *p, double prob);
+/* sigma uniform in [sigma_lo, sigma_hi]; kernel_size 0: 2*ceil(3 sigma)+1; reflect padding */
+vr_status vr_pipeline_add_blur(vr_pipeline *p, double sigma_lo, double sigma_hi, int kernel_size, double prob);
+vr_status vr_pipeline_add_solarize(vr_pipeline *p, double threshold, double prob); /* x >= t -> 1 - x */
+/* random erasing (Zhong et al.): area fraction in [scale_lo, scale_hi], log-uniform ratio, filled with value */
+vr_status vr_pipeline_add_erase(vr_pipeline *p, double scale_lo, double scale_hi, double ratio_lo, double ratio_hi,
+                                double value, double prob);
+vr_status vr_pipeline_add_noise(vr_pipeline *p, double std, double prob); /* x += N(0, std^2) */
+/* (x - mean[c]) / std[c]; n is 1 (all channels) or the channel count */
+vr_status vr_pipeline_add_normalize(vr_pipeline *p, int n, const double *mean, const double *std);
+/* runs the pipeline on image (C x H x W) or images (N x C x H x W; image k is sample sample+k), u8 or
+ * f32, CPU; out is f32 (N x) C x out_h x out_w (out_h/out_w 0: the input's size) */
+vr_status vr_pipeline_apply(const vr_pipeline *p, const vr_tensor *images, int out_h, int out_w, uint64_t seed,
+                            uint64_t epoch, uint64_t sample, uint64_t view, vr_tensor **out);
+
+/* loader: batches of B samples, shuffled per epoch from (seed, epoch) when shuffle is 1; every sample
+ * gives one image per view; workers threads prefetch up to prefetch whole batches (workers 0: the
+ * batch is made in vr_loader_next on the calling thread). */
+vr_status vr_loader_new(const vr_dataset *d, int64_t batch, int shuffle, int drop_last, uint64_t seed, int workers,
+                        int prefetch, vr_loader **out);
+void vr_loader_free(vr_loader *l);
+/* appends a view (its index = number of views before it) of out_h x out_w made by pipeline p
+ * (copied; p may be freed after). Add every view before the first vr_loader_next. */
+vr_status vr_loader_add_view(vr_loader *l, int out_h, int out_w, const vr_pipeline *p);
+int vr_loader_num_views(const vr_loader *l);
+int64_t vr_loader_num_batches(const vr_loader *l); /* per epoch */
+int64_t vr_loader_epoch(const vr_loader *l);
+int64_t vr_loader_batch_index(const vr_loader *l); /* the next batch to be returned in this epoch */
+/* moves to (epoch, batch index) for exact resume; in-flight batches are dropped */
+vr_status vr_loader_set_position(vr_loader *l, int64_t epoch, int64_t batch_index);
+/* the next batch, or *out = NULL at the end of the epoch (the loader then moves to (epoch + 1, 0)) */
+vr_status vr_loader_next(vr_loader *l, vr_batch **out);
+void vr_batch_free(vr_batch *b);
+int vr_batch_num_views(const vr_batch *b);
+int64_t vr_batch_size(const vr_batch *b);
+int64_t vr_batch_epoch(const vr_batch *b);
+int64_t vr_batch_index(const vr_batch *b);
+vr_status vr_batch_view(const vr_batch *b, int view, vr_tensor **out);  /* f32 B x C x H x W */
+/* f32 n x B x C x H x W for views first..first+n-1 (they must share a size) */
+vr_status vr_batch_views(const vr_batch *b, int first, int n, vr_tensor **out);
+vr_status vr_batch_labels(const vr_batch *b, vr_tensor **out);  /* i64 B (-1 when unlabeled) */
+vr_status vr_batch_indices(const vr_batch *b, vr_tensor **out); /* i64 B: dataset indices */
+
+/* checkpoints: safetensors files (F32, F64, I64, I32, U8, BF16), written atomically (tmp + fsync +
+ * rename). Tensors are copied to host memory when added. */
+vr_status vr_ckpt_writer_new(vr_ckpt_writer **out);
+void vr_ckpt_writer_free(vr_ckpt_writer *w);
+vr_status vr_ckpt_writer_add(vr_ckpt_writer *w, const char *name, const vr_tensor *t);
+vr_status vr_ckpt_writer_add_meta(vr_ckpt_writer *w, const char *key, const char *value);
+vr_status vr_ckpt_writer_save(vr_ckpt_writer *w, const char *path);
+/* opens and validates the whole file (header, dtypes, shapes, offsets, size) */
+vr_status vr_ckpt_open(const char *path, vr_ckpt_reader **out);
+void vr_ckpt_close(vr_ckpt_reader *r);
+int vr_ckpt_count(const vr_ckpt_reader *r);
+const char *vr_ckpt_name(const vr_ckpt_reader *r, int i);  /* in file order; NULL out of range */
+int vr_ckpt_has(const vr_ckpt_reader *r, const char *name);
+vr_status vr_ckpt_load(vr_ckpt_reader *r, const char *name, vr_tensor **out); /* CPU tensor */
+int vr_ckpt_meta_count(const vr_ckpt_reader *r);
+const char *vr_ckpt_meta_key(const vr_ckpt_reader *r, int i);
+const char *vr_ckpt_meta(const vr_ckpt_reader *r, const char *key); /* NULL when absent */
+
+/* probes on frozen features: train_x N x D and test_x M x D (f32 or f64, any device), labels i64/i32.
+ * num_classes 0: 1 + the largest label. */
+/* multinomial logistic regression on standardised features, full-batch L-BFGS with L2 penalty l2 on the
+ * weights (mean loss + l2/2 |W|^2), up to max_iter iterations (0: 1000); accuracy on test in [0, 1] */
+vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                          const vr_tensor *test_y, int num_classes, double l2, int max_iter, double *accuracy);
+/* weighted kNN (DINO / solo-learn): cosine similarity, the k nearest vote with exp(sim / temperature) */
+vr_status vr_knn_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                       const vr_tensor *test_y, int num_classes, int k, double temperature, double *accuracy);
+
 /* ---- CUDA memory (the caching allocator of kernels/cuda/alloc.cu; all 0 without CUDA) ----
  * Bytes are counted in the allocator's size classes (512 B below 1 MiB, 2 MiB above).
  * allocated: held by live tensors; reserved: allocated plus the cache; peak: the most allocated

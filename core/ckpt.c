@@ -1,0 +1,703 @@
+/* ckpt.c: checkpoints as safetensors files: 8-byte little-endian header length N, N bytes of JSON
+ * ({"__metadata__": {string: string}, name: {"dtype", "shape", "data_offsets": [begin, end]}}),
+ * padded with spaces to 8 bytes, then the raw little-endian data. Written atomically (tmp file,
+ * fsync, rename, fsync of the folder); read back with full validation, every error naming the file. */
+#include "internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct ck_entry {
+  char *name;
+  vr_dtype dtype;
+  int ndim;
+  int64_t shape[VR_MAX_DIMS];
+  uint64_t begin, end; /* reader: offsets in the data section */
+  void *data;          /* writer: a host copy */
+} ck_entry;
+
+typedef struct ck_meta {
+  char *key, *value;
+} ck_meta;
+
+struct vr_ckpt_writer {
+  int n, cap, nm, capm;
+  ck_entry *e;
+  ck_meta *m;
+};
+
+struct vr_ckpt_reader {
+  char *path;
+  uint64_t data_start;
+  int n, nm;
+  ck_entry *e;
+  ck_meta *m;
+};
+
+static const char *st_dtype(vr_dtype dt) {
+  switch (dt) {
+  case VR_F32: return "F32";
+  case VR_F64: return "F64";
+  case VR_I32: return "I32";
+  case VR_I64: return "I64";
+  case VR_U8: return "U8";
+  case VR_BF16: return "BF16";
+  }
+  return "?";
+}
+
+static int parse_dtype(const char *s, vr_dtype *dt) {
+  static const struct { const char *n; vr_dtype d; } t[] = {
+      {"F32", VR_F32}, {"F64", VR_F64}, {"I32", VR_I32}, {"I64", VR_I64}, {"U8", VR_U8}, {"BF16", VR_BF16}};
+  for (size_t k = 0; k < sizeof t / sizeof t[0]; k++)
+    if (!strcmp(s, t[k].n)) {
+      *dt = t[k].d;
+      return 1;
+    }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+vr_status vr_ckpt_writer_new(vr_ckpt_writer **out) {
+  VR_CHECK_OUT(out);
+  *out = calloc(1, sizeof(vr_ckpt_writer));
+  if (!*out) return VR_FAIL(VR_E_OOM, "writer: out of host memory");
+  return VR_OK;
+}
+
+void vr_ckpt_writer_free(vr_ckpt_writer *w) {
+  if (!w) return;
+  for (int k = 0; k < w->n; k++) {
+    free(w->e[k].name);
+    free(w->e[k].data);
+  }
+  for (int k = 0; k < w->nm; k++) {
+    free(w->m[k].key);
+    free(w->m[k].value);
+  }
+  free(w->e);
+  free(w->m);
+  free(w);
+}
+
+vr_status vr_ckpt_writer_add(vr_ckpt_writer *w, const char *name, const vr_tensor *t) {
+  if (!w) return VR_FAIL(VR_E_ARG, "w: expected a writer, got NULL");
+  if (!name || !*name) return VR_FAIL(VR_E_ARG, "name: expected a non-empty name, got %s", name ? "\"\"" : "NULL");
+  VR_CHECK_TENSOR(t);
+  if (!strcmp(name, "__metadata__")) return VR_FAIL(VR_E_ARG, "name: '__metadata__' is reserved");
+  for (int k = 0; k < w->n; k++)
+    if (!strcmp(w->e[k].name, name)) return VR_FAIL(VR_E_ARG, "name: '%s' was already added", name);
+  if (w->n == w->cap) {
+    int cap = w->cap ? 2 * w->cap : 16;
+    ck_entry *e = realloc(w->e, sizeof *e * (size_t)cap);
+    if (!e) return VR_FAIL(VR_E_OOM, "w: out of host memory");
+    w->e = e;
+    w->cap = cap;
+  }
+  vr_tensor *h = NULL, *c = NULL;
+  if (t->device != VR_CPU) VR_TRY(vr_tensor_to_device(t, VR_CPU, &h));
+  vr_status st = vr_contiguous_raw(h ? h : t, &c);
+  vr_tensor_free(h);
+  if (st) return st;
+  size_t nb = (size_t)vr_tensor_numel(c) * vr_dtype_size(c->dtype);
+  ck_entry e = {.name = strdup(name), .dtype = c->dtype, .ndim = c->ndim, .data = malloc(nb ? nb : 1)};
+  if (!e.name || !e.data) {
+    free(e.name);
+    free(e.data);
+    vr_tensor_free(c);
+    return VR_FAIL(VR_E_OOM, "t: out of host memory for '%s'", name);
+  }
+  for (int d = 0; d < c->ndim; d++) e.shape[d] = c->shape[d];
+  if (nb) memcpy(e.data, vr_data(c), nb);
+  e.end = nb;
+  vr_tensor_free(c);
+  w->e[w->n++] = e;
+  return VR_OK;
+}
+
+vr_status vr_ckpt_writer_add_meta(vr_ckpt_writer *w, const char *key, const char *value) {
+  if (!w) return VR_FAIL(VR_E_ARG, "w: expected a writer, got NULL");
+  if (!key || !value) return VR_FAIL(VR_E_ARG, "key, value: expected strings, got NULL");
+  for (int k = 0; k < w->nm; k++)
+    if (!strcmp(w->m[k].key, key)) { /* last value wins */
+      char *v = strdup(value);
+      if (!v) return VR_FAIL(VR_E_OOM, "value: out of host memory");
+      free(w->m[k].value);
+      w->m[k].value = v;
+      return VR_OK;
+    }
+  if (w->nm == w->capm) {
+    int cap = w->capm ? 2 * w->capm : 8;
+    ck_meta *m = realloc(w->m, sizeof *m * (size_t)cap);
+    if (!m) return VR_FAIL(VR_E_OOM, "w: out of host memory");
+    w->m = m;
+    w->capm = cap;
+  }
+  ck_meta m = {strdup(key), strdup(value)};
+  if (!m.key || !m.value) {
+    free(m.key);
+    free(m.value);
+    return VR_FAIL(VR_E_OOM, "key: out of host memory");
+  }
+  w->m[w->nm++] = m;
+  return VR_OK;
+}
+
+/* a growing string */
+typedef struct sbuf {
+  char *p;
+  size_t n, cap;
+  int oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+  if (b->oom) return;
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + n + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+      b->oom = 1;
+      return;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = 0;
+}
+static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_fmt(sbuf *b, const char *fmt, unsigned long long v) {
+  char t[32];
+  int n = snprintf(t, sizeof t, fmt, v);
+  sb_put(b, t, (size_t)n);
+}
+static void sb_json(sbuf *b, const char *s) {
+  sb_put(b, "\"", 1);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') {
+      char e[2] = {'\\', (char)*p};
+      sb_put(b, e, 2);
+    } else if (*p < 0x20) {
+      char e[8];
+      snprintf(e, sizeof e, "\\u%04x", *p);
+      sb_put(b, e, 6);
+    } else
+      sb_put(b, (const char *)p, 1);
+  }
+  sb_put(b, "\"", 1);
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n) {
+    ssize_t k = write(fd, c, n);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    c += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
+vr_status vr_ckpt_writer_save(vr_ckpt_writer *w, const char *path) {
+  if (!w) return VR_FAIL(VR_E_ARG, "w: expected a writer, got NULL");
+  if (!path || !*path) return VR_FAIL(VR_E_ARG, "path: expected a file name, got none");
+  sbuf h = {0};
+  sb_str(&h, "{");
+  if (w->nm) {
+    sb_str(&h, "\"__metadata__\":{");
+    for (int k = 0; k < w->nm; k++) {
+      if (k) sb_str(&h, ",");
+      sb_json(&h, w->m[k].key);
+      sb_str(&h, ":");
+      sb_json(&h, w->m[k].value);
+    }
+    sb_str(&h, "}");
+  }
+  uint64_t off = 0;
+  for (int k = 0; k < w->n; k++) {
+    ck_entry *e = &w->e[k];
+    if (k || w->nm) sb_str(&h, ",");
+    sb_json(&h, e->name);
+    sb_str(&h, ":{\"dtype\":\"");
+    sb_str(&h, st_dtype(e->dtype));
+    sb_str(&h, "\",\"shape\":[");
+    for (int d = 0; d < e->ndim; d++) sb_fmt(&h, d ? ",%llu" : "%llu", (unsigned long long)e->shape[d]);
+    sb_fmt(&h, "],\"data_offsets\":[%llu,", off);
+    off += e->end;
+    sb_fmt(&h, "%llu]}", off);
+  }
+  sb_str(&h, "}");
+  while (!h.oom && h.n % 8) sb_str(&h, " "); /* so that the data starts 8-byte aligned */
+  if (h.oom) {
+    free(h.p);
+    return VR_FAIL(VR_E_OOM, "path: out of host memory for the header of '%s'", path);
+  }
+  size_t plen = strlen(path);
+  char *tmp = malloc(plen + 32);
+  if (!tmp) {
+    free(h.p);
+    return VR_FAIL(VR_E_OOM, "path: out of host memory");
+  }
+  snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+  vr_status st = VR_OK;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    st = VR_FAIL(VR_E_IO, "path: cannot create '%s': %s", tmp, strerror(errno));
+    goto done;
+  }
+  unsigned char len8[8];
+  for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
+  int bad = write_all(fd, len8, 8) || write_all(fd, h.p, h.n);
+  for (int k = 0; k < w->n && !bad; k++) bad = write_all(fd, w->e[k].data, (size_t)w->e[k].end);
+  if (!bad) bad = fsync(fd);
+  int err = errno;
+  if (close(fd) && !bad) {
+    bad = 1;
+    err = errno;
+  }
+  if (bad) {
+    unlink(tmp);
+    st = VR_FAIL(VR_E_IO, "path: cannot write '%s': %s (the previous file, if any, is kept)", tmp, strerror(err));
+    goto done;
+  }
+  if (rename(tmp, path)) {
+    err = errno;
+    unlink(tmp);
+    st = VR_FAIL(VR_E_IO, "path: cannot rename '%s' to '%s': %s", tmp, path, strerror(err));
+    goto done;
+  }
+  { /* make the rename itself durable */
+    char *dcopy = strdup(path);
+    if (dcopy) {
+      int dfd = open(dirname(dcopy), O_RDONLY);
+      if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+      }
+      free(dcopy);
+    }
+  }
+done:
+  free(tmp);
+  free(h.p);
+  return st;
+}
+
+/* ---------------------------------------------------------------- a small JSON parser */
+
+typedef struct jp {
+  const char *s, *end;
+  char err[160];
+} jp;
+
+static void ws(jp *j) {
+  while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r')) j->s++;
+}
+static int fail(jp *j, const char *what) {
+  if (!j->err[0]) snprintf(j->err, sizeof j->err, "%s", what);
+  return 0;
+}
+static int expect(jp *j, char c) {
+  ws(j);
+  if (j->s >= j->end || *j->s != c) {
+    char m[64];
+    snprintf(m, sizeof m, "expected '%c' in the JSON header", c);
+    return fail(j, m);
+  }
+  j->s++;
+  return 1;
+}
+
+/* a JSON string into a malloc'd UTF-8 buffer */
+static char *jstring(jp *j) {
+  ws(j);
+  if (j->s >= j->end || *j->s != '"') return fail(j, "expected a string in the JSON header"), NULL;
+  j->s++;
+  sbuf b = {0};
+  sb_put(&b, "", 0);
+  while (j->s < j->end && *j->s != '"') {
+    char c = *j->s++;
+    if ((unsigned char)c < 0x20) {
+      free(b.p);
+      return fail(j, "control character in a JSON string"), NULL;
+    }
+    if (c != '\\') {
+      sb_put(&b, &c, 1);
+      continue;
+    }
+    if (j->s >= j->end) break;
+    c = *j->s++;
+    const char *map = "\"\"\\\\//b\bf\fn\nr\rt\t";
+    const char *m = NULL;
+    for (const char *q = map; *q; q += 2)
+      if (*q == c) m = q + 1;
+    if (m) {
+      sb_put(&b, m, 1);
+      continue;
+    }
+    if (c != 'u' || j->end - j->s < 4) {
+      free(b.p);
+      return fail(j, "bad escape in a JSON string"), NULL;
+    }
+    unsigned cp = 0;
+    for (int k = 0; k < 4; k++) {
+      char h = *j->s++;
+      cp = cp * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 99);
+      if (cp > 0xffff) {
+        free(b.p);
+        return fail(j, "bad \\u escape in a JSON string"), NULL;
+      }
+    }
+    char u[4];
+    size_t n;
+    if (cp < 0x80) u[0] = (char)cp, n = 1;
+    else if (cp < 0x800) u[0] = (char)(0xc0 | cp >> 6), u[1] = (char)(0x80 | (cp & 63)), n = 2;
+    else u[0] = (char)(0xe0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 63)), u[2] = (char)(0x80 | (cp & 63)), n = 3;
+    sb_put(&b, u, n);
+  }
+  if (j->s >= j->end || b.oom) {
+    free(b.p);
+    return fail(j, "unterminated string in the JSON header"), NULL;
+  }
+  j->s++;
+  return b.p;
+}
+
+static int juint(jp *j, uint64_t *v) {
+  ws(j);
+  if (j->s >= j->end || *j->s < '0' || *j->s > '9') return fail(j, "expected a non-negative integer in the JSON header");
+  uint64_t x = 0;
+  while (j->s < j->end && *j->s >= '0' && *j->s <= '9') {
+    if (x > (UINT64_MAX - 9) / 10) return fail(j, "integer overflow in the JSON header");
+    x = x * 10 + (uint64_t)(*j->s++ - '0');
+  }
+  *v = x;
+  return 1;
+}
+
+/* skips any JSON value (for keys we do not know) */
+static int jskip(jp *j, int depth) {
+  ws(j);
+  if (depth > 32 || j->s >= j->end) return fail(j, "JSON header too deep or cut short");
+  char c = *j->s;
+  if (c == '"') {
+    char *s = jstring(j);
+    free(s);
+    return s != NULL;
+  }
+  if (c == '{' || c == '[') {
+    char close = c == '{' ? '}' : ']';
+    j->s++;
+    ws(j);
+    if (j->s < j->end && *j->s == close) return j->s++, 1;
+    for (;;) {
+      if (c == '{') {
+        char *k = jstring(j);
+        if (!k) return 0;
+        free(k);
+        if (!expect(j, ':')) return 0;
+      }
+      if (!jskip(j, depth + 1)) return 0;
+      ws(j);
+      if (j->s < j->end && *j->s == ',') {
+        j->s++;
+        continue;
+      }
+      return expect(j, close);
+    }
+  }
+  const char *st = j->s;
+  while (j->s < j->end && (strchr("+-.eE", *j->s) || (*j->s >= '0' && *j->s <= '9') || (*j->s >= 'a' && *j->s <= 'z')))
+    j->s++;
+  return j->s > st ? 1 : fail(j, "unexpected character in the JSON header");
+}
+
+/* iterates "key": value pairs of an object; on_pair parses the value */
+typedef int (*pair_fn)(jp *j, const char *key, void *ctx);
+static int jobject(jp *j, pair_fn fn, void *ctx) {
+  if (!expect(j, '{')) return 0;
+  ws(j);
+  if (j->s < j->end && *j->s == '}') return j->s++, 1;
+  for (;;) {
+    char *k = jstring(j);
+    if (!k) return 0;
+    int ok = expect(j, ':') && fn(j, k, ctx);
+    free(k);
+    if (!ok) return 0;
+    ws(j);
+    if (j->s < j->end && *j->s == ',') {
+      j->s++;
+      continue;
+    }
+    return expect(j, '}');
+  }
+}
+
+/* ---------------------------------------------------------------- reader */
+
+typedef struct rd_ctx {
+  vr_ckpt_reader *r;
+  ck_entry *cur;
+  int have_dtype, have_shape, have_off;
+} rd_ctx;
+
+static int meta_pair(jp *j, const char *key, void *ctx) {
+  vr_ckpt_reader *r = ctx;
+  ws(j);
+  if (j->s >= j->end || *j->s != '"') return fail(j, "__metadata__ values must be strings");
+  char *v = jstring(j);
+  if (!v) return 0;
+  ck_meta *m = realloc(r->m, sizeof *m * (size_t)(r->nm + 1));
+  char *k = strdup(key);
+  if (!m || !k) {
+    free(v);
+    free(k);
+    if (m) r->m = m;
+    return fail(j, "out of host memory");
+  }
+  r->m = m;
+  r->m[r->nm].key = k;
+  r->m[r->nm].value = v;
+  r->nm++;
+  return 1;
+}
+
+static int entry_pair(jp *j, const char *key, void *ctx) {
+  rd_ctx *c = ctx;
+  ck_entry *e = c->cur;
+  if (!strcmp(key, "dtype")) {
+    char *s = jstring(j);
+    if (!s) return 0;
+    int ok = parse_dtype(s, &e->dtype);
+    if (!ok) snprintf(j->err, sizeof j->err, "tensor '%s': unsupported dtype \"%.40s\"", e->name, s);
+    free(s);
+    c->have_dtype = ok;
+    return ok;
+  }
+  if (!strcmp(key, "shape")) {
+    if (!expect(j, '[')) return 0;
+    e->ndim = 0;
+    ws(j);
+    if (j->s < j->end && *j->s == ']') return j->s++, c->have_shape = 1;
+    for (;;) {
+      uint64_t v;
+      if (!juint(j, &v)) return 0;
+      if (e->ndim >= VR_MAX_DIMS) return fail(j, "a shape has more than 8 dims");
+      if (v > ((uint64_t)1 << 40)) return fail(j, "a shape size is implausibly large");
+      e->shape[e->ndim++] = (int64_t)v;
+      ws(j);
+      if (j->s < j->end && *j->s == ',') {
+        j->s++;
+        continue;
+      }
+      if (!expect(j, ']')) return 0;
+      return c->have_shape = 1;
+    }
+  }
+  if (!strcmp(key, "data_offsets")) {
+    if (!expect(j, '[') || !juint(j, &e->begin) || !expect(j, ',') || !juint(j, &e->end) || !expect(j, ']'))
+      return fail(j, "data_offsets must be [begin, end]");
+    return c->have_off = 1;
+  }
+  return jskip(j, 1);
+}
+
+static int top_pair(jp *j, const char *key, void *ctx) {
+  rd_ctx *c = ctx;
+  vr_ckpt_reader *r = c->r;
+  if (!strcmp(key, "__metadata__")) return jobject(j, meta_pair, r);
+  for (int k = 0; k < r->n; k++)
+    if (!strcmp(r->e[k].name, key)) {
+      snprintf(j->err, sizeof j->err, "tensor '%.60s' appears twice", key);
+      return 0;
+    }
+  ck_entry *e = realloc(r->e, sizeof *e * (size_t)(r->n + 1));
+  if (!e) return fail(j, "out of host memory");
+  r->e = e;
+  c->cur = &r->e[r->n];
+  memset(c->cur, 0, sizeof *c->cur);
+  c->cur->name = strdup(key);
+  if (!c->cur->name) return fail(j, "out of host memory");
+  r->n++;
+  c->have_dtype = c->have_shape = c->have_off = 0;
+  if (!jobject(j, entry_pair, c)) return 0;
+  if (!c->have_dtype || !c->have_shape || !c->have_off) {
+    snprintf(j->err, sizeof j->err, "tensor '%.60s' lacks %s", key,
+             !c->have_dtype ? "dtype" : !c->have_shape ? "shape" : "data_offsets");
+    return 0;
+  }
+  return 1;
+}
+
+void vr_ckpt_close(vr_ckpt_reader *r) {
+  if (!r) return;
+  for (int k = 0; k < r->n; k++) free(r->e[k].name);
+  for (int k = 0; k < r->nm; k++) {
+    free(r->m[k].key);
+    free(r->m[k].value);
+  }
+  free(r->e);
+  free(r->m);
+  free(r->path);
+  free(r);
+}
+
+static int by_begin(const void *a, const void *b) {
+  const ck_entry *x = *(ck_entry *const *)a, *y = *(ck_entry *const *)b;
+  return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+vr_status vr_ckpt_open(const char *path, vr_ckpt_reader **out) {
+  VR_CHECK_OUT(out);
+  *out = NULL;
+  if (!path) return VR_FAIL(VR_E_ARG, "path: expected a file name, got NULL");
+  FILE *f = fopen(path, "rb");
+  if (!f) return VR_FAIL(VR_E_IO, "path: cannot open '%s': %s", path, strerror(errno));
+  vr_status st = VR_OK;
+  char *hdr = NULL;
+  ck_entry **order = NULL;
+  vr_ckpt_reader *r = calloc(1, sizeof *r);
+  struct stat sb;
+  if (!r || !(r->path = strdup(path))) {
+    st = VR_FAIL(VR_E_OOM, "path: out of host memory");
+    goto done;
+  }
+  if (fstat(fileno(f), &sb)) {
+    st = VR_FAIL(VR_E_IO, "path: cannot stat '%s': %s", path, strerror(errno));
+    goto done;
+  }
+  uint64_t fsize = (uint64_t)sb.st_size;
+  unsigned char len8[8];
+  if (fread(len8, 1, 8, f) != 8) {
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated: %llu bytes, no safetensors header length", path,
+                 (unsigned long long)fsize);
+    goto done;
+  }
+  uint64_t hlen = 0;
+  for (int k = 7; k >= 0; k--) hlen = hlen << 8 | len8[k];
+  if (hlen > fsize - 8) {
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated or not a safetensors file: header length %llu, only %llu bytes follow",
+                 path, (unsigned long long)hlen, (unsigned long long)(fsize - 8));
+    goto done;
+  }
+  if (hlen < 2 || hlen > (100u << 20)) {
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s': header length %llu is not plausible (expected 2 .. 100 MiB)", path,
+                 (unsigned long long)hlen);
+    goto done;
+  }
+  hdr = malloc(hlen + 1);
+  if (!hdr) {
+    st = VR_FAIL(VR_E_OOM, "path: out of host memory for the header of '%s'", path);
+    goto done;
+  }
+  if (fread(hdr, 1, hlen, f) != hlen) {
+    st = VR_FAIL(VR_E_IO, "path: cannot read the header of '%s'", path);
+    goto done;
+  }
+  hdr[hlen] = 0;
+  jp j = {hdr, hdr + hlen, {0}};
+  rd_ctx c = {r, NULL, 0, 0, 0};
+  if (!jobject(&j, top_pair, &c) || (ws(&j), j.s != j.end)) {
+    if (!j.err[0]) snprintf(j.err, sizeof j.err, "trailing bytes after the JSON header");
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s': bad JSON header at byte %ld: %s", path, (long)(j.s - hdr), j.err);
+    goto done;
+  }
+  r->data_start = 8 + hlen;
+  uint64_t dlen = fsize - r->data_start;
+  order = malloc(sizeof *order * (size_t)(r->n ? r->n : 1));
+  if (!order) {
+    st = VR_FAIL(VR_E_OOM, "path: out of host memory");
+    goto done;
+  }
+  for (int k = 0; k < r->n; k++) {
+    ck_entry *e = &r->e[k];
+    uint64_t want = (uint64_t)vr_numel_of(e->ndim, e->shape) * vr_dtype_size(e->dtype);
+    if (e->end < e->begin || e->end - e->begin != want) {
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s': tensor '%s' has data_offsets [%llu, %llu], expected %llu bytes for its dtype and shape",
+                   path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)want);
+      goto done;
+    }
+    if (e->end > dlen) {
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated: tensor '%s' ends at data byte %llu, the file holds %llu data bytes",
+                   path, e->name, (unsigned long long)e->end, (unsigned long long)dlen);
+      goto done;
+    }
+    order[k] = e;
+  }
+  qsort(order, (size_t)r->n, sizeof *order, by_begin);
+  uint64_t pos = 0;
+  for (int k = 0; k < r->n; k++) {
+    if (order[k]->begin != pos) {
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s': tensor '%s' starts at data byte %llu, expected %llu (overlap or hole)", path,
+                   order[k]->name, (unsigned long long)order[k]->begin, (unsigned long long)pos);
+      goto done;
+    }
+    pos = order[k]->end;
+  }
+  if (pos != dlen) {
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s': the tensors cover %llu data bytes, the file holds %llu", path,
+                 (unsigned long long)pos, (unsigned long long)dlen);
+    goto done;
+  }
+  *out = r;
+  r = NULL;
+done:
+  fclose(f);
+  free(hdr);
+  free(order);
+  vr_ckpt_close(r);
+  return st;
+}
+
+int vr_ckpt_count(const vr_ckpt_reader *r) { return r ? r->n : 0; }
+const char *vr_ckpt_name(const vr_ckpt_reader *r, int i) { return r && i >= 0 && i < r->n ? r->e[i].name : NULL; }
+static const ck_entry *find(const vr_ckpt_reader *r, const char *name) {
+  if (!r || !name) return NULL;
+  for (int k = 0; k < r->n; k++)
+    if (!strcmp(r->e[k].name, name)) return &r->e[k];
+  return NULL;
+}
+int vr_ckpt_has(const vr_ckpt_reader *r, const char *name) { return find(r, name) != NULL; }
+int vr_ckpt_meta_count(const vr_ckpt_reader *r) { return r ? r->nm : 0; }
+const char *vr_ckpt_meta_key(const vr_ckpt_reader *r, int i) { return r && i >= 0 && i < r->nm ? r->m[i].key : NULL; }
+const char *vr_ckpt_meta(const vr_ckpt_reader *r, const char *key) {
+  if (!r || !key) return NULL;
+  for (int k = 0; k < r->nm; k++)
+    if (!strcmp(r->m[k].key, key)) return r->m[k].value;
+  return NULL;
+}
+
+vr_status vr_ckpt_load(vr_ckpt_reader *r, const char *name, vr_tensor **out) {
+  VR_CHECK_OUT(out);
+  *out = NULL;
+  if (!r) return VR_FAIL(VR_E_ARG, "r: expected a reader, got NULL");
+  const ck_entry *e = find(r, name);
+  if (!e) return VR_FAIL(VR_E_ARG, "name: '%s' is not in '%s'", name ? name : "(NULL)", r->path);
+  vr_tensor *t = NULL;
+  VR_TRY(vr_tensor_alloc(e->ndim, e->shape, e->dtype, VR_CPU, &t));
+  size_t nb = (size_t)(e->end - e->begin);
+  FILE *f = fopen(r->path, "rb");
+  vr_status st = VR_OK;
+  if (!f) st = VR_FAIL(VR_E_IO, "r: cannot reopen '%s': %s", r->path, strerror(errno));
+  else if (fseeko(f, (off_t)(r->data_start + e->begin), SEEK_SET) || (nb && fread(vr_data(t), 1, nb, f) != nb))
+    st = VR_FAIL(VR_E_FORMAT, "r: '%s' changed or was truncated while reading tensor '%s'", r->path, name);
+  if (f) fclose(f);
+  if (st) {
+    vr_tensor_free(t);
+    return st;
+  }
+  *out = t;
+  return VR_OK;
+}

@@ -1,0 +1,230 @@
+/* norm.c: batch normalisation and layer normalisation front-ends (fused kernels, hand-written
+ * backward).
+ *
+ * vr_kernel_args, as every backend receives it. The front-end makes x, grad_y, weight and bias
+ * contiguous; "stats" tensors are contiguous, in x's dtype (f32 when x is bf16).
+ *
+ * VR_OP_BATCHNORM forward: x is read as N x C x S (S = product of the dims after C, 1 for N x C)
+ *   in   = {x, weight|NULL [C], bias|NULL [C], running_mean|NULL [C], running_var|NULL [C]}
+ *          running_* are both given or both NULL; 1-D, any float dtype, ANY stride (use
+ *          stride[0]); the kernel updates them in place when i[0] = 1 (the front-end bumps versions):
+ *          running = (1 - f[0]) running + f[0] batch, with the unbiased variance (sum sq / (M - 1))
+ *   out  = {y [x's shape], save_mean [C], save_invstd [C]}
+ *   i[0] = 1: normalise with batch statistics (biased variance), 0: with running_* (eval)
+ *   i[1] = N, i[2] = C, i[3] = S;  f[0] = momentum, f[1] = eps;  M = N S >= 2 when i[0] = 1
+ *   save_mean/save_invstd hold the statistics used: batch ones, or running_mean and
+ *   1/sqrt(running_var + eps) in eval.
+ * VR_OP_BATCHNORM backward:
+ *   in   = {grad_y [x's shape], x, weight|NULL, save_mean, save_invstd}
+ *   out  = {grad_x|NULL, grad_weight|NULL [C], grad_bias|NULL [C]} (NULL: not needed)
+ *   i[0..3] as forward. With batch statistics grad_x = w invstd (g - mean(g) - xhat mean(g xhat)),
+ *   with running ones grad_x = w invstd g; grad_weight = sum g xhat; grad_bias = sum g.
+ *
+ * VR_OP_LAYERNORM forward: x is read as R rows of D = product of the last n_norm_dims dims
+ *   in   = {x, weight|NULL [D], bias|NULL [D]}
+ *   out  = {y [x's shape], save_mean [R], save_invstd [R]}
+ *   i[0] = R, i[1] = D;  f[0] = eps  (biased variance)
+ * VR_OP_LAYERNORM backward:
+ *   in   = {grad_y, x, weight|NULL, save_mean, save_invstd}
+ *   out  = {grad_x|NULL, grad_weight|NULL [D], grad_bias|NULL [D]}
+ *   i[0] = R, i[1] = D. grad_weight/grad_bias are sums over rows (deterministic order).
+ */
+#include "../internal.h"
+#include <math.h>
+
+static vr_dtype stats_dtype(vr_dtype dt) { return dt == VR_BF16 ? VR_F32 : dt; }
+
+/* a contiguous version of t, or NULL for NULL */
+static vr_status contig_opt(const vr_tensor *t, vr_tensor **out) {
+  *out = NULL;
+  return t ? vr_contiguous_raw(t, out) : VR_OK;
+}
+
+/* grad_y as a contiguous tensor of dtype dt (gradients may arrive broadcast or converted) */
+static vr_status prep_grad(vr_tensor *g, vr_dtype dt, vr_tensor **out) {
+  if (g->dtype == dt) return vr_contiguous_raw(g, out);
+  return vr_tensor_to_dtype(g, dt, out); /* always a fresh contiguous tensor */
+}
+
+/* shared by both norms: weight/bias (1 affine tensor) of the expected shape, dtype and device */
+static vr_status check_affine(const char *func, const char *name, const vr_tensor *x, const vr_tensor *t, int ndim,
+                              const int64_t *shape, bool same_dtype) {
+  if (!t) return VR_OK;
+  char b1[96], b2[96];
+  if (!same_dtype && !vr_is_float(t->dtype))
+    return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__, "%s: expected a float tensor, got %s", name,
+                        vr_dtype_name(t->dtype));
+  if (same_dtype && t->dtype != x->dtype)
+    return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__, "%s: expected %s like x, got %s", name,
+                        vr_dtype_name(x->dtype), vr_dtype_name(t->dtype));
+  if (t->device != x->device)
+    return vr_error_set(VR_E_DEVICE, func, __FILE__, __LINE__, "%s: expected a tensor on %s like x, got %s", name,
+                        vr_device_name(x->device), vr_device_name(t->device));
+  bool same = t->ndim == ndim;
+  for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+  if (!same)
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "%s: expected shape %s, got %s", name,
+                        vr_shape_str(ndim, shape, b1, sizeof b1), vr_shape_str(t->ndim, t->shape, b2, sizeof b2));
+  return VR_OK;
+}
+
+/* ---------------------------------------------------------------- batch norm */
+
+static vr_status bn_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
+  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *g = NULL;
+  VR_TRY(vr_node_saved(n, 0, &x));
+  VR_TRY(vr_node_saved(n, 1, &w));
+  VR_TRY(vr_node_saved(n, 2, &mean));
+  VR_TRY(vr_node_saved(n, 3, &invstd));
+  VR_TRY(prep_grad(gout, x->dtype, &g));
+  vr_status st = VR_OK;
+  vr_tensor *gx = NULL, *gw = NULL, *gb = NULL;
+  int64_t C = n->i[2];
+  if (vr_node_needs(n, 0)) VR_TRYG(vr_tensor_alloc_like(x, &gx));
+  if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(1, &C, x->dtype, x->device, &gw));
+  if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(1, &C, x->dtype, x->device, &gb));
+  vr_kernel_args a = {.in = {g, x, w, mean, invstd}, .n_in = 5, .out = {gx, gw, gb}, .n_out = 3,
+                      .i = {n->i[0], n->i[1], n->i[2], n->i[3]}};
+  if (C > 0) VR_TRYG(vr_dispatch(VR_OP_BATCHNORM, x->device, 1, &a));
+  gin[0] = gx;
+  gin[1] = gw;
+  gin[2] = gb;
+  gx = gw = gb = NULL;
+done:
+  vr_tensor_free(g);
+  vr_tensor_free(gx);
+  vr_tensor_free(gw);
+  vr_tensor_free(gb);
+  return st;
+}
+
+vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, vr_tensor *running_mean,
+                        vr_tensor *running_var, int training, double momentum, double eps, vr_tensor **out) {
+  VR_CHECK_TENSOR(x);
+  VR_CHECK_OUT(out);
+  VR_CHECK_FLOAT(x);
+  if (x->ndim < 2)
+    return VR_FAIL(VR_E_SHAPE, "x: expected N x C or N x C x H x W (2 or more dims), got %d dims", x->ndim);
+  int64_t N = x->shape[0], C = x->shape[1], S = vr_numel_of(x->ndim - 2, x->shape + 2);
+  VR_TRY(check_affine(__func__, "weight", x, weight, 1, &C, true));
+  VR_TRY(check_affine(__func__, "bias", x, bias, 1, &C, true));
+  if (!running_mean != !running_var)
+    return VR_FAIL(VR_E_ARG, "%s: expected a tensor when %s is given, got NULL", running_mean ? "running_var" : "running_mean",
+                   running_mean ? "running_mean" : "running_var");
+  VR_TRY(check_affine(__func__, "running_mean", x, running_mean, 1, &C, false));
+  VR_TRY(check_affine(__func__, "running_var", x, running_var, 1, &C, false));
+  if (!(eps >= 0) || isinf(eps)) return VR_FAIL(VR_E_ARG, "eps: expected a finite value >= 0, got %g", eps);
+  bool batch_stats = training || !running_mean;
+  bool update = training && running_mean;
+  if (update && !(momentum >= 0 && momentum <= 1))
+    return VR_FAIL(VR_E_ARG, "momentum: expected a value in [0, 1], got %g", momentum);
+  if (batch_stats && N * S < 2)
+    return VR_FAIL(VR_E_SHAPE, "x: expected more than 1 value per channel with batch statistics, got N x spatial = %lld",
+                   (long long)(N * S));
+  vr_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL, *mean = NULL, *invstd = NULL;
+  vr_status st = VR_OK;
+  VR_TRYG(vr_contiguous_raw(x, &xc));
+  VR_TRYG(contig_opt(weight, &wc));
+  VR_TRYG(contig_opt(bias, &bc));
+  VR_TRYG(vr_tensor_alloc_like(xc, &y));
+  VR_TRYG(vr_tensor_alloc(1, &C, stats_dtype(x->dtype), x->device, &mean));
+  VR_TRYG(vr_tensor_alloc(1, &C, stats_dtype(x->dtype), x->device, &invstd));
+  if (C > 0) {
+    vr_kernel_args a = {.in = {xc, wc, bc, running_mean, running_var}, .n_in = 5, .out = {y, mean, invstd}, .n_out = 3,
+                        .i = {batch_stats, N, C, S}, .f = {momentum, eps}};
+    VR_TRYG(vr_dispatch(VR_OP_BATCHNORM, x->device, 0, &a));
+  }
+  if (update) {
+    vr_tensor_bump_version(running_mean);
+    vr_tensor_bump_version(running_var);
+  }
+  const vr_tensor *ins[3] = {x, weight, bias}, *saved[4] = {xc, wc, mean, invstd};
+  int64_t iv[4] = {batch_stats, N, C, S};
+  VR_TRYG(vr_record("batch_norm", bn_backward, 3, ins, 4, saved, NULL, 0, iv, 4, y, NULL));
+  *out = y;
+  y = NULL;
+done:
+  vr_tensor_free(xc);
+  vr_tensor_free(wc);
+  vr_tensor_free(bc);
+  vr_tensor_free(y);
+  vr_tensor_free(mean);
+  vr_tensor_free(invstd);
+  return st;
+}
+
+/* ---------------------------------------------------------------- layer norm */
+
+static vr_status ln_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
+  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *g = NULL;
+  VR_TRY(vr_node_saved(n, 0, &x));
+  VR_TRY(vr_node_saved(n, 1, &w));
+  VR_TRY(vr_node_saved(n, 2, &mean));
+  VR_TRY(vr_node_saved(n, 3, &invstd));
+  VR_TRY(prep_grad(gout, x->dtype, &g));
+  vr_status st = VR_OK;
+  vr_tensor *gx = NULL, *gw = NULL, *gb = NULL;
+  /* weight and bias have the shape of the normalised dims: the last n->i[2] dims of x */
+  int nn = (int)n->i[2];
+  const int64_t *wshape = x->shape + x->ndim - nn;
+  if (vr_node_needs(n, 0)) VR_TRYG(vr_tensor_alloc_like(x, &gx));
+  if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(nn, wshape, x->dtype, x->device, &gw));
+  if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(nn, wshape, x->dtype, x->device, &gb));
+  if (n->i[0] > 0 && n->i[1] > 0) {
+    vr_kernel_args a = {.in = {g, x, w, mean, invstd}, .n_in = 5, .out = {gx, gw, gb}, .n_out = 3,
+                        .i = {n->i[0], n->i[1]}};
+    VR_TRYG(vr_dispatch(VR_OP_LAYERNORM, x->device, 1, &a));
+  } else {
+    if (gw) VR_TRYG(vr_fill_(gw, 0));
+    if (gb) VR_TRYG(vr_fill_(gb, 0));
+  }
+  gin[0] = gx;
+  gin[1] = gw;
+  gin[2] = gb;
+  gx = gw = gb = NULL;
+done:
+  vr_tensor_free(g);
+  vr_tensor_free(gx);
+  vr_tensor_free(gw);
+  vr_tensor_free(gb);
+  return st;
+}
+
+vr_status vr_layer_norm(const vr_tensor *x, int n_norm_dims, const vr_tensor *weight, const vr_tensor *bias, double eps,
+                        vr_tensor **out) {
+  VR_CHECK_TENSOR(x);
+  VR_CHECK_OUT(out);
+  VR_CHECK_FLOAT(x);
+  if (n_norm_dims < 1 || n_norm_dims > x->ndim)
+    return VR_FAIL(VR_E_ARG, "n_norm_dims: expected 1 to %d for x with %d dims, got %d", x->ndim, x->ndim, n_norm_dims);
+  const int64_t *nshape = x->shape + x->ndim - n_norm_dims;
+  VR_TRY(check_affine(__func__, "weight", x, weight, n_norm_dims, nshape, true));
+  VR_TRY(check_affine(__func__, "bias", x, bias, n_norm_dims, nshape, true));
+  if (!(eps >= 0) || isinf(eps)) return VR_FAIL(VR_E_ARG, "eps: expected a finite value >= 0, got %g", eps);
+  int64_t D = vr_numel_of(n_norm_dims, nshape), R = vr_numel_of(x->ndim - n_norm_dims, x->shape);
+  vr_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL, *mean = NULL, *invstd = NULL;
+  vr_status st = VR_OK;
+  VR_TRYG(vr_contiguous_raw(x, &xc));
+  VR_TRYG(contig_opt(weight, &wc));
+  VR_TRYG(contig_opt(bias, &bc));
+  VR_TRYG(vr_tensor_alloc_like(xc, &y));
+  VR_TRYG(vr_tensor_alloc(1, &R, stats_dtype(x->dtype), x->device, &mean));
+  VR_TRYG(vr_tensor_alloc(1, &R, stats_dtype(x->dtype), x->device, &invstd));
+  if (R > 0 && D > 0) {
+    vr_kernel_args a = {.in = {xc, wc, bc}, .n_in = 3, .out = {y, mean, invstd}, .n_out = 3, .i = {R, D}, .f = {eps}};
+    VR_TRYG(vr_dispatch(VR_OP_LAYERNORM, x->device, 0, &a));
+  }
+  const vr_tensor *ins[3] = {x, weight, bias}, *saved[4] = {xc, wc, mean, invstd};
+  int64_t iv[3] = {R, D, n_norm_dims};
+  VR_TRYG(vr_record("layer_norm", ln_backward, 3, ins, 4, saved, NULL, 0, iv, 3, y, NULL));
+  *out = y;
+  y = NULL;
+done:
+  vr_tensor_free(xc);
+  vr_tensor_free(wc);
+  vr_tensor_free(bc);
+  vr_tensor_free(y);
+  vr_tensor_free(mean);
+  vr_tensor_free(invstd);
+  return st;
+}

@@ -1,0 +1,383 @@
+/* probe.c: offline evaluation of frozen features.
+ *  - linear probe: multinomial logistic regression on features standardised with the training
+ *    mean and std, fitted by full-batch L-BFGS (memory 10, backtracking Armijo line search) on
+ *    mean cross-entropy + l2/2 |W|^2 (bias not penalised); GEMMs by cblas_sgemm.
+ *  - kNN: the DINO / solo-learn weighted kNN: L2-normalised features, cosine similarity to every
+ *    training feature, the k most similar vote for their class with weight exp(sim / T). */
+#include "internal.h"
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* features as a new host f32 row-major buffer (n x d) */
+static vr_status feats(const char *func, const char *arg, const vr_tensor *x, float **buf, int64_t *n, int64_t *d) {
+  if (!x) return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "%s: expected a tensor, got NULL", arg);
+  if (x->ndim != 2)
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "%s: expected N x D features, got %d dims", arg, x->ndim);
+  if (!vr_is_float(x->dtype))
+    return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__, "%s: expected a float tensor, got %s", arg,
+                        vr_dtype_name(x->dtype));
+  *n = x->shape[0];
+  *d = x->shape[1];
+  if (*n < 1 || *d < 1)
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "%s: expected a non-empty N x D, got %lld x %lld", arg,
+                        (long long)*n, (long long)*d);
+  size_t nb = sizeof(float) * (size_t)(*n * *d);
+  *buf = malloc(nb);
+  if (!*buf) return vr_error_set(VR_E_OOM, func, __FILE__, __LINE__, "%s: out of host memory", arg);
+  vr_tensor *f = NULL;
+  vr_status st = vr_tensor_to_dtype(x, VR_F32, &f);
+  if (!st) st = vr_tensor_to_buffer(f, *buf, nb);
+  vr_tensor_free(f);
+  if (st) {
+    free(*buf);
+    *buf = NULL;
+  }
+  return st;
+}
+
+static vr_status labels(const char *func, const char *arg, const vr_tensor *y, int64_t n, int64_t **buf) {
+  if (!y) return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "%s: expected a tensor, got NULL", arg);
+  if (y->ndim != 1 || y->shape[0] != n)
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "%s: expected %lld labels (1-D), got %lld in %d dims", arg,
+                        (long long)n, (long long)vr_tensor_numel(y), y->ndim);
+  if (y->dtype != VR_I64 && y->dtype != VR_I32)
+    return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__, "%s: expected i64 or i32, got %s", arg,
+                        vr_dtype_name(y->dtype));
+  *buf = malloc(sizeof(int64_t) * (size_t)n);
+  if (!*buf) return vr_error_set(VR_E_OOM, func, __FILE__, __LINE__, "%s: out of host memory", arg);
+  vr_tensor *l = NULL;
+  vr_status st = vr_tensor_to_dtype(y, VR_I64, &l);
+  if (!st) st = vr_tensor_to_buffer(l, *buf, sizeof(int64_t) * (size_t)n);
+  vr_tensor_free(l);
+  for (int64_t i = 0; i < n && !st; i++)
+    if ((*buf)[i] < 0)
+      st = vr_error_set(VR_E_VALUE, func, __FILE__, __LINE__, "%s: element %lld is %lld, expected a class >= 0", arg,
+                        (long long)i, (long long)(*buf)[i]);
+  if (st) {
+    free(*buf);
+    *buf = NULL;
+  }
+  return st;
+}
+
+typedef struct probe_in {
+  float *xtr, *xte;
+  int64_t *ytr, *yte;
+  int64_t n, m, d;
+  int C;
+} probe_in;
+
+static void probe_free(probe_in *p) {
+  free(p->xtr);
+  free(p->xte);
+  free(p->ytr);
+  free(p->yte);
+}
+
+static vr_status probe_load(const char *func, const vr_tensor *train_x, const vr_tensor *train_y,
+                            const vr_tensor *test_x, const vr_tensor *test_y, int num_classes, probe_in *p) {
+  memset(p, 0, sizeof *p);
+  int64_t d2 = 0;
+  vr_status st = VR_OK;
+  if ((st = feats(func, "train_x", train_x, &p->xtr, &p->n, &p->d))) goto fail;
+  if ((st = feats(func, "test_x", test_x, &p->xte, &p->m, &d2))) goto fail;
+  if (d2 != p->d) {
+    st = vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "test_x: expected %lld features like train_x, got %lld",
+                      (long long)p->d, (long long)d2);
+    goto fail;
+  }
+  if ((st = labels(func, "train_y", train_y, p->n, &p->ytr))) goto fail;
+  if ((st = labels(func, "test_y", test_y, p->m, &p->yte))) goto fail;
+  if (num_classes < 0) {
+    st = vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "num_classes: expected >= 0, got %d", num_classes);
+    goto fail;
+  }
+  int64_t mx = 0;
+  for (int64_t i = 0; i < p->n; i++) mx = p->ytr[i] > mx ? p->ytr[i] : mx;
+  for (int64_t i = 0; i < p->m; i++) mx = p->yte[i] > mx ? p->yte[i] : mx;
+  if (num_classes && mx >= num_classes) {
+    st = vr_error_set(VR_E_VALUE, func, __FILE__, __LINE__, "train_y, test_y: label %lld, expected < num_classes %d",
+                      (long long)mx, num_classes);
+    goto fail;
+  }
+  if (mx >= 100000) {
+    st = vr_error_set(VR_E_VALUE, func, __FILE__, __LINE__, "train_y, test_y: label %lld is implausibly large",
+                      (long long)mx);
+    goto fail;
+  }
+  p->C = num_classes ? num_classes : (int)mx + 1;
+  return VR_OK;
+fail:
+  probe_free(p);
+  return st;
+}
+
+/* ---------------------------------------------------------------- linear probe */
+
+typedef struct lr_prob {
+  const float *x;      /* n x d standardised */
+  const int64_t *y;
+  int64_t n, d;
+  int C;
+  double l2;
+  float *logits;       /* n x C scratch */
+  float *wf, *gf;      /* f32 copies of W and its gradient */
+} lr_prob;
+
+/* loss and gradient at theta = [W (d x C, row-major), b (C)] */
+static double lr_eval(lr_prob *p, const double *theta, double *grad) {
+  int64_t n = p->n, d = p->d, C = p->C, nw = d * C;
+  for (int64_t k = 0; k < nw; k++) p->wf[k] = (float)theta[k];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)C, (int)d, 1.0f, p->x, (int)d, p->wf, (int)C,
+              0.0f, p->logits, (int)C);
+  double loss = 0;
+  double *gb = grad + nw;
+  for (int64_t c = 0; c < C; c++) gb[c] = 0;
+#pragma omp parallel for reduction(+ : loss) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float *z = p->logits + i * C;
+    double mx = -DBL_MAX, s = 0;
+    for (int64_t c = 0; c < C; c++) {
+      z[c] += (float)theta[nw + c];
+      mx = z[c] > mx ? z[c] : mx;
+    }
+    for (int64_t c = 0; c < C; c++) s += exp(z[c] - mx);
+    loss += mx + log(s) - z[p->y[i]];
+    for (int64_t c = 0; c < C; c++) z[c] = (float)(exp(z[c] - mx) / s / (double)n);
+    z[p->y[i]] -= (float)(1.0 / (double)n);
+  }
+  /* bias gradient: column sums in a fixed order */
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t c = 0; c < C; c++) gb[c] += p->logits[i * C + c];
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)C, (int)n, 1.0f, p->x, (int)d, p->logits, (int)C,
+              0.0f, p->gf, (int)C);
+  double reg = 0;
+  for (int64_t k = 0; k < nw; k++) {
+    grad[k] = p->gf[k] + p->l2 * theta[k];
+    reg += theta[k] * theta[k];
+  }
+  return loss / (double)n + 0.5 * p->l2 * reg;
+}
+
+static double dot(const double *a, const double *b, int64_t n) {
+  double s = 0;
+  for (int64_t k = 0; k < n; k++) s += a[k] * b[k];
+  return s;
+}
+
+/* L-BFGS; returns the number of iterations */
+static int lbfgs(lr_prob *p, double *x, int64_t n, int max_iter) {
+  enum { M = 10 };
+  double *g = calloc((size_t)n, sizeof(double)), *gn = calloc((size_t)n, sizeof(double)),
+         *dir = calloc((size_t)n, sizeof(double)), *xn = calloc((size_t)n, sizeof(double)),
+         *S = calloc((size_t)n * M, sizeof(double)), *Y = calloc((size_t)n * M, sizeof(double));
+  double rho[M], alpha[M];
+  int it = 0;
+  if (!g || !gn || !dir || !xn || !S || !Y) goto done;
+  double f = lr_eval(p, x, g);
+  int hist = 0, head = 0;
+  for (it = 0; it < max_iter; it++) {
+    double gmax = 0;
+    for (int64_t k = 0; k < n; k++) gmax = fmax(gmax, fabs(g[k]));
+    if (gmax < 1e-6) break;
+    /* two-loop recursion */
+    for (int64_t k = 0; k < n; k++) dir[k] = -g[k];
+    for (int h = 0; h < hist; h++) {
+      int j = (head - 1 - h + M) % M;
+      alpha[j] = rho[j] * dot(S + (size_t)j * n, dir, n);
+      for (int64_t k = 0; k < n; k++) dir[k] -= alpha[j] * Y[(size_t)j * n + k];
+    }
+    double gamma = 1;
+    if (hist) {
+      int j = (head - 1 + M) % M;
+      gamma = dot(S + (size_t)j * n, Y + (size_t)j * n, n) / dot(Y + (size_t)j * n, Y + (size_t)j * n, n);
+    } else
+      gamma = 1.0 / fmax(1.0, sqrt(dot(g, g, n)));
+    for (int64_t k = 0; k < n; k++) dir[k] *= gamma;
+    for (int h = hist - 1; h >= 0; h--) {
+      int j = (head - 1 - h + M) % M;
+      double b = rho[j] * dot(Y + (size_t)j * n, dir, n);
+      for (int64_t k = 0; k < n; k++) dir[k] += S[(size_t)j * n + k] * (alpha[j] - b);
+    }
+    double gd = dot(g, dir, n);
+    if (gd >= 0) { /* not a descent direction: restart from steepest descent */
+      hist = 0;
+      for (int64_t k = 0; k < n; k++) dir[k] = -g[k] / fmax(1.0, sqrt(dot(g, g, n)));
+      gd = dot(g, dir, n);
+    }
+    double step = 1, fn = 0;
+    int ok = 0;
+    for (int ls = 0; ls < 30; ls++) {
+      for (int64_t k = 0; k < n; k++) xn[k] = x[k] + step * dir[k];
+      fn = lr_eval(p, xn, gn);
+      if (fn <= f + 1e-4 * step * gd) {
+        ok = 1;
+        break;
+      }
+      step *= 0.5;
+    }
+    if (!ok) break;
+    int j = head;
+    double sy = 0;
+    for (int64_t k = 0; k < n; k++) {
+      S[(size_t)j * n + k] = xn[k] - x[k];
+      Y[(size_t)j * n + k] = gn[k] - g[k];
+    }
+    sy = dot(S + (size_t)j * n, Y + (size_t)j * n, n);
+    if (sy > 1e-12) {
+      rho[j] = 1 / sy;
+      head = (head + 1) % M;
+      if (hist < M) hist++;
+    }
+    double df = f - fn;
+    memcpy(x, xn, sizeof(double) * (size_t)n);
+    memcpy(g, gn, sizeof(double) * (size_t)n);
+    f = fn;
+    if (df >= 0 && df < 1e-10 * fmax(1.0, fabs(f))) {
+      it++;
+      break;
+    }
+  }
+done:
+  free(g);
+  free(gn);
+  free(dir);
+  free(xn);
+  free(S);
+  free(Y);
+  return it;
+}
+
+vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                          const vr_tensor *test_y, int num_classes, double l2, int max_iter, double *accuracy) {
+  if (!accuracy) return VR_FAIL(VR_E_ARG, "accuracy: expected an output pointer, got NULL");
+  if (!(l2 >= 0) || !isfinite(l2)) return VR_FAIL(VR_E_ARG, "l2: expected a finite value >= 0, got %g", l2);
+  if (max_iter < 0) return VR_FAIL(VR_E_ARG, "max_iter: expected >= 0 (0: 1000), got %d", max_iter);
+  probe_in p;
+  VR_TRY(probe_load(__func__, train_x, train_y, test_x, test_y, num_classes, &p));
+  int64_t n = p.n, m = p.m, d = p.d, C = p.C;
+  vr_status st = VR_OK;
+  double *mean = calloc((size_t)d, sizeof(double)), *sd = calloc((size_t)d, sizeof(double));
+  double *theta = calloc((size_t)(d * C + C), sizeof(double));
+  float *logits = malloc(sizeof(float) * (size_t)((n > m ? n : m) * C));
+  float *wf = malloc(sizeof(float) * (size_t)(d * C)), *gf = malloc(sizeof(float) * (size_t)(d * C));
+  if (!mean || !sd || !theta || !logits || !wf || !gf) {
+    st = VR_FAIL(VR_E_OOM, "train_x: out of host memory for a %lld x %lld probe", (long long)d, (long long)C);
+    goto done;
+  }
+  /* standardise with the training statistics (constant features become 0) */
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t k = 0; k < d; k++) mean[k] += p.xtr[i * d + k];
+  for (int64_t k = 0; k < d; k++) mean[k] /= (double)n;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t k = 0; k < d; k++) {
+      double v = p.xtr[i * d + k] - mean[k];
+      sd[k] += v * v;
+    }
+  for (int64_t k = 0; k < d; k++) {
+    sd[k] = sqrt(sd[k] / (double)n);
+    sd[k] = sd[k] > 1e-8 ? 1 / sd[k] : 0;
+  }
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t k = 0; k < d; k++) p.xtr[i * d + k] = (float)((p.xtr[i * d + k] - mean[k]) * sd[k]);
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t k = 0; k < d; k++) p.xte[i * d + k] = (float)((p.xte[i * d + k] - mean[k]) * sd[k]);
+  lr_prob lp = {p.xtr, p.ytr, n, d, (int)C, l2, logits, wf, gf};
+  lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 1000);
+  for (int64_t k = 0; k < d * C; k++) wf[k] = (float)theta[k];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)C, (int)d, 1.0f, p.xte, (int)d, wf, (int)C, 0.0f,
+              logits, (int)C);
+  int64_t correct = 0;
+  for (int64_t i = 0; i < m; i++) {
+    int64_t best = 0;
+    for (int64_t c = 1; c < C; c++)
+      if (logits[i * C + c] + theta[d * C + c] > logits[i * C + best] + theta[d * C + best]) best = c;
+    correct += best == p.yte[i];
+  }
+  *accuracy = (double)correct / (double)m;
+done:
+  free(mean);
+  free(sd);
+  free(theta);
+  free(logits);
+  free(wf);
+  free(gf);
+  probe_free(&p);
+  return st;
+}
+
+/* ---------------------------------------------------------------- kNN */
+
+static void l2_normalise(float *x, int64_t n, int64_t d) {
+  for (int64_t i = 0; i < n; i++) {
+    double s = 0;
+    for (int64_t k = 0; k < d; k++) s += (double)x[i * d + k] * x[i * d + k];
+    float inv = (float)(1 / fmax(sqrt(s), 1e-12));
+    for (int64_t k = 0; k < d; k++) x[i * d + k] *= inv;
+  }
+}
+
+vr_status vr_knn_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                       const vr_tensor *test_y, int num_classes, int k, double temperature, double *accuracy) {
+  if (!accuracy) return VR_FAIL(VR_E_ARG, "accuracy: expected an output pointer, got NULL");
+  if (k < 1 || k > 1000) return VR_FAIL(VR_E_ARG, "k: expected 1..1000, got %d", k);
+  if (!(temperature > 0) || !isfinite(temperature))
+    return VR_FAIL(VR_E_ARG, "temperature: expected a finite value > 0, got %g", temperature);
+  probe_in p;
+  VR_TRY(probe_load(__func__, train_x, train_y, test_x, test_y, num_classes, &p));
+  int64_t n = p.n, m = p.m, d = p.d, C = p.C, kk = k < n ? k : n;
+  const int64_t chunk = 256;
+  vr_status st = VR_OK;
+  float *sim = malloc(sizeof(float) * (size_t)(chunk * n));
+  if (!sim) {
+    probe_free(&p);
+    return VR_FAIL(VR_E_OOM, "train_x: out of host memory for a %lld x %lld similarity block", (long long)chunk,
+                   (long long)n);
+  }
+  l2_normalise(p.xtr, n, d);
+  l2_normalise(p.xte, m, d);
+  int64_t correct = 0;
+  for (int64_t r0 = 0; r0 < m; r0 += chunk) {
+    int64_t rows = m - r0 < chunk ? m - r0 : chunk;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)d, 1.0f, p.xte + r0 * d, (int)d,
+                p.xtr, (int)d, 0.0f, sim, (int)n);
+#pragma omp parallel for reduction(+ : correct) schedule(dynamic, 8)
+    for (int64_t r = 0; r < rows; r++) {
+      const float *s = sim + r * n;
+      float topv[1000];
+      int64_t topi[1000];
+      int64_t have = 0;
+      /* the kk largest, kept sorted in descending order (ties: lower index first) */
+      for (int64_t j = 0; j < n; j++) {
+        float v = s[j];
+        if (have == kk && v <= topv[kk - 1]) continue;
+        int64_t pos = have < kk ? have++ : kk - 1;
+        while (pos > 0 && topv[pos - 1] < v) {
+          topv[pos] = topv[pos - 1];
+          topi[pos] = topi[pos - 1];
+          pos--;
+        }
+        topv[pos] = v;
+        topi[pos] = j;
+      }
+      double votes[1024], *vv = votes;
+      double *heap = NULL;
+      if (C > 1024) vv = heap = calloc((size_t)C, sizeof(double));
+      if (!vv) continue;
+      for (int64_t c = 0; c < C; c++) vv[c] = 0;
+      for (int64_t t = 0; t < have; t++) vv[p.ytr[topi[t]]] += exp(topv[t] / temperature);
+      int64_t best = 0;
+      for (int64_t c = 1; c < C; c++)
+        if (vv[c] > vv[best]) best = c;
+      correct += best == p.yte[r0 + r];
+      free(heap);
+    }
+  }
+  *accuracy = (double)correct / (double)m;
+  free(sim);
+  probe_free(&p);
+  return st;
+}

@@ -1,0 +1,55 @@
+/* linalg.c: the CPU matmul kernel: one OpenBLAS gemm per batch matrix (args documented in
+ * core/ops/linalg.c). Transposed operands go to BLAS with the trans flag, never copied. */
+#include "cpu.h"
+#include <cblas.h>
+#include <limits.h>
+
+/* OpenBLAS runs a gemm on one thread when m*n*k is at most this (SMP_THRESHOLD_MIN * 4 in its
+ * interface/gemm.c); below it we spread the batch over our threads instead. */
+#define VR_GEMM_SMALL 262144.0
+
+static vr_status matmul_fwd(const vr_kernel_args *a) {
+  vr_tensor *A = a->in[0], *B = a->in[1], *C = a->out[0];
+  int nd = C->ndim, nbd = nd - 2;
+  int64_t m = C->shape[nd - 2], n = C->shape[nd - 1], k = A->shape[nd - 1];
+  int ta = (int)a->i[0], tb = (int)a->i[1];
+  int64_t lda = a->i[2], ldb = a->i[3], ldc = a->i[4];
+  vr_dtype dt = C->dtype;
+  if (dt != VR_F32 && dt != VR_F64)
+    return VR_FAIL(VR_E_UNSUPPORTED, "C: matmul on cpu supports f32 and f64, got %s", vr_dtype_name(dt));
+  if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX)
+    return VR_FAIL(VR_E_UNSUPPORTED, "C: matrix sizes beyond 32-bit BLAS indices (m %lld, n %lld, k %lld)",
+                   (long long)m, (long long)n, (long long)k);
+  int64_t nbatch = 1;
+  for (int d = 0; d < nbd; d++) nbatch *= C->shape[d];
+  if (m == 0 || n == 0 || nbatch == 0) return VR_OK;
+  size_t es = vr_dtype_size(dt);
+  char *pa = vr_data(A), *pb = vr_data(B), *pc = vr_data(C);
+  int par = nbatch > 1 && (double)m * (double)n * (double)(k ? k : 1) <= VR_GEMM_SMALL;
+#pragma omp parallel for if (par) schedule(static)
+  for (int64_t bi = 0; bi < nbatch; bi++) {
+    int64_t oa = 0, ob = 0, oc = 0, r = bi;
+    for (int d = nbd - 1; d >= 0; d--) {
+      int64_t ix = r % C->shape[d];
+      r /= C->shape[d];
+      oa += ix * A->stride[d];
+      ob += ix * B->stride[d];
+      oc += ix * C->stride[d];
+    }
+    char *c = pc + (size_t)oc * es;
+    if (k == 0) {
+      for (int64_t row = 0; row < m; row++) memset(c + (size_t)(row * ldc) * es, 0, (size_t)n * es);
+      continue;
+    }
+    enum CBLAS_TRANSPOSE tA = ta ? CblasTrans : CblasNoTrans, tB = tb ? CblasTrans : CblasNoTrans;
+    if (dt == VR_F32)
+      cblas_sgemm(CblasRowMajor, tA, tB, (int)m, (int)n, (int)k, 1.0f, (const float *)(pa + (size_t)oa * es), (int)lda,
+                  (const float *)(pb + (size_t)ob * es), (int)ldb, 0.0f, (float *)c, (int)ldc);
+    else
+      cblas_dgemm(CblasRowMajor, tA, tB, (int)m, (int)n, (int)k, 1.0, (const double *)(pa + (size_t)oa * es), (int)lda,
+                  (const double *)(pb + (size_t)ob * es), (int)ldb, 0.0, (double *)c, (int)ldc);
+  }
+  return VR_OK;
+}
+
+void vr_cpu_register_linalg(void) { vr_kernel_register(VR_OP_MATMUL, VR_CPU, matmul_fwd, NULL); }

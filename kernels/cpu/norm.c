@@ -1,0 +1,335 @@
+/* norm.c: CPU batch-norm and layer-norm kernels, fused forward and backward.
+ * The argument layout is documented in core/ops/norm.c. x, grad_y, weight and bias arrive
+ * contiguous; running stats are 1-D with any stride and any float dtype. Statistics are
+ * accumulated in double in a fixed order, so results do not depend on the thread count. */
+#include "cpu.h"
+#include <math.h>
+#include <stdlib.h>
+
+static vr_status unsupported(const char *func, vr_dtype dt) {
+  return vr_error_set(VR_E_UNSUPPORTED, func, __FILE__, __LINE__, "x: dtype %s has no CPU kernel (f32, f64)",
+                      vr_dtype_name(dt));
+}
+
+/* element k of a 1-D tensor of any float dtype and stride */
+static inline double ld1(const vr_tensor *t, int64_t k) {
+  return vr_load((const char *)vr_data(t) + (size_t)(k * t->stride[0]) * vr_dtype_size(t->dtype), t->dtype);
+}
+static inline void st1(vr_tensor *t, int64_t k, double v) {
+  vr_store((char *)vr_data(t) + (size_t)(k * t->stride[0]) * vr_dtype_size(t->dtype), t->dtype, v);
+}
+
+/* ================================================================ batch norm */
+
+typedef struct { const vr_kernel_args *a; int64_t N, C, S; } bn_ctx;
+
+/* Channels are handled in blocks of BN_BLK. With S > 1 each channel's data is N runs of S
+ * contiguous elements, summed into 8 lane accumulators (vectorisable, fixed order); with S = 1
+ * (N x C) rows are walked once per pass and the block's channels accumulate side by side. */
+#define BN_BLK 64
+
+#define BN_KERNELS(T, SUF)                                                                                           \
+  static inline void lsum_##SUF(const T *p, int64_t n, double *acc) {                                                \
+    int64_t k = 0;                                                                                                   \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) acc[j] += p[k + j];                                                                \
+    for (; k < n; k++) acc[k & 7] += p[k];                                                                           \
+  }                                                                                                                  \
+  static inline void lsq_##SUF(const T *p, int64_t n, double m, double *acc) {                                       \
+    int64_t k = 0;                                                                                                   \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) acc[j] += (p[k + j] - m) * (p[k + j] - m);                                         \
+    for (; k < n; k++) acc[k & 7] += (p[k] - m) * (p[k] - m);                                                        \
+  }                                                                                                                  \
+  static inline void ldot_##SUF(const T *g, const T *x, int64_t n, double m, double *ag, double *agx) {              \
+    int64_t k = 0;                                                                                                   \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) {                                                                                  \
+        ag[j] += g[k + j];                                                                                           \
+        agx[j] += g[k + j] * (x[k + j] - m);                                                                         \
+      }                                                                                                              \
+    for (; k < n; k++) {                                                                                             \
+      ag[k & 7] += g[k];                                                                                             \
+      agx[k & 7] += g[k] * (x[k] - m);                                                                               \
+    }                                                                                                                \
+  }                                                                                                                  \
+  /* per channel of [c0, c0+nb): sum (or with mean given, sum of squared deviations) */                           \
+  static void bn_reduce_##SUF(const T *x, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb,                   \
+                              const double *mean, double *out) {                                                     \
+    if (S == 1) {                                                                                                    \
+      for (int64_t j = 0; j < nb; j++) out[j] = 0;                                                                   \
+      for (int64_t n = 0; n < N; n++) {                                                                              \
+        const T *r = x + n * C + c0;                                                                                 \
+        if (mean)                                                                                                    \
+          for (int64_t j = 0; j < nb; j++) out[j] += (r[j] - mean[j]) * (r[j] - mean[j]);                            \
+        else                                                                                                         \
+          for (int64_t j = 0; j < nb; j++) out[j] += r[j];                                                           \
+      }                                                                                                              \
+      return;                                                                                                        \
+    }                                                                                                                \
+    for (int64_t j = 0; j < nb; j++) {                                                                               \
+      double acc[8] = {0};                                                                                           \
+      for (int64_t n = 0; n < N; n++) {                                                                              \
+        const T *p = x + (n * C + c0 + j) * S;                                                                       \
+        if (mean) lsq_##SUF(p, S, mean[j], acc);                                                                     \
+        else lsum_##SUF(p, S, acc);                                                                                  \
+      }                                                                                                              \
+      out[j] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));                    \
+    }                                                                                                                \
+  }                                                                                                                  \
+  /* o = x * sc + sh per channel (sc, sh in double) */                                                               \
+  static void bn_affine_##SUF(const T *x, T *o, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb,             \
+                              const double *sc, const double *sh) {                                                  \
+    for (int64_t n = 0; n < N; n++) {                                                                                \
+      if (S == 1) {                                                                                                  \
+        const T *r = x + n * C + c0;                                                                                 \
+        T *q = o + n * C + c0;                                                                                       \
+        for (int64_t j = 0; j < nb; j++) q[j] = (T)(r[j] * sc[j] + sh[j]);                                           \
+        continue;                                                                                                    \
+      }                                                                                                              \
+      for (int64_t j = 0; j < nb; j++) {                                                                             \
+        const T *p = x + (n * C + c0 + j) * S;                                                                       \
+        T *q = o + (n * C + c0 + j) * S;                                                                             \
+        T ts = (T)sc[j], tsh = (T)sh[j];                                                                             \
+        for (int64_t s = 0; s < S; s++) q[s] = p[s] * ts + tsh;                                                      \
+      }                                                                                                              \
+    }                                                                                                                \
+  }                                                                                                                  \
+  static void bn_fwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
+    const bn_ctx *c = cv;                                                                                            \
+    const vr_kernel_args *a = c->a;                                                                                  \
+    const T *x = vr_data(a->in[0]);                                                                                  \
+    const T *w = a->in[1] ? vr_data(a->in[1]) : NULL, *b = a->in[2] ? vr_data(a->in[2]) : NULL;                      \
+    vr_tensor *rm = a->in[3], *rv = a->in[4];                                                                        \
+    T *y = vr_data(a->out[0]), *sm = vr_data(a->out[1]), *si = vr_data(a->out[2]);                                   \
+    int64_t N = c->N, C = c->C, S = c->S, M = N * S;                                                                 \
+    double mom = a->f[0], eps = a->f[1];                                                                             \
+    double mean[BN_BLK], sq[BN_BLK], sc[BN_BLK], sh[BN_BLK];                                                         \
+    for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
+      int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
+      if (a->i[0]) {                                                                                                 \
+        bn_reduce_##SUF(x, N, C, S, c0, nb, NULL, mean);                                                             \
+        for (int64_t j = 0; j < nb; j++) mean[j] /= (double)M;                                                       \
+        bn_reduce_##SUF(x, N, C, S, c0, nb, mean, sq);                                                               \
+      }                                                                                                              \
+      for (int64_t j = 0; j < nb; j++) {                                                                             \
+        int64_t ch = c0 + j;                                                                                         \
+        double invstd;                                                                                               \
+        if (a->i[0]) {                                                                                               \
+          invstd = 1.0 / sqrt(sq[j] / (double)M + eps);                                                              \
+          if (rm) {                                                                                                  \
+            st1(rm, ch, (1 - mom) * ld1(rm, ch) + mom * mean[j]);                                                    \
+            st1(rv, ch, (1 - mom) * ld1(rv, ch) + mom * sq[j] / (double)(M - 1));                                    \
+          }                                                                                                          \
+        } else {                                                                                                     \
+          mean[j] = ld1(rm, ch);                                                                                     \
+          invstd = 1.0 / sqrt(ld1(rv, ch) + eps);                                                                    \
+        }                                                                                                            \
+        sc[j] = (w ? (double)w[ch] : 1.0) * invstd;                                                                  \
+        sh[j] = (b ? (double)b[ch] : 0.0) - mean[j] * sc[j];                                                         \
+        sm[ch] = (T)mean[j];                                                                                         \
+        si[ch] = (T)invstd;                                                                                          \
+      }                                                                                                              \
+      bn_affine_##SUF(x, y, N, C, S, c0, nb, sc, sh);                                                                \
+    }                                                                                                                \
+  }                                                                                                                  \
+  static void bn_bwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
+    const bn_ctx *c = cv;                                                                                            \
+    const vr_kernel_args *a = c->a;                                                                                  \
+    const T *g = vr_data(a->in[0]), *x = vr_data(a->in[1]);                                                          \
+    const T *w = a->in[2] ? vr_data(a->in[2]) : NULL;                                                                \
+    const T *sm = vr_data(a->in[3]), *si = vr_data(a->in[4]);                                                        \
+    T *gx = a->out[0] ? vr_data(a->out[0]) : NULL;                                                                   \
+    T *gw = a->out[1] ? vr_data(a->out[1]) : NULL, *gb = a->out[2] ? vr_data(a->out[2]) : NULL;                      \
+    int64_t N = c->N, C = c->C, S = c->S, M = N * S;                                                                 \
+    double mean[BN_BLK], sg[BN_BLK], sgx[BN_BLK], k1[BN_BLK], k2[BN_BLK], wi[BN_BLK];                                \
+    for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
+      int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
+      for (int64_t j = 0; j < nb; j++) mean[j] = sm[c0 + j];                                                         \
+      if (S == 1) {                                                                                                  \
+        for (int64_t j = 0; j < nb; j++) sg[j] = sgx[j] = 0;                                                         \
+        for (int64_t n = 0; n < N; n++) {                                                                            \
+          const T *gr = g + n * C + c0, *xr = x + n * C + c0;                                                        \
+          for (int64_t j = 0; j < nb; j++) {                                                                         \
+            sg[j] += gr[j];                                                                                          \
+            sgx[j] += gr[j] * (xr[j] - mean[j]);                                                                     \
+          }                                                                                                          \
+        }                                                                                                            \
+      } else {                                                                                                       \
+        for (int64_t j = 0; j < nb; j++) {                                                                           \
+          double ag[8] = {0}, agx[8] = {0};                                                                          \
+          for (int64_t n = 0; n < N; n++) {                                                                          \
+            int64_t off = (n * C + c0 + j) * S;                                                                      \
+            ldot_##SUF(g + off, x + off, S, mean[j], ag, agx);                                                       \
+          }                                                                                                          \
+          sg[j] = ((ag[0] + ag[1]) + (ag[2] + ag[3])) + ((ag[4] + ag[5]) + (ag[6] + ag[7]));                         \
+          sgx[j] = ((agx[0] + agx[1]) + (agx[2] + agx[3])) + ((agx[4] + agx[5]) + (agx[6] + agx[7]));                \
+        }                                                                                                            \
+      }                                                                                                              \
+      for (int64_t j = 0; j < nb; j++) {                                                                             \
+        double invstd = si[c0 + j];                                                                                  \
+        if (gb) gb[c0 + j] = (T)sg[j];                                                                               \
+        if (gw) gw[c0 + j] = (T)(sgx[j] * invstd);                                                                   \
+        wi[j] = (w ? (double)w[c0 + j] : 1.0) * invstd;                                                              \
+        /* batch stats: gx = w invstd (g - mean(g) - xhat mean(g xhat)); running stats: gx = w invstd g */       \
+        k1[j] = a->i[0] ? sg[j] / (double)M : 0.0;                                                                   \
+        k2[j] = a->i[0] ? sgx[j] * invstd * invstd / (double)M : 0.0;                                                \
+      }                                                                                                              \
+      if (!gx) continue;                                                                                             \
+      for (int64_t n = 0; n < N; n++) {                                                                              \
+        if (S == 1) {                                                                                                \
+          const T *gr = g + n * C + c0, *xr = x + n * C + c0;                                                        \
+          T *o = gx + n * C + c0;                                                                                    \
+          for (int64_t j = 0; j < nb; j++) o[j] = (T)(wi[j] * (gr[j] - k1[j] - (xr[j] - mean[j]) * k2[j]));          \
+          continue;                                                                                                  \
+        }                                                                                                            \
+        for (int64_t j = 0; j < nb; j++) {                                                                           \
+          int64_t off = (n * C + c0 + j) * S;                                                                        \
+          const T *gp = g + off, *xp = x + off;                                                                      \
+          T *o = gx + off;                                                                                           \
+          double m = mean[j], q1 = k1[j], q2 = k2[j], s0 = wi[j];                                                    \
+          for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (gp[s] - q1 - (xp[s] - m) * q2));                          \
+        }                                                                                                            \
+      }                                                                                                              \
+    }                                                                                                                \
+  }
+
+BN_KERNELS(float, f32)
+BN_KERNELS(double, f64)
+
+/* channels are independent: split them over threads, a few per chunk when channels are small */
+static int64_t bn_grain(int64_t M) { return M >= 32768 ? 1 : 32768 / (M ? M : 1); }
+
+static vr_status bn_fwd(const vr_kernel_args *a) {
+  bn_ctx c = {a, a->i[1], a->i[2], a->i[3]};
+  switch (a->in[0]->dtype) {
+  case VR_F32: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_fwd_f32, &c); return VR_OK;
+  case VR_F64: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_fwd_f64, &c); return VR_OK;
+  default: return unsupported(__func__, a->in[0]->dtype);
+  }
+}
+
+static vr_status bn_bwd(const vr_kernel_args *a) {
+  bn_ctx c = {a, a->i[1], a->i[2], a->i[3]};
+  switch (a->in[1]->dtype) {
+  case VR_F32: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_bwd_f32, &c); return VR_OK;
+  case VR_F64: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_bwd_f64, &c); return VR_OK;
+  default: return unsupported(__func__, a->in[1]->dtype);
+  }
+}
+
+/* ================================================================ layer norm */
+
+typedef struct { const vr_kernel_args *a; int64_t R, D; } ln_ctx;
+
+#define LN_KERNELS(T, SUF)                                                                                           \
+  static void ln_fwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
+    const ln_ctx *c = cv;                                                                                            \
+    const vr_kernel_args *a = c->a;                                                                                  \
+    int64_t D = c->D;                                                                                                \
+    const T *x = vr_data(a->in[0]);                                                                                  \
+    const T *w = a->in[1] ? vr_data(a->in[1]) : NULL, *b = a->in[2] ? vr_data(a->in[2]) : NULL;                      \
+    T *y = vr_data(a->out[0]), *sm = vr_data(a->out[1]), *si = vr_data(a->out[2]);                                   \
+    for (int64_t r = lo; r < hi; r++) {                                                                              \
+      const T *p = x + r * D;                                                                                        \
+      T *q = y + r * D;                                                                                              \
+      double sum = 0, sq = 0;                                                                                        \
+      for (int64_t d = 0; d < D; d++) sum += p[d];                                                                   \
+      double mean = sum / (double)D;                                                                                 \
+      for (int64_t d = 0; d < D; d++) {                                                                              \
+        double e = p[d] - mean;                                                                                      \
+        sq += e * e;                                                                                                 \
+      }                                                                                                              \
+      double invstd = 1.0 / sqrt(sq / (double)D + a->f[0]);                                                          \
+      T tm = (T)mean, ti = (T)invstd;                                                                                \
+      for (int64_t d = 0; d < D; d++) {                                                                              \
+        T v = (p[d] - tm) * ti;                                                                                      \
+        if (w) v *= w[d];                                                                                            \
+        if (b) v += b[d];                                                                                            \
+        q[d] = v;                                                                                                    \
+      }                                                                                                              \
+      sm[r] = tm;                                                                                                    \
+      si[r] = ti;                                                                                                    \
+    }                                                                                                                \
+  }                                                                                                                  \
+  /* grad_x, row by row: gx = invstd (dh - mean(dh) - xhat mean(dh xhat)), dh = g w */                              \
+  static void ln_bwd_x_##SUF(void *cv, int64_t lo, int64_t hi) {                                                     \
+    const ln_ctx *c = cv;                                                                                            \
+    const vr_kernel_args *a = c->a;                                                                                  \
+    int64_t D = c->D;                                                                                                \
+    const T *g = vr_data(a->in[0]), *x = vr_data(a->in[1]);                                                          \
+    const T *w = a->in[2] ? vr_data(a->in[2]) : NULL;                                                                \
+    const T *sm = vr_data(a->in[3]), *si = vr_data(a->in[4]);                                                        \
+    T *gx = vr_data(a->out[0]);                                                                                      \
+    for (int64_t r = lo; r < hi; r++) {                                                                              \
+      const T *gp = g + r * D, *xp = x + r * D;                                                                      \
+      double mean = sm[r], invstd = si[r], s1 = 0, s2 = 0;                                                           \
+      for (int64_t d = 0; d < D; d++) {                                                                              \
+        double dh = w ? (double)gp[d] * w[d] : (double)gp[d];                                                        \
+        s1 += dh;                                                                                                    \
+        s2 += dh * (xp[d] - mean) * invstd;                                                                          \
+      }                                                                                                              \
+      s1 /= (double)D;                                                                                               \
+      s2 /= (double)D;                                                                                               \
+      for (int64_t d = 0; d < D; d++) {                                                                              \
+        double dh = w ? (double)gp[d] * w[d] : (double)gp[d];                                                        \
+        gx[r * D + d] = (T)(invstd * (dh - s1 - (xp[d] - mean) * invstd * s2));                                      \
+      }                                                                                                              \
+    }                                                                                                                \
+  }                                                                                                                  \
+  /* grad_w, grad_b, by blocks of columns, rows summed in order (deterministic) */                                 \
+  static void ln_bwd_wb_##SUF(void *cv, int64_t lo, int64_t hi) {                                                    \
+    const ln_ctx *c = cv;                                                                                            \
+    const vr_kernel_args *a = c->a;                                                                                  \
+    int64_t D = c->D, R = c->R;                                                                                      \
+    const T *g = vr_data(a->in[0]), *x = vr_data(a->in[1]);                                                          \
+    const T *sm = vr_data(a->in[3]), *si = vr_data(a->in[4]);                                                        \
+    T *gw = a->out[1] ? vr_data(a->out[1]) : NULL, *gb = a->out[2] ? vr_data(a->out[2]) : NULL;                      \
+    enum { BLK = 256 };                                                                                              \
+    double accw[BLK], accb[BLK];                                                                                     \
+    for (int64_t d0 = lo; d0 < hi; d0 += BLK) {                                                                      \
+      int64_t nd = hi - d0 < BLK ? hi - d0 : BLK;                                                                    \
+      for (int64_t k = 0; k < nd; k++) accw[k] = accb[k] = 0;                                                        \
+      for (int64_t r = 0; r < R; r++) {                                                                              \
+        const T *gp = g + r * D + d0, *xp = x + r * D + d0;                                                          \
+        double mean = sm[r], invstd = si[r];                                                                         \
+        for (int64_t k = 0; k < nd; k++) {                                                                           \
+          accw[k] += gp[k] * (xp[k] - mean) * invstd;                                                                \
+          accb[k] += gp[k];                                                                                          \
+        }                                                                                                            \
+      }                                                                                                              \
+      for (int64_t k = 0; k < nd; k++) {                                                                             \
+        if (gw) gw[d0 + k] = (T)accw[k];                                                                             \
+        if (gb) gb[d0 + k] = (T)accb[k];                                                                             \
+      }                                                                                                              \
+    }                                                                                                                \
+  }
+
+LN_KERNELS(float, f32)
+LN_KERNELS(double, f64)
+
+static int64_t row_grain(int64_t D) { return D >= 16384 ? 1 : 16384 / (D ? D : 1); }
+
+static vr_status ln_fwd(const vr_kernel_args *a) {
+  ln_ctx c = {a, a->i[0], a->i[1]};
+  switch (a->in[0]->dtype) {
+  case VR_F32: vr_parallel_for(c.R, row_grain(c.D), ln_fwd_f32, &c); return VR_OK;
+  case VR_F64: vr_parallel_for(c.R, row_grain(c.D), ln_fwd_f64, &c); return VR_OK;
+  default: return unsupported(__func__, a->in[0]->dtype);
+  }
+}
+
+static vr_status ln_bwd(const vr_kernel_args *a) {
+  ln_ctx c = {a, a->i[0], a->i[1]};
+  vr_dtype dt = a->in[1]->dtype;
+  if (dt != VR_F32 && dt != VR_F64) return unsupported(__func__, dt);
+  int64_t wgrain = row_grain(c.R) < 256 ? 256 : row_grain(c.R);
+  if (a->out[0]) vr_parallel_for(c.R, row_grain(c.D), dt == VR_F32 ? ln_bwd_x_f32 : ln_bwd_x_f64, &c);
+  if (a->out[1] || a->out[2]) vr_parallel_for(c.D, wgrain, dt == VR_F32 ? ln_bwd_wb_f32 : ln_bwd_wb_f64, &c);
+  return VR_OK;
+}
+
+void vr_cpu_register_norm(void) {
+  vr_kernel_register(VR_OP_BATCHNORM, VR_CPU, bn_fwd, bn_bwd);
+  vr_kernel_register(VR_OP_LAYERNORM, VR_CPU, ln_fwd, ln_bwd);
+}

@@ -1,0 +1,169 @@
+/* pool.c: CPU max / average / adaptive-average 2-D pooling, forward and backward (args documented
+ * in core/ops/pool.c). Planes (n, c) run in parallel; within a plane the order is fixed. */
+#include "cpu.h"
+#include <math.h>
+
+typedef struct { int64_t NC, H, W, Ho, Wo; } pgeo;
+
+static pgeo geo_of(const vr_tensor *big, const vr_tensor *small) {
+  pgeo g = {big->shape[0] * big->shape[1], big->shape[2], big->shape[3], small->shape[2], small->shape[3]};
+  return g;
+}
+
+static vr_status check_dt(vr_dtype dt) {
+  if (dt != VR_F32 && dt != VR_F64)
+    return VR_FAIL(VR_E_UNSUPPORTED, "x: pooling on cpu supports f32 and f64, got %s", vr_dtype_name(dt));
+  return VR_OK;
+}
+
+/* ---------------------------------------------------------------- max */
+
+#define MAXPOOL_FWD(T, NAME)                                                                      \
+  static void NAME(const pgeo *g, const int64_t *iv, const T *x, T *y, int64_t *idx) {           \
+    int64_t kh = iv[0], kw = iv[1], sh = iv[2], sw = iv[3], ph = iv[4], pw = iv[5];             \
+    _Pragma("omp parallel for schedule(static)") for (int64_t pl = 0; pl < g->NC; pl++) {        \
+      const T *xp = x + pl * g->H * g->W;                                                        \
+      for (int64_t oh = 0; oh < g->Ho; oh++)                                                     \
+        for (int64_t ow = 0; ow < g->Wo; ow++) {                                                 \
+          int64_t h0 = oh * sh - ph, w0 = ow * sw - pw;                                          \
+          int64_t h1 = h0 + kh < g->H ? h0 + kh : g->H, w1 = w0 + kw < g->W ? w0 + kw : g->W;    \
+          if (h0 < 0) h0 = 0;                                                                    \
+          if (w0 < 0) w0 = 0;                                                                    \
+          T best = -INFINITY;                                                                    \
+          int64_t bi = h0 * g->W + w0;                                                           \
+          for (int64_t ih = h0; ih < h1; ih++)                                                   \
+            for (int64_t iw = w0; iw < w1; iw++) {                                               \
+              T v = xp[ih * g->W + iw];                                                          \
+              /* strict >: the first index wins ties; the first NaN wins over numbers */        \
+              if (v > best || (isnan(v) && !isnan(best))) {                                      \
+                best = v;                                                                        \
+                bi = ih * g->W + iw;                                                             \
+              }                                                                                  \
+            }                                                                                    \
+          int64_t o = (pl * g->Ho + oh) * g->Wo + ow;                                            \
+          y[o] = best;                                                                           \
+          idx[o] = bi;                                                                           \
+        }                                                                                        \
+    }                                                                                            \
+  }
+MAXPOOL_FWD(float, maxpool_fwd_f32)
+MAXPOOL_FWD(double, maxpool_fwd_f64)
+
+static vr_status maxpool_fwd(const vr_kernel_args *a) {
+  VR_TRY(check_dt(a->in[0]->dtype));
+  pgeo g = geo_of(a->in[0], a->out[0]);
+  if (a->in[0]->dtype == VR_F32)
+    maxpool_fwd_f32(&g, a->i, vr_data(a->in[0]), vr_data(a->out[0]), vr_data(a->out[1]));
+  else
+    maxpool_fwd_f64(&g, a->i, vr_data(a->in[0]), vr_data(a->out[0]), vr_data(a->out[1]));
+  return VR_OK;
+}
+
+#define MAXPOOL_BWD(T, NAME)                                                                      \
+  static void NAME(const pgeo *g, const T *gy, const int64_t *idx, T *gx) {                      \
+    _Pragma("omp parallel for schedule(static)") for (int64_t pl = 0; pl < g->NC; pl++) {        \
+      T *gp = gx + pl * g->H * g->W;                                                             \
+      memset(gp, 0, sizeof(T) * (size_t)(g->H * g->W));                                          \
+      const int64_t o = pl * g->Ho * g->Wo;                                                      \
+      for (int64_t k = 0; k < g->Ho * g->Wo; k++) gp[idx[o + k]] += gy[o + k];                   \
+    }                                                                                            \
+  }
+MAXPOOL_BWD(float, maxpool_bwd_f32)
+MAXPOOL_BWD(double, maxpool_bwd_f64)
+
+static vr_status maxpool_bwd(const vr_kernel_args *a) {
+  VR_TRY(check_dt(a->in[0]->dtype));
+  pgeo g = geo_of(a->out[0], a->in[0]);
+  if (a->in[0]->dtype == VR_F32) maxpool_bwd_f32(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
+  else maxpool_bwd_f64(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
+  return VR_OK;
+}
+
+/* ---------------------------------------------------------------- average (fixed and adaptive) */
+
+/* the window of output (oh, ow) and its divisor */
+typedef struct { int64_t h0, h1, w0, w1; double div; } win;
+
+static win avg_window(const pgeo *g, const int64_t *iv, int64_t oh, int64_t ow) {
+  int64_t kh = iv[0], kw = iv[1], sh = iv[2], sw = iv[3], ph = iv[4], pw = iv[5];
+  win r;
+  r.h0 = oh * sh - ph;
+  r.w0 = ow * sw - pw;
+  r.h1 = r.h0 + kh < g->H + ph ? r.h0 + kh : g->H + ph;
+  r.w1 = r.w0 + kw < g->W + pw ? r.w0 + kw : g->W + pw;
+  double padded = (double)((r.h1 - r.h0) * (r.w1 - r.w0));
+  if (r.h0 < 0) r.h0 = 0;
+  if (r.w0 < 0) r.w0 = 0;
+  if (r.h1 > g->H) r.h1 = g->H;
+  if (r.w1 > g->W) r.w1 = g->W;
+  r.div = iv[6] ? padded : (double)((r.h1 - r.h0) * (r.w1 - r.w0));
+  return r;
+}
+
+static win adaptive_window(const pgeo *g, int64_t oh, int64_t ow) {
+  win r;
+  r.h0 = oh * g->H / g->Ho;
+  r.h1 = ((oh + 1) * g->H + g->Ho - 1) / g->Ho;
+  r.w0 = ow * g->W / g->Wo;
+  r.w1 = ((ow + 1) * g->W + g->Wo - 1) / g->Wo;
+  r.div = (double)((r.h1 - r.h0) * (r.w1 - r.w0));
+  return r;
+}
+
+#define AVG_FWD(T, NAME)                                                                          \
+  static void NAME(const pgeo *g, const int64_t *iv, int adaptive, const T *x, T *y) {           \
+    _Pragma("omp parallel for schedule(static)") for (int64_t pl = 0; pl < g->NC; pl++) {        \
+      const T *xp = x + pl * g->H * g->W;                                                        \
+      for (int64_t oh = 0; oh < g->Ho; oh++)                                                     \
+        for (int64_t ow = 0; ow < g->Wo; ow++) {                                                 \
+          win r = adaptive ? adaptive_window(g, oh, ow) : avg_window(g, iv, oh, ow);             \
+          double s = 0;                                                                          \
+          for (int64_t ih = r.h0; ih < r.h1; ih++)                                               \
+            for (int64_t iw = r.w0; iw < r.w1; iw++) s += xp[ih * g->W + iw];                    \
+          y[(pl * g->Ho + oh) * g->Wo + ow] = (T)(s / r.div);                                    \
+        }                                                                                        \
+    }                                                                                            \
+  }
+#define AVG_BWD(T, NAME)                                                                          \
+  static void NAME(const pgeo *g, const int64_t *iv, int adaptive, const T *gy, T *gx) {         \
+    _Pragma("omp parallel for schedule(static)") for (int64_t pl = 0; pl < g->NC; pl++) {        \
+      T *gp = gx + pl * g->H * g->W;                                                             \
+      memset(gp, 0, sizeof(T) * (size_t)(g->H * g->W));                                          \
+      for (int64_t oh = 0; oh < g->Ho; oh++)                                                     \
+        for (int64_t ow = 0; ow < g->Wo; ow++) {                                                 \
+          win r = adaptive ? adaptive_window(g, oh, ow) : avg_window(g, iv, oh, ow);             \
+          T v = (T)(gy[(pl * g->Ho + oh) * g->Wo + ow] / r.div);                                 \
+          for (int64_t ih = r.h0; ih < r.h1; ih++)                                               \
+            for (int64_t iw = r.w0; iw < r.w1; iw++) gp[ih * g->W + iw] += v;                    \
+        }                                                                                        \
+    }                                                                                            \
+  }
+AVG_FWD(float, avg_fwd_f32)
+AVG_FWD(double, avg_fwd_f64)
+AVG_BWD(float, avg_bwd_f32)
+AVG_BWD(double, avg_bwd_f64)
+
+static vr_status avg_fwd_any(const vr_kernel_args *a, int adaptive) {
+  VR_TRY(check_dt(a->in[0]->dtype));
+  pgeo g = geo_of(a->in[0], a->out[0]);
+  if (a->in[0]->dtype == VR_F32) avg_fwd_f32(&g, a->i, adaptive, vr_data(a->in[0]), vr_data(a->out[0]));
+  else avg_fwd_f64(&g, a->i, adaptive, vr_data(a->in[0]), vr_data(a->out[0]));
+  return VR_OK;
+}
+static vr_status avg_bwd_any(const vr_kernel_args *a, int adaptive) {
+  VR_TRY(check_dt(a->in[0]->dtype));
+  pgeo g = geo_of(a->out[0], a->in[0]);
+  if (a->in[0]->dtype == VR_F32) avg_bwd_f32(&g, a->i, adaptive, vr_data(a->in[0]), vr_data(a->out[0]));
+  else avg_bwd_f64(&g, a->i, adaptive, vr_data(a->in[0]), vr_data(a->out[0]));
+  return VR_OK;
+}
+static vr_status avgpool_fwd(const vr_kernel_args *a) { return avg_fwd_any(a, 0); }
+static vr_status avgpool_bwd(const vr_kernel_args *a) { return avg_bwd_any(a, 0); }
+static vr_status adaptive_fwd(const vr_kernel_args *a) { return avg_fwd_any(a, 1); }
+static vr_status adaptive_bwd(const vr_kernel_args *a) { return avg_bwd_any(a, 1); }
+
+void vr_cpu_register_pool(void) {
+  vr_kernel_register(VR_OP_MAXPOOL2D, VR_CPU, maxpool_fwd, maxpool_bwd);
+  vr_kernel_register(VR_OP_AVGPOOL2D, VR_CPU, avgpool_fwd, avgpool_bwd);
+  vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CPU, adaptive_fwd, adaptive_bwd);
+}

@@ -1,0 +1,55 @@
+-- visreg: the toolkit's Lua face. `local vr = require "visreg"` gives tensors and their
+-- constructors, and loads the submodules on first use: vr.nn, vr.loss, vr.optim, vr.schedule,
+-- vr.data, vr.augment, vr.trainer, vr.probe, vr.checkpoint, vr.util.
+local core = require "visreg.core"
+local tensor = require "visreg.tensor"
+local random = require "visreg.random"
+local util = require "visreg.util"
+local ffi = require "ffi"
+local C = core.C
+
+local vr = {}
+
+vr.C = C
+vr.ffi = ffi
+vr.version = ffi.string(C.vr_version())
+
+-- tensors
+for _, k in ipairs { "empty", "zeros", "ones", "full", "arange", "scalar", "tensor", "load_npy", "cat", "concat",
+  "stack", "where", "no_grad", "enable_grad", "grad_enabled", "set_grad_enabled", "is_tensor" } do
+  vr[k] = tensor[k]
+end
+for _, k in ipairs { "Generator", "manual_seed", "rand", "randn", "randint", "randperm" } do vr[k] = random[k] end
+vr.default_generator = random.default
+function vr.set_gc_threshold(bytes) tensor.gc_threshold = bytes end
+
+-- the C library's state
+function vr.num_threads() return C.vr_num_threads() end
+function vr.set_num_threads(n) C.vr_set_num_threads(n) end
+function vr.cuda_available() return C.vr_cuda_available() ~= 0 end
+function vr.cuda_compiled() return C.vr_cuda_compiled() ~= 0 end
+function vr.cuda_device_name() return ffi.string(C.vr_cuda_device_name()) end
+function vr.device(d) return core.device_names[tonumber(core.device(d))] end
+vr.now = core.now
+vr.last_error = core.last_error
+vr.error = util.error
+
+-- vr.recipe{...}: the recipe table, checked (see visreg.recipe)
+function vr.recipe(t) return require("visreg.recipe").define(t) end
+
+local lazy = { nn = "visreg.nn", loss = "visreg.loss", optim = "visreg.optim", schedule = "visreg.schedule",
+  data = "visreg.data", augment = "visreg.augment", trainer = "visreg.trainer", probe = "visreg.probe",
+  checkpoint = "visreg.checkpoint", util = "visreg.util", functional = "visreg.functional",
+  recipes = "visreg.recipe", metrics = "visreg.metrics" }
+setmetatable(vr, {
+  __index = function(t, k)
+    local m = lazy[k]
+    if m then
+      local v = require(m)
+      rawset(t, k, v)
+      return v
+    end
+  end,
+})
+
+return vr

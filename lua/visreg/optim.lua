@@ -1,0 +1,213 @@
+-- visreg.optim: SGD (momentum, Nesterov), AdamW and LARS with parameter groups, no_decay rules
+-- and gradient-norm clipping, as in PyTorch (LARS as in solo-learn). A spec (vr.optim.adamw{...})
+-- is recipe data; build(spec, named_params) gives the optimizer, which reads lr and weight_decay
+-- from the spec at every step so that schedules apply. Updates use the in-place core ops.
+--
+-- no_decay: a list of rules; "bias" matches parameters named *bias, "norm" the parameters of
+-- normalisation layers, "1d" every parameter with fewer than 2 dims; anything else is a Lua
+-- pattern matched against the parameter's name. Those parameters get no weight decay (and LARS
+-- does not adapt their learning rate).
+-- groups: { { match = "^projector%.", lr_scale = 2, weight_decay = 0 }, ... }: parameters whose
+-- name matches take the group's settings.
+local tensor = require "visreg.tensor"
+local util = require "visreg.util"
+
+local M = {}
+
+local function spec(kind, t, defaults)
+  t = util.with_defaults("vr.optim." .. kind, t or {}, defaults)
+  t.kind = kind
+  return t
+end
+
+function M.sgd(t)
+  return spec("sgd", t, { lr = 0.1, momentum = 0.9, nesterov = false, dampening = 0, weight_decay = 0,
+    no_decay = {}, groups = {}, clip_grad_norm = 0 })
+end
+function M.adamw(t)
+  return spec("adamw", t, { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0.05,
+    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0 })
+end
+function M.lars(t)
+  return spec("lars", t, { lr = 0.3, momentum = 0.9, weight_decay = 1e-6, eta = 0.02, eps = 1e-8,
+    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0, clip_lr = false })
+end
+
+local function matches_rule(rule, name, p, mod)
+  if rule == "bias" then return name:match("bias$") ~= nil end
+  if rule == "norm" then return (mod and mod.is_norm) or name:match("norm") ~= nil end
+  if rule == "1d" then return p:dim() < 2 end
+  return name:match(rule) ~= nil
+end
+
+local Optimizer = {}
+Optimizer.__index = Optimizer
+
+-- named: list of {name, tensor, module} (Module:named_parameters(), or several concatenated)
+function M.build(s, named)
+  if type(s) ~= "table" or not (s.kind == "sgd" or s.kind == "adamw" or s.kind == "lars") then
+    util.error("optim: expected vr.optim.sgd/adamw/lars{...}, got %s", type(s) == "table" and tostring(s.kind) or type(s))
+  end
+  local self = setmetatable({ spec = s, params = {}, state = {}, step_count = 0 }, Optimizer)
+  for _, e in ipairs(named) do
+    local name, p, mod = e[1], e[2], e[3]
+    local entry = { name = name, p = p, decay = true, lr_scale = 1, wd = nil }
+    for _, rule in ipairs(s.no_decay or {}) do
+      if matches_rule(rule, name, p, mod) then entry.decay = false end
+    end
+    for _, g in ipairs(s.groups or {}) do
+      if g.match and name:match(g.match) then
+        entry.lr_scale = g.lr_scale or 1
+        if g.weight_decay ~= nil then entry.wd = g.weight_decay end
+      end
+    end
+    self.params[#self.params + 1] = entry
+  end
+  return self
+end
+
+function Optimizer:zero_grad()
+  for _, e in ipairs(self.params) do e.p:zero_grad() end
+end
+
+-- scales the gradients so that their global 2-norm is at most max_norm; returns the norm before
+function Optimizer:clip_grad_norm(max_norm)
+  return tensor.no_grad(function()
+    local grads, total = {}, nil
+    for _, e in ipairs(self.params) do
+      local g = e.p:grad()
+      if g then
+        grads[#grads + 1] = g
+        local sq = g:square():sum()
+        total = total and total + sq or sq
+      end
+    end
+    if not total then return 0 end
+    local norm = math.sqrt(total:item())
+    if max_norm and max_norm > 0 and norm > max_norm then
+      local scale = max_norm / (norm + 1e-6)
+      for _, g in ipairs(grads) do g:mul_(scale) end
+    end
+    return norm
+  end)
+end
+
+local function wd_of(s, e)
+  if e.wd ~= nil then return e.wd end
+  return e.decay and s.weight_decay or 0
+end
+
+local function adamw_step(self, e, g, st, lr)
+  local s = self.spec
+  local b1, b2 = s.betas[1], s.betas[2]
+  local p = e.p
+  local wd = wd_of(s, e)
+  if wd ~= 0 then p:mul_(1 - lr * wd) end
+  if not st.exp_avg then
+    st.exp_avg = tensor.zeros(p:shape(), { dtype = p:dtype(), device = p:device() })
+    st.exp_avg_sq = tensor.zeros(p:shape(), { dtype = p:dtype(), device = p:device() })
+    st.step = 0
+  end
+  st.step = st.step + 1
+  st.exp_avg:mul_(b1):add_(g, 1 - b1)
+  st.exp_avg_sq:mul_(b2):add_(g:square(), 1 - b2)
+  local bc1 = 1 - b1 ^ st.step
+  local bc2 = 1 - b2 ^ st.step
+  local denom = st.exp_avg_sq:sqrt() * (1 / math.sqrt(bc2)) + s.eps
+  p:add_(st.exp_avg / denom, -lr / bc1)
+end
+
+local function momentum_update(s, st, p, g, lr, nesterov, dampening)
+  if s.momentum ~= 0 then
+    if not st.momentum_buffer then
+      st.momentum_buffer = g:clone()
+    else
+      st.momentum_buffer:mul_(s.momentum):add_(g, 1 - (dampening or 0))
+    end
+    if nesterov then g = g + st.momentum_buffer * s.momentum else g = st.momentum_buffer end
+  end
+  p:add_(g, -lr)
+end
+
+local function sgd_step(self, e, g, st, lr)
+  local s = self.spec
+  local wd = wd_of(s, e)
+  if wd ~= 0 then g = g + e.p * wd end
+  momentum_update(s, st, e.p, g, lr, s.nesterov, s.dampening)
+end
+
+local function lars_step(self, e, g, st, lr)
+  local s = self.spec
+  local p = e.p
+  local wd = wd_of(s, e)
+  if e.decay and e.wd == nil then
+    local pn = p:norm():item()
+    local gn = g:norm():item()
+    if pn > 0 and gn > 0 then
+      local trust = s.eta * pn / (gn + pn * wd + s.eps)
+      if s.clip_lr then trust = math.min(trust / lr, 1) end
+      g = (g + p * wd) * trust
+    elseif wd ~= 0 then
+      g = g + p * wd
+    end
+  elseif wd ~= 0 then
+    g = g + p * wd
+  end
+  momentum_update(s, st, p, g, lr, false, 0)
+end
+
+local steps = { adamw = adamw_step, sgd = sgd_step, lars = lars_step }
+
+-- one update of every parameter that has a gradient; clips first when spec.clip_grad_norm > 0
+function Optimizer:step()
+  local s = self.spec
+  local norm
+  if s.clip_grad_norm and s.clip_grad_norm > 0 then norm = self:clip_grad_norm(s.clip_grad_norm) end
+  tensor.no_grad(function()
+    local f = steps[s.kind]
+    for i, e in ipairs(self.params) do
+      local g = e.p:grad()
+      if g then
+        local st = self.state[i]
+        if not st then st = {}; self.state[i] = st end
+        f(self, e, g, st, s.lr * e.lr_scale)
+      end
+    end
+  end)
+  self.step_count = self.step_count + 1
+  return norm
+end
+
+-- tensors (name -> tensor) and scalars (JSON-able) of the optimizer's state
+function Optimizer:state_dict()
+  local tensors, meta = {}, { step_count = self.step_count, steps = {} }
+  for i, e in ipairs(self.params) do
+    local st = self.state[i]
+    if st then
+      for k, v in pairs(st) do
+        if tensor.is_tensor(v) then tensors["optim." .. e.name .. "." .. k] = v end
+      end
+      if st.step then meta.steps[e.name] = st.step end
+    end
+  end
+  return tensors, meta
+end
+
+function Optimizer:load_state_dict(tensors, meta)
+  self.step_count = meta.step_count or 0
+  for i, e in ipairs(self.params) do
+    local st = {}
+    local any = false
+    for _, k in ipairs { "exp_avg", "exp_avg_sq", "momentum_buffer" } do
+      local t = tensors["optim." .. e.name .. "." .. k]
+      if t then
+        st[k] = t:to { dtype = e.p:dtype(), device = e.p:device() }:clone()
+        any = true
+      end
+    end
+    if meta.steps and meta.steps[e.name] then st.step = meta.steps[e.name] end
+    self.state[i] = any and st or nil
+  end
+end
+
+return M

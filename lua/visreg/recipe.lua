@@ -1,0 +1,259 @@
+-- visreg.recipe: recipes are data. vr.recipe{...} checks a recipe table and fills its defaults;
+-- load(path, overrides) runs a recipe file (errors name the recipe's file:line), applies
+-- `--set key.path=value` overrides (numbers, strings, booleans and lists; an unknown key is
+-- refused with the nearest valid keys), checks the result and returns it.
+local util = require "visreg.util"
+local schedule = require "visreg.schedule"
+
+local M = {}
+
+local REQUIRED = {}
+local function defaults()
+  return {
+    name = false,        -- defaults to the recipe file's name
+    seed = 0,
+    epochs = 10,
+    batch = 256,         -- images per view per step
+    device = "auto",     -- cpu, cuda or auto (cuda when a GPU is present)
+    threads = 0,         -- CPU threads for the kernels (0: all)
+    data = REQUIRED,
+    views = REQUIRED,
+    model = REQUIRED,
+    loss = REQUIRED,
+    optim = false,       -- default AdamW
+    schedule = {},
+    eval = false,
+    log = { every = 50, progress = "auto" },
+    checkpoint = { every = 1 }, -- epochs between checkpoints (0: only at the end)
+    loader = { workers = 2, prefetch = 2 },
+    precision = "f32",   -- f32, or bf16 autocast on CUDA
+  }
+end
+local eval_defaults = { online_probe = true, linear_probe = true, knn = { k = 20, T = 0.07 }, every = 0,
+  batch = 1000, probe_lr = 1e-3 }
+local view_defaults = { n = 2, size = false, pipeline = {} }
+
+local function fail(msg, ...) util.error("vr.recipe: " .. msg, ...) end
+
+---------------------------------------------------------------- key paths
+local function split_path(path)
+  local parts = {}
+  for p in path:gmatch("[^%.]+") do parts[#parts + 1] = tonumber(p) or p end
+  return parts
+end
+M.split_path = split_path
+
+local function is_scalar(v)
+  local t = type(v)
+  return t == "number" or t == "string" or t == "boolean"
+end
+local function is_scalar_list(v)
+  if type(v) ~= "table" or not util.is_array(v) then return false end
+  for _, x in ipairs(v) do if not is_scalar(x) then return false end end
+  return true
+end
+
+-- every settable key path (numbers, strings, booleans and lists of them), sorted
+function M.paths(r)
+  local out = {}
+  local function walk(t, prefix, depth)
+    if depth > 8 then return end
+    for _, k in ipairs(util.sorted_keys(t)) do
+      local v = t[k]
+      if not (type(k) == "string" and k:sub(1, 1) == "_") and (type(k) == "string" or type(k) == "number") then
+        local p = prefix == "" and tostring(k) or prefix .. "." .. tostring(k)
+        if is_scalar(v) then out[#out + 1] = p
+        elseif type(v) == "table" then
+          if is_scalar_list(v) then out[#out + 1] = p end
+          walk(v, p, depth + 1)
+        end
+      end
+    end
+  end
+  walk(r, "", 0)
+  return out
+end
+
+-- the value at a key path, and its parent table and last key
+function M.get(r, path)
+  local parts = split_path(path)
+  local t = r
+  for i = 1, #parts - 1 do
+    t = t[parts[i]]
+    if type(t) ~= "table" then return nil end
+  end
+  return t[parts[#parts]], t, parts[#parts]
+end
+
+function M.set(r, path, v)
+  local _, parent, key = M.get(r, path)
+  if parent == nil then error("no key " .. path, 0) end
+  parent[key] = v
+end
+
+-- unknown-key message with the nearest valid keys
+local function unknown_key(what, key, r)
+  local near = util.nearest(key, M.paths(r), 5)
+  return string.format("%s: unknown key '%s'; nearest valid keys: %s", what, key, table.concat(near, ", "))
+end
+
+---------------------------------------------------------------- --set values
+local function parse_scalar(s)
+  s = s:match("^%s*(.-)%s*$")
+  if s == "true" then return true end
+  if s == "false" then return false end
+  local n = tonumber(s)
+  if n then return n end
+  local q = s:match('^"(.*)"$') or s:match("^'(.*)'$")
+  if q then return q end
+  return s
+end
+
+-- value text -> Lua value, shaped like the old value where there is one
+function M.parse_value(text, old)
+  local list = text:match("^%s*[%[{](.*)[%]}]%s*$")
+  if list or type(old) == "table" then
+    local body = list or text
+    local out = {}
+    for item in body:gmatch("[^,]+") do out[#out + 1] = parse_scalar(item) end
+    return out
+  end
+  if type(old) == "string" then
+    return text:match('^"(.*)"$') or text:match("^'(.*)'$") or text
+  end
+  local v = parse_scalar(text)
+  if type(old) == "boolean" and type(v) == "number" and (v == 0 or v == 1) then v = (v == 1) end
+  return v
+end
+
+function M.apply_overrides(r, overrides)
+  for _, o in ipairs(overrides or {}) do
+    local key, text = o:match("^%s*([^=]-)%s*=(.*)$")
+    if not key or key == "" then error(string.format("--set: expected key.path=value, got '%s'", o), 0) end
+    local old, parent, last = M.get(r, key)
+    local valid = false
+    for _, p in ipairs(M.paths(r)) do if p == key then valid = true; break end end
+    if not valid then
+      if old ~= nil and (type(old) == "function" or type(old) == "table") then
+        error(string.format("--set %s: this key holds a %s, which cannot be set from the command line",
+          key, util.is_callable(old) and "function" or "table of settings"), 0)
+      end
+      error("--set " .. unknown_key(key, key, r):gsub("^[^:]*: ", ""), 0)
+    end
+    local v = M.parse_value(text, old)
+    if type(old) == "number" and type(v) ~= "number" then
+      error(string.format("--set %s: expected a number, got '%s'", key, text), 0)
+    end
+    if type(old) == "boolean" and type(v) ~= "boolean" and old == true then
+      error(string.format("--set %s: expected true or false, got '%s'", key, text), 0)
+    end
+    parent[last] = v
+  end
+  return r
+end
+
+---------------------------------------------------------------- checks
+local function check_positive_int(r, key, allow_zero)
+  local v = r[key]
+  if type(v) ~= "number" or v % 1 ~= 0 or v < 0 or (v == 0 and not allow_zero) then
+    fail("%s: expected a %s integer, got %s", key, allow_zero and "non-negative" or "positive", tostring(v))
+  end
+end
+
+local function check_views(views)
+  if type(views) ~= "table" then fail("views: expected a table like { global = { n = 2, pipeline = {...} } }, got %s", type(views)) end
+  util.check_keys("vr.recipe: views", views, { "global", "local" })
+  if not views.global then fail("views: a 'global' group is required") end
+  for _, g in ipairs { "global", "local" } do
+    local v = views[g]
+    if v then
+      util.with_defaults("vr.recipe: views." .. g, v, view_defaults)
+      if type(v.n) ~= "number" or v.n < 0 or v.n % 1 ~= 0 then fail("views.%s.n: expected a count, got %s", g, tostring(v.n)) end
+      if type(v.pipeline) ~= "table" then fail("views.%s.pipeline: expected a list of augmentations", g) end
+    end
+  end
+  if views.global.n < 1 then fail("views.global.n: expected at least 1 global view, got %d", views.global.n) end
+end
+
+-- Checks a recipe table and fills its defaults (what vr.recipe{...} calls).
+function M.define(r)
+  if type(r) ~= "table" then fail("expected a table, got %s", type(r)) end
+  local d = defaults()
+  local allowed = {}
+  for k in pairs(d) do allowed[#allowed + 1] = k end
+  table.sort(allowed)
+  util.check_keys("vr.recipe", r, allowed)
+  for k, v in pairs(d) do
+    if r[k] == nil then
+      if v == REQUIRED then fail("the key '%s' is required", k) end
+      r[k] = util.deepcopy(v)
+    end
+  end
+  if not r.optim then r.optim = require("visreg.optim").adamw {} end
+  r.eval = util.with_defaults("vr.recipe: eval", r.eval or {}, eval_defaults)
+  r.log = util.with_defaults("vr.recipe: log", r.log, defaults().log)
+  r.checkpoint = util.with_defaults("vr.recipe: checkpoint", r.checkpoint, defaults().checkpoint)
+  r.loader = util.with_defaults("vr.recipe: loader", r.loader, defaults().loader)
+  if not util.is_callable(r.model) then fail("model: expected a function returning encoder, projector; got %s", type(r.model)) end
+  check_views(r.views)
+  if type(r.schedule) ~= "table" then fail("schedule: expected a table of key = schedule, got %s", type(r.schedule)) end
+  M.check(r)
+  return r
+end
+
+-- checks that still hold after overrides
+function M.check(r)
+  check_positive_int(r, "epochs", true)
+  check_positive_int(r, "batch")
+  check_positive_int(r, "seed", true)
+  check_positive_int(r, "threads", true)
+  if r.device ~= "cpu" and r.device ~= "cuda" and r.device ~= "auto" then
+    fail("device: expected cpu, cuda or auto, got %s", tostring(r.device))
+  end
+  if r.precision ~= "f32" and r.precision ~= "bf16" then fail("precision: expected f32 or bf16, got %s", tostring(r.precision)) end
+  for k, s in pairs(r.schedule) do
+    if not schedule.is_schedule(s) then
+      fail("schedule['%s']: expected vr.schedule.* or a function(epoch, step), got %s", tostring(k), type(s))
+    end
+    local path = schedule.resolve_key(k)
+    local v = M.get(r, path)
+    if type(v) ~= "number" then
+      local near = {}
+      for _, p in ipairs(M.paths(r)) do
+        if type(M.get(r, p)) == "number" then near[#near + 1] = p end
+      end
+      fail("schedule: unknown key '%s' (a schedule needs a number in the recipe); nearest valid keys: %s", tostring(k),
+        table.concat(util.nearest(path, near, 5), ", "))
+    end
+  end
+  return r
+end
+
+---------------------------------------------------------------- files
+local function traceback(e) return debug.traceback(tostring(e), 2) end
+
+-- Runs a recipe file and returns the recipe table (errors carry the recipe's file:line).
+function M.load(path, overrides)
+  local chunk, err = loadfile(path)
+  if not chunk then
+    if not util.file_exists(path) then error("cannot open recipe " .. path, 0) end
+    error(err, 0)
+  end
+  local ok, r = xpcall(chunk, traceback)
+  if not ok then error(r, 0) end
+  if type(r) ~= "table" then error(string.format("%s: the recipe must return vr.recipe{...}, got %s", path, type(r)), 0) end
+  if r.model == nil or r.epochs == nil then -- a plain table, not made by vr.recipe
+    local ok2, e = pcall(M.define, r)
+    if not ok2 then error(path .. ": " .. tostring(e), 0) end
+  end
+  if not r.name then r.name = path:match("([^/]+)%.lua$") or path end
+  M.apply_overrides(r, overrides)
+  local ok3, e3 = pcall(M.check, r)
+  if not ok3 then error("after --set: " .. tostring(e3), 0) end
+  return r
+end
+
+-- the resolved recipe as JSON (functions named by their file:line)
+function M.to_json(r) return util.json_encode(r, "  ") .. "\n" end
+
+return M

@@ -1,0 +1,297 @@
+-- visreg.util: errors that point at the caller's file:line, table helpers, edit distance and a
+-- small JSON encoder/decoder (metrics.jsonl, summary.json, the resolved recipe).
+local M = {}
+
+-- the folder of the library's own files: frames there are skipped when blaming a line
+local LIBDIR = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or ""
+M.libdir = LIBDIR
+
+local function in_library(src)
+  return src:sub(1, 1) == "@" and src:sub(2, #LIBDIR + 1) == LIBDIR
+end
+
+-- The stack level (for error()) of the first caller outside the library, or fallback.
+function M.user_level(fallback)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level + 1, "S")
+    if not info then return fallback or 2 end
+    if info.what ~= "C" and not in_library(info.source) then return level end
+    level = level + 1
+  end
+end
+
+-- Raises msg at the first file:line outside the library (the recipe or script that called in).
+function M.error(msg, ...)
+  if select("#", ...) > 0 then msg = string.format(msg, ...) end
+  error(msg, M.user_level(2))
+end
+
+function M.is_callable(f)
+  if type(f) == "function" then return true end
+  local mt = getmetatable(f)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+function M.deepcopy(v, seen)
+  if type(v) ~= "table" then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local out = {}
+  seen[v] = out
+  for k, x in pairs(v) do out[M.deepcopy(k, seen)] = M.deepcopy(x, seen) end
+  return setmetatable(out, getmetatable(v))
+end
+
+function M.sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks, function(a, b)
+    local ta, tb = type(a), type(b)
+    if ta ~= tb then return ta < tb end
+    return a < b
+  end)
+  return ks
+end
+
+function M.is_array(t)
+  if type(t) ~= "table" then return false end
+  local n = #t
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then return false end
+  end
+  return true
+end
+
+-- Levenshtein distance between two strings
+function M.edit_distance(a, b)
+  local la, lb = #a, #b
+  local prev, cur = {}, {}
+  for j = 0, lb do prev[j] = j end
+  for i = 1, la do
+    cur[0] = i
+    local ca = a:byte(i)
+    for j = 1, lb do
+      local cost = (ca == b:byte(j)) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev, cur = cur, prev
+  end
+  return prev[lb]
+end
+
+-- the n candidates nearest to word (edit distance, then alphabetical)
+function M.nearest(word, candidates, n)
+  local scored = {}
+  for _, c in ipairs(candidates) do
+    scored[#scored + 1] = { c, M.edit_distance(word, c) }
+  end
+  table.sort(scored, function(x, y)
+    if x[2] ~= y[2] then return x[2] < y[2] end
+    return x[1] < y[1]
+  end)
+  local out = {}
+  for i = 1, math.min(n or 3, #scored) do out[i] = scored[i][1] end
+  return out
+end
+
+-- Checks that t has only keys from the allowed list; raises at the user's line otherwise.
+function M.check_keys(what, t, allowed)
+  local set = {}
+  for _, k in ipairs(allowed) do set[k] = true end
+  for k in pairs(t) do
+    if type(k) == "string" and not set[k] then
+      M.error("%s: unknown key '%s' (nearest valid keys: %s)", what, k,
+        table.concat(M.nearest(k, allowed, 3), ", "))
+    end
+  end
+end
+
+-- Fills t's missing keys from defaults (deep-copied), checks unknown keys; returns t.
+function M.with_defaults(what, t, defaults, extra_allowed)
+  t = t or {}
+  if type(t) ~= "table" then M.error("%s: expected a table of options, got %s", what, type(t)) end
+  local allowed = {}
+  for k in pairs(defaults) do allowed[#allowed + 1] = k end
+  for _, k in ipairs(extra_allowed or {}) do allowed[#allowed + 1] = k end
+  table.sort(allowed)
+  M.check_keys(what, t, allowed)
+  for k, v in pairs(defaults) do
+    if t[k] == nil then t[k] = M.deepcopy(v) end
+  end
+  return t
+end
+
+---------------------------------------------------------------- JSON
+local escapes = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n',
+  ['\r'] = '\\r', ['\t'] = '\\t' }
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return escapes[c] or string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local function json_number(x)
+  if x ~= x then return "null" end
+  if x == math.huge then return "1e999" end
+  if x == -math.huge then return "-1e999" end
+  if x % 1 == 0 and math.abs(x) < 2 ^ 53 then return string.format("%d", x) end
+  return string.format("%.10g", x)
+end
+
+-- Encodes v; functions and other non-data values become strings naming them. indent: nil for one line.
+function M.json_encode(v, indent, prefix, seen)
+  prefix = prefix or ""
+  seen = seen or {}
+  local t = type(v)
+  if t == "nil" then return "null" end
+  if t == "boolean" then return tostring(v) end
+  if t == "number" then return json_number(v) end
+  if t == "string" then return json_string(v) end
+  if t == "cdata" then
+    local n = tonumber(v)
+    if n then return json_number(n) end
+    return json_string(tostring(v))
+  end
+  if t == "function" then
+    local info = debug.getinfo(v, "S")
+    return json_string(string.format("<function %s:%d>", info.short_src, info.linedefined))
+  end
+  if t ~= "table" then return json_string("<" .. tostring(v) .. ">") end
+  if seen[v] then return json_string("<cycle>") end
+  seen[v] = true
+  local nl, ind, sep = "", "", ","
+  if indent then nl = "\n"; ind = prefix .. indent; sep = "," end
+  local parts = {}
+  local out
+  if M.is_array(v) and (next(v) ~= nil or not getmetatable(v)) then
+    for i = 1, #v do parts[i] = ind .. M.json_encode(v[i], indent, ind, seen) end
+    if #parts == 0 then out = "[]" else out = "[" .. nl .. table.concat(parts, sep .. nl) .. nl .. (indent and prefix or "") .. "]" end
+  else
+    for _, k in ipairs(M.sorted_keys(v)) do
+      local x = v[k]
+      if type(k) ~= "string" and type(k) ~= "number" then goto continue end
+      if type(k) == "string" and k:sub(1, 1) == "_" then goto continue end -- private fields
+      parts[#parts + 1] = ind .. json_string(tostring(k)) .. (indent and ": " or ":") .. M.json_encode(x, indent, ind, seen)
+      ::continue::
+    end
+    if #parts == 0 then out = "{}" else out = "{" .. nl .. table.concat(parts, sep .. nl) .. nl .. (indent and prefix or "") .. "}" end
+  end
+  seen[v] = nil
+  return out
+end
+
+function M.json_decode(s)
+  local pos = 1
+  local function fail(msg) error(string.format("json: %s at offset %d", msg, pos), 0) end
+  local function ws() pos = s:find("[^ \t\r\n]", pos) or #s + 1 end
+  local value
+  local function str()
+    local out = {}
+    pos = pos + 1
+    while true do
+      local c = s:sub(pos, pos)
+      if c == "" then fail("unterminated string") end
+      if c == '"' then pos = pos + 1; break end
+      if c == "\\" then
+        local e = s:sub(pos + 1, pos + 1)
+        local map = { b = "\b", f = "\f", n = "\n", r = "\r", t = "\t", ['"'] = '"', ["\\"] = "\\", ["/"] = "/" }
+        if map[e] then out[#out + 1] = map[e]; pos = pos + 2
+        elseif e == "u" then
+          local code = tonumber(s:sub(pos + 2, pos + 5), 16) or fail("bad \\u escape")
+          if code < 128 then out[#out + 1] = string.char(code)
+          elseif code < 2048 then out[#out + 1] = string.char(192 + math.floor(code / 64), 128 + code % 64)
+          else out[#out + 1] = string.char(224 + math.floor(code / 4096), 128 + math.floor(code / 64) % 64, 128 + code % 64) end
+          pos = pos + 6
+        else fail("bad escape") end
+      else
+        out[#out + 1] = c; pos = pos + 1
+      end
+    end
+    return table.concat(out)
+  end
+  function value()
+    ws()
+    local c = s:sub(pos, pos)
+    if c == "{" then
+      local t = {}
+      pos = pos + 1; ws()
+      if s:sub(pos, pos) == "}" then pos = pos + 1; return t end
+      while true do
+        ws()
+        if s:sub(pos, pos) ~= '"' then fail("expected a key") end
+        local k = str(); ws()
+        if s:sub(pos, pos) ~= ":" then fail("expected ':'") end
+        pos = pos + 1
+        t[k] = value(); ws()
+        local d = s:sub(pos, pos); pos = pos + 1
+        if d == "}" then return t end
+        if d ~= "," then fail("expected ',' or '}'") end
+      end
+    elseif c == "[" then
+      local t = {}
+      pos = pos + 1; ws()
+      if s:sub(pos, pos) == "]" then pos = pos + 1; return t end
+      while true do
+        t[#t + 1] = value(); ws()
+        local d = s:sub(pos, pos); pos = pos + 1
+        if d == "]" then return t end
+        if d ~= "," then fail("expected ',' or ']'") end
+      end
+    elseif c == '"' then return str()
+    elseif s:sub(pos, pos + 3) == "true" then pos = pos + 4; return true
+    elseif s:sub(pos, pos + 4) == "false" then pos = pos + 5; return false
+    elseif s:sub(pos, pos + 3) == "null" then pos = pos + 4; return nil
+    else
+      local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+      if not num or num == "" then fail("unexpected character '" .. c .. "'") end
+      pos = pos + #num
+      return tonumber(num) or fail("bad number")
+    end
+  end
+  local v = value(); ws()
+  if pos <= #s then fail("trailing characters") end
+  return v
+end
+
+---------------------------------------------------------------- files
+function M.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- writes through a temporary file and a rename, so a crash never leaves half a file
+function M.write_file(path, s)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then M.error("cannot write %s: %s", path, err) end
+  f:write(s)
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then M.error("cannot write %s: %s", path, rerr) end
+end
+
+function M.file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close(); return true end
+  return false
+end
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+M.shell_quote = shell_quote
+
+function M.mkdir_p(path)
+  local ok = os.execute("mkdir -p " .. shell_quote(path))
+  if ok ~= 0 and ok ~= true then M.error("cannot create the folder %s", path) end
+end
+
+function M.is_dir(path)
+  local f = io.open(path .. "/.", "rb")
+  if f then f:close(); return true end
+  return os.execute("test -d " .. shell_quote(path)) == 0
+end
+
+return M
