@@ -937,9 +937,11 @@ START_TEST(test_conv2d) {
                                     {3, 4, 16, 16, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2},
                                     {1, 6, 11, 9, 6, 3, 2, 1, 2, 0, 1, 2, 1, 3},
                                     {4, 16, 8, 8, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1}};
-  for (int dt = 0; dt < 2; dt++) {
-    vr_dtype d = dt ? VR_F64 : VR_F32;
-    double rtol = dt ? 1e-10 : 1e-4, atol = dt ? 1e-11 : 1e-4;
+  /* f32 twice: through cuDNN where the build has it (VISREG_CUDA_CUDNN=1), and through im2col */
+  for (int dt = 0; dt < 3; dt++) {
+    vr_dtype d = dt == 2 ? VR_F64 : VR_F32;
+    setenv("VISREG_CUDA_CUDNN", dt == 0 ? "1" : "0", 1); /* read by every conv call */
+    double rtol = d == VR_F64 ? 1e-10 : 1e-4, atol = d == VR_F64 ? 1e-11 : 1e-4;
     for (int g = 0; g < 4; g++)
       for (int bias = 0; bias < 2; bias++) {
         const int64_t *q = geo[g];
@@ -951,7 +953,7 @@ START_TEST(test_conv2d) {
         a.in[1] = rnd(d, 4, ws, 171, -1, 1);
         if (bias) a.in[2] = rnd(d, 1, &Co, 172, -1, 1);
         a.out[0] = poisoned(d, 4, ys);
-        snprintf(what, sizeof what, "conv2d %s g%d bias %d", vr_dtype_name(d), g, bias);
+        snprintf(what, sizeof what, "conv2d %s%s g%d bias %d", vr_dtype_name(d), dt == 0 ? " (cudnn)" : "", g, bias);
         if (run_cmp(VR_OP_CONV2D, 0, &a, rtol, atol, what)) {
           vr_kernel_args b = {.n_in = 3, .n_out = 3, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G}};
           b.in[0] = rnd(d, 4, ys, 173, -1, 1);
@@ -962,13 +964,14 @@ START_TEST(test_conv2d) {
           b.out[0] = poisoned(d, 4, xs);
           b.out[1] = poisoned(d, 4, ws);
           if (bias) b.out[2] = poisoned(d, 1, &Co);
-          snprintf(what, sizeof what, "conv2d backward %s g%d bias %d", vr_dtype_name(d), g, bias);
+          snprintf(what, sizeof what, "conv2d backward %s%s g%d bias %d", vr_dtype_name(d), dt == 0 ? " (cudnn)" : "", g, bias);
           run_cmp(VR_OP_CONV2D, 1, &b, rtol, atol, what);
           free_args(&b);
         }
         free_args(&a);
       }
   }
+  unsetenv("VISREG_CUDA_CUDNN");
 }
 END_TEST
 
