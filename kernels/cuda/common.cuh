@@ -151,7 +151,5 @@ VR_CUDA_FAMILY(softmax);
 VR_CUDA_FAMILY(norm);
 VR_CUDA_FAMILY(pool);
 VR_CUDA_FAMILY(conv);
-VR_CUDA_FAMILY(index);
-VR_CUDA_FAMILY(sort);
 }
 #endif

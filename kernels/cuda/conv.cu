@@ -7,17 +7,9 @@
  *   y_n = W_g cols_n                       (strided-batched GEMM, W shared)
  *   part_n = gy_n cols_n^T, grad_w += sum_n part_n   (partials summed in image order)
  *   dcols_n = W_g^T gy_n, then col2im by gathering (each input element sums its taps in order)
- * grad_b: one block per output channel, fixed tree. Deterministic, no atomics. f32 and f64.
- * With cuDNN (VR_HAVE_CUDNN; loaded at run time) f32 convolutions go to cuDNN's deterministic
- * algorithms instead, and any cuDNN refusal falls back to im2col; VISREG_CUDA_CUDNN=0 forces im2col. */
+ * grad_b: one block per output channel, fixed tree. Deterministic, no atomics. f32 and f64. */
 #include "blockreduce.cuh"
 #include <cublas_v2.h>
-#include <mutex>
-#include <stdlib.h>
-#ifdef VR_HAVE_CUDNN
-#include <cudnn.h>
-#include <dlfcn.h>
-#endif
 
 vr_status vr_cuda_cublas(cublasHandle_t *h); /* linalg.cu */
 
@@ -141,190 +133,6 @@ int64_t chunk_of(const cgeo &g, size_t es) {
     }                                                                                                   \
   } while (0)
 
-
-#ifdef VR_HAVE_CUDNN
-/* ---- cuDNN, loaded at run time (dlopen), so that the binaries start where cuDNN is missing and
- * fall back to im2col; only deterministic algorithms are taken, and no TF32 unless
- * VISREG_CUDA_TF32=1. VISREG_CUDA_CUDNN=0 forces im2col. f32 only (f64 stays on im2col). ---- */
-struct Dnn {
-  bool ok = false;
-  cudnnHandle_t h = nullptr;
-  decltype(&cudnnCreate) create;
-  decltype(&cudnnSetStream) set_stream;
-  decltype(&cudnnGetErrorString) err;
-  decltype(&cudnnCreateTensorDescriptor) ctd;
-  decltype(&cudnnSetTensor4dDescriptor) std4;
-  decltype(&cudnnDestroyTensorDescriptor) dtd;
-  decltype(&cudnnCreateFilterDescriptor) cfd;
-  decltype(&cudnnSetFilter4dDescriptor) sfd;
-  decltype(&cudnnDestroyFilterDescriptor) dfd;
-  decltype(&cudnnCreateConvolutionDescriptor) ccd;
-  decltype(&cudnnSetConvolution2dDescriptor) scd;
-  decltype(&cudnnSetConvolutionGroupCount) sgc;
-  decltype(&cudnnSetConvolutionMathType) smt;
-  decltype(&cudnnDestroyConvolutionDescriptor) dcd;
-  decltype(&cudnnGetConvolutionForwardAlgorithm_v7) fwd_algos;
-  decltype(&cudnnGetConvolutionForwardWorkspaceSize) fwd_ws;
-  decltype(&cudnnConvolutionForward) fwd;
-  decltype(&cudnnGetConvolutionBackwardDataAlgorithm_v7) bd_algos;
-  decltype(&cudnnGetConvolutionBackwardDataWorkspaceSize) bd_ws;
-  decltype(&cudnnConvolutionBackwardData) bd;
-  decltype(&cudnnGetConvolutionBackwardFilterAlgorithm_v7) bf_algos;
-  decltype(&cudnnGetConvolutionBackwardFilterWorkspaceSize) bf_ws;
-  decltype(&cudnnConvolutionBackwardFilter) bf;
-};
-Dnn dnn;
-std::once_flag dnn_once;
-
-template <typename F> bool sym(void *lib, const char *name, F &f) {
-  f = (F)dlsym(lib, name);
-  return f != nullptr;
-}
-void dnn_load(void) {
-  void *lib = dlopen("libcudnn.so.9", RTLD_NOW | RTLD_LOCAL);
-  if (!lib) lib = dlopen("libcudnn.so", RTLD_NOW | RTLD_LOCAL);
-  if (!lib) return;
-  bool ok = sym(lib, "cudnnCreate", dnn.create) && sym(lib, "cudnnSetStream", dnn.set_stream) &&
-            sym(lib, "cudnnGetErrorString", dnn.err) && sym(lib, "cudnnCreateTensorDescriptor", dnn.ctd) &&
-            sym(lib, "cudnnSetTensor4dDescriptor", dnn.std4) && sym(lib, "cudnnDestroyTensorDescriptor", dnn.dtd) &&
-            sym(lib, "cudnnCreateFilterDescriptor", dnn.cfd) && sym(lib, "cudnnSetFilter4dDescriptor", dnn.sfd) &&
-            sym(lib, "cudnnDestroyFilterDescriptor", dnn.dfd) && sym(lib, "cudnnCreateConvolutionDescriptor", dnn.ccd) &&
-            sym(lib, "cudnnSetConvolution2dDescriptor", dnn.scd) && sym(lib, "cudnnSetConvolutionGroupCount", dnn.sgc) &&
-            sym(lib, "cudnnSetConvolutionMathType", dnn.smt) && sym(lib, "cudnnDestroyConvolutionDescriptor", dnn.dcd) &&
-            sym(lib, "cudnnGetConvolutionForwardAlgorithm_v7", dnn.fwd_algos) &&
-            sym(lib, "cudnnGetConvolutionForwardWorkspaceSize", dnn.fwd_ws) && sym(lib, "cudnnConvolutionForward", dnn.fwd) &&
-            sym(lib, "cudnnGetConvolutionBackwardDataAlgorithm_v7", dnn.bd_algos) &&
-            sym(lib, "cudnnGetConvolutionBackwardDataWorkspaceSize", dnn.bd_ws) &&
-            sym(lib, "cudnnConvolutionBackwardData", dnn.bd) &&
-            sym(lib, "cudnnGetConvolutionBackwardFilterAlgorithm_v7", dnn.bf_algos) &&
-            sym(lib, "cudnnGetConvolutionBackwardFilterWorkspaceSize", dnn.bf_ws) &&
-            sym(lib, "cudnnConvolutionBackwardFilter", dnn.bf);
-  if (!ok || dnn.create(&dnn.h) != CUDNN_STATUS_SUCCESS) return;
-  if (dnn.set_stream(dnn.h, vr_cuda_stream()) != CUDNN_STATUS_SUCCESS) return;
-  dnn.ok = true;
-}
-bool dnn_usable(void) {
-  const char *e = getenv("VISREG_CUDA_CUDNN");
-  if (e && e[0] == '0') return false;
-  std::call_once(dnn_once, dnn_load);
-  return dnn.ok;
-}
-bool tf32_allowed(void) {
-  const char *e = getenv("VISREG_CUDA_TF32");
-  return e && e[0] == '1';
-}
-
-/* descriptors of one convolution (f32, NCHW) */
-struct DnnDesc {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
-  cudnnFilterDescriptor_t w = nullptr;
-  cudnnConvolutionDescriptor_t c = nullptr;
-  ~DnnDesc() {
-    if (x) dnn.dtd(x);
-    if (y) dnn.dtd(y);
-    if (w) dnn.dfd(w);
-    if (c) dnn.dcd(c);
-  }
-};
-#define DNN(call)                                                                 \
-  do {                                                                            \
-    cudnnStatus_t s_ = (call);                                                    \
-    if (s_ != CUDNN_STATUS_SUCCESS) return s_;                                    \
-  } while (0)
-cudnnStatus_t dnn_desc(DnnDesc &d, const cgeo &g) {
-  DNN(dnn.ctd(&d.x));
-  DNN(dnn.ctd(&d.y));
-  DNN(dnn.cfd(&d.w));
-  DNN(dnn.ccd(&d.c));
-  DNN(dnn.std4(d.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)g.N, (int)g.C, (int)g.H, (int)g.W));
-  DNN(dnn.std4(d.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)g.N, (int)g.Co, (int)g.Ho, (int)g.Wo));
-  DNN(dnn.sfd(d.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)g.Co, (int)g.Cg, (int)g.kh, (int)g.kw));
-  DNN(dnn.scd(d.c, (int)g.ph, (int)g.pw, (int)g.sh, (int)g.sw, (int)g.dh, (int)g.dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  DNN(dnn.sgc(d.c, (int)g.G));
-  DNN(dnn.smt(d.c, tf32_allowed() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
-  return CUDNN_STATUS_SUCCESS;
-}
-/* the fastest deterministic algorithm that needs at most 1 GiB of workspace, or -1 */
-template <typename Perf> int pick(const Perf *p, int n, size_t *ws, cudnnMathType_t *mt) {
-  bool tf32 = tf32_allowed();
-  for (int k = 0; k < n; k++)
-    if (p[k].status == CUDNN_STATUS_SUCCESS && p[k].determinism == CUDNN_DETERMINISTIC && p[k].memory <= ((size_t)1 << 30) &&
-        (tf32 || p[k].mathType != CUDNN_TENSOR_OP_MATH)) {
-      *ws = p[k].memory;
-      *mt = p[k].mathType;
-      return (int)p[k].algo;
-    }
-  return -1;
-}
-
-/* 1: done by cuDNN; 0: not handled (fall back); <0 never */
-int dnn_conv_fwd(const cgeo &g, const float *x, const float *w, float *y) {
-  DnnDesc d;
-  if (dnn_desc(d, g) != CUDNN_STATUS_SUCCESS) return 0;
-  cudnnConvolutionFwdAlgoPerf_t perf[16];
-  int n = 0;
-  if (dnn.fwd_algos(dnn.h, d.x, d.w, d.c, d.y, 16, &n, perf) != CUDNN_STATUS_SUCCESS) return 0;
-  size_t ws = 0;
-  cudnnMathType_t mt = CUDNN_FMA_MATH;
-  int algo = pick(perf, n, &ws, &mt);
-  if (algo < 0 || dnn.smt(d.c, mt) != CUDNN_STATUS_SUCCESS) return 0;
-  void *wsp = nullptr;
-  if (vr_cuda_scratch(ws ? ws : 1, &wsp) != VR_OK) {
-    vr_clear_error();
-    return 0;
-  }
-  const float one = 1, zero = 0;
-  cudnnStatus_t st = dnn.fwd(dnn.h, &one, d.x, x, d.w, w, d.c, (cudnnConvolutionFwdAlgo_t)algo, wsp, ws, &zero, d.y, y);
-  vr_cuda_scratch_free(wsp, ws ? ws : 1);
-  return st == CUDNN_STATUS_SUCCESS;
-}
-int dnn_conv_bwd_data(const cgeo &g, const float *gy, const float *w, float *gx) {
-  DnnDesc d;
-  if (dnn_desc(d, g) != CUDNN_STATUS_SUCCESS) return 0;
-  cudnnConvolutionBwdDataAlgoPerf_t perf[16];
-  int n = 0;
-  if (dnn.bd_algos(dnn.h, d.w, d.y, d.c, d.x, 16, &n, perf) != CUDNN_STATUS_SUCCESS) return 0;
-  size_t ws = 0;
-  cudnnMathType_t mt = CUDNN_FMA_MATH;
-  int algo = pick(perf, n, &ws, &mt);
-  if (algo < 0 || dnn.smt(d.c, mt) != CUDNN_STATUS_SUCCESS) return 0;
-  void *wsp = nullptr;
-  if (vr_cuda_scratch(ws ? ws : 1, &wsp) != VR_OK) {
-    vr_clear_error();
-    return 0;
-  }
-  const float one = 1, zero = 0;
-  cudnnStatus_t st = dnn.bd(dnn.h, &one, d.w, w, d.y, gy, d.c, (cudnnConvolutionBwdDataAlgo_t)algo, wsp, ws, &zero, d.x, gx);
-  vr_cuda_scratch_free(wsp, ws ? ws : 1);
-  return st == CUDNN_STATUS_SUCCESS;
-}
-int dnn_conv_bwd_filter(const cgeo &g, const float *x, const float *gy, float *gw) {
-  DnnDesc d;
-  if (dnn_desc(d, g) != CUDNN_STATUS_SUCCESS) return 0;
-  cudnnConvolutionBwdFilterAlgoPerf_t perf[16];
-  int n = 0;
-  if (dnn.bf_algos(dnn.h, d.x, d.y, d.c, d.w, 16, &n, perf) != CUDNN_STATUS_SUCCESS) return 0;
-  size_t ws = 0;
-  cudnnMathType_t mt = CUDNN_FMA_MATH;
-  int algo = pick(perf, n, &ws, &mt);
-  if (algo < 0 || dnn.smt(d.c, mt) != CUDNN_STATUS_SUCCESS) return 0;
-  void *wsp = nullptr;
-  if (vr_cuda_scratch(ws ? ws : 1, &wsp) != VR_OK) {
-    vr_clear_error();
-    return 0;
-  }
-  const float one = 1, zero = 0;
-  cudnnStatus_t st = dnn.bf(dnn.h, &one, d.x, x, d.y, gy, d.c, (cudnnConvolutionBwdFilterAlgo_t)algo, wsp, ws, &zero, d.w, gw);
-  vr_cuda_scratch_free(wsp, ws ? ws : 1);
-  return st == CUDNN_STATUS_SUCCESS;
-}
-/* sizes cuDNN's int descriptors can hold */
-bool dnn_fits(const cgeo &g) {
-  const int64_t big = INT32_MAX;
-  return g.N * g.C * g.H * g.W < big && g.N * g.Co * g.P < big && g.N > 0 && g.K > 0 && g.P > 0 && g.Co > 0;
-}
-#endif
-
 template <typename T> vr_status conv_fwd_typed(const vr_kernel_args *a) {
   const vr_tensor *x = a->in[0], *w = a->in[1], *b = a->in[2];
   vr_tensor *y = a->out[0];
@@ -337,12 +145,6 @@ template <typename T> vr_status conv_fwd_typed(const vr_kernel_args *a) {
   int64_t nb = chunk_of(g, sizeof(T));
   size_t cb = sizeof(T) * (size_t)(nb * g.K * g.P);
   cublasHandle_t h = nullptr;
-#ifdef VR_HAVE_CUDNN
-  if (sizeof(T) == 4 && dnn_fits(g) && dnn_usable() &&
-      dnn_conv_fwd(g, (const float *)vr_data(x), (const float *)vr_data(w), (float *)vr_data(y))) {
-    /* done by cuDNN */
-  } else
-#endif
   if (g.K == 0) { /* no taps: bias only */
     VR_CU(cudaMemsetAsync(vr_data(y), 0, sizeof(T) * (size_t)total, s));
   } else {
@@ -392,13 +194,6 @@ template <typename T> vr_status conv_bwd_typed(const vr_kernel_args *a) {
     if (!g.K || !g.Co || !g.P) VR_CU(cudaMemsetAsync(vr_data(gx), 0, sizeof(T) * (size_t)vr_tensor_numel(gx), s));
   }
   if (!g.N || !g.K || !g.P || !g.Co) goto done;
-#ifdef VR_HAVE_CUDNN
-  if (sizeof(T) == 4 && dnn_fits(g) && dnn_usable()) {
-    if (gx && dnn_conv_bwd_data(g, (const float *)vr_data(gy), (const float *)vr_data(w), (float *)vr_data(gx))) gx = nullptr;
-    if (gw && dnn_conv_bwd_filter(g, (const float *)vr_data(x), (const float *)vr_data(gy), (float *)vr_data(gw))) gw = nullptr;
-    if (!gx && !gw) goto done;
-  }
-#endif
   VR_TRYG(vr_cuda_cublas(&h));
   VR_TRYG(vr_cuda_scratch(cb, (void **)&cols));
   if (gw) VR_TRYG(vr_cuda_scratch(pb, (void **)&part));
