@@ -28,6 +28,8 @@ typedef struct { const vr_kernel_args *a; int64_t N, C, S; } bn_ctx;
  * (N x C) rows are walked once per pass and the block's channels accumulate side by side. */
 #define BN_BLK 64
 
+static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
 #define BN_KERNELS(T, SUF)                                                                                           \
   static inline void lsum_##SUF(const T *p, int64_t n, double *acc) {                                                \
     int64_t k = 0;                                                                                                   \
@@ -74,7 +76,7 @@ typedef struct { const vr_kernel_args *a; int64_t N, C, S; } bn_ctx;
         if (mean) lsq_##SUF(p, S, mean[j], acc);                                                                     \
         else lsum_##SUF(p, S, acc);                                                                                  \
       }                                                                                                              \
-      out[j] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));                    \
+      out[j] = lanes(acc);                                                                                           \
     }                                                                                                                \
   }                                                                                                                  \
   /* o = x * sc + sh per channel (sc, sh in double) */                                                               \
@@ -162,8 +164,8 @@ typedef struct { const vr_kernel_args *a; int64_t N, C, S; } bn_ctx;
             int64_t off = (n * C + c0 + j) * S;                                                                      \
             ldot_##SUF(g + off, x + off, S, mean[j], ag, agx);                                                       \
           }                                                                                                          \
-          sg[j] = ((ag[0] + ag[1]) + (ag[2] + ag[3])) + ((ag[4] + ag[5]) + (ag[6] + ag[7]));                         \
-          sgx[j] = ((agx[0] + agx[1]) + (agx[2] + agx[3])) + ((agx[4] + agx[5]) + (agx[6] + agx[7]));                \
+          sg[j] = lanes(ag);                                                                                         \
+          sgx[j] = lanes(agx);                                                                                       \
         }                                                                                                            \
       }                                                                                                              \
       for (int64_t j = 0; j < nb; j++) {                                                                             \
@@ -233,14 +235,11 @@ typedef struct { const vr_kernel_args *a; int64_t R, D; } ln_ctx;
     for (int64_t r = lo; r < hi; r++) {                                                                              \
       const T *p = x + r * D;                                                                                        \
       T *q = y + r * D;                                                                                              \
-      double sum = 0, sq = 0;                                                                                        \
-      for (int64_t d = 0; d < D; d++) sum += p[d];                                                                   \
-      double mean = sum / (double)D;                                                                                 \
-      for (int64_t d = 0; d < D; d++) {                                                                              \
-        double e = p[d] - mean;                                                                                      \
-        sq += e * e;                                                                                                 \
-      }                                                                                                              \
-      double invstd = 1.0 / sqrt(sq / (double)D + a->f[0]);                                                          \
+      double acc[8] = {0}, acq[8] = {0};                                                                             \
+      lsum_##SUF(p, D, acc);                                                                                         \
+      double mean = lanes(acc) / (double)D;                                                                          \
+      lsq_##SUF(p, D, mean, acq);                                                                                    \
+      double invstd = 1.0 / sqrt(lanes(acq) / (double)D + a->f[0]);                                                  \
       T tm = (T)mean, ti = (T)invstd;                                                                                \
       for (int64_t d = 0; d < D; d++) {                                                                              \
         T v = (p[d] - tm) * ti;                                                                                      \
@@ -263,15 +262,21 @@ typedef struct { const vr_kernel_args *a; int64_t R, D; } ln_ctx;
     T *gx = vr_data(a->out[0]);                                                                                      \
     for (int64_t r = lo; r < hi; r++) {                                                                              \
       const T *gp = g + r * D, *xp = x + r * D;                                                                      \
-      double mean = sm[r], invstd = si[r], s1 = 0, s2 = 0;                                                           \
-      for (int64_t d = 0; d < D; d++) {                                                                              \
+      double mean = sm[r], invstd = si[r], a1[8] = {0}, a2[8] = {0};                                                 \
+      int64_t d = 0;                                                                                                 \
+      for (; d + 8 <= D; d += 8)                                                                                     \
+        for (int j = 0; j < 8; j++) {                                                                                \
+          double dh = w ? (double)gp[d + j] * w[d + j] : (double)gp[d + j];                                          \
+          a1[j] += dh;                                                                                               \
+          a2[j] += dh * (xp[d + j] - mean);                                                                          \
+        }                                                                                                            \
+      for (; d < D; d++) {                                                                                           \
         double dh = w ? (double)gp[d] * w[d] : (double)gp[d];                                                        \
-        s1 += dh;                                                                                                    \
-        s2 += dh * (xp[d] - mean) * invstd;                                                                          \
+        a1[d & 7] += dh;                                                                                             \
+        a2[d & 7] += dh * (xp[d] - mean);                                                                            \
       }                                                                                                              \
-      s1 /= (double)D;                                                                                               \
-      s2 /= (double)D;                                                                                               \
-      for (int64_t d = 0; d < D; d++) {                                                                              \
+      double s1 = lanes(a1) / (double)D, s2 = lanes(a2) * invstd / (double)D;                                        \
+      for (d = 0; d < D; d++) {                                                                                      \
         double dh = w ? (double)gp[d] * w[d] : (double)gp[d];                                                        \
         gx[r * D + d] = (T)(invstd * (dh - s1 - (xp[d] - mean) * invstd * s2));                                      \
       }                                                                                                              \
