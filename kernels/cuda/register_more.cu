@@ -1,5 +1,5 @@
-/* register_more.cu: registers the second group of CUDA kernels (index, sort, where, pooling, conv,
- * regularizers) in the op table. Called by core/dispatch.c after vr_cuda_register (weak hook, see
+/* register_more.cu: registers the second group of CUDA kernels (index, sort, pooling, conv,
+ * regularizers; WHERE is elementwise.cu's) in the op table. Called by core/dispatch.c after vr_cuda_register (weak hook, see
  * core/internal.h); registers nothing when no GPU is present, like vr_cuda_register. */
 #include "more.cuh"
 
@@ -10,7 +10,6 @@ vr_status vr_cuda_gather_fwd(const vr_kernel_args *a);
 vr_status vr_cuda_scatter_add_fwd(const vr_kernel_args *a);
 vr_status vr_cuda_one_hot_fwd(const vr_kernel_args *a);
 vr_status vr_cuda_sort_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_where_fwd(const vr_kernel_args *a);
 vr_status vr_cuda_max_pool2d_fwd(const vr_kernel_args *a);
 vr_status vr_cuda_max_pool2d_bwd(const vr_kernel_args *a);
 vr_status vr_cuda_avg_pool2d_fwd(const vr_kernel_args *a);
@@ -29,7 +28,6 @@ void vr_cuda_register_more(void) {
   vr_kernel_register(VR_OP_SCATTER_ADD, VR_CUDA, vr_cuda_scatter_add_fwd, NULL);
   vr_kernel_register(VR_OP_ONE_HOT, VR_CUDA, vr_cuda_one_hot_fwd, NULL);
   vr_kernel_register(VR_OP_SORT, VR_CUDA, vr_cuda_sort_fwd, NULL);
-  vr_kernel_register(VR_OP_WHERE, VR_CUDA, vr_cuda_where_fwd, NULL);
   vr_kernel_register(VR_OP_MAXPOOL2D, VR_CUDA, vr_cuda_max_pool2d_fwd, vr_cuda_max_pool2d_bwd);
   vr_kernel_register(VR_OP_AVGPOOL2D, VR_CUDA, vr_cuda_avg_pool2d_fwd, vr_cuda_avg_pool2d_bwd);
   vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CUDA, vr_cuda_adaptive_avg_pool2d_fwd, vr_cuda_adaptive_avg_pool2d_bwd);
