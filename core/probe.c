@@ -8,6 +8,7 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,10 +180,13 @@ static int lbfgs(lr_prob *p, double *x, int64_t n, int max_iter) {
   if (!g || !gn || !dir || !xn || !S || !Y) goto done;
   double f = lr_eval(p, x, g);
   int hist = 0, head = 0;
+  const char *verbose = getenv("VISREG_PROBE_VERBOSE");
   for (it = 0; it < max_iter; it++) {
     double gmax = 0;
     for (int64_t k = 0; k < n; k++) gmax = fmax(gmax, fabs(g[k]));
-    if (gmax < 1e-6) break;
+    if (verbose && *verbose && *verbose != '0' && it % 50 == 0)
+      fprintf(stderr, "linear probe: iteration %d loss %.6f max |grad| %.3g\n", it, f, gmax);
+    if (gmax < 1e-5) break; /* sklearn stops at 1e-4 on the same mean loss */
     /* two-loop recursion */
     for (int64_t k = 0; k < n; k++) dir[k] = -g[k];
     for (int h = 0; h < hist; h++) {
@@ -236,7 +240,7 @@ static int lbfgs(lr_prob *p, double *x, int64_t n, int max_iter) {
     memcpy(x, xn, sizeof(double) * (size_t)n);
     memcpy(g, gn, sizeof(double) * (size_t)n);
     f = fn;
-    if (df >= 0 && df < 1e-10 * fmax(1.0, fabs(f))) {
+    if (df >= 0 && df < 1e-9 * fmax(1.0, fabs(f))) {
       it++;
       break;
     }

@@ -340,8 +340,9 @@ vr_status vr_pipeline_apply(const vr_pipeline *p, const vr_tensor *images, int o
 vr_status vr_loader_new(const vr_dataset *d, int64_t batch, int shuffle, int drop_last, uint64_t seed, int workers,
                         int prefetch, vr_loader **out);
 void vr_loader_free(vr_loader *l);
-/* appends a view (its index = number of views before it) of out_h x out_w made by pipeline p
- * (copied; p may be freed after). Add every view before the first vr_loader_next. */
+/* appends a view (its index = number of views before it) of out_h x out_w (0: the image size) made by
+ * pipeline p (copied, so p may be freed after; NULL: the image resized). Consecutive views of one size
+ * share one tensor (see vr_batch_views). Add every view before the first vr_loader_next. */
 vr_status vr_loader_add_view(vr_loader *l, int out_h, int out_w, const vr_pipeline *p);
 int vr_loader_num_views(const vr_loader *l);
 int64_t vr_loader_num_batches(const vr_loader *l); /* per epoch */

@@ -504,6 +504,75 @@ START_TEST(one_hot_values_and_errors) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- CUDA parity */
+
+/* runs op on CPU inputs and on their CUDA copies and compares; skips (and says so) without a GPU
+ * or while the op has no CUDA kernel */
+typedef vr_status (*op_fn)(vr_tensor *const *in, vr_tensor **out);
+static void parity(const char *name, int n, vr_tensor *const *in, op_fn f, double tol) {
+  vr_tensor *cin[4] = {0}, *ref = NULL, *got = NULL;
+  for (int k = 0; k < n; k++) OK(vr_tensor_to_device(in[k], VR_CUDA, &cin[k]));
+  OK(f(in, &ref));
+  vr_status st = f(cin, &got);
+  if (st == VR_E_UNSUPPORTED) printf("SKIP %s on cuda: %s\n", name, vr_last_error());
+  else {
+    ck_assert_msg(st == VR_OK, "%s on cuda: %s", name, vr_last_error());
+    ck_assert_int_eq(vr_tensor_device(got), VR_CUDA);
+    tu_assert_close(got, ref, tol, tol, name);
+  }
+  for (int k = 0; k < n; k++) vr_tensor_free(cin[k]);
+  vr_tensor_free(ref);
+  vr_tensor_free(got);
+}
+static vr_status p_concat(vr_tensor *const *in, vr_tensor **out) { return vr_concat(2, in, 1, out); }
+static vr_status p_stack(vr_tensor *const *in, vr_tensor **out) { return vr_stack(2, in, 0, out); }
+static vr_status p_index_select(vr_tensor *const *in, vr_tensor **out) { return vr_index_select(in[0], 0, in[1], out); }
+static vr_status p_gather(vr_tensor *const *in, vr_tensor **out) { return vr_gather(in[0], 1, in[1], out); }
+static vr_status p_scatter_add(vr_tensor *const *in, vr_tensor **out) { return vr_scatter_add(in[0], 1, in[1], in[2], out); }
+static vr_status p_where(vr_tensor *const *in, vr_tensor **out) { return vr_where(in[2], in[0], in[1], out); }
+static vr_status p_one_hot(vr_tensor *const *in, vr_tensor **out) { return vr_one_hot(in[0], 70, VR_F32, out); }
+/* index_select backward: the gradient of sum(w * index_select(x)) with respect to x */
+static vr_status p_index_select_bwd(vr_tensor *const *in, vr_tensor **out) {
+  vr_tensor *x = NULL, *y = NULL;
+  vr_status st = vr_tensor_clone(in[0], &x);
+  if (!st) st = vr_detach(x, &y);
+  vr_tensor_free(x);
+  x = y;
+  y = NULL;
+  if (!st) st = vr_tensor_set_requires_grad(x, 1);
+  if (!st) st = vr_index_select(x, 0, in[1], &y);
+  if (!st) st = vr_backward(y, in[2], 0);
+  if (!st) *out = vr_tensor_grad(x);
+  vr_tensor_free(x);
+  vr_tensor_free(y);
+  return st;
+}
+
+START_TEST(cuda_parity) {
+  TU_SKIP_NO_CUDA();
+  vr_generator *g = NULL;
+  OK(vr_generator_new(5, 0, &g));
+  vr_tensor *a = NULL, *b = NULL, *ix = NULL, *gix = NULL, *src = NULL, *c = NULL, *w = NULL;
+  OK(vr_rand_normal(g, 2, TU_SHAPE(300, 70), 0, 1, VR_F32, VR_CPU, &a));
+  OK(vr_rand_normal(g, 2, TU_SHAPE(300, 70), 0, 1, VR_F32, VR_CPU, &b));
+  OK(vr_rand_int(g, 1, TU_SHAPE(500), 0, 300, VR_I64, VR_CPU, &ix));
+  OK(vr_rand_int(g, 2, TU_SHAPE(300, 90), 0, 70, VR_I64, VR_CPU, &gix));
+  OK(vr_rand_normal(g, 2, TU_SHAPE(300, 90), 0, 1, VR_F32, VR_CPU, &src));
+  OK(vr_rand_int(g, 2, TU_SHAPE(300, 70), 0, 2, VR_U8, VR_CPU, &c));
+  OK(vr_rand_normal(g, 2, TU_SHAPE(500, 70), 0, 1, VR_F32, VR_CPU, &w));
+  parity("concat", 2, (vr_tensor *[]){a, b}, p_concat, 0);
+  parity("stack", 2, (vr_tensor *[]){a, b}, p_stack, 0);
+  parity("index_select", 2, (vr_tensor *[]){a, ix}, p_index_select, 0);
+  parity("index_select backward", 3, (vr_tensor *[]){a, ix, w}, p_index_select_bwd, 1e-5);
+  parity("gather", 2, (vr_tensor *[]){a, gix}, p_gather, 0);
+  parity("scatter_add", 3, (vr_tensor *[]){a, gix, src}, p_scatter_add, 1e-5);
+  parity("where", 3, (vr_tensor *[]){a, b, c}, p_where, 0);
+  parity("one_hot", 1, (vr_tensor *[]){gix}, p_one_hot, 0);
+  free_all(7, (vr_tensor *[]){a, b, ix, gix, src, c, w});
+  vr_generator_free(g);
+}
+END_TEST
+
 Suite *index_suite(void) {
   Suite *s = suite_create("index");
   TCase *j = tcase_create("join");
@@ -545,6 +614,10 @@ Suite *index_suite(void) {
   tcase_add_test(w, masked_fill_gradcheck);
   tcase_add_test(w, one_hot_values_and_errors);
   suite_add_tcase(s, w);
+  TCase *g = tcase_create("cuda");
+  tcase_set_timeout(g, 60);
+  tcase_add_test(g, cuda_parity);
+  suite_add_tcase(s, g);
   return s;
 }
 

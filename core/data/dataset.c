@@ -9,6 +9,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#define vr_error_set_f(func, st, ...) vr_error_set((st), (func), __FILE__, __LINE__, __VA_ARGS__)
 #define FMNIST_ROOT "/usr/share/datasets/fashion-mnist"
 
 vr_status vr_dataset_make(vr_tensor *images, int64_t *labels, int num_classes, int has_labels, vr_dataset **out) {
@@ -40,19 +41,19 @@ void vr_dataset_free(vr_dataset *d) {
 /* ---------------------------------------------------------------- reading files */
 
 /* reads the whole file (gunzipped when it is gzip data: gzread passes plain files through) */
-static vr_status read_all(const char *path, unsigned char **data, size_t *len) {
+static vr_status read_all(const char *func, const char *path, unsigned char **data, size_t *len) {
   *data = NULL;
   *len = 0;
   FILE *probe = fopen(path, "rb");
-  if (!probe) return VR_FAIL(VR_E_IO, "path: cannot open '%s': %s", path, strerror(errno));
+  if (!probe) return vr_error_set_f(func, VR_E_IO, "path: cannot open '%s': %s", path, strerror(errno));
   fclose(probe);
   gzFile gz = gzopen(path, "rb");
-  if (!gz) return VR_FAIL(VR_E_IO, "path: cannot open '%s'", path);
+  if (!gz) return vr_error_set_f(func, VR_E_IO, "path: cannot open '%s'", path);
   size_t cap = 1 << 20, n = 0;
   unsigned char *buf = malloc(cap);
   if (!buf) {
     gzclose(gz);
-    return VR_FAIL(VR_E_OOM, "'%s': out of host memory", path);
+    return vr_error_set_f(func, VR_E_OOM, "'%s': out of host memory", path);
   }
   for (;;) {
     if (n == cap) {
@@ -60,7 +61,7 @@ static vr_status read_all(const char *path, unsigned char **data, size_t *len) {
       if (!nb) {
         free(buf);
         gzclose(gz);
-        return VR_FAIL(VR_E_OOM, "'%s': out of host memory", path);
+        return vr_error_set_f(func, VR_E_OOM, "'%s': out of host memory", path);
       }
       buf = nb;
       cap *= 2;
@@ -69,7 +70,7 @@ static vr_status read_all(const char *path, unsigned char **data, size_t *len) {
     if (r < 0) {
       int e;
       const char *msg = gzerror(gz, &e);
-      vr_status st = VR_FAIL(VR_E_FORMAT, "path: '%s' is a damaged gzip file: %s", path, msg);
+      vr_status st = vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is a damaged gzip file: %s", path, msg);
       free(buf);
       gzclose(gz);
       return st;
@@ -83,7 +84,7 @@ static vr_status read_all(const char *path, unsigned char **data, size_t *len) {
   gzclose(gz);
   if (e != Z_OK && e != Z_STREAM_END) {
     free(buf);
-    return VR_FAIL(VR_E_FORMAT, "path: '%s' is a truncated gzip file", path);
+    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is a truncated gzip file", path);
   }
   *data = buf;
   *len = n;
@@ -95,24 +96,24 @@ static uint32_t be32(const unsigned char *p) {
 }
 
 /* parses an IDX file of u8 with ndim dims; dims[] gets the sizes; *payload points into data */
-static vr_status idx_parse(const char *path, const unsigned char *data, size_t len, int want_ndim, int64_t *dims,
+static vr_status idx_parse(const char *func, const char *path, const unsigned char *data, size_t len, int want_ndim, int64_t *dims,
                            const unsigned char **payload) {
-  if (len < 4) return VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated: %zu bytes, no IDX header", path, len);
+  if (len < 4) return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is truncated: %zu bytes, no IDX header", path, len);
   if (data[0] != 0 || data[1] != 0)
-    return VR_FAIL(VR_E_FORMAT, "path: '%s' is not an IDX file (bad magic %02x%02x)", path, data[0], data[1]);
+    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is not an IDX file (bad magic %02x%02x)", path, data[0], data[1]);
   if (data[2] != 0x08)
-    return VR_FAIL(VR_E_FORMAT, "path: '%s': expected IDX type 0x08 (unsigned byte), got 0x%02x", path, data[2]);
+    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s': expected IDX type 0x08 (unsigned byte), got 0x%02x", path, data[2]);
   if (data[3] != want_ndim)
-    return VR_FAIL(VR_E_FORMAT, "path: '%s': expected %d IDX dims, got %d", path, want_ndim, data[3]);
+    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s': expected %d IDX dims, got %d", path, want_ndim, data[3]);
   size_t hdr = 4 + 4 * (size_t)want_ndim;
-  if (len < hdr) return VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated: %zu bytes, header needs %zu", path, len, hdr);
+  if (len < hdr) return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is truncated: %zu bytes, header needs %zu", path, len, hdr);
   size_t total = 1;
   for (int k = 0; k < want_ndim; k++) {
     dims[k] = be32(data + 4 + 4 * k);
     total *= (size_t)dims[k];
   }
   if (len < hdr + total)
-    return VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated: header promises %zu data bytes, file has %zu", path, total,
+    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is truncated: header promises %zu data bytes, file has %zu", path, total,
                    len - hdr);
   *payload = data + hdr;
   return VR_OK;
@@ -130,11 +131,11 @@ vr_status vr_dataset_idx(const char *images_path, const char *labels_path, int n
   vr_tensor *img = NULL;
   int64_t idims[3], ldims[1];
   const unsigned char *ipay = NULL, *lpay = NULL;
-  VR_TRYG(read_all(images_path, &idata, &ilen));
-  VR_TRYG(idx_parse(images_path, idata, ilen, 3, idims, &ipay));
+  VR_TRYG(read_all(__func__, images_path, &idata, &ilen));
+  VR_TRYG(idx_parse(__func__, images_path, idata, ilen, 3, idims, &ipay));
   if (labels_path) {
-    VR_TRYG(read_all(labels_path, &ldata, &llen));
-    VR_TRYG(idx_parse(labels_path, ldata, llen, 1, ldims, &lpay));
+    VR_TRYG(read_all(__func__, labels_path, &ldata, &llen));
+    VR_TRYG(idx_parse(__func__, labels_path, ldata, llen, 1, ldims, &lpay));
     if (ldims[0] != idims[0]) {
       st = VR_FAIL(VR_E_FORMAT, "labels_path: '%s' has %lld labels, expected %lld like '%s'", labels_path,
                    (long long)ldims[0], (long long)idims[0], images_path);
@@ -173,6 +174,7 @@ static const char *root_or(const char *root, const char *dflt) { return root && 
 
 vr_status vr_dataset_fashion_mnist(const char *root, int train, vr_dataset **out) {
   VR_CHECK_OUT(out);
+  *out = NULL;
   root = root_or(root, FMNIST_ROOT);
   char ip[4096], lp[4096];
   const char *pre = train ? "train" : "t10k";
@@ -206,7 +208,7 @@ static vr_status cifar_load(const char *func, const char *root, const char *cons
   char path[4096];
   for (int k = 0; k < nfiles; k++) {
     snprintf(path, sizeof path, "%s/%s", root, files[k]);
-    st = read_all(path, &bufs[k], &lens[k]);
+    st = read_all(func, path, &bufs[k], &lens[k]);
     if (st) goto done;
     if (lens[k] == 0 || lens[k] % rec) {
       st = vr_error_set(VR_E_FORMAT, func, __FILE__, __LINE__,
@@ -249,6 +251,7 @@ done:
 
 vr_status vr_dataset_cifar10(const char *root, int train, vr_dataset **out) {
   VR_CHECK_OUT(out);
+  *out = NULL;
   if (!root || !*root) return VR_FAIL(VR_E_ARG, "root: expected the cifar-10-batches-bin folder, got none");
   static const char *const tr[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
                                    "data_batch_5.bin"};
@@ -258,6 +261,7 @@ vr_status vr_dataset_cifar10(const char *root, int train, vr_dataset **out) {
 
 vr_status vr_dataset_cifar100(const char *root, int train, int coarse, vr_dataset **out) {
   VR_CHECK_OUT(out);
+  *out = NULL;
   if (!root || !*root) return VR_FAIL(VR_E_ARG, "root: expected the cifar-100-binary folder, got none");
   static const char *const tr[] = {"train.bin"};
   static const char *const te[] = {"test.bin"};
@@ -266,6 +270,7 @@ vr_status vr_dataset_cifar100(const char *root, int train, int coarse, vr_datase
 
 vr_status vr_dataset_from_tensors(const vr_tensor *images, const vr_tensor *labels, int num_classes, vr_dataset **out) {
   VR_CHECK_OUT(out);
+  *out = NULL;
   VR_CHECK_TENSOR(images);
   if (images->dtype != VR_U8) return VR_FAIL(VR_E_DTYPE, "images: expected u8, got %s", vr_dtype_name(images->dtype));
   if (images->ndim != 3 && images->ndim != 4)
@@ -388,6 +393,7 @@ static vr_status take(const vr_dataset *d, int64_t n, const int64_t *idx, const 
 
 vr_status vr_dataset_subset(const vr_dataset *d, int64_t n, const int64_t *indices, vr_dataset **out) {
   VR_CHECK_OUT(out);
+  *out = NULL;
   if (!d) return VR_FAIL(VR_E_ARG, "d: expected a dataset, got NULL");
   if (n < 0 || (n > 0 && !indices)) return VR_FAIL(VR_E_ARG, "n, indices: expected n >= 0 indices, got n = %lld%s", (long long)n, indices ? "" : " and NULL");
   for (int64_t k = 0; k < n; k++)
@@ -399,6 +405,7 @@ vr_status vr_dataset_subset(const vr_dataset *d, int64_t n, const int64_t *indic
 
 vr_status vr_dataset_head(const vr_dataset *d, int64_t n, vr_dataset **out) {
   VR_CHECK_OUT(out);
+  *out = NULL;
   if (!d) return VR_FAIL(VR_E_ARG, "d: expected a dataset, got NULL");
   if (n < 0 || n > d->n) return VR_FAIL(VR_E_ARG, "n: expected 0..%lld, got %lld", (long long)d->n, (long long)n);
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
@@ -411,6 +418,7 @@ vr_status vr_dataset_head(const vr_dataset *d, int64_t n, vr_dataset **out) {
 
 vr_status vr_dataset_class_subset(const vr_dataset *d, int n, const int *classes, int relabel, vr_dataset **out) {
   VR_CHECK_OUT(out);
+  *out = NULL;
   if (!d) return VR_FAIL(VR_E_ARG, "d: expected a dataset, got NULL");
   if (!d->has_labels) return VR_FAIL(VR_E_ARG, "d: expected a labelled dataset, got a label-free one");
   if (n <= 0 || !classes) return VR_FAIL(VR_E_ARG, "n, classes: expected at least one class, got %d", n);
@@ -441,6 +449,7 @@ vr_status vr_dataset_class_subset(const vr_dataset *d, int n, const int *classes
 
 vr_status vr_dataset_long_tail(const vr_dataset *d, double imbalance, vr_dataset **out) {
   VR_CHECK_OUT(out);
+  *out = NULL;
   if (!d) return VR_FAIL(VR_E_ARG, "d: expected a dataset, got NULL");
   if (!d->has_labels) return VR_FAIL(VR_E_ARG, "d: expected a labelled dataset, got a label-free one");
   if (!(imbalance >= 1)) return VR_FAIL(VR_E_ARG, "imbalance: expected a ratio >= 1, got %g", imbalance);
@@ -474,6 +483,7 @@ vr_status vr_dataset_long_tail(const vr_dataset *d, double imbalance, vr_dataset
 
 vr_status vr_dataset_unlabeled(const vr_dataset *d, vr_dataset **out) {
   VR_CHECK_OUT(out);
+  *out = NULL;
   if (!d) return VR_FAIL(VR_E_ARG, "d: expected a dataset, got NULL");
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(d->n ? d->n : 1));
   if (!idx) return VR_FAIL(VR_E_OOM, "indices: out of host memory");

@@ -448,8 +448,18 @@ vr_status vr_loader_next(vr_loader *l, vr_batch **out) {
       *out = l->slots[s].b;
       l->slots[s].b = NULL;
       l->slots[s].state = 0;
-      if (!*out) st = vr_error_set(l->worker_status ? l->worker_status : VR_E_INTERNAL, __func__, __FILE__, __LINE__,
-                                   "loader worker failed: %s", l->worker_error);
+      if (!*out) { /* the worker failed: report it, and retry this batch on the next call */
+        st = vr_error_set(l->worker_status ? l->worker_status : VR_E_INTERNAL, __func__, __FILE__, __LINE__,
+                          "loader worker failed: %s", l->worker_error);
+        l->gen++;
+        for (int k = 0; k < l->prefetch; k++) {
+          vr_batch_free(l->slots[k].b);
+          l->slots[k].b = NULL;
+          l->slots[k].state = 0;
+        }
+        l->next_g = l->cons_g = g;
+        l->worker_status = VR_OK;
+      }
       break;
     }
     pthread_cond_wait(&l->cv_done, &l->mu);

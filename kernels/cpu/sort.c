@@ -5,8 +5,9 @@
  * bits for negatives; NaN canonicalised to the largest key, -0 to +0; descending: the complement),
  * then sorted as (key, position) pairs by an LSD radix sort with 8-bit digits, which is stable, so
  * ties keep their original order in both directions. Digits where every key agrees are skipped.
- * Short lines use insertion sort. 32-bit keys (f32, bf16, i32, u8) take 4 passes at most, 64-bit
- * keys (f64, i64) 8. This is also the model for the regularizers' per-column sorts.
+ * Short lines use insertion sort. 32-bit keys (f32, bf16, i32, u8) are packed with their position
+ * into one 64-bit word and take 4 passes at most; 64-bit keys (f64, i64) carry a separate position
+ * array and take 8. This is also the model for the regularizers' per-column sorts.
  *
  * Arguments (see core/ops/sort.c): in[0] x contiguous; out[0] values and out[1] indices (i64),
  * both contiguous with x's shape except k along dim; i[0] dim, i[1] descending, i[2] k. */
@@ -153,7 +154,7 @@ static void sort_body(void *c, int64_t lo, int64_t hi) {
   size_t m = (size_t)(n ? n : 1) * (size_t)G;
   char *buf = malloc(m * (wide ? 24 : 16));
   if (!buf) {
-    s->st = VR_E_OOM;
+    __atomic_store_n(&s->st, VR_E_OOM, __ATOMIC_RELAXED);
     return;
   }
   uint64_t *k1 = (uint64_t *)buf, *k2 = k1 + m;
