@@ -100,8 +100,8 @@ static double cmp(const vr_tensor *c, const vr_tensor *d, double rtol, double at
   int64_t n = vr_tensor_numel(c);
   for (int64_t k = 0; k < n; k++) {
     if (isnan(x[k]) && isnan(y[k])) continue;
-    double e = fabs(x[k] - y[k]);
-    if (!(e <= atol + rtol * fabs(x[k])) || (rtol == 0 && atol == 0 && signbit(x[k]) != signbit(y[k])))
+    double e = x[k] == y[k] ? 0 : fabs(x[k] - y[k]); /* equal infinities match */
+    if (!(e == 0 || e <= atol + rtol * fabs(x[k])) || (rtol == 0 && atol == 0 && signbit(x[k]) != signbit(y[k])))
       ck_abort_msg("%s: element %lld: %s %.17g vs cpu %.17g", what, (long long)k, vr_device_name(d->device), y[k], x[k]);
     if (e > worst) worst = e;
   }
