@@ -96,7 +96,7 @@ START_TEST(fmnist_subset) {
 }
 END_TEST
 
-/* VISREG_FULL_PROBE=1: both probes on full Fashion-MNIST raw pixels. VISREG_PROBE_L2 (default 1e-4)
+/* VISREG_FULL_PROBE=1: both probes on full Fashion-MNIST raw pixels. VISREG_PROBE_L2 (default 1e-3, which gives the reference 84.7%)
  * sets the linear probe's penalty ("skip" skips it); kNN runs on pixels in [0, 1] and on pixels
  * normalised with the dataset mean and std (0.286, 0.353), as a torchvision pipeline gives them. */
 START_TEST(fmnist_full) {
@@ -107,7 +107,7 @@ START_TEST(fmnist_full) {
   }
   vr_tensor *xtr = NULL, *ytr = NULL, *xte = NULL, *yte = NULL;
   fmnist(1, 60000, 10000, &xtr, &ytr, &xte, &yte);
-  const char *l2s = getenv("VISREG_PROBE_L2") ? getenv("VISREG_PROBE_L2") : "1e-4";
+  const char *l2s = getenv("VISREG_PROBE_L2") ? getenv("VISREG_PROBE_L2") : "1e-3";
   struct timespec t0, t1;
   double lin = 1, knn = 0, knn_n = 0;
   if (strcmp(l2s, "skip")) {
