@@ -23,6 +23,7 @@ const char *vr_op_name(vr_op op) { return (op >= 0 && op < VR_OP_COUNT) ? op_nam
 static void init_backends(void) {
   vr_cpu_register();
   vr_cuda_register();
+  if (vr_cuda_register_more) vr_cuda_register_more();
 }
 void vr_backends_init(void) { pthread_once(&init_once, init_backends); }
 

@@ -81,6 +81,13 @@ lua_State *vr_host_new(void) {
   prepend_path(L, dir);
   lua_pushstring(L, dir);
   lua_setglobal(L, "VISREG_LUA_DIR");
+  char exe[PATH_MAX];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len > 0) {
+    exe[len] = 0;
+    lua_pushstring(L, exe);
+    lua_setglobal(L, "VISREG_EXE"); /* so scripts and tests can run the binary itself */
+  }
   return L;
 }
 

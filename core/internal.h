@@ -196,6 +196,8 @@ const vr_device_api *vr_device_get(vr_device dev); /* NULL when the device is ab
 
 void vr_cpu_register(void);
 void vr_cuda_register(void); /* no-op stub when built without CUDA */
+/* the second group of CUDA kernels (kernels/cuda/register_more.cu); weak: absent in CPU-only builds */
+void vr_cuda_register_more(void) __attribute__((weak));
 
 /* ---------------------------------------------------------------- autograd */
 

@@ -477,6 +477,19 @@ START_TEST(test_inplace_add_alias) {
 }
 END_TEST
 
+/* vr_add_ converts a src of another dtype; u8 arithmetic wraps like C */
+START_TEST(test_inplace_mixed_dtype) {
+  vr_tensor *t = tu_tensor(VR_F32, 1, TU_SHAPE(3), TU_VALS(1, 2, 3)), *s = tu_tensor(VR_F64, 1, TU_SHAPE(3), TU_VALS(0.5, 0.25, -1));
+  OK(vr_add_(t, s, 2.0));
+  tu_assert_values(t, TU_VALS(2, 2.5, 1), 3, 0, "f32 += 2 * f64");
+  vr_tensor_free(t); vr_tensor_free(s);
+  vr_tensor *u = tu_tensor(VR_U8, 1, TU_SHAPE(3), TU_VALS(0, 1, 255)), *y = NULL;
+  OK(vr_neg(u, &y));
+  tu_assert_values(y, TU_VALS(0, 255, 1), 3, 0, "u8 neg wraps");
+  vr_tensor_free(y); vr_tensor_free(u);
+}
+END_TEST
+
 START_TEST(test_inplace_strided) {
   vr_tensor *base = tu_tensor(VR_F64, 2, TU_SHAPE(2, 3), TU_VALS(1, 2, 3, 4, 5, 6)), *t = NULL;
   OK(vr_transpose(base, 0, 1, &t)); /* 3 x 2, strides (1, 3) */
@@ -526,6 +539,29 @@ START_TEST(test_f32_fast_paths) {
 }
 END_TEST
 
+/* the vectorised f32 exp: about 1 ulp over the whole range, inf/0 at the ends, NaN kept */
+START_TEST(test_f32_exp_range) {
+  const int64_t n = 20001;
+  vr_tensor *x = NULL, *y = NULL, *sg = NULL;
+  OK(vr_tensor_arange(-104, 89.0 + 1e-9, 193.0 / (n - 1), VR_F32, VR_CPU, &x));
+  OK(vr_exp(x, &y));
+  OK(vr_sigmoid(x, &sg));
+  float *xv = vr_tensor_data(x), *yv = vr_tensor_data(y), *sv = vr_tensor_data(sg);
+  for (int64_t k = 0; k < vr_tensor_numel(x); k++) {
+    float r = (float)exp((double)xv[k]);
+    ck_assert_msg(fabsf(yv[k] - r) <= 3e-7f * r + 3e-45f || (isinf(r) && isinf(yv[k])), "exp(%.9g) = %.9g vs %.9g", xv[k], yv[k], r);
+    double sr = 1 / (1 + exp(-(double)xv[k]));
+    ck_assert_msg(fabs(sv[k] - sr) <= 5e-7 * sr + 1e-37, "sigmoid(%.9g) = %.9g vs %.9g", xv[k], sv[k], sr);
+  }
+  vr_tensor_free(x); vr_tensor_free(y); vr_tensor_free(sg);
+  x = tu_tensor(VR_F32, 1, TU_SHAPE(5), TU_VALS(INFINITY, -INFINITY, NAN, 0, 88.7));
+  OK(vr_exp(x, &y));
+  yv = vr_tensor_data(y);
+  ck_assert(isinf(yv[0]) && yv[1] <= 1.5e-45f && isnan(yv[2]) && yv[3] == 1 && isfinite(yv[4]));
+  vr_tensor_free(x); vr_tensor_free(y);
+}
+END_TEST
+
 START_TEST(test_f32_grad_matches_f64) {
   vr_tensor *x = tu_rand(VR_F32, 2, TU_SHAPE(64, 33), 4), *x64 = NULL;
   OK(vr_tensor_to_dtype(x, VR_F64, &x64));
@@ -546,6 +582,46 @@ START_TEST(test_f32_grad_matches_f64) {
     vr_tensor_free(g[0]); vr_tensor_free(g[1]);
   }
   vr_tensor_free(x); vr_tensor_free(x64);
+}
+END_TEST
+
+/* transposed operands go through the tiled walk: values, a broadcast, and the backward kernels */
+START_TEST(test_transposed_tiles) {
+  vr_tensor *base = tu_rand(VR_F32, 3, TU_SHAPE(3, 70, 45), 31), *a = NULL, *b = tu_rand(VR_F32, 3, TU_SHAPE(3, 45, 70), 32);
+  vr_tensor *r = tu_rand(VR_F32, 2, TU_SHAPE(1, 70), 33), *y = NULL, *z = NULL, *e = NULL;
+  OK(vr_transpose(base, 1, 2, &a)); /* 3 x 45 x 70, strides (3150, 1, 45) */
+  OK(vr_mul(a, b, &y));
+  OK(vr_add(a, r, &z));
+  OK(vr_exp(a, &e));
+  double *av = tu_values(a), *bv = tu_values(b), *rv = tu_values(r), *yv = tu_values(y), *zv = tu_values(z), *ev = tu_values(e);
+  for (int k = 0; k < 3 * 45 * 70; k++) {
+    ck_assert_msg(yv[k] == (double)(float)(av[k] * bv[k]), "mul %d", k);
+    ck_assert_msg(zv[k] == (double)(float)(av[k] + rv[k % 70]), "add %d", k);
+    ck_assert_msg(fabs(ev[k] - exp(av[k])) <= 3e-7 * exp(av[k]), "exp %d", k);
+  }
+  free(av); free(bv); free(rv); free(yv); free(zv); free(ev);
+  vr_tensor_free(y); vr_tensor_free(z); vr_tensor_free(e);
+  /* gradients through the tiled backward kernels match the contiguous computation */
+  vr_tensor *ac = NULL, *g[2] = {NULL, NULL};
+  OK(vr_contiguous(a, &ac));
+  vr_tensor *leaves[2] = {base, ac};
+  for (int k = 0; k < 2; k++) {
+    vr_tensor *v = NULL, *m = NULL, *t = NULL, *s = NULL;
+    OK(vr_tensor_set_requires_grad(leaves[k], 1));
+    if (k == 0) OK(vr_transpose(base, 1, 2, &v));
+    else { vr_tensor_retain(ac); v = ac; }
+    OK(vr_mul(v, b, &m));
+    OK(vr_tanh(m, &t));
+    OK(vr_sum(t, 0, NULL, 0, &s));
+    OK(vr_backward(s, NULL, 0));
+    vr_tensor *gl = vr_tensor_grad(leaves[k]);
+    if (k == 0) OK(vr_transpose(gl, 1, 2, &g[0]));
+    else { vr_tensor_retain(gl); g[1] = gl; }
+    vr_tensor_free(gl); vr_tensor_free(v); vr_tensor_free(m); vr_tensor_free(t); vr_tensor_free(s);
+  }
+  tu_assert_close(g[0], g[1], 0, 0, "tiled backward");
+  vr_tensor_free(g[0]); vr_tensor_free(g[1]); vr_tensor_free(ac);
+  vr_tensor_free(base); vr_tensor_free(a); vr_tensor_free(b); vr_tensor_free(r);
 }
 END_TEST
 
@@ -650,9 +726,12 @@ Suite *elementwise_suite(void) {
   tcase_add_test(tc, test_comparisons);
   tcase_add_test(tc, test_isfinite_all);
   tcase_add_test(tc, test_inplace_add_alias);
+  tcase_add_test(tc, test_inplace_mixed_dtype);
   tcase_add_test(tc, test_inplace_strided);
   tcase_add_test(tc, test_f32_fast_paths);
+  tcase_add_test(tc, test_f32_exp_range);
   tcase_add_test(tc, test_f32_grad_matches_f64);
+  tcase_add_test(tc, test_transposed_tiles);
   tcase_add_test(tc, test_int_ops);
   tcase_add_test(tc, test_empty_and_scalar);
   tcase_add_test(tc, test_err_shape);

@@ -162,33 +162,37 @@ START_TEST(test_sum_f32_accuracy) {
 }
 END_TEST
 
-/* bitwise equal results with 1, 2 and 3 threads, for a long reduction and an outer-dim one */
+/* bitwise equal results with 1, 2 and 3 threads: long reductions (blocks split), outer-dim
+ * reductions (column tiles whose width depends on the thread count) */
 START_TEST(test_sum_deterministic) {
   const int64_t n = 3 * 100003;
-  vr_tensor *x = tu_rand(VR_F32, 1, &n, 9), *x2 = NULL;
+  vr_tensor *x = tu_rand(VR_F32, 1, &n, 9), *x2 = NULL, *x3 = tu_rand(VR_F32, 2, TU_SHAPE(4000, 40), 10);
   OK(vr_view(x, 2, TU_SHAPE(3, 100003), &x2));
   int prev = vr_num_threads();
-  double ref[4] = {0};
+  double ref[7] = {0};
   for (int nt = 1; nt <= 3; nt++) {
     vr_set_num_threads(nt);
-    vr_tensor *y = NULL, *y2 = NULL, *v = NULL, *nm = NULL;
+    vr_tensor *y = NULL, *y2 = NULL, *v = NULL, *nm = NULL, *c = NULL, *cv = NULL, *cm = NULL;
     OK(vr_sum(x, 0, NULL, 0, &y));
     OK(vr_sum(x2, 1, (int[]){0}, 0, &y2)); /* over the outer dim */
     OK(vr_var(x, 0, NULL, 1, 0, &v));
     OK(vr_norm(x2, 2, 1, (int[]){1}, 0, &nm));
-    double got[4] = {tu_item(y), 0, tu_item(v), 0};
-    double *yv = tu_values(y2), *nv = tu_values(nm);
-    got[1] = yv[777];
-    got[3] = nv[1];
-    free(yv); free(nv);
-    for (int k = 0; k < 4; k++) {
+    OK(vr_sum(x3, 1, (int[]){0}, 0, &c));
+    OK(vr_var(x3, 1, (int[]){0}, 1, 0, &cv));
+    OK(vr_max(x3, 0, 0, &cm, NULL));
+    double *yv = tu_values(y2), *nv = tu_values(nm), *cvv = tu_values(c), *vv = tu_values(cv), *mv = tu_values(cm);
+    double got[7] = {tu_item(y), yv[777], tu_item(v), nv[1], 0, 0, 0};
+    for (int k = 0; k < 40; k++) got[4] += cvv[k] * (k + 1), got[5] += vv[k] * (k + 1), got[6] += mv[k] * (k + 1);
+    free(yv); free(nv); free(cvv); free(vv); free(mv);
+    for (int k = 0; k < 7; k++) {
       if (nt == 1) ref[k] = got[k];
       else ck_assert_msg(got[k] == ref[k], "threads %d: result %d %.17g vs %.17g", nt, k, got[k], ref[k]);
     }
     vr_tensor_free(y); vr_tensor_free(y2); vr_tensor_free(v); vr_tensor_free(nm);
+    vr_tensor_free(c); vr_tensor_free(cv); vr_tensor_free(cm);
   }
   vr_set_num_threads(prev);
-  vr_tensor_free(x); vr_tensor_free(x2);
+  vr_tensor_free(x); vr_tensor_free(x2); vr_tensor_free(x3);
 }
 END_TEST
 
@@ -202,6 +206,28 @@ START_TEST(test_sum_outer_large) {
   tu_assert_values(y, ref, 257, 1e-13, "column sums");
   free(v);
   vr_tensor_free(x); vr_tensor_free(y);
+}
+END_TEST
+
+/* reductions over the outer dim (column path) agree with the same reductions over the inner
+ * dim of the transposed copy (row path) */
+START_TEST(test_column_vs_row_paths) {
+  vr_tensor *x = tu_rand(VR_F32, 2, TU_SHAPE(50, 40), 13), *t = NULL, *tc = NULL, *a = NULL, *b = NULL;
+  OK(vr_transpose(x, 0, 1, &t));
+  OK(vr_contiguous(t, &tc));
+  for (int op = 0; op < 5; op++) {
+    int d0 = 0, d1 = 1;
+    switch (op) {
+    case 0: OK(vr_sum(x, 1, &d0, 0, &a)); OK(vr_sum(tc, 1, &d1, 0, &b)); break;
+    case 1: OK(vr_mean(x, 1, &d0, 0, &a)); OK(vr_mean(tc, 1, &d1, 0, &b)); break;
+    case 2: OK(vr_var(x, 1, &d0, 1, 0, &a)); OK(vr_var(tc, 1, &d1, 1, 0, &b)); break;
+    case 3: OK(vr_norm(x, 2, 1, &d0, 0, &a)); OK(vr_norm(tc, 2, 1, &d1, 0, &b)); break;
+    default: OK(vr_norm(x, 1, 1, &d0, 0, &a)); OK(vr_norm(tc, 1, 1, &d1, 0, &b)); break;
+    }
+    tu_assert_close(a, b, 1e-6, 1e-7, "column vs row");
+    vr_tensor_free(a); vr_tensor_free(b);
+  }
+  vr_tensor_free(x); vr_tensor_free(t); vr_tensor_free(tc);
 }
 END_TEST
 
@@ -356,6 +382,45 @@ START_TEST(test_max_nan_and_int) {
 }
 END_TEST
 
+/* the column and row paths of max/min agree, ties and NaN included */
+START_TEST(test_max_column_vs_row) {
+  vr_tensor *x = tu_rand(VR_F32, 2, TU_SHAPE(40, 33), 21), *t = NULL, *tc = NULL;
+  OK(vr_tensor_set(x, TU_SHAPE(3, 5), 5));
+  OK(vr_tensor_set(x, TU_SHAPE(30, 5), 5)); /* tie: first index 3 wins */
+  OK(vr_tensor_set(x, TU_SHAPE(7, 6), NAN));
+  OK(vr_tensor_set(x, TU_SHAPE(9, 6), NAN));
+  OK(vr_tensor_set(x, TU_SHAPE(2, 7), -5));
+  OK(vr_transpose(x, 0, 1, &t));
+  OK(vr_contiguous(t, &tc));
+  for (int mn = 0; mn < 2; mn++) {
+    vr_tensor *va = NULL, *ia = NULL, *vb = NULL, *ib = NULL;
+    OK((mn ? vr_min : vr_max)(x, 0, 0, &va, &ia));
+    OK((mn ? vr_min : vr_max)(tc, 1, 0, &vb, &ib));
+    tu_assert_close(va, vb, 0, 0, "values");
+    tu_assert_close(ia, ib, 0, 0, "indices");
+    double *iv = tu_values(ia);
+    if (!mn) ck_assert(iv[5] == 3);
+    ck_assert(iv[6] == 7);
+    if (mn) ck_assert(iv[7] == 2);
+    free(iv);
+    vr_tensor_free(va); vr_tensor_free(ia); vr_tensor_free(vb); vr_tensor_free(ib);
+  }
+  /* long rows (the 16-lane pass) with the extreme late, a tie, and a NaN */
+  const int64_t n = 1000;
+  vr_tensor *r = tu_rand(VR_F64, 1, &n, 22), *v = NULL, *i = NULL;
+  OK(vr_tensor_set(r, TU_SHAPE(777), 3));
+  OK(vr_tensor_set(r, TU_SHAPE(901), 3));
+  OK(vr_max(r, 0, 0, &v, &i));
+  ck_assert(tu_item(v) == 3 && tu_item(i) == 777);
+  vr_tensor_free(v); vr_tensor_free(i);
+  OK(vr_tensor_set(r, TU_SHAPE(500), NAN));
+  OK(vr_min(r, 0, 0, &v, &i));
+  ck_assert(isnan(tu_item(v)) && tu_item(i) == 500);
+  vr_tensor_free(v); vr_tensor_free(i); vr_tensor_free(r);
+  vr_tensor_free(x); vr_tensor_free(t); vr_tensor_free(tc);
+}
+END_TEST
+
 START_TEST(test_max_min_grads) {
   check_grad("max dim", (red_c){5, 1, {1}, 0, 0, 0}, tu_rand(VR_F64, 2, TU_SHAPE(3, 5), 1));
   check_grad("max dim 0 keep strided", (red_c){5, 1, {0}, 1, 0, 0}, tu_strided(2, TU_SHAPE(4, 3), 2));
@@ -439,6 +504,7 @@ Suite *reduce_suite(void) {
   tcase_add_test(tc, test_sum_f32_accuracy);
   tcase_add_test(tc, test_sum_deterministic);
   tcase_add_test(tc, test_sum_outer_large);
+  tcase_add_test(tc, test_column_vs_row_paths);
   tcase_add_test(tc, test_var_std_values);
   tcase_add_test(tc, test_var_offset_accuracy);
   tcase_add_test(tc, test_var_grads);
@@ -448,6 +514,7 @@ Suite *reduce_suite(void) {
   tcase_add_test(tc, test_max_min_values);
   tcase_add_test(tc, test_argmax_argmin);
   tcase_add_test(tc, test_max_nan_and_int);
+  tcase_add_test(tc, test_max_column_vs_row);
   tcase_add_test(tc, test_max_min_grads);
   tcase_add_test(tc, test_max_all_values);
   tcase_add_test(tc, test_scalar_input);

@@ -3,7 +3,8 @@
  * How vr_kernel_args is filled (every device's kernels follow this):
  *  VR_OP_BINARY fwd: sub = VR_BIN_*; in = {a, b}, both already expanded (stride-0 views) to out's
  *    shape; out = {y}. a, b and y have one dtype, except comparisons (EQ/GT/LT) where y is u8.
- *    y may alias a exactly (vr_add_, vr_mul_scalar_ run in place: in[0] == out[0]).
+ *    y may alias a exactly (vr_add_, vr_mul_scalar_ run in place: in[0] == out[0]); vr_add_ may
+ *    also pass a b of another dtype (converted on load).
  *  VR_OP_BINARY bwd: sub = VR_BIN_MUL/DIV/POW/MAX/MIN; in = {grad_y, a, b} all of y's shape
  *    (a, b expanded); out = {grad_a, grad_b}, either may be NULL, both of y's shape (the front-end
  *    sums them down to the input shapes). MAX/MIN split the gradient in halves on ties (PyTorch).
@@ -14,7 +15,10 @@
  *
  * Mixed dtypes between a and b are an error (no implicit promotion); scalars are doubles.
  * Integer tensors are accepted by the ops that are exact on them (add, sub, mul, maximum,
- * minimum, comparisons, neg, abs, relu, square, clamp, add/mul/rsub_scalar); others need float. */
+ * minimum, comparisons, neg, abs, relu, square, clamp, add/mul/rsub_scalar); others need float.
+ * On integer tensors a fractional scalar result is truncated toward zero and u8 wraps, as in C.
+ * erf and erfinv are forward only (no tape node); erfinv is within ~1 ulp in f64 (Giles' start,
+ * Halley steps on erf/erfc), so Gaussian quantiles sqrt(2) erfinv(2i/(B+1) - 1) match to 1e-15. */
 #include "../internal.h"
 #include <math.h>
 #include <string.h>

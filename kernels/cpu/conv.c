@@ -99,6 +99,7 @@ static void col2im(vr_dtype dt, const geo *g, const void *col, void *x) {
 /* Parallel regions run their gemms on one BLAS thread each; this saves and restores OpenBLAS's
  * own thread count around them (OpenBLAS 0.3.21 has no per-call setting). */
 static int blas_serial_begin(void) {
+  if (omp_in_parallel()) return 1; /* a caller's parallel region: leave the process-wide setting */
   int prev = openblas_get_num_threads();
   if (prev != 1) openblas_set_num_threads(1);
   return prev;
@@ -124,6 +125,8 @@ static vr_status conv2d_fwd(const vr_kernel_args *a) {
   char *py = vr_data(y);
   /* batch-parallel with one BLAS thread each when the batch can fill the threads; otherwise
    * samples in turn, each gemm on all of BLAS's threads (same results: BLAS splits m and n only) */
+  if (!omp_in_parallel() && openblas_get_num_threads() != omp_get_max_threads())
+    openblas_set_num_threads(omp_get_max_threads()); /* BLAS follows vr_set_num_threads */
   int par = g.N >= omp_get_max_threads();
   int failed = 0, prev = par ? blas_serial_begin() : 1;
 #pragma omp parallel if (par)
@@ -203,6 +206,8 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
     part = malloc((size_t)((nch - 1) * wsize) * es);
     if (!part) return VR_FAIL(VR_E_OOM, "weight: no memory for grad_w partials (%lld elements)", (long long)(nch * wsize));
   }
+  if (!omp_in_parallel() && openblas_get_num_threads() != omp_get_max_threads())
+    openblas_set_num_threads(omp_get_max_threads());
   int par = nch >= omp_get_max_threads() || nch == 16;
   int failed = 0, prev = par ? blas_serial_begin() : 1;
 #pragma omp parallel if (par)

@@ -1,6 +1,9 @@
 /* elementwise.c: CPU kernels of VR_OP_BINARY and VR_OP_UNARY (argument layout documented in
  * core/ops/elementwise.c). f32 and f64 have typed loops (contiguous and broadcast-scalar runs
  * vectorise); other dtypes go through vr_load/vr_store in double. */
+/* FP exceptions are never inspected: let the compiler if-convert the NaN-aware selects and
+ * inline floor, so the loops below vectorise (values are unchanged: no reassociation) */
+#pragma GCC optimize("no-trapping-math")
 #include "cpu.h"
 #include <math.h>
 
@@ -49,6 +52,33 @@ double vr_erfinv_f64(double y) {
     x -= f / (d + x * f);
   }
   return y < 0 ? -x : x;
+}
+
+/* ---------------------------------------------------------------- vectorisable expf */
+
+/* Cephes' expf (about 1 ulp): x = n ln2 + r, a degree-6 polynomial in r, then 2^n applied in
+ * two halves so that overflow gives inf and tiny results go through the denormals. Branch-free,
+ * so loops over it vectorise (libm's expf does not without -ffast-math). */
+static inline float vexpf(float x) {
+  float xc = x > 89.0f ? 89.0f : x;
+  xc = xc < -104.0f ? -104.0f : xc;
+  xc = x != x ? 0.0f : xc; /* NaN: computed on 0, replaced below (keeps the int conversion defined) */
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  float y = p * r * r + r + 1.0f;
+  int32_t ni = (int32_t)n, n1 = ni >> 1, n2 = ni - n1;
+  uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+  float s1, s2;
+  memcpy(&s1, &b1, 4);
+  memcpy(&s2, &b2, 4);
+  y = y * s1 * s2;
+  return x != x ? x : y;
 }
 
 /* ---------------------------------------------------------------- scalar maths in double */
@@ -154,9 +184,66 @@ static inline double bin_grad(int kind, int which, double g, double a, double b)
   return 0;
 }
 
+/* ---------------------------------------------------------------- transposed operands */
+
+/* When an operand is transposed relative to the iteration order (stride 1 on the next-to-inner
+ * dim, a long stride on the inner one), walking rows touches a new cache line per element. Then
+ * the last two dims are visited in TILE x TILE blocks, so every line fetched is used TILE times. */
+#define TILE 32
+
+static bool wants_tiles(const vr_iter *it) {
+  int nd = it->ndim;
+  if (nd < 2 || it->numel < 4096 || it->shape[nd - 1] < TILE || it->shape[nd - 2] < TILE) return false;
+  for (int k = 0; k < it->nops; k++)
+    if (it->st[k][nd - 2] == 1 && it->st[k][nd - 1] != 1) return true;
+  return false;
+}
+
+typedef struct { const vr_iter *it; vr_iter_run_fn run; void *ctx; int64_t rtiles; } tile_ctx;
+
+static void tile_body(void *c, int64_t lo, int64_t hi) {
+  const tile_ctx *tc = c;
+  const vr_iter *it = tc->it;
+  int nd = it->ndim;
+  int64_t R = it->shape[nd - 2], C = it->shape[nd - 1], s[VR_ITER_MAX_OPS];
+  char *p[VR_ITER_MAX_OPS];
+  for (int k = 0; k < it->nops; k++) s[k] = it->st[k][nd - 1];
+  for (int64_t job = lo; job < hi; job++) {
+    int64_t outer = job / tc->rtiles, i0 = (job % tc->rtiles) * TILE, i1 = i0 + TILE < R ? i0 + TILE : R;
+    int64_t base[VR_ITER_MAX_OPS] = {0}, rem = outer;
+    for (int d = nd - 3; d >= 0; d--) {
+      int64_t idx = rem % it->shape[d];
+      rem /= it->shape[d];
+      for (int k = 0; k < it->nops; k++) base[k] += idx * it->st[k][d];
+    }
+    for (int64_t j0 = 0; j0 < C; j0 += TILE) {
+      int64_t n = C - j0 < TILE ? C - j0 : TILE;
+      for (int64_t i = i0; i < i1; i++) {
+        for (int k = 0; k < it->nops; k++)
+          p[k] = it->base[k] + (base[k] + i * it->st[k][nd - 2] + j0 * s[k]) * (int64_t)it->esize[k];
+        tc->run(tc->ctx, p, s, n);
+      }
+    }
+  }
+}
+
+/* vr_iter_parallel, tiled when an operand is transposed */
+static void iter_run_all(const vr_iter *it, int64_t grain, vr_iter_run_fn run, void *ctx) {
+  if (!wants_tiles(it)) {
+    vr_iter_parallel(it, grain, run, ctx);
+    return;
+  }
+  int nd = it->ndim;
+  int64_t rtiles = (it->shape[nd - 2] + TILE - 1) / TILE, outer = it->numel / (it->shape[nd - 2] * it->shape[nd - 1]);
+  tile_ctx tc = {it, run, ctx, rtiles};
+  int64_t per = TILE * it->shape[nd - 1], g = grain / (per ? per : 1);
+  vr_parallel_for(outer * rtiles, g < 1 ? 1 : g, tile_body, &tc);
+}
+
 /* ---------------------------------------------------------------- binary forward */
 
-typedef struct { int kind; vr_dtype dt, odt; } bin_ctx;
+/* dt, dtb: the operands' dtypes (equal from the front-end; vr_add_ may pass a different src) */
+typedef struct { int kind; vr_dtype dt, dtb, odt; } bin_ctx;
 
 /* o = EXPR(x, y) over a run; contiguous and broadcast-scalar cases get their own loops so
  * that the compiler vectorises them */
@@ -194,13 +281,15 @@ typedef struct { int kind; vr_dtype dt, odt; } bin_ctx;
 static void bin_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   const bin_ctx *bc = c;
   int kind = bc->kind;
-  if (bc->dt == VR_F32) { BIN_TYPED(float, powf) }
-  if (bc->dt == VR_F64) { BIN_TYPED(double, pow) }
-  size_t ei = vr_dtype_size(bc->dt), eo = vr_dtype_size(bc->odt);
+  if (bc->dt == bc->dtb) {
+    if (bc->dt == VR_F32) { BIN_TYPED(float, powf) }
+    if (bc->dt == VR_F64) { BIN_TYPED(double, pow) }
+  }
+  size_t ei = vr_dtype_size(bc->dt), eb = vr_dtype_size(bc->dtb), eo = vr_dtype_size(bc->odt);
   for (int64_t k = 0; k < n; k++) {
-    double x = vr_load(p[1] + k * s[1] * (int64_t)ei, bc->dt), y = vr_load(p[2] + k * s[2] * (int64_t)ei, bc->dt);
+    double x = vr_load(p[1] + k * s[1] * (int64_t)ei, bc->dt), y = vr_load(p[2] + k * s[2] * (int64_t)eb, bc->dtb);
     double r = bin_eval(kind, x, y);
-    if (bc->dt == VR_I64 && (kind == VR_BIN_ADD || kind == VR_BIN_SUB || kind == VR_BIN_MUL)) {
+    if (bc->dt == VR_I64 && bc->dtb == VR_I64 && (kind == VR_BIN_ADD || kind == VR_BIN_SUB || kind == VR_BIN_MUL)) {
       /* exact 64-bit integer arithmetic, not via double */
       int64_t xi = *(const int64_t *)(p[1] + k * s[1] * 8), yi = *(const int64_t *)(p[2] + k * s[2] * 8);
       *(int64_t *)(p[0] + k * s[0] * 8) = kind == VR_BIN_ADD ? xi + yi : kind == VR_BIN_SUB ? xi - yi : xi * yi;
@@ -212,10 +301,10 @@ static void bin_run(void *c, char *const *p, const int64_t *s, int64_t n) {
 
 static vr_status binary_fwd(const vr_kernel_args *a) {
   vr_tensor *ts[3] = {a->out[0], a->in[0], a->in[1]};
-  bin_ctx bc = {a->sub, a->in[0]->dtype, a->out[0]->dtype};
+  bin_ctx bc = {a->sub, a->in[0]->dtype, a->in[1]->dtype, a->out[0]->dtype};
   vr_iter it;
   vr_iter_init(&it, 3, ts);
-  vr_iter_parallel(&it, GRAIN, bin_run, &bc);
+  iter_run_all(&it, GRAIN, bin_run, &bc);
   return VR_OK;
 }
 
@@ -259,7 +348,7 @@ static vr_status binary_bwd(const vr_kernel_args *a) {
     binb_ctx bc = {a->sub, which, a->in[0]->dtype};
     vr_iter it;
     vr_iter_init(&it, 4, ts);
-    vr_iter_parallel(&it, GRAIN, binb_run, &bc);
+    iter_run_all(&it, GRAIN, binb_run, &bc);
   }
   return VR_OK;
 }
@@ -285,13 +374,13 @@ static void un_run(void *c, char *const *p, const int64_t *s, int64_t n) {
     const float c0 = (float)u->c0, c1 = (float)u->c1;
     switch (u->kind) {
     case VR_UN_NEG: UN_RUN(float, -x); return;
-    case VR_UN_EXP: UN_RUN(float, expf(x)); return;
+    case VR_UN_EXP: UN_RUN(float, vexpf(x)); return;
     case VR_UN_LOG: UN_RUN(float, logf(x)); return;
     case VR_UN_SQRT: UN_RUN(float, sqrtf(x)); return;
     case VR_UN_RSQRT: UN_RUN(float, 1.0f / sqrtf(x)); return;
     case VR_UN_ABS: UN_RUN(float, fabsf(x)); return;
     case VR_UN_TANH: UN_RUN(float, tanhf(x)); return;
-    case VR_UN_SIGMOID: UN_RUN(float, 1.0f / (1.0f + expf(-x))); return;
+    case VR_UN_SIGMOID: UN_RUN(float, 1.0f / (1.0f + vexpf(-x))); return;
     case VR_UN_RELU: UN_RUN(float, x > 0 ? x : (x != x ? x : 0.0f)); return;
     case VR_UN_GELU: UN_RUN(float, 0.5f * x * (1.0f + erff(x * (float)SQRT1_2))); return;
     case VR_UN_GELU_TANH:
@@ -339,7 +428,7 @@ static vr_status unary_fwd(const vr_kernel_args *a) {
   un_ctx u = {a->sub, a->in[0]->dtype, a->f[0], a->f[1]};
   vr_iter it;
   vr_iter_init(&it, 2, ts);
-  vr_iter_parallel(&it, GRAIN, un_run, &u);
+  iter_run_all(&it, GRAIN, un_run, &u);
   return VR_OK;
 }
 
@@ -385,7 +474,7 @@ static vr_status unary_bwd(const vr_kernel_args *a) {
   un_ctx u = {a->sub, a->in[0]->dtype, a->f[0], a->f[1]};
   vr_iter it;
   vr_iter_init(&it, 4, ts);
-  vr_iter_parallel(&it, GRAIN, unb_run, &u);
+  iter_run_all(&it, GRAIN, unb_run, &u);
   return VR_OK;
 }
 

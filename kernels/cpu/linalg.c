@@ -3,10 +3,19 @@
 #include "cpu.h"
 #include <cblas.h>
 #include <limits.h>
+#include <omp.h>
 
 /* OpenBLAS runs a gemm on one thread when m*n*k is at most this (SMP_THRESHOLD_MIN * 4 in its
  * interface/gemm.c); below it we spread the batch over our threads instead. */
 #define VR_GEMM_SMALL 262144.0
+
+/* OpenBLAS keeps its own thread count; follow the library's (vr_set_num_threads) so that one
+ * setting governs every kernel. Only outside parallel regions: it is a process-wide setting. */
+static void blas_follow_threads(void) {
+  if (omp_in_parallel()) return;
+  int want = omp_get_max_threads();
+  if (openblas_get_num_threads() != want) openblas_set_num_threads(want);
+}
 
 static vr_status matmul_fwd(const vr_kernel_args *a) {
   vr_tensor *A = a->in[0], *B = a->in[1], *C = a->out[0];
@@ -25,6 +34,7 @@ static vr_status matmul_fwd(const vr_kernel_args *a) {
   if (m == 0 || n == 0 || nbatch == 0) return VR_OK;
   size_t es = vr_dtype_size(dt);
   char *pa = vr_data(A), *pb = vr_data(B), *pc = vr_data(C);
+  blas_follow_threads();
   int par = nbatch > 1 && (double)m * (double)n * (double)(k ? k : 1) <= VR_GEMM_SMALL;
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t bi = 0; bi < nbatch; bi++) {

@@ -4,6 +4,9 @@
  * RBLOCK reduced elements. Threads split either the outputs or (few outputs, long reductions)
  * the blocks of one output, so the result never depends on the thread count. f32 inputs are
  * accumulated in double. */
+/* FP exceptions are never inspected: let the compiler if-convert the NaN-aware selects and
+ * inline floor, so the loops below vectorise (values are unchanged: no reassociation) */
+#pragma GCC optimize("no-trapping-math")
 #include "cpu.h"
 #include <math.h>
 #include <stdlib.h>
@@ -197,8 +200,89 @@ static void blocks_body(void *c, int64_t lo, int64_t hi) {
   }
 }
 
+/* ---- column path: the innermost kept dim is contiguous in x (e.g. sums over the batch dim of
+ * N x D). A job owns a tile of COLT consecutive outputs and walks the reduced elements in order,
+ * updating the tile's accumulators with one contiguous, vectorisable row at a time. */
+#define COLT 512
+
+typedef struct {
+  const rplan *p;
+  const racc *a;
+  const double *mean;
+  double *res;
+  int64_t K, ntiles, tile;
+} cjob;
+
+#define COL_LOOP(T, F)                                                      \
+  do {                                                                      \
+    const T *X = (const T *)j->p->x + xo + off;                             \
+    for (int64_t c = 0; c < len; c++) { double v = (double)X[c]; acc[c] += (F); } \
+  } while (0)
+
+static void col_body(void *ctx, int64_t lo, int64_t hi) {
+  const cjob *j = ctx;
+  const rplan *p = j->p;
+  double acc[COLT], mu[COLT];
+  for (int64_t job = lo; job < hi; job++) {
+    int64_t g = job / j->ntiles, c0 = (job % j->ntiles) * j->tile;
+    int64_t len = j->K - c0 < j->tile ? j->K - c0 : j->tile, o0 = g * j->K + c0, xo, yo;
+    rplan_out(p, o0, &xo, &yo);
+    for (int64_t c = 0; c < len; c++) {
+      acc[c] = 0;
+      mu[c] = j->mean ? j->mean[o0 + c] : 0;
+    }
+    int64_t idx[VR_MAX_DIMS] = {0};
+    for (int64_t r = 0; r < p->nred; r++) {
+      int64_t off = 0;
+      for (int d = 0; d < p->nr; d++) off += idx[d] * p->rin[d];
+      if (p->xdt == VR_F32) {
+        switch (j->a->op) {
+        case RS_SUM: COL_LOOP(float, v); break;
+        case RS_SQDEV: COL_LOOP(float, (v - mu[c]) * (v - mu[c])); break;
+        case RS_SQ: COL_LOOP(float, v * v); break;
+        default: COL_LOOP(float, fabs(v)); break;
+        }
+      } else {
+        switch (j->a->op) {
+        case RS_SUM: COL_LOOP(double, v); break;
+        case RS_SQDEV: COL_LOOP(double, (v - mu[c]) * (v - mu[c])); break;
+        case RS_SQ: COL_LOOP(double, v * v); break;
+        default: COL_LOOP(double, fabs(v)); break;
+        }
+      }
+      for (int d = p->nr - 1; d >= 0; d--) {
+        if (++idx[d] < p->rshape[d]) break;
+        idx[d] = 0;
+      }
+    }
+    for (int64_t c = 0; c < len; c++) j->res[o0 + c] = acc[c];
+  }
+}
+
+/* tiles narrow enough to give every thread work; each output is still one thread's ordered
+ * walk over the reduced elements, so the tile size never changes a result */
+static int64_t col_tile(const rplan *p, int64_t K) {
+  int64_t groups = p->nout / K, nt = vr_num_threads(), per = (K * groups + nt - 1) / nt / groups;
+  int64_t t = per < COLT ? (per + 15) / 16 * 16 : COLT;
+  return t < 16 ? 16 : t > COLT ? COLT : t;
+}
+
+static bool col_ok(const rplan *p, const racc *a) {
+  return p->nk >= 1 && p->kin[p->nk - 1] == 1 && p->kshape[p->nk - 1] >= 16 && p->nred > 1 &&
+         (p->xdt == VR_F32 || p->xdt == VR_F64) &&
+         (a->op == RS_SUM || a->op == RS_SQDEV || a->op == RS_SQ || a->op == RS_ABS);
+}
+
 /* res[o] = fold over x's reduced elements for every output o */
 static vr_status reduce_all(const rplan *p, const racc *a, const double *mean, double *res) {
+  if (col_ok(p, a)) {
+    int64_t K = p->kshape[p->nk - 1], tile = col_tile(p, K), ntiles = (K + tile - 1) / tile;
+    cjob j = {p, a, mean, res, K, ntiles, tile};
+    int64_t njobs = (p->nout / K) * ntiles, work = (K < tile ? K : tile) * p->nred;
+    int64_t grain = (1 << 15) / (work ? work : 1);
+    vr_parallel_for(njobs, grain < 1 ? 1 : grain, col_body, &j);
+    return VR_OK;
+  }
   int64_t nblocks = (p->nred + RBLOCK - 1) / RBLOCK;
   if (p->nout >= 2 * (int64_t)vr_num_threads() || nblocks <= 1) {
     int64_t grain = (1 << 15) / (p->nred ? p->nred : 1);
@@ -331,8 +415,18 @@ static inline double norm_grad(double p, double g, double x, double y) {
 
 static void normb_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   const normb_ctx *nc = c;
-  size_t e = vr_dtype_size(nc->dt);
   /* p: {grad_x, grad_y, x, y} */
+#define NORMB_TYPED(T)                                                                        \
+  {                                                                                           \
+    T *o = (T *)p[0];                                                                         \
+    const T *G = (const T *)p[1], *X = (const T *)p[2], *Y = (const T *)p[3];                 \
+    for (int64_t k = 0; k < n; k++) o[k * s[0]] = (T)norm_grad(nc->p, G[k * s[1]], X[k * s[2]], Y[k * s[3]]); \
+    return;                                                                                   \
+  }
+  if (nc->dt == VR_F32) NORMB_TYPED(float)
+  if (nc->dt == VR_F64) NORMB_TYPED(double)
+#undef NORMB_TYPED
+  size_t e = vr_dtype_size(nc->dt);
   for (int64_t k = 0; k < n; k++) {
     double g = vr_load(p[1] + k * s[1] * (int64_t)e, nc->dt), x = vr_load(p[2] + k * s[2] * (int64_t)e, nc->dt),
            y = vr_load(p[3] + k * s[3] * (int64_t)e, nc->dt);
@@ -353,6 +447,39 @@ static vr_status norm_bwd(const vr_kernel_args *a) {
 
 typedef struct { rplan pv, pi; int is_min; vr_tensor *v, *ix; } mm_ctx;
 
+/* contiguous scans in 16 independent lanes, which the compiler turns into vector min/max
+ * (a NaN never enters a lane: any_nan looks for it separately) */
+#define SCAN_FNS(T)                                                                    \
+  static T scan_max_##T(const T *X, int64_t n) {                                       \
+    T l[16];                                                                           \
+    for (int j = 0; j < 16; j++) l[j] = X[j];                                          \
+    int64_t r = 16;                                                                    \
+    for (; r + 16 <= n; r += 16)                                                       \
+      for (int j = 0; j < 16; j++) l[j] = X[r + j] > l[j] ? X[r + j] : l[j];           \
+    for (; r < n; r++) l[0] = X[r] > l[0] ? X[r] : l[0];                               \
+    T b = l[0];                                                                        \
+    for (int j = 1; j < 16; j++) b = l[j] > b ? l[j] : b;                              \
+    return b;                                                                          \
+  }                                                                                    \
+  static T scan_min_##T(const T *X, int64_t n) {                                       \
+    T l[16];                                                                           \
+    for (int j = 0; j < 16; j++) l[j] = X[j];                                          \
+    int64_t r = 16;                                                                    \
+    for (; r + 16 <= n; r += 16)                                                       \
+      for (int j = 0; j < 16; j++) l[j] = X[r + j] < l[j] ? X[r + j] : l[j];           \
+    for (; r < n; r++) l[0] = X[r] < l[0] ? X[r] : l[0];                               \
+    T b = l[0];                                                                        \
+    for (int j = 1; j < 16; j++) b = l[j] < b ? l[j] : b;                              \
+    return b;                                                                          \
+  }                                                                                    \
+  static int any_nan_##T(const T *X, int64_t n) {                                      \
+    int any = 0;                                                                       \
+    for (int64_t r = 0; r < n; r++) any |= X[r] != X[r];                               \
+    return any;                                                                        \
+  }
+SCAN_FNS(float)
+SCAN_FNS(double)
+
 static void mm_body(void *c, int64_t lo, int64_t hi) {
   const mm_ctx *m = c;
   const rplan *p = &m->pv;
@@ -367,8 +494,31 @@ static void mm_body(void *c, int64_t lo, int64_t hi) {
     int64_t bi = 0;
     double best;
     if (p->xdt == VR_F32 || p->xdt == VR_F64) {
-      /* typed: NaN wins, then the first extreme */
-#define MM_SCAN(T)                                                                     {                                                                                      const T *X = (const T *)p->x + xo;                                                   T b = X[0];                                                                          for (int64_t r = 1; r < n && b == b; r++) {                                            T v = X[r * rs];                                                                     if (v != v || (m->is_min ? v < b : v > b)) { b = v; bi = r; }                      }                                                                                    best = b;                                                                          }
+      /* typed, two passes: a branch-free (vectorisable) pass finds the extreme and whether a NaN
+       * is present, a second finds the first index holding it (NaN wins, as in PyTorch) */
+#define MM_SCAN(T)                                                                   \
+  {                                                                                  \
+    const T *X = (const T *)p->x + xo;                                               \
+    T b = X[0];                                                                      \
+    int nan = 0;                                                                     \
+    int64_t r = 0;                                                                   \
+    if (rs == 1 && n >= 16) {                                                        \
+      b = m->is_min ? scan_min_##T(X, n) : scan_max_##T(X, n);                       \
+      nan = any_nan_##T(X, n);                                                       \
+      r = n;                                                                         \
+    }                                                                                \
+    if (m->is_min)                                                                   \
+      for (; r < n; r++) { T v = X[r * rs]; nan |= v != v; b = v < b ? v : b; }      \
+    else                                                                             \
+      for (; r < n; r++) { T v = X[r * rs]; nan |= v != v; b = v > b ? v : b; }      \
+    if (nan) {                                                                       \
+      while (X[bi * rs] == X[bi * rs]) bi++;                                         \
+      b = X[bi * rs];                                                                \
+    } else {                                                                         \
+      while (X[bi * rs] != b) bi++;                                                  \
+    }                                                                                \
+    best = b;                                                                        \
+  }
       if (p->xdt == VR_F32) MM_SCAN(float) else MM_SCAN(double)
 #undef MM_SCAN
     } else {
@@ -388,6 +538,49 @@ static void mm_body(void *c, int64_t lo, int64_t hi) {
   }
 }
 
+/* column path: dim is not the innermost and the innermost kept dim is contiguous: a job keeps
+ * the running extremes of a tile of consecutive outputs */
+typedef struct { const mm_ctx *m; int64_t K, ntiles, tile; } mmc_job;
+
+#define MMC_LOOP(T)                                                                            \
+  do {                                                                                         \
+    const T *X = (const T *)p->x + xo;                                                         \
+    T b[COLT];                                                                                 \
+    for (int64_t c = 0; c < len; c++) { b[c] = X[c]; bi[c] = 0; }                              \
+    for (int64_t r = 1; r < n; r++)                                                            \
+      for (int64_t c = 0; c < len; c++) {                                                      \
+        T v = X[r * rs + c];                                                                   \
+        int take = (m->is_min ? v < b[c] : v > b[c]) | ((v != v) & (b[c] == b[c]));             \
+        b[c] = take ? v : b[c];                                                                \
+        bi[c] = take ? r : bi[c];                                                              \
+      }                                                                                        \
+    for (int64_t c = 0; c < len; c++) best[c] = b[c];                                          \
+  } while (0)
+
+static void mmc_body(void *ctx, int64_t lo, int64_t hi) {
+  const mmc_job *j = ctx;
+  const mm_ctx *m = j->m;
+  const rplan *p = &m->pv;
+  int64_t n = p->rshape[0], rs = p->rin[0], bi[COLT];
+  double best[COLT];
+  char *vb = (char *)vr_data(m->v);
+  int64_t *ib = (int64_t *)vr_data(m->ix);
+  size_t ve = vr_dtype_size(m->v->dtype);
+  int64_t vs = m->pv.kout[p->nk - 1], is = m->pi.kout[p->nk - 1];
+  for (int64_t job = lo; job < hi; job++) {
+    int64_t g = job / j->ntiles, c0 = (job % j->ntiles) * j->tile;
+    int64_t len = j->K - c0 < j->tile ? j->K - c0 : j->tile, o0 = g * j->K + c0, xo, vo, xo2, io;
+    rplan_out(p, o0, &xo, &vo);
+    rplan_out(&m->pi, o0, &xo2, &io);
+    if (p->xdt == VR_F32) MMC_LOOP(float);
+    else MMC_LOOP(double);
+    for (int64_t c = 0; c < len; c++) {
+      vr_store(vb + (vo + c * vs) * (int64_t)ve, m->v->dtype, best[c]);
+      ib[io + c * is] = bi[c];
+    }
+  }
+}
+
 static vr_status maxmin_fwd(const vr_kernel_args *a) {
   mm_ctx m;
   int64_t mask = (int64_t)1 << a->i[0];
@@ -396,6 +589,15 @@ static vr_status maxmin_fwd(const vr_kernel_args *a) {
   m.is_min = a->sub == 1;
   m.v = a->out[0];
   m.ix = a->out[1];
+  const rplan *p = &m.pv;
+  if (p->nk >= 1 && p->kin[p->nk - 1] == 1 && p->kshape[p->nk - 1] >= 16 && p->nred > 1 &&
+      (p->xdt == VR_F32 || p->xdt == VR_F64)) {
+    int64_t K = p->kshape[p->nk - 1], tile = col_tile(p, K), ntiles = (K + tile - 1) / tile;
+    mmc_job j = {&m, K, ntiles, tile};
+    int64_t work = (K < tile ? K : tile) * p->nred, grain = (1 << 15) / (work ? work : 1);
+    vr_parallel_for((p->nout / K) * ntiles, grain < 1 ? 1 : grain, mmc_body, &j);
+    return VR_OK;
+  }
   int64_t grain = (1 << 14) / (m.pv.nred ? m.pv.nred : 1);
   vr_parallel_for(m.pv.nout, grain < 1 ? 1 : grain, mm_body, &m);
   return VR_OK;

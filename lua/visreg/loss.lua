@@ -74,6 +74,16 @@ function M.cross_entropy(logits, target, label_smoothing)
 end
 M.slices_arg = slices_arg
 
+-- the B Gaussian quantile targets sqrt(2) erfinv(2i/(B+1) - 1), i = 1..B
+function M.gauss_quantiles(B, o)
+  return new(C.vr_gauss_quantiles(B, core.dtype(o and o.dtype), core.device(o and o.device), outp))
+end
+-- a D x K matrix of unit-norm Gaussian columns from Philox keyed by (seed, step)
+function M.draw_slices(D, K, o)
+  o = o or {}
+  return new(C.vr_draw_slices(D, K, o.seed or 0, o.step or 0, o.eps or 0, core.dtype(o.dtype), core.device(o.device), outp))
+end
+
 ---------------------------------------------------------------- specs
 local term_names = {
   visreg = { "center", "scale", "shape" },
@@ -81,11 +91,7 @@ local term_names = {
   vicreg_repo = { "var", "cov" },
 }
 
-local function spec(kind, t, defaults)
-  t = util.with_defaults("vr.loss." .. kind, t or {}, defaults)
-  t.kind = kind
-  return t
-end
+local function spec(kind, t, defaults) return util.spec("vr.loss." .. kind, kind, t, defaults) end
 
 function M.visreg(t)
   return spec("visreg", t, { lambda = 0.6, slices = 1024, weights = { scale = 1, shape = 1, center = 1 } })
@@ -98,8 +104,9 @@ function M.vicreg(t) return spec("vicreg", t, { lambda = 1, inv = 25, var = 25, 
 function M.vicreg_repo(t) return spec("vicreg_repo", t, { lambda = 0.6, var = 25, cov = 1 }) end
 function M.barlow(t) return spec("barlow", t, { lambda = 1, offdiag = 0.0051 }) end
 
-local regs = { visreg = M.visreg_reg, sigreg = M.sigreg_reg, swd = M.swd_reg, vicreg = M.vicreg_reg,
-  vicreg_repo = M.vicreg_repo_reg, barlow = M.barlow_reg }
+-- looked up in M at each call, so a script may replace one
+local regs = { visreg = "visreg_reg", sigreg = "sigreg_reg", swd = "swd_reg", vicreg = "vicreg_reg",
+  vicreg_repo = "vicreg_repo_reg", barlow = "barlow_reg" }
 
 ---------------------------------------------------------------- the objective
 local Objective = {}
@@ -122,7 +129,7 @@ function Objective:forward(z, ctx)
   for k, v in pairs(s) do o[k] = v end
   if type(o.slices) == "number" then o.slices = math.max(1, math.floor(o.slices + 0.5)) end
   o.seed, o.step = ctx.seed or 0, ctx.step or 0
-  local reg, rterms = regs[s.kind](z, o)
+  local reg, rterms = M[regs[s.kind]](z, o)
   local terms = { reg = reg:detach() }
   local names = term_names[s.kind]
   if names and rterms then

@@ -14,11 +14,7 @@ local util = require "visreg.util"
 
 local M = {}
 
-local function spec(kind, t, defaults)
-  t = util.with_defaults("vr.optim." .. kind, t or {}, defaults)
-  t.kind = kind
-  return t
-end
+local function spec(kind, t, defaults) return util.spec("vr.optim." .. kind, kind, t, defaults) end
 
 function M.sgd(t)
   return spec("sgd", t, { lr = 0.1, momentum = 0.9, nesterov = false, dampening = 0, weight_decay = 0,
@@ -179,13 +175,15 @@ function Optimizer:step()
 end
 
 -- tensors (name -> tensor) and scalars (JSON-able) of the optimizer's state
-function Optimizer:state_dict()
+-- prefix (default "optim.") starts the tensors' names
+function Optimizer:state_dict(prefix)
+  prefix = prefix or "optim."
   local tensors, meta = {}, { step_count = self.step_count, steps = {} }
   for i, e in ipairs(self.params) do
     local st = self.state[i]
     if st then
       for k, v in pairs(st) do
-        if tensor.is_tensor(v) then tensors["optim." .. e.name .. "." .. k] = v end
+        if tensor.is_tensor(v) then tensors[prefix .. e.name .. "." .. k] = v end
       end
       if st.step then meta.steps[e.name] = st.step end
     end
@@ -193,13 +191,14 @@ function Optimizer:state_dict()
   return tensors, meta
 end
 
-function Optimizer:load_state_dict(tensors, meta)
+function Optimizer:load_state_dict(tensors, meta, prefix)
+  prefix = prefix or "optim."
   self.step_count = meta.step_count or 0
   for i, e in ipairs(self.params) do
     local st = {}
     local any = false
     for _, k in ipairs { "exp_avg", "exp_avg_sq", "momentum_buffer" } do
-      local t = tensors["optim." .. e.name .. "." .. k]
+      local t = tensors[prefix .. e.name .. "." .. k]
       if t then
         st[k] = t:to { dtype = e.p:dtype(), device = e.p:device() }:clone()
         any = true

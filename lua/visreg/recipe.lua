@@ -29,8 +29,10 @@ local function defaults()
     precision = "f32",   -- f32, or bf16 autocast on CUDA
   }
 end
-local eval_defaults = { online_probe = true, linear_probe = true, knn = { k = 20, T = 0.07 }, every = 0,
-  batch = 1000, probe_lr = 1e-3 }
+-- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference
+-- does); probe_iters: its L-BFGS iterations; probe_lr: the online probe's AdamW learning rate
+local eval_defaults = { online_probe = true, linear_probe = true, knn = { k = 20, T = 0.07 }, batch = 1000,
+  probe_lr = 1e-2, probe_l2 = { 0, 1e-4, 1e-3 }, probe_iters = 200 }
 local view_defaults = { n = 2, size = false, pipeline = {} }
 
 local function fail(msg, ...) util.error("vr.recipe: " .. msg, ...) end
@@ -133,6 +135,10 @@ function M.apply_overrides(r, overrides)
     local old, parent, last = M.get(r, key)
     local valid = false
     for _, p in ipairs(M.paths(r)) do if p == key then valid = true; break end end
+    if not valid and type(old) == "table" and (text == "false" or text == "none") then
+      valid = true -- a table of settings may be switched off (eval.knn=false)
+      old = false
+    end
     if not valid then
       if old ~= nil and (type(old) == "function" or type(old) == "table") then
         error(string.format("--set %s: this key holds a %s, which cannot be set from the command line",
@@ -230,28 +236,60 @@ function M.check(r)
 end
 
 ---------------------------------------------------------------- files
-local function traceback(e) return debug.traceback(tostring(e), 2) end
+local function traceback(e)
+  if os.getenv("VISREG_TRACEBACK") then return debug.traceback(tostring(e), 2) end
+  return e
+end
 
--- Runs a recipe file and returns the recipe table (errors carry the recipe's file:line).
-function M.load(path, overrides)
-  local chunk, err = loadfile(path)
-  if not chunk then
-    if not util.file_exists(path) then error("cannot open recipe " .. path, 0) end
-    error(err, 0)
+-- Runs a recipe's source (chunk named path, so errors carry the recipe's file:line), applies the
+-- overrides and checks the result.
+-- the line of source where key (a.b.c) is written, for errors whose recipe frame was lost to a
+-- tail call (`return vr.recipe{...}`)
+local function line_of_key(source, key)
+  local at = source:find(key, 1, true)
+  if not at or not key:find(".", 1, true) then
+    local last = key:match("([%w_]+)$")
+    at = last and source:find("%f[%w_]" .. last .. "%s*=")
   end
+  if not at then return nil end
+  local _, n = source:sub(1, at):gsub("\n", "")
+  return n + 1
+end
+
+local function locate(msg, source, path)
+  msg = tostring(msg)
+  if msg:find(path .. ":", 1, true) then return msg end
+  local key = msg:match("unknown key '([^']+)'") or msg:match("the key '([^']+)'")
+  local line = key and line_of_key(source, key)
+  return string.format("%s:%s %s", path, line and (line .. ":") or "", msg)
+end
+
+function M.load_source(source, path, overrides)
+  local chunk, err = loadstring(source, "@" .. path)
+  if not chunk then error(err, 0) end
   local ok, r = xpcall(chunk, traceback)
-  if not ok then error(r, 0) end
+  if not ok then error(locate(r, source, path), 0) end
   if type(r) ~= "table" then error(string.format("%s: the recipe must return vr.recipe{...}, got %s", path, type(r)), 0) end
   if r.model == nil or r.epochs == nil then -- a plain table, not made by vr.recipe
     local ok2, e = pcall(M.define, r)
     if not ok2 then error(path .. ": " .. tostring(e), 0) end
   end
   if not r.name then r.name = path:match("([^/]+)%.lua$") or path end
+  if getmetatable(r) ~= nil then r = setmetatable(r, nil) end
   M.apply_overrides(r, overrides)
   local ok3, e3 = pcall(M.check, r)
   if not ok3 then error("after --set: " .. tostring(e3), 0) end
   return r
 end
+
+-- Runs a recipe file; returns the recipe table and the file's text.
+function M.load(path, overrides)
+  local source = util.read_file(path)
+  if not source then error("cannot open recipe " .. path, 0) end
+  return M.load_source(source, path, overrides), source
+end
+
+util.boundaries[M.load_source] = true
 
 -- the resolved recipe as JSON (functions named by their file:line)
 function M.to_json(r) return util.json_encode(r, "  ") .. "\n" end

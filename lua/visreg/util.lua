@@ -10,12 +10,17 @@ local function in_library(src)
   return src:sub(1, 1) == "@" and src:sub(2, #LIBDIR + 1) == LIBDIR
 end
 
+-- Functions that run user code (the recipe loader): when the walk up the stack reaches one, the
+-- user's frame was lost to a tail call, and the error gets no position (the caller adds one).
+M.boundaries = {}
+
 -- The stack level (for error()) of the first caller outside the library, or fallback.
 function M.user_level(fallback)
   local level = 2
   while true do
-    local info = debug.getinfo(level + 1, "S")
+    local info = debug.getinfo(level + 1, "Sf")
     if not info then return fallback or 2 end
+    if M.boundaries[info.func] then return 0 end
     if info.what ~= "C" and not in_library(info.source) then return level end
     level = level + 1
   end
@@ -119,6 +124,14 @@ function M.with_defaults(what, t, defaults, extra_allowed)
   for k, v in pairs(defaults) do
     if t[k] == nil then t[k] = M.deepcopy(v) end
   end
+  return t
+end
+
+-- A component spec (recipe data): t's options checked against defaults and filled in, kind set.
+-- what names the constructor in messages ("vr.loss.visreg").
+function M.spec(what, kind, t, defaults)
+  t = M.with_defaults(what, t or {}, defaults)
+  t.kind = kind
   return t
 end
 

@@ -1,0 +1,50 @@
+/* reg.h: what the regularizer front-ends (core/reg/) and their CPU kernels (kernels/cpu/reg_*.c)
+ * share: the accurate erfinv and quantile targets, argument checks, the common autograd
+ * backward, and the CPU rank sort. Formulas: shared/spec/REGULARIZERS.md.
+ *
+ * The design every regularizer follows: the forward kernel computes the loss, its terms and,
+ * when autograd needs it, dL/dz for an upstream gradient of 1 (it already holds every
+ * intermediate: the projections, the sort ranks, the Gram matrices). The node saves that
+ * gradient (V x B x D, the size of z) and its backward calls the op's _bwd kernel, which scales
+ * it by the upstream gradient. So a training step does the GEMMs and sorts once, and nothing of
+ * size V x B x K outlives the forward call. */
+#ifndef VISREG_REG_H
+#define VISREG_REG_H
+#include "../internal.h"
+
+/* erfinv on (-1, 1) to ~1 ulp (Giles' single-precision approximation then two Newton steps on
+ * libm's erf); +-inf at +-1, NaN outside */
+double vr_reg_erfinv(double y);
+/* q[i-1] = sqrt(2) erfinv(2i/(B+1) - 1), i = 1..B, in double */
+void vr_reg_quantiles(int64_t B, double *q);
+
+/* checks shared by the front-ends; func names the public function in the messages */
+vr_status vr_reg_check_z(const char *func, const vr_tensor *z, int64_t min_views);
+/* slices: D x K raw matrix (or NULL with K >= 1); *k_out receives the number of slices */
+vr_status vr_reg_check_slices(const char *func, const vr_tensor *z, const vr_tensor *slices, int64_t K,
+                              int64_t *k_out);
+/* slices made contiguous in z's dtype, or *out = NULL when slices is NULL: the kernel then draws
+ * the raw matrix itself (slices.h) from i[2] = seed, i[3] = step, i[4] = K */
+vr_status vr_reg_raw_slices(const vr_tensor *z, const vr_tensor *slices, vr_tensor **out);
+
+/* Runs the forward kernel of op and wraps its outputs. The caller fills a (in, f, i) and the
+ * number of terms; this allocates out[0] = loss (0-dim), out[1] = terms (n_terms, or NULL when
+ * n_terms is 0 or terms is NULL) and out[2] = dL/dz (only when z needs grad), dispatches, and
+ * records the node whose backward scales the saved gradient. */
+vr_status vr_reg_run(const char *name, vr_op op, const vr_tensor *z, vr_kernel_args *a, int n_terms,
+                     vr_tensor **loss, vr_tensor **terms);
+
+/* ---- CPU helpers for the kernels ---- */
+/* rank sort of n values (stable: ties keep index order). perm[i] receives the index of the i-th
+ * smallest. work must hold 2 n uint64 and 2 n uint32 */
+void vr_reg_argsort_f32(const float *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork);
+void vr_reg_argsort_f64(const double *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork);
+/* VR_E_VALUE naming func when z (contiguous, f32 or f64, n elements) holds a NaN or an infinity */
+vr_status vr_reg_check_finite(const char *func, const vr_tensor *z);
+/* the raw D x K slice matrix of (seed, step) (slices.h), in parallel */
+void vr_reg_draw_f32(uint64_t seed, uint64_t step, int64_t D, int64_t K, float *G);
+void vr_reg_draw_f64(uint64_t seed, uint64_t step, int64_t D, int64_t K, double *G);
+/* W[d, k] = G[d, k] / (||G[:, k]|| + eps), norms in double; W may be G */
+void vr_reg_normalize_f32(const float *G, int64_t D, int64_t K, double eps, float *W);
+void vr_reg_normalize_f64(const double *G, int64_t D, int64_t K, double eps, double *W);
+#endif

@@ -1,0 +1,152 @@
+-- visreg.cli: the `visreg train` and `visreg eval` commands (tools/cmd_train.c, cmd_eval.c call
+-- these with the command-line arguments). Each returns the process exit status.
+local util = require "visreg.util"
+local recipe = require "visreg.recipe"
+
+local M = {}
+
+local function fail(msg)
+  io.stderr:write("visreg: ", msg, "\n")
+  return 2
+end
+
+local TRAIN_USAGE = [[usage: visreg train RECIPE.lua [--set key.path=value ...] [--out DIR] [--resume DIR]
+                    [--device cpu|cuda|auto] [--quiet]
+  --set key=value  overrides a recipe value (numbers, strings, true/false, lists as {a,b})
+  --out DIR        the run folder (default runs/NAME-DATE)
+  --resume DIR     continues the run in DIR from its checkpoint (RECIPE defaults to DIR/recipe.lua)
+  --device D       overrides the recipe's device]]
+
+-- option parsing shared by train and eval: returns positional args and options, or nil, message
+local function parse(args, spec)
+  local pos, o = {}, { set = {} }
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w%-]+)$")
+    if a == "-h" or a == "--help" then
+      o.help = true
+    elseif name then
+      local kind = spec[name]
+      if not kind then return nil, "unknown option --" .. name end
+      if kind == "flag" then
+        o[name] = true
+      else
+        local v = inline
+        if v == nil then
+          i = i + 1
+          v = args[i]
+        end
+        if v == nil then return nil, "--" .. name .. " needs a value" end
+        if kind == "list" then o[name][#o[name] + 1] = v else o[name] = v end
+      end
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return pos, o
+end
+
+local function run_protected(fn)
+  local ok, res = xpcall(fn, function(e)
+    if type(e) == "string" and os.getenv("VISREG_TRACEBACK") then return debug.traceback(e, 2) end
+    return e
+  end)
+  if not ok then
+    io.stderr:write("visreg: ", tostring(res), "\n")
+    return 1
+  end
+  return res
+end
+
+function M.train(args)
+  local pos, o = parse(args, { set = "list", out = "value", resume = "value", device = "value", quiet = "flag",
+    ["stop-at-step"] = "value" })
+  if not pos then return fail(o .. "\n" .. TRAIN_USAGE) end
+  if o.help then print(TRAIN_USAGE); return 0 end
+  if #pos > 1 then return fail("expected one recipe, got " .. #pos .. "\n" .. TRAIN_USAGE) end
+  local path = pos[1]
+  local overrides = {}
+  if o.resume then
+    if not util.is_dir(o.resume) then return fail("--resume " .. o.resume .. ": not a run folder") end
+    local run = util.read_file(o.resume .. "/run.json")
+    if run then
+      local ok, j = pcall(util.json_decode, run)
+      if ok and type(j) == "table" and type(j.overrides) == "table" then overrides = j.overrides end
+    end
+    path = path or (o.resume .. "/recipe.lua")
+    o.out = o.out or o.resume
+  end
+  if not path then return fail("a recipe is required\n" .. TRAIN_USAGE) end
+  for _, s in ipairs(o.set) do overrides[#overrides + 1] = s end
+  if o.device and o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
+    return fail("--device: expected cpu, cuda or auto, got " .. o.device)
+  end
+  return run_protected(function()
+    local r, source = recipe.load(path, overrides)
+    local out = o.out or ("runs/" .. (r.name or "run") .. "-" .. os.date("%Y%m%d-%H%M%S"))
+    local trainer = require "visreg.trainer"
+    local summary = trainer.train(r, { out = out, resume = o.resume, device = o.device, quiet = o.quiet, source = source,
+      recipe_path = path, overrides = overrides, stop_at_step = tonumber(o["stop-at-step"]) })
+    if not summary then return 130 end
+    return 0
+  end)
+end
+
+local EVAL_USAGE = [[usage: visreg eval DIR_OR_CHECKPOINT [--device cpu|cuda|auto] [--set key=value ...]
+  linear probe and kNN of the encoder in a run folder or checkpoint; writes eval.json beside it]]
+
+function M.eval(args)
+  local pos, o = parse(args, { device = "value", set = "list", quiet = "flag" })
+  if not pos then return fail(o .. "\n" .. EVAL_USAGE) end
+  if o.help then print(EVAL_USAGE); return 0 end
+  if #pos ~= 1 then return fail("expected one run folder or checkpoint\n" .. EVAL_USAGE) end
+  return run_protected(function()
+    local trainer = require "visreg.trainer"
+    local checkpoint = require "visreg.checkpoint"
+    local path = pos[1]
+    local dir = path
+    if util.is_dir(path) then path = path .. "/checkpoint.safetensors" else dir = path:match("^(.*)/[^/]*$") or "." end
+    local _, meta = checkpoint.load(path)
+    if not meta.recipe_source or meta.recipe_source == "" then
+      error(path .. ": the checkpoint holds no recipe source to rebuild the model from", 0)
+    end
+    local overrides = util.json_decode(meta.overrides or "[]") or {}
+    for _, s in ipairs(o.set) do overrides[#overrides + 1] = s end
+    local r = recipe.load_source(meta.recipe_source, meta.recipe_path ~= "" and meta.recipe_path or "recipe.lua", overrides)
+    local self = trainer.setup(r, { device = o.device, quiet = o.quiet })
+    trainer.restore(self, path)
+    local res = trainer.evaluate(self)
+    res.checkpoint = path
+    res.epoch = self.state.epoch
+    res.step = self.state.step
+    util.write_file(dir .. "/eval.json", util.json_encode(res, "  ") .. "\n")
+    print(string.format("%s (epoch %d): linear probe %s, kNN %s", path, res.epoch,
+      res.linear_probe and string.format("%.2f%%", 100 * res.linear_probe) or "-",
+      res.knn and string.format("%.2f%%", 100 * res.knn) or "-"))
+    return 0
+  end)
+end
+
+-- `visreg repl RUN_DIR`: loads the run's recipe and checkpoint and sets globals for probing:
+-- r (the recipe), trainer (data, models), enc, proj, ds (train and test datasets)
+function M.repl_setup(args)
+  local dir = args[1]
+  local trainer = require "visreg.trainer"
+  local checkpoint = require "visreg.checkpoint"
+  local path = util.is_dir(dir) and (dir .. "/checkpoint.safetensors") or dir
+  local _, meta = checkpoint.load(path)
+  local overrides = util.json_decode(meta.overrides or "[]") or {}
+  local r = recipe.load_source(meta.recipe_source, meta.recipe_path ~= "" and meta.recipe_path or "recipe.lua", overrides)
+  local t = trainer.setup(r, { quiet = true })
+  trainer.restore(t, path)
+  t.enc:eval()
+  t.proj:eval()
+  _G.r, _G.trainer, _G.enc, _G.proj, _G.ds = r, t, t.enc, t.proj, t.ds
+  print(string.format("loaded %s (epoch %d): globals r, trainer, enc, proj, ds (ds.train, ds.test)", path, t.state.epoch))
+  return 0
+end
+
+return M

@@ -1,0 +1,175 @@
+-- visreg.data: datasets and the multi-view loader (C, core/data/) bound through FFI.
+-- Dataset specs are recipe data (vr.data.fashion_mnist{...}); open(spec) gives the train and
+-- test Dataset objects; Loader makes shuffled multi-view batches on worker threads.
+local ffi = require "ffi"
+local core = require "visreg.core"
+local tensor = require "visreg.tensor"
+local util = require "visreg.util"
+local C = core.C
+local check = core.check
+local new, outp = tensor.new, tensor.outp
+
+local M = {}
+
+local function spec(kind, t, defaults) return util.spec("vr.data." .. kind, kind, t, defaults) end
+local common = function(extra)
+  local d = { root = false, subset = 0, test_subset = 0, long_tail = 0, classes = false }
+  for k, v in pairs(extra or {}) do d[k] = v end
+  return d
+end
+
+-- root false: /usr/share/datasets/fashion-mnist. subset n: the first n training images (0: all);
+-- test_subset likewise for the test split; long_tail r: class c keeps n_max * r^(-c/(C-1)) images;
+-- classes: a list of classes to keep (relabelled 0..k-1)
+function M.fashion_mnist(t) return spec("fashion_mnist", t, common()) end
+function M.cifar10(t) return spec("cifar10", t, common()) end
+function M.cifar100(t) return spec("cifar100", t, common { coarse = false }) end
+-- IDX files: images/labels for training, test_images/test_labels for evaluation
+function M.idx(t)
+  return spec("idx", t, common { images = false, labels = false, test_images = false, test_labels = false, num_classes = 0 })
+end
+
+---------------------------------------------------------------- Dataset
+local Dataset = {}
+Dataset.__index = Dataset
+M.Dataset = Dataset
+
+local dp = ffi.new("vr_dataset *[1]")
+local function wrap_ds(st)
+  if st ~= 0 then dp[0] = nil; util.error("%s", core.last_error()) end
+  local d = ffi.gc(dp[0], C.vr_dataset_free)
+  dp[0] = nil
+  return setmetatable({ handle = d }, Dataset)
+end
+
+function M.from_tensors(images, labels, num_classes)
+  return wrap_ds(C.vr_dataset_from_tensors(images, labels, num_classes or 0, dp))
+end
+
+function Dataset:count() return tonumber(C.vr_dataset_count(self.handle)) end
+Dataset.__len = Dataset.count
+function Dataset:channels() return tonumber(C.vr_dataset_channels(self.handle)) end
+function Dataset:height() return tonumber(C.vr_dataset_height(self.handle)) end
+function Dataset:width() return tonumber(C.vr_dataset_width(self.handle)) end
+function Dataset:num_classes() return C.vr_dataset_num_classes(self.handle) end
+function Dataset:has_labels() return C.vr_dataset_has_labels(self.handle) ~= 0 end
+function Dataset:label(i) return tonumber(C.vr_dataset_label(self.handle, i)) end
+function Dataset:images() return new(C.vr_dataset_images(self.handle, outp)) end       -- u8 N x C x H x W
+function Dataset:images_f32() return new(C.vr_dataset_images_f32(self.handle, outp)) end
+function Dataset:labels() return new(C.vr_dataset_labels(self.handle, outp)) end       -- i64 N
+function Dataset:head(n) return wrap_ds(C.vr_dataset_head(self.handle, n, dp)) end
+function Dataset:subset(indices)
+  local n, a = tensor.int64s(indices, "indices")
+  return wrap_ds(C.vr_dataset_subset(self.handle, n, a, dp))
+end
+function Dataset:class_subset(classes, relabel)
+  local a = ffi.new("int[?]", #classes, classes)
+  return wrap_ds(C.vr_dataset_class_subset(self.handle, #classes, a, relabel == false and 0 or 1, dp))
+end
+function Dataset:long_tail(r) return wrap_ds(C.vr_dataset_long_tail(self.handle, r, dp)) end
+function Dataset:unlabeled() return wrap_ds(C.vr_dataset_unlabeled(self.handle, dp)) end
+function Dataset:class_count(c) return tonumber(C.vr_dataset_class_count(self.handle, c)) end
+function Dataset:__tostring()
+  return string.format("Dataset(%d images, %dx%dx%d, %d classes)", self:count(), self:channels(), self:height(),
+    self:width(), self:num_classes())
+end
+
+local function root_of(s) return s.root or nil end
+
+local openers = {
+  fashion_mnist = function(s, train) return C.vr_dataset_fashion_mnist(root_of(s), train and 1 or 0, dp) end,
+  cifar10 = function(s, train) return C.vr_dataset_cifar10(root_of(s), train and 1 or 0, dp) end,
+  cifar100 = function(s, train) return C.vr_dataset_cifar100(root_of(s), train and 1 or 0, s.coarse and 1 or 0, dp) end,
+  idx = function(s, train)
+    local im = train and s.images or s.test_images
+    local lb = train and s.labels or s.test_labels
+    if not im then util.error("vr.data.idx: %s is required", train and "images" or "test_images") end
+    return C.vr_dataset_idx(im, lb or nil, s.num_classes or 0, dp)
+  end,
+}
+
+-- one split of a dataset spec, with its subset, classes and long-tail options applied
+function M.open_split(s, train)
+  local open = type(s) == "table" and openers[s.kind]
+  if not open then util.error("data: expected vr.data.fashion_mnist/cifar10/cifar100/idx{...}, got %s", type(s)) end
+  local d = wrap_ds(open(s, train))
+  if s.classes and #s.classes > 0 then d = d:class_subset(s.classes, true) end
+  if train and s.long_tail and s.long_tail > 1 then d = d:long_tail(s.long_tail) end
+  local n = train and s.subset or s.test_subset
+  if n and n > 0 and n < d:count() then d = d:head(n) end
+  return d
+end
+
+function M.open(s)
+  return { train = M.open_split(s, true), test = M.open_split(s, false) }
+end
+
+---------------------------------------------------------------- Loader
+local Loader = {}
+Loader.__index = Loader
+M.Loader = Loader
+
+local lp = ffi.new("vr_loader *[1]")
+local bp = ffi.new("vr_batch *[1]")
+
+-- Loader(dataset, {batch=256, shuffle=true, drop_last=true, seed=0, workers=2, prefetch=2})
+function M.loader(ds, o)
+  o = o or {}
+  check(C.vr_loader_new(ds.handle, o.batch or 256, o.shuffle == false and 0 or 1, o.drop_last == false and 0 or 1,
+    o.seed or 0, o.workers or 2, o.prefetch or 2, lp))
+  local l = ffi.gc(lp[0], C.vr_loader_free)
+  lp[0] = nil
+  -- the loader keeps a pointer to the dataset: hold it as long as the loader lives
+  return setmetatable({ handle = l, dataset = ds, pipelines = {} }, Loader)
+end
+setmetatable(Loader, { __call = function(_, ds, o) return M.loader(ds, o) end })
+
+-- add_view(size, pipeline): size a number or {h, w}; pipeline a list of vr.augment specs
+function Loader:add_view(size, pipeline)
+  local h, w = 0, 0
+  if type(size) == "number" then h, w = size, size elseif type(size) == "table" then h, w = size[1], size[2] end
+  local p = require("visreg.augment").build(pipeline or {})
+  check(C.vr_loader_add_view(self.handle, h, w, p))
+  return self
+end
+function Loader:num_views() return C.vr_loader_num_views(self.handle) end
+function Loader:num_batches() return tonumber(C.vr_loader_num_batches(self.handle)) end
+function Loader:epoch() return tonumber(C.vr_loader_epoch(self.handle)) end
+function Loader:batch_index() return tonumber(C.vr_loader_batch_index(self.handle)) end
+function Loader:set_position(epoch, index)
+  check(C.vr_loader_set_position(self.handle, epoch, index))
+  return self
+end
+-- the next Batch, or nil at the end of the epoch
+function Loader:next()
+  check(C.vr_loader_next(self.handle, bp))
+  local b = bp[0]
+  bp[0] = nil
+  if b == nil then return nil end
+  return setmetatable({ handle = ffi.gc(b, C.vr_batch_free) }, M.Batch)
+end
+-- frees the worker threads now rather than at garbage collection
+function Loader:close()
+  if self.handle ~= nil then
+    C.vr_loader_free(ffi.gc(self.handle, nil))
+    self.handle = nil
+  end
+end
+
+local Batch = {}
+Batch.__index = Batch
+M.Batch = Batch
+function Batch:num_views() return C.vr_batch_num_views(self.handle) end
+function Batch:size() return tonumber(C.vr_batch_size(self.handle)) end
+function Batch:epoch() return tonumber(C.vr_batch_epoch(self.handle)) end
+function Batch:index() return tonumber(C.vr_batch_index(self.handle)) end
+function Batch:view(v) return new(C.vr_batch_view(self.handle, v, outp)) end
+-- views first..first+n-1 as n x B x C x H x W
+function Batch:views(first, n) return new(C.vr_batch_views(self.handle, first or 0, n or self:num_views(), outp)) end
+function Batch:labels() return new(C.vr_batch_labels(self.handle, outp)) end
+function Batch:indices() return new(C.vr_batch_indices(self.handle, outp)) end
+function Batch:free()
+  if self.handle ~= nil then C.vr_batch_free(ffi.gc(self.handle, nil)); self.handle = nil end
+end
+
+return M

@@ -1,0 +1,56 @@
+-- visreg.probe: evaluation of frozen encoders: features of a dataset, the offline linear probe
+-- (L-BFGS logistic regression, core/probe.c) and the weighted kNN.
+local ffi = require "ffi"
+local core = require "visreg.core"
+local tensor = require "visreg.tensor"
+local augment = require "visreg.augment"
+local C = core.C
+local check = core.check
+
+local M = {}
+
+local accp = ffi.new("double[1]")
+
+-- features(encoder, dataset, {pipeline = vr_pipeline or list, size =, batch = 1000, device = "cpu"})
+-- -> f32 N x D on the device, the encoder in eval mode and without gradients
+function M.features(enc, ds, o)
+  o = o or {}
+  local pipeline = o.pipeline or {}
+  if type(pipeline) == "table" then pipeline = augment.build(pipeline) end
+  local images = ds:images()
+  local n = images:size(0)
+  local bs = o.batch or 1000
+  local was_training = enc.training
+  enc:eval()
+  local parts = {}
+  tensor.no_grad(function()
+    for i = 0, n - 1, bs do
+      local m = math.min(bs, n - i)
+      local x = augment.apply(pipeline, images:narrow(0, i, m), { size = o.size })
+      if o.device and o.device ~= "cpu" then x = x:to(o.device) end
+      parts[#parts + 1] = enc(x):detach()
+    end
+  end)
+  enc:train(was_training)
+  return tensor.cat(parts, 0)
+end
+
+-- accuracy in [0, 1] of a logistic regression fitted on (train_x, train_y), the best over the
+-- l2 penalties given (default {0, 1e-4, 1e-3}, as the reference does)
+function M.linear_probe(train_x, train_y, test_x, test_y, o)
+  o = o or {}
+  local best = 0
+  for _, l2 in ipairs(o.l2 or { 0, 1e-4, 1e-3 }) do
+    check(C.vr_linear_probe(train_x, train_y, test_x, test_y, o.num_classes or 0, l2, o.max_iter or 0, accp))
+    if accp[0] > best then best = accp[0] end
+  end
+  return best
+end
+
+function M.knn(train_x, train_y, test_x, test_y, o)
+  o = o or {}
+  check(C.vr_knn_probe(train_x, train_y, test_x, test_y, o.num_classes or 0, o.k or 20, o.T or 0.07, accp))
+  return accp[0]
+end
+
+return M

@@ -1,0 +1,432 @@
+-- visreg.trainer: trains a recipe. Multi-view batches from the C loader go through the encoder
+-- and the projector; the recipe's objective (visreg.loss) trains both; an online linear probe
+-- learns on detached encoder features. Schedules set any scalar of the recipe at every step.
+--
+-- The run folder holds recipe.lua (the recipe's source), recipe.json (resolved), run.json,
+-- metrics.jsonl (step and epoch lines), checkpoint.safetensors (model, optimizers, RNG, loader
+-- position, recipe) and summary.json (linear_probe, knn, train_seconds, epochs,
+-- images_per_second). A resumed run continues bit for bit where the checkpoint left off; Ctrl-C
+-- saves a checkpoint and stops cleanly.
+local core = require "visreg.core"
+local tensor = require "visreg.tensor"
+local random = require "visreg.random"
+local util = require "visreg.util"
+local recipe_mod = require "visreg.recipe"
+local schedule = require "visreg.schedule"
+local lossm = require "visreg.loss"
+local optim = require "visreg.optim"
+local data = require "visreg.data"
+local augment = require "visreg.augment"
+local checkpoint = require "visreg.checkpoint"
+local probe = require "visreg.probe"
+local metrics = require "visreg.metrics"
+local nn = require "visreg.nn"
+local C = core.C
+
+local M = {}
+
+local CKPT = "checkpoint.safetensors"
+local FORMAT = "visreg-checkpoint-1"
+
+---------------------------------------------------------------- output
+local function fmt_time(s)
+  s = math.max(0, math.floor(s + 0.5))
+  if s >= 3600 then return string.format("%d:%02d:%02d", math.floor(s / 3600), math.floor(s / 60) % 60, s % 60) end
+  return string.format("%02d:%02d", math.floor(s / 60), s % 60)
+end
+M.fmt_time = fmt_time
+
+local Progress = {}
+Progress.__index = Progress
+local function progress(mode, quiet)
+  local tty = C.vr_host_isatty(1) ~= 0
+  if mode == "bar" then tty = true elseif mode == "plain" or mode == false then tty = false end
+  return setmetatable({ tty = tty and not quiet, quiet = quiet, last = "" }, Progress)
+end
+function Progress:line(s)
+  if self.quiet then return end
+  if self.tty and self.last ~= "" then io.stdout:write("\r\27[K") end
+  io.stdout:write(s, "\n")
+  io.stdout:flush()
+  self.last = ""
+end
+function Progress:bar(epoch, epochs, i, n, info, eta)
+  if not self.tty then return end
+  local width = 24
+  local fill = math.floor(width * i / math.max(1, n))
+  local s = string.format("\r\27[Kepoch %d/%d [%s%s] %d/%d %s ETA %s", epoch, epochs, string.rep("#", fill),
+    string.rep("-", width - fill), i, n, info, fmt_time(eta))
+  io.stdout:write(s)
+  io.stdout:flush()
+  self.last = s
+end
+function Progress:finish()
+  if self.tty and self.last ~= "" then io.stdout:write("\r\27[K"); io.stdout:flush() end
+  self.last = ""
+end
+
+---------------------------------------------------------------- the model
+local function build_model(r, device)
+  random.manual_seed(r.seed, 0)
+  local a, b = r.model()
+  local enc, proj = a, b
+  if type(a) == "table" and not a.forward and (a.encoder or a[1]) then enc, proj = a.encoder or a[1], a.projector or a[2] end
+  if type(enc) ~= "table" or not enc.forward then util.error("recipe.model: expected it to return an encoder module, got %s", type(enc)) end
+  proj = proj or nn.Identity()
+  if not enc.out_dim then util.error("recipe.model: the encoder has no out_dim (the size of its features)") end
+  enc:to(device)
+  proj:to(device)
+  return enc, proj
+end
+
+local function named_params(enc, proj)
+  local out = {}
+  for _, e in ipairs(enc:named_parameters()) do out[#out + 1] = { "encoder." .. e[1], e[2], e[3] } end
+  for _, e in ipairs(proj:named_parameters()) do out[#out + 1] = { "projector." .. e[1], e[2], e[3] } end
+  return out
+end
+
+local function state_tensors(modules)
+  local out = {}
+  for prefix, m in pairs(modules) do
+    for name, t in pairs(m:state_dict()) do out[prefix .. "." .. name] = t end
+  end
+  return out
+end
+
+---------------------------------------------------------------- the run
+-- Trainer state: everything a checkpoint restores besides the tensors.
+local function new_state() return { epoch = 0, batch_index = 0, step = 0, train_seconds = 0, images = 0 } end
+
+-- open(r, opts) -> the trainer table (data, model, optimizers), ready to run or evaluate
+function M.setup(r, opts)
+  opts = opts or {}
+  local self = { r = r, opts = opts, state = new_state() }
+  if r.threads and r.threads > 0 then C.vr_set_num_threads(r.threads) end
+  local dev = opts.device or r.device
+  self.device = core.device_names[tonumber(core.device(dev))]
+  if self.device == "cuda" and C.vr_cuda_available() == 0 then
+    util.error("device cuda: no GPU is available (%s)", C.vr_cuda_compiled() ~= 0 and "none found" or "built without CUDA")
+  end
+  if r.precision == "bf16" and not opts.quiet then
+    io.stderr:write("visreg: precision bf16 is not implemented in the trainer yet; training in f32\n")
+  end
+  self.ds = data.open(r.data)
+  local train = self.ds.train
+  self.channels, self.height, self.width = train:channels(), train:height(), train:width()
+  self.num_classes = math.max(train:num_classes(), self.ds.test:num_classes())
+  self.enc, self.proj = build_model(r, self.device)
+  if self.num_classes > 0 and r.eval.online_probe then
+    random.manual_seed(r.seed, 1)
+    self.head = nn.Linear(self.enc.out_dim, self.num_classes, { device = self.device })
+  end
+  self.objective = lossm.build(r.loss)
+  self.opt = optim.build(r.optim, named_params(self.enc, self.proj))
+  if self.head then
+    local ps = optim.adamw { lr = r.eval.probe_lr, weight_decay = 0 }
+    self.probe_opt = optim.build(ps, self.head:named_parameters())
+  end
+  random.manual_seed(r.seed, 2) -- the stream for dropout and anything drawn during training
+  return self
+end
+
+local function make_loader(self)
+  local r = self.r
+  local l = data.loader(self.ds.train, { batch = r.batch, shuffle = true, drop_last = true, seed = r.seed,
+    workers = r.loader.workers, prefetch = r.loader.prefetch })
+  local g, lo = r.views.global, r.views["local"]
+  for _ = 1, g.n do l:add_view(g.size or { self.height, self.width }, g.pipeline) end
+  if lo then for _ = 1, lo.n do l:add_view(lo.size or { self.height, self.width }, lo.pipeline) end end
+  if l:num_batches() < 1 then
+    util.error("data: %d training images make no batch of %d (lower batch or raise data.subset)", self.ds.train:count(), r.batch)
+  end
+  return l
+end
+
+---------------------------------------------------------------- checkpoints
+function M.save(self, path)
+  local st = self.state
+  local tensors = state_tensors { encoder = self.enc, projector = self.proj }
+  if self.head then
+    for k, v in pairs(self.head:state_dict()) do tensors["probe." .. k] = v end
+  end
+  local ot, om = self.opt:state_dict("optim.")
+  for k, v in pairs(ot) do tensors[k] = v end
+  local pm
+  if self.probe_opt then
+    local pt
+    pt, pm = self.probe_opt:state_dict("probe_optim.")
+    for k, v in pairs(pt) do tensors[k] = v end
+  end
+  local meta = {
+    format = FORMAT,
+    state = util.json_encode { epoch = st.epoch, batch_index = st.batch_index, step = st.step,
+      train_seconds = st.train_seconds, images = st.images, optim = om, probe_optim = pm,
+      generator = random.default():state(), version = require("visreg").version },
+    recipe = recipe_mod.to_json(self.r),
+    recipe_source = self.opts.source or "",
+    recipe_path = self.opts.recipe_path or "",
+    overrides = util.json_encode(self.opts.overrides or {}),
+  }
+  checkpoint.save(path, tensors, meta)
+end
+
+-- restores a checkpoint's model, optimizers, RNG and position
+function M.restore(self, path)
+  local tensors, meta = checkpoint.load(path)
+  if meta.format ~= FORMAT then util.error("%s: not a visreg checkpoint (format %s)", path, tostring(meta.format)) end
+  local st = util.json_decode(meta.state)
+  self.enc:load_state_dict(checkpoint.with_prefix(tensors, "encoder."))
+  self.proj:load_state_dict(checkpoint.with_prefix(tensors, "projector."))
+  if self.head then self.head:load_state_dict(checkpoint.with_prefix(tensors, "probe.")) end
+  self.opt:load_state_dict(tensors, st.optim or {}, "optim.")
+  if self.probe_opt and st.probe_optim then self.probe_opt:load_state_dict(tensors, st.probe_optim, "probe_optim.") end
+  random.default():set_state(st.generator)
+  self.state = { epoch = st.epoch, batch_index = st.batch_index, step = st.step, train_seconds = st.train_seconds,
+    images = st.images }
+  return meta
+end
+
+---------------------------------------------------------------- training
+local function append_line(f, t)
+  if f then f:write(util.json_encode(t), "\n"); f:flush() end
+end
+
+local function scalar(t) return t and t:item() end
+
+-- runs the remaining epochs; returns "done" or "interrupted"
+function M.fit(self)
+  local r, st, opts = self.r, self.state, self.opts
+  local loader = make_loader(self)
+  self.loader = loader
+  local steps_per_epoch = loader:num_batches()
+  local sctx = { steps_per_epoch = steps_per_epoch, total_steps = steps_per_epoch * r.epochs, epochs = r.epochs }
+  local bases = {}
+  for key in pairs(r.schedule) do
+    local path = schedule.resolve_key(key)
+    bases[path] = recipe_mod.get(r, path)
+  end
+  local G = r.views.global.n
+  local Lv = r.views["local"] and r.views["local"].n or 0
+  local V = G + Lv
+  local B = r.batch
+  local out = opts.out
+  local mf = out and io.open(out .. "/metrics.jsonl", "a")
+  local prog = progress(r.log.progress, opts.quiet)
+  local log_every = math.max(1, r.log.every)
+  local enc, proj, head = self.enc, self.proj, self.head
+  enc:train(); proj:train()
+  if head then head:train() end
+  local result = "done"
+
+  local function apply_schedules(epoch)
+    for key, s in pairs(r.schedule) do
+      local path = schedule.resolve_key(key)
+      recipe_mod.set(r, path, schedule.value(s, bases[path], epoch, st.step, sctx))
+    end
+  end
+
+  local function encode(x, n) -- n x B x C x H x W -> embeddings n x B x D, features (first view)
+    local s = x:shape()
+    x = x:reshape(s[1] * s[2], s[3], s[4], s[5])
+    if self.device ~= "cpu" then x = x:to(self.device) end
+    local h = enc(x)
+    local z = proj(h)
+    return z:view(n, s[2], -1), h
+  end
+
+  while st.epoch < r.epochs do
+    local epoch = st.epoch
+    if loader:epoch() ~= epoch or loader:batch_index() ~= st.batch_index then loader:set_position(epoch, st.batch_index) end
+    local t_epoch = core.now()
+    local t_log, img_log = t_epoch, 0
+    local sum_loss, n_loss = nil, 0
+    local correct, seen = nil, 0
+    local last_z, last_info = nil, ""
+    while true do
+      local t0 = core.now()
+      local batch = loader:next()
+      if not batch then break end
+      apply_schedules(epoch)
+      local zg, h = encode(batch:views(0, G), G)
+      local z = zg
+      if Lv > 0 then
+        local zl = encode(batch:views(G, Lv), Lv)
+        z = tensor.cat({ zg, zl }, 0)
+      end
+      local loss, terms = self.objective(z, { seed = r.seed, step = st.step, global_views = G })
+      local total = loss
+      local probe_loss, labels
+      if head then
+        labels = batch:labels()
+        local dev_labels = self.device ~= "cpu" and labels:to(self.device) or labels
+        local feats = h:narrow(0, 0, B):detach()
+        local logits = head(feats)
+        probe_loss = lossm.cross_entropy(logits, dev_labels)
+        total = loss + probe_loss
+        -- accuracy counted on the host: B x classes values, and no integer kernels needed on the device
+        local c = tensor.no_grad(function() return logits:detach():to("cpu"):argmax(1):eq(labels):to("f32"):sum() end)
+        correct = correct and correct + c or c
+        seen = seen + B
+      end
+      self.opt:zero_grad()
+      if self.probe_opt then self.probe_opt:zero_grad() end
+      total:backward()
+      local grad_norm = self.opt:step()
+      if self.probe_opt then self.probe_opt:step() end
+      local ld = loss:detach()
+      sum_loss = sum_loss and sum_loss + ld or ld
+      n_loss = n_loss + 1
+      last_z = zg
+      batch:free()
+      st.step = st.step + 1
+      st.batch_index = st.batch_index + 1
+      st.images = st.images + B * V
+      img_log = img_log + B * V
+      st.train_seconds = st.train_seconds + (core.now() - t0)
+
+      local last_of_epoch = st.batch_index == steps_per_epoch
+      if st.step % log_every == 0 or last_of_epoch then
+        local now = core.now()
+        local line = { type = "step", epoch = epoch, step = st.step, loss = loss:item(), lr = r.optim.lr,
+          lambda = r.loss.lambda, images_per_second = img_log / math.max(1e-9, now - t_log), grad_norm = grad_norm }
+        for k, v in pairs(terms) do line[k] = scalar(v) end
+        if probe_loss then line.probe_loss = probe_loss:item() end
+        append_line(mf, line)
+        t_log, img_log = now, 0
+        last_info = string.format("loss %.4f lr %.2e %.0f img/s", line.loss, line.lr, line.images_per_second)
+        if not prog.tty then
+          prog:line(string.format("epoch %d/%d step %d/%d %s", epoch + 1, r.epochs, st.batch_index, steps_per_epoch, last_info))
+        end
+      end
+      local per_step = (core.now() - t_epoch) / math.max(1, n_loss)
+      local eta = per_step * ((steps_per_epoch - st.batch_index) + steps_per_epoch * (r.epochs - epoch - 1))
+      prog:bar(epoch + 1, r.epochs, st.batch_index, steps_per_epoch, last_info, eta)
+
+      local interrupted = C.vr_host_interrupted() ~= 0
+      if interrupted or (opts.stop_at_step and st.step >= opts.stop_at_step) then
+        if last_of_epoch then st.epoch, st.batch_index = epoch + 1, 0 end
+        if out then M.save(self, out .. "/" .. CKPT) end
+        prog:finish()
+        if interrupted then
+          C.vr_host_clear_interrupt()
+          prog:line(string.format("interrupted at epoch %d step %d: checkpoint saved; resume with --resume %s",
+            epoch + 1, st.step, out or "(no --out)"))
+        end
+        if mf then mf:close() end
+        return "interrupted"
+      end
+    end
+    -- end of epoch
+    prog:finish()
+    local zl = last_z:select(0, 0):detach()
+    local eline = { type = "epoch", epoch = epoch, step = st.step, loss = sum_loss and sum_loss:item() / n_loss,
+      lr = r.optim.lr, lambda = r.loss.lambda, seconds = core.now() - t_epoch,
+      images_per_second = n_loss * B * V / math.max(1e-9, core.now() - t_epoch),
+      embedding_std = metrics.embedding_std(zl), effective_rank = metrics.effective_rank(zl) }
+    if correct then eline.online_probe = correct:item() / seen end
+    append_line(mf, eline)
+    self.last_epoch = eline
+    prog:line(string.format("epoch %d/%d loss %.4f%s std %.3f rank %.1f %.0f img/s %s", epoch + 1, r.epochs, eline.loss or 0,
+      eline.online_probe and string.format(" online-probe %.2f%%", 100 * eline.online_probe) or "", eline.embedding_std,
+      eline.effective_rank or 0, eline.images_per_second, fmt_time(eline.seconds)))
+    st.epoch, st.batch_index = epoch + 1, 0
+    local every = r.checkpoint.every
+    if out and ((every > 0 and st.epoch % every == 0) or st.epoch == r.epochs) then M.save(self, out .. "/" .. CKPT) end
+  end
+  if mf then mf:close() end
+  loader:close()
+  return result
+end
+
+---------------------------------------------------------------- evaluation
+-- linear probe and kNN on frozen encoder features of the train and test splits
+function M.evaluate(self, o)
+  o = o or {}
+  local r = self.r
+  local ev = r.eval
+  local res = {}
+  if not (ev.linear_probe or ev.knn) then return res end
+  if self.num_classes == 0 then return res end
+  local g = r.views.global
+  local size = g.size
+  if size and type(size) == "number" and size == self.height and size == self.width then size = nil end
+  local pipeline = augment.eval_pipeline(g.pipeline, size)
+  local t0 = core.now()
+  local fo = { pipeline = pipeline, batch = ev.batch, device = self.device }
+  local ftr = probe.features(self.enc, self.ds.train, fo)
+  local fte = probe.features(self.enc, self.ds.test, fo)
+  local ytr, yte = self.ds.train:labels(), self.ds.test:labels()
+  if ev.linear_probe then res.linear_probe = probe.linear_probe(ftr, ytr, fte, yte, { num_classes = self.num_classes,
+      l2 = ev.probe_l2, max_iter = ev.probe_iters }) end
+  if ev.knn then
+    local k = type(ev.knn) == "table" and ev.knn or {}
+    res.knn = probe.knn(ftr, ytr, fte, yte, { num_classes = self.num_classes, k = k.k or 20, T = k.T or 0.07 })
+  end
+  res.eval_seconds = core.now() - t0
+  return res
+end
+
+---------------------------------------------------------------- the command
+-- train(r, opts): opts.out (run folder), opts.resume (a run folder to continue), opts.device,
+-- opts.quiet, opts.source (the recipe's text), opts.recipe_path, opts.overrides, opts.stop_at_step.
+-- Returns the summary table (nil when interrupted) and the trainer.
+function M.train(r, opts)
+  opts = opts or {}
+  local out = opts.out
+  if out then
+    util.mkdir_p(out)
+    if not opts.resume and util.file_exists(out .. "/metrics.jsonl") then
+      -- a fresh run into an old run folder starts its metrics over
+      if not opts.quiet then print("note: starting a new run in " .. out .. " (its old metrics are replaced)") end
+      os.remove(out .. "/metrics.jsonl")
+      os.remove(out .. "/summary.json")
+    end
+    if opts.source then util.write_file(out .. "/recipe.lua", opts.source) end
+    util.write_file(out .. "/recipe.json", recipe_mod.to_json(r))
+  end
+  local self = M.setup(r, opts)
+  if out then
+    util.write_file(out .. "/run.json", util.json_encode({ recipe = opts.recipe_path, overrides = opts.overrides or {},
+      device = self.device, version = require("visreg").version, threads = C.vr_num_threads(),
+      started = os.date("!%Y-%m-%dT%H:%M:%SZ") }, "  ") .. "\n")
+  end
+  if opts.resume then
+    local path = opts.resume
+    if util.is_dir(path) then path = path .. "/" .. CKPT end
+    M.restore(self, path)
+    if not opts.quiet then
+      print(string.format("resumed from %s at epoch %d, step %d", path, self.state.epoch + 1, self.state.step))
+    end
+  end
+  if not opts.quiet then
+    print(string.format("visreg %s: %s on %s (%d threads), %d train / %d test images, %d epochs x %d steps of %d x %d views",
+      require("visreg").version, r.name or "recipe", self.device, C.vr_num_threads(), self.ds.train:count(),
+      self.ds.test:count(), r.epochs, math.floor(self.ds.train:count() / r.batch), r.batch,
+      r.views.global.n + (r.views["local"] and r.views["local"].n or 0)))
+    print(string.format("encoder %d parameters, projector %d parameters%s", self.enc:num_parameters(),
+      self.proj:num_parameters(), out and (", run folder " .. out) or ""))
+  end
+  local status = M.fit(self)
+  if status == "interrupted" then return nil, self end
+  local st = self.state
+  local summary = { recipe = r.name, epochs = r.epochs, steps = st.step, train_seconds = st.train_seconds,
+    images_per_second = st.images / math.max(1e-9, st.train_seconds), device = self.device, threads = C.vr_num_threads() }
+  if self.last_epoch then
+    summary.final_loss = self.last_epoch.loss
+    summary.online_probe = self.last_epoch.online_probe
+    summary.effective_rank = self.last_epoch.effective_rank
+  end
+  local ev = M.evaluate(self)
+  for k, v in pairs(ev) do summary[k] = v end
+  if out then util.write_file(out .. "/summary.json", util.json_encode(summary, "  ") .. "\n") end
+  if not opts.quiet then
+    print(string.format("done: %s%s%strain %s, %.0f img/s", summary.linear_probe and string.format("linear probe %.2f%%, ",
+      100 * summary.linear_probe) or "", summary.knn and string.format("kNN %.2f%%, ", 100 * summary.knn) or "",
+      summary.online_probe and string.format("online probe %.2f%%, ", 100 * summary.online_probe) or "",
+      fmt_time(summary.train_seconds), summary.images_per_second))
+  end
+  return summary, self
+end
+
+return M
