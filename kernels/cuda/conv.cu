@@ -1,55 +1,107 @@
-/* conv.cu: CUDA conv2d (fwd, bwd) as im2col + cuBLAS, with the argument layout of core/ops/conv.c:
- *   i = {stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups}
- *   fwd: in = {x [N, C, H, W], w [Co, C/G, kh, kw], bias [Co] | NULL}, out = {y [N, Co, Ho, Wo]}
- *   bwd: in = {grad_y, x, w}, out = {grad_x | NULL, grad_w | NULL, grad_b | NULL}
- *   every tensor contiguous, outputs fresh and overwritten in full.
- * Images go in chunks (the column buffer stays under 256 MiB). Per chunk and group:
- *   y_n = W_g cols_n                       (strided-batched GEMM, W shared)
- *   part_n = gy_n cols_n^T, grad_w += sum_n part_n   (partials summed in image order)
- *   dcols_n = W_g^T gy_n, then col2im by gathering (each input element sums its taps in order)
- * grad_b: one block per output channel, fixed tree. Deterministic, no atomics. f32 and f64. */
+/* conv.cu: CUDA conv2d forward and backward with the argument layout of core/ops/conv.c
+ * (i = {sh, sw, ph, pw, dh, dw, groups}; fwd in = {x, w, bias or NULL}, out = {y}; bwd in =
+ * {grad_y, x, w}, out = {grad_x, grad_w, grad_b}, each NULL when not wanted; all contiguous,
+ * every output element overwritten).
+ *
+ * With cuDNN (VR_HAVE_CUDNN): cudnnConvolutionForward / BackwardData / BackwardFilter, one handle
+ * per device bound to the backend's stream, algorithms from cuDNN's heuristics restricted to
+ * deterministic ones (cached per geometry), workspace from the caching allocator. f32 runs with
+ * CUDNN_FMA_MATH (no TF32) unless VISREG_CUDA_TF32=1. Without cuDNN, or with VISREG_CUDA_CONV=im2col,
+ * or when cuDNN has no algorithm: im2col + cuBLAS per sample, grad_w accumulated over the batch in
+ * order on the stream, grad_x by a col2im gather (one thread per input pixel, fixed order).
+ * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic. */
+#include "more.cuh"
 #include "blockreduce.cuh"
-#include <cublas_v2.h>
-
-vr_status vr_cuda_cublas(cublasHandle_t *h); /* linalg.cu */
+#include <mutex>
+#include <map>
+#include <array>
+#include <stdlib.h>
+#ifdef VR_HAVE_CUDNN
+#include <cudnn.h>
+#endif
 
 namespace {
 
-struct cgeo {
-  int64_t N, C, H, W, Co, kh, kw, Ho, Wo;
-  int64_t sh, sw, ph, pw, dh, dw, G, Cg, Cog, K, P;
+struct geo {
+  int64_t N, C, H, W, Co, kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw, G, Cg, Cog, K, P;
 };
-cgeo geo_of(const vr_tensor *x, const vr_tensor *w, const vr_tensor *y, const int64_t *iv) {
-  cgeo g;
-  g.N = x->shape[0], g.C = x->shape[1], g.H = x->shape[2], g.W = x->shape[3];
-  g.Co = w->shape[0], g.kh = w->shape[2], g.kw = w->shape[3];
-  g.Ho = y->shape[2], g.Wo = y->shape[3];
-  g.sh = iv[0], g.sw = iv[1], g.ph = iv[2], g.pw = iv[3], g.dh = iv[4], g.dw = iv[5], g.G = iv[6] > 0 ? iv[6] : 1;
-  g.Cg = g.C / g.G, g.Cog = g.Co / g.G;
+
+geo make_geo(const vr_tensor *x, const vr_tensor *w, const int64_t *i) {
+  geo g;
+  g.N = x->shape[0];
+  g.C = x->shape[1];
+  g.H = x->shape[2];
+  g.W = x->shape[3];
+  g.Co = w->shape[0];
+  g.kh = w->shape[2];
+  g.kw = w->shape[3];
+  g.sh = i[0];
+  g.sw = i[1];
+  g.ph = i[2];
+  g.pw = i[3];
+  g.dh = i[4];
+  g.dw = i[5];
+  g.G = i[6];
+  g.Ho = (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+  g.Wo = (g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  g.Cg = g.C / g.G;
+  g.Cog = g.Co / g.G;
   g.K = g.Cg * g.kh * g.kw;
   g.P = g.Ho * g.Wo;
   return g;
 }
 
-#define LOOP(i, n) for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
-/* cols[l][k][p] for images n0 .. n0+nb-1 of group grp */
-template <typename T> __global__ void im2col(const T *x, T *cols, cgeo g, int64_t n0, int64_t nb, int64_t grp) {
-  LOOP(e, nb * g.K * g.P) {
-    int64_t p = e % g.P, k = (e / g.P) % g.K, l = e / (g.P * g.K);
-    int64_t j = k % g.kw, i = (k / g.kw) % g.kh, c = k / (g.kw * g.kh);
-    int64_t ow = p % g.Wo, oh = p / g.Wo;
-    int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
-    T v = (T)0;
-    if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) v = x[(((n0 + l) * g.C + grp * g.Cg + c) * g.H + ih) * g.W + iw];
-    cols[e] = v;
+/* ---------------------------------------------------------------- bias */
+
+template <typename T> __global__ void add_bias_k(T *y, const T *__restrict__ b, int64_t Co, int64_t P, int64_t total) {
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t co = (e / P) % Co;
+    y[e] = vr_cu_st<T>(vr_cu_ld<T>(y[e]) + vr_cu_ld<T>(b[co]));
   }
 }
-/* grad_x of images n0.. for group grp from dcols[l][k][p]: each element sums its taps in (i, j) order */
-template <typename T> __global__ void col2im(const T *dcols, T *gx, cgeo g, int64_t n0, int64_t nb, int64_t grp) {
-  LOOP(e, nb * g.Cg * g.H * g.W) {
-    int64_t iw = e % g.W, ih = (e / g.W) % g.H, c = (e / (g.W * g.H)) % g.Cg, l = e / (g.W * g.H * g.Cg);
-    T s = (T)0;
+
+/* grad_b[co] = sum over n, p of grad_y[n, co, p]: one block per channel, fixed tree, double */
+template <typename T> __global__ void bias_grad_k(const T *__restrict__ gy, T *gb, int64_t N, int64_t Co, int64_t P) {
+  __shared__ double sh[256];
+  for (int64_t co = blockIdx.x; co < Co; co += gridDim.x) {
+    double s = 0;
+    for (int64_t e = threadIdx.x; e < N * P; e += blockDim.x) {
+      int64_t n = e / P, p = e - n * P;
+      s += vr_cu_conv<T>::load(gy[(n * Co + co) * P + p]);
+    }
+    s = vr_cu_block_reduce<vr_cu_sum_op>(s, sh);
+    if (threadIdx.x == 0) gb[co] = vr_cu_conv<T>::store(s);
+  }
+}
+
+template <typename T> vr_status bias_grad(const geo &g, const void *gy, void *gb) {
+  unsigned grid = (unsigned)(g.Co < 65535 ? (g.Co < 1 ? 1 : g.Co) : 65535);
+  bias_grad_k<T><<<grid, 256, 0, vr_cuda_stream()>>>((const T *)gy, (T *)gb, g.N, g.Co, g.P);
+  VR_CU_LAUNCHED("conv2d bias grad");
+  return VR_OK;
+}
+
+/* ---------------------------------------------------------------- im2col + cuBLAS */
+
+/* col [C kh kw, P] of one sample: rows (c, i, j), so group g's K rows are contiguous */
+template <typename T> __global__ void im2col_k(const T *__restrict__ x, T *__restrict__ col, geo g) {
+  int64_t total = g.C * g.kh * g.kw * g.P;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t p = e % g.P, r = e / g.P, j = r % g.kw, r2 = r / g.kw, i = r2 % g.kh, c = r2 / g.kh;
+    int64_t oh = p / g.Wo, ow = p - oh * g.Wo;
+    int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
+    col[e] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[(c * g.H + ih) * g.W + iw] : vr_cu_st<T>(0);
+  }
+}
+
+/* grad_x of one sample from dcol [C kh kw, P]: each input pixel sums its taps, (i, j) in order */
+template <typename T> __global__ void col2im_k(const T *__restrict__ col, T *__restrict__ gx, geo g) {
+  typedef typename vr_cu_acc<T>::type A;
+  int64_t total = g.C * g.H * g.W;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t iw = e % g.W, r = e / g.W, ih = r % g.H, c = r / g.H;
+    A acc = 0;
     for (int64_t i = 0; i < g.kh; i++) {
       int64_t th = ih + g.ph - i * g.dh;
       if (th < 0 || th % g.sh) continue;
@@ -60,185 +112,356 @@ template <typename T> __global__ void col2im(const T *dcols, T *gx, cgeo g, int6
         if (tw < 0 || tw % g.sw) continue;
         int64_t ow = tw / g.sw;
         if (ow >= g.Wo) continue;
-        s += dcols[(l * g.K + (c * g.kh + i) * g.kw + j) * g.P + oh * g.Wo + ow];
+        acc += vr_cu_ld<T>(col[((c * g.kh + i) * g.kw + j) * g.P + oh * g.Wo + ow]);
       }
     }
-    gx[(((n0 + l) * g.C + grp * g.Cg + c) * g.H + ih) * g.W + iw] = s;
-  }
-}
-template <typename T> __global__ void add_bias(T *y, const T *b, int64_t total, int64_t Co, int64_t P) {
-  LOOP(e, total) y[e] += b[(e / P) % Co];
-}
-/* gw (+)= sum over l of part[l] (Cog x K each), in l order */
-template <typename T> __global__ void sum_parts(const T *part, T *gw, int64_t nb, int64_t n, int first) {
-  LOOP(e, n) {
-    T s = first ? (T)0 : gw[e];
-    for (int64_t l = 0; l < nb; l++) s += part[l * n + e];
-    gw[e] = s;
-  }
-}
-template <typename T> __global__ void bias_grad(const T *gy, T *gb, cgeo g) {
-  __shared__ double sh[256];
-  for (int64_t co = blockIdx.x; co < g.Co; co += gridDim.x) {
-    double s = 0;
-    for (int64_t m = threadIdx.x; m < g.N * g.P; m += blockDim.x) {
-      int64_t n = m / g.P, p = m - n * g.P;
-      s += (double)gy[(n * g.Co + co) * g.P + p];
-    }
-    s = vr_cu_block_reduce<vr_cu_sum_op>(s, sh);
-    if (threadIdx.x == 0) gb[co] = (T)s;
+    gx[e] = vr_cu_st<T>(acc);
   }
 }
 
-#define VR_CUBLAS(call)                                                                                        \
-  do {                                                                                                         \
-    cublasStatus_t vr_cb_s_ = (call);                                                                          \
-    if (vr_cb_s_ != CUBLAS_STATUS_SUCCESS)                                                                     \
-      return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", #call, cublasGetStatusString(vr_cb_s_)); \
-  } while (0)
-
-/* column-major C = op(A) op(B), batched with strides */
-vr_status gemm(cublasHandle_t h, cublasOperation_t oa, cublasOperation_t ob, int64_t m, int64_t n, int64_t k, const float *A,
-               int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb, float *C, int64_t ldc, int64_t sc, int64_t batch) {
-  const float one = 1, zero = 0;
-  VR_CUBLAS(cublasSgemmStridedBatched(h, oa, ob, (int)m, (int)n, (int)k, &one, A, (int)lda, sa, B, (int)ldb, sb, &zero, C,
-                                      (int)ldc, sc, (int)batch));
-  return VR_OK;
-}
-vr_status gemm(cublasHandle_t h, cublasOperation_t oa, cublasOperation_t ob, int64_t m, int64_t n, int64_t k, const double *A,
-               int64_t lda, int64_t sa, const double *B, int64_t ldb, int64_t sb, double *C, int64_t ldc, int64_t sc, int64_t batch) {
-  const double one = 1, zero = 0;
-  VR_CUBLAS(cublasDgemmStridedBatched(h, oa, ob, (int)m, (int)n, (int)k, &one, A, (int)lda, sa, B, (int)ldb, sb, &zero, C,
-                                      (int)ldc, sc, (int)batch));
-  return VR_OK;
-}
-
-/* images per chunk: the column buffer (and the grad_w partials) under 256 MiB */
-int64_t chunk_of(const cgeo &g, size_t es) {
-  int64_t per = (g.K * g.P + g.Cog * g.K) * (int64_t)es;
-  int64_t nb = per > 0 ? ((int64_t)256 << 20) / per : g.N;
-  if (nb < 1) nb = 1;
-  if (nb > g.N) nb = g.N;
-  if (nb > 65535) nb = 65535;
-  return nb;
-}
-
-#define CU_OK(expr, what)                                                                               \
-  do {                                                                                                  \
-    cudaError_t e_ = (expr);                                                                            \
-    if (e_ == cudaSuccess) e_ = cudaGetLastError();                                                     \
-    if (e_ != cudaSuccess) {                                                                            \
-      st = VR_FAIL(VR_E_CUDA, "%s: %s (%s)", what, cudaGetErrorString(e_), cudaGetErrorName(e_));       \
-      goto done;                                                                                        \
-    }                                                                                                   \
-  } while (0)
-
-template <typename T> vr_status conv_fwd_typed(const vr_kernel_args *a) {
-  const vr_tensor *x = a->in[0], *w = a->in[1], *b = a->in[2];
-  vr_tensor *y = a->out[0];
-  cgeo g = geo_of(x, w, y, a->i);
-  int64_t total = g.N * g.Co * g.P;
-  if (!total) return VR_OK;
+template <typename T> vr_status im2col_fwd(const vr_kernel_args *a, const geo &g) {
   cudaStream_t s = vr_cuda_stream();
-  vr_status st = VR_OK;
-  T *cols = nullptr;
-  int64_t nb = chunk_of(g, sizeof(T));
-  size_t cb = sizeof(T) * (size_t)(nb * g.K * g.P);
-  cublasHandle_t h = nullptr;
-  if (g.K == 0) { /* no taps: bias only */
-    VR_CU(cudaMemsetAsync(vr_data(y), 0, sizeof(T) * (size_t)total, s));
+  vr_dtype dt = a->in[0]->dtype;
+  const T *x = (const T *)vr_data(a->in[0]), *w = (const T *)vr_data(a->in[1]);
+  T *y = (T *)vr_data(a->out[0]);
+  vr_cu_buf col;
+  VR_TRY(col.get(sizeof(T) * (size_t)(g.C * g.kh * g.kw * g.P)));
+  for (int64_t n = 0; n < g.N; n++) {
+    im2col_k<T><<<vr_cu_blocks(g.C * g.kh * g.kw * g.P), VR_CU_THREADS, 0, s>>>(x + n * g.C * g.H * g.W, col.as<T>(), g);
+    VR_CU_LAUNCHED("im2col");
+    for (int64_t gi = 0; gi < g.G; gi++) /* y_g [Cog, P] = W_g [Cog, K] col_g [K, P] */
+      VR_TRY(vr_cu_gemm_rm(dt, 0, 0, g.Cog, g.P, g.K, 1.0, w + gi * g.Cog * g.K, g.K, col.as<T>() + gi * g.K * g.P, g.P,
+                           0.0, y + (n * g.Co + gi * g.Cog) * g.P, g.P));
+  }
+  return VR_OK;
+}
+
+template <typename T> vr_status im2col_bwd(const vr_kernel_args *a, const geo &g) {
+  cudaStream_t s = vr_cuda_stream();
+  vr_dtype dt = a->in[1]->dtype;
+  const T *gy = (const T *)vr_data(a->in[0]), *x = (const T *)vr_data(a->in[1]), *w = (const T *)vr_data(a->in[2]);
+  T *gx = a->out[0] ? (T *)vr_data(a->out[0]) : nullptr, *gw = a->out[1] ? (T *)vr_data(a->out[1]) : nullptr;
+  int64_t ncol = g.C * g.kh * g.kw * g.P;
+  vr_cu_buf col;
+  VR_TRY(col.get(sizeof(T) * (size_t)ncol));
+  for (int64_t n = 0; n < g.N; n++) {
+    const T *gyn = gy + n * g.Co * g.P;
+    if (gw) { /* gw_g [Cog, K] (+)= gy_g [Cog, P] col_g^T [P, K], samples in order */
+      im2col_k<T><<<vr_cu_blocks(ncol), VR_CU_THREADS, 0, s>>>(x + n * g.C * g.H * g.W, col.as<T>(), g);
+      VR_CU_LAUNCHED("im2col");
+      for (int64_t gi = 0; gi < g.G; gi++)
+        VR_TRY(vr_cu_gemm_rm(dt, 0, 1, g.Cog, g.K, g.P, 1.0, gyn + gi * g.Cog * g.P, g.P, col.as<T>() + gi * g.K * g.P,
+                             g.P, n == 0 ? 0.0 : 1.0, gw + gi * g.Cog * g.K, g.K));
+    }
+    if (gx) { /* dcol_g [K, P] = W_g^T [K, Cog] gy_g [Cog, P], then gathered into the planes */
+      for (int64_t gi = 0; gi < g.G; gi++)
+        VR_TRY(vr_cu_gemm_rm(dt, 1, 0, g.K, g.P, g.Cog, 1.0, w + gi * g.Cog * g.K, g.K, gyn + gi * g.Cog * g.P, g.P, 0.0,
+                             col.as<T>() + gi * g.K * g.P, g.P));
+      col2im_k<T><<<vr_cu_blocks(g.C * g.H * g.W), VR_CU_THREADS, 0, s>>>(col.as<T>(), gx + n * g.C * g.H * g.W, g);
+      VR_CU_LAUNCHED("col2im");
+    }
+  }
+  return VR_OK;
+}
+
+/* ---------------------------------------------------------------- cuDNN */
+#ifdef VR_HAVE_CUDNN
+
+bool tf32_allowed(void) {
+  const char *e = getenv("VISREG_CUDA_TF32");
+  return e && e[0] == '1';
+}
+bool force_im2col(void) {
+  const char *e = getenv("VISREG_CUDA_CONV");
+  return e && !strcmp(e, "im2col");
+}
+
+#define VR_DNN(call)                                                                                     \
+  do {                                                                                                   \
+    cudnnStatus_t vr_dnn_s_ = (call);                                                                    \
+    if (vr_dnn_s_ != CUDNN_STATUS_SUCCESS)                                                               \
+      return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", #call,                      \
+                          cudnnGetErrorString(vr_dnn_s_));                                               \
+  } while (0)
+
+std::mutex dnn_mu;
+cudnnHandle_t dnn_handle[16];
+
+vr_status dnn_get(cudnnHandle_t *out) {
+  int dev = 0;
+  VR_CU(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 16) return VR_FAIL(VR_E_DEVICE, "device: expected an ordinal below 16, got %d", dev);
+  std::lock_guard<std::mutex> lock(dnn_mu);
+  if (!dnn_handle[dev]) {
+    cudnnHandle_t h = nullptr;
+    VR_DNN(cudnnCreate(&h));
+    cudnnStatus_t st = cudnnSetStream(h, vr_cuda_stream());
+    if (st != CUDNN_STATUS_SUCCESS) {
+      cudnnDestroy(h);
+      return VR_FAIL(VR_E_CUDA, "cudnnSetStream: %s", cudnnGetErrorString(st));
+    }
+    dnn_handle[dev] = h;
+  }
+  *out = dnn_handle[dev];
+  return VR_OK;
+}
+
+/* descriptors that destroy themselves */
+struct dnn_desc {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, b = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  ~dnn_desc() {
+    if (x) cudnnDestroyTensorDescriptor(x);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (b) cudnnDestroyTensorDescriptor(b);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+  }
+};
+
+cudnnDataType_t dnn_type(vr_dtype dt) {
+  return dt == VR_F64 ? CUDNN_DATA_DOUBLE : dt == VR_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
+cudnnMathType_t dnn_math(vr_dtype dt) {
+  if (dt == VR_F32) return tf32_allowed() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  return CUDNN_DEFAULT_MATH;
+}
+
+vr_status dnn_setup(dnn_desc &d, const geo &g, vr_dtype dt, bool with_bias) {
+  const int64_t big = INT32_MAX;
+  if (g.N > big || g.C > big || g.H > big || g.W > big || g.Co > big || g.N * g.C * g.H * g.W > big ||
+      g.N * g.Co * g.P > big)
+    return VR_FAIL(VR_E_UNSUPPORTED, "x: tensors of 2^31 elements or more are not supported by the cuDNN path");
+  cudnnDataType_t t = dnn_type(dt);
+  VR_DNN(cudnnCreateTensorDescriptor(&d.x));
+  VR_DNN(cudnnCreateTensorDescriptor(&d.y));
+  VR_DNN(cudnnCreateFilterDescriptor(&d.w));
+  VR_DNN(cudnnCreateConvolutionDescriptor(&d.conv));
+  VR_DNN(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NCHW, t, (int)g.N, (int)g.C, (int)g.H, (int)g.W));
+  VR_DNN(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NCHW, t, (int)g.N, (int)g.Co, (int)g.Ho, (int)g.Wo));
+  VR_DNN(cudnnSetFilter4dDescriptor(d.w, t, CUDNN_TENSOR_NCHW, (int)g.Co, (int)g.Cg, (int)g.kh, (int)g.kw));
+  VR_DNN(cudnnSetConvolution2dDescriptor(d.conv, (int)g.ph, (int)g.pw, (int)g.sh, (int)g.sw, (int)g.dh, (int)g.dw,
+                                         CUDNN_CROSS_CORRELATION,
+                                         dt == VR_F64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT));
+  VR_DNN(cudnnSetConvolutionGroupCount(d.conv, (int)g.G));
+  VR_DNN(cudnnSetConvolutionMathType(d.conv, dnn_math(dt)));
+  if (with_bias) {
+    VR_DNN(cudnnCreateTensorDescriptor(&d.b));
+    VR_DNN(cudnnSetTensor4dDescriptor(d.b, CUDNN_TENSOR_NCHW, t, 1, (int)g.Co, 1, 1));
+  }
+  return VR_OK;
+}
+
+/* the chosen algorithm of each (geometry, dtype, direction, math); -1: none usable */
+struct algo_pick {
+  int algo;
+  cudnnMathType_t math;
+  size_t ws;
+};
+std::mutex algo_mu;
+std::map<std::array<int64_t, 20>, algo_pick> algo_cache;
+
+std::array<int64_t, 20> algo_key(const geo &g, vr_dtype dt, int dir) {
+  return {g.N, g.C, g.H, g.W, g.Co, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.G, (int64_t)dt, dir,
+          (int64_t)dnn_math(dt), 0, 0, 0};
+}
+
+const size_t kMaxWorkspace = (size_t)1 << 30;
+
+/* accepts a heuristic's entry: it ran, is deterministic, fits, and needs no tensor-op math for f32
+ * unless TF32 is allowed (strict f32 then runs it with CUDNN_FMA_MATH: DEFAULT_MATH would allow
+ * TF32 on Ampere and later) */
+template <typename Perf> bool acceptable(const Perf &p, vr_dtype dt) {
+  if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC || p.memory > kMaxWorkspace) return false;
+  if (dt == VR_F32 && !tf32_allowed() && p.mathType != CUDNN_FMA_MATH && p.mathType != CUDNN_DEFAULT_MATH) return false;
+  return true;
+}
+
+cudnnMathType_t exec_math(cudnnMathType_t m, vr_dtype dt) {
+  return (dt == VR_F32 && !tf32_allowed()) ? CUDNN_FMA_MATH : m;
+}
+
+/* a choice that cuDNN then refuses to run: never again for this geometry */
+void forget_algo(const geo &g, vr_dtype dt, int dir) {
+  std::lock_guard<std::mutex> lock(algo_mu);
+  algo_cache[algo_key(g, dt, dir)] = {-1, CUDNN_DEFAULT_MATH, 0};
+}
+
+/* the status of a convolution call: NOT_SUPPORTED (or a bad param for this algorithm) means
+ * "use im2col" and forgets the choice; other failures are errors */
+#define VR_DNN_RUN(call, dir)                                                                            \
+  do {                                                                                                   \
+    cudnnStatus_t vr_dnn_s_ = (call);                                                                    \
+    if (vr_dnn_s_ == CUDNN_STATUS_NOT_SUPPORTED || vr_dnn_s_ == CUDNN_STATUS_BAD_PARAM) {                \
+      forget_algo(g, dt, dir);                                                                           \
+      return VR_E_UNSUPPORTED;                                                                           \
+    }                                                                                                    \
+    if (vr_dnn_s_ != CUDNN_STATUS_SUCCESS)                                                               \
+      return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", #call,                      \
+                          cudnnGetErrorString(vr_dnn_s_));                                               \
+  } while (0)
+
+/* dir 0 forward, 1 backward data, 2 backward filter */
+vr_status pick_algo(cudnnHandle_t h, const dnn_desc &d, const geo &g, vr_dtype dt, int dir, algo_pick *out) {
+  auto key = algo_key(g, dt, dir);
+  {
+    std::lock_guard<std::mutex> lock(algo_mu);
+    auto it = algo_cache.find(key);
+    if (it != algo_cache.end()) {
+      *out = it->second;
+      return VR_OK;
+    }
+  }
+  algo_pick pick = {-1, dnn_math(dt), 0};
+  const int kMax = 16;
+  int got = 0;
+  if (dir == 0) {
+    cudnnConvolutionFwdAlgoPerf_t p[kMax];
+    VR_DNN(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, kMax, &got, p));
+    for (int k = 0; k < got && pick.algo < 0; k++)
+      if (acceptable(p[k], dt)) pick = {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
+  } else if (dir == 1) {
+    cudnnConvolutionBwdDataAlgoPerf_t p[kMax];
+    VR_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, kMax, &got, p));
+    for (int k = 0; k < got && pick.algo < 0; k++)
+      if (acceptable(p[k], dt)) pick = {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
   } else {
-    VR_TRY(vr_cuda_cublas(&h));
-    VR_TRY(vr_cuda_scratch(cb, (void **)&cols));
-    for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
-      int64_t cnt = g.N - n0 < nb ? g.N - n0 : nb;
-      for (int64_t grp = 0; grp < g.G; grp++) {
-        im2col<T><<<vr_cu_blocks(cnt * g.K * g.P), VR_CU_THREADS, 0, s>>>((const T *)vr_data(x), cols, g, n0, cnt, grp);
-        CU_OK(cudaSuccess, "im2col");
-        /* y_n^T (P x Cog, ld P) = cols_n^T (P x K: cols row-major K x P, ld P) * W_g^T (K x Cog: W row-major Cog x K) */
-        T *yp = (T *)vr_data(y) + (n0 * g.Co + grp * g.Cog) * g.P;
-        const T *wp = (const T *)vr_data(w) + grp * g.Cog * g.K;
-        VR_TRYG(gemm(h, CUBLAS_OP_N, CUBLAS_OP_N, g.P, g.Cog, g.K, cols, g.P, g.K * g.P, wp, g.K, 0, yp, g.P, g.Co * g.P, cnt));
-      }
-    }
+    cudnnConvolutionBwdFilterAlgoPerf_t p[kMax];
+    VR_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, kMax, &got, p));
+    for (int k = 0; k < got && pick.algo < 0; k++)
+      if (acceptable(p[k], dt)) pick = {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
   }
-  if (b) {
-    add_bias<T><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>((T *)vr_data(y), (const T *)vr_data(b), total, g.Co, g.P);
-    CU_OK(cudaSuccess, "bias");
-  }
-done:
-  if (cols) vr_cuda_scratch_free(cols, cb);
-  return st;
+  std::lock_guard<std::mutex> lock(algo_mu);
+  algo_cache[key] = pick;
+  *out = pick;
+  return VR_OK;
 }
 
-template <typename T> vr_status conv_bwd_typed(const vr_kernel_args *a) {
-  const vr_tensor *gy = a->in[0], *x = a->in[1], *w = a->in[2];
-  vr_tensor *gx = a->out[0], *gw = a->out[1], *gb = a->out[2];
-  cgeo g = geo_of(x, w, gy, a->i);
+/* alpha/beta are double for double data, float otherwise */
+struct scal {
+  double d1 = 1, d0 = 0;
+  float f1 = 1, f0 = 0;
+  const void *one(vr_dtype dt) const { return dt == VR_F64 ? (const void *)&d1 : (const void *)&f1; }
+  const void *zero(vr_dtype dt) const { return dt == VR_F64 ? (const void *)&d0 : (const void *)&f0; }
+};
+
+/* VR_OK: done; VR_E_UNSUPPORTED (no message kept): cuDNN has no deterministic algorithm, use im2col */
+vr_status dnn_fwd(const vr_kernel_args *a, const geo &g) {
+  vr_dtype dt = a->in[0]->dtype;
+  cudnnHandle_t h = nullptr;
+  VR_TRY(dnn_get(&h));
+  dnn_desc d;
+  VR_TRY(dnn_setup(d, g, dt, a->in[2] != nullptr));
+  algo_pick p;
+  VR_TRY(pick_algo(h, d, g, dt, 0, &p));
+  if (p.algo < 0) return VR_E_UNSUPPORTED;
+  VR_DNN(cudnnSetConvolutionMathType(d.conv, p.math));
+  vr_cu_buf ws;
+  if (p.ws) VR_TRY(ws.get(p.ws));
+  scal s;
+  VR_DNN_RUN(cudnnConvolutionForward(h, s.one(dt), d.x, vr_data(a->in[0]), d.w, vr_data(a->in[1]), d.conv,
+                                 (cudnnConvolutionFwdAlgo_t)p.algo, ws.p, p.ws, s.zero(dt), d.y, vr_data(a->out[0])),
+             0);
+  if (a->in[2]) VR_DNN(cudnnAddTensor(h, s.one(dt), d.b, vr_data(a->in[2]), s.one(dt), d.y, vr_data(a->out[0])));
+  return VR_OK;
+}
+
+vr_status dnn_bwd(const vr_kernel_args *a, const geo &g) {
+  vr_dtype dt = a->in[1]->dtype;
+  cudnnHandle_t h = nullptr;
+  VR_TRY(dnn_get(&h));
+  dnn_desc d;
+  VR_TRY(dnn_setup(d, g, dt, false));
+  algo_pick pd = {-1, CUDNN_DEFAULT_MATH, 0}, pf = {-1, CUDNN_DEFAULT_MATH, 0};
+  if (a->out[0]) VR_TRY(pick_algo(h, d, g, dt, 1, &pd));
+  if (a->out[1]) VR_TRY(pick_algo(h, d, g, dt, 2, &pf));
+  if ((a->out[0] && pd.algo < 0) || (a->out[1] && pf.algo < 0)) return VR_E_UNSUPPORTED;
+  scal s;
+  if (a->out[0]) {
+    VR_DNN(cudnnSetConvolutionMathType(d.conv, pd.math));
+    vr_cu_buf ws;
+    if (pd.ws) VR_TRY(ws.get(pd.ws));
+    VR_DNN_RUN(cudnnConvolutionBackwardData(h, s.one(dt), d.w, vr_data(a->in[2]), d.y, vr_data(a->in[0]), d.conv,
+                                        (cudnnConvolutionBwdDataAlgo_t)pd.algo, ws.p, pd.ws, s.zero(dt), d.x,
+                                        vr_data(a->out[0])),
+               1);
+  }
+  if (a->out[1]) {
+    VR_DNN(cudnnSetConvolutionMathType(d.conv, pf.math));
+    vr_cu_buf ws;
+    if (pf.ws) VR_TRY(ws.get(pf.ws));
+    VR_DNN_RUN(cudnnConvolutionBackwardFilter(h, s.one(dt), d.x, vr_data(a->in[1]), d.y, vr_data(a->in[0]), d.conv,
+                                          (cudnnConvolutionBwdFilterAlgo_t)pf.algo, ws.p, pf.ws, s.zero(dt), d.w,
+                                          vr_data(a->out[1])),
+               2);
+  }
+  return VR_OK;
+}
+#endif
+
+/* ---------------------------------------------------------------- entry points */
+
+template <typename T> vr_status fwd_typed(const vr_kernel_args *a, const geo &g) {
+  vr_tensor *y = a->out[0];
+  int64_t ny = vr_tensor_numel(y);
+  if (!ny) return VR_OK;
   cudaStream_t s = vr_cuda_stream();
-  vr_status st = VR_OK;
-  T *cols = nullptr, *part = nullptr;
-  int64_t nb = chunk_of(g, sizeof(T));
-  size_t cb = sizeof(T) * (size_t)(nb * g.K * g.P), pb = sizeof(T) * (size_t)(nb * g.Cog * g.K);
-  cublasHandle_t h = nullptr;
-  if (gb) {
-    if (g.Co) {
-      bias_grad<T><<<(unsigned)(g.Co < 65535 ? g.Co : 65535), 256, 0, s>>>((const T *)vr_data(gy), (T *)vr_data(gb), g);
-      CU_OK(cudaSuccess, "bias gradient");
+  if (g.K == 0) { /* no input channels: y = bias (or 0) */
+    VR_CU(cudaMemsetAsync(vr_data(y), 0, (size_t)ny * sizeof(T), s));
+  } else {
+#ifdef VR_HAVE_CUDNN
+    if (!force_im2col()) {
+      vr_status st = dnn_fwd(a, g);
+      if (st == VR_OK) return VR_OK;
+      if (st != VR_E_UNSUPPORTED) return st;
     }
+#endif
+    VR_TRY(im2col_fwd<T>(a, g));
   }
-  if (gw && vr_tensor_numel(gw)) {
-    if (!g.N || !g.P) VR_CU(cudaMemsetAsync(vr_data(gw), 0, sizeof(T) * (size_t)vr_tensor_numel(gw), s));
+  if (a->in[2]) {
+    add_bias_k<T><<<vr_cu_blocks(ny), VR_CU_THREADS, 0, s>>>((T *)vr_data(y), (const T *)vr_data(a->in[2]), g.Co, g.P, ny);
+    VR_CU_LAUNCHED("conv2d bias");
   }
-  if (gx && vr_tensor_numel(gx)) {
-    if (!g.K || !g.Co || !g.P) VR_CU(cudaMemsetAsync(vr_data(gx), 0, sizeof(T) * (size_t)vr_tensor_numel(gx), s));
+  return VR_OK;
+}
+
+template <typename T> vr_status bwd_typed(const vr_kernel_args *a, const geo &g) {
+  cudaStream_t s = vr_cuda_stream();
+  vr_tensor *gx = a->out[0], *gw = a->out[1], *gb = a->out[2];
+  if (gb && g.Co) {
+    if (g.N * g.P == 0) VR_CU(cudaMemsetAsync(vr_data(gb), 0, (size_t)g.Co * sizeof(T), s));
+    else VR_TRY(bias_grad<T>(g, vr_data(a->in[0]), vr_data(gb)));
   }
-  if (!g.N || !g.K || !g.P || !g.Co) goto done;
-  VR_TRYG(vr_cuda_cublas(&h));
-  VR_TRYG(vr_cuda_scratch(cb, (void **)&cols));
-  if (gw) VR_TRYG(vr_cuda_scratch(pb, (void **)&part));
-  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
-    int64_t cnt = g.N - n0 < nb ? g.N - n0 : nb;
-    for (int64_t grp = 0; grp < g.G; grp++) {
-      const T *gyp = (const T *)vr_data(gy) + (n0 * g.Co + grp * g.Cog) * g.P;
-      const T *wp = (const T *)vr_data(w) + grp * g.Cog * g.K;
-      if (gw) {
-        im2col<T><<<vr_cu_blocks(cnt * g.K * g.P), VR_CU_THREADS, 0, s>>>((const T *)vr_data(x), cols, g, n0, cnt, grp);
-        CU_OK(cudaSuccess, "im2col");
-        /* part_n^T (K x Cog, ld K) = cols_n (K x P: op T of the P x K view) * gy_n^T (P x Cog, ld P) */
-        VR_TRYG(gemm(h, CUBLAS_OP_T, CUBLAS_OP_N, g.K, g.Cog, g.P, cols, g.P, g.K * g.P, gyp, g.P, g.Co * g.P, part, g.K,
-                     g.Cog * g.K, cnt));
-        T *gwp = (T *)vr_data(gw) + grp * g.Cog * g.K;
-        sum_parts<T><<<vr_cu_blocks(g.Cog * g.K), VR_CU_THREADS, 0, s>>>(part, gwp, cnt, g.Cog * g.K, n0 == 0);
-        CU_OK(cudaSuccess, "grad_w partial sums");
-      }
-      if (gx) {
-        /* dcols_n^T (P x K, ld P) = gy_n^T (P x Cog, ld P) * W_g (Cog x K: op T of the K x Cog view) */
-        VR_TRYG(gemm(h, CUBLAS_OP_N, CUBLAS_OP_T, g.P, g.K, g.Cog, gyp, g.P, g.Co * g.P, wp, g.K, 0, cols, g.P, g.K * g.P, cnt));
-        col2im<T><<<vr_cu_blocks(cnt * g.Cg * g.H * g.W), VR_CU_THREADS, 0, s>>>(cols, (T *)vr_data(gx), g, n0, cnt, grp);
-        CU_OK(cudaSuccess, "col2im");
-      }
-    }
+  int64_t nx = gx ? vr_tensor_numel(gx) : 0, nw = gw ? vr_tensor_numel(gw) : 0;
+  if (!nx && !nw) return VR_OK;
+  if (g.N == 0 || g.P == 0 || g.K == 0 || g.Co == 0) { /* nothing flows: zeros */
+    if (nx) VR_CU(cudaMemsetAsync(vr_data(gx), 0, (size_t)nx * sizeof(T), s));
+    if (nw) VR_CU(cudaMemsetAsync(vr_data(gw), 0, (size_t)nw * sizeof(T), s));
+    return VR_OK;
   }
-done:
-  if (cols) vr_cuda_scratch_free(cols, cb);
-  if (part) vr_cuda_scratch_free(part, pb);
-  return st;
+  vr_kernel_args b = *a; /* the grads that have elements */
+  b.out[0] = nx ? gx : nullptr;
+  b.out[1] = nw ? gw : nullptr;
+#ifdef VR_HAVE_CUDNN
+  if (!force_im2col()) {
+    vr_status st = dnn_bwd(&b, g);
+    if (st == VR_OK) return VR_OK;
+    if (st != VR_E_UNSUPPORTED) return st;
+  }
+#endif
+  return im2col_bwd<T>(&b, g);
 }
 
 vr_status conv_fwd(const vr_kernel_args *a) {
-  switch (a->in[0]->dtype) {
-  case VR_F32: return conv_fwd_typed<float>(a);
-  case VR_F64: return conv_fwd_typed<double>(a);
-  default: return VR_CU_UNSUPPORTED_DTYPE("x", a->in[0]->dtype);
-  }
+  geo g = make_geo(a->in[0], a->in[1], a->i);
+  VR_CU_FLOAT_SWITCH(a->in[0]->dtype, "x", return fwd_typed<T>(a, g));
+  return VR_OK;
 }
 vr_status conv_bwd(const vr_kernel_args *a) {
-  switch (a->in[1]->dtype) {
-  case VR_F32: return conv_bwd_typed<float>(a);
-  case VR_F64: return conv_bwd_typed<double>(a);
-  default: return VR_CU_UNSUPPORTED_DTYPE("x", a->in[1]->dtype);
-  }
+  geo g = make_geo(a->in[1], a->in[2], a->i);
+  VR_CU_FLOAT_SWITCH(a->in[1]->dtype, "x", return bwd_typed<T>(a, g));
+  return VR_OK;
 }
 
 } // namespace
@@ -246,5 +469,4 @@ vr_status conv_bwd(const vr_kernel_args *a) {
 extern "C" {
 vr_status vr_cuda_conv2d_fwd(const vr_kernel_args *a) { return conv_fwd(a); }
 vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a) { return conv_bwd(a); }
-void vr_cuda_register_conv(void) { vr_kernel_register(VR_OP_CONV2D, VR_CUDA, vr_cuda_conv2d_fwd, vr_cuda_conv2d_bwd); }
 }

@@ -1,0 +1,52 @@
+/* reg_gemm.cu: a row-major GEMM on cuBLAS for the conv fallback and the regularizers:
+ * C[m, n] = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n, leading dims as stored (row-major).
+ * cuBLAS is column-major, so it computes C^T = op(B)^T op(A)^T with the operands swapped; the
+ * transpose flags carry over unchanged. The handle is linalg.cu's (the backend's stream; TF32 only
+ * when VISREG_CUDA_TF32=1). f32, f64, and bf16 accumulating in f32. */
+#include "more.cuh"
+#include <cublas_v2.h>
+
+vr_status vr_cuda_cublas(cublasHandle_t *h); /* kernels/cuda/linalg.cu */
+
+vr_status vr_cu_gemm_rm(vr_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const void *A,
+                        int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
+  if (m == 0 || n == 0) return VR_OK;
+  const int64_t big = INT32_MAX;
+  if (m > big || n > big || k > big || lda > big || ldb > big || ldc > big)
+    return VR_FAIL(VR_E_UNSUPPORTED, "C: GEMM sizes beyond 2^31 are not supported on CUDA");
+  cublasHandle_t h = nullptr;
+  VR_TRY(vr_cuda_cublas(&h));
+  cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasStatus_t s;
+  if (k == 0) { /* op(A) op(B) is empty: C = beta C, for beta 0 or 1 */
+    if (beta == 0) {
+      size_t es = vr_dtype_size(dt);
+      VR_CU(cudaMemset2DAsync(C, (size_t)ldc * es, 0, (size_t)n * es, (size_t)m, vr_cuda_stream()));
+      return VR_OK;
+    }
+    if (beta == 1) return VR_OK;
+    return VR_FAIL(VR_E_INTERNAL, "k: 0 with beta %g is not supported", beta);
+  }
+  switch (dt) {
+  case VR_F32: {
+    float al = (float)alpha, be = (float)beta;
+    s = cublasSgemm(h, ob, oa, (int)n, (int)m, (int)k, &al, (const float *)B, (int)ldb, (const float *)A, (int)lda, &be,
+                    (float *)C, (int)ldc);
+    break;
+  }
+  case VR_F64:
+    s = cublasDgemm(h, ob, oa, (int)n, (int)m, (int)k, &alpha, (const double *)B, (int)ldb, (const double *)A, (int)lda,
+                    &beta, (double *)C, (int)ldc);
+    break;
+  case VR_BF16: {
+    float al = (float)alpha, be = (float)beta;
+    s = cublasGemmEx(h, ob, oa, (int)n, (int)m, (int)k, &al, B, CUDA_R_16BF, (int)ldb, A, CUDA_R_16BF, (int)lda, &be, C,
+                     CUDA_R_16BF, (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    break;
+  }
+  default: return VR_CU_UNSUPPORTED_DTYPE("A", dt);
+  }
+  if (s != CUBLAS_STATUS_SUCCESS) return VR_FAIL(VR_E_CUDA, "cublas gemm (%lld x %lld x %lld): %s", (long long)m,
+                                                 (long long)n, (long long)k, cublasGetStatusString(s));
+  return VR_OK;
+}

@@ -1,0 +1,568 @@
+/* test_cuda_ops.c: the second group of CUDA kernels (index_select, gather, scatter_add, one_hot,
+ * sort, where, pooling, conv2d, regularizers) against the CPU kernel of the same op, called with
+ * the same vr_kernel_args, plus a few paths through the public API on CUDA tensors.
+ *
+ * Without a GPU each case prints "SKIP <case>: no CUDA device" and passes. VISREG_TEST_CUDA_AS_CPU=1
+ * runs the harness with the CPU standing in for the GPU (CPU against CPU), which checks the
+ * argument layouts here on a machine without a GPU.
+ *
+ * Index, sort, where, one_hot and pooling are exact (the CUDA kernels add in the CPU's order and
+ * move elements as bits); conv2d compares at 1e-4 (f32) and 1e-10 (f64) relative, since cuDNN and
+ * OpenBLAS sum in different orders. */
+#include "testutil.h"
+#include "../core/internal.h"
+
+static vr_device DEV = VR_CUDA;
+
+static int have_dev(const char *name) {
+  const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
+  DEV = (e && e[0] == '1') ? VR_CPU : VR_CUDA;
+  if (DEV == VR_CUDA && !vr_cuda_available()) {
+    printf("SKIP %s: no CUDA device\n", name);
+    return 0;
+  }
+  return 1;
+}
+static int have_dev_fn(const char *fn) {
+  char name[96];
+  snprintf(name, sizeof name, "%s", fn);
+  size_t n = strlen(name);
+  if (n > 3 && !strcmp(name + n - 3, "_fn")) name[n - 3] = 0;
+  return have_dev(name);
+}
+#define NEED_DEV() do { if (!have_dev_fn(__func__)) return; } while (0)
+#define SH(...) ((const int64_t[]){__VA_ARGS__})
+
+/* ---------------------------------------------------------------- tensors */
+
+static vr_tensor *rnd(vr_dtype dt, int ndim, const int64_t *shape, uint64_t seed, double lo, double hi) {
+  vr_generator *g = NULL;
+  vr_tensor *t = NULL, *u = NULL;
+  OK(vr_generator_new(seed, 13, &g));
+  OK(vr_rand_uniform(g, ndim, shape, lo, hi, VR_F64, VR_CPU, &t));
+  vr_generator_free(g);
+  if (dt == VR_F64) return t;
+  if (vr_is_float(dt)) {
+    OK(vr_tensor_to_dtype(t, dt, &u));
+    vr_tensor_free(t);
+    return u;
+  }
+  int64_t n = vr_tensor_numel(t);
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  OK(vr_tensor_to_buffer(t, v, sizeof(double) * (size_t)n));
+  for (int64_t k = 0; k < n; k++) v[k] = floor(v[k]);
+  vr_tensor *f = NULL;
+  OK(vr_tensor_from_buffer(v, ndim, shape, VR_F64, VR_CPU, &f));
+  OK(vr_tensor_to_dtype(f, dt, &u));
+  free(v);
+  vr_tensor_free(f);
+  vr_tensor_free(t);
+  return u;
+}
+
+/* values rounded to a grid of step q: many ties */
+static vr_tensor *rnd_ties(vr_dtype dt, int ndim, const int64_t *shape, uint64_t seed, double q) {
+  vr_tensor *t = rnd(VR_F64, ndim, shape, seed, -1, 1), *u = NULL;
+  double *v = vr_tensor_data(t);
+  for (int64_t k = 0; k < vr_tensor_numel(t); k++) v[k] = round(v[k] / q) * q;
+  OK(vr_tensor_to_dtype(t, dt, &u));
+  vr_tensor_free(t);
+  return u;
+}
+
+static vr_tensor *poisoned(vr_dtype dt, int ndim, const int64_t *shape) {
+  vr_tensor *t = NULL;
+  OK(vr_tensor_empty(ndim, shape, dt, VR_CPU, &t));
+  OK(vr_fill_(t, vr_is_float(dt) ? NAN : 77));
+  return t;
+}
+
+/* the same storage bytes and the same view on dev */
+static vr_tensor *mirror(const vr_tensor *t, vr_device dev) {
+  if (!t) return NULL;
+  size_t es = vr_dtype_size(t->dtype);
+  int64_t n = (int64_t)(t->storage->nbytes / es);
+  int64_t n1 = n ? n : 1;
+  vr_tensor *base = NULL, *v = NULL;
+  OK(vr_tensor_empty(1, &n1, t->dtype, dev, &base));
+  if (n) OK(vr_device_get(dev)->memcpy(base->storage->data, t->storage->data, (size_t)n * es, dev == VR_CPU ? 2 : 0));
+  OK(vr_tensor_view_raw(base, t->ndim, t->shape, t->stride, t->offset, &v));
+  vr_tensor_free(base);
+  return v;
+}
+
+/* asserts |d - c| <= atol + rtol |c| elementwise (NaN matches NaN; exact compares also the sign of 0) */
+static double cmp(const vr_tensor *c, const vr_tensor *d, double rtol, double atol, const char *what) {
+  ck_assert_msg(vr_tensor_numel(c) == vr_tensor_numel(d), "%s: numel %lld vs %lld", what, (long long)vr_tensor_numel(c),
+                (long long)vr_tensor_numel(d));
+  double *x = tu_values(c), *y = tu_values(d), worst = 0;
+  ck_assert_msg(x && y, "%s: could not read values: %s", what, vr_last_error());
+  int64_t n = vr_tensor_numel(c);
+  for (int64_t k = 0; k < n; k++) {
+    if (isnan(x[k]) && isnan(y[k])) continue;
+    double e = x[k] == y[k] ? 0 : fabs(x[k] - y[k]); /* equal infinities match */
+    if (!(e == 0 || e <= atol + rtol * fabs(x[k])) || (rtol == 0 && atol == 0 && signbit(x[k]) != signbit(y[k])))
+      ck_abort_msg("%s: element %lld: %s %.17g vs cpu %.17g", what, (long long)k, vr_device_name(d->device), y[k], x[k]);
+    if (e > worst) worst = e;
+  }
+  free(x);
+  free(y);
+  return worst;
+}
+
+/* Runs (op, bwd) on the CPU with a and on DEV with mirrors of a's tensors; compares every output */
+static int run_cmp(vr_op op, int bwd, vr_kernel_args *a, double rtol, double atol, const char *what) {
+  if (!vr_kernel_exists(op, VR_CPU, bwd)) {
+    printf("SKIP %s: no CPU kernel for %s%s to compare with\n", what, vr_op_name(op), bwd ? " backward" : "");
+    return 0;
+  }
+  ck_assert_msg(vr_kernel_exists(op, DEV, bwd), "%s: no %s kernel for %s%s", what, vr_device_name(DEV), vr_op_name(op),
+                bwd ? " backward" : "");
+  vr_kernel_args d = *a;
+  for (int k = 0; k < 8; k++) d.in[k] = mirror(a->in[k], DEV);
+  for (int k = 0; k < 4; k++) d.out[k] = mirror(a->out[k], DEV);
+  vr_status s1 = vr_dispatch(op, VR_CPU, bwd, a);
+  ck_assert_msg(s1 == VR_OK, "%s: cpu kernel failed: %s", what, vr_last_error());
+  vr_status s2 = vr_dispatch(op, DEV, bwd, &d);
+  ck_assert_msg(s2 == VR_OK, "%s: %s kernel failed: %s", what, vr_device_name(DEV), vr_last_error());
+  OK(vr_device_get(DEV)->synchronize());
+  char buf[200];
+  double worst = 0;
+  for (int k = 0; k < 4; k++)
+    if (a->out[k]) {
+      snprintf(buf, sizeof buf, "%s out[%d]", what, k);
+      double w = cmp(a->out[k], d.out[k], rtol, atol, buf);
+      if (w > worst) worst = w;
+    }
+  for (int k = 0; k < 8; k++)
+    if (a->in[k]) {
+      snprintf(buf, sizeof buf, "%s in[%d] after", what, k);
+      cmp(a->in[k], d.in[k], rtol, atol, buf);
+    }
+  for (int k = 0; k < 8; k++) vr_tensor_free(d.in[k]);
+  for (int k = 0; k < 4; k++) vr_tensor_free(d.out[k]);
+  if (getenv("VISREG_TEST_VERBOSE")) printf("  %-56s max |diff| %.3g\n", what, worst);
+  return 1;
+}
+
+static void free_args(vr_kernel_args *a) {
+  for (int k = 0; k < 8; k++) vr_tensor_free(a->in[k]);
+  for (int k = 0; k < 4; k++) vr_tensor_free(a->out[k]);
+  memset(a, 0, sizeof *a);
+}
+
+/* a public-API result on DEV against the same call on the CPU */
+static void cmp_dev(const vr_tensor *cpu, const vr_tensor *dev, double rtol, double atol, const char *what) {
+  ck_assert_msg(vr_tensor_device(dev) == DEV, "%s: result on %s, expected %s", what,
+                vr_device_name(vr_tensor_device(dev)), vr_device_name(DEV));
+  cmp(cpu, dev, rtol, atol, what);
+}
+static vr_tensor *to_dev(const vr_tensor *t) {
+  vr_tensor *o = NULL;
+  OK(vr_tensor_to_device(t, DEV, &o));
+  return o;
+}
+
+/* ---------------------------------------------------------------- index_select */
+
+START_TEST(test_index_select) {
+  NEED_DEV();
+  char what[160];
+  static const vr_dtype dts[] = {VR_F32, VR_F64, VR_BF16, VR_I64, VR_U8};
+  const int64_t xs[3] = {5, 37, 9};
+  for (int t = 0; t < 5; t++)
+    for (int dim = 0; dim < 3; dim++)
+      for (int i32 = 0; i32 < 2; i32++) {
+        int64_t K = dim == 1 ? 50 : 7, os[3] = {xs[0], xs[1], xs[2]};
+        os[dim] = K;
+        vr_kernel_args a = {.n_in = 2, .n_out = 1, .i = {dim}};
+        a.in[0] = rnd(dts[t], 3, xs, 10 + (uint64_t)t, -100, 100);
+        a.in[1] = rnd(i32 ? VR_I32 : VR_I64, 1, &K, 11 + (uint64_t)dim, 0, (double)xs[dim]);
+        a.out[0] = poisoned(dts[t], 3, os);
+        snprintf(what, sizeof what, "index_select %s dim %d %s", vr_dtype_name(dts[t]), dim, i32 ? "i32" : "i64");
+        run_cmp(VR_OP_INDEX_SELECT, 0, &a, 0, 0, what);
+        free_args(&a);
+      }
+}
+END_TEST
+
+START_TEST(test_index_select_backward) {
+  NEED_DEV();
+  char what[160];
+  static const vr_dtype dts[] = {VR_F32, VR_F64, VR_BF16};
+  /* K = 20: threads scan the index; K = 3000: the sorted-runs path. Few destinations: many repeats */
+  static const int64_t Ks[] = {20, 3000};
+  for (int t = 0; t < 3; t++)
+    for (int kk = 0; kk < 2; kk++)
+      for (int dim = 0; dim < 2; dim++) {
+        int64_t xs[2] = {dim == 0 ? 40 : 6, dim == 0 ? 33 : 40}, K = Ks[kk], gs[2] = {xs[0], xs[1]};
+        gs[dim] = K;
+        vr_kernel_args a = {.n_in = 2, .n_out = 1, .i = {dim}};
+        a.in[0] = rnd(dts[t], 2, gs, 20 + (uint64_t)t, -1, 1);
+        a.in[1] = rnd(kk ? VR_I64 : VR_I32, 1, &K, 21 + (uint64_t)kk, 0, 37); /* rows 37..39 get nothing */
+        a.out[0] = poisoned(dts[t], 2, xs);
+        snprintf(what, sizeof what, "index_select backward %s K %lld dim %d", vr_dtype_name(dts[t]), (long long)K, dim);
+        run_cmp(VR_OP_INDEX_SELECT, 1, &a, 0, 0, what);
+        free_args(&a);
+      }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- gather, scatter_add, one_hot */
+
+START_TEST(test_gather) {
+  NEED_DEV();
+  char what[160];
+  static const vr_dtype dts[] = {VR_F32, VR_F64, VR_BF16, VR_I32, VR_U8};
+  const int64_t xs[3] = {6, 7, 8};
+  for (int t = 0; t < 5; t++)
+    for (int dim = 0; dim < 3; dim++) {
+      int64_t is[3] = {5, 6, 4};
+      is[dim] = 11; /* longer than x along dim: repeats */
+      vr_kernel_args a = {.n_in = 2, .n_out = 1, .i = {dim}};
+      a.in[0] = rnd(dts[t], 3, xs, 30 + (uint64_t)t, -50, 50);
+      a.in[1] = rnd(t % 2 ? VR_I32 : VR_I64, 3, is, 31 + (uint64_t)dim, 0, (double)xs[dim]);
+      a.out[0] = poisoned(dts[t], 3, is);
+      snprintf(what, sizeof what, "gather %s dim %d", vr_dtype_name(dts[t]), dim);
+      run_cmp(VR_OP_GATHER, 0, &a, 0, 0, what);
+      free_args(&a);
+    }
+}
+END_TEST
+
+START_TEST(test_scatter_add) {
+  NEED_DEV();
+  char what[160];
+  static const vr_dtype dts[] = {VR_F32, VR_F64, VR_BF16};
+  for (int t = 0; t < 3; t++) {
+    /* many short lines (one thread a line), src larger than the index */
+    for (int dim = 0; dim < 3; dim++) {
+      int64_t xs[3] = {6, 7, 8}, is[3] = {5, 6, 4}, ss[3] = {6, 7, 9};
+      is[dim] = 9;
+      ss[dim] = 10;
+      vr_kernel_args a = {.n_in = 3, .n_out = 1, .i = {dim}};
+      a.in[0] = rnd(dts[t], 3, xs, 40, -1, 1);
+      a.in[1] = rnd(VR_I64, 3, is, 41 + (uint64_t)dim, 0, (double)xs[dim]);
+      a.in[2] = rnd(dts[t], 3, ss, 42, -1, 1);
+      a.out[0] = poisoned(dts[t], 3, xs);
+      snprintf(what, sizeof what, "scatter_add %s dim %d (lines)", vr_dtype_name(dts[t]), dim);
+      run_cmp(VR_OP_SCATTER_ADD, 0, &a, 0, 0, what);
+      free_args(&a);
+    }
+    /* few long lines: the sorted-runs path, along the last and the first dim */
+    for (int dim = 0; dim < 2; dim++) {
+      int64_t xs[2] = {3, 3}, is[2] = {3, 3};
+      xs[dim] = 50;
+      is[dim] = 2000;
+      vr_kernel_args a = {.n_in = 3, .n_out = 1, .i = {dim}};
+      a.in[0] = rnd(dts[t], 2, xs, 43, -1, 1);
+      a.in[1] = rnd(VR_I32, 2, is, 44, 0, 45); /* 45..49 untouched */
+      a.in[2] = rnd(dts[t], 2, is, 45, -1, 1);
+      a.out[0] = poisoned(dts[t], 2, xs);
+      snprintf(what, sizeof what, "scatter_add %s dim %d (runs)", vr_dtype_name(dts[t]), dim);
+      run_cmp(VR_OP_SCATTER_ADD, 0, &a, 0, 0, what);
+      free_args(&a);
+    }
+  }
+}
+END_TEST
+
+START_TEST(test_one_hot) {
+  NEED_DEV();
+  static const vr_dtype dts[] = {VR_F32, VR_F64, VR_BF16, VR_I32, VR_I64, VR_U8};
+  for (int t = 0; t < 6; t++) {
+    vr_kernel_args a = {.n_in = 1, .n_out = 1, .i = {10}};
+    a.in[0] = rnd(t % 2 ? VR_I32 : VR_I64, 2, SH(7, 5), 50, 0, 10);
+    a.out[0] = poisoned(dts[t], 3, SH(7, 5, 10));
+    run_cmp(VR_OP_ONE_HOT, 0, &a, 0, 0, vr_dtype_name(dts[t]));
+    free_args(&a);
+  }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- sort */
+
+/* sorts x along dim on both devices, for sort (k = n) and topk (k < n), both directions */
+static void sort_case(vr_tensor *x, int dim, const char *name) {
+  char what[200];
+  int64_t n = x->shape[dim];
+  int64_t ks[2] = {n, n > 3 ? n / 3 : n};
+  for (int desc = 0; desc < 2; desc++)
+    for (int q = 0; q < 2; q++) {
+      int64_t shape[8];
+      memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+      shape[dim] = ks[q];
+      vr_kernel_args a = {.n_in = 1, .n_out = 2, .i = {dim, desc, ks[q]}};
+      a.in[0] = x;
+      vr_tensor_retain(x);
+      a.out[0] = poisoned(x->dtype, x->ndim, shape);
+      a.out[1] = poisoned(VR_I64, x->ndim, shape);
+      snprintf(what, sizeof what, "sort %s dim %d desc %d k %lld", name, dim, desc, (long long)ks[q]);
+      run_cmp(VR_OP_SORT, 0, &a, 0, 0, what);
+      free_args(&a);
+    }
+}
+
+/* x with NaN, -0, +0, infinities sprinkled (float dtypes) */
+static vr_tensor *with_specials(vr_tensor *x) {
+  if (!vr_is_float(x->dtype)) return x;
+  vr_tensor *d = NULL, *o = NULL;
+  OK(vr_tensor_to_dtype(x, VR_F64, &d));
+  double *v = vr_tensor_data(d);
+  int64_t n = vr_tensor_numel(d);
+  for (int64_t k = 0; k < n; k += 7) v[k] = (k / 7) % 5 == 0 ? NAN : (k / 7) % 5 == 1 ? -0.0 : (k / 7) % 5 == 2 ? 0.0 :
+                                           (k / 7) % 5 == 3 ? INFINITY : -INFINITY;
+  OK(vr_tensor_to_dtype(d, x->dtype, &o));
+  vr_tensor_free(d);
+  vr_tensor_free(x);
+  return o;
+}
+
+START_TEST(test_sort_short) {
+  NEED_DEV();
+  static const vr_dtype dts[] = {VR_F32, VR_F64, VR_BF16, VR_I32, VR_I64, VR_U8};
+  char name[64];
+  for (int t = 0; t < 6; t++) {
+    vr_dtype d = dts[t];
+    /* ties everywhere (grid of 0.05 or small integers), specials; lines of 1, 100 and 4096 */
+    vr_tensor *x = vr_is_float(d) ? with_specials(rnd_ties(d, 2, SH(33, 100), 60 + (uint64_t)t, 0.05))
+                                  : rnd(d, 2, SH(33, 100), 60 + (uint64_t)t, d == VR_U8 ? 0 : -20, 20);
+    snprintf(name, sizeof name, "%s [33, 100]", vr_dtype_name(d));
+    sort_case(x, 1, name);
+    sort_case(x, 0, name); /* strided lines */
+    vr_tensor_free(x);
+    x = vr_is_float(d) ? with_specials(rnd_ties(d, 2, SH(3, 4096), 70, 0.01)) : rnd(d, 2, SH(3, 4096), 70, 0, 100);
+    snprintf(name, sizeof name, "%s [3, 4096]", vr_dtype_name(d));
+    sort_case(x, 1, name);
+    vr_tensor_free(x);
+    x = rnd(d, 3, SH(4, 1, 5), 71, 0, 50);
+    snprintf(name, sizeof name, "%s n = 1", vr_dtype_name(d));
+    sort_case(x, 1, name);
+    vr_tensor_free(x);
+  }
+}
+END_TEST
+
+START_TEST(test_sort_long) {
+  NEED_DEV();
+  static const vr_dtype dts[] = {VR_F32, VR_F64, VR_BF16, VR_I32, VR_I64, VR_U8};
+  char name[64];
+  for (int t = 0; t < 6; t++) {
+    vr_dtype d = dts[t];
+    vr_tensor *x = vr_is_float(d) ? with_specials(rnd_ties(d, 2, SH(3, 5001), 80 + (uint64_t)t, 0.001))
+                                  : rnd(d, 2, SH(3, 5001), 80 + (uint64_t)t, 0, 200);
+    snprintf(name, sizeof name, "%s [3, 5001]", vr_dtype_name(d));
+    sort_case(x, 1, name);
+    vr_tensor_free(x);
+    x = rnd(d, 2, SH(9000, 2), 90, 0, 100); /* strided long lines */
+    snprintf(name, sizeof name, "%s [9000, 2]", vr_dtype_name(d));
+    sort_case(x, 0, name);
+    vr_tensor_free(x);
+  }
+}
+END_TEST
+
+/* the public sort and its backward (scatter_add) on CUDA tensors */
+START_TEST(test_sort_api) {
+  NEED_DEV();
+  vr_tensor *x = rnd_ties(VR_F64, 2, SH(4, 6000), 95, 0.01), *xd = to_dev(x);
+  OK(vr_tensor_set_requires_grad(x, 1));
+  OK(vr_tensor_set_requires_grad(xd, 1));
+  vr_tensor *v = NULL, *i = NULL, *vd = NULL, *id = NULL, *w = rnd(VR_F64, 2, SH(4, 6000), 96, -1, 1), *wd = to_dev(w);
+  OK(vr_sort(x, 1, 1, &v, &i));
+  OK(vr_sort(xd, 1, 1, &vd, &id));
+  cmp_dev(v, vd, 0, 0, "vr_sort values");
+  cmp_dev(i, id, 0, 0, "vr_sort indices");
+  OK(vr_backward(v, w, 0));
+  OK(vr_backward(vd, wd, 0));
+  vr_tensor *g = vr_tensor_grad(x), *gd = vr_tensor_grad(xd);
+  cmp_dev(g, gd, 0, 0, "vr_sort backward");
+  vr_tensor *tk = NULL, *tkd = NULL;
+  OK(vr_topk(x, 17, 1, 1, &tk, NULL));
+  OK(vr_topk(xd, 17, 1, 1, &tkd, NULL));
+  cmp_dev(tk, tkd, 0, 0, "vr_topk");
+  vr_tensor *objs[] = {x, xd, v, i, vd, id, w, wd, g, gd, tk, tkd};
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- where */
+
+START_TEST(test_where_views) {
+  NEED_DEV();
+  static const vr_dtype dts[] = {VR_F32, VR_F64, VR_BF16, VR_I64, VR_U8};
+  for (int t = 0; t < 5; t++) {
+    /* cond [4, 1, 6] broadcast, a a transposed view, b a row broadcast */
+    vr_tensor *c = rnd(VR_U8, 3, SH(4, 1, 6), 100, 0, 2), *ab = rnd(dts[t], 3, SH(4, 6, 5), 101, 0, 100),
+              *b = rnd(dts[t], 1, SH(6), 102, 0, 100);
+    vr_kernel_args a = {.n_in = 3, .n_out = 1};
+    OK(vr_tensor_view_raw(c, 3, SH(4, 5, 6), SH(6, 0, 1), 0, &a.in[0]));
+    OK(vr_transpose(ab, 1, 2, &a.in[1]));
+    OK(vr_tensor_view_raw(b, 3, SH(4, 5, 6), SH(0, 0, 1), 0, &a.in[2]));
+    a.out[0] = poisoned(dts[t], 3, SH(4, 5, 6));
+    run_cmp(VR_OP_WHERE, 0, &a, 0, 0, vr_dtype_name(dts[t]));
+    free_args(&a);
+    vr_tensor_free(c);
+    vr_tensor_free(ab);
+    vr_tensor_free(b);
+  }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- pooling */
+
+START_TEST(test_pool_specials) {
+  NEED_DEV();
+  char what[160];
+  /* NaN and -inf in the windows, ties; {N, C, H, W, kh, kw, sh, sw, ph, pw} with overlapping windows */
+  static const int64_t geo[][10] = {{2, 3, 11, 10, 3, 3, 1, 1, 1, 1}, {1, 2, 9, 13, 4, 2, 3, 1, 2, 1}};
+  for (int dt = 0; dt < 2; dt++) {
+    vr_dtype d = dt ? VR_F64 : VR_F32;
+    for (int g = 0; g < 2; g++) {
+      const int64_t *q = geo[g];
+      int64_t Ho = (q[2] + 2 * q[8] - q[4]) / q[6] + 1, Wo = (q[3] + 2 * q[9] - q[5]) / q[7] + 1;
+      int64_t ys[4] = {q[0], q[1], Ho, Wo};
+      vr_kernel_args a = {.n_in = 1, .n_out = 2, .i = {q[4], q[5], q[6], q[7], q[8], q[9]}};
+      a.in[0] = with_specials(rnd_ties(d, 4, q, 110 + (uint64_t)g, 0.25));
+      a.out[0] = poisoned(d, 4, ys);
+      a.out[1] = poisoned(VR_I64, 4, ys);
+      snprintf(what, sizeof what, "max pool specials %s g%d", vr_dtype_name(d), g);
+      if (run_cmp(VR_OP_MAXPOOL2D, 0, &a, 0, 0, what)) {
+        vr_kernel_args b = {.n_in = 2, .n_out = 1, .i = {q[4], q[5], q[6], q[7], q[8], q[9]}};
+        b.in[0] = rnd(d, 4, ys, 111, -1, 1);
+        b.in[1] = a.out[1];
+        vr_tensor_retain(b.in[1]);
+        b.out[0] = poisoned(d, 4, q);
+        snprintf(what, sizeof what, "max pool backward (overlapping) %s g%d", vr_dtype_name(d), g);
+        run_cmp(VR_OP_MAXPOOL2D, 1, &b, 0, 0, what);
+        free_args(&b);
+      }
+      free_args(&a);
+      for (int cip = 0; cip < 2; cip++) {
+        vr_kernel_args b = {.n_in = 1, .n_out = 1, .i = {q[4], q[5], q[6], q[7], q[8], q[9], cip}};
+        b.in[0] = rnd(d, 4, ys, 112, -1, 1);
+        b.out[0] = poisoned(d, 4, q);
+        snprintf(what, sizeof what, "avg pool backward (overlapping) %s g%d include_pad %d", vr_dtype_name(d), g, cip);
+        run_cmp(VR_OP_AVGPOOL2D, 1, &b, 0, 0, what);
+        free_args(&b);
+      }
+    }
+    /* adaptive, bins that overlap (7 -> 4, 10 -> 3) and that are empty-free upsampling (3 -> 5) */
+    static const int64_t ad[][4] = {{7, 10, 4, 3}, {3, 3, 5, 5}};
+    for (int k = 0; k < 2; k++) {
+      int64_t xs[4] = {2, 3, ad[k][0], ad[k][1]}, ys[4] = {2, 3, ad[k][2], ad[k][3]};
+      vr_kernel_args f = {.n_in = 1, .n_out = 1, .i = {ys[2], ys[3]}};
+      f.in[0] = rnd(d, 4, xs, 113, -1, 1);
+      f.out[0] = poisoned(d, 4, ys);
+      snprintf(what, sizeof what, "adaptive avg pool %s case %d", vr_dtype_name(d), k);
+      run_cmp(VR_OP_ADAPTIVE_AVGPOOL2D, 0, &f, 0, 0, what);
+      free_args(&f);
+      vr_kernel_args b = {.n_in = 1, .n_out = 1, .i = {ys[2], ys[3]}};
+      b.in[0] = rnd(d, 4, ys, 114, -1, 1);
+      b.out[0] = poisoned(d, 4, xs);
+      snprintf(what, sizeof what, "adaptive avg pool backward %s case %d", vr_dtype_name(d), k);
+      run_cmp(VR_OP_ADAPTIVE_AVGPOOL2D, 1, &b, 0, 0, what);
+      free_args(&b);
+    }
+  }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- conv2d */
+
+/* the backward with only some gradients wanted, through cuDNN and through the im2col fallback */
+static void conv_case(vr_dtype d, const int64_t *q, int want, const char *path) {
+  char what[200];
+  double rtol = d == VR_F64 ? 1e-10 : 1e-4, atol = d == VR_F64 ? 1e-11 : 1e-4;
+  int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], kh = q[5], kw = q[6], G = q[13];
+  int64_t Ho = (H + 2 * q[9] - q[11] * (kh - 1) - 1) / q[7] + 1, Wo = (W + 2 * q[10] - q[12] * (kw - 1) - 1) / q[8] + 1;
+  int64_t xs[4] = {N, C, H, W}, ws[4] = {Co, C / G, kh, kw}, ys[4] = {N, Co, Ho, Wo};
+  vr_kernel_args a = {.n_in = 3, .n_out = 1, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G}};
+  a.in[0] = rnd(d, 4, xs, 120, -1, 1);
+  a.in[1] = rnd(d, 4, ws, 121, -1, 1);
+  a.in[2] = rnd(d, 1, &Co, 122, -1, 1);
+  a.out[0] = poisoned(d, 4, ys);
+  snprintf(what, sizeof what, "conv2d %s %s", vr_dtype_name(d), path);
+  run_cmp(VR_OP_CONV2D, 0, &a, rtol, atol, what);
+  vr_kernel_args b = {.n_in = 3, .n_out = 3, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G}};
+  b.in[0] = rnd(d, 4, ys, 123, -1, 1);
+  b.in[1] = a.in[0];
+  b.in[2] = a.in[1];
+  vr_tensor_retain(b.in[1]);
+  vr_tensor_retain(b.in[2]);
+  if (want & 1) b.out[0] = poisoned(d, 4, xs);
+  if (want & 2) b.out[1] = poisoned(d, 4, ws);
+  if (want & 4) b.out[2] = poisoned(d, 1, &Co);
+  snprintf(what, sizeof what, "conv2d backward %s %s grads %d", vr_dtype_name(d), path, want);
+  run_cmp(VR_OP_CONV2D, 1, &b, rtol, atol, what);
+  free_args(&b);
+  free_args(&a);
+}
+
+START_TEST(test_conv2d_paths) {
+  NEED_DEV();
+  /* {N, C, H, W, Cout, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups} */
+  static const int64_t geo[][14] = {{3, 4, 9, 11, 6, 3, 3, 2, 1, 1, 1, 1, 2, 2}, {2, 8, 7, 7, 8, 1, 1, 1, 1, 0, 0, 1, 1, 8},
+                                    {5, 3, 6, 5, 4, 2, 3, 1, 2, 1, 0, 1, 1, 1}};
+  for (int path = 0; path < 2; path++) {
+    if (path) setenv("VISREG_CUDA_CONV", "im2col", 1);
+    for (int dt = 0; dt < 2; dt++)
+      for (int g = 0; g < 3; g++)
+        for (int k = 0; k < 3; k++) { /* grad_x only, grad_w only, all three */
+          static const int wants[3] = {1, 2, 7};
+          conv_case(dt ? VR_F64 : VR_F32, geo[g], wants[k], path ? "im2col" : "default");
+        }
+    unsetenv("VISREG_CUDA_CONV");
+  }
+}
+END_TEST
+
+/* conv2d through the public API with autograd on CUDA tensors */
+START_TEST(test_conv2d_api) {
+  NEED_DEV();
+  vr_tensor *x = rnd(VR_F64, 4, SH(2, 3, 8, 8), 130, -1, 1), *w = rnd(VR_F64, 4, SH(5, 3, 3, 3), 131, -1, 1);
+  vr_tensor *b = rnd(VR_F64, 1, SH(5), 132, -1, 1), *xd = to_dev(x), *wd = to_dev(w), *bd = to_dev(b);
+  vr_tensor *ins[6] = {x, w, b, xd, wd, bd};
+  for (int k = 0; k < 6; k++) OK(vr_tensor_set_requires_grad(ins[k], 1));
+  vr_tensor *y = NULL, *yd = NULL, *p = NULL, *pd = NULL, *s = NULL, *sd = NULL;
+  OK(vr_conv2d(x, w, b, 1, 1, 1, 1, 1, 1, 1, &y));
+  OK(vr_conv2d(xd, wd, bd, 1, 1, 1, 1, 1, 1, 1, &yd));
+  cmp_dev(y, yd, 1e-10, 1e-11, "vr_conv2d");
+  OK(vr_max_pool2d(y, 2, 2, 2, 2, 0, 0, &p));
+  OK(vr_max_pool2d(yd, 2, 2, 2, 2, 0, 0, &pd));
+  OK(vr_sum(p, 0, NULL, 0, &s));
+  OK(vr_sum(pd, 0, NULL, 0, &sd));
+  OK(vr_backward(s, NULL, 0));
+  OK(vr_backward(sd, NULL, 0));
+  for (int k = 0; k < 3; k++) {
+    vr_tensor *g = vr_tensor_grad(ins[k]), *gd = vr_tensor_grad(ins[k + 3]);
+    cmp_dev(g, gd, 1e-10, 1e-11, k == 0 ? "conv2d grad x" : k == 1 ? "conv2d grad w" : "conv2d grad b");
+    vr_tensor_free(g);
+    vr_tensor_free(gd);
+  }
+  vr_tensor *objs[] = {x, w, b, xd, wd, bd, y, yd, p, pd, s, sd};
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);
+}
+END_TEST
+
+static Suite *cuda_ops_suite(void) {
+  Suite *s = suite_create("cuda_ops");
+  TCase *tc = tcase_create("parity");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, test_index_select);
+  tcase_add_test(tc, test_index_select_backward);
+  tcase_add_test(tc, test_gather);
+  tcase_add_test(tc, test_scatter_add);
+  tcase_add_test(tc, test_one_hot);
+  tcase_add_test(tc, test_sort_short);
+  tcase_add_test(tc, test_sort_long);
+  tcase_add_test(tc, test_sort_api);
+  tcase_add_test(tc, test_where_views);
+  tcase_add_test(tc, test_pool_specials);
+  tcase_add_test(tc, test_conv2d_paths);
+  tcase_add_test(tc, test_conv2d_api);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+VR_TEST_MAIN(cuda_ops_suite)
