@@ -559,6 +559,29 @@ START_TEST(test_sum_var_norm) {
     c.out[0] = poisoned(d, 2, SH(3, 1));
     run_cmp(VR_OP_SUM, 0, &c, rtol, atol, "sum 3 x 333337 over dim 1");
     free_args(&c);
+    /* outer reductions: thread per output split into chunks, and block per output split */
+    static const int64_t outer[][2] = {{3001, 2053}, {333337, 3}};
+    for (int q = 0; q < 2; q++) {
+      vr_tensor *x = rnd(d, 2, outer[q], 96, -1, 1);
+      vr_kernel_args e = {.n_in = 1, .n_out = 1, .i = {1, 1}, .f = {1}};
+      e.in[0] = x;
+      e.out[0] = keep_out(d, x, 1);
+      snprintf(what, sizeof what, "sum %s %lldx%lld over dim 0", vr_dtype_name(d), (long long)outer[q][0], (long long)outer[q][1]);
+      run_cmp(VR_OP_SUM, 0, &e, rtol, atol, what);
+      vr_tensor_free(e.out[0]);
+      e.out[0] = keep_out(d, x, 1);
+      snprintf(what, sizeof what, "var %s %lldx%lld over dim 0", vr_dtype_name(d), (long long)outer[q][0], (long long)outer[q][1]);
+      run_cmp(VR_OP_VAR, 0, &e, rtol, atol, what);
+      vr_kernel_args mm = {.n_in = 1, .n_out = 2, .i = {0}};
+      mm.in[0] = x;
+      vr_tensor_retain(x);
+      mm.out[0] = keep_out(d, x, 1);
+      mm.out[1] = keep_out(VR_I64, x, 1);
+      snprintf(what, sizeof what, "max %s %lldx%lld over dim 0", vr_dtype_name(d), (long long)outer[q][0], (long long)outer[q][1]);
+      run_cmp(VR_OP_MAXMIN, 0, &mm, 0, 0, what);
+      free_args(&mm);
+      free_args(&e);
+    }
   }
   /* integer sums are exact and i64 */
   vr_kernel_args s = {.n_in = 1, .n_out = 1, .i = {0x2}, .f = {1}};
