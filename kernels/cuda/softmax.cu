@@ -160,7 +160,7 @@ __global__ void ce_rows(const T *x, const int64_t *t, S *lse, double *rowloss, i
   }
 }
 /* loss = sum rowloss / N, one block, fixed tree */
-template <typename T> __global__ void ce_total(const double *rowloss, T *loss, int64_t N) {
+template <typename T> __global__ void __launch_bounds__(1024) ce_total(const double *rowloss, T *loss, int64_t N) {
   __shared__ double sh[1024];
   double s = 0;
   for (int64_t n = threadIdx.x; n < N; n += blockDim.x) s += rowloss[n];
