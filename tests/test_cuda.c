@@ -6,7 +6,7 @@
  * Without a GPU each case prints "SKIP <case>: no CUDA device" and passes. Setting
  * VISREG_TEST_CUDA_AS_CPU=1 runs the whole harness with the CPU standing in for the GPU (CPU
  * against CPU), which checks the harness and the argument layouts on a machine without a GPU.
- * VISREG_TEST_ONLY=word runs only the cases whose name holds the word; VISREG_TEST_QUICK=1 uses
+ * VISREG_TEST_ONLY=w1,w2 runs only the cases whose name holds one of the words; VISREG_TEST_QUICK=1 uses
  * smaller sizes (for compute-sanitizer); VISREG_TEST_VERBOSE=1 prints each comparison's max error.
  *
  * Tolerances (|cuda - cpu| <= atol + rtol |cpu|): f64 1e-12 relative (1e-10 where a reduction
@@ -32,8 +32,16 @@ static int have_dev_fn(const char *fn) {
   snprintf(name, sizeof name, "%s", fn);
   size_t n = strlen(name);
   if (n > 3 && !strcmp(name + n - 3, "_fn")) name[n - 3] = 0;
-  const char *only = getenv("VISREG_TEST_ONLY"); /* run only the cases whose name contains it */
-  if (only && *only && !strstr(name, only)) return 0;
+  /* VISREG_TEST_ONLY=a,b: run only the cases whose name contains one of the words */
+  const char *only = getenv("VISREG_TEST_ONLY");
+  if (only && *only) {
+    int hit = 0;
+    char words[256];
+    snprintf(words, sizeof words, "%s", only);
+    for (char *save = NULL, *w = strtok_r(words, ",", &save); w && !hit; w = strtok_r(NULL, ",", &save))
+      hit = strstr(name, w) != NULL;
+    if (!hit) return 0;
+  }
   return have_dev(name);
 }
 #define NEED_DEV() do { if (!have_dev_fn(__func__)) return; } while (0)
