@@ -34,8 +34,7 @@ START_TEST(synthetic) {
   OK(vr_tensor_to_dtype(yte, VR_I32, &y32));
   OK(vr_knn_probe(xtr, ytr, x64, y32, 4, 5, 0.1, &acc));
   ck_assert_msg(acc > 0.97, "knn f64 %g", acc);
-  /* pure noise labels: about chance */
-  blobs(600, 16, 4, 1.0, 3, &x64, &y32); /* overwritten below; free first */
+  /* pure noise features: about chance */
   vr_tensor_free(x64);
   vr_tensor_free(y32);
   vr_tensor *rnd = tu_rand(VR_F32, 2, TU_SHAPE(800, 16), 5), *rtr = NULL, *rte = NULL;
@@ -96,7 +95,7 @@ START_TEST(fmnist_subset) {
 }
 END_TEST
 
-/* VISREG_FULL_PROBE=1: both probes on full Fashion-MNIST raw pixels. VISREG_PROBE_L2 (default 1e-4)
+/* VISREG_FULL_PROBE=1: both probes on full Fashion-MNIST raw pixels. VISREG_PROBE_L2 (default 1e-3, which gives the reference 84.7%)
  * sets the linear probe's penalty ("skip" skips it); kNN runs on pixels in [0, 1] and on pixels
  * normalised with the dataset mean and std (0.286, 0.353), as a torchvision pipeline gives them. */
 START_TEST(fmnist_full) {
@@ -107,7 +106,7 @@ START_TEST(fmnist_full) {
   }
   vr_tensor *xtr = NULL, *ytr = NULL, *xte = NULL, *yte = NULL;
   fmnist(1, 60000, 10000, &xtr, &ytr, &xte, &yte);
-  const char *l2s = getenv("VISREG_PROBE_L2") ? getenv("VISREG_PROBE_L2") : "1e-4";
+  const char *l2s = getenv("VISREG_PROBE_L2") ? getenv("VISREG_PROBE_L2") : "1e-3";
   struct timespec t0, t1;
   double lin = 1, knn = 0, knn_n = 0;
   if (strcmp(l2s, "skip")) {
@@ -131,7 +130,7 @@ START_TEST(fmnist_full) {
   OK(vr_mul_scalar(c, 1 / 0.353, &d));
   OK(vr_knn_probe(b, ytr, d, yte, 10, 20, 0.07, &knn_n));
   printf("fmnist full pixels normalised (x - 0.286) / 0.353: knn (k 20, T 0.07) %.4f\n", knn_n);
-  ck_assert(lin > 0.83 && knn > 0.84);
+  ck_assert(lin > 0.84 && knn > 0.84 && knn_n > 0.85);
   vr_tensor_free(a);
   vr_tensor_free(b);
   vr_tensor_free(c);

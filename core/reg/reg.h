@@ -38,6 +38,10 @@ vr_status vr_reg_run(const char *name, vr_op op, const vr_tensor *z, vr_kernel_a
 /* rank sort of n values (stable: ties keep index order). perm[i] receives the index of the i-th
  * smallest. work must hold 2 n uint64 and 2 n uint32 */
 void vr_reg_argsort_f32(const float *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork);
+/* the f32 sort's own output: n words (order key << 32 | index), ascending, in work or work + n
+ * (work holds 2 n); vr_reg_key_value_f32 gives back the value of a word */
+const uint64_t *vr_reg_sort_pairs_f32(const float *x, int64_t n, uint64_t *work);
+float vr_reg_key_value_f32(uint64_t w);
 void vr_reg_argsort_f64(const double *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork);
 /* VR_E_VALUE naming func when z (contiguous, f32 or f64, n elements) holds a NaN or an infinity */
 vr_status vr_reg_check_finite(const char *func, const vr_tensor *z);

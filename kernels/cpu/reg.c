@@ -64,32 +64,55 @@ vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
                       (long long)(bad / D % B), (long long)(bad % D));
 }
 
-/* vr_philox_block for counters p0 .. p0 + m - 1 (m <= 256) with the rounds outside the lanes, so
- * that the 32 x 32 -> 64 bit products vectorise; the same bits as vr_philox_block. Returns the
- * uniforms of vr_reg_slice_parts: u1 = 1 - u01(w0, w1) in (0, 1], u2 = u01(w2, w3). */
-static void philox_lanes(uint64_t seed, uint64_t stream, uint64_t p0, int64_t m, double *u1, double *u2) {
-  uint32_t c0[256], c1[256], c2[256], c3[256];
-  for (int64_t i = 0; i < m; i++) {
-    uint64_t ctr = p0 + (uint64_t)i;
-    c0[i] = (uint32_t)ctr;
-    c1[i] = (uint32_t)(ctr >> 32);
-    c2[i] = (uint32_t)stream;
-    c3[i] = (uint32_t)(stream >> 32);
-  }
+#ifdef __AVX2__
+#include <immintrin.h>
+/* eight lanes of vr_philox_block (counters p0 .. p0 + 7, the same bits): the 32 x 32 -> 64 bit
+ * products of even and odd lanes by _mm256_mul_epu32, then blended back */
+static void philox8(uint64_t seed, uint64_t stream, uint64_t p0, uint32_t *w0, uint32_t *w1, uint32_t *w2,
+                    uint32_t *w3) {
+  const __m256i sgn = _mm256_set1_epi32((int)0x80000000u);
+  __m256i lo = _mm256_set1_epi32((int)(uint32_t)p0);
+  __m256i c0 = _mm256_add_epi32(lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i carry = _mm256_cmpgt_epi32(_mm256_xor_si256(lo, sgn), _mm256_xor_si256(c0, sgn)); /* low word wrapped */
+  __m256i c1 = _mm256_sub_epi32(_mm256_set1_epi32((int)(uint32_t)(p0 >> 32)), carry);
+  __m256i c2 = _mm256_set1_epi32((int)(uint32_t)stream), c3 = _mm256_set1_epi32((int)(uint32_t)(stream >> 32));
+  const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
   for (int r = 0; r < 10; r++) {
-    for (int64_t i = 0; i < m; i++) {
-      uint64_t a = (uint64_t)0xD2511F53u * c0[i], b = (uint64_t)0xCD9E8D57u * c2[i];
-      uint32_t n0 = (uint32_t)(b >> 32) ^ c1[i] ^ k0, n2 = (uint32_t)(a >> 32) ^ c3[i] ^ k1;
-      c1[i] = (uint32_t)b;
-      c3[i] = (uint32_t)a;
-      c0[i] = n0;
-      c2[i] = n2;
-    }
+    __m256i pe0 = _mm256_mul_epu32(c0, m0), po0 = _mm256_mul_epu32(_mm256_srli_epi64(c0, 32), m0);
+    __m256i pe1 = _mm256_mul_epu32(c2, m1), po1 = _mm256_mul_epu32(_mm256_srli_epi64(c2, 32), m1);
+    __m256i lo0 = _mm256_blend_epi32(pe0, _mm256_slli_epi64(po0, 32), 0xAA);
+    __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(pe0, 32), po0, 0xAA);
+    __m256i lo1 = _mm256_blend_epi32(pe1, _mm256_slli_epi64(po1, 32), 0xAA);
+    __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(pe1, 32), po1, 0xAA);
+    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
+    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+    c1 = lo1;
+    c3 = lo0;
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  for (int64_t i = 0; i < m; i++) {
+  _mm256_storeu_si256((__m256i *)w0, c0);
+  _mm256_storeu_si256((__m256i *)w1, c1);
+  _mm256_storeu_si256((__m256i *)w2, c2);
+  _mm256_storeu_si256((__m256i *)w3, c3);
+}
+#endif
+
+/* vr_philox_block for counters p0 .. p0 + m - 1 (m <= 256), eight lanes at a time where AVX2 is
+ * there; returns the uniforms of vr_reg_slice_parts: u1 = 1 - u01(w0, w1) in (0, 1], u2 = u01(w2, w3) */
+static void philox_lanes(uint64_t seed, uint64_t stream, uint64_t p0, int64_t m, double *u1, double *u2) {
+  uint32_t c0[256], c1[256], c2[256], c3[256];
+  int64_t i = 0;
+#ifdef __AVX2__
+  for (; i + 8 <= m; i += 8) philox8(seed, stream, p0 + (uint64_t)i, c0 + i, c1 + i, c2 + i, c3 + i);
+#endif
+  for (; i < m; i++) {
+    uint32_t w[4];
+    vr_philox_block(seed, stream, p0 + (uint64_t)i, w);
+    c0[i] = w[0], c1[i] = w[1], c2[i] = w[2], c3[i] = w[3];
+  }
+  for (i = 0; i < m; i++) {
     u1[i] = 1.0 - vr_philox_u01(c0[i], c1[i]);
     u2[i] = vr_philox_u01(c2[i], c3[i]);
   }
@@ -137,29 +160,6 @@ static void draw_block(uint64_t seed, uint64_t step, uint64_t p0, int64_t m, dou
   }
 REG_DRAW(f32, float)
 REG_DRAW(f64, double)
-
-/* Process-wide defaults for the two thread pools, set before either library starts.
- * libgomp's idle workers spin after each parallel region (GOMP_SPINCOUNT pause instructions,
- * milliseconds on recent Intel cores) while the pthread OpenBLAS starts its own threads for the
- * next GEMM: with few cores the spinning workers take the cores the GEMM needs (VISReg
- * forward+backward measured 3 to 6 times slower on 2 cores). Unless the user chose a policy,
- * idle workers sleep instead. A priority constructor runs before libgomp's (default priority)
- * one reads the environment, in the statically linked binary and test suites. */
-__attribute__((constructor(101))) static void reg_omp_wait_policy(void) {
-  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "passive", 0);
-  /* Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not know recent Xeons (Sapphire and Emerald
-   * Rapids) and falls back to its generic "Prescott" SSE3 kernels: sgemm then runs 2 to 3 times
-   * slower than its AVX-512 kernels. Unless the user chose a core type, pick the kernels the CPU
-   * supports. OpenBLAS reads the variable in its own (default priority) constructor. */
-  if (!getenv("OPENBLAS_CORETYPE")) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq"))
-      setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      setenv("OPENBLAS_CORETYPE", "Haswell", 0);
-  }
-}
 
 void vr_cpu_register_reg(void) {
   vr_kernel_register(VR_OP_VISREG, VR_CPU, vr_cpu_visreg_fwd, reg_bwd);

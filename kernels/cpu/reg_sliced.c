@@ -27,7 +27,9 @@ static int64_t sl_chunk(int64_t want, int64_t K, int64_t VB) {
 #define SFX f32
 #define GEMM cblas_sgemm
 #define ARGSORT vr_reg_argsort_f32
+#define SL_PAIRS
 #include "reg_sliced.inc"
+#undef SL_PAIRS
 #undef T
 #undef SFX
 #undef GEMM

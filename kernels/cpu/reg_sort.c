@@ -15,9 +15,9 @@ static inline uint64_t key64(double f) {
   return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
 }
 
-/* f32: key in the high half, index in the low half of one u64, sorted on bits 32..63 */
-void vr_reg_argsort_f32(const float *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork) {
-  (void)iwork;
+/* f32: key in the high half, index in the low half of one u64, sorted on bits 32..63; returns
+ * the sorted words (in work or work + n) */
+const uint64_t *vr_reg_sort_pairs_f32(const float *x, int64_t n, uint64_t *work) {
   uint64_t *a = work, *b = work + n;
   uint32_t hist[4][256];
   memset(hist, 0, sizeof hist);
@@ -44,6 +44,19 @@ void vr_reg_argsort_f32(const float *x, int64_t n, uint32_t *perm, uint64_t *wor
     a = b;
     b = t;
   }
+  return a;
+}
+
+float vr_reg_key_value_f32(uint64_t w) {
+  uint32_t k = (uint32_t)(w >> 32), u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+void vr_reg_argsort_f32(const float *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork) {
+  (void)iwork;
+  const uint64_t *a = vr_reg_sort_pairs_f32(x, n, work);
   for (int64_t i = 0; i < n; i++) perm[i] = (uint32_t)a[i];
 }
 
