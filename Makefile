@@ -71,6 +71,9 @@ $(B)/%.o: %.cu core/visreg.h core/internal.h $(wildcard kernels/cuda/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
+# the regularizers' slice draws round exactly as the C build does (no fused multiply-adds)
+$(B)/kernels/cuda/reg_draw.o: NVFLAGS += -fmad=false
+
 $(LIBA): $(OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
