@@ -14,23 +14,16 @@
 
 static vr_device DEV = VR_CUDA;
 
-static int have_dev(const char *name) {
+/* DEV: the CPU itself with VISREG_TEST_CUDA_AS_CPU=1, else CUDA (the case skips without a GPU) */
+static int as_cpu(void) {
   const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
-  DEV = (e && e[0] == '1') ? VR_CPU : VR_CUDA;
-  if (DEV == VR_CUDA && !vr_cuda_available()) {
-    printf("SKIP %s: no CUDA device\n", name);
-    return 0;
-  }
-  return 1;
+  return e && e[0] == '1';
 }
-static int have_dev_fn(const char *fn) {
-  char name[96];
-  snprintf(name, sizeof name, "%s", fn);
-  size_t n = strlen(name);
-  if (n > 3 && !strcmp(name + n - 3, "_fn")) name[n - 3] = 0;
-  return have_dev(name);
-}
-#define NEED_DEV() do { if (!have_dev_fn(__func__)) return; } while (0)
+#define NEED_DEV()                                                                                 \
+  do {                                                                                             \
+    DEV = as_cpu() ? VR_CPU : VR_CUDA;                                                             \
+    if (DEV == VR_CUDA) TU_SKIP_NO_CUDA();                                                         \
+  } while (0)
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
 
 /* ---------------------------------------------------------------- tensors */
