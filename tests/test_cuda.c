@@ -937,9 +937,11 @@ START_TEST(test_conv2d) {
                                     {3, 4, 16, 16, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2},
                                     {1, 6, 11, 9, 6, 3, 2, 1, 2, 0, 1, 2, 1, 3},
                                     {4, 16, 8, 8, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1}};
-  for (int dt = 0; dt < 2; dt++) {
-    vr_dtype d = dt ? VR_F64 : VR_F32;
-    double rtol = dt ? 1e-10 : 1e-4, atol = dt ? 1e-11 : 1e-4;
+  /* f32 twice: through cuDNN where the build has it (VISREG_CUDA_CUDNN=1), and through im2col */
+  for (int dt = 0; dt < 3; dt++) {
+    vr_dtype d = dt == 2 ? VR_F64 : VR_F32;
+    setenv("VISREG_CUDA_CUDNN", dt == 0 ? "1" : "0", 1); /* read by every conv call */
+    double rtol = d == VR_F64 ? 1e-10 : 1e-4, atol = d == VR_F64 ? 1e-11 : 1e-4;
     for (int g = 0; g < 4; g++)
       for (int bias = 0; bias < 2; bias++) {
         const int64_t *q = geo[g];
@@ -951,7 +953,7 @@ START_TEST(test_conv2d) {
         a.in[1] = rnd(d, 4, ws, 171, -1, 1);
         if (bias) a.in[2] = rnd(d, 1, &Co, 172, -1, 1);
         a.out[0] = poisoned(d, 4, ys);
-        snprintf(what, sizeof what, "conv2d %s g%d bias %d", vr_dtype_name(d), g, bias);
+        snprintf(what, sizeof what, "conv2d %s%s g%d bias %d", vr_dtype_name(d), dt == 0 ? " (cudnn)" : "", g, bias);
         if (run_cmp(VR_OP_CONV2D, 0, &a, rtol, atol, what)) {
           vr_kernel_args b = {.n_in = 3, .n_out = 3, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G}};
           b.in[0] = rnd(d, 4, ys, 173, -1, 1);
@@ -962,13 +964,111 @@ START_TEST(test_conv2d) {
           b.out[0] = poisoned(d, 4, xs);
           b.out[1] = poisoned(d, 4, ws);
           if (bias) b.out[2] = poisoned(d, 1, &Co);
-          snprintf(what, sizeof what, "conv2d backward %s g%d bias %d", vr_dtype_name(d), g, bias);
+          snprintf(what, sizeof what, "conv2d backward %s%s g%d bias %d", vr_dtype_name(d), dt == 0 ? " (cudnn)" : "", g, bias);
           run_cmp(VR_OP_CONV2D, 1, &b, rtol, atol, what);
           free_args(&b);
         }
         free_args(&a);
       }
   }
+  unsetenv("VISREG_CUDA_CUDNN");
+}
+END_TEST
+
+/* ---------------------------------------------------------------- sorting and indexing */
+
+START_TEST(test_sort) {
+  NEED_DEV();
+  char what[128];
+  static const vr_dtype dts[] = {VR_F32, VR_F64, VR_BF16, VR_I32, VR_I64, VR_U8};
+  for (int t = 0; t < 6; t++)
+    for (int dim = 0; dim < 3; dim++)
+      for (int desc = 0; desc < 2; desc++) {
+        int64_t shp[3] = {7, 37, 129};
+        /* whole numbers: many ties, stability shows in the indices */
+        vr_tensor *xi = rnd(VR_I64, 3, shp, 180 + (uint64_t)dim, vr_dtype_size(dts[t]) == 1 ? 0 : -30, 30), *x = NULL;
+        OK(vr_tensor_to_dtype(xi, dts[t], &x));
+        vr_tensor_free(xi);
+        if (t == 0 && dim == 2) { /* NaN and signed zeros */
+          OK(vr_tensor_set(x, SH(0, 0, 3), NAN));
+          OK(vr_tensor_set(x, SH(0, 0, 4), -0.0));
+          OK(vr_tensor_set(x, SH(0, 0, 5), 0.0));
+        }
+        int64_t k = dim == 1 ? 5 : shp[dim];
+        int64_t os[3] = {shp[0], shp[1], shp[2]};
+        os[dim] = k;
+        vr_kernel_args a = {.n_in = 1, .n_out = 2, .i = {dim, desc, k}};
+        a.in[0] = x;
+        a.out[0] = poisoned(dts[t], 3, os);
+        a.out[1] = poisoned(VR_I64, 3, os);
+        snprintf(what, sizeof what, "sort %s dim %d desc %d k %lld", vr_dtype_name(dts[t]), dim, desc, (long long)k);
+        run_cmp(VR_OP_SORT, 0, &a, 0, 0, what);
+        free_args(&a);
+      }
+  /* one long line */
+  vr_kernel_args a = {.n_in = 1, .n_out = 2, .i = {0, 0, BIG}};
+  a.in[0] = rnd(VR_F32, 1, &BIG, 181, -1, 1);
+  a.out[0] = poisoned(VR_F32, 1, &BIG);
+  a.out[1] = poisoned(VR_I64, 1, &BIG);
+  run_cmp(VR_OP_SORT, 0, &a, 0, 0, "sort f32 1000003");
+  free_args(&a);
+}
+END_TEST
+
+START_TEST(test_index_ops) {
+  NEED_DEV();
+  char what[128];
+  for (int dt = 0; dt < 2; dt++) {
+    vr_dtype d = dt ? VR_F64 : VR_F32;
+    for (int dim = 0; dim < 3; dim++)
+      for (int i64 = 0; i64 < 2; i64++) {
+        int64_t shp[3] = {5, 37, 29}, K = 41;
+        vr_tensor *x = rnd(d, 3, shp, 190, -1, 1);
+        vr_tensor *ix = rnd(i64 ? VR_I64 : VR_I32, 1, &K, 191, 0, (double)shp[dim]); /* repeats */
+        int64_t os[3] = {shp[0], shp[1], shp[2]};
+        os[dim] = K;
+        vr_kernel_args a = {.n_in = 2, .n_out = 1, .i = {dim}};
+        a.in[0] = x;
+        a.in[1] = ix;
+        a.out[0] = poisoned(d, 3, os);
+        snprintf(what, sizeof what, "index_select %s dim %d %s", vr_dtype_name(d), dim, i64 ? "i64" : "i32");
+        if (run_cmp(VR_OP_INDEX_SELECT, 0, &a, 0, 0, what)) {
+          vr_kernel_args b = {.n_in = 2, .n_out = 1, .i = {dim}};
+          b.in[0] = rnd(d, 3, os, 192, -1, 1);
+          b.in[1] = ix;
+          vr_tensor_retain(ix);
+          b.out[0] = poisoned(d, 3, shp);
+          snprintf(what, sizeof what, "index_select backward %s dim %d", vr_dtype_name(d), dim);
+          run_cmp(VR_OP_INDEX_SELECT, 1, &b, 0, 0, what);
+          free_args(&b);
+        }
+        free_args(&a);
+        /* gather / scatter_add with an index smaller than x and src */
+        int64_t is[3] = {4, 30, 20};
+        vr_tensor *gi = rnd(i64 ? VR_I64 : VR_I32, 3, is, 193, 0, (double)shp[dim]);
+        vr_kernel_args g = {.n_in = 2, .n_out = 1, .i = {dim}};
+        g.in[0] = rnd(d, 3, shp, 194, -1, 1);
+        g.in[1] = gi;
+        g.out[0] = poisoned(d, 3, is);
+        snprintf(what, sizeof what, "gather %s dim %d", vr_dtype_name(d), dim);
+        run_cmp(VR_OP_GATHER, 0, &g, 0, 0, what);
+        vr_kernel_args sa = {.n_in = 3, .n_out = 1, .i = {dim}};
+        sa.in[0] = rnd(d, 3, shp, 195, -1, 1);
+        sa.in[1] = gi;
+        vr_tensor_retain(gi);
+        sa.in[2] = rnd(d, 3, SH(5, 31, 22), 196, -1, 1);
+        sa.out[0] = poisoned(d, 3, shp);
+        snprintf(what, sizeof what, "scatter_add %s dim %d", vr_dtype_name(d), dim);
+        run_cmp(VR_OP_SCATTER_ADD, 0, &sa, 0, 0, what);
+        free_args(&sa);
+        free_args(&g);
+      }
+  }
+  vr_kernel_args o = {.n_in = 1, .n_out = 1, .i = {10}};
+  o.in[0] = rnd(VR_I64, 2, SH(37, 13), 197, 0, 10);
+  o.out[0] = poisoned(VR_F32, 3, SH(37, 13, 10));
+  run_cmp(VR_OP_ONE_HOT, 0, &o, 0, 0, "one_hot");
+  free_args(&o);
 }
 END_TEST
 
@@ -1064,6 +1164,8 @@ static Suite *cuda_suite(void) {
   tcase_add_test(tc, test_layernorm);
   tcase_add_test(tc, test_pool);
   tcase_add_test(tc, test_conv2d);
+  tcase_add_test(tc, test_sort);
+  tcase_add_test(tc, test_index_ops);
   tcase_add_test(tc, test_allocator_stats);
   tcase_add_test(tc, test_errors_no_crash);
   suite_add_tcase(s, tc);

@@ -393,6 +393,7 @@ START_TEST(visreg_floor_on_gaussian_data) {
     OK(vr_visreg(z, NULL, K, 1, 0, 1, 1, 1, &L, &T));
     double v = tu_item(L), floor = 3.3 / (double)B;
     ck_assert_msg(v > 0.6 * floor && v < 1.5 * floor, "B = %lld: loss %.5g, expected about %.5g", (long long)B, v, floor);
+    printf("N(0, I) floor: B = %lld: VISReg %.4g (3.3 / B = %.4g)\n", (long long)B, v, floor);
     vr_tensor_free(L);
     vr_tensor_free(T);
     vr_tensor_free(z);
@@ -427,6 +428,8 @@ START_TEST(gradient_at_collapse) {
   double sig1 = collapse_grad(M_SIGREG, 1), sig0 = collapse_grad(M_SIGREG, 1e-4);
   double vis1 = collapse_grad(M_VISREG, 1), vis0 = collapse_grad(M_VISREG, 1e-4);
   double swd0 = collapse_grad(M_SWD, 1e-4), vic0 = collapse_grad(M_VICREG_REPO, 1e-4);
+  printf("collapse (mean row |dL/dz|, r = 1 -> 1e-4): sigreg %.3g -> %.3g, visreg %.3g -> %.3g, swd %.3g, vicreg_repo %.3g\n",
+         sig1, sig0, vis1, vis0, swd0, vic0);
   ck_assert_msg(sig1 / sig0 > 3e3 && sig1 / sig0 < 3e4, "SIGReg shrinks %.4g-fold (%.4g -> %.4g)", sig1 / sig0, sig1, sig0);
   ck_assert_msg(sig0 > 1e-7 && sig0 < 1e-5, "SIGReg at r = 1e-4: %.4g, expected about 1e-6", sig0);
   ck_assert_msg(vis0 / vis1 >= 100, "VISReg grows only %.4g-fold (%.4g -> %.4g)", vis0 / vis1, vis1, vis0);

@@ -1,7 +1,7 @@
 /* bench_losses.c: `visreg bench losses`: times forward + backward of each regularizer on a
  * random f32 V x B x D batch (median of repeated runs after warm-up; new slices every run, as in
- * training), measures the sgemm rate at the shape of the projection GEMM and reports VISReg's
- * time against the floor set by its two GEMMs (4 V B D K flops). --scaling adds the time ratios
+ * training) and reports VISReg's time against the floor set by its two GEMMs (4 V B D K flops):
+ * the same two sgemms, timed alternately with it. --scaling adds the time ratios
  * when B, D and K are each doubled. Without --B/--D/--K it runs the PyTorch peer's CPU sizes
  * (shared/peers/torch_anchor.py): (B, D, K) = (256, 512, 256) and (1024, 512, 1024), V = 2. */
 #include "../core/visreg.h"
@@ -24,6 +24,40 @@ static int cmp_d(const void *a, const void *b) {
 static double median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_d);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The GEMM floor of VISReg: its two sgemms (4 V B D K flops), the forward projection and the
+ * backward product as the kernel calls them, timed alone, alternately with the loss itself so
+ * that both see the same machine load. */
+typedef struct {
+  float *x, *w, *p, *h;
+  int64_t M, D, K;
+} gemm_pair;
+
+static int gemm_pair_init(gemm_pair *g, int64_t M, int64_t D, int64_t K) {
+  g->M = M, g->D = D, g->K = K;
+  g->x = malloc(sizeof(float) * (size_t)(M * D));
+  g->w = malloc(sizeof(float) * (size_t)(D * K));
+  g->p = malloc(sizeof(float) * (size_t)(M * K));
+  g->h = malloc(sizeof(float) * (size_t)(M * D));
+  if (!g->x || !g->w || !g->p || !g->h) return -1;
+  for (int64_t i = 0; i < M * D; i++) g->x[i] = (float)((i * 7 % 13) - 6) * 0.1f;
+  for (int64_t i = 0; i < D * K; i++) g->w[i] = (float)((i * 5 % 11) - 5) * 0.1f;
+  return 0;
+}
+static void gemm_pair_free(gemm_pair *g) {
+  free(g->x);
+  free(g->w);
+  free(g->p);
+  free(g->h);
+}
+static double gemm_pair_ms(gemm_pair *g) {
+  int M = (int)g->M, D = (int)g->D, K = (int)g->K;
+  double t0 = now_ms();
+  /* exactly the kernel's calls (kernels/cpu/reg_sliced.inc, one chunk): P^T = W^T X^T, H = P W^T */
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, K, M, D, 1, g->w, K, g->x, D, 0, g->p, M);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, M, D, K, 1, g->p, M, g->w, K, 0, g->h, D);
+  return now_ms() - t0;
 }
 
 typedef struct {
@@ -49,8 +83,10 @@ static vr_status run_once(const char *m, vr_tensor *z, int64_t K, uint64_t step)
   return st;
 }
 
-/* median ms of forward + backward, or a negative value on error */
-static double time_method(const char *m, const cfg *c, int64_t B, int64_t D, int64_t K) {
+/* median ms of forward + backward, or a negative value on error; with gp, the GEMM pair is timed
+ * before each run and its median stored in *gemm_ms */
+static double time_method(const char *m, const cfg *c, int64_t B, int64_t D, int64_t K, gemm_pair *gp,
+                          double *gemm_ms) {
   vr_generator *g = NULL;
   vr_tensor *z = NULL;
   if (vr_generator_new(1, 0, &g) || vr_rand_normal(g, 3, (int64_t[]){c->V, B, D}, 0, 1, VR_F32, c->dev, &z)) {
@@ -59,39 +95,25 @@ static double time_method(const char *m, const cfg *c, int64_t B, int64_t D, int
   }
   vr_generator_free(g);
   vr_tensor_set_requires_grad(z, 1);
-  double *ts = malloc(sizeof(double) * (size_t)c->reps), r = -1;
+  double *ts = malloc(sizeof(double) * (size_t)c->reps), *tg = malloc(sizeof(double) * (size_t)c->reps), r = -1;
   uint64_t step = 0;
-  for (int i = 0; i < c->warm; i++)
+  for (int i = 0; i < c->warm; i++) {
+    if (gp) gemm_pair_ms(gp);
     if (run_once(m, z, K, step++)) goto done;
+  }
   for (int i = 0; i < c->reps; i++) {
+    if (gp) tg[i] = gemm_pair_ms(gp);
     double t0 = now_ms();
     if (run_once(m, z, K, step++)) goto done;
     ts[i] = now_ms() - t0;
   }
   r = median(ts, c->reps);
+  if (gp) *gemm_ms = median(tg, c->reps);
 done:
   free(ts);
+  free(tg);
   vr_tensor_free(z);
   return r;
-}
-
-/* sgemm GFLOP/s at the projection's shape: (V B x D) times (D x K) */
-static double sgemm_rate(int64_t M, int64_t Kd, int64_t N) {
-  float *a = malloc(sizeof(float) * (size_t)(M * Kd)), *b = malloc(sizeof(float) * (size_t)(Kd * N)),
-        *cc = malloc(sizeof(float) * (size_t)(M * N));
-  for (int64_t i = 0; i < M * Kd; i++) a[i] = (float)((i * 7 % 13) - 6) * 0.1f;
-  for (int64_t i = 0; i < Kd * N; i++) b[i] = (float)((i * 5 % 11) - 5) * 0.1f;
-  double ts[9];
-  for (int i = 0; i < 11; i++) {
-    double t0 = now_ms();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)Kd, 1, a, (int)Kd, b, (int)N, 0, cc,
-                (int)N);
-    if (i >= 2) ts[i - 2] = now_ms() - t0;
-  }
-  free(a);
-  free(b);
-  free(cc);
-  return 2.0 * (double)M * (double)Kd * (double)N / (median(ts, 9) * 1e6);
 }
 
 static void usage(void) {
@@ -145,8 +167,9 @@ int vr_bench_losses(int argc, char **argv) {
     nsizes = 1;
   }
   if (!json)
-    printf("# visreg bench losses: %s, %d threads, f32, V = %lld, forward+backward median of %d after %d warm-up\n",
-           c.dev == VR_CPU ? "cpu" : vr_cuda_device_name(), vr_num_threads(), (long long)c.V, c.reps, c.warm);
+    printf("# visreg bench losses: %s, %d threads, OpenBLAS %s, f32, V = %lld, forward+backward median of %d after %d "
+           "warm-up\n", c.dev == VR_CPU ? "cpu" : vr_cuda_device_name(), vr_num_threads(), openblas_get_corename(),
+           (long long)c.V, c.reps, c.warm);
   if (!json && !scaling)
     printf("%-12s %6s %6s %6s %12s %12s %10s\n", "method", "B", "D", "K", "fwd+bwd ms", "gemm floor", "x floor");
   if (!json && scaling)
@@ -154,8 +177,6 @@ int vr_bench_losses(int argc, char **argv) {
   int rc = 0;
   for (int s = 0; s < nsizes; s++) {
     int64_t b = sizes[s][0], d = sizes[s][1], k = sizes[s][2];
-    double rate = c.dev == VR_CPU ? sgemm_rate(c.V * b, d, k) : 0; /* GFLOP/s */
-    double floor_ms = rate > 0 ? 4.0 * (double)c.V * b * d * k / (rate * 1e6) : 0;
     char list[256];
     snprintf(list, sizeof list, "%s", methods);
     for (char *save = NULL, *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
@@ -166,7 +187,14 @@ int vr_bench_losses(int argc, char **argv) {
         return 2;
       }
       if (!strcmp(m, "vicreg") && c.V != 2) continue; /* the official form takes two views */
-      double t = time_method(m, &c, b, d, k);
+      gemm_pair gp;
+      int with_floor = c.dev == VR_CPU && !strcmp(m, "visreg") && !gemm_pair_init(&gp, c.V * b, d, k);
+      double floor_ms = 0, rate = 0;
+      double t = time_method(m, &c, b, d, k, with_floor ? &gp : NULL, &floor_ms);
+      if (with_floor) {
+        gemm_pair_free(&gp);
+        rate = 4.0 * (double)c.V * b * d * k / (floor_ms * 1e6); /* GFLOP/s */
+      }
       if (t < 0) {
         fprintf(stderr, "visreg bench losses: %s: %s\n", m, vr_last_error());
         rc = 1;
@@ -175,9 +203,9 @@ int vr_bench_losses(int argc, char **argv) {
       int sliced = !strcmp(m, "visreg") || !strcmp(m, "swd") || !strcmp(m, "sigreg");
       double r2[3] = {0, 0, 0};
       if (scaling) {
-        r2[0] = time_method(m, &c, 2 * b, d, k) / t;
-        r2[1] = time_method(m, &c, b, 2 * d, k) / t;
-        r2[2] = sliced ? time_method(m, &c, b, d, 2 * k) / t : 1.0;
+        r2[0] = time_method(m, &c, 2 * b, d, k, NULL, NULL) / t;
+        r2[1] = time_method(m, &c, b, 2 * d, k, NULL, NULL) / t;
+        r2[2] = sliced ? time_method(m, &c, b, d, 2 * k, NULL, NULL) / t : 1.0;
       }
       if (json) {
         printf("{\"loss\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"V\": %lld, \"B\": %lld, \"D\": %lld, \"K\": %lld, "
@@ -185,7 +213,8 @@ int vr_bench_losses(int argc, char **argv) {
                m, c.dev == VR_CPU ? "cpu" : "cuda", vr_num_threads(), (long long)c.V, (long long)b, (long long)d,
                (long long)k, t);
         if (rate > 0 && !strcmp(m, "visreg"))
-          printf(", \"sgemm_gflops\": %.2f, \"gemm_floor_ms\": %.4f, \"x_floor\": %.3f", rate, floor_ms, t / floor_ms);
+          printf(", \"sgemm_gflops\": %.2f, \"openblas_core\": \"%s\", \"gemm_floor_ms\": %.4f, \"x_floor\": %.3f", rate,
+                 openblas_get_corename(), floor_ms, t / floor_ms);
         if (scaling) printf(", \"ratio_2B\": %.3f, \"ratio_2D\": %.3f, \"ratio_2K\": %.3f", r2[0], r2[1], r2[2]);
         printf("}\n");
       } else if (scaling) {
@@ -199,9 +228,11 @@ int vr_bench_losses(int argc, char **argv) {
       } else {
         printf("%-12s %6lld %6lld %6lld %12.3f %12s %10s\n", m, (long long)b, (long long)d, (long long)k, t, "", "");
       }
+      if (!json && rate > 0)
+        printf("# the GEMM floor: two sgemms of VISReg's flops (%lld x %lld x %lld), %.1f GFLOP/s, timed alternately\n",
+               (long long)(c.V * b), (long long)d, (long long)k, rate);
       fflush(stdout);
     }
-    if (!json && rate > 0) printf("# sgemm %.1f GFLOP/s at %lld x %lld x %lld\n", rate, (long long)(c.V * b), (long long)d, (long long)k);
   }
   return rc;
 }

@@ -12,15 +12,18 @@
 
 /* log(u) for u in (0, 1]: u = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m-1)/(m+1) */
 VR_HD double vr_reg_log01(double u) {
-  uint64_t b;
+  uint64_t b, mb, eb;
   memcpy(&b, &u, 8);
-  int64_t e = (int64_t)((b >> 52) & 0x7ff) - 1023;
-  uint64_t mb = (b & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
-  double m;
+  mb = (b & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+  /* the exponent as a double without an int64 conversion (none in AVX2): 2^52 + e, minus 2^52 */
+  eb = 0x4330000000000000ull | (b >> 52 & 0x7ff);
+  double m, ef;
   memcpy(&m, &mb, 8);
-  int big = m > 1.4142135623730951;
-  m = big ? 0.5 * m : m;
-  double ef = (double)(e + big);
+  memcpy(&ef, &eb, 8);
+  ef -= 4503599627370496.0 + 1023.0;
+  double big = (double)(int)(m * 0.70710678118654752); /* 1 when m >= sqrt(2) (either side is fine at the edge) */
+  m *= 1.0 - 0.5 * big; /* arithmetic, not a branch: big is random */
+  ef += big;
   double s = (m - 1.0) / (m + 1.0), s2 = s * s; /* |s| <= 0.1716 */
   double p = 1.0 / 23;
   p = 1.0 / 21 + s2 * p;
@@ -39,17 +42,21 @@ VR_HD double vr_reg_log01(double u) {
 
 /* cos and sin of 2 pi u for u in [0, 1): quadrant q = round(4u), x = (4u - q) pi / 2 in [-pi/4, pi/4] */
 VR_HD void vr_reg_sincos2pi(double u, double *c, double *s) {
-  double t = 4.0 * u, q = floor(t + 0.5), x = (t - q) * 1.5707963267948966192, x2 = x * x;
+  double t = 4.0 * u, q = (double)(int)(t + 0.5), x = (t - q) * 1.5707963267948966192, x2 = x * x;
   double sn;
   sn = x + x * x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0 + x2 * (-1.0 / 39916800.0 +
        x2 * (1.0 / 6227020800.0 + x2 * (-1.0 / 1307674368000.0 + x2 * (1.0 / 355687428096000.0))))))));
   double cs = 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3628800.0 +
               x2 * (1.0 / 479001600.0 + x2 * (-1.0 / 87178291200.0 + x2 * (1.0 / 20922789888000.0))))))));
-  int k = (int)q & 3; /* rotate by k quarter turns */
-  double c1 = k == 0 ? cs : k == 1 ? -sn : k == 2 ? -cs : sn;
-  double s1 = k == 0 ? sn : k == 1 ? cs : k == 2 ? -sn : -cs;
-  *c = c1;
-  *s = s1;
+  /* rotate by k quarter turns: k odd swaps cos and sin, then k = 1, 2 negate the cosine and
+   * k = 2, 3 the sine; arithmetic selects, not branches (k is random), and int conversions
+   * rather than floor (values are >= 0), so that the loop vectorises */
+  double k = q - 4.0 * (double)(int)(0.25 * q);          /* q mod 4, exact */
+  double half = (double)(int)(0.5 * k), odd = k - 2.0 * half; /* k = 2 half + odd */
+  double ev = 1.0 - odd; /* exact selects: one product is 0, the other exact */
+  double rc = ev * cs + odd * sn, rs = ev * sn + odd * cs;
+  *c = rc * (1.0 - k * (3.0 - k)); /* k = 1, 2: -1 */
+  *s = rs * (1.0 - 2.0 * half);    /* k = 2, 3: -1 */
 }
 
 /* pair p before the root: r^2 = -2 log u1, and cos, sin of 2 pi u2 */

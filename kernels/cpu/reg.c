@@ -64,22 +64,64 @@ vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
                       (long long)(bad / D % B), (long long)(bad % D));
 }
 
-/* the draws in blocks of 256 pairs: the Philox and polynomial part vectorises, the roots follow */
+/* vr_philox_block for counters p0 .. p0 + m - 1 (m <= 256) with the rounds outside the lanes, so
+ * that the 32 x 32 -> 64 bit products vectorise; the same bits as vr_philox_block. Returns the
+ * uniforms of vr_reg_slice_parts: u1 = 1 - u01(w0, w1) in (0, 1], u2 = u01(w2, w3). */
+static void philox_lanes(uint64_t seed, uint64_t stream, uint64_t p0, int64_t m, double *u1, double *u2) {
+  uint32_t c0[256], c1[256], c2[256], c3[256];
+  for (int64_t i = 0; i < m; i++) {
+    uint64_t ctr = p0 + (uint64_t)i;
+    c0[i] = (uint32_t)ctr;
+    c1[i] = (uint32_t)(ctr >> 32);
+    c2[i] = (uint32_t)stream;
+    c3[i] = (uint32_t)(stream >> 32);
+  }
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  for (int r = 0; r < 10; r++) {
+    for (int64_t i = 0; i < m; i++) {
+      uint64_t a = (uint64_t)0xD2511F53u * c0[i], b = (uint64_t)0xCD9E8D57u * c2[i];
+      uint32_t n0 = (uint32_t)(b >> 32) ^ c1[i] ^ k0, n2 = (uint32_t)(a >> 32) ^ c3[i] ^ k1;
+      c1[i] = (uint32_t)b;
+      c3[i] = (uint32_t)a;
+      c0[i] = n0;
+      c2[i] = n2;
+    }
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  for (int64_t i = 0; i < m; i++) {
+    u1[i] = 1.0 - vr_philox_u01(c0[i], c1[i]);
+    u2[i] = vr_philox_u01(c2[i], c3[i]);
+  }
+}
+
+/* pairs p0 .. p0 + m - 1 (m <= 256) into g[0 .. 2m): Philox words, then the branch-free log and
+ * sincos of slices.h (both vectorised), then the roots; the operations of vr_reg_slice_pair */
+static void draw_block(uint64_t seed, uint64_t step, uint64_t p0, int64_t m, double *g) {
+  double u1[256], u2[256], r2[256], c[256], sn[256];
+  philox_lanes(seed, step, p0, m, u1, u2);
+#pragma omp simd
+  for (int64_t i = 0; i < m; i++) {
+    r2[i] = -2.0 * vr_reg_log01(u1[i]);
+    vr_reg_sincos2pi(u2[i], &c[i], &sn[i]);
+  }
+  for (int64_t i = 0; i < m; i++) {
+    double r = sqrt(r2[i]);
+    g[2 * i] = r * c[i];
+    g[2 * i + 1] = r * sn[i];
+  }
+}
+
 #define REG_DRAW(SFX, T)                                                                              \
   void vr_reg_draw_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, T *G) {                  \
     int64_t n = D * K, np = (n + 1) / 2, nblk = (np + 255) / 256;                                     \
     _Pragma("omp parallel for schedule(static) if (nblk > 16)")                                      \
     for (int64_t blk = 0; blk < nblk; blk++) {                                                        \
-      double r2[256], c[256], s[256];                                                                 \
+      double g[512];                                                                                  \
       int64_t p0 = blk * 256, m = np - p0 < 256 ? np - p0 : 256;                                      \
-      _Pragma("omp simd")                                                                            \
-      for (int64_t i = 0; i < m; i++) vr_reg_slice_parts(seed, step, (uint64_t)(p0 + i), &r2[i], &c[i], &s[i]); \
-      for (int64_t i = 0; i < m; i++) {                                                               \
-        double r = sqrt(r2[i]);                                                                       \
-        int64_t j = 2 * (p0 + i);                                                                     \
-        G[j] = (T)(r * c[i]);                                                                         \
-        if (j + 1 < n) G[j + 1] = (T)(r * s[i]);                                                      \
-      }                                                                                               \
+      draw_block(seed, step, (uint64_t)p0, m, g);                                                     \
+      int64_t e = 2 * m < n - 2 * p0 ? 2 * m : n - 2 * p0; /* the last pair may be half used */      \
+      for (int64_t i = 0; i < e; i++) G[2 * p0 + i] = (T)g[i];                                        \
     }                                                                                                 \
   }                                                                                                   \
   void vr_reg_normalize_##SFX(const T *G, int64_t D, int64_t K, double eps, T *W) {                   \
@@ -96,7 +138,8 @@ vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
 REG_DRAW(f32, float)
 REG_DRAW(f64, double)
 
-/* libgomp's idle workers spin after each parallel region (GOMP_SPINCOUNT pause instructions,
+/* Process-wide defaults for the two thread pools, set before either library starts.
+ * libgomp's idle workers spin after each parallel region (GOMP_SPINCOUNT pause instructions,
  * milliseconds on recent Intel cores) while the pthread OpenBLAS starts its own threads for the
  * next GEMM: with few cores the spinning workers take the cores the GEMM needs (VISReg
  * forward+backward measured 3 to 6 times slower on 2 cores). Unless the user chose a policy,
@@ -104,6 +147,18 @@ REG_DRAW(f64, double)
  * one reads the environment, in the statically linked binary and test suites. */
 __attribute__((constructor(101))) static void reg_omp_wait_policy(void) {
   if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "passive", 0);
+  /* Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not know recent Xeons (Sapphire and Emerald
+   * Rapids) and falls back to its generic "Prescott" SSE3 kernels: sgemm then runs 2 to 3 times
+   * slower than its AVX-512 kernels. Unless the user chose a core type, pick the kernels the CPU
+   * supports. OpenBLAS reads the variable in its own (default priority) constructor. */
+  if (!getenv("OPENBLAS_CORETYPE")) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq"))
+      setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+  }
 }
 
 void vr_cpu_register_reg(void) {

@@ -11,11 +11,7 @@ local check = core.check
 
 local M = {}
 
-local function spec(kind, t, defaults)
-  t = util.with_defaults("vr.augment." .. kind, t or {}, defaults)
-  t.kind = kind
-  return t
-end
+local function spec(kind, t, defaults) return util.spec("vr.augment." .. kind, kind, t, defaults) end
 local function range(v, what)
   if type(v) == "number" then return v, v end
   if type(v) ~= "table" or #v ~= 2 then util.error("vr.augment: %s: expected {low, high}, got %s", what, type(v)) end

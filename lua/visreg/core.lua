@@ -4,9 +4,25 @@
 local ffi = require "ffi"
 local util = require "visreg.util"
 
+-- cdef.lua is generated at build time; where it did not travel (a copied tree), the header beside
+-- the lua/ folder is read the same way tools/gen-cdef does (preprocessor lines dropped)
+local function header_cdef()
+  local dir = debug.getinfo(1, "S").source:match("^@(.*)/visreg/[^/]*$")
+  local f = dir and io.open(dir .. "/../core/visreg.h", "rb")
+  if not f then return nil end
+  local lines = {}
+  for line in f:lines() do
+    if not line:match("^%s*#") then lines[#lines + 1] = line end
+  end
+  f:close()
+  return table.concat(lines, "\n")
+end
 local ok, cdef = pcall(require, "visreg.cdef")
 if not ok then
-  error("visreg: lua/visreg/cdef.lua is missing; run make (it is generated from core/visreg.h)", 0)
+  cdef = header_cdef()
+  if not cdef then
+    error("visreg: lua/visreg/cdef.lua is missing; run make (it is generated from core/visreg.h)", 0)
+  end
 end
 ffi.cdef(cdef)
 -- the host's own functions (core/host.h), exported by bin/visreg

@@ -11,11 +11,7 @@ local new, outp = tensor.new, tensor.outp
 
 local M = {}
 
-local function spec(kind, t, defaults)
-  t = util.with_defaults("vr.data." .. kind, t or {}, defaults)
-  t.kind = kind
-  return t
-end
+local function spec(kind, t, defaults) return util.spec("vr.data." .. kind, kind, t, defaults) end
 local common = function(extra)
   local d = { root = false, subset = 0, test_subset = 0, long_tail = 0, classes = false }
   for k, v in pairs(extra or {}) do d[k] = v end

@@ -91,11 +91,7 @@ local term_names = {
   vicreg_repo = { "var", "cov" },
 }
 
-local function spec(kind, t, defaults)
-  t = util.with_defaults("vr.loss." .. kind, t or {}, defaults)
-  t.kind = kind
-  return t
-end
+local function spec(kind, t, defaults) return util.spec("vr.loss." .. kind, kind, t, defaults) end
 
 function M.visreg(t)
   return spec("visreg", t, { lambda = 0.6, slices = 1024, weights = { scale = 1, shape = 1, center = 1 } })

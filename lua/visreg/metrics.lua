@@ -53,7 +53,7 @@ function M.effective_rank(z, max_dim)
   local n = math.min(B, D)
   if n > max_dim then return nil end
   local g = tensor.no_grad(function()
-    local zz = z:detach():to("f64")
+    local zz = z:detach():to("cpu"):to("f64") -- f64 is a CPU dtype
     if D <= B then return zz:t():matmul(zz) end
     return zz:matmul(zz:t())
   end)

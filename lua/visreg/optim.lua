@@ -14,11 +14,7 @@ local util = require "visreg.util"
 
 local M = {}
 
-local function spec(kind, t, defaults)
-  t = util.with_defaults("vr.optim." .. kind, t or {}, defaults)
-  t.kind = kind
-  return t
-end
+local function spec(kind, t, defaults) return util.spec("vr.optim." .. kind, kind, t, defaults) end
 
 function M.sgd(t)
   return spec("sgd", t, { lr = 0.1, momentum = 0.9, nesterov = false, dampening = 0, weight_decay = 0,

@@ -9,11 +9,7 @@ local util = require "visreg.util"
 
 local M = {}
 
-local function spec(kind, what, t, defaults)
-  t = util.with_defaults("vr.schedule." .. what, t or {}, defaults)
-  t.kind = kind
-  return t
-end
+local function spec(kind, what, t, defaults) return util.spec("vr.schedule." .. what, kind, t, defaults) end
 
 -- factor 1 (or value, when given, as the value itself)
 function M.constant(t)
@@ -26,9 +22,7 @@ function M.warmup_cosine(t)
   return spec("warmup_cosine", "warmup_cosine", t, { warmup_epochs = 0, warmup_steps = false, final_ratio = 0,
     start_ratio = 0 })
 end
-M.cosine = function(t)
-  return spec("warmup_cosine", "cosine", t, { warmup_epochs = 0, warmup_steps = false, final_ratio = 0, start_ratio = 0 })
-end
+M.cosine = M.warmup_cosine
 
 -- multiplied by gamma at each milestone epoch
 function M.step(t)

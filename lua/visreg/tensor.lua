@@ -56,6 +56,14 @@ end
 M.new = new
 M.outp = outp -- the slot new() reads: pass it as the C out argument
 
+-- the results of a C call that wrote two tensors, to outp and outp2 (values, indices)
+local function new2(st)
+  local i = outp2[0]
+  outp2[0] = nil
+  if st ~= 0 and i ~= nil then C.vr_tensor_free(i) end
+  return new(st), wrap(i)
+end
+
 local function need_tensor(x, what)
   if not is_tensor(x) then util.error("%s: expected a tensor, got %s", what, type(x)) end
   if x == nil then util.error("%s: expected a tensor, got a NULL tensor", what) end
@@ -535,19 +543,11 @@ end
 -- max() over everything; max(dim[, keepdim]) gives values, indices
 function T:max(dim, keepdim)
   if dim == nil then return new(C.vr_max_all(self, outp)) end
-  local st = C.vr_max(self, dim, flag(keepdim), outp, outp2)
-  local i = outp2[0]
-  outp2[0] = nil
-  if st ~= 0 then C.vr_tensor_free(i) end
-  return new(st), wrap(i)
+  return new2(C.vr_max(self, dim, flag(keepdim), outp, outp2))
 end
 function T:min(dim, keepdim)
   if dim == nil then return new(C.vr_min_all(self, outp)) end
-  local st = C.vr_min(self, dim, flag(keepdim), outp, outp2)
-  local i = outp2[0]
-  outp2[0] = nil
-  if st ~= 0 then C.vr_tensor_free(i) end
-  return new(st), wrap(i)
+  return new2(C.vr_min(self, dim, flag(keepdim), outp, outp2))
 end
 function T:argmax(dim, keepdim)
   if dim == nil then return self:reshape(-1):argmax(0) end
@@ -605,19 +605,11 @@ function T:scatter_add(dim, index, src)
   return new(C.vr_scatter_add(self, dim, need_tensor(index, "index"), need_tensor(src, "src"), outp))
 end
 function T:sort(dim, descending)
-  local st = C.vr_sort(self, dim or -1, flag(descending), outp, outp2)
-  local i = outp2[0]
-  outp2[0] = nil
-  if st ~= 0 then C.vr_tensor_free(i) end
-  return new(st), wrap(i)
+  return new2(C.vr_sort(self, dim or -1, flag(descending), outp, outp2))
 end
 function T:argsort(dim, descending) return new(C.vr_argsort(self, dim or -1, flag(descending), outp)) end
 function T:topk(k, dim, largest)
-  local st = C.vr_topk(self, k, dim or -1, largest == false and 0 or 1, outp, outp2)
-  local i = outp2[0]
-  outp2[0] = nil
-  if st ~= 0 then C.vr_tensor_free(i) end
-  return new(st), wrap(i)
+  return new2(C.vr_topk(self, k, dim or -1, largest == false and 0 or 1, outp, outp2))
 end
 function M.where(cond, a, b)
   local ref = is_tensor(a) and a or b

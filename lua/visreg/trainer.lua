@@ -259,12 +259,13 @@ function M.fit(self)
       local probe_loss, labels
       if head then
         labels = batch:labels()
-        if self.device ~= "cpu" then labels = labels:to(self.device) end
+        local dev_labels = self.device ~= "cpu" and labels:to(self.device) or labels
         local feats = h:narrow(0, 0, B):detach()
         local logits = head(feats)
-        probe_loss = lossm.cross_entropy(logits, labels)
+        probe_loss = lossm.cross_entropy(logits, dev_labels)
         total = loss + probe_loss
-        local c = tensor.no_grad(function() return logits:argmax(1):eq(labels):to("f32"):sum() end)
+        -- accuracy counted on the host: B x classes values, and no integer kernels needed on the device
+        local c = tensor.no_grad(function() return logits:detach():to("cpu"):argmax(1):eq(labels):to("f32"):sum() end)
         correct = correct and correct + c or c
         seen = seen + B
       end

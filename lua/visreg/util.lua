@@ -127,6 +127,14 @@ function M.with_defaults(what, t, defaults, extra_allowed)
   return t
 end
 
+-- A component spec (recipe data): t's options checked against defaults and filled in, kind set.
+-- what names the constructor in messages ("vr.loss.visreg").
+function M.spec(what, kind, t, defaults)
+  t = M.with_defaults(what, t or {}, defaults)
+  t.kind = kind
+  return t
+end
+
 ---------------------------------------------------------------- JSON
 local escapes = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n',
   ['\r'] = '\\r', ['\t'] = '\\t' }

@@ -54,7 +54,7 @@ tap.ok(rc == 1 and out:find("nothere", 1, true), "eval reports a missing checkpo
 -- Ctrl-C saves a checkpoint and exits cleanly
 if pcall(function() return vr.C.vr_visreg end) and util.file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") then
   local run = base .. "/int"
-  local cmd = "timeout -s INT 4 " .. q(exe) .. " train recipes/fmnist_visreg.lua --set data.subset=4096 --set batch=32" ..
+  local cmd = "timeout --preserve-status -s INT 4 " .. q(exe) .. " train recipes/fmnist_visreg.lua --set data.subset=4096 --set batch=32" ..
     " --set epochs=50 --set loader.workers=1 --out " .. q(run)
   rc, out = sh(cmd)
   tap.ok(rc == 130 and out:find("interrupted at", 1, true) and util.file_exists(run .. "/checkpoint.safetensors"),

@@ -87,6 +87,13 @@ for name, t in pairs(t2.enc:state_dict()) do
 end
 tap.ok(same, "restoring a checkpoint gives back the same parameters and buffers")
 
+-- visreg eval on the run folder gives the summary's probes (the same encoder and data)
+local cli = require "visreg.cli"
+local rc = cli.eval({ base .. "/a", "--quiet" })
+local ej = util.json_decode(util.read_file(base .. "/a/eval.json") or "{}")
+tap.ok(rc == 0 and ej.linear_probe and math.abs(ej.linear_probe - sj.linear_probe) < 1e-9 and ej.knn == sj.knn,
+  "visreg eval reproduces the run's linear probe and kNN", util.json_encode(ej))
+
 -- resume exactness: stop mid-epoch 2 (step 13 of 30), resume, compare with the full run
 train(base .. "/b", {}, { stop_at_step = 13 })
 local _, mb = vr.checkpoint.load(base .. "/b/checkpoint.safetensors")
