@@ -8,7 +8,8 @@
  *   (slice, view) segment of B projections sorts them in shared memory (bitonic network on
  *   (key, position) words: ties keep index order, as the CPU's stable radix sort), sums
  *   (P - q_rank)^2 in a fixed tree and overwrites P with dL/dP through the ranks (SIGReg: the
- *   Epps-Pulley sums over all knots in one pass, then its gradient); H += dL/dP W_c^T (GEMM,
+ *   segment is read once into shared memory, then the Epps-Pulley sums of every knot and its
+ *   gradient come from there); H += dL/dP W_c^T (GEMM,
  *   straight into dL/dz);
  *   the loss and terms from device accumulators; VISReg's gradient through the standardisation
  *   (per (view, dim), rows in order).
@@ -151,28 +152,52 @@ __global__ void ep_k(int J, double dt, double VK, double *ep) {
   }
 }
 
-/* one block per segment: for every knot the block sums cos and sin of t_j x over the segment;
- * part[s] = B sum_j a_j phi_j ((C_j - phi_j)^2 + S_j^2); with grad, seg[b] = sum_j (gs_j cos +
- * gc_j sin)(t_j x_b). Shared: 2 J doubles of coefficients. */
+/* two block-wide double sums at once, fixed tree (sh holds 2 blockDim.x) */
+__device__ __forceinline__ void block_sum2(double *a, double *b, double *sh) {
+  int n = blockDim.x;
+  sh[threadIdx.x] = *a;
+  sh[n + threadIdx.x] = *b;
+  __syncthreads();
+  for (int w = n / 2; w > 0; w >>= 1) {
+    if ((int)threadIdx.x < w) {
+      sh[threadIdx.x] += sh[threadIdx.x + w];
+      sh[n + threadIdx.x] += sh[n + threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  *a = sh[0];
+  *b = sh[n];
+  __syncthreads();
+}
+
+/* one block per segment, read from global memory once: the B projections are staged in shared
+ * memory (as double) when they fit (stage = 1), then for every knot the block sums cos and sin of
+ * t_j x over the segment; part[s] = B sum_j a_j phi_j ((C_j - phi_j)^2 + S_j^2); with grad,
+ * seg[b] = sum_j (gs_j cos + gc_j sin)(t_j x_b). Shared: 2 J coefficients, then B values. */
 template <typename T>
-__global__ void seg_ep_k(T *Pt, int64_t nseg, int64_t B, int J, double dt, const double *ep, int grad, double *part) {
-  extern __shared__ double coef[]; /* gc[0, J), gs[J, 2J) */
-  __shared__ double red[kSegThreads];
+__global__ void seg_ep_k(T *Pt, int64_t nseg, int64_t B, int J, double dt, const double *ep, int grad, int stage,
+                         double *part) {
+  extern __shared__ double coef[]; /* gc[0, J), gs[J, 2J), then the staged values */
+  __shared__ double red[2 * kSegThreads];
+  double *xs = coef + 2 * J;
   const double *ew = ep, *phi = ep + J, *eg = ep + 2 * J;
   double inv_b = 1.0 / (double)B;
   for (int64_t s = blockIdx.x; s < nseg; s += gridDim.x) {
     T *seg = Pt + s * B;
+    if (stage) {
+      for (int64_t b = threadIdx.x; b < B; b += blockDim.x) xs[b] = (double)seg[b];
+      __syncthreads();
+    }
     double stat = 0;
     for (int j = 0; j < J; j++) {
       double t = dt * j, c = 0, sn = 0;
       for (int64_t b = threadIdx.x; b < B; b += blockDim.x) {
         double sv, cv;
-        sincos(t * (double)seg[b], &sv, &cv);
+        sincos(t * (stage ? xs[b] : (double)seg[b]), &sv, &cv);
         c += cv;
         sn += sv;
       }
-      c = vr_cu_reg_block_sum(c, red);
-      sn = vr_cu_reg_block_sum(sn, red);
+      block_sum2(&c, &sn, red);
       c = c * inv_b - phi[j];
       sn *= inv_b;
       stat += ew[j] * (c * c + sn * sn);
@@ -184,7 +209,7 @@ __global__ void seg_ep_k(T *Pt, int64_t nseg, int64_t B, int J, double dt, const
     __syncthreads(); /* coefficients visible; every value of seg read */
     if (grad)
       for (int64_t b = threadIdx.x; b < B; b += blockDim.x) {
-        double x = (double)seg[b], g = 0;
+        double x = stage ? xs[b] : (double)seg[b], g = 0;
         for (int j = 1; j < J; j++) {
           double sv, cv;
           sincos(dt * j * x, &sv, &cv);
@@ -290,10 +315,12 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   /* how the segments are ranked */
   int P = vr_cu_pow2_at_least(B);
   size_t smem = mode == SL_SIGREG ? 16 * (size_t)J : (size_t)P * (sizeof(T) == 8 ? 12 : 8);
-  size_t optin = vr_cu_smem_optin();
-  bool in_smem = B <= ((int64_t)1 << 30) && smem + sizeof(double) * kSegThreads <= optin;
+  size_t optin = vr_cu_smem_optin(), static_smem = sizeof(double) * 2 * kSegThreads;
+  bool in_smem = smem + static_smem <= optin;
+  int stage = mode == SL_SIGREG && smem + 8 * (size_t)B + static_smem <= optin;
+  if (stage) smem += 8 * (size_t)B;
   if (mode == SL_SIGREG && !in_smem) return VR_FAIL(VR_E_UNSUPPORTED, "knots: %d knots need more shared memory", J);
-  if (in_smem && smem > 48 * 1024) {
+  if (in_smem && smem + static_smem > 48 * 1024) { /* static + dynamic above the default 48 KB */
     if (mode == SL_SIGREG) VR_CU(cudaFuncSetAttribute(seg_ep_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     else VR_CU(cudaFuncSetAttribute(seg_sort_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   }
@@ -318,7 +345,7 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(vr_cu_gemm_rm(dt, 1, 1, kc, VB, D, 1.0, W + k0, K, X, D, 0.0, Pt, VB));
     if (mode == SL_SIGREG) {
       seg_ep_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, J, a->f[0] / (J - 1), epb.as<double>(),
-                                                             grad != nullptr, part);
+                                                             grad != nullptr, stage, part);
       VR_CU_LAUNCHED("sigreg segments");
     } else if (in_smem) {
       seg_sort_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, P, q, coef, grad != nullptr, part);
