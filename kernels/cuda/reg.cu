@@ -3,14 +3,16 @@
  * scales it by the upstream gradient, read on the device), the deterministic sum, the optional
  * finite check and the shared-memory limit. */
 #include "reg.cuh"
+#include "blockreduce.cuh"
 #include <mutex>
 #include <stdlib.h>
 
 namespace {
 
-/* out = s * g, s the 0-dim upstream gradient (as the CPU: f32 multiplies in float) */
-template <typename T> __global__ void scale_k(const T *go, const T *g, T *o, int64_t n) {
-  T s = go[0];
+/* out = s * g, s the 0-dim upstream gradient of any float dtype, read as double and rounded to T
+ * (as the CPU: f32 multiplies in float) */
+template <typename T> __global__ void scale_k(const void *go, int godt, const T *g, T *o, int64_t n) {
+  T s = (T)vr_cu_ld_any(go, godt, 0);
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
     o[i] = s * g[i];
 }
@@ -20,15 +22,13 @@ vr_status reg_bwd(const vr_kernel_args *a) {
   vr_tensor *o = a->out[0];
   int64_t n = vr_tensor_numel(g);
   if (!n) return VR_OK;
-  if (go->dtype != g->dtype)
-    return VR_FAIL(VR_E_DTYPE, "grad: expected %s like the saved gradient, got %s", vr_dtype_name(g->dtype),
-                   vr_dtype_name(go->dtype));
+  if (!vr_is_float(go->dtype)) return VR_FAIL(VR_E_DTYPE, "grad: expected a float tensor, got %s", vr_dtype_name(go->dtype));
   cudaStream_t s = vr_cuda_stream();
   if (g->dtype == VR_F32)
-    scale_k<float><<<vr_cu_blocks(n), VR_CU_THREADS, 0, s>>>((const float *)vr_data(go), (const float *)vr_data(g),
+    scale_k<float><<<vr_cu_blocks(n), VR_CU_THREADS, 0, s>>>(vr_data(go), (int)go->dtype, (const float *)vr_data(g),
                                                              (float *)vr_data(o), n);
   else if (g->dtype == VR_F64)
-    scale_k<double><<<vr_cu_blocks(n), VR_CU_THREADS, 0, s>>>((const double *)vr_data(go), (const double *)vr_data(g),
+    scale_k<double><<<vr_cu_blocks(n), VR_CU_THREADS, 0, s>>>(vr_data(go), (int)go->dtype, (const double *)vr_data(g),
                                                               (double *)vr_data(o), n);
   else
     return VR_CU_UNSUPPORTED_DTYPE("grad", g->dtype);
