@@ -68,8 +68,15 @@ __global__ void center_scale_k(const double *mu, const double *sig, int64_t n, d
 
 /* ---------------------------------------------------------------- sorted segments (VISReg, SWD) */
 
-__device__ __forceinline__ uint64_t proj_key(float v) { return vr_cu_key_f32(v); }
-__device__ __forceinline__ uint64_t proj_key(double v) { return vr_cu_key_f64(v); }
+/* the rank keys of kernels/cpu/reg_sort.c: raw bits (negatives inverted), so -0 ranks below +0 there too */
+__device__ __forceinline__ uint64_t proj_key(float v) {
+  uint32_t u = __float_as_uint(v);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ uint64_t proj_key(double v) {
+  uint64_t u = (uint64_t)__double_as_longlong(v);
+  return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
+}
 
 /* one block per segment of B values (P = the power of two >= B). Shared: P words (f32: key << 32 |
  * position) or P keys + P positions (f64). part[s] = sum_i (P[perm i] - q_i)^2; with grad,
