@@ -22,6 +22,10 @@ static vr_status reg_bwd(const vr_kernel_args *a) {
   vr_tensor *o = a->out[0];
   double s = vr_load(vr_data(go), go->dtype);
   int64_t n = vr_tensor_numel(g);
+  if (s == 1.0) { /* the usual case, the loss itself is differentiated */
+    memcpy(vr_data(o), vr_data(g), (size_t)n * vr_dtype_size(g->dtype));
+    return VR_OK;
+  }
   if (g->dtype == VR_F32) {
     const float *x = vr_data(g);
     float *y = vr_data(o), sf = (float)s;
@@ -100,21 +104,39 @@ static void philox8(uint64_t seed, uint64_t stream, uint64_t p0, uint32_t *w0, u
 #endif
 
 /* vr_philox_block for counters p0 .. p0 + m - 1 (m <= 256), eight lanes at a time where AVX2 is
- * there; returns the uniforms of vr_reg_slice_parts: u1 = 1 - u01(w0, w1) in (0, 1], u2 = u01(w2, w3) */
+ * there; returns the uniforms of vr_reg_slice_parts: u1 = 1 - u01(w0, w1) in (0, 1], u2 = u01(w2, w3).
+ * u01(hi, lo) = (hi 2^21 + (lo >> 11)) 2^-53: both parts convert exactly to double (unsigned
+ * 32-bit words as signed ones plus 2^31) and their sum is exact, so the vector path gives the
+ * scalar definition's bits. */
 static void philox_lanes(uint64_t seed, uint64_t stream, uint64_t p0, int64_t m, double *u1, double *u2) {
-  uint32_t c0[256], c1[256], c2[256], c3[256];
   int64_t i = 0;
 #ifdef __AVX2__
-  for (; i + 8 <= m; i += 8) philox8(seed, stream, p0 + (uint64_t)i, c0 + i, c1 + i, c2 + i, c3 + i);
+  uint32_t c0[8], c1[8], c2[8], c3[8];
+  const __m256i sgn = _mm256_set1_epi32((int)0x80000000u);
+  const __m256d off = _mm256_set1_pd(2147483648.0), s21 = _mm256_set1_pd(2097152.0),
+                s53 = _mm256_set1_pd(1.0 / 9007199254740992.0), one = _mm256_set1_pd(1.0);
+  for (; i + 8 <= m; i += 8) {
+    philox8(seed, stream, p0 + (uint64_t)i, c0, c1, c2, c3);
+    for (int h = 0; h < 8; h += 4) {
+      __m128i hi0 = _mm_loadu_si128((const __m128i *)(c0 + h)), lo0 = _mm_loadu_si128((const __m128i *)(c1 + h));
+      __m128i hi1 = _mm_loadu_si128((const __m128i *)(c2 + h)), lo1 = _mm_loadu_si128((const __m128i *)(c3 + h));
+      __m128i sg = _mm256_castsi256_si128(sgn);
+      __m256d a0 = _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(hi0, sg)), off);
+      __m256d b0 = _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(_mm_srli_epi32(lo0, 11), sg)), off);
+      __m256d a1 = _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(hi1, sg)), off);
+      __m256d b1 = _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(_mm_srli_epi32(lo1, 11), sg)), off);
+      __m256d v0 = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(a0, s21), b0), s53);
+      __m256d v1 = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(a1, s21), b1), s53);
+      _mm256_storeu_pd(u1 + i + h, _mm256_sub_pd(one, v0));
+      _mm256_storeu_pd(u2 + i + h, v1);
+    }
+  }
 #endif
   for (; i < m; i++) {
     uint32_t w[4];
     vr_philox_block(seed, stream, p0 + (uint64_t)i, w);
-    c0[i] = w[0], c1[i] = w[1], c2[i] = w[2], c3[i] = w[3];
-  }
-  for (i = 0; i < m; i++) {
-    u1[i] = 1.0 - vr_philox_u01(c0[i], c1[i]);
-    u2[i] = vr_philox_u01(c2[i], c3[i]);
+    u1[i] = 1.0 - vr_philox_u01(w[0], w[1]);
+    u2[i] = vr_philox_u01(w[2], w[3]);
   }
 }
 
@@ -128,35 +150,54 @@ static void draw_block(uint64_t seed, uint64_t step, uint64_t p0, int64_t m, dou
     r2[i] = -2.0 * vr_reg_log01(u1[i]);
     vr_reg_sincos2pi(u2[i], &c[i], &sn[i]);
   }
+#pragma omp simd
+  for (int64_t i = 0; i < m; i++) r2[i] = sqrt(r2[i]);
   for (int64_t i = 0; i < m; i++) {
-    double r = sqrt(r2[i]);
-    g[2 * i] = r * c[i];
-    g[2 * i + 1] = r * sn[i];
+    g[2 * i] = r2[i] * c[i];
+    g[2 * i + 1] = r2[i] * sn[i];
   }
 }
 
+/* draw: blocks of 256 pairs; normalize: blocks of 64 columns, each summing over d in order (the
+ * same sums whatever the thread count) */
 #define REG_DRAW(SFX, T)                                                                              \
-  void vr_reg_draw_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, T *G) {                  \
-    int64_t n = D * K, np = (n + 1) / 2, nblk = (np + 255) / 256;                                     \
-    _Pragma("omp parallel for schedule(static) if (nblk > 16)")                                      \
-    for (int64_t blk = 0; blk < nblk; blk++) {                                                        \
-      double g[512];                                                                                  \
-      int64_t p0 = blk * 256, m = np - p0 < 256 ? np - p0 : 256;                                      \
-      draw_block(seed, step, (uint64_t)p0, m, g);                                                     \
-      int64_t e = 2 * m < n - 2 * p0 ? 2 * m : n - 2 * p0; /* the last pair may be half used */      \
-      for (int64_t i = 0; i < e; i++) G[2 * p0 + i] = (T)g[i];                                        \
+  static void draw_blocks_##SFX(uint64_t seed, uint64_t step, int64_t n, int64_t blk, T *G) {         \
+    double g[512];                                                                                    \
+    int64_t np = (n + 1) / 2, p0 = blk * 256, m = np - p0 < 256 ? np - p0 : 256;                      \
+    draw_block(seed, step, (uint64_t)p0, m, g);                                                       \
+    int64_t e = 2 * m < n - 2 * p0 ? 2 * m : n - 2 * p0; /* the last pair may be half used */        \
+    for (int64_t i = 0; i < e; i++) G[2 * p0 + i] = (T)g[i];                                          \
+  }                                                                                                   \
+  static void norm_cols_##SFX(const T *G, int64_t D, int64_t K, int64_t k0, double eps, T *W) {      \
+    int64_t k1 = k0 + 64 < K ? k0 + 64 : K;                                                           \
+    double nrm[64] = {0};                                                                             \
+    for (int64_t d = 0; d < D; d++) {                                                                 \
+      const T *r = G + d * K;                                                                         \
+      for (int64_t k = k0; k < k1; k++) nrm[k - k0] += (double)r[k] * r[k];                           \
     }                                                                                                 \
+    for (int64_t k = k0; k < k1; k++) nrm[k - k0] = 1.0 / (sqrt(nrm[k - k0]) + eps);                  \
+    for (int64_t d = 0; d < D; d++)                                                                   \
+      for (int64_t k = k0; k < k1; k++) W[d * K + k] = (T)(G[d * K + k] * nrm[k - k0]);               \
+  }                                                                                                   \
+  void vr_reg_draw_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, T *G) {                  \
+    int64_t n = D * K, nblk = ((n + 1) / 2 + 255) / 256;                                              \
+    _Pragma("omp parallel for schedule(static) if (nblk > 16)")                                      \
+    for (int64_t blk = 0; blk < nblk; blk++) draw_blocks_##SFX(seed, step, n, blk, G);                \
   }                                                                                                   \
   void vr_reg_normalize_##SFX(const T *G, int64_t D, int64_t K, double eps, T *W) {                   \
-    double *nrm = calloc((size_t)K, sizeof(double));                                                  \
-    if (!nrm) return; /* unreachable for sane sizes */                                                \
-    for (int64_t d = 0; d < D; d++)                                                                   \
-      for (int64_t k = 0; k < K; k++) nrm[k] += (double)G[d * K + k] * G[d * K + k];                  \
-    for (int64_t k = 0; k < K; k++) nrm[k] = 1.0 / (sqrt(nrm[k]) + eps);                              \
+    int64_t ncb = (K + 63) / 64;                                                                      \
     _Pragma("omp parallel for schedule(static) if (D * K > 65536)")                                  \
-    for (int64_t d = 0; d < D; d++)                                                                   \
-      for (int64_t k = 0; k < K; k++) W[d * K + k] = (T)(G[d * K + k] * nrm[k]);                      \
-    free(nrm);                                                                                        \
+    for (int64_t cb = 0; cb < ncb; cb++) norm_cols_##SFX(G, D, K, cb * 64, eps, W);                   \
+  }                                                                                                   \
+  void vr_reg_draw_unit_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, T *W) { \
+    int64_t n = D * K, nblk = ((n + 1) / 2 + 255) / 256, ncb = (K + 63) / 64;                         \
+    _Pragma("omp parallel if (nblk > 16)")                                                           \
+    {                                                                                                 \
+      _Pragma("omp for schedule(static)")                                                            \
+      for (int64_t blk = 0; blk < nblk; blk++) draw_blocks_##SFX(seed, step, n, blk, W);              \
+      _Pragma("omp for schedule(static)")                                                            \
+      for (int64_t cb = 0; cb < ncb; cb++) norm_cols_##SFX(W, D, K, cb * 64, eps, W);                 \
+    }                                                                                                 \
   }
 REG_DRAW(f32, float)
 REG_DRAW(f64, double)

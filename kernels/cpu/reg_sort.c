@@ -47,13 +47,6 @@ const uint64_t *vr_reg_sort_pairs_f32(const float *x, int64_t n, uint64_t *work)
   return a;
 }
 
-float vr_reg_key_value_f32(uint64_t w) {
-  uint32_t k = (uint32_t)(w >> 32), u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
 void vr_reg_argsort_f32(const float *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork) {
   (void)iwork;
   const uint64_t *a = vr_reg_sort_pairs_f32(x, n, work);
