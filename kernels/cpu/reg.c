@@ -161,14 +161,14 @@ static void draw_block(uint64_t seed, uint64_t step, uint64_t p0, int64_t m, dou
 /* draw: blocks of 256 pairs; normalize: blocks of 64 columns, each summing over d in order (the
  * same sums whatever the thread count) */
 #define REG_DRAW(SFX, T)                                                                              \
-  static void draw_blocks_##SFX(uint64_t seed, uint64_t step, int64_t n, int64_t blk, T *G) {         \
+  void vr_reg_draw_block_##SFX(uint64_t seed, uint64_t step, int64_t n, int64_t blk, T *G) {         \
     double g[512];                                                                                    \
     int64_t np = (n + 1) / 2, p0 = blk * 256, m = np - p0 < 256 ? np - p0 : 256;                      \
     draw_block(seed, step, (uint64_t)p0, m, g);                                                       \
     int64_t e = 2 * m < n - 2 * p0 ? 2 * m : n - 2 * p0; /* the last pair may be half used */        \
     for (int64_t i = 0; i < e; i++) G[2 * p0 + i] = (T)g[i];                                          \
   }                                                                                                   \
-  static void norm_cols_##SFX(const T *G, int64_t D, int64_t K, int64_t k0, double eps, T *W) {      \
+  void vr_reg_norm_cols_##SFX(const T *G, int64_t D, int64_t K, int64_t k0, double eps, T *W) {      \
     int64_t k1 = k0 + 64 < K ? k0 + 64 : K;                                                           \
     double nrm[64] = {0};                                                                             \
     for (int64_t d = 0; d < D; d++) {                                                                 \
@@ -182,21 +182,21 @@ static void draw_block(uint64_t seed, uint64_t step, uint64_t p0, int64_t m, dou
   void vr_reg_draw_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, T *G) {                  \
     int64_t n = D * K, nblk = ((n + 1) / 2 + 255) / 256;                                              \
     _Pragma("omp parallel for schedule(static) if (nblk > 16)")                                      \
-    for (int64_t blk = 0; blk < nblk; blk++) draw_blocks_##SFX(seed, step, n, blk, G);                \
+    for (int64_t blk = 0; blk < nblk; blk++) vr_reg_draw_block_##SFX(seed, step, n, blk, G);                \
   }                                                                                                   \
   void vr_reg_normalize_##SFX(const T *G, int64_t D, int64_t K, double eps, T *W) {                   \
     int64_t ncb = (K + 63) / 64;                                                                      \
     _Pragma("omp parallel for schedule(static) if (D * K > 65536)")                                  \
-    for (int64_t cb = 0; cb < ncb; cb++) norm_cols_##SFX(G, D, K, cb * 64, eps, W);                   \
+    for (int64_t cb = 0; cb < ncb; cb++) vr_reg_norm_cols_##SFX(G, D, K, cb * 64, eps, W);                   \
   }                                                                                                   \
   void vr_reg_draw_unit_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, T *W) { \
     int64_t n = D * K, nblk = ((n + 1) / 2 + 255) / 256, ncb = (K + 63) / 64;                         \
     _Pragma("omp parallel if (nblk > 16)")                                                           \
     {                                                                                                 \
       _Pragma("omp for schedule(static)")                                                            \
-      for (int64_t blk = 0; blk < nblk; blk++) draw_blocks_##SFX(seed, step, n, blk, W);              \
+      for (int64_t blk = 0; blk < nblk; blk++) vr_reg_draw_block_##SFX(seed, step, n, blk, W);              \
       _Pragma("omp for schedule(static)")                                                            \
-      for (int64_t cb = 0; cb < ncb; cb++) norm_cols_##SFX(W, D, K, cb * 64, eps, W);                 \
+      for (int64_t cb = 0; cb < ncb; cb++) vr_reg_norm_cols_##SFX(W, D, K, cb * 64, eps, W);                 \
     }                                                                                                 \
   }
 REG_DRAW(f32, float)
