@@ -218,7 +218,6 @@ function M.fit(self)
   enc:train(); proj:train()
   if head then head:train() end
 
-
   local function apply_schedules(epoch)
     for key, s in pairs(r.schedule) do
       local path = schedule.resolve_key(key)
