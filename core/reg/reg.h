@@ -61,4 +61,11 @@ void vr_reg_normalize_f64(const double *G, int64_t D, int64_t K, double eps, dou
  * divided by (their norm + eps); the same bits as draw then normalize */
 void vr_reg_draw_unit_f32(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, float *W);
 void vr_reg_draw_unit_f64(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, double *W);
+/* their pieces, for kernels that run them inside their own parallel region: block blk of the
+ * n = D K raw elements (256 pairs, blocks 0 .. ceil(n / 512) - 1), and the normalisation of
+ * columns k0 .. k0 + 63 (G may be W) */
+void vr_reg_draw_block_f32(uint64_t seed, uint64_t step, int64_t n, int64_t blk, float *G);
+void vr_reg_draw_block_f64(uint64_t seed, uint64_t step, int64_t n, int64_t blk, double *G);
+void vr_reg_norm_cols_f32(const float *G, int64_t D, int64_t K, int64_t k0, double eps, float *W);
+void vr_reg_norm_cols_f64(const double *G, int64_t D, int64_t K, int64_t k0, double eps, double *W);
 #endif
