@@ -28,11 +28,6 @@ local function with_terms(st)
   return new(st), tensor.wrap(tp)
 end
 
-local function slices_arg(s)
-  if s == nil or s == false then return nil end
-  return s
-end
-
 ---------------------------------------------------------------- the regularizers, as functions
 -- visreg(z, {slices = K or a D x K tensor, seed, step, weights = {scale, shape, center}}) -> loss, terms
 function M.visreg_reg(z, o)
@@ -72,8 +67,6 @@ end
 function M.cross_entropy(logits, target, label_smoothing)
   return new(C.vr_cross_entropy(logits, target, label_smoothing or 0, outp))
 end
-M.slices_arg = slices_arg
-
 -- the B Gaussian quantile targets sqrt(2) erfinv(2i/(B+1) - 1), i = 1..B
 function M.gauss_quantiles(B, o)
   return new(C.vr_gauss_quantiles(B, core.dtype(o and o.dtype), core.device(o and o.device), outp))

@@ -217,7 +217,6 @@ function M.fit(self)
   local enc, proj, head = self.enc, self.proj, self.head
   enc:train(); proj:train()
   if head then head:train() end
-  local result = "done"
 
   local function apply_schedules(epoch)
     for key, s in pairs(r.schedule) do
@@ -336,7 +335,7 @@ function M.fit(self)
   end
   if mf then mf:close() end
   loader:close()
-  return result
+  return "done"
 end
 
 ---------------------------------------------------------------- evaluation
