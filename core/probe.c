@@ -1,7 +1,8 @@
 /* probe.c: offline evaluation of frozen features.
- *  - linear probe: multinomial logistic regression on features standardised with the training
- *    mean and std, fitted by full-batch L-BFGS (memory 10, backtracking Armijo line search) on
- *    mean cross-entropy + l2/2 |W|^2 (bias not penalised); GEMMs by cblas_sgemm.
+ *  - linear probe: multinomial logistic regression on features standardised (f32, in place) with
+ *    the training mean and std, fitted by full-batch L-BFGS (memory 10, backtracking Armijo line
+ *    search) on mean cross-entropy + l2/2 |W|^2 (bias not penalised); each loss/gradient
+ *    evaluation is one fused, multithreaded pass over the features.
  *  - kNN: the DINO / solo-learn weighted kNN: L2-normalised features, cosine similarity to every
  *    training feature, the k most similar vote for their class with weight exp(sim / T). */
 #include "internal.h"
@@ -118,49 +119,146 @@ fail:
 
 /* ---------------------------------------------------------------- linear probe */
 
+/* The loss and gradient take one pass over the f32 features per evaluation: rows go four at a
+ * time through logits (x W + b), softmax and the gradient update X^T (P - Y) while they are in L1,
+ * so the N x D features are read from memory once (the two narrow GEMMs read them twice and are
+ * memory-bound at C = 10). W is padded to CP (a multiple of 16) columns for 8-wide FMAs. Rows are
+ * split into fixed chunks whose partial gradients are summed in chunk order: the result does not
+ * depend on the thread count. */
+enum { NR = 4, CB = 16, CHUNK = 2048 };
+
 typedef struct lr_prob {
-  const float *x;      /* n x d standardised */
+  const float *x;       /* n x d standardised */
   const int64_t *y;
   int64_t n, d;
-  int C;
+  int C, CP;
   double l2;
-  float *logits;       /* n x C scratch */
-  float *wf, *gf;      /* f32 copies of W and its gradient */
+  float *wp;            /* d x CP padded weights */
+  float *bp;            /* CP bias */
+  float *gpart;         /* nchunk x (d x CP + CP) partial gradients */
+  double *lpart;        /* nchunk partial losses */
+  int64_t nchunk;
 } lr_prob;
+
+/* z[r][:] = b + x_r W for NR rows (x rows of stride d), one 16-column block at offset j0 */
+static inline void rows_logits(const float *restrict x, int64_t d, const float *restrict wp, int CP, int j0,
+                               float z[NR][CB]) {
+  float acc[NR][CB] = {{0}};
+  for (int64_t k = 0; k < d; k++) {
+    const float *w = wp + k * CP + j0;
+    for (int r = 0; r < NR; r++) {
+      float xv = x[r * d + k];
+      for (int j = 0; j < CB; j++) acc[r][j] += xv * w[j];
+    }
+  }
+  for (int r = 0; r < NR; r++)
+    for (int j = 0; j < CB; j++) z[r][j] += acc[r][j];
+}
+
+/* g[k][j0:j0+16] += sum_r x_r[k] p[r][:] */
+static inline void rows_grad(const float *restrict x, int64_t d, const float p[NR][CB], float *restrict g, int CP,
+                             int j0) {
+  for (int64_t k = 0; k < d; k++) {
+    float *gk = g + k * CP + j0;
+    float x0 = x[k], x1 = x[d + k], x2 = x[2 * d + k], x3 = x[3 * d + k];
+    for (int j = 0; j < CB; j++) gk[j] += x0 * p[0][j] + x1 * p[1][j] + x2 * p[2][j] + x3 * p[3][j];
+  }
+}
+
+/* one chunk of rows [i0, i1): partial loss (sum over rows) and partial gradient of the sum */
+static double lr_chunk(const lr_prob *p, int64_t i0, int64_t i1, float *g, float *tail) {
+  int64_t d = p->d;
+  int C = p->C, CP = p->CP;
+  float *gb = g + d * CP;
+  memset(g, 0, sizeof(float) * (size_t)(d * CP + CP));
+  double loss = 0;
+  for (int64_t i = i0; i < i1; i += NR) {
+    int nr = i1 - i < NR ? (int)(i1 - i) : NR;
+    const float *x = p->x + i * d;
+    if (nr < NR) { /* last rows: a zero-padded copy */
+      memset(tail, 0, sizeof(float) * (size_t)(NR * d));
+      memcpy(tail, x, sizeof(float) * (size_t)(nr * d));
+      x = tail;
+    }
+    float z[NR][CB];
+    for (int j0 = 0; j0 < CP; j0 += CB) {
+      for (int r = 0; r < NR; r++)
+        for (int j = 0; j < CB; j++) z[r][j] = p->bp[j0 + j];
+      rows_logits(x, d, p->wp, CP, j0, z);
+      /* C > 16: keep the logits of every block (rare; C <= 16 is one block) */
+      if (CP > CB) {
+        float *zs = tail + NR * d + (size_t)j0 * NR;
+        for (int r = 0; r < NR; r++)
+          for (int j = 0; j < CB; j++) zs[r * CB + j] = z[r][j];
+      }
+    }
+    float *zall = tail + NR * d; /* NR x CP logits when CP > 16, laid out block by block */
+    for (int r = 0; r < nr; r++) {
+      int64_t yi = p->y[i + r];
+#define ZV(c) (CP > CB ? zall[((c) / CB) * NR * CB + r * CB + (c) % CB] : z[r][c])
+      float mx = -FLT_MAX;
+      for (int c = 0; c < C; c++) mx = ZV(c) > mx ? ZV(c) : mx;
+      double s = 0;
+      for (int c = 0; c < C; c++) s += exp((double)(ZV(c) - mx));
+      loss += mx + log(s) - ZV(yi);
+      for (int c = 0; c < C; c++) {
+        float pc = (float)(exp((double)(ZV(c) - mx)) / s) - (c == yi);
+        if (CP > CB)
+          zall[(c / CB) * NR * CB + r * CB + c % CB] = pc;
+        else
+          z[r][c] = pc;
+      }
+#undef ZV
+    }
+    for (int j0 = 0; j0 < CP; j0 += CB) {
+      float pr[NR][CB];
+      for (int r = 0; r < NR; r++)
+        for (int j = 0; j < CB; j++) {
+          int c = j0 + j;
+          float v = CP > CB ? zall[(size_t)j0 * NR + r * CB + j] : z[r][j];
+          pr[r][j] = r < nr && c < C ? v : 0;
+        }
+      rows_grad(x, d, pr, g, CP, j0);
+      for (int r = 0; r < NR; r++)
+        for (int j = 0; j < CB; j++) gb[j0 + j] += pr[r][j];
+    }
+  }
+  return loss;
+}
 
 /* loss and gradient at theta = [W (d x C, row-major), b (C)] */
 static double lr_eval(lr_prob *p, const double *theta, double *grad) {
-  int64_t n = p->n, d = p->d, C = p->C, nw = d * C;
-  for (int64_t k = 0; k < nw; k++) p->wf[k] = (float)theta[k];
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)C, (int)d, 1.0f, p->x, (int)d, p->wf, (int)C,
-              0.0f, p->logits, (int)C);
-  double loss = 0;
-  double *gb = grad + nw;
-  for (int64_t c = 0; c < C; c++) gb[c] = 0;
-#pragma omp parallel for reduction(+ : loss) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    float *z = p->logits + i * C;
-    double mx = -DBL_MAX, s = 0;
-    for (int64_t c = 0; c < C; c++) {
-      z[c] += (float)theta[nw + c];
-      mx = z[c] > mx ? z[c] : mx;
+  int64_t n = p->n, d = p->d, C = p->C, CP = p->CP, nw = d * C, gs = d * CP + CP;
+  for (int64_t k = 0; k < d; k++)
+    for (int64_t c = 0; c < CP; c++) p->wp[k * CP + c] = c < C ? (float)theta[k * C + c] : 0;
+  for (int64_t c = 0; c < CP; c++) p->bp[c] = c < C ? (float)theta[nw + c] : 0;
+  int ok = 1;
+#pragma omp parallel
+  {
+    float *tail = malloc(sizeof(float) * (size_t)(NR * d + NR * CP));
+    if (!tail) {
+#pragma omp atomic write
+      ok = 0;
     }
-    for (int64_t c = 0; c < C; c++) s += exp(z[c] - mx);
-    loss += mx + log(s) - z[p->y[i]];
-    for (int64_t c = 0; c < C; c++) z[c] = (float)(exp(z[c] - mx) / s / (double)n);
-    z[p->y[i]] -= (float)(1.0 / (double)n);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ch = 0; ch < p->nchunk; ch++) {
+      int64_t i0 = ch * CHUNK, i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
+      p->lpart[ch] = tail ? lr_chunk(p, i0, i1, p->gpart + ch * gs, tail) : 0;
+    }
+    free(tail);
   }
-  /* bias gradient: column sums in a fixed order */
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t c = 0; c < C; c++) gb[c] += p->logits[i * C + c];
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)C, (int)n, 1.0f, p->x, (int)d, p->logits, (int)C,
-              0.0f, p->gf, (int)C);
-  double reg = 0;
-  for (int64_t k = 0; k < nw; k++) {
-    grad[k] = p->gf[k] + p->l2 * theta[k];
-    reg += theta[k] * theta[k];
-  }
-  return loss / (double)n + 0.5 * p->l2 * reg;
+  if (!ok) return NAN;
+  double loss = 0, reg = 0, inv = 1.0 / (double)n;
+  for (int64_t ch = 0; ch < p->nchunk; ch++) loss += p->lpart[ch];
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < d + 1; k++)
+    for (int64_t c = 0; c < C; c++) {
+      double s = 0;
+      for (int64_t ch = 0; ch < p->nchunk; ch++) s += p->gpart[ch * gs + k * CP + c];
+      grad[k * C + c] = s * inv + (k < d ? p->l2 * theta[k * C + c] : 0);
+    }
+  for (int64_t k = 0; k < nw; k++) reg += theta[k] * theta[k];
+  return loss * inv + 0.5 * p->l2 * reg;
 }
 
 static double dot(const double *a, const double *b, int64_t n) {
@@ -169,24 +267,36 @@ static double dot(const double *a, const double *b, int64_t n) {
   return s;
 }
 
-/* L-BFGS; returns the number of iterations */
+/* L-BFGS (memory 10, backtracking Armijo). Stops like sklearn's lbfgs: max |grad| < 1e-4 on the
+ * mean loss, or the loss falls by less than 1e-7 (relative) per iteration over the last 5, or the
+ * line search fails (float noise near the optimum). Returns the iterations done. */
 static int lbfgs(lr_prob *p, double *x, int64_t n, int max_iter) {
-  enum { M = 10 };
+  enum { M = 10, FW = 5 };
   double *g = calloc((size_t)n, sizeof(double)), *gn = calloc((size_t)n, sizeof(double)),
          *dir = calloc((size_t)n, sizeof(double)), *xn = calloc((size_t)n, sizeof(double)),
          *S = calloc((size_t)n * M, sizeof(double)), *Y = calloc((size_t)n * M, sizeof(double));
-  double rho[M], alpha[M];
-  int it = 0;
+  double rho[M], alpha[M], fhist[FW + 1];
+  int it = 0, evals = 1;
   if (!g || !gn || !dir || !xn || !S || !Y) goto done;
   double f = lr_eval(p, x, g);
   int hist = 0, head = 0;
   const char *verbose = getenv("VISREG_PROBE_VERBOSE");
+  int verb = verbose && *verbose && *verbose != '0';
+  const char *why = "max_iter";
   for (it = 0; it < max_iter; it++) {
     double gmax = 0;
     for (int64_t k = 0; k < n; k++) gmax = fmax(gmax, fabs(g[k]));
-    if (verbose && *verbose && *verbose != '0' && it % 50 == 0)
-      fprintf(stderr, "linear probe: iteration %d loss %.6f max |grad| %.3g\n", it, f, gmax);
-    if (gmax < 1e-5) break; /* sklearn stops at 1e-4 on the same mean loss */
+    if (verb && it % 25 == 0)
+      fprintf(stderr, "linear probe: iteration %d loss %.7f max |grad| %.3g evals %d\n", it, f, gmax, evals);
+    fhist[it % (FW + 1)] = f;
+    if (gmax < 1e-4) {
+      why = "max |grad| < 1e-4";
+      break;
+    }
+    if (it >= FW && fhist[(it - FW) % (FW + 1)] - f < FW * 1e-7 * fmax(1.0, fabs(f))) {
+      why = "loss change < 1e-7";
+      break;
+    }
     /* two-loop recursion */
     for (int64_t k = 0; k < n; k++) dir[k] = -g[k];
     for (int h = 0; h < hist; h++) {
@@ -217,34 +327,33 @@ static int lbfgs(lr_prob *p, double *x, int64_t n, int max_iter) {
     for (int ls = 0; ls < 30; ls++) {
       for (int64_t k = 0; k < n; k++) xn[k] = x[k] + step * dir[k];
       fn = lr_eval(p, xn, gn);
+      evals++;
       if (fn <= f + 1e-4 * step * gd) {
         ok = 1;
         break;
       }
       step *= 0.5;
     }
-    if (!ok) break;
+    if (!ok) {
+      why = "line search";
+      break;
+    }
     int j = head;
-    double sy = 0;
     for (int64_t k = 0; k < n; k++) {
       S[(size_t)j * n + k] = xn[k] - x[k];
       Y[(size_t)j * n + k] = gn[k] - g[k];
     }
-    sy = dot(S + (size_t)j * n, Y + (size_t)j * n, n);
+    double sy = dot(S + (size_t)j * n, Y + (size_t)j * n, n);
     if (sy > 1e-12) {
       rho[j] = 1 / sy;
       head = (head + 1) % M;
       if (hist < M) hist++;
     }
-    double df = f - fn;
     memcpy(x, xn, sizeof(double) * (size_t)n);
     memcpy(g, gn, sizeof(double) * (size_t)n);
     f = fn;
-    if (df >= 0 && df < 1e-9 * fmax(1.0, fabs(f))) {
-      it++;
-      break;
-    }
   }
+  if (verb) fprintf(stderr, "linear probe: stopped (%s) after %d iterations, %d evaluations, loss %.7f\n", why, it, evals, f);
 done:
   free(g);
   free(gn);
@@ -255,42 +364,56 @@ done:
   return it;
 }
 
+/* standardise x (n x d) in place with mean and inverse std (constant features become 0) */
+static void standardise(float *x, int64_t n, int64_t d, const double *mean, const double *isd) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t k = 0; k < d; k++) x[i * d + k] = (float)((x[i * d + k] - mean[k]) * isd[k]);
+}
+
+/* training mean and inverse std per feature, summed over fixed row blocks in order */
+static void moments(const float *x, int64_t n, int64_t d, double *mean, double *isd) {
+#pragma omp parallel for schedule(static)
+  for (int64_t k0 = 0; k0 < d; k0 += 64) {
+    int64_t k1 = k0 + 64 < d ? k0 + 64 : d;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t k = k0; k < k1; k++) mean[k] += x[i * d + k];
+    for (int64_t k = k0; k < k1; k++) mean[k] /= (double)n;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t k = k0; k < k1; k++) {
+        double v = x[i * d + k] - mean[k];
+        isd[k] += v * v;
+      }
+    for (int64_t k = k0; k < k1; k++) {
+      double s = sqrt(isd[k] / (double)n);
+      isd[k] = s > 1e-8 ? 1 / s : 0;
+    }
+  }
+}
+
 vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
                           const vr_tensor *test_y, int num_classes, double l2, int max_iter, double *accuracy) {
   if (!accuracy) return VR_FAIL(VR_E_ARG, "accuracy: expected an output pointer, got NULL");
   if (!(l2 >= 0) || !isfinite(l2)) return VR_FAIL(VR_E_ARG, "l2: expected a finite value >= 0, got %g", l2);
-  if (max_iter < 0) return VR_FAIL(VR_E_ARG, "max_iter: expected >= 0 (0: 1000), got %d", max_iter);
+  if (max_iter < 0) return VR_FAIL(VR_E_ARG, "max_iter: expected >= 0 (0: 500), got %d", max_iter);
   probe_in p;
   VR_TRY(probe_load(__func__, train_x, train_y, test_x, test_y, num_classes, &p));
-  int64_t n = p.n, m = p.m, d = p.d, C = p.C;
+  int64_t n = p.n, m = p.m, d = p.d, C = p.C, CP = (C + CB - 1) / CB * CB, nchunk = (n + CHUNK - 1) / CHUNK;
   vr_status st = VR_OK;
   double *mean = calloc((size_t)d, sizeof(double)), *sd = calloc((size_t)d, sizeof(double));
-  double *theta = calloc((size_t)(d * C + C), sizeof(double));
-  float *logits = malloc(sizeof(float) * (size_t)((n > m ? n : m) * C));
-  float *wf = malloc(sizeof(float) * (size_t)(d * C)), *gf = malloc(sizeof(float) * (size_t)(d * C));
-  if (!mean || !sd || !theta || !logits || !wf || !gf) {
+  double *theta = calloc((size_t)(d * C + C), sizeof(double)), *lpart = calloc((size_t)nchunk, sizeof(double));
+  float *logits = malloc(sizeof(float) * (size_t)(m * C)), *wf = malloc(sizeof(float) * (size_t)(d * C));
+  float *wp = malloc(sizeof(float) * (size_t)(d * CP + CP));
+  float *gpart = malloc(sizeof(float) * (size_t)(nchunk * (d * CP + CP)));
+  if (!mean || !sd || !theta || !lpart || !logits || !wf || !wp || !gpart) {
     st = VR_FAIL(VR_E_OOM, "train_x: out of host memory for a %lld x %lld probe", (long long)d, (long long)C);
     goto done;
   }
-  /* standardise with the training statistics (constant features become 0) */
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t k = 0; k < d; k++) mean[k] += p.xtr[i * d + k];
-  for (int64_t k = 0; k < d; k++) mean[k] /= (double)n;
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t k = 0; k < d; k++) {
-      double v = p.xtr[i * d + k] - mean[k];
-      sd[k] += v * v;
-    }
-  for (int64_t k = 0; k < d; k++) {
-    sd[k] = sqrt(sd[k] / (double)n);
-    sd[k] = sd[k] > 1e-8 ? 1 / sd[k] : 0;
-  }
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t k = 0; k < d; k++) p.xtr[i * d + k] = (float)((p.xtr[i * d + k] - mean[k]) * sd[k]);
-  for (int64_t i = 0; i < m; i++)
-    for (int64_t k = 0; k < d; k++) p.xte[i * d + k] = (float)((p.xte[i * d + k] - mean[k]) * sd[k]);
-  lr_prob lp = {p.xtr, p.ytr, n, d, (int)C, l2, logits, wf, gf};
-  lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 1000);
+  moments(p.xtr, n, d, mean, sd);
+  standardise(p.xtr, n, d, mean, sd);
+  standardise(p.xte, m, d, mean, sd);
+  lr_prob lp = {p.xtr, p.ytr, n, d, (int)C, (int)CP, l2, wp, wp + d * CP, gpart, lpart, nchunk};
+  lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 500);
   for (int64_t k = 0; k < d * C; k++) wf[k] = (float)theta[k];
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)C, (int)d, 1.0f, p.xte, (int)d, wf, (int)C, 0.0f,
               logits, (int)C);
@@ -306,9 +429,11 @@ done:
   free(mean);
   free(sd);
   free(theta);
+  free(lpart);
   free(logits);
   free(wf);
-  free(gf);
+  free(wp);
+  free(gpart);
   probe_free(&p);
   return st;
 }

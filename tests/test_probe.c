@@ -34,8 +34,7 @@ START_TEST(synthetic) {
   OK(vr_tensor_to_dtype(yte, VR_I32, &y32));
   OK(vr_knn_probe(xtr, ytr, x64, y32, 4, 5, 0.1, &acc));
   ck_assert_msg(acc > 0.97, "knn f64 %g", acc);
-  /* pure noise labels: about chance */
-  blobs(600, 16, 4, 1.0, 3, &x64, &y32); /* overwritten below; free first */
+  /* pure noise features: about chance */
   vr_tensor_free(x64);
   vr_tensor_free(y32);
   vr_tensor *rnd = tu_rand(VR_F32, 2, TU_SHAPE(800, 16), 5), *rtr = NULL, *rte = NULL;
@@ -96,46 +95,86 @@ START_TEST(fmnist_subset) {
 }
 END_TEST
 
-/* VISREG_FULL_PROBE=1: both probes on full Fashion-MNIST raw pixels. VISREG_PROBE_L2 (default 1e-4)
- * sets the linear probe's penalty ("skip" skips it); kNN runs on pixels in [0, 1] and on pixels
- * normalised with the dataset mean and std (0.286, 0.353), as a torchvision pipeline gives them. */
+static double secs(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (t1.tv_sec - t0->tv_sec) + 1e-9 * (t1.tv_nsec - t0->tv_nsec);
+}
+
+/* relu(x R) with a fixed Gaussian R (784 x d): stand-in encoder features of width d */
+static vr_tensor *random_features(const vr_tensor *x, int64_t d) {
+  int64_t in = vr_tensor_size(x, 1);
+  vr_tensor *r = tu_rand(VR_F32, 2, TU_SHAPE(in, d), 99), *h = NULL, *f = NULL;
+  OK(vr_matmul(x, r, &h));
+  OK(vr_relu(h, &f));
+  vr_tensor_free(r);
+  vr_tensor_free(h);
+  return f;
+}
+
+/* VISREG_FULL_PROBE=1: both probes on full Fashion-MNIST raw pixels (=linear: the linear probe
+ * only). VISREG_PROBE_L2: a comma list of penalties (default 1e-3, which gives the reference
+ * 84.7%; "skip" skips the linear probe); VISREG_PROBE_ITERS: max_iter (default 0: the library's);
+ * VISREG_PROBE_DIM=d: the linear probe on relu(x R) random features of width d instead of pixels
+ * (the cost of a d-wide encoder's probe). kNN runs on pixels in [0, 1] and on pixels normalised
+ * with the dataset mean and std (0.286, 0.353), as a torchvision pipeline gives them. */
 START_TEST(fmnist_full) {
   const char *e = getenv("VISREG_FULL_PROBE");
   if (!e || !*e || !strcmp(e, "0")) {
     printf("SKIP fmnist_full: set VISREG_FULL_PROBE=1 to measure the probes on full Fashion-MNIST\n");
     return;
   }
+  int lin_only = !strcmp(e, "linear");
   vr_tensor *xtr = NULL, *ytr = NULL, *xte = NULL, *yte = NULL;
   fmnist(1, 60000, 10000, &xtr, &ytr, &xte, &yte);
-  const char *l2s = getenv("VISREG_PROBE_L2") ? getenv("VISREG_PROBE_L2") : "1e-4";
-  struct timespec t0, t1;
-  double lin = 1, knn = 0, knn_n = 0;
+  const char *l2s = getenv("VISREG_PROBE_L2") ? getenv("VISREG_PROBE_L2") : "1e-3";
+  int iters = getenv("VISREG_PROBE_ITERS") ? atoi(getenv("VISREG_PROBE_ITERS")) : 0;
+  int64_t dim = getenv("VISREG_PROBE_DIM") ? atoll(getenv("VISREG_PROBE_DIM")) : 0;
+  struct timespec t0;
+  double lin = 1, knn = 1, knn_n = 1;
   if (strcmp(l2s, "skip")) {
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    OK(vr_linear_probe(xtr, ytr, xte, yte, 10, atof(l2s), 0, &lin));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("fmnist full raw pixels: linear probe (l2 %s) %.4f in %.1f s\n", l2s, lin,
-           (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
-    fflush(stdout);
+    vr_tensor *ftr = dim ? random_features(xtr, dim) : xtr, *fte = dim ? random_features(xte, dim) : xte;
+    char what[32];
+    snprintf(what, sizeof what, dim ? "relu random %lld" : "raw pixels", (long long)dim);
+    double best = 0, total = 0;
+    for (const char *q = l2s; *q;) {
+      char *end = NULL;
+      double l2 = strtod(q, &end);
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      OK(vr_linear_probe(ftr, ytr, fte, yte, 10, l2, iters, &lin));
+      double t = secs(&t0);
+      total += t;
+      best = lin > best ? lin : best;
+      printf("fmnist full %s: linear probe (l2 %g, max_iter %d) %.4f in %.1f s\n", what, l2, iters, lin, t);
+      fflush(stdout);
+      q = *end == ',' ? end + 1 : end;
+      if (end == q && *q) break;
+    }
+    printf("fmnist full %s: linear probe best %.4f, %.1f s in all\n", what, best, total);
+    lin = dim ? 1 : best;
+    if (dim) {
+      vr_tensor_free(ftr);
+      vr_tensor_free(fte);
+    }
   }
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  OK(vr_knn_probe(xtr, ytr, xte, yte, 10, 20, 0.07, &knn));
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  printf("fmnist full raw pixels in [0, 1]: knn (k 20, T 0.07) %.4f in %.1f s\n", knn,
-         (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
-  fflush(stdout);
-  vr_tensor *a = NULL, *b = NULL, *c = NULL, *d = NULL;
-  OK(vr_add_scalar(xtr, -0.286, &a));
-  OK(vr_mul_scalar(a, 1 / 0.353, &b));
-  OK(vr_add_scalar(xte, -0.286, &c));
-  OK(vr_mul_scalar(c, 1 / 0.353, &d));
-  OK(vr_knn_probe(b, ytr, d, yte, 10, 20, 0.07, &knn_n));
-  printf("fmnist full pixels normalised (x - 0.286) / 0.353: knn (k 20, T 0.07) %.4f\n", knn_n);
-  ck_assert(lin > 0.83 && knn > 0.84);
-  vr_tensor_free(a);
-  vr_tensor_free(b);
-  vr_tensor_free(c);
-  vr_tensor_free(d);
+  if (!lin_only) {
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    OK(vr_knn_probe(xtr, ytr, xte, yte, 10, 20, 0.07, &knn));
+    printf("fmnist full raw pixels in [0, 1]: knn (k 20, T 0.07) %.4f in %.1f s\n", knn, secs(&t0));
+    fflush(stdout);
+    vr_tensor *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+    OK(vr_add_scalar(xtr, -0.286, &a));
+    OK(vr_mul_scalar(a, 1 / 0.353, &b));
+    OK(vr_add_scalar(xte, -0.286, &c));
+    OK(vr_mul_scalar(c, 1 / 0.353, &d));
+    OK(vr_knn_probe(b, ytr, d, yte, 10, 20, 0.07, &knn_n));
+    printf("fmnist full pixels normalised (x - 0.286) / 0.353: knn (k 20, T 0.07) %.4f\n", knn_n);
+    vr_tensor_free(a);
+    vr_tensor_free(b);
+    vr_tensor_free(c);
+    vr_tensor_free(d);
+  }
+  ck_assert(lin > 0.84 && knn > 0.84 && knn_n > 0.85);
   vr_tensor_free(xtr);
   vr_tensor_free(ytr);
   vr_tensor_free(xte);

@@ -262,11 +262,27 @@ START_TEST(drawn_slices_follow_seed_and_step) {
     ck_assert_double_eq_tol(s, 1.0, 1e-11);
   }
   /* element j = d K + k: Box-Muller pair j / 2 of Philox (seed, stream = step), cos for even j */
-  double r[30], n0 = 0;
+  double r[30];
   for (int p = 0; p < 15; p++) vr_reg_slice_pair(7, 3, (uint64_t)p, &r[2 * p], &r[2 * p + 1]);
-  for (int d = 0; d < 6; d++) n0 += r[d * 5] * r[d * 5];
-  ck_assert_double_eq_tol(w[5], r[5] / sqrt(n0), 1e-12);
+  for (int k = 0; k < 5; k++) { /* every element: the vectorised lanes and the scalar tail */
+    double n = 0;
+    for (int d = 0; d < 6; d++) n += r[d * 5 + k] * r[d * 5 + k];
+    for (int d = 0; d < 6; d++) ck_assert_double_eq_tol(w[d * 5 + k], r[d * 5 + k] / sqrt(n), 1e-12);
+  }
   for (int j = 0; j < 30; j++) ck_assert(fabs(r[j]) < 6);
+  /* a larger draw (many 8-lane and 256-pair blocks) against the scalar definition */
+  vr_tensor *big = NULL;
+  OK(vr_draw_slices(40, 100, 11, 5, 0, VR_F64, VR_CPU, &big));
+  double *bv = tu_values(big), *col = malloc(sizeof(double) * 4000);
+  for (int p = 0; p < 2000; p++) vr_reg_slice_pair(11, 5, (uint64_t)p, &col[2 * p], &col[2 * p + 1]);
+  for (int k = 0; k < 100; k++) {
+    double n = 0;
+    for (int d = 0; d < 40; d++) n += col[d * 100 + k] * col[d * 100 + k];
+    for (int d = 0; d < 40; d++) ck_assert_double_eq_tol(bv[d * 100 + k], col[d * 100 + k] / sqrt(n), 1e-14);
+  }
+  free(bv);
+  free(col);
+  vr_tensor_free(big);
   OK(vr_draw_slices(6, 5, 7, 4, 1e-12, VR_F64, VR_CPU, &W2));
   double *w2 = tu_values(W2);
   ck_assert(w2[0] != w[0]);
