@@ -46,7 +46,7 @@ template <typename T>
 __global__ void standardize_k(const T *z, const double *mu, const double *sig, int64_t B, int64_t D, int64_t n, T *X) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     int64_t d = i % D, v = i / (B * D);
-    X[i] = (T)(((double)z[i] - mu[v * D + d]) / sig[v * D + d]);
+    X[i] = (T)(((double)z[i] - mu[v * D + d]) * (1.0 / sig[v * D + d])); /* as the CPU: times 1 / sigma */
   }
 }
 
