@@ -6,9 +6,10 @@
  * With cuDNN (VR_HAVE_CUDNN): cudnnConvolutionForward / BackwardData / BackwardFilter, one handle
  * per device bound to the backend's stream, algorithms from cuDNN's heuristics restricted to
  * deterministic ones (cached per geometry), workspace from the caching allocator. f32 runs with
- * CUDNN_FMA_MATH (no TF32) unless VISREG_CUDA_TF32=1. Without cuDNN, or with VISREG_CUDA_CONV=im2col,
- * or when cuDNN has no algorithm or no handle: im2col + cuBLAS per sample, grad_w accumulated over the batch in
- * order on the stream, grad_x by a col2im gather (one thread per input pixel, fixed order).
+ * CUDNN_FMA_MATH (no TF32) unless VISREG_CUDA_TF32=1. Without cuDNN, with VISREG_CUDA_CONV=im2col,
+ * or when cuDNN has no handle or no deterministic algorithm: im2col + cuBLAS per sample, grad_w
+ * accumulated over the batch in order on the stream, grad_x by a col2im gather (one thread per
+ * input pixel, fixed order).
  * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic. */
 #include "more.cuh"
 #include "blockreduce.cuh"

@@ -2,8 +2,9 @@
  * argument layout of core/reg/visreg.c, swd.c and sigreg.c and the CPU's chunked structure
  * (kernels/cpu/reg_sliced.inc):
  *
- *   W = unit-column slices (reg_draw.cu); VISReg: per (view, dim) mean and sigma in double,
- *   X = (z - mu) / sigma, center and scale terms from the same statistics pass;
+ *   W = unit-column slices (reg_draw.cu); VISReg: per (view, dim) mean and sigma in double (one
+ *   pass of shifted sums), X = (z - mu) / sigma by the same thread, center and scale terms from
+ *   those statistics;
  *   for each chunk of c slices: P^T = W_c^T X^T (c x VB, one cuBLAS GEMM); one block per
  *   (slice, view) segment of B projections sorts them in shared memory (bitonic network on
  *   (key, position) words: ties keep index order, as the CPU's stable radix sort), sums
@@ -25,28 +26,25 @@ const int kSegThreads = 256;
 
 /* ---------------------------------------------------------------- statistics (VISReg) */
 
-/* per (v, d): mu, sigma = sqrt(biased var) + 1e-6, rows in order, in double */
-template <typename T> __global__ void stats_k(const T *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig) {
+/* per (v, d), as the CPU: mu and sigma = sqrt(biased var) + 1e-6 in double from one pass of sums
+ * shifted by the first row, then X = (z - mu) / sigma for the column (z read twice) */
+template <typename T>
+__global__ void stats_k(const T *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig, T *X) {
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < V * D; e += (int64_t)gridDim.x * blockDim.x) {
     int64_t v = e / D, d = e - v * D;
     const T *col = z + v * B * D + d;
-    double m = 0, s2 = 0;
-    for (int64_t b = 0; b < B; b++) m += (double)col[b * D];
-    m /= (double)B;
+    double sh = (double)col[0], m = 0, s2 = 0;
     for (int64_t b = 0; b < B; b++) {
-      double x = (double)col[b * D] - m;
+      double x = (double)col[b * D] - sh;
+      m += x;
       s2 += x * x;
     }
-    mu[e] = m;
-    sig[e] = sqrt(s2 / (double)B) + 1e-6;
-  }
-}
-
-template <typename T>
-__global__ void standardize_k(const T *z, const double *mu, const double *sig, int64_t B, int64_t D, int64_t n, T *X) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t d = i % D, v = i / (B * D);
-    X[i] = (T)(((double)z[i] - mu[v * D + d]) / sig[v * D + d]);
+    double ms = m / (double)B, var = s2 / (double)B - ms * ms;
+    double sg = sqrt(var > 0 ? var : 0) + 1e-6, mean = sh + ms, is = 1.0 / sg;
+    mu[e] = mean;
+    sig[e] = sg;
+    T *xc = X + v * B * D + d;
+    for (int64_t b = 0; b < B; b++) xc[b * D] = (T)(((double)col[b * D] - mean) * is);
   }
 }
 
@@ -304,11 +302,8 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(mub.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(sigb.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
-    stats_k<T><<<vr_cu_blocks(V * D, 128), 128, 0, st>>>(z, V, B, D, mub.as<double>(), sigb.as<double>());
+    stats_k<T><<<vr_cu_blocks(V * D, 128), 128, 0, st>>>(z, V, B, D, mub.as<double>(), sigb.as<double>(), Xb.as<T>());
     VR_CU_LAUNCHED("visreg statistics");
-    standardize_k<T><<<vr_cu_blocks(VB * D), VR_CU_THREADS, 0, st>>>(z, mub.as<double>(), sigb.as<double>(), B, D, VB * D,
-                                                                     Xb.as<T>());
-    VR_CU_LAUNCHED("visreg standardisation");
     center_scale_k<<<1, 1024, 0, st>>>(mub.as<double>(), sigb.as<double>(), V * D, acc);
     VR_CU_LAUNCHED("visreg center and scale");
     X = Xb.as<T>();
