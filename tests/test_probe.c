@@ -57,8 +57,9 @@ END_TEST
 static void fmnist(int full, int64_t ntr, int64_t nte, vr_tensor **xtr, vr_tensor **ytr, vr_tensor **xte,
                    vr_tensor **yte) {
   vr_dataset *tr = NULL, *te = NULL, *a = NULL, *b = NULL;
-  OK(vr_dataset_fashion_mnist(NULL, 0, &te));
-  if (full) OK(vr_dataset_fashion_mnist(NULL, 1, &tr));
+  const char *root = getenv("VISREG_FMNIST_ROOT"); /* NULL: the installed copy */
+  OK(vr_dataset_fashion_mnist(root, 0, &te));
+  if (full) OK(vr_dataset_fashion_mnist(root, 1, &tr));
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(ntr + nte));
   for (int64_t k = 0; k < ntr + nte; k++) idx[k] = k;
   OK(vr_dataset_subset(full ? tr : te, ntr, idx, &a));
