@@ -448,7 +448,7 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
                           const vr_tensor *test_y, int num_classes, double l2, int max_iter, double *accuracy) {
   if (!accuracy) return VR_FAIL(VR_E_ARG, "accuracy: expected an output pointer, got NULL");
   if (!(l2 >= 0) || !isfinite(l2)) return VR_FAIL(VR_E_ARG, "l2: expected a finite value >= 0, got %g", l2);
-  if (max_iter < 0) return VR_FAIL(VR_E_ARG, "max_iter: expected >= 0 (0: 500), got %d", max_iter);
+  if (max_iter < 0) return VR_FAIL(VR_E_ARG, "max_iter: expected >= 0 (0: 300), got %d", max_iter);
   probe_in p;
   VR_TRY(probe_load(__func__, train_x, train_y, test_x, test_y, num_classes, &p));
   int64_t n = p.n, m = p.m, d = p.d, C = p.C, CP = (C + CB - 1) / CB * CB, nchunk = (n + CHUNK - 1) / CHUNK;
@@ -466,7 +466,7 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
   standardise(p.xtr, n, d, mean, sd);
   standardise(p.xte, m, d, mean, sd);
   lr_prob lp = {p.xtr, p.ytr, n, d, (int)C, (int)CP, l2, wp, wp + d * CP, gpart, lpart, nchunk};
-  lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 500);
+  lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 300);
   for (int64_t k = 0; k < d * C; k++) wf[k] = (float)theta[k];
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)C, (int)d, 1.0f, p.xte, (int)d, wf, (int)C, 0.0f,
               logits, (int)C);
