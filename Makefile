@@ -71,6 +71,10 @@ $(B)/%.o: %.cu core/visreg.h core/internal.h $(wildcard kernels/cuda/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
+# the regularizers' slice draws round exactly as the C build does (no fused multiply-adds)
+$(B)/kernels/cuda/reg_draw.o: NVFLAGS += -fmad=false
+$(B)/kernels/cuda/reg_draw.o: core/reg/slices.h core/philox.h
+
 $(LIBA): $(OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^

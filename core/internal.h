@@ -6,6 +6,7 @@
 #include "visreg.h"
 #include <stdbool.h>
 #include <stdarg.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,40 @@ static inline void *vr_data(const vr_tensor *t) {
 }
 static inline bool vr_is_float(vr_dtype d) { return d == VR_F32 || d == VR_F64 || d == VR_BF16; }
 static inline bool vr_is_int(vr_dtype d) { return d == VR_I32 || d == VR_I64 || d == VR_U8; }
+/* ---- element access as double (the generic, slow path) ---- */
+static inline double vr_load(const void *p, vr_dtype dt) {
+  switch (dt) {
+  case VR_F32: return *(const float *)p;
+  case VR_F64: return *(const double *)p;
+  case VR_I32: return *(const int32_t *)p;
+  case VR_I64: return (double)*(const int64_t *)p;
+  case VR_U8: return *(const uint8_t *)p;
+  case VR_BF16: {
+    uint32_t u = (uint32_t)(*(const uint16_t *)p) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+  }
+  }
+  return 0;
+}
+static inline void vr_store(void *p, vr_dtype dt, double v) {
+  switch (dt) {
+  case VR_F32: *(float *)p = (float)v; break;
+  case VR_F64: *(double *)p = v; break;
+  case VR_I32: *(int32_t *)p = (int32_t)v; break;
+  case VR_I64: *(int64_t *)p = (int64_t)v; break;
+  case VR_U8: *(uint8_t *)p = (uint8_t)v; break;
+  case VR_BF16: {
+    float f = (float)v;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fff + ((u >> 16) & 1);
+    *(uint16_t *)p = (uint16_t)(u >> 16);
+    break;
+  }
+  }
+}
 int64_t vr_numel_of(int ndim, const int64_t *shape);
 void vr_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 bool vr_same_shape(const vr_tensor *a, const vr_tensor *b);

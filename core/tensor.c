@@ -405,41 +405,6 @@ static vr_status element_offset(const char *func, const vr_tensor *t, const int6
   return VR_OK;
 }
 
-static double load_elem(const void *p, vr_dtype dt) {
-  switch (dt) {
-  case VR_F32: return *(const float *)p;
-  case VR_F64: return *(const double *)p;
-  case VR_I32: return *(const int32_t *)p;
-  case VR_I64: return (double)*(const int64_t *)p;
-  case VR_U8: return *(const uint8_t *)p;
-  case VR_BF16: {
-    uint32_t u = (uint32_t)(*(const uint16_t *)p) << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-  }
-  }
-  return 0;
-}
-
-static void store_elem(void *p, vr_dtype dt, double v) {
-  switch (dt) {
-  case VR_F32: *(float *)p = (float)v; break;
-  case VR_F64: *(double *)p = v; break;
-  case VR_I32: *(int32_t *)p = (int32_t)v; break;
-  case VR_I64: *(int64_t *)p = (int64_t)v; break;
-  case VR_U8: *(uint8_t *)p = (uint8_t)v; break;
-  case VR_BF16: {
-    float f = (float)v;
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1); /* round to nearest even */
-    *(uint16_t *)p = (uint16_t)(u >> 16);
-    break;
-  }
-  }
-}
-
 vr_status vr_tensor_get(const vr_tensor *t, const int64_t *index, double *value) {
   VR_CHECK_TENSOR(t);
   VR_CHECK_OUT(value);
@@ -452,7 +417,7 @@ vr_status vr_tensor_get(const vr_tensor *t, const int64_t *index, double *value)
     VR_TRY(vr_device_get(t->device)->memcpy(buf, p, es, 1));
     p = buf;
   }
-  *value = load_elem(p, t->dtype);
+  *value = vr_load(p, t->dtype);
   return VR_OK;
 }
 
@@ -464,10 +429,10 @@ vr_status vr_tensor_set(vr_tensor *t, const int64_t *index, double value) {
   void *p = (char *)t->storage->data + (size_t)off * es;
   if (t->device != VR_CPU) {
     unsigned char buf[8];
-    store_elem(buf, t->dtype, value);
+    vr_store(buf, t->dtype, value);
     VR_TRY(vr_device_get(t->device)->memcpy(p, buf, es, 0));
   } else {
-    store_elem(p, t->dtype, value);
+    vr_store(p, t->dtype, value);
   }
   vr_tensor_bump_version(t);
   return VR_OK;

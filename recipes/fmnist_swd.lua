@@ -11,7 +11,7 @@ return vr.recipe {
     aug.jitter { brightness = 0.4, contrast = 0.4, p = 0.8 },
     aug.solarize { p = 0.2 }, aug.normalize { mean = 0.286, std = 0.353 } } } },
   model = function()
-    local enc = nn.smallcnn { in_channels = 1, width = 16 }
+    local enc = nn.smallcnn { in_channels = 1, width = 16, pool = 2 }
     local proj = nn.mlp { enc.out_dim, 512, 512, 128, norm = "batch", act = "relu" }
     return enc, proj
   end,

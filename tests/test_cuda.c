@@ -6,6 +6,8 @@
  * Without a GPU each case prints "SKIP <case>: no CUDA device" and passes. Setting
  * VISREG_TEST_CUDA_AS_CPU=1 runs the whole harness with the CPU standing in for the GPU (CPU
  * against CPU), which checks the harness and the argument layouts on a machine without a GPU.
+ * VISREG_TEST_ONLY=w1,w2 runs only the cases whose name holds one of the words; VISREG_TEST_QUICK=1 uses
+ * smaller sizes (for compute-sanitizer); VISREG_TEST_VERBOSE=1 prints each comparison's max error.
  *
  * Tolerances (|cuda - cpu| <= atol + rtol |cpu|): f64 1e-12 relative (1e-10 where a reduction
  * order differs), f32 1e-5 relative for elementwise maths (CUDA's float functions are within
@@ -30,6 +32,16 @@ static int have_dev_fn(const char *fn) {
   snprintf(name, sizeof name, "%s", fn);
   size_t n = strlen(name);
   if (n > 3 && !strcmp(name + n - 3, "_fn")) name[n - 3] = 0;
+  /* VISREG_TEST_ONLY=a,b: run only the cases whose name contains one of the words */
+  const char *only = getenv("VISREG_TEST_ONLY");
+  if (only && *only) {
+    int hit = 0;
+    char words[256];
+    snprintf(words, sizeof words, "%s", only);
+    for (char *save = NULL, *w = strtok_r(words, ",", &save); w && !hit; w = strtok_r(NULL, ",", &save))
+      hit = strstr(name, w) != NULL;
+    if (!hit) return 0;
+  }
   return have_dev(name);
 }
 #define NEED_DEV() do { if (!have_dev_fn(__func__)) return; } while (0)
@@ -555,6 +567,29 @@ START_TEST(test_sum_var_norm) {
     c.out[0] = poisoned(d, 2, SH(3, 1));
     run_cmp(VR_OP_SUM, 0, &c, rtol, atol, "sum 3 x 333337 over dim 1");
     free_args(&c);
+    /* outer reductions: thread per output split into chunks, and block per output split */
+    static const int64_t outer[][2] = {{3001, 2053}, {333337, 3}};
+    for (int q = 0; q < 2; q++) {
+      vr_tensor *x = rnd(d, 2, outer[q], 96, -1, 1);
+      vr_kernel_args e = {.n_in = 1, .n_out = 1, .i = {1, 1}, .f = {1}};
+      e.in[0] = x;
+      e.out[0] = keep_out(d, x, 1);
+      snprintf(what, sizeof what, "sum %s %lldx%lld over dim 0", vr_dtype_name(d), (long long)outer[q][0], (long long)outer[q][1]);
+      run_cmp(VR_OP_SUM, 0, &e, rtol, atol, what);
+      vr_tensor_free(e.out[0]);
+      e.out[0] = keep_out(d, x, 1);
+      snprintf(what, sizeof what, "var %s %lldx%lld over dim 0", vr_dtype_name(d), (long long)outer[q][0], (long long)outer[q][1]);
+      run_cmp(VR_OP_VAR, 0, &e, rtol, atol, what);
+      vr_kernel_args mm = {.n_in = 1, .n_out = 2, .i = {0}};
+      mm.in[0] = x;
+      vr_tensor_retain(x);
+      mm.out[0] = keep_out(d, x, 1);
+      mm.out[1] = keep_out(VR_I64, x, 1);
+      snprintf(what, sizeof what, "max %s %lldx%lld over dim 0", vr_dtype_name(d), (long long)outer[q][0], (long long)outer[q][1]);
+      run_cmp(VR_OP_MAXMIN, 0, &mm, 0, 0, what);
+      free_args(&mm);
+      free_args(&e);
+    }
   }
   /* integer sums are exact and i64 */
   vr_kernel_args s = {.n_in = 1, .n_out = 1, .i = {0x2}, .f = {1}};
@@ -937,10 +972,12 @@ START_TEST(test_conv2d) {
                                     {3, 4, 16, 16, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2},
                                     {1, 6, 11, 9, 6, 3, 2, 1, 2, 0, 1, 2, 1, 3},
                                     {4, 16, 8, 8, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1}};
-  /* f32 twice: through cuDNN where the build has it (VISREG_CUDA_CUDNN=1), and through im2col */
+  /* f32 twice: through cuDNN where the build has it, and through im2col */
   for (int dt = 0; dt < 3; dt++) {
     vr_dtype d = dt == 2 ? VR_F64 : VR_F32;
-    setenv("VISREG_CUDA_CUDNN", dt == 0 ? "1" : "0", 1); /* read by every conv call */
+    /* read by every conv call: VISREG_CUDA_CONV=im2col forces the im2col path */
+    if (dt == 0) unsetenv("VISREG_CUDA_CONV");
+    else setenv("VISREG_CUDA_CONV", "im2col", 1);
     double rtol = d == VR_F64 ? 1e-10 : 1e-4, atol = d == VR_F64 ? 1e-11 : 1e-4;
     for (int g = 0; g < 4; g++)
       for (int bias = 0; bias < 2; bias++) {
@@ -971,7 +1008,7 @@ START_TEST(test_conv2d) {
         free_args(&a);
       }
   }
-  unsetenv("VISREG_CUDA_CUDNN");
+  unsetenv("VISREG_CUDA_CONV");
 }
 END_TEST
 

@@ -1,5 +1,5 @@
 /* test_cuda_ops.c: the second group of CUDA kernels (index_select, gather, scatter_add, one_hot,
- * sort, where, pooling, conv2d, regularizers) against the CPU kernel of the same op, called with
+ * sort, where, pooling, conv2d, the regularizers) against the CPU kernel of the same op, called with
  * the same vr_kernel_args, plus a few paths through the public API on CUDA tensors.
  *
  * Without a GPU each case prints "SKIP <case>: no CUDA device" and passes. VISREG_TEST_CUDA_AS_CPU=1
@@ -14,23 +14,16 @@
 
 static vr_device DEV = VR_CUDA;
 
-static int have_dev(const char *name) {
+/* DEV: the CPU itself with VISREG_TEST_CUDA_AS_CPU=1, else CUDA (the case skips without a GPU) */
+static int as_cpu(void) {
   const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
-  DEV = (e && e[0] == '1') ? VR_CPU : VR_CUDA;
-  if (DEV == VR_CUDA && !vr_cuda_available()) {
-    printf("SKIP %s: no CUDA device\n", name);
-    return 0;
-  }
-  return 1;
+  return e && e[0] == '1';
 }
-static int have_dev_fn(const char *fn) {
-  char name[96];
-  snprintf(name, sizeof name, "%s", fn);
-  size_t n = strlen(name);
-  if (n > 3 && !strcmp(name + n - 3, "_fn")) name[n - 3] = 0;
-  return have_dev(name);
-}
-#define NEED_DEV() do { if (!have_dev_fn(__func__)) return; } while (0)
+#define NEED_DEV()                                                                                 \
+  do {                                                                                             \
+    DEV = as_cpu() ? VR_CPU : VR_CUDA;                                                             \
+    if (DEV == VR_CUDA) TU_SKIP_NO_CUDA();                                                         \
+  } while (0)
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
 
 /* ---------------------------------------------------------------- tensors */
@@ -545,6 +538,95 @@ START_TEST(test_conv2d_api) {
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- regularizers */
+
+/* runs op's forward with dL/dz on both devices, then its backward (upstream 0.75) */
+static void reg_case(vr_op op, vr_dtype d, int64_t V, int64_t B, int64_t D, int64_t K, int drawn, int n_terms,
+                     const double *f, const int64_t *iv, const char *name) {
+  char what[200];
+  double rtol = d == VR_F64 ? 1e-9 : 2e-4, atol = d == VR_F64 ? 1e-12 : 1e-6;
+  int sliced = op == VR_OP_VISREG || op == VR_OP_SWD || op == VR_OP_SIGREG;
+  vr_kernel_args a = {.n_in = 3, .n_out = 3};
+  memcpy(a.f, f, sizeof a.f);
+  memcpy(a.i, iv, sizeof a.i);
+  a.in[0] = rnd(d, 3, SH(V, B, D), 140 + (uint64_t)B, -2, 2);
+  if (sliced && !drawn) a.in[1] = rnd(d, 2, SH(D, K), 141, -1, 1);
+  if (op == VR_OP_VISREG || op == VR_OP_SWD) OK(vr_gauss_quantiles(B, d, VR_CPU, &a.in[2]));
+  a.out[0] = poisoned(d, 0, NULL);
+  if (n_terms) a.out[1] = poisoned(d, 1, SH(n_terms));
+  a.out[2] = poisoned(d, 3, SH(V, B, D));
+  snprintf(what, sizeof what, "%s %s V%lld B%lld D%lld K%lld%s", name, vr_dtype_name(d), (long long)V, (long long)B,
+           (long long)D, (long long)K, drawn ? " drawn" : "");
+  if (run_cmp(op, 0, &a, rtol, atol, what)) {
+    vr_kernel_args b = {.n_in = 2, .n_out = 1};
+    OK(vr_tensor_full(0, NULL, 0.75, d, VR_CPU, &b.in[0]));
+    b.in[1] = a.out[2];
+    vr_tensor_retain(b.in[1]);
+    b.out[0] = poisoned(d, 3, SH(V, B, D));
+    snprintf(what, sizeof what, "%s backward %s", name, vr_dtype_name(d));
+    run_cmp(op, 1, &b, rtol, atol, what);
+    free_args(&b);
+  }
+  free_args(&a);
+}
+
+START_TEST(test_reg_sliced) {
+  NEED_DEV();
+  for (int dt = 0; dt < 2; dt++) {
+    vr_dtype d = dt ? VR_F64 : VR_F32;
+    for (int drawn = 0; drawn < 2; drawn++) {
+      /* VISReg: one chunk and chunks of 7 slices */
+      for (int64_t chunk = 0; chunk <= 7; chunk += 7) {
+        reg_case(VR_OP_VISREG, d, 2, 64, 16, 40, drawn, 3, (const double[8]){0.5, 1, 2, 1e-12},
+                 (const int64_t[16]){chunk, 0, 1234, 5, 40}, "visreg");
+        reg_case(VR_OP_SWD, d, 3, 50, 9, 20, drawn, 0, (const double[8]){0, 1, 0, 1e-6},
+                 (const int64_t[16]){chunk, 0, 99, 2, 20}, "swd");
+        reg_case(VR_OP_SIGREG, d, 2, 40, 8, 30, drawn, 0, (const double[8]){3, 1e-12},
+                 (const int64_t[16]){chunk, 17, 7, 1, 30}, "sigreg");
+      }
+    }
+    /* segments beyond 48 KB of shared memory (opt-in) and beyond shared memory (radix path) */
+    reg_case(VR_OP_VISREG, d, 1, 5000, 4, 3, 1, 3, (const double[8]){1, 1, 1, 1e-12}, (const int64_t[16]){0, 0, 3, 4, 3},
+             "visreg long");
+    reg_case(VR_OP_SWD, d, 2, 20000, 3, 2, 1, 0, (const double[8]){0, 1, 0, 1e-6}, (const int64_t[16]){0, 0, 3, 4, 2},
+             "swd longer");
+  }
+}
+END_TEST
+
+START_TEST(test_reg_gram) {
+  NEED_DEV();
+  for (int dt = 0; dt < 2; dt++) {
+    vr_dtype d = dt ? VR_F64 : VR_F32;
+    reg_case(VR_OP_VICREG, d, 2, 33, 20, 0, 0, 3, (const double[8]){25, 25, 1}, (const int64_t[16]){0}, "vicreg");
+    reg_case(VR_OP_VICREG_REPO, d, 3, 17, 12, 0, 0, 2, (const double[8]){25, 1}, (const int64_t[16]){0}, "vicreg_repo");
+    reg_case(VR_OP_BARLOW, d, 3, 40, 10, 0, 0, 0, (const double[8]){0.005}, (const int64_t[16]){0}, "barlow");
+    reg_case(VR_OP_INVARIANCE, d, 4, 30, 7, 0, 0, 0, (const double[8]){0}, (const int64_t[16]){2}, "invariance");
+  }
+}
+END_TEST
+
+/* the public VISReg on a CUDA tensor with drawn slices: loss, terms and the gradient of z */
+START_TEST(test_visreg_api) {
+  NEED_DEV();
+  vr_tensor *z = rnd(VR_F64, 3, SH(2, 128, 32), 150, -1, 1), *zd = to_dev(z);
+  OK(vr_tensor_set_requires_grad(z, 1));
+  OK(vr_tensor_set_requires_grad(zd, 1));
+  vr_tensor *l = NULL, *ld = NULL, *t = NULL, *td = NULL;
+  OK(vr_visreg(z, NULL, 256, 11, 3, 1, 1, 1, &l, &t));
+  OK(vr_visreg(zd, NULL, 256, 11, 3, 1, 1, 1, &ld, &td));
+  cmp_dev(l, ld, 1e-9, 1e-12, "vr_visreg loss");
+  cmp_dev(t, td, 1e-9, 1e-12, "vr_visreg terms");
+  OK(vr_backward(l, NULL, 0));
+  OK(vr_backward(ld, NULL, 0));
+  vr_tensor *g = vr_tensor_grad(z), *gd = vr_tensor_grad(zd);
+  cmp_dev(g, gd, 1e-8, 1e-12, "vr_visreg grad");
+  vr_tensor *objs[] = {z, zd, l, ld, t, td, g, gd};
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);
+}
+END_TEST
+
 static Suite *cuda_ops_suite(void) {
   Suite *s = suite_create("cuda_ops");
   TCase *tc = tcase_create("parity");
@@ -561,6 +643,9 @@ static Suite *cuda_ops_suite(void) {
   tcase_add_test(tc, test_pool_specials);
   tcase_add_test(tc, test_conv2d_paths);
   tcase_add_test(tc, test_conv2d_api);
+  tcase_add_test(tc, test_reg_sliced);
+  tcase_add_test(tc, test_reg_gram);
+  tcase_add_test(tc, test_visreg_api);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -11,6 +11,7 @@
 #ifndef VISREG_REG_H
 #define VISREG_REG_H
 #include "../internal.h"
+#include <string.h>
 
 /* erfinv on (-1, 1) to ~1 ulp (Giles' single-precision approximation then two Newton steps on
  * libm's erf); +-inf at +-1, NaN outside */
@@ -41,7 +42,12 @@ void vr_reg_argsort_f32(const float *x, int64_t n, uint32_t *perm, uint64_t *wor
 /* the f32 sort's own output: n words (order key << 32 | index), ascending, in work or work + n
  * (work holds 2 n); vr_reg_key_value_f32 gives back the value of a word */
 const uint64_t *vr_reg_sort_pairs_f32(const float *x, int64_t n, uint64_t *work);
-float vr_reg_key_value_f32(uint64_t w);
+static inline float vr_reg_key_value_f32(uint64_t w) {
+  uint32_t k = (uint32_t)(w >> 32), u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
 void vr_reg_argsort_f64(const double *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork);
 /* VR_E_VALUE naming func when z (contiguous, f32 or f64, n elements) holds a NaN or an infinity */
 vr_status vr_reg_check_finite(const char *func, const vr_tensor *z);
@@ -51,4 +57,15 @@ void vr_reg_draw_f64(uint64_t seed, uint64_t step, int64_t D, int64_t K, double 
 /* W[d, k] = G[d, k] / (||G[:, k]|| + eps), norms in double; W may be G */
 void vr_reg_normalize_f32(const float *G, int64_t D, int64_t K, double eps, float *W);
 void vr_reg_normalize_f64(const double *G, int64_t D, int64_t K, double eps, double *W);
+/* the two above in one parallel region: W = the drawn D x K slices of (seed, step), columns
+ * divided by (their norm + eps); the same bits as draw then normalize */
+void vr_reg_draw_unit_f32(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, float *W);
+void vr_reg_draw_unit_f64(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, double *W);
+/* their pieces, for kernels that run them inside their own parallel region: block blk of the
+ * n = D K raw elements (256 pairs, blocks 0 .. ceil(n / 512) - 1), and the normalisation of
+ * columns k0 .. k0 + 63 (G may be W) */
+void vr_reg_draw_block_f32(uint64_t seed, uint64_t step, int64_t n, int64_t blk, float *G);
+void vr_reg_draw_block_f64(uint64_t seed, uint64_t step, int64_t n, int64_t blk, double *G);
+void vr_reg_norm_cols_f32(const float *G, int64_t D, int64_t K, int64_t k0, double eps, float *W);
+void vr_reg_norm_cols_f64(const double *G, int64_t D, int64_t K, int64_t k0, double eps, double *W);
 #endif

@@ -26,41 +26,6 @@ void vr_iter_runs(const vr_iter *it, int64_t lo, int64_t hi, vr_iter_run_fn run,
 /* visits all elements, split over threads when numel >= grain */
 void vr_iter_parallel(const vr_iter *it, int64_t grain, vr_iter_run_fn run, void *ctx);
 
-/* ---- element access as double (the generic, slow path) ---- */
-static inline double vr_load(const void *p, vr_dtype dt) {
-  switch (dt) {
-  case VR_F32: return *(const float *)p;
-  case VR_F64: return *(const double *)p;
-  case VR_I32: return *(const int32_t *)p;
-  case VR_I64: return (double)*(const int64_t *)p;
-  case VR_U8: return *(const uint8_t *)p;
-  case VR_BF16: {
-    uint32_t u = (uint32_t)(*(const uint16_t *)p) << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-  }
-  }
-  return 0;
-}
-static inline void vr_store(void *p, vr_dtype dt, double v) {
-  switch (dt) {
-  case VR_F32: *(float *)p = (float)v; break;
-  case VR_F64: *(double *)p = v; break;
-  case VR_I32: *(int32_t *)p = (int32_t)v; break;
-  case VR_I64: *(int64_t *)p = (int64_t)v; break;
-  case VR_U8: *(uint8_t *)p = (uint8_t)v; break;
-  case VR_BF16: {
-    float f = (float)v;
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    *(uint16_t *)p = (uint16_t)(u >> 16);
-    break;
-  }
-  }
-}
-
 /* ---- kernel families: each kernels/cpu/<family>.c defines its hook; weak so that the library
  * links while a family is absent (its ops then report VR_E_UNSUPPORTED) ---- */
 #define VR_CPU_FAMILY(name) void vr_cpu_register_##name(void) __attribute__((weak))

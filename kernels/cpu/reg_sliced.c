@@ -9,6 +9,8 @@
 #include "../../core/reg/reg.h"
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 enum { SL_VISREG = 0, SL_SWD = 1, SL_SIGREG = 2 };
@@ -21,6 +23,59 @@ static int64_t sl_chunk(int64_t want, int64_t K, int64_t VB) {
   if (c < 1) c = 1;
   if (c > K) c = K;
   return c;
+}
+
+static size_t sl_align(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* The work buffers of a call (slices, normalised z, the projection chunk, sort scratch) are one
+ * block, kept between calls: a training step calls with the same sizes every time, and a fresh
+ * block of several MB costs its page faults (mmap'd memory) on every call. A few blocks are
+ * cached under a lock (calls may come from several threads); larger ones than SL_WS_KEEP are
+ * freed. The cache is reachable, so leak checkers do not count it. */
+#define SL_WS_SLOTS 4
+#define SL_WS_KEEP ((size_t)256 << 20)
+static pthread_mutex_t sl_ws_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *sl_ws_p[SL_WS_SLOTS];
+static size_t sl_ws_n[SL_WS_SLOTS];
+
+static void *sl_ws_take(size_t bytes, size_t *cap) {
+  void *p = NULL;
+  pthread_mutex_lock(&sl_ws_mu);
+  int best = -1;
+  for (int i = 0; i < SL_WS_SLOTS; i++)
+    if (sl_ws_p[i] && sl_ws_n[i] >= bytes && (best < 0 || sl_ws_n[i] < sl_ws_n[best])) best = i;
+  if (best >= 0) {
+    p = sl_ws_p[best];
+    *cap = sl_ws_n[best];
+    sl_ws_p[best] = NULL;
+  }
+  pthread_mutex_unlock(&sl_ws_mu);
+  if (!p) {
+    p = aligned_alloc(64, bytes < 64 ? 64 : sl_align(bytes));
+    *cap = bytes;
+  }
+  return p;
+}
+
+/* back to the cache: an empty slot, else in place of the smallest smaller block */
+static void sl_ws_give(void *p, size_t cap) {
+  void *drop = p;
+  if (cap <= SL_WS_KEEP) {
+    pthread_mutex_lock(&sl_ws_mu);
+    int slot = -1;
+    for (int i = 0; i < SL_WS_SLOTS && slot < 0; i++)
+      if (!sl_ws_p[i]) slot = i;
+    if (slot < 0)
+      for (int i = 0; i < SL_WS_SLOTS; i++)
+        if (sl_ws_n[i] < cap && (slot < 0 || sl_ws_n[i] < sl_ws_n[slot])) slot = i;
+    if (slot >= 0) {
+      drop = sl_ws_p[slot];
+      sl_ws_p[slot] = p;
+      sl_ws_n[slot] = cap;
+    }
+    pthread_mutex_unlock(&sl_ws_mu);
+  }
+  free(drop);
 }
 
 #define T float

@@ -33,7 +33,7 @@ struct Alloc {
   void *stage[kStages] = {};
   cudaEvent_t stage_done[kStages] = {};
   int stage_next = 0;
-  bool stage_ok = false;
+  bool stage_ok = false, stage_failed = false; /* failed: copies go pageable */
 };
 Alloc A;
 
@@ -124,9 +124,20 @@ void cu_release(void *ptr, size_t nbytes) {
 /* lock held */
 vr_status stage_init(void) {
   if (A.stage_ok) return VR_OK;
+  if (A.stage_failed) return VR_E_CUDA;
   for (int k = 0; k < kStages; k++) {
-    VR_CU(cudaHostAlloc(&A.stage[k], kStageBytes, cudaHostAllocDefault));
-    VR_CU(cudaEventCreateWithFlags(&A.stage_done[k], cudaEventDisableTiming));
+    if (!A.stage[k] && cudaHostAlloc(&A.stage[k], kStageBytes, cudaHostAllocDefault) != cudaSuccess) {
+      A.stage[k] = nullptr;
+      A.stage_failed = true;
+    }
+    if (!A.stage_done[k] && cudaEventCreateWithFlags(&A.stage_done[k], cudaEventDisableTiming) != cudaSuccess) {
+      A.stage_done[k] = nullptr;
+      A.stage_failed = true;
+    }
+  }
+  if (A.stage_failed) {
+    cudaGetLastError();
+    return VR_FAIL(VR_E_CUDA, "cuda: pinned staging buffers could not be allocated");
   }
   A.stage_ok = true;
   return VR_OK;
@@ -136,7 +147,12 @@ vr_status stage_init(void) {
 vr_status h2d_staged(void *dst, const void *src, size_t n) {
   std::lock_guard<std::mutex> lock(A.mu);
   VR_TRY(ensure_init());
-  VR_TRY(stage_init());
+  if (stage_init() != VR_OK) { /* no pinned memory: a pageable copy (returns once src is read) */
+    vr_clear_error();
+    cudaGetLastError();
+    VR_CU(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, A.stream));
+    return VR_OK;
+  }
   size_t done = 0;
   while (done < n) {
     size_t c = n - done < kStageBytes ? n - done : kStageBytes;

@@ -7,7 +7,7 @@
  * per device bound to the backend's stream, algorithms from cuDNN's heuristics restricted to
  * deterministic ones (cached per geometry), workspace from the caching allocator. f32 runs with
  * CUDNN_FMA_MATH (no TF32) unless VISREG_CUDA_TF32=1. Without cuDNN, or with VISREG_CUDA_CONV=im2col,
- * or when cuDNN has no algorithm: im2col + cuBLAS per sample, grad_w accumulated over the batch in
+ * or when cuDNN has no algorithm or no handle: im2col + cuBLAS per sample, grad_w accumulated over the batch in
  * order on the stream, grad_x by a col2im gather (one thread per input pixel, fixed order).
  * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic. */
 #include "more.cuh"
@@ -186,15 +186,23 @@ bool force_im2col(void) {
 
 std::mutex dnn_mu;
 cudnnHandle_t dnn_handle[16];
+bool dnn_broken[16]; /* cudnnCreate failed (e.g. a cuDNN runtime that does not match): im2col from then on */
 
+/* VR_OK with a handle bound to the backend's stream; VR_E_UNSUPPORTED (no message) when cuDNN
+ * cannot be used on this device, so that the caller falls back to im2col */
 vr_status dnn_get(cudnnHandle_t *out) {
   int dev = 0;
   VR_CU(cudaGetDevice(&dev));
-  if (dev < 0 || dev >= 16) return VR_FAIL(VR_E_DEVICE, "device: expected an ordinal below 16, got %d", dev);
+  if (dev < 0 || dev >= 16) return VR_E_UNSUPPORTED;
   std::lock_guard<std::mutex> lock(dnn_mu);
+  if (dnn_broken[dev]) return VR_E_UNSUPPORTED;
   if (!dnn_handle[dev]) {
     cudnnHandle_t h = nullptr;
-    VR_DNN(cudnnCreate(&h));
+    if (cudnnCreate(&h) != CUDNN_STATUS_SUCCESS) {
+      dnn_broken[dev] = true;
+      cudaGetLastError();
+      return VR_E_UNSUPPORTED;
+    }
     cudnnStatus_t st = cudnnSetStream(h, vr_cuda_stream());
     if (st != CUDNN_STATUS_SUCCESS) {
       cudnnDestroy(h);

@@ -15,6 +15,7 @@
 namespace {
 
 const int kT = 256;
+const int kBnT = 1024; /* batch norm: few channels over many elements each, so wide blocks */
 
 struct vec1 { /* a 1-D parameter tensor: pointer to element 0, stride, dtype; p == NULL: absent */
   const void *p;
@@ -42,9 +43,9 @@ __device__ __forceinline__ int64_t bn_idx(int64_t m, int64_t c, int64_t C, int64
 }
 
 template <typename T, typename St>
-__global__ void bn_stats(const T *x, int64_t N, int64_t C, int64_t S, int training, vec1 w, vec1 b, vec1 rm, vec1 rv,
+__global__ void __launch_bounds__(kBnT) bn_stats(const T *x, int64_t N, int64_t C, int64_t S, int training, vec1 w, vec1 b, vec1 rm, vec1 rv,
                          double mom, double eps, St *smean, St *sinv, double *scale, double *shift) {
-  __shared__ double sh[kT];
+  __shared__ double sh[kBnT];
   int64_t M = N * S;
   for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
     double mean, invstd;
@@ -96,7 +97,7 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
   double *buf = nullptr;
   size_t nb = sizeof(double) * 2 * (size_t)C;
   VR_TRY(vr_cuda_scratch(nb, (void **)&buf));
-  bn_stats<T, St><<<grid_of(C), kT, 0, s>>>((const T *)vr_data(a->in[0]), N, C, S, training, vec_of(a->in[1]),
+  bn_stats<T, St><<<grid_of(C), kBnT, 0, s>>>((const T *)vr_data(a->in[0]), N, C, S, training, vec_of(a->in[1]),
                                              vec_of(a->in[2]), vec_of(a->in[3]), vec_of(a->in[4]), a->f[0], a->f[1],
                                              (St *)vr_data(a->out[1]), (St *)vr_data(a->out[2]), buf, buf + C);
   cudaError_t e = cudaGetLastError();
@@ -113,9 +114,9 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
 
 /* per channel: sg = sum g, sgx = sum g (x - mean); grad_b, grad_w, and the grad_x coefficients */
 template <typename T, typename St>
-__global__ void bn_bwd_stats(const T *g, const T *x, int64_t N, int64_t C, int64_t S, int training, vec1 w,
+__global__ void __launch_bounds__(kBnT) bn_bwd_stats(const T *g, const T *x, int64_t N, int64_t C, int64_t S, int training, vec1 w,
                              const St *smean, const St *sinv, T *gw, T *gb, double *k) {
-  __shared__ double sh[kT];
+  __shared__ double sh[kBnT];
   int64_t M = N * S;
   for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
     double mean = (double)smean[c], invstd = (double)sinv[c];
@@ -157,7 +158,7 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
   double *k = nullptr;
   size_t nb = sizeof(double) * 4 * (size_t)C;
   VR_TRY(vr_cuda_scratch(nb, (void **)&k));
-  bn_bwd_stats<T, St><<<grid_of(C), kT, 0, s>>>(
+  bn_bwd_stats<T, St><<<grid_of(C), kBnT, 0, s>>>(
       (const T *)vr_data(a->in[0]), (const T *)vr_data(a->in[1]), N, C, S, training, vec_of(a->in[2]),
       (const St *)vr_data(a->in[3]), (const St *)vr_data(a->in[4]), a->out[1] ? (T *)vr_data(a->out[1]) : nullptr,
       a->out[2] ? (T *)vr_data(a->out[2]) : nullptr, k);

@@ -8,9 +8,11 @@
  *  MAXMIN fwd: sub 0 max / 1 min along dim i[0]; out = {values, indices (i64)} keepdim; ties: the
  *    first index; NaN wins. bwd: in = {grad_values, indices} keepdim, out = {grad_x} (zeros except
  *    at the indices), i[0] = dim.
- * Deterministic: every output is reduced in a fixed order (each thread a fixed strided subset,
- * then a fixed shared-memory tree; for few outputs over many elements, fixed chunks whose partial
- * states are merged in chunk order by a second kernel). No atomics. Accumulation in double
+ * Deterministic: every output is reduced in a fixed order: a thread per output walks its elements
+ * in order (outer reductions), or a block per output gives each thread a fixed strided subset and
+ * merges them in a fixed shared-memory tree (inner reductions); when either leaves the GPU idle,
+ * each output is split into fixed chunks whose states a second kernel merges in chunk order. The
+ * chunking depends only on the shapes, never on timing. No atomics. Accumulation in double
  * (int64 for integer sums); variance by Welford within a thread and Chan's merge between them. */
 #include "common.cuh"
 #include <math.h>
@@ -215,15 +217,20 @@ template <typename T> struct MaxMinIntOp {
   }
 };
 
-/* one thread per output, elements in order */
+/* one thread per (output, chunk), elements in order; C == 1 writes the result, else the chunk's
+ * state goes to part[o * C + c]. Consecutive threads take consecutive outputs (coalesced when the
+ * kept dims are the inner ones). */
 template <typename Op, typename T>
-__global__ void red_thread_kernel(const T *x, void *y, void *y2, red_geom g, red_params p) {
-  for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < g.O; o += (int64_t)gridDim.x * blockDim.x) {
+__global__ void red_thread_kernel(const T *x, void *y, void *y2, red_geom g, red_params p, int64_t C, typename Op::S *part) {
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < g.O * C; t += (int64_t)gridDim.x * blockDim.x) {
+    int64_t c = t / g.O, o = t - c * g.O;
+    int64_t lo = g.R * c / C, hi = g.R * (c + 1) / C;
     int64_t xo, yo, yo2;
     k_offsets(g, o, xo, yo, yo2);
     typename Op::S s = Op::init();
-    for (int64_t r = 0; r < g.R; r++) Op::add(s, x[xo + r_offset(g, r)], r, p);
-    Op::write(s, y, yo, y2, yo2, g.R, p);
+    for (int64_t r = lo; r < hi; r++) Op::add(s, x[xo + r_offset(g, r)], r, p);
+    if (C == 1) Op::write(s, y, yo, y2, yo2, g.R, p);
+    else part[o * C + c] = s;
   }
 }
 
@@ -275,26 +282,36 @@ vr_status run_reduce(const vr_tensor *x, vr_tensor *y, vr_tensor *y2, int64_t ma
   const T *xp = (const T *)vr_data(x);
   void *yp = vr_data(y), *y2p = y2 ? vr_data(y2) : nullptr;
   bool inner_reduced = g.nr > 0 && g.rin[g.nr - 1] == 1;
-  if (g.R <= 16 || (!inner_reduced && g.O >= 2048)) {
-    red_thread_kernel<Op, T><<<vr_cu_blocks(g.O), VR_CU_THREADS, 0, s>>>(xp, yp, y2p, g, p);
-    VR_CU_LAUNCHED("red_thread_kernel");
-    return VR_OK;
-  }
-  /* few outputs over many elements: split each into chunks of at least 16K elements, ~1024 blocks in all */
-  int64_t C = 1;
-  if (g.O < 512 && g.R >= ((int64_t)1 << 16)) {
-    C = 1024 / g.O;
-    int64_t cmax = g.R >> 14;
-    if (C > cmax) C = cmax;
-    if (C < 1) C = 1;
-  }
   typedef typename Op::S S;
   S *part = nullptr;
-  if (C > 1) VR_TRY(vr_cuda_scratch(sizeof(S) * (size_t)(g.O * C), (void **)&part));
-  int64_t nb = g.O * C;
-  unsigned grid = (unsigned)(nb < ((int64_t)1 << 20) ? nb : ((int64_t)1 << 20));
-  red_block_kernel<Op, T><<<grid, kRedThreads, 0, s>>>(xp, yp, y2p, g, p, C, part);
-  cudaError_t e = cudaGetLastError();
+  int64_t C = 1;
+  cudaError_t e = cudaSuccess;
+  if (g.R <= 16 || (!inner_reduced && g.O >= 2048)) {
+    /* thread per output; when that leaves the GPU idle, split each output's elements into C
+     * fixed chunks (at least 16 elements each, about 64K threads in all) merged in order */
+    if (g.O < 65536 && g.R >= 64) {
+      C = (65536 + g.O - 1) / g.O;
+      if (C > g.R / 16) C = g.R / 16;
+      if (C > 1024) C = 1024;
+      if (C < 1) C = 1;
+    }
+    if (C > 1) VR_TRY(vr_cuda_scratch(sizeof(S) * (size_t)(g.O * C), (void **)&part));
+    red_thread_kernel<Op, T><<<vr_cu_blocks(g.O * C), VR_CU_THREADS, 0, s>>>(xp, yp, y2p, g, p, C, part);
+    e = cudaGetLastError();
+  } else {
+    /* few outputs over many elements: split each into chunks of at least 16K elements, ~1024 blocks in all */
+    if (g.O < 512 && g.R >= ((int64_t)1 << 16)) {
+      C = 1024 / g.O;
+      int64_t cmax = g.R >> 14;
+      if (C > cmax) C = cmax;
+      if (C < 1) C = 1;
+    }
+    if (C > 1) VR_TRY(vr_cuda_scratch(sizeof(S) * (size_t)(g.O * C), (void **)&part));
+    int64_t nb = g.O * C;
+    unsigned grid = (unsigned)(nb < ((int64_t)1 << 20) ? nb : ((int64_t)1 << 20));
+    red_block_kernel<Op, T><<<grid, kRedThreads, 0, s>>>(xp, yp, y2p, g, p, C, part);
+    e = cudaGetLastError();
+  }
   if (e == cudaSuccess && C > 1) {
     red_merge_kernel<Op><<<vr_cu_blocks(g.O), VR_CU_THREADS, 0, s>>>(yp, y2p, g, p, C, part);
     e = cudaGetLastError();

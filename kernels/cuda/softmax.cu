@@ -6,7 +6,7 @@
  *    f[0] label smoothing; bwd: in = {grad_loss [], logits, target, lse}, out = {grad_logits}.
  * Lines with inner == 1 get one block each (fixed trees); strided lines one thread each (in
  * order). The loss is summed over rows by one block in a fixed tree: deterministic. f32 and bf16
- * compute in float, f64 in double; the cross-entropy row terms in double. */
+ * compute elementwise in float, f64 in double; line sums and the cross-entropy terms in double. */
 #include "blockreduce.cuh"
 
 namespace {
@@ -22,16 +22,16 @@ __device__ __forceinline__ double m_log(double x) { return log(x); }
 template <typename T>
 __global__ void softmax_rows(const T *x, T *y, int64_t rows, int64_t D, int log_sm) {
   typedef typename vr_cu_acc<T>::type C;
-  __shared__ C sh[kT];
+  __shared__ double sh[kT];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *xr = x + r * D;
     T *yr = y + r * D;
-    C mx = -INFINITY;
-    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) mx = vr_cu_max_op::apply(mx, vr_cu_ld<T>(xr[d]));
-    mx = vr_cu_block_reduce<vr_cu_max_op>(mx, sh);
-    C s = 0;
-    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) s += m_exp(vr_cu_ld<T>(xr[d]) - mx);
-    s = vr_cu_block_reduce<vr_cu_sum_op>(s, sh);
+    double mxd = -INFINITY;
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) mxd = vr_cu_max_op::apply(mxd, (double)vr_cu_ld<T>(xr[d]));
+    C mx = (C)vr_cu_block_reduce<vr_cu_max_op>(mxd, sh);
+    double sd = 0; /* sums in double, as the CPU */
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) sd += (double)m_exp(vr_cu_ld<T>(xr[d]) - mx);
+    C s = (C)vr_cu_block_reduce<vr_cu_sum_op>(sd, sh);
     C ls = m_log(s);
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
       C v = vr_cu_ld<T>(xr[d]) - mx;
@@ -47,8 +47,9 @@ __global__ void softmax_lines(const T *x, T *y, int64_t outer, int64_t D, int64_
     int64_t o = l / inner, i = l - o * inner, base = o * D * inner + i;
     C mx = -INFINITY;
     for (int64_t d = 0; d < D; d++) mx = vr_cu_max_op::apply(mx, vr_cu_ld<T>(x[base + d * inner]));
-    C s = 0;
-    for (int64_t d = 0; d < D; d++) s += m_exp(vr_cu_ld<T>(x[base + d * inner]) - mx);
+    double sd = 0;
+    for (int64_t d = 0; d < D; d++) sd += (double)m_exp(vr_cu_ld<T>(x[base + d * inner]) - mx);
+    C s = (C)sd;
     C ls = m_log(s);
     for (int64_t d = 0; d < D; d++) {
       C v = vr_cu_ld<T>(x[base + d * inner]) - mx;
@@ -61,14 +62,14 @@ __global__ void softmax_lines(const T *x, T *y, int64_t outer, int64_t D, int64_
 template <typename T>
 __global__ void softmax_bwd_rows(const T *g, const T *y, T *gx, int64_t rows, int64_t D, int log_sm) {
   typedef typename vr_cu_acc<T>::type C;
-  __shared__ C sh[kT];
+  __shared__ double sh[kT];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *gr = g + r * D, *yr = y + r * D;
     T *o = gx + r * D;
-    C s = 0;
+    double sd = 0;
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x)
-      s += log_sm ? vr_cu_ld<T>(gr[d]) : vr_cu_ld<T>(gr[d]) * vr_cu_ld<T>(yr[d]);
-    s = vr_cu_block_reduce<vr_cu_sum_op>(s, sh);
+      sd += log_sm ? (double)vr_cu_ld<T>(gr[d]) : (double)vr_cu_ld<T>(gr[d]) * (double)vr_cu_ld<T>(yr[d]);
+    C s = (C)vr_cu_block_reduce<vr_cu_sum_op>(sd, sh);
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
       C gv = vr_cu_ld<T>(gr[d]), yv = vr_cu_ld<T>(yr[d]);
       o[d] = vr_cu_st<T>(log_sm ? gv - m_exp(yv) * s : yv * (gv - s));
@@ -80,11 +81,12 @@ __global__ void softmax_bwd_lines(const T *g, const T *y, T *gx, int64_t outer, 
   typedef typename vr_cu_acc<T>::type C;
   for (int64_t l = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; l < outer * inner; l += (int64_t)gridDim.x * blockDim.x) {
     int64_t o = l / inner, i = l - o * inner, base = o * D * inner + i;
-    C s = 0;
+    double sd = 0;
     for (int64_t d = 0; d < D; d++) {
       int64_t k = base + d * inner;
-      s += log_sm ? vr_cu_ld<T>(g[k]) : vr_cu_ld<T>(g[k]) * vr_cu_ld<T>(y[k]);
+      sd += log_sm ? (double)vr_cu_ld<T>(g[k]) : (double)vr_cu_ld<T>(g[k]) * (double)vr_cu_ld<T>(y[k]);
     }
+    C s = (C)sd;
     for (int64_t d = 0; d < D; d++) {
       int64_t k = base + d * inner;
       C gv = vr_cu_ld<T>(g[k]), yv = vr_cu_ld<T>(y[k]);
@@ -158,7 +160,7 @@ __global__ void ce_rows(const T *x, const int64_t *t, S *lse, double *rowloss, i
   }
 }
 /* loss = sum rowloss / N, one block, fixed tree */
-template <typename T> __global__ void ce_total(const double *rowloss, T *loss, int64_t N) {
+template <typename T> __global__ void __launch_bounds__(1024) ce_total(const double *rowloss, T *loss, int64_t N) {
   __shared__ double sh[1024];
   double s = 0;
   for (int64_t n = threadIdx.x; n < N; n += blockDim.x) s += rowloss[n];

@@ -12,6 +12,7 @@ local x = vr.randn(4, 1, 28, 28)
 local cnn = nn.smallcnn { width = 8 }
 tap.eq(cnn(x):shape_str(), "[4, 32]", "smallcnn maps 28x28 images to 4*width features")
 tap.eq(cnn.out_dim, 32, "smallcnn out_dim")
+tap.eq(nn.smallcnn { width = 8, pool = 2 }(x):shape_str(), "[4, 128]", "smallcnn pool=2 keeps a 2x2 layout")
 local mlp = nn.mlp { 32, 64, 16 }
 tap.eq(mlp(cnn(x)):shape_str(), "[4, 16]", "mlp output shape")
 tap.eq(#mlp:named_parameters(), 6, "mlp: two Linear (weight, bias) and one BatchNorm1d (weight, bias)")

@@ -1,0 +1,105 @@
+/* reg.cu: the CUDA column of the regularizer ops (VR_OP_VISREG .. VR_OP_INVARIANCE): registration,
+ * the shared backward (the forward already computed dL/dz for an upstream gradient of 1; backward
+ * scales it by the upstream gradient, read on the device), the deterministic sum, the optional
+ * finite check and the shared-memory limit. */
+#include "reg.cuh"
+#include "blockreduce.cuh"
+#include <mutex>
+#include <stdlib.h>
+
+namespace {
+
+/* out = s * g, s the 0-dim upstream gradient of any float dtype, read as double and rounded to T
+ * (as the CPU: f32 multiplies in float) */
+template <typename T> __global__ void scale_k(const void *go, int godt, const T *g, T *o, int64_t n) {
+  T s = (T)vr_cu_ld_any(go, godt, 0);
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    o[i] = s * g[i];
+}
+
+vr_status reg_bwd(const vr_kernel_args *a) {
+  const vr_tensor *go = a->in[0], *g = a->in[1];
+  vr_tensor *o = a->out[0];
+  int64_t n = vr_tensor_numel(g);
+  if (!n) return VR_OK;
+  if (!vr_is_float(go->dtype)) return VR_FAIL(VR_E_DTYPE, "grad: expected a float tensor, got %s", vr_dtype_name(go->dtype));
+  cudaStream_t s = vr_cuda_stream();
+  if (g->dtype == VR_F32)
+    scale_k<float><<<vr_cu_blocks(n), VR_CU_THREADS, 0, s>>>(vr_data(go), (int)go->dtype, (const float *)vr_data(g),
+                                                             (float *)vr_data(o), n);
+  else if (g->dtype == VR_F64)
+    scale_k<double><<<vr_cu_blocks(n), VR_CU_THREADS, 0, s>>>(vr_data(go), (int)go->dtype, (const double *)vr_data(g),
+                                                              (double *)vr_data(o), n);
+  else
+    return VR_CU_UNSUPPORTED_DTYPE("grad", g->dtype);
+  VR_CU_LAUNCHED("regularizer backward");
+  return VR_OK;
+}
+
+__global__ void sum_k(const double *x, int64_t n, double *out) {
+  __shared__ double sh[1024];
+  double acc = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += x[i];
+  acc = vr_cu_reg_block_sum(acc, sh);
+  if (threadIdx.x == 0) *out = acc;
+}
+
+template <typename T> __global__ void nonfinite_k(const T *x, int64_t n, int *flag) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    if (!isfinite((double)x[i])) atomicMin(flag, (int)(i < 0x7FFFFFFF ? i : 0x7FFFFFFF)); /* integer: exact */
+}
+
+std::once_flag smem_once;
+size_t smem_max = 48 * 1024;
+
+} // namespace
+
+vr_status vr_cu_reg_sum(const double *x, int64_t n, double *out) {
+  sum_k<<<1, 1024, 0, vr_cuda_stream()>>>(x, n, out);
+  VR_CU_LAUNCHED("regularizer sum");
+  return VR_OK;
+}
+
+size_t vr_cu_smem_optin(void) {
+  std::call_once(smem_once, [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess && v > 0)
+      smem_max = (size_t)v;
+    cudaGetLastError();
+  });
+  return smem_max;
+}
+
+vr_status vr_cu_reg_check_finite(const char *func, const vr_tensor *z) {
+  const char *e = getenv("VISREG_CUDA_CHECK_FINITE");
+  if (!(e && e[0] == '1')) return VR_OK;
+  int64_t n = vr_tensor_numel(z);
+  if (!n) return VR_OK;
+  vr_cu_buf f;
+  VR_TRY(f.get(sizeof(int)));
+  cudaStream_t s = vr_cuda_stream();
+  VR_CU(cudaMemsetAsync(f.p, 0x7F, sizeof(int), s)); /* 0x7F7F7F7F: none */
+  if (z->dtype == VR_F32)
+    nonfinite_k<float><<<vr_cu_blocks(n), VR_CU_THREADS, 0, s>>>((const float *)vr_data(z), n, f.as<int>());
+  else
+    nonfinite_k<double><<<vr_cu_blocks(n), VR_CU_THREADS, 0, s>>>((const double *)vr_data(z), n, f.as<int>());
+  VR_CU_LAUNCHED("finite check");
+  int bad = 0;
+  VR_CU(cudaMemcpyAsync(&bad, f.p, sizeof(int), cudaMemcpyDeviceToHost, s));
+  VR_CU(cudaStreamSynchronize(s));
+  if (bad == 0x7F7F7F7F) return VR_OK;
+  int64_t D = z->shape[2], B = z->shape[1];
+  return vr_error_set(VR_E_VALUE, func, __FILE__, __LINE__, "z: expected finite values, got a non-finite value at [%lld, %lld, %lld]",
+                      (long long)(bad / (B * D)), (long long)(bad / D % B), (long long)(bad % D));
+}
+
+extern "C" void vr_cuda_register_reg(void) {
+  vr_kernel_register(VR_OP_VISREG, VR_CUDA, vr_cu_visreg_fwd, reg_bwd);
+  vr_kernel_register(VR_OP_SWD, VR_CUDA, vr_cu_swd_fwd, reg_bwd);
+  vr_kernel_register(VR_OP_SIGREG, VR_CUDA, vr_cu_sigreg_fwd, reg_bwd);
+  vr_kernel_register(VR_OP_VICREG, VR_CUDA, vr_cu_vicreg_fwd, reg_bwd);
+  vr_kernel_register(VR_OP_VICREG_REPO, VR_CUDA, vr_cu_vicreg_repo_fwd, reg_bwd);
+  vr_kernel_register(VR_OP_BARLOW, VR_CUDA, vr_cu_barlow_fwd, reg_bwd);
+  vr_kernel_register(VR_OP_INVARIANCE, VR_CUDA, vr_cu_invariance_fwd, reg_bwd);
+}

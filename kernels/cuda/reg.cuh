@@ -1,0 +1,40 @@
+/* reg.cuh: what the CUDA regularizer kernels share (reg.cu, reg_draw.cu, reg_sliced.cu,
+ * reg_gram.cu). Kernel-args conventions: the top of each front-end in core/reg/. Every scalar the
+ * loss needs stays on the device (double accumulators), so no kernel synchronises with the host. */
+#ifndef VISREG_CUDA_REG_CUH
+#define VISREG_CUDA_REG_CUH
+#include "more.cuh"
+
+/* *out = sum of x[0, n) in a fixed tree (one block): deterministic */
+vr_status vr_cu_reg_sum(const double *x, int64_t n, double *out);
+/* W (D x K, dtype dt) = the kernel's unit-column slices: in[1] (raw, normalised here) or, when
+ * in[1] is NULL, drawn from Philox (i[2] seed, i[3] step, i[4] K) exactly as the CPU does */
+vr_status vr_cu_reg_slices(const vr_kernel_args *a, vr_dtype dt, int64_t D, int64_t K, double eps, void *W);
+/* VR_E_VALUE when z holds a non-finite value; only with VISREG_CUDA_CHECK_FINITE=1 (it reads a
+ * flag back, a host synchronisation); otherwise non-finite inputs give a NaN loss */
+vr_status vr_cu_reg_check_finite(const char *func, const vr_tensor *z);
+/* the largest dynamic shared memory a block may opt into on the current device */
+size_t vr_cu_smem_optin(void);
+
+/* kernels in reg_sliced.cu and reg_gram.cu */
+vr_status vr_cu_visreg_fwd(const vr_kernel_args *a);
+vr_status vr_cu_swd_fwd(const vr_kernel_args *a);
+vr_status vr_cu_sigreg_fwd(const vr_kernel_args *a);
+vr_status vr_cu_vicreg_fwd(const vr_kernel_args *a);
+vr_status vr_cu_vicreg_repo_fwd(const vr_kernel_args *a);
+vr_status vr_cu_barlow_fwd(const vr_kernel_args *a);
+vr_status vr_cu_invariance_fwd(const vr_kernel_args *a);
+
+/* block-wide double sum in a fixed tree (blockDim.x a power of two, sh of blockDim.x) */
+__device__ __forceinline__ double vr_cu_reg_block_sum(double v, double *sh) {
+  sh[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+    if ((int)threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+    __syncthreads();
+  }
+  double r = sh[0];
+  __syncthreads();
+  return r;
+}
+#endif

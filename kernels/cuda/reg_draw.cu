@@ -1,0 +1,56 @@
+/* reg_draw.cu: the slice matrices of the sliced regularizers on the device, the same numbers as
+ * the CPU (kernels/cpu/reg.c): the raw draws through core/reg/slices.h (Philox, Box-Muller with
+ * branch-free polynomials) and the column normalisation W = G / (||G|| + eps) with norms summed in
+ * double in row order. This file is compiled with -fmad=false (see the Makefile) so that no
+ * product-sum is fused into an FMA, which the C build (-std=c11) never does either. */
+#include "reg.cuh"
+#include "../../core/reg/slices.h"
+
+namespace {
+
+template <typename T> __global__ void draw_k(uint64_t seed, uint64_t step, int64_t n, T *G) {
+  int64_t np = (n + 1) / 2;
+  for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < np; p += (int64_t)gridDim.x * blockDim.x) {
+    double n0, n1;
+    vr_reg_slice_pair(seed, step, (uint64_t)p, &n0, &n1);
+    G[2 * p] = (T)n0;
+    if (2 * p + 1 < n) G[2 * p + 1] = (T)n1;
+  }
+}
+
+/* one thread per column: the norm in double over rows in order, then the scaled column */
+template <typename T> __global__ void normalize_k(const T *G, int64_t D, int64_t K, double eps, T *W) {
+  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < K; k += (int64_t)gridDim.x * blockDim.x) {
+    double s = 0;
+    for (int64_t d = 0; d < D; d++) {
+      double g = (double)G[d * K + k];
+      s += g * (double)G[d * K + k];
+    }
+    double inv = 1.0 / (sqrt(s) + eps);
+    for (int64_t d = 0; d < D; d++) W[d * K + k] = (T)(G[d * K + k] * inv);
+  }
+}
+
+template <typename T> vr_status slices_typed(const vr_kernel_args *a, int64_t D, int64_t K, double eps, T *W) {
+  cudaStream_t s = vr_cuda_stream();
+  const T *G = W;
+  if (a->in[1]) {
+    G = (const T *)vr_data(a->in[1]);
+  } else {
+    draw_k<T><<<vr_cu_blocks((D * K + 1) / 2), VR_CU_THREADS, 0, s>>>((uint64_t)a->i[2], (uint64_t)a->i[3], D * K, W);
+    VR_CU_LAUNCHED("slice draw");
+  }
+  normalize_k<T><<<vr_cu_blocks(K, 128), 128, 0, s>>>(G, D, K, eps, W);
+  VR_CU_LAUNCHED("slice normalisation");
+  return VR_OK;
+}
+
+} // namespace
+
+vr_status vr_cu_reg_slices(const vr_kernel_args *a, vr_dtype dt, int64_t D, int64_t K, double eps, void *W) {
+  if (a->in[1] && (a->in[1]->dtype != dt || a->in[1]->ndim != 2 || a->in[1]->shape[0] != D || a->in[1]->shape[1] != K))
+    return VR_FAIL(VR_E_SHAPE, "slices: expected a contiguous %lld x %lld %s matrix", (long long)D, (long long)K,
+                   vr_dtype_name(dt));
+  if (dt == VR_F32) return slices_typed<float>(a, D, K, eps, (float *)W);
+  return slices_typed<double>(a, D, K, eps, (double *)W);
+}

@@ -1,0 +1,414 @@
+/* reg_sliced.cu: CUDA kernels of the sliced regularizers VISReg, SWD and SIGReg, with the
+ * argument layout of core/reg/visreg.c, swd.c and sigreg.c and the CPU's chunked structure
+ * (kernels/cpu/reg_sliced.inc):
+ *
+ *   W = unit-column slices (reg_draw.cu); VISReg: per (view, dim) mean and sigma in double,
+ *   X = (z - mu) / sigma, center and scale terms from the same statistics pass;
+ *   for each chunk of c slices: P^T = W_c^T X^T (c x VB, one cuBLAS GEMM); one block per
+ *   (slice, view) segment of B projections sorts them in shared memory (bitonic network on
+ *   (key, position) words: ties keep index order, as the CPU's stable radix sort), sums
+ *   (P - q_rank)^2 in a fixed tree and overwrites P with dL/dP through the ranks (SIGReg: the
+ *   segment is read once into shared memory, then the Epps-Pulley sums of every knot and its
+ *   gradient come from there); H += dL/dP W_c^T (GEMM,
+ *   straight into dL/dz);
+ *   the loss and terms from device accumulators; VISReg's gradient through the standardisation
+ *   (per (view, dim), rows in order).
+ * Segments longer than shared memory holds are ranked by a stable CUB radix sort over all the
+ * chunk's segments ((segment, key) for f32; key then segment for f64). No host synchronisation;
+ * every sum has a fixed order, so results do not vary from run to run. */
+#include "reg.cuh"
+
+namespace {
+
+enum { SL_VISREG = 0, SL_SWD = 1, SL_SIGREG = 2 };
+const int kSegThreads = 256;
+
+/* ---------------------------------------------------------------- statistics (VISReg) */
+
+/* per (v, d): mu, sigma = sqrt(biased var) + 1e-6, rows in order, in double */
+template <typename T> __global__ void stats_k(const T *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig) {
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < V * D; e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t v = e / D, d = e - v * D;
+    const T *col = z + v * B * D + d;
+    double m = 0, s2 = 0;
+    for (int64_t b = 0; b < B; b++) m += (double)col[b * D];
+    m /= (double)B;
+    for (int64_t b = 0; b < B; b++) {
+      double x = (double)col[b * D] - m;
+      s2 += x * x;
+    }
+    mu[e] = m;
+    sig[e] = sqrt(s2 / (double)B) + 1e-6;
+  }
+}
+
+template <typename T>
+__global__ void standardize_k(const T *z, const double *mu, const double *sig, int64_t B, int64_t D, int64_t n, T *X) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t d = i % D, v = i / (B * D);
+    X[i] = (T)(((double)z[i] - mu[v * D + d]) / sig[v * D + d]);
+  }
+}
+
+/* acc[0] = sum mu^2, acc[1] = sum (sigma - 1)^2 over V D (one block) */
+__global__ void center_scale_k(const double *mu, const double *sig, int64_t n, double *acc) {
+  __shared__ double sh[1024];
+  double c = 0, s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    c += mu[i] * mu[i];
+    s += (sig[i] - 1) * (sig[i] - 1);
+  }
+  c = vr_cu_reg_block_sum(c, sh);
+  s = vr_cu_reg_block_sum(s, sh);
+  if (threadIdx.x == 0) {
+    acc[0] = c;
+    acc[1] = s;
+  }
+}
+
+/* ---------------------------------------------------------------- sorted segments (VISReg, SWD) */
+
+/* the rank keys of kernels/cpu/reg_sort.c: raw bits (negatives inverted), so -0 ranks below +0 there too */
+__device__ __forceinline__ uint64_t proj_key(float v) {
+  uint32_t u = __float_as_uint(v);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ uint64_t proj_key(double v) {
+  uint64_t u = (uint64_t)__double_as_longlong(v);
+  return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
+}
+
+/* one block per segment of B values (P = the power of two >= B). Shared: P words (f32: key << 32 |
+ * position) or P keys + P positions (f64). part[s] = sum_i (P[perm i] - q_i)^2; with grad,
+ * seg[b] = coef (P[b] - q_rank(b)). */
+template <typename T>
+__global__ void seg_sort_k(T *Pt, int64_t nseg, int64_t B, int P, const T *q, double coef, int grad, double *part) {
+  extern __shared__ uint64_t smem[];
+  __shared__ double red[kSegThreads];
+  const bool wide = sizeof(T) == 8;
+  uint32_t *pos = (uint32_t *)(smem + P);
+  for (int64_t s = blockIdx.x; s < nseg; s += gridDim.x) {
+    T *seg = Pt + s * B;
+    for (int i = threadIdx.x; i < P; i += blockDim.x) {
+      if (wide) {
+        smem[i] = i < B ? proj_key(seg[i]) : ~(uint64_t)0;
+        pos[i] = (uint32_t)i; /* padding: positions >= B sort after equal real keys */
+      } else {
+        smem[i] = i < B ? (proj_key(seg[i]) << 32) | (uint32_t)i : ~(uint64_t)0;
+      }
+    }
+    if (wide)
+      vr_cu_bitonic_kp(smem, pos, P, P);
+    else
+      vr_cu_bitonic_u64(smem, P, P);
+    double acc = 0;
+    for (int i = threadIdx.x; i < B; i += blockDim.x) {
+      int64_t b = wide ? (int64_t)pos[i] : (int64_t)(smem[i] & 0xFFFFFFFFu);
+      double d = (double)seg[b] - (double)q[i];
+      acc += d * d;
+      if (grad) seg[b] = (T)(coef * d); /* b is read and written by this thread only */
+    }
+    acc = vr_cu_reg_block_sum(acc, red);
+    if (threadIdx.x == 0) part[s] = acc;
+  }
+}
+
+/* long segments: radix-sorted (key, element) pairs; e = s B + i is rank i of segment s */
+template <typename T> __global__ void long_keys_k(const T *Pt, int64_t n, int64_t B, uint64_t *keys, int64_t *vals) {
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+    uint64_t k = proj_key(Pt[e]);
+    keys[e] = sizeof(T) == 8 ? k : ((uint64_t)(e / B) << 32) | k;
+    vals[e] = e;
+  }
+}
+__global__ void seg_keys_k(const int64_t *vals, uint64_t *keys, int64_t B, int64_t n) {
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x)
+    keys[e] = (uint64_t)(vals[e] / B);
+}
+/* per rank: the squared difference, and the gradient written through the rank */
+template <typename T>
+__global__ void long_rank_k(T *Pt, const int64_t *sorted, int64_t n, int64_t B, const T *q, double coef, int grad,
+                            double *sq) {
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t src = sorted[e], i = e % B;
+    double d = (double)Pt[src] - (double)q[i];
+    sq[e] = d * d;
+    if (grad) Pt[src] = (T)(coef * d);
+  }
+}
+/* part[s] = sum of the segment's squares in a fixed tree */
+__global__ void seg_sum_k(const double *sq, int64_t nseg, int64_t B, double *part) {
+  __shared__ double red[kSegThreads];
+  for (int64_t s = blockIdx.x; s < nseg; s += gridDim.x) {
+    double acc = 0;
+    for (int64_t i = threadIdx.x; i < B; i += blockDim.x) acc += sq[s * B + i];
+    acc = vr_cu_reg_block_sum(acc, red);
+    if (threadIdx.x == 0) part[s] = acc;
+  }
+}
+
+/* ---------------------------------------------------------------- Epps-Pulley segments (SIGReg) */
+
+/* ep[j] = a_j phi_j, ep[J + j] = phi_j, ep[2J + j] = 2 a_j phi_j t_j / (V K) */
+__global__ void ep_k(int J, double dt, double VK, double *ep) {
+  for (int j = threadIdx.x; j < J; j += blockDim.x) {
+    double t = dt * j, phi = exp(-0.5 * t * t), w = (j == 0 || j == J - 1) ? dt : 2 * dt;
+    ep[j] = w * phi;
+    ep[J + j] = phi;
+    ep[2 * J + j] = 2.0 * w * phi * t / VK;
+  }
+}
+
+/* two block-wide double sums at once, fixed tree (sh holds 2 blockDim.x) */
+__device__ __forceinline__ void block_sum2(double *a, double *b, double *sh) {
+  int n = blockDim.x;
+  sh[threadIdx.x] = *a;
+  sh[n + threadIdx.x] = *b;
+  __syncthreads();
+  for (int w = n / 2; w > 0; w >>= 1) {
+    if ((int)threadIdx.x < w) {
+      sh[threadIdx.x] += sh[threadIdx.x + w];
+      sh[n + threadIdx.x] += sh[n + threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  *a = sh[0];
+  *b = sh[n];
+  __syncthreads();
+}
+
+/* one block per segment, read from global memory once: the B projections are staged in shared
+ * memory (as double) when they fit (stage = 1), then for every knot the block sums cos and sin of
+ * t_j x over the segment; part[s] = B sum_j a_j phi_j ((C_j - phi_j)^2 + S_j^2); with grad,
+ * seg[b] = sum_j (gs_j cos + gc_j sin)(t_j x_b). Shared: 2 J coefficients, then B values. */
+template <typename T>
+__global__ void seg_ep_k(T *Pt, int64_t nseg, int64_t B, int J, double dt, const double *ep, int grad, int stage,
+                         double *part) {
+  extern __shared__ double coef[]; /* gc[0, J), gs[J, 2J), then the staged values */
+  __shared__ double red[2 * kSegThreads];
+  double *xs = coef + 2 * J;
+  const double *ew = ep, *phi = ep + J, *eg = ep + 2 * J;
+  double inv_b = 1.0 / (double)B;
+  for (int64_t s = blockIdx.x; s < nseg; s += gridDim.x) {
+    T *seg = Pt + s * B;
+    if (stage) {
+      for (int64_t b = threadIdx.x; b < B; b += blockDim.x) xs[b] = (double)seg[b];
+      __syncthreads();
+    }
+    double stat = 0;
+    for (int j = 0; j < J; j++) {
+      double t = dt * j, c = 0, sn = 0;
+      for (int64_t b = threadIdx.x; b < B; b += blockDim.x) {
+        double sv, cv;
+        sincos(t * (stage ? xs[b] : (double)seg[b]), &sv, &cv);
+        c += cv;
+        sn += sv;
+      }
+      block_sum2(&c, &sn, red);
+      c = c * inv_b - phi[j];
+      sn *= inv_b;
+      stat += ew[j] * (c * c + sn * sn);
+      if (threadIdx.x == 0) {
+        coef[j] = -eg[j] * c;
+        coef[J + j] = eg[j] * sn;
+      }
+    }
+    __syncthreads(); /* coefficients visible; every value of seg read */
+    if (grad)
+      for (int64_t b = threadIdx.x; b < B; b += blockDim.x) {
+        double x = stage ? xs[b] : (double)seg[b], g = 0;
+        for (int j = 1; j < J; j++) {
+          double sv, cv;
+          sincos(dt * j * x, &sv, &cv);
+          g += coef[J + j] * cv + coef[j] * sv;
+        }
+        seg[b] = (T)g;
+      }
+    if (threadIdx.x == 0) part[s] = (double)B * stat;
+    __syncthreads();
+  }
+}
+
+/* ---------------------------------------------------------------- finishing */
+
+/* loss (and VISReg's terms) from the device sums: acc[0..1] center and scale sums, *total */
+template <typename T>
+__global__ void finish_k(int mode, const double *total, const double *acc, double VD, double VK, double VBK, double ws,
+                         double wsh, double wc, T *loss, T *terms) {
+  double t = *total, l;
+  if (mode == SL_SIGREG) {
+    l = t / VK;
+  } else if (mode == SL_SWD) {
+    l = t / VBK;
+  } else {
+    double center = acc[0] / VD, scale = acc[1] / VD, shape = t / VBK;
+    l = ws * scale + wsh * shape + wc * center;
+    if (terms) {
+      terms[0] = (T)center;
+      terms[1] = (T)scale;
+      terms[2] = (T)shape;
+    }
+  }
+  *loss = (T)l;
+}
+
+/* VISReg: dz = H / s - mean_b H / s + mul z + add per (v, d), s = sigma, as the CPU */
+template <typename T>
+__global__ void visreg_grad_k(T *grad, const T *z, const double *mu, const double *sig, int64_t V, int64_t B, int64_t D,
+                              double cc, double sc) {
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < V * D; e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t v = e / D, d = e - v * D;
+    T *g = grad + v * B * D + d;
+    const T *zc = z + v * B * D + d;
+    double hm = 0;
+    for (int64_t b = 0; b < B; b++) hm += (double)g[b * D];
+    double sg = sig[e], s = sg - 1e-6, m = mu[e], is = 1.0 / sg;
+    hm /= (double)B;
+    double mul = s > 0 ? sc * (sg - 1) / s : 0.0, add = cc * m - mul * m - hm / sg;
+    for (int64_t b = 0; b < B; b++) g[b * D] = (T)((double)g[b * D] * is + mul * (double)zc[b * D] + add);
+  }
+}
+
+/* ---------------------------------------------------------------- the driver */
+
+unsigned seg_grid(int64_t nseg) { return (unsigned)(nseg < 65535 ? (nseg < 1 ? 1 : nseg) : 65535); }
+
+template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) {
+  static const char *names[] = {"vr_visreg", "vr_swd", "vr_sigreg"};
+  const vr_tensor *zt = a->in[0];
+  vr_dtype dt = zt->dtype;
+  int64_t V = zt->shape[0], B = zt->shape[1], D = zt->shape[2], K = a->in[1] ? a->in[1]->shape[1] : a->i[4], VB = V * B;
+  if (K < 1) return VR_FAIL(VR_E_ARG, "K: expected at least 1 slice, got %lld", (long long)K);
+  VR_TRY(vr_cu_reg_check_finite(names[mode], zt));
+  cudaStream_t st = vr_cuda_stream();
+  const T *z = (const T *)vr_data(zt);
+  T *grad = a->out[2] ? (T *)vr_data(a->out[2]) : nullptr;
+  double eps = mode == SL_SIGREG ? a->f[1] : a->f[3];
+  int J = mode == SL_SIGREG ? (int)a->i[1] : 0;
+  if (mode == SL_SIGREG && (J < 2 || J > 4096)) return VR_FAIL(VR_E_ARG, "knots: expected 2..4096, got %d", J);
+
+  /* chunk of slices: the caller's, or P^T of at most 2^24 elements */
+  int64_t chunk = a->i[0] > 0 ? a->i[0] : ((int64_t)1 << 24) / VB;
+  if (chunk < 1) chunk = 1;
+  if (chunk > K) chunk = K;
+
+  vr_cu_buf Wb, Xb, mub, sigb, accb, Ptb, partb, epb;
+  VR_TRY(Wb.get(sizeof(T) * (size_t)(D * K)));
+  VR_TRY(vr_cu_reg_slices(a, dt, D, K, eps, Wb.p));
+  VR_TRY(accb.get(sizeof(double) * 4)); /* center sum, scale sum, total */
+  VR_TRY(Ptb.get(sizeof(T) * (size_t)(chunk * VB)));
+  VR_TRY(partb.get(sizeof(double) * (size_t)(K * V)));
+  double *acc = accb.as<double>();
+  const T *X = z;
+  if (mode == SL_VISREG) {
+    VR_TRY(mub.get(sizeof(double) * (size_t)(V * D)));
+    VR_TRY(sigb.get(sizeof(double) * (size_t)(V * D)));
+    VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
+    stats_k<T><<<vr_cu_blocks(V * D, 128), 128, 0, st>>>(z, V, B, D, mub.as<double>(), sigb.as<double>());
+    VR_CU_LAUNCHED("visreg statistics");
+    standardize_k<T><<<vr_cu_blocks(VB * D), VR_CU_THREADS, 0, st>>>(z, mub.as<double>(), sigb.as<double>(), B, D, VB * D,
+                                                                     Xb.as<T>());
+    VR_CU_LAUNCHED("visreg standardisation");
+    center_scale_k<<<1, 1024, 0, st>>>(mub.as<double>(), sigb.as<double>(), V * D, acc);
+    VR_CU_LAUNCHED("visreg center and scale");
+    X = Xb.as<T>();
+  }
+  if (mode == SL_SIGREG) {
+    VR_TRY(epb.get(sizeof(double) * 3 * (size_t)J));
+    ep_k<<<1, 256, 0, st>>>(J, a->f[0] / (J - 1), (double)(V * K), epb.as<double>());
+    VR_CU_LAUNCHED("sigreg knots");
+  }
+
+  /* how the segments are ranked */
+  int P = vr_cu_pow2_at_least(B);
+  size_t smem = mode == SL_SIGREG ? 16 * (size_t)J : (size_t)P * (sizeof(T) == 8 ? 12 : 8);
+  size_t optin = vr_cu_smem_optin(), static_smem = sizeof(double) * 2 * kSegThreads;
+  bool in_smem = smem + static_smem <= optin;
+  int stage = mode == SL_SIGREG && smem + 8 * (size_t)B + static_smem <= optin;
+  if (stage) smem += 8 * (size_t)B;
+  if (mode == SL_SIGREG && !in_smem) return VR_FAIL(VR_E_UNSUPPORTED, "knots: %d knots need more shared memory", J);
+  if (in_smem && smem + static_smem > 48 * 1024) { /* static + dynamic above the default 48 KB */
+    if (mode == SL_SIGREG) VR_CU(cudaFuncSetAttribute(seg_ep_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    else VR_CU(cudaFuncSetAttribute(seg_sort_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  }
+  vr_cu_buf kb, kb2, vb, vb2, sqb;
+  if (!in_smem) {
+    size_t n = (size_t)(chunk * VB);
+    VR_TRY(kb.get(8 * n));
+    VR_TRY(kb2.get(8 * n));
+    VR_TRY(vb.get(8 * n));
+    VR_TRY(vb2.get(8 * n));
+    VR_TRY(sqb.get(8 * n));
+  }
+  double coef = mode == SL_SIGREG ? 0 : 2.0 * a->f[1] / (double)(VB * K);
+  const T *q = mode == SL_SIGREG ? nullptr : (const T *)vr_data(a->in[2]);
+  const T *W = Wb.as<T>();
+  T *Pt = Ptb.as<T>();
+
+  for (int64_t k0 = 0; k0 < K; k0 += chunk) {
+    int64_t kc = K - k0 < chunk ? K - k0 : chunk, nseg = kc * V;
+    double *part = partb.as<double>() + k0 * V;
+    /* P^T (kc x VB) = W_c^T X^T: row k holds the V segments of slice k0 + k */
+    VR_TRY(vr_cu_gemm_rm(dt, 1, 1, kc, VB, D, 1.0, W + k0, K, X, D, 0.0, Pt, VB));
+    if (mode == SL_SIGREG) {
+      seg_ep_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, J, a->f[0] / (J - 1), epb.as<double>(),
+                                                             grad != nullptr, stage, part);
+      VR_CU_LAUNCHED("sigreg segments");
+    } else if (in_smem) {
+      seg_sort_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, P, q, coef, grad != nullptr, part);
+      VR_CU_LAUNCHED("sorted segments");
+    } else {
+      int64_t n = nseg * B;
+      long_keys_k<T><<<vr_cu_blocks(n), VR_CU_THREADS, 0, st>>>(Pt, n, B, kb.as<uint64_t>(), vb.as<int64_t>());
+      VR_CU_LAUNCHED("segment keys");
+      uint64_t *ko = nullptr;
+      int64_t *vo = nullptr;
+      int sbits = vr_cu_bits_for((uint64_t)nseg);
+      if (sizeof(T) == 4) {
+        VR_TRY(vr_cu_radix_pairs(kb.as<uint64_t>(), kb2.as<uint64_t>(), vb.as<int64_t>(), vb2.as<int64_t>(), n, 32 + sbits,
+                                 &ko, &vo));
+      } else {
+        VR_TRY(vr_cu_radix_pairs(kb.as<uint64_t>(), kb2.as<uint64_t>(), vb.as<int64_t>(), vb2.as<int64_t>(), n, 64, &ko,
+                                 &vo));
+        if (nseg > 1) {
+          uint64_t *kalt = ko == kb.as<uint64_t>() ? kb2.as<uint64_t>() : kb.as<uint64_t>();
+          int64_t *valt = vo == vb.as<int64_t>() ? vb2.as<int64_t>() : vb.as<int64_t>();
+          seg_keys_k<<<vr_cu_blocks(n), VR_CU_THREADS, 0, st>>>(vo, ko, B, n);
+          VR_CU_LAUNCHED("segment ids");
+          VR_TRY(vr_cu_radix_pairs(ko, kalt, vo, valt, n, sbits, &ko, &vo));
+        }
+      }
+      long_rank_k<T><<<vr_cu_blocks(n), VR_CU_THREADS, 0, st>>>(Pt, vo, n, B, q, coef, grad != nullptr, sqb.as<double>());
+      VR_CU_LAUNCHED("ranked segments");
+      seg_sum_k<<<seg_grid(nseg), kSegThreads, 0, st>>>(sqb.as<double>(), nseg, B, part);
+      VR_CU_LAUNCHED("segment sums");
+    }
+    /* H (VB x D) += dL/dP W_c^T, straight into dL/dz */
+    if (grad) VR_TRY(vr_cu_gemm_rm(dt, 1, 1, VB, D, kc, 1.0, Pt, VB, W + k0, K, k0 == 0 ? 0.0 : 1.0, grad, D));
+  }
+  VR_TRY(vr_cu_reg_sum(partb.as<double>(), K * V, acc + 2));
+  finish_k<T><<<1, 1, 0, st>>>(mode, acc + 2, acc, (double)(V * D), (double)(V * K), (double)(VB * K), a->f[0], a->f[1],
+                               a->f[2], (T *)vr_data(a->out[0]), a->out[1] ? (T *)vr_data(a->out[1]) : nullptr);
+  VR_CU_LAUNCHED("regularizer loss");
+  if (grad && mode == SL_VISREG) {
+    double cc = 2.0 * a->f[2] / (double)(V * D * B), sc = 2.0 * a->f[0] / (double)(V * D * B);
+    visreg_grad_k<T><<<vr_cu_blocks(V * D, 128), 128, 0, st>>>(grad, z, mub.as<double>(), sigb.as<double>(), V, B, D, cc,
+                                                               sc);
+    VR_CU_LAUNCHED("visreg gradient");
+  }
+  return VR_OK;
+}
+
+vr_status sliced(const vr_kernel_args *a, int mode) {
+  switch (a->in[0]->dtype) {
+  case VR_F32: return sliced_typed<float>(a, mode);
+  case VR_F64: return sliced_typed<double>(a, mode);
+  default: return VR_CU_UNSUPPORTED_DTYPE("z", a->in[0]->dtype);
+  }
+}
+
+} // namespace
+
+vr_status vr_cu_visreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_VISREG); }
+vr_status vr_cu_swd_fwd(const vr_kernel_args *a) { return sliced(a, SL_SWD); }
+vr_status vr_cu_sigreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_SIGREG); }

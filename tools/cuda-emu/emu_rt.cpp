@@ -1,0 +1,99 @@
+/* emu_rt.cpp: the emulator's runtime: thread and block indices, scratch memory, a naive GEMM for
+ * vr_cu_gemm_rm, a generic COPY, and a host-memory "CUDA" device whose kernel column holds the
+ * emulated kernels. See tools/cuda-emu/run. */
+#include "kernels/cuda/more.cuh"
+#include <cstdio>
+thread_local emu_dim3 threadIdx, blockIdx;
+emu_dim3 blockDim, gridDim;
+std::barrier<> *emu_bar;
+unsigned char *emu_dynsmem;
+cudaStream_t vr_cuda_stream(void) { return nullptr; }
+vr_status vr_cuda_scratch(size_t n, void **p) { *p = aligned_alloc(64, (n + 63) / 64 * 64); memset(*p, 0xCD, n); return VR_OK; }
+void vr_cuda_scratch_free(void *p, size_t) { free(p); }
+template <typename T> static void gemm_t(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const T *A, int64_t lda,
+                                         const T *B, int64_t ldb, double beta, T *C, int64_t ldc) {
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = 0;
+      for (int64_t p = 0; p < k; p++) s += (double)(ta ? A[p * lda + i] : A[i * lda + p]) * (double)(tb ? B[j * ldb + p] : B[p * ldb + j]);
+      C[i * ldc + j] = (T)(alpha * s + (beta == 0 ? 0 : beta * (double)C[i * ldc + j]));
+    }
+}
+vr_status vr_cu_gemm_rm(vr_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const void *A, int64_t lda,
+                        const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
+  if (dt == VR_F32) gemm_t<float>(ta, tb, m, n, k, alpha, (const float *)A, lda, (const float *)B, ldb, beta, (float *)C, ldc);
+  else if (dt == VR_F64) gemm_t<double>(ta, tb, m, n, k, alpha, (const double *)A, lda, (const double *)B, ldb, beta, (double *)C, ldc);
+  else return VR_FAIL(VR_E_UNSUPPORTED, "emu gemm dtype");
+  return VR_OK;
+}
+extern "C" {
+int emu_avail(void) { return 1; }
+vr_status vr_cuda_index_select_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_index_select_bwd(const vr_kernel_args *a);
+vr_status vr_cuda_gather_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_scatter_add_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_one_hot_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_sort_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_max_pool2d_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_max_pool2d_bwd(const vr_kernel_args *a);
+vr_status vr_cuda_avg_pool2d_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_avg_pool2d_bwd(const vr_kernel_args *a);
+vr_status vr_cuda_adaptive_avg_pool2d_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_adaptive_avg_pool2d_bwd(const vr_kernel_args *a);
+vr_status vr_cuda_conv2d_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a);
+void vr_cuda_register_reg(void);
+void vr_cuda_register_basic(void);
+void vr_cuda_register_elementwise(void);
+void vr_cuda_register_reduce(void);
+}
+static double ld(const void *p, vr_dtype dt) {
+  switch (dt) {
+  case VR_F32: return *(const float *)p; case VR_F64: return *(const double *)p; case VR_I32: return *(const int32_t *)p;
+  case VR_I64: return (double)*(const int64_t *)p; case VR_U8: return *(const uint8_t *)p;
+  default: { uint32_t u = (uint32_t)*(const uint16_t *)p << 16; float f; memcpy(&f, &u, 4); return f; }
+  }
+}
+static void st(void *p, vr_dtype dt, double v) {
+  switch (dt) {
+  case VR_F32: *(float *)p = (float)v; break; case VR_F64: *(double *)p = v; break; case VR_I32: *(int32_t *)p = (int32_t)v; break;
+  case VR_I64: *(int64_t *)p = (int64_t)v; break; case VR_U8: *(uint8_t *)p = (uint8_t)v; break;
+  default: { float f = (float)v; uint32_t u; memcpy(&u, &f, 4); u += 0x7fff + ((u >> 16) & 1); *(uint16_t *)p = (uint16_t)(u >> 16); }
+  }
+}
+/* generic strided copy between any dtypes (the CUDA column's COPY) */
+static vr_status emu_copy(const vr_kernel_args *a) {
+  const vr_tensor *s = a->in[0]; vr_tensor *d = a->out[0];
+  int64_t n = vr_tensor_numel(d), idx[8] = {0};
+  for (int64_t e = 0; e < n; e++) {
+    int64_t r = e, so = s->offset, dof = d->offset;
+    for (int k = d->ndim - 1; k >= 0; k--) { idx[k] = r % d->shape[k]; r /= d->shape[k]; so += idx[k] * s->stride[k]; dof += idx[k] * d->stride[k]; }
+    st((char *)d->storage->data + dof * vr_dtype_size(d->dtype), d->dtype,
+             ld((char *)s->storage->data + so * vr_dtype_size(s->dtype), s->dtype));
+  }
+  return VR_OK;
+}
+static vr_status h_alloc(size_t n, void **p) { *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64); return VR_OK; }
+static void h_free(void *p, size_t) { free(p); }
+static vr_status h_copy(void *d, const void *s, size_t n, int) { memcpy(d, s, n); return VR_OK; }
+static vr_status h_sync(void) { return VR_OK; }
+__attribute__((constructor(200))) static void emu_register(void) {
+  static const vr_device_api api = {h_alloc, h_free, h_copy, h_sync};
+  vr_backends_init();
+  vr_device_register(VR_CUDA, &api);
+  vr_kernel_register(VR_OP_COPY, VR_CUDA, emu_copy, NULL);
+  /* the foundation's basic, elementwise and reduction kernels, for the public-API cases */
+  vr_cuda_register_basic();
+  vr_cuda_register_elementwise();
+  vr_cuda_register_reduce();
+  vr_kernel_register(VR_OP_INDEX_SELECT, VR_CUDA, vr_cuda_index_select_fwd, vr_cuda_index_select_bwd);
+  vr_kernel_register(VR_OP_GATHER, VR_CUDA, vr_cuda_gather_fwd, NULL);
+  vr_kernel_register(VR_OP_SCATTER_ADD, VR_CUDA, vr_cuda_scatter_add_fwd, NULL);
+  vr_kernel_register(VR_OP_ONE_HOT, VR_CUDA, vr_cuda_one_hot_fwd, NULL);
+  vr_kernel_register(VR_OP_SORT, VR_CUDA, vr_cuda_sort_fwd, NULL);
+  vr_kernel_register(VR_OP_MAXPOOL2D, VR_CUDA, vr_cuda_max_pool2d_fwd, vr_cuda_max_pool2d_bwd);
+  vr_kernel_register(VR_OP_AVGPOOL2D, VR_CUDA, vr_cuda_avg_pool2d_fwd, vr_cuda_avg_pool2d_bwd);
+  vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CUDA, vr_cuda_adaptive_avg_pool2d_fwd, vr_cuda_adaptive_avg_pool2d_bwd);
+  vr_kernel_register(VR_OP_CONV2D, VR_CUDA, vr_cuda_conv2d_fwd, vr_cuda_conv2d_bwd);
+  vr_cuda_register_reg();
+}
