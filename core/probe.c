@@ -8,6 +8,9 @@
 #include "internal.h"
 #include <cblas.h>
 #include <float.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,9 +143,36 @@ typedef struct lr_prob {
   int64_t nchunk;
 } lr_prob;
 
-/* z[r][:] = b + x_r W for NR rows (x rows of stride d), one 16-column block at offset j0 */
+/* z[r][:] += x_r W for NR rows (x rows of stride d), one 16-column block at offset j0.
+ * Intrinsics: -std=c11 turns off FMA contraction, and the loops are load/FMA bound. */
 static inline void rows_logits(const float *restrict x, int64_t d, const float *restrict wp, int CP, int j0,
                                float z[NR][CB]) {
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+  for (int64_t k = 0; k < d; k++) {
+    const float *w = wp + k * CP + j0;
+    __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+    __m256 x0 = _mm256_broadcast_ss(x + k), x1 = _mm256_broadcast_ss(x + d + k);
+    __m256 x2 = _mm256_broadcast_ss(x + 2 * d + k), x3 = _mm256_broadcast_ss(x + 3 * d + k);
+    a00 = _mm256_fmadd_ps(x0, w0, a00);
+    a01 = _mm256_fmadd_ps(x0, w1, a01);
+    a10 = _mm256_fmadd_ps(x1, w0, a10);
+    a11 = _mm256_fmadd_ps(x1, w1, a11);
+    a20 = _mm256_fmadd_ps(x2, w0, a20);
+    a21 = _mm256_fmadd_ps(x2, w1, a21);
+    a30 = _mm256_fmadd_ps(x3, w0, a30);
+    a31 = _mm256_fmadd_ps(x3, w1, a31);
+  }
+  float acc[NR][CB];
+  _mm256_storeu_ps(acc[0], a00);
+  _mm256_storeu_ps(acc[0] + 8, a01);
+  _mm256_storeu_ps(acc[1], a10);
+  _mm256_storeu_ps(acc[1] + 8, a11);
+  _mm256_storeu_ps(acc[2], a20);
+  _mm256_storeu_ps(acc[2] + 8, a21);
+  _mm256_storeu_ps(acc[3], a30);
+  _mm256_storeu_ps(acc[3] + 8, a31);
+#else
   float acc[NR][CB] = {{0}};
   for (int64_t k = 0; k < d; k++) {
     const float *w = wp + k * CP + j0;
@@ -151,6 +181,7 @@ static inline void rows_logits(const float *restrict x, int64_t d, const float *
       for (int j = 0; j < CB; j++) acc[r][j] += xv * w[j];
     }
   }
+#endif
   for (int r = 0; r < NR; r++)
     for (int j = 0; j < CB; j++) z[r][j] += acc[r][j];
 }
@@ -158,11 +189,33 @@ static inline void rows_logits(const float *restrict x, int64_t d, const float *
 /* g[k][j0:j0+16] += sum_r x_r[k] p[r][:] */
 static inline void rows_grad(const float *restrict x, int64_t d, const float p[NR][CB], float *restrict g, int CP,
                              int j0) {
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 p00 = _mm256_loadu_ps(p[0]), p01 = _mm256_loadu_ps(p[0] + 8), p10 = _mm256_loadu_ps(p[1]),
+         p11 = _mm256_loadu_ps(p[1] + 8), p20 = _mm256_loadu_ps(p[2]), p21 = _mm256_loadu_ps(p[2] + 8),
+         p30 = _mm256_loadu_ps(p[3]), p31 = _mm256_loadu_ps(p[3] + 8);
+  for (int64_t k = 0; k < d; k++) {
+    float *gk = g + k * CP + j0;
+    __m256 x0 = _mm256_broadcast_ss(x + k), x1 = _mm256_broadcast_ss(x + d + k);
+    __m256 x2 = _mm256_broadcast_ss(x + 2 * d + k), x3 = _mm256_broadcast_ss(x + 3 * d + k);
+    __m256 g0 = _mm256_loadu_ps(gk), g1 = _mm256_loadu_ps(gk + 8);
+    g0 = _mm256_fmadd_ps(x0, p00, g0);
+    g1 = _mm256_fmadd_ps(x0, p01, g1);
+    g0 = _mm256_fmadd_ps(x1, p10, g0);
+    g1 = _mm256_fmadd_ps(x1, p11, g1);
+    g0 = _mm256_fmadd_ps(x2, p20, g0);
+    g1 = _mm256_fmadd_ps(x2, p21, g1);
+    g0 = _mm256_fmadd_ps(x3, p30, g0);
+    g1 = _mm256_fmadd_ps(x3, p31, g1);
+    _mm256_storeu_ps(gk, g0);
+    _mm256_storeu_ps(gk + 8, g1);
+  }
+#else
   for (int64_t k = 0; k < d; k++) {
     float *gk = g + k * CP + j0;
     float x0 = x[k], x1 = x[d + k], x2 = x[2 * d + k], x3 = x[3 * d + k];
     for (int j = 0; j < CB; j++) gk[j] += x0 * p[0][j] + x1 * p[1][j] + x2 * p[2][j] + x3 * p[3][j];
   }
+#endif
 }
 
 /* one chunk of rows [i0, i1): partial loss (sum over rows) and partial gradient of the sum */
@@ -395,7 +448,7 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
                           const vr_tensor *test_y, int num_classes, double l2, int max_iter, double *accuracy) {
   if (!accuracy) return VR_FAIL(VR_E_ARG, "accuracy: expected an output pointer, got NULL");
   if (!(l2 >= 0) || !isfinite(l2)) return VR_FAIL(VR_E_ARG, "l2: expected a finite value >= 0, got %g", l2);
-  if (max_iter < 0) return VR_FAIL(VR_E_ARG, "max_iter: expected >= 0 (0: 500), got %d", max_iter);
+  if (max_iter < 0) return VR_FAIL(VR_E_ARG, "max_iter: expected >= 0 (0: 300), got %d", max_iter);
   probe_in p;
   VR_TRY(probe_load(__func__, train_x, train_y, test_x, test_y, num_classes, &p));
   int64_t n = p.n, m = p.m, d = p.d, C = p.C, CP = (C + CB - 1) / CB * CB, nchunk = (n + CHUNK - 1) / CHUNK;
@@ -413,7 +466,7 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
   standardise(p.xtr, n, d, mean, sd);
   standardise(p.xte, m, d, mean, sd);
   lr_prob lp = {p.xtr, p.ytr, n, d, (int)C, (int)CP, l2, wp, wp + d * CP, gpart, lpart, nchunk};
-  lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 500);
+  lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 300);
   for (int64_t k = 0; k < d * C; k++) wf[k] = (float)theta[k];
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)C, (int)d, 1.0f, p.xte, (int)d, wf, (int)C, 0.0f,
               logits, (int)C);

@@ -34,6 +34,18 @@ START_TEST(synthetic) {
   OK(vr_tensor_to_dtype(yte, VR_I32, &y32));
   OK(vr_knn_probe(xtr, ytr, x64, y32, 4, 5, 0.1, &acc));
   ck_assert_msg(acc > 0.97, "knn f64 %g", acc);
+  /* more than 16 classes (several 16-column blocks) and a row count that is not a multiple of 4 */
+  vr_tensor *mtr = NULL, *mytr = NULL, *mte = NULL, *myte = NULL;
+  blobs(803, 24, 21, 1.0, 3, &mtr, &mytr);
+  blobs(301, 24, 21, 1.0, 4, &mte, &myte);
+  OK(vr_linear_probe(mtr, mytr, mte, myte, 0, 1e-4, 200, &acc));
+  ck_assert_msg(acc > 0.95, "linear probe, 21 classes %g", acc);
+  OK(vr_linear_probe(mtr, mytr, mte, myte, 23, 0, 0, &acc)); /* 2 empty classes, default max_iter */
+  ck_assert_msg(acc > 0.95, "linear probe, 23 classes %g", acc);
+  vr_tensor_free(mtr);
+  vr_tensor_free(mytr);
+  vr_tensor_free(mte);
+  vr_tensor_free(myte);
   /* pure noise features: about chance */
   vr_tensor_free(x64);
   vr_tensor_free(y32);
@@ -57,8 +69,9 @@ END_TEST
 static void fmnist(int full, int64_t ntr, int64_t nte, vr_tensor **xtr, vr_tensor **ytr, vr_tensor **xte,
                    vr_tensor **yte) {
   vr_dataset *tr = NULL, *te = NULL, *a = NULL, *b = NULL;
-  OK(vr_dataset_fashion_mnist(NULL, 0, &te));
-  if (full) OK(vr_dataset_fashion_mnist(NULL, 1, &tr));
+  const char *root = getenv("VISREG_FMNIST_ROOT"); /* NULL: the installed copy */
+  OK(vr_dataset_fashion_mnist(root, 0, &te));
+  if (full) OK(vr_dataset_fashion_mnist(root, 1, &tr));
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(ntr + nte));
   for (int64_t k = 0; k < ntr + nte; k++) idx[k] = k;
   OK(vr_dataset_subset(full ? tr : te, ntr, idx, &a));
