@@ -79,6 +79,10 @@ static inline void vr_store(void *p, vr_dtype dt, double v) {
   }
   }
 }
+/* erfinv(y) to about 1 ulp (core/mathfn.c); the _exact form takes 1 + y and 1 - y computed
+ * exactly by the caller, for accuracy in the tails */
+double vr_erfinv_f64(double y);
+double vr_erfinv_exact(double y, double opy, double omy);
 int64_t vr_numel_of(int ndim, const int64_t *shape);
 void vr_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 bool vr_same_shape(const vr_tensor *a, const vr_tensor *b);

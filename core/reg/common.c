@@ -1,5 +1,5 @@
 /* common.c: what every regularizer front-end shares: the accurate erfinv and the Gaussian
- * quantile targets, slice matrices (explicit or drawn from Philox), argument checks, and the
+ * quantile targets (erfinv in core/mathfn.c), slice matrices (explicit or drawn from Philox), argument checks, and the
  * node whose backward scales the gradient the forward kernel computed (see reg.h). */
 #include "reg.h"
 #include <math.h>
@@ -7,62 +7,12 @@
 
 /* ---------------------------------------------------------------- erfinv and quantiles */
 
-/* Giles, "Approximating the erfinv function" (GPU Gems 4), single-precision branch; w =
- * -log((1 - y)(1 + y)) from the exact complements */
-static double erfinv_guess(double y, double w) {
-  double p;
-  if (w < 5.0) {
-    w -= 2.5;
-    p = 2.81022636e-08;
-    p = 3.43273939e-07 + p * w;
-    p = -3.5233877e-06 + p * w;
-    p = -4.39150654e-06 + p * w;
-    p = 0.00021858087 + p * w;
-    p = -0.00125372503 + p * w;
-    p = -0.00417768164 + p * w;
-    p = 0.246640727 + p * w;
-    p = 1.50140941 + p * w;
-  } else {
-    w = sqrt(w) - 3.0;
-    p = -0.000200214257;
-    p = 0.000100950558 + p * w;
-    p = 0.00134934322 + p * w;
-    p = -0.00367342844 + p * w;
-    p = 0.00573950773 + p * w;
-    p = -0.0076224613 + p * w;
-    p = 0.00943887047 + p * w;
-    p = 1.00167406 + p * w;
-    p = 2.83297682 + p * w;
-  }
-  return p * y;
-}
-
-/* erfinv(y) given opy = 1 + y and omy = 1 - y computed exactly by the caller. Newton steps on
- * erf(x) - y, with the residual written through erfc in the tails so that it keeps its relative
- * accuracy there (erf(x) - y = erfc(-x) - (1 + y) = (1 - y) - erfc(x)). */
-static double erfinv_c(double y, double opy, double omy) {
-  if (isnan(y) || y < -1 || y > 1) return NAN;
-  if (opy == 0) return -INFINITY;
-  if (omy == 0) return INFINITY;
-  double x = erfinv_guess(y, -log(opy * omy));
-  for (int it = 0; it < 2; it++) {
-    double r;
-    if (y < -0.5) r = erfc(-x) - opy;
-    else if (y > 0.5) r = omy - erfc(x);
-    else r = erf(x) - y;
-    x -= r / (1.1283791670955126 * exp(-x * x));
-  }
-  return x;
-}
-
-double vr_reg_erfinv(double y) { return erfinv_c(y, 1.0 + y, 1.0 - y); }
-
 void vr_reg_quantiles(int64_t B, double *q) {
   /* y = 2i/(B+1) - 1, 1 + y = 2i/(B+1), 1 - y = 2(B+1-i)/(B+1); the targets are made exactly
    * antisymmetric (q_{B+1-i} = -q_i) */
   for (int64_t i = 1; i <= (B + 1) / 2; i++) {
     double opy = 2.0 * (double)i / (double)(B + 1), omy = 2.0 * (double)(B + 1 - i) / (double)(B + 1);
-    double v = 2 * i == B + 1 ? 0.0 : 1.4142135623730951 * erfinv_c(opy - 1.0, opy, omy);
+    double v = 2 * i == B + 1 ? 0.0 : 1.4142135623730951 * vr_erfinv_exact(opy - 1.0, opy, omy);
     q[i - 1] = v;
     q[B - i] = -v;
   }

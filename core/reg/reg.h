@@ -13,9 +13,6 @@
 #include "../internal.h"
 #include <string.h>
 
-/* erfinv on (-1, 1) to ~1 ulp (Giles' single-precision approximation then two Newton steps on
- * libm's erf); +-inf at +-1, NaN outside */
-double vr_reg_erfinv(double y);
 /* q[i-1] = sqrt(2) erfinv(2i/(B+1) - 1), i = 1..B, in double */
 void vr_reg_quantiles(int64_t B, double *q);
 

@@ -9,51 +9,6 @@
 
 #define GRAIN 32768
 
-/* ---------------------------------------------------------------- erfinv */
-
-/* Giles' single-precision approximation, then two Halley steps on erf (erfc in the tail, where
- * 1 - |y| is exact and erf would cancel): ~1 ulp in double. */
-double vr_erfinv_f64(double y);
-double vr_erfinv_f64(double y) {
-  if (isnan(y) || y < -1 || y > 1) return NAN;
-  if (y == 1) return INFINITY;
-  if (y == -1) return -INFINITY;
-  if (y == 0) return y;
-  double ay = fabs(y), w = -log((1 - ay) * (1 + ay)), p;
-  if (w < 5) {
-    w -= 2.5;
-    p = 2.81022636e-08;
-    p = 3.43273939e-07 + p * w;
-    p = -3.5233877e-06 + p * w;
-    p = -4.39150654e-06 + p * w;
-    p = 0.00021858087 + p * w;
-    p = -0.00125372503 + p * w;
-    p = -0.00417768164 + p * w;
-    p = 0.246640727 + p * w;
-    p = 1.50140941 + p * w;
-  } else {
-    w = sqrt(w) - 3;
-    p = -0.000200214257;
-    p = 0.000100950558 + p * w;
-    p = 0.00134934322 + p * w;
-    p = -0.00367342844 + p * w;
-    p = 0.00573950773 + p * w;
-    p = -0.0076224613 + p * w;
-    p = 0.00943887047 + p * w;
-    p = 1.00167406 + p * w;
-    p = 2.83297682 + p * w;
-  }
-  double x = p * ay;
-  const double two_over_sqrtpi = 1.1283791670955126;
-  for (int it = 0; it < 3; it++) {
-    double f = ay < 0.5 ? erf(x) - ay : (1 - ay) - erfc(x);
-    double d = two_over_sqrtpi * exp(-x * x);
-    if (d == 0) break;
-    x -= f / (d + x * f);
-  }
-  return y < 0 ? -x : x;
-}
-
 /* ---------------------------------------------------------------- vectorisable expf */
 
 /* Cephes' expf (about 1 ulp): x = n ln2 + r, a degree-6 polynomial in r, then 2^n applied in
