@@ -70,4 +70,4 @@ else
 end
 
 os.execute("rm -rf " .. q(base))
-os.exit(tap.done())
+os.exit(tap.done(), true)

@@ -118,4 +118,4 @@ tap.raises(function() local y = nn.Linear(3, 2)(vr.randn(4, 5)); return y end, {
 tap.raises(function() nn.mlp { 3, 4, 5, norm = "group" } end, { "nn.mlp", "norm" }, "builders check their options")
 tap.raises(function() nn.smallcnn { widht = 3 } end, { "unknown key 'widht'", "width" }, "builders refuse unknown options")
 
-os.exit(tap.done())
+os.exit(tap.done(), true)

@@ -136,4 +136,4 @@ do
 end
 
 tap.raises(function() optim.adamw { betas = 0.9, lrr = 1 } end, { "unknown key 'lrr'", "lr" }, "optimizer options are checked")
-os.exit(tap.done())
+os.exit(tap.done(), true)

@@ -124,4 +124,4 @@ local js = util.json_encode { a = { 1, 2, 3 }, b = "x\n\"y\"", c = true, d = 1.5
 local back = util.json_decode(js)
 tap.ok(back.a[3] == 3 and back.b == "x\n\"y\"" and back.c == true and back.d == 1.5, "JSON round trip", js)
 
-os.exit(tap.done())
+os.exit(tap.done(), true)
