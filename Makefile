@@ -88,7 +88,7 @@ lua/visreg/cdef.lua: core/visreg.h tools/gen-cdef
 	sh tools/gen-cdef core/visreg.h > $@
 
 # ---- tests ----
-$(B)/tests/%: tests/%.c tests/testutil.h $(LIBA)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIBA)
 	@mkdir -p $(B)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(WHOLE) $(CHECK_LIBS) $(LDLIBS) -o $@
 
