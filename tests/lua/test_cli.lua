@@ -50,6 +50,9 @@ rc, out = sh(q(exe) .. " train " .. q(base .. "/nothere.lua"))
 tap.ok(rc == 1 and out:find("cannot open recipe", 1, true), "train reports a missing recipe", out)
 rc, out = sh(q(exe) .. " eval " .. q(base .. "/nothere"))
 tap.ok(rc == 1 and out:find("nothere", 1, true), "eval reports a missing checkpoint", out)
+rc, out = sh(q(exe) .. " train recipes/fmnist_visreg.lua --set data.root=" .. q(base .. "/no_data") .. " --out " .. q(base .. "/nd"))
+tap.ok(rc == 1 and out:find("cannot open '" .. base .. "/no_data/train-images-idx3-ubyte.gz'", 1, true),
+  "train names the missing dataset file", out)
 
 -- Ctrl-C saves a checkpoint and exits cleanly
 if pcall(function() return vr.C.vr_visreg end) and util.file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") then
