@@ -5,24 +5,6 @@
 #include <stdint.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/vr_ckpt_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  ck_assert_int_eq(system(cmd), 0);
-}
-static const char *in_dir(const char *name) {
-  static char p[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-  return p[k];
-}
 
 static void write_file(const char *path, const void *data, size_t n) {
   FILE *f = fopen(path, "wb");
@@ -89,9 +71,9 @@ static vr_status save_sample(const char *path) {
 }
 
 START_TEST(round_trip) {
-  const char *path = in_dir("a.safetensors");
+  const char *path = tu_in_dir("a.safetensors");
   OK(save_sample(path));
-  ck_assert_int_ne(access(in_dir("a.safetensors.tmp"), F_OK), 0);
+  ck_assert_int_ne(access(tu_in_dir("a.safetensors.tmp"), F_OK), 0);
   vr_ckpt_reader *r = NULL;
   OK(vr_ckpt_open(path, &r));
   ck_assert_int_eq(vr_ckpt_count(r), 7);
@@ -143,7 +125,7 @@ END_TEST
 
 /* the bytes on disk follow the safetensors layout */
 START_TEST(layout) {
-  const char *path = in_dir("l.safetensors");
+  const char *path = tu_in_dir("l.safetensors");
   vr_ckpt_writer *w = NULL;
   OK(vr_ckpt_writer_new(&w));
   vr_tensor *t = tu_tensor(VR_F32, 1, TU_SHAPE(2), TU_VALS(1, -2));
@@ -169,7 +151,7 @@ END_TEST
 
 /* a file as another writer makes it: whitespace, unknown keys, tensors out of order, escapes */
 START_TEST(foreign_file) {
-  const char *path = in_dir("f.safetensors");
+  const char *path = tu_in_dir("f.safetensors");
   const char *json = "{ \"b\" : {\"shape\": [1], \"dtype\": \"I64\", \"data_offsets\": [8, 16], \"extra\": [1, {\"x\": null}]},\n"
                      "  \"a\\u00e9\\\"q\": {\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8]},"
                      "  \"__metadata__\": {\"format\": \"pt\"}}";
@@ -197,14 +179,14 @@ END_TEST
 
 START_TEST(errors) {
   vr_ckpt_reader *r = NULL;
-  const char *missing = in_dir("missing.safetensors");
+  const char *missing = tu_in_dir("missing.safetensors");
   FAILS(vr_ckpt_open(missing, &r), VR_E_IO, missing);
   /* truncated: cut the data section short */
-  const char *path = in_dir("t.safetensors");
+  const char *path = tu_in_dir("t.safetensors");
   OK(save_sample(path));
   size_t n;
   unsigned char *b = read_file(path, &n);
-  const char *cut = in_dir("cut.safetensors");
+  const char *cut = tu_in_dir("cut.safetensors");
   write_file(cut, b, n - 3);
   FAILS(vr_ckpt_open(cut, &r), VR_E_FORMAT, "truncated");
   FAILS(vr_ckpt_open(cut, &r), VR_E_FORMAT, cut);
@@ -214,7 +196,7 @@ START_TEST(errors) {
   write_file(cut, b, 5);
   FAILS(vr_ckpt_open(cut, &r), VR_E_FORMAT, "truncated");
   free(b);
-  const char *bad = in_dir("bad.safetensors");
+  const char *bad = tu_in_dir("bad.safetensors");
   unsigned char z[8] = {0};
   write_st(bad, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]", z, 8);
   FAILS(vr_ckpt_open(bad, &r), VR_E_FORMAT, "bad JSON");
@@ -249,7 +231,7 @@ END_TEST
 
 /* overwriting keeps a complete file at every moment: the old one until the rename */
 START_TEST(overwrite) {
-  const char *path = in_dir("o.safetensors");
+  const char *path = tu_in_dir("o.safetensors");
   OK(save_sample(path));
   vr_ckpt_writer *w = NULL;
   OK(vr_ckpt_writer_new(&w));
@@ -269,7 +251,7 @@ END_TEST
 static Suite *ckpt_suite(void) {
   Suite *s = suite_create("ckpt");
   TCase *tc = tcase_create("safetensors");
-  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
   tcase_add_test(tc, round_trip);
   tcase_add_test(tc, layout);
   tcase_add_test(tc, foreign_file);

@@ -6,23 +6,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char dir[256];
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/vr_data_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  ck_assert_int_eq(system(cmd), 0);
-}
-static const char *in_dir(const char *name) {
-  static char p[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-  return p[k];
-}
 
 static void put_be32(unsigned char *p, uint32_t v) {
   p[0] = (unsigned char)(v >> 24);
@@ -108,7 +91,7 @@ END_TEST
 
 START_TEST(idx_synthetic) {
   for (int gz = 0; gz < 2; gz++) {
-    const char *ip = in_dir(gz ? "im.gz" : "im"), *lp = in_dir(gz ? "lb.gz" : "lb");
+    const char *ip = tu_in_dir(gz ? "im.gz" : "im"), *lp = tu_in_dir(gz ? "lb.gz" : "lb");
     write_idx(ip, lp, 5, 3, 4, gz);
     vr_dataset *d = NULL;
     OK(vr_dataset_idx(ip, lp, 0, &d));
@@ -129,9 +112,9 @@ START_TEST(idx_synthetic) {
     vr_dataset_free(d);
   }
   /* a root folder with plain (gunzipped) Fashion-MNIST names */
-  write_idx(in_dir("t10k-images-idx3-ubyte"), in_dir("t10k-labels-idx1-ubyte"), 4, 2, 2, 0);
+  write_idx(tu_in_dir("t10k-images-idx3-ubyte"), tu_in_dir("t10k-labels-idx1-ubyte"), 4, 2, 2, 0);
   vr_dataset *d = NULL;
-  OK(vr_dataset_fashion_mnist(dir, 0, &d));
+  OK(vr_dataset_fashion_mnist(tu_dir, 0, &d));
   ck_assert_int_eq(vr_dataset_count(d), 4);
   vr_dataset_free(d);
 }
@@ -139,19 +122,19 @@ END_TEST
 
 START_TEST(idx_errors) {
   vr_dataset *d = NULL;
-  const char *missing = in_dir("nothing-here.gz");
+  const char *missing = tu_in_dir("nothing-here.gz");
   FAILS(vr_dataset_idx(missing, NULL, 0, &d), VR_E_IO, missing);
   FAILS(vr_dataset_fashion_mnist("/nonexistent/fmnist", 1, &d), VR_E_IO, "/nonexistent/fmnist/train-images-idx3-ubyte.gz");
   /* gzip stream cut short */
   char ip[512], lp[512];
-  snprintf(ip, sizeof ip, "%s/a.gz", dir);
-  snprintf(lp, sizeof lp, "%s/b.gz", dir);
+  snprintf(ip, sizeof ip, "%s/a.gz", tu_dir);
+  snprintf(lp, sizeof lp, "%s/b.gz", tu_dir);
   write_idx(ip, lp, 50, 10, 10, 1);
   FILE *f = fopen(ip, "rb");
   unsigned char buf[8192];
   size_t n = fread(buf, 1, sizeof buf, f);
   fclose(f);
-  const char *cut = in_dir("cut.gz");
+  const char *cut = tu_in_dir("cut.gz");
   write_bytes(cut, buf, n / 2, 0);
   FAILS(vr_dataset_idx(cut, lp, 0, &d), VR_E_FORMAT, cut);
   /* a complete file whose header promises more than it holds */
@@ -159,7 +142,7 @@ START_TEST(idx_errors) {
   put_be32(h + 4, 3);
   put_be32(h + 8, 2);
   put_be32(h + 12, 2);
-  const char *shortf = in_dir("short");
+  const char *shortf = tu_in_dir("short");
   write_bytes(shortf, h, sizeof h, 0);
   FAILS(vr_dataset_idx(shortf, NULL, 0, &d), VR_E_FORMAT, "truncated");
   FAILS(vr_dataset_idx(shortf, NULL, 0, &d), VR_E_FORMAT, shortf);
@@ -172,12 +155,12 @@ START_TEST(idx_errors) {
   FAILS(vr_dataset_idx(shortf, NULL, 0, &d), VR_E_FORMAT, "dims");
   /* labels of another length */
   char ipc[512], lpd[512];
-  snprintf(ipc, sizeof ipc, "%s/c", dir);
-  snprintf(lpd, sizeof lpd, "%s/d", dir);
+  snprintf(ipc, sizeof ipc, "%s/c", tu_dir);
+  snprintf(lpd, sizeof lpd, "%s/d", tu_dir);
   write_idx(ipc, lpd, 50, 2, 2, 0);
-  write_idx(in_dir("c4"), in_dir("d4"), 4, 2, 2, 0);
-  FAILS(vr_dataset_idx(ipc, in_dir("d4"), 0, &d), VR_E_FORMAT, "labels");
-  FAILS(vr_dataset_idx(ipc, in_dir("d4"), 0, &d), VR_E_FORMAT, "vr_dataset_idx");
+  write_idx(tu_in_dir("c4"), tu_in_dir("d4"), 4, 2, 2, 0);
+  FAILS(vr_dataset_idx(ipc, tu_in_dir("d4"), 0, &d), VR_E_FORMAT, "labels");
+  FAILS(vr_dataset_idx(ipc, tu_in_dir("d4"), 0, &d), VR_E_FORMAT, "vr_dataset_idx");
   ck_assert_ptr_null(d);
 }
 END_TEST
@@ -202,35 +185,35 @@ START_TEST(cifar) {
   char name[64];
   for (int k = 1; k <= 5; k++) {
     snprintf(name, sizeof name, "data_batch_%d.bin", k);
-    write_cifar(in_dir(name), 3, 1, (k - 1) * 3);
+    write_cifar(tu_in_dir(name), 3, 1, (k - 1) * 3);
   }
-  write_cifar(in_dir("test_batch.bin"), 2, 1, 100);
+  write_cifar(tu_in_dir("test_batch.bin"), 2, 1, 100);
   vr_dataset *d = NULL;
-  OK(vr_dataset_cifar10(dir, 1, &d));
+  OK(vr_dataset_cifar10(tu_dir, 1, &d));
   ck_assert(vr_dataset_count(d) == 15 && vr_dataset_channels(d) == 3 && vr_dataset_height(d) == 32);
   ck_assert_int_eq(vr_dataset_num_classes(d), 10);
   ck_assert_int_eq(vr_dataset_label(d, 13), 3);
   const uint8_t *p = vr_dataset_image_data(d, 7);
   ck_assert(p[0] == (uint8_t)(7 * 13) && p[1024 + 33] == (uint8_t)(7 * 13 + 5 + 33) && p[2048 + 1023] == (uint8_t)(7 * 13 + 10 + 1023));
   vr_dataset_free(d);
-  OK(vr_dataset_cifar10(dir, 0, &d));
+  OK(vr_dataset_cifar10(tu_dir, 0, &d));
   ck_assert_int_eq(vr_dataset_count(d), 2);
   vr_dataset_free(d);
-  write_cifar(in_dir("train.bin"), 4, 2, 37);
-  OK(vr_dataset_cifar100(dir, 1, 0, &d));
+  write_cifar(tu_in_dir("train.bin"), 4, 2, 37);
+  OK(vr_dataset_cifar100(tu_dir, 1, 0, &d));
   ck_assert(vr_dataset_num_classes(d) == 100 && vr_dataset_label(d, 1) == 38);
   vr_dataset_free(d);
-  OK(vr_dataset_cifar100(dir, 1, 1, &d));
+  OK(vr_dataset_cifar100(tu_dir, 1, 1, &d));
   ck_assert(vr_dataset_num_classes(d) == 20 && vr_dataset_label(d, 1) == 18);
   ck_assert_int_eq(vr_dataset_image_data(d, 0)[0], (uint8_t)(37 * 13));
   vr_dataset_free(d);
   /* a record cut short; a missing batch */
-  FILE *f = fopen(in_dir("test_batch.bin"), "ab");
+  FILE *f = fopen(tu_in_dir("test_batch.bin"), "ab");
   fputc(1, f);
   fclose(f);
-  FAILS(vr_dataset_cifar10(dir, 0, &d), VR_E_FORMAT, "test_batch.bin");
-  unlink(in_dir("data_batch_4.bin"));
-  FAILS(vr_dataset_cifar10(dir, 1, &d), VR_E_IO, "data_batch_4.bin");
+  FAILS(vr_dataset_cifar10(tu_dir, 0, &d), VR_E_FORMAT, "test_batch.bin");
+  unlink(tu_in_dir("data_batch_4.bin"));
+  FAILS(vr_dataset_cifar10(tu_dir, 1, &d), VR_E_IO, "data_batch_4.bin");
   ck_assert_ptr_null(d);
 }
 END_TEST
@@ -493,7 +476,7 @@ END_TEST
 static Suite *data_suite(void) {
   Suite *s = suite_create("data");
   TCase *tc = tcase_create("datasets");
-  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, fashion_mnist);
   tcase_add_test(tc, idx_synthetic);

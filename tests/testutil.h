@@ -164,6 +164,27 @@ static inline vr_tensor *tu_strided(int ndim, const int64_t *shape, uint64_t see
   return v;
 }
 
+/* ---- a fresh temporary folder per test: tcase_add_checked_fixture(tc, tu_tmpdir_setup,
+ * tu_tmpdir_teardown); tu_dir holds its path and tu_in_dir(name) a path inside it (the last four
+ * results stay valid) ---- */
+static char tu_dir[256];
+static inline void tu_tmpdir_setup(void) {
+  snprintf(tu_dir, sizeof tu_dir, "/tmp/visreg_test_XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(tu_dir));
+}
+static inline void tu_tmpdir_teardown(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", tu_dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+static inline const char *tu_in_dir(const char *name) {
+  static char p[4][512];
+  static int k;
+  k = (k + 1) % 4;
+  snprintf(p[k], sizeof p[k], "%s/%s", tu_dir, name);
+  return p[k];
+}
+
 static inline int tu_have_cuda(void) { return vr_cuda_available(); }
 #define TU_SKIP_NO_CUDA() do { if (!tu_have_cuda()) { printf("SKIP %s: no CUDA device\n", __func__); return; } } while (0)
 

@@ -6,8 +6,10 @@ local schedule = vr.schedule
 local util = vr.util
 
 local dir = os.getenv("TMPDIR") or "/tmp"
+local written = {} -- removed at the end
 local function write(name, text)
   local path = string.format("%s/visreg_test_%d_%s", dir, math.random(1, 1e9), name)
+  written[#written + 1] = path
   local f = assert(io.open(path, "w"))
   f:write(text)
   f:close()
@@ -124,4 +126,5 @@ local js = util.json_encode { a = { 1, 2, 3 }, b = "x\n\"y\"", c = true, d = 1.5
 local back = util.json_decode(js)
 tap.ok(back.a[3] == 3 and back.b == "x\n\"y\"" and back.c == true and back.d == 1.5, "JSON round trip", js)
 
+for _, path in ipairs(written) do os.remove(path) end
 os.exit(tap.done(), true)
