@@ -88,6 +88,31 @@ done:
   return st;
 }
 
+/* the shared tail of index_select and gather, once the arguments are checked: contiguous inputs,
+ * an output of the given shape, the kernel, and a node saving the index for backward */
+static vr_status run_indexed(vr_op op, const char *name, vr_backward_fn bw, const vr_tensor *x, const vr_tensor *index,
+                             int d, int ndim, const int64_t *shape, vr_tensor **out) {
+  vr_tensor *xc = NULL, *ic = NULL, *o = NULL;
+  vr_status st;
+  VR_TRYG(vr_contiguous_raw(x, &xc));
+  VR_TRYG(vr_contiguous_raw(index, &ic));
+  VR_TRYG(vr_tensor_alloc(ndim, shape, x->dtype, x->device, &o));
+  if (vr_tensor_numel(o)) {
+    vr_kernel_args a = {.in = {xc, ic}, .n_in = 2, .out = {o}, .n_out = 1, .i = {d}};
+    VR_TRYG(vr_dispatch(op, x->device, 0, &a));
+  }
+  int64_t iv[1] = {d};
+  const vr_tensor *saved[1] = {ic};
+  VR_TRYG(vr_record(name, bw, 1, &x, 1, saved, NULL, 0, iv, 1, o, NULL));
+  *out = o;
+  o = NULL;
+done:
+  vr_tensor_free(xc);
+  vr_tensor_free(ic);
+  vr_tensor_free(o);
+  return st;
+}
+
 static vr_status index_select_impl(const char *func, const vr_tensor *x, int dim, const vr_tensor *index,
                                    vr_tensor **out) {
   if (x->ndim == 0) return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "x: expected at least 1 dim, got 0");
@@ -102,25 +127,7 @@ static vr_status index_select_impl(const char *func, const vr_tensor *x, int dim
   int64_t shape[VR_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   shape[d] = index->shape[0];
-  vr_tensor *xc = NULL, *ic = NULL, *o = NULL;
-  vr_status st;
-  VR_TRYG(vr_contiguous_raw(x, &xc));
-  VR_TRYG(vr_contiguous_raw(index, &ic));
-  VR_TRYG(vr_tensor_alloc(x->ndim, shape, x->dtype, x->device, &o));
-  if (vr_tensor_numel(o)) {
-    vr_kernel_args a = {.in = {xc, ic}, .n_in = 2, .out = {o}, .n_out = 1, .i = {d}};
-    VR_TRYG(vr_dispatch(VR_OP_INDEX_SELECT, x->device, 0, &a));
-  }
-  int64_t iv[1] = {d};
-  const vr_tensor *saved[1] = {ic};
-  VR_TRYG(vr_record("index_select", index_select_backward, 1, &x, 1, saved, NULL, 0, iv, 1, o, NULL));
-  *out = o;
-  o = NULL;
-done:
-  vr_tensor_free(xc);
-  vr_tensor_free(ic);
-  vr_tensor_free(o);
-  return st;
+  return run_indexed(VR_OP_INDEX_SELECT, "index_select", index_select_backward, x, index, d, x->ndim, shape, out);
 }
 
 vr_status vr_index_select(const vr_tensor *x, int dim, const vr_tensor *index, vr_tensor **out) {
@@ -175,25 +182,7 @@ vr_status vr_gather(const vr_tensor *x, int dim, const vr_tensor *index, vr_tens
   VR_TRY(check_index_tensor(__func__, index, x));
   VR_TRY(check_gather_shapes(__func__, x, index, NULL, d));
   VR_TRY(check_index_range(__func__, index, x->shape[d], d));
-  vr_tensor *xc = NULL, *ic = NULL, *o = NULL;
-  vr_status st;
-  VR_TRYG(vr_contiguous_raw(x, &xc));
-  VR_TRYG(vr_contiguous_raw(index, &ic));
-  VR_TRYG(vr_tensor_alloc(index->ndim, index->shape, x->dtype, x->device, &o));
-  if (vr_tensor_numel(o)) {
-    vr_kernel_args a = {.in = {xc, ic}, .n_in = 2, .out = {o}, .n_out = 1, .i = {d}};
-    VR_TRYG(vr_dispatch(VR_OP_GATHER, x->device, 0, &a));
-  }
-  int64_t iv[1] = {d};
-  const vr_tensor *saved[1] = {ic};
-  VR_TRYG(vr_record("gather", gather_backward, 1, &x, 1, saved, NULL, 0, iv, 1, o, NULL));
-  *out = o;
-  o = NULL;
-done:
-  vr_tensor_free(xc);
-  vr_tensor_free(ic);
-  vr_tensor_free(o);
-  return st;
+  return run_indexed(VR_OP_GATHER, "gather", gather_backward, x, index, d, index->ndim, index->shape, out);
 }
 
 static vr_status scatter_add_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
