@@ -13,6 +13,7 @@
  *   straight into dL/dz);
  *   the loss and terms from device accumulators; VISReg's gradient through the standardisation
  *   (reg_colstats.cu).
+ * f32 segments of 129..8192 projections go to the register-tiled sort of reg_segsort.cu instead.
  * Segments longer than shared memory holds are ranked by a stable CUB radix sort over all the
  * chunk's segments ((segment, key) for f32; key then segment for f64). No host synchronisation;
  * every sum has a fixed order, so results do not vary from run to run. */
@@ -288,6 +289,8 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
       seg_ep_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, J, a->f[0] / (J - 1), epb.as<double>(),
                                                              grad != nullptr, stage, part);
       VR_CU_LAUNCHED("sigreg segments");
+    } else if (sizeof(T) == 4 && vr_cu_seg_sort_f32_fits(B)) {
+      VR_TRY(vr_cu_seg_sort_f32((float *)Pt, nseg, B, (const float *)q, coef, grad != nullptr, part));
     } else if (in_smem) {
       seg_sort_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, P, q, coef, grad != nullptr, part);
       VR_CU_LAUNCHED("sorted segments");
