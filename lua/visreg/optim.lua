@@ -11,11 +11,12 @@
 -- name matches take the group's settings.
 --
 -- AdamW runs fused: one vr_adamw_step over every parameter (one kernel launch on CUDA) instead of
--- several elementwise ops per tensor; opt.fused = false (or M.fused = false before build) selects
--- the per-tensor path, which the fused one matches (tests/lua/test_optim_fused.lua). Clipping
--- computes the global norm and the factor min(1, max_norm / (norm + 1e-6)) on the device
--- (vr_grad_norm) and scales the gradients inside the update, so step() never waits for the device;
--- it returns the norm as a 0-dim tensor (read it with :item() only when logging).
+-- several elementwise ops per tensor. Clipping computes the global norm and the factor
+-- min(1, max_norm / (norm + 1e-6)) on the device (vr_grad_norm) and scales the gradients inside
+-- the update (SGD and LARS: by a device multiply), so step() never waits for the device; it
+-- returns the norm as a 0-dim tensor (read it with :item() only when logging). opt.fused = false
+-- (or M.fused = false before build) selects the former per-tensor updates and host clipping,
+-- which the fused path matches (tests/lua/test_optim_fused.lua).
 local ffi = require "ffi"
 local core = require "visreg.core"
 local tensor = require "visreg.tensor"
@@ -247,8 +248,8 @@ function Optimizer:step()
     if clip then
       if #grads == 0 then norm = 0
       else
-        norm, scale = device_norm(grads, clip)
-        if not norm then norm = self:clip_grad_norm(clip) end -- clipped in place
+        if self.fused then norm, scale = device_norm(grads, clip) end
+        if not norm then norm = self:clip_grad_norm(clip) end -- on the host, in place
       end
     end
     local rest = items
