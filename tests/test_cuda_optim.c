@@ -100,7 +100,10 @@ static const int64_t sizes[6] = {5, 16384, 40001, 0, 1, 300};
 static void steps_case(vr_dtype dt, double rtol) {
   plist L;
   plist_init(&L, dt, 6, sizes, 11);
-  for (int step = 1; step <= 3; step++) plist_step(&L, dt, step, step == 2 ? 1.0 : 0, 100, rtol, vr_dtype_name(dt));
+  for (int step = 1; step <= 3; step++) {
+    for (int k = 0; k < L.n; k += 2) L.wd[k] = 0.05 * step; /* a weight-decay schedule */
+    plist_step(&L, dt, step, step == 2 ? 1.0 : 0, 100, rtol, vr_dtype_name(dt));
+  }
   plist_free(&L);
 }
 

@@ -9,7 +9,9 @@
  *
  * The device tables (tensor pointers, sizes, lr scales, decays; the chunk table; the chunk sums)
  * are built on the host once per parameter list and kept in a small cache keyed by the table's
- * contents, so a training step uploads nothing: a lookup is a comparison of n host records. */
+ * contents, so a training step uploads nothing: a lookup is a comparison of n host records. lr
+ * and the largest weight decay are kernel arguments (the table holds lr scales and decays relative
+ * to the largest), so lr and weight-decay schedules do not change the table. */
 #include "blockreduce.cuh"
 #include <pthread.h>
 #include <stdlib.h>
@@ -50,13 +52,13 @@ template <typename T> static inline T sqrt_rn(T a) { return std::sqrt(a); }
 
 template <typename T>
 __global__ void adamw_kernel(const mt_tensor *tt, const mt_chunk *ch, int64_t nch, const void *sp, int sdt, double lr,
-                             double b1d, double b2d, double epsd, double bc1, double ibc2d) {
+                             double wd_max, double b1d, double b2d, double epsd, double bc1, double ibc2d) {
   const T s = sp ? (T)vr_cu_ld_any(sp, sdt, 0) : (T)1;
   const T b1 = (T)b1d, omb1 = (T)(1 - b1d), b2 = (T)b2d, omb2 = (T)(1 - b2d), eps = (T)epsd, ibc2 = (T)ibc2d;
   for (int64_t c = blockIdx.x; c < nch; c += gridDim.x) {
     const mt_tensor t = tt[ch[c].tensor];
     const double lrk = lr * t.lr_scale;
-    const T decay = (T)(1 - lrk * t.wd), step = (T)(lrk / bc1);
+    const T decay = (T)(1 - lrk * (wd_max * t.wd)), step = (T)(lrk / bc1);
     const int64_t lo = ch[c].start, hi = lo + CHUNK < t.numel ? lo + CHUNK : t.numel;
     T *p = (T *)t.p, *m = (T *)t.m, *v = (T *)t.v;
     const T *gr = (const T *)t.g;
@@ -181,7 +183,7 @@ static vr_status tables_for(int kind, const mt_tensor *key, int n, mt_entry **e)
   return VR_OK;
 }
 
-static vr_status launch(const vr_kernel_args *a, const mt_entry *e) {
+static vr_status launch(const vr_kernel_args *a, const mt_entry *e, double wd_max) {
   const vr_multi_tensor_args *mt = (const vr_multi_tensor_args *)a->ctx;
   const mt_tensor *tt = (const mt_tensor *)e->dev;
   const mt_chunk *ch = (const mt_chunk *)((char *)e->dev + e->chunk_off);
@@ -216,9 +218,9 @@ static vr_status launch(const vr_kernel_args *a, const mt_entry *e) {
   const void *sp = a->in[0] ? vr_data(a->in[0]) : NULL;
   int sdt = a->in[0] ? (int)a->in[0]->dtype : 0;
   if (dt == VR_F32)
-    adamw_kernel<float><<<blocks, THREADS, 0, s>>>(tt, ch, e->nch, sp, sdt, a->f[0], a->f[1], a->f[2], a->f[3], a->f[4], a->f[5]);
+    adamw_kernel<float><<<blocks, THREADS, 0, s>>>(tt, ch, e->nch, sp, sdt, a->f[0], wd_max, a->f[1], a->f[2], a->f[3], a->f[4], a->f[5]);
   else
-    adamw_kernel<double><<<blocks, THREADS, 0, s>>>(tt, ch, e->nch, sp, sdt, a->f[0], a->f[1], a->f[2], a->f[3], a->f[4], a->f[5]);
+    adamw_kernel<double><<<blocks, THREADS, 0, s>>>(tt, ch, e->nch, sp, sdt, a->f[0], wd_max, a->f[1], a->f[2], a->f[3], a->f[4], a->f[5]);
   VR_CU_LAUNCHED("adamw_kernel");
   return VR_OK;
 }
@@ -230,6 +232,11 @@ static vr_status adamw_fwd(const vr_kernel_args *a) {
   if (dt != VR_F32 && dt != VR_F64) return VR_CU_UNSUPPORTED_DTYPE("adamw", dt);
   mt_tensor *key = (mt_tensor *)calloc((size_t)n, sizeof(mt_tensor));
   if (!key) return vr_error_set(VR_E_OOM, __func__, __FILE__, __LINE__, "n: could not allocate %d records", n);
+  /* decays are kept relative to the largest, which goes to the kernel as an argument: a schedule
+   * of the weight decay then changes no table */
+  double wd_max = 0;
+  if (a->sub != 1)
+    for (int k = 0; k < n; k++) wd_max = fabs(mt->wd[k]) > wd_max ? fabs(mt->wd[k]) : wd_max;
   for (int k = 0; k < n; k++) {
     mt_tensor r;
     memset(&r, 0, sizeof r);
@@ -241,7 +248,7 @@ static vr_status adamw_fwd(const vr_kernel_args *a) {
       r.m = vr_data(mt->t[2][k]);
       r.v = vr_data(mt->t[3][k]);
       r.lr_scale = mt->lr_scale[k];
-      r.wd = mt->wd[k];
+      r.wd = wd_max > 0 ? mt->wd[k] / wd_max : 0;
     }
     r.numel = vr_tensor_numel(mt->t[0][k]);
     key[k] = r;
@@ -249,7 +256,7 @@ static vr_status adamw_fwd(const vr_kernel_args *a) {
   pthread_mutex_lock(&cache_mu);
   mt_entry *e = NULL;
   vr_status st = tables_for(a->sub == 1 ? 1 : 0, key, n, &e);
-  if (st == VR_OK) st = launch(a, e);
+  if (st == VR_OK) st = launch(a, e, wd_max);
   pthread_mutex_unlock(&cache_mu);
   free(key);
   return st;
