@@ -21,6 +21,8 @@
 #define THREADS 256
 #define CACHE_SLOTS 8
 
+namespace { /* internal linkage: no template or type here can meet another file's of the same name */
+
 struct mt_tensor {
   void *p, *g, *m, *v;
   int64_t numel;
@@ -224,6 +226,8 @@ static vr_status launch(const vr_kernel_args *a, const mt_entry *e, double wd_ma
   VR_CU_LAUNCHED("adamw_kernel");
   return VR_OK;
 }
+
+} // namespace
 
 static vr_status adamw_fwd(const vr_kernel_args *a) {
   const vr_multi_tensor_args *mt = (const vr_multi_tensor_args *)a->ctx;
