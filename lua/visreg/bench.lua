@@ -14,9 +14,10 @@ local USAGE = [[usage: visreg bench train RECIPE.lua [--steps N] [--warmup W] [-
   --warmup W    untimed steps first (default 2)
   --device D    overrides the recipe's device
   --set k=v     overrides a recipe value, as in visreg train
-  --json        one JSON line instead of text]]
+  --json        one JSON line instead of text
+  --unfused     the per-tensor optimizer updates and host clipping (opt.fused = false), to compare]]
 
-local OPTS = { steps = "value", warmup = "value", device = "value", set = "list", json = "flag" }
+local OPTS = { steps = "value", warmup = "value", device = "value", set = "list", json = "flag", unfused = "flag" }
 
 local function parse(args)
   local pos, o = {}, { set = {} }
@@ -75,7 +76,14 @@ function M.train(args)
   local ok, res = xpcall(function()
     local r = recipe.load(pos[1], o.set)
     local trainer = require "visreg.trainer"
-    return trainer.bench(r, { steps = steps, warmup = warmup, device = o.device })
+    local optim = require "visreg.optim"
+    local was = optim.fused
+    optim.fused = not o.unfused
+    local ok2, res2 = pcall(trainer.bench, r, { steps = steps, warmup = warmup, device = o.device })
+    optim.fused = was
+    if not ok2 then error(res2, 0) end
+    res2.fused_optim = not o.unfused
+    return res2
   end, function(e)
     if type(e) == "string" and os.getenv("VISREG_TRACEBACK") then return debug.traceback(e, 2) end
     return e
@@ -90,8 +98,9 @@ function M.train(args)
     line.bench = "train"
     print(util.json_encode(line))
   else
-    print(string.format("bench train %s on %s (%d threads): batch %d x %d views, %d timed steps after %d warm-up",
-      res.recipe or pos[1], res.device, res.threads, res.batch, res.views, res.steps, res.warmup))
+    print(string.format("bench train %s on %s (%d threads): batch %d x %d views, %d timed steps after %d warm-up%s",
+      res.recipe or pos[1], res.device, res.threads, res.batch, res.views, res.steps, res.warmup,
+      res.fused_optim and "" or ", per-tensor optimizer"))
     print(string.format("time per step   median %.2f ms   mean %.2f ms", 1e3 * res.median_s, 1e3 * res.mean_s))
     print(string.format("images/second   median %.1f   mean %.1f", res.images_per_second, res.mean_images_per_second))
   end

@@ -59,11 +59,14 @@ if ok and type(j) == "table" then
     "the line names the bench, recipe, device, steps and warm-up", line)
   tap.ok(j.batch == 16 and j.views == 2 and j.images_per_step == 32, "--set reaches the recipe; images per step are B x views", line)
   tap.ok(j.median_s > 0 and j.mean_s > 0 and j.threads >= 1, "median and mean seconds per step are positive", line)
+  tap.ok(j.fused_optim == true, "the fused optimizer is the default", line)
   tap.near(j.images_per_second, 32 / j.median_s, 1e-6 * j.images_per_second, "images per second from the median step")
 end
 -- text; 2 warm-up + 2 timed steps of 2 batches per epoch run into a second epoch
 rc, out = sh(q(exe) .. " bench train " .. q(path) .. " --steps 2")
 tap.ok(rc == 0 and out:find("bench train tiny-bench on cpu", 1, true) and out:find("time per step +median [%d.]+ ms +mean [%d.]+ ms")
   and out:find("images/second +median [%d.]+ +mean [%d.]+"), "the text report has time per step and images per second", out)
+rc, out = sh(q(exe) .. " bench train " .. q(path) .. " --steps 1 --warmup 0 --unfused --json")
+tap.ok(rc == 0 and out:find('"fused_optim":false', 1, true), "--unfused runs the per-tensor optimizer", out)
 os.execute("rm -rf " .. q(base))
 os.exit(tap.done(), true)
