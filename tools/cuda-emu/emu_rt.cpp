@@ -27,6 +27,29 @@ vr_status vr_cu_gemm_rm(vr_dtype dt, int ta, int tb, int64_t m, int64_t n, int64
   else return VR_FAIL(VR_E_UNSUPPORTED, "emu gemm dtype");
   return VR_OK;
 }
+/* TF32 tensor cores read each float with 10 mantissa bits (rounded to nearest here) */
+static double tf32(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  u = (u + 0xFFFu + ((u >> 13) & 1u)) & 0xFFFFE000u;
+  float r;
+  memcpy(&r, &u, 4);
+  return r;
+}
+vr_status vr_cu_gemm_rm_3xtf32(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const float *Ah,
+                               const float *Al, int64_t lda, const float *Bh, const float *Bl, int64_t ldb, double beta,
+                               float *C, int64_t ldc) {
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = 0;
+      for (int64_t p = 0; p < k; p++) {
+        int64_t ia = ta ? p * lda + i : i * lda + p, ib = tb ? j * ldb + p : p * ldb + j;
+        s += tf32(Al[ia]) * tf32(Bh[ib]) + tf32(Ah[ia]) * tf32(Bl[ib]) + tf32(Ah[ia]) * tf32(Bh[ib]);
+      }
+      C[i * ldc + j] = (float)(alpha * s + (beta == 0 ? 0 : beta * (double)C[i * ldc + j]));
+    }
+  return VR_OK;
+}
 extern "C" {
 int emu_avail(void) { return 1; }
 vr_status vr_cuda_index_select_fwd(const vr_kernel_args *a);
