@@ -10,12 +10,16 @@
  * or when cuDNN has no handle or no deterministic algorithm: im2col + cuBLAS per sample, grad_w
  * accumulated over the batch in order on the stream, grad_x by a col2im gather (one thread per
  * input pixel, fixed order).
- * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic. */
+ * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic.
+ * bf16 (autocast): cuDNN's BFLOAT16 config (bf16 tensors, f32 compute, tensor-op math where the
+ * heuristics pick it) for the three convolutions; the bias is added by add_bias_k (in f32, one
+ * rounding to bf16) rather than by cudnnAddTensor; the im2col path uses the bf16 cuBLAS GEMM. */
 #include "more.cuh"
 #include "blockreduce.cuh"
 #include <mutex>
 #include <map>
 #include <array>
+#include <type_traits>
 #include <stdlib.h>
 #ifdef VR_HAVE_CUDNN
 #include <cudnn.h>
@@ -356,7 +360,7 @@ struct scal {
 };
 
 /* VR_OK: done; VR_E_UNSUPPORTED (no message kept): cuDNN has no deterministic algorithm, use im2col */
-vr_status dnn_fwd(const vr_kernel_args *a, const geo &g) {
+vr_status dnn_fwd(const vr_kernel_args *a, const geo &g, bool add_bias) {
   vr_dtype dt = a->in[0]->dtype;
   cudnnHandle_t h = nullptr;
   VR_TRY(dnn_get(&h));
@@ -372,7 +376,7 @@ vr_status dnn_fwd(const vr_kernel_args *a, const geo &g) {
   VR_DNN_RUN(cudnnConvolutionForward(h, s.one(dt), d.x, vr_data(a->in[0]), d.w, vr_data(a->in[1]), d.conv,
                                  (cudnnConvolutionFwdAlgo_t)p.algo, ws.p, p.ws, s.zero(dt), d.y, vr_data(a->out[0])),
              0);
-  if (a->in[2]) VR_DNN(cudnnAddTensor(h, s.one(dt), d.b, vr_data(a->in[2]), s.one(dt), d.y, vr_data(a->out[0])));
+  if (a->in[2] && add_bias) VR_DNN(cudnnAddTensor(h, s.one(dt), d.b, vr_data(a->in[2]), s.one(dt), d.y, vr_data(a->out[0])));
   return VR_OK;
 }
 
@@ -419,14 +423,18 @@ template <typename T> vr_status fwd_typed(const vr_kernel_args *a, const geo &g)
   if (g.K == 0) { /* no input channels: y = bias (or 0) */
     VR_CU(cudaMemsetAsync(vr_data(y), 0, (size_t)ny * sizeof(T), s));
   } else {
+    bool done = false;
 #ifdef VR_HAVE_CUDNN
     if (!force_im2col()) {
-      vr_status st = dnn_fwd(a, g);
-      if (st == VR_OK) return VR_OK;
-      if (st != VR_E_UNSUPPORTED) return st;
+      /* cuDNN adds the bias for f32 and f64; bf16 gets add_bias_k below */
+      const bool dnn_bias = !std::is_same<T, vr_bf16>::value;
+      vr_status st = dnn_fwd(a, g, dnn_bias);
+      if (st == VR_OK && (dnn_bias || !a->in[2])) return VR_OK;
+      if (st != VR_OK && st != VR_E_UNSUPPORTED) return st;
+      done = st == VR_OK;
     }
 #endif
-    VR_TRY(im2col_fwd<T>(a, g));
+    if (!done) VR_TRY(im2col_fwd<T>(a, g));
   }
   if (a->in[2]) {
     add_bias_k<T><<<vr_cu_blocks(ny), VR_CU_THREADS, 0, s>>>((T *)vr_data(y), (const T *)vr_data(a->in[2]), g.Co, g.P, ny);
