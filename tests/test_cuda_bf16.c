@@ -22,6 +22,15 @@ static int as_cpu(void) {
 
 #define RTOL 0x1p-7 /* one bf16 ulp */
 
+/* the CUDA emulator (tools/cuda-emu/run test_cuda_bf16) has no cuBLAS matmul kernel */
+#define NEED_MATMUL()                                                                              \
+  do {                                                                                             \
+    if (!vr_kernel_exists(VR_OP_MATMUL, DEV, 0)) {                                                 \
+      printf("SKIP %s: no matmul kernel on %s\n", __func__, vr_device_name(DEV));                  \
+      return;                                                                                      \
+    }                                                                                              \
+  } while (0)
+
 static vr_tensor *rnd(vr_dtype dt, int ndim, const int64_t *shape, uint64_t seed) {
   vr_generator *g = NULL;
   vr_tensor *t = NULL, *u = NULL;
@@ -101,6 +110,7 @@ END_TEST
 
 START_TEST(test_bf16_matmul_parity) {
   NEED_DEV();
+  NEED_MATMUL();
   /* {ndim a, ndim b, shape a, shape b, transpose a's last two dims, transpose b's} */
   struct { int na, nb; int64_t sa[3], sb[3]; int ta, tb; } cs[] = {
       {2, 2, {64, 96}, {96, 48}, 0, 0},  {2, 2, {64, 96}, {96, 48}, 1, 0}, {2, 2, {33, 70}, {70, 17}, 0, 1},
@@ -203,6 +213,7 @@ END_TEST
 /* conv -> relu -> linear under autocast, the loss in f32: forward and every gradient on both devices */
 START_TEST(test_autocast_api_parity) {
   NEED_DEV();
+  NEED_MATMUL();
   vr_tensor *x = rnd(VR_F32, 4, SH(4, 3, 10, 10), 140), *w = rnd(VR_F32, 4, SH(8, 3, 3, 3), 141);
   vr_tensor *b = rnd(VR_F32, 1, SH(8), 142), *lw = rnd(VR_F32, 2, SH(5, 8 * 5 * 5), 143), *lb = rnd(VR_F32, 1, SH(5), 144);
   vr_tensor *cpu[5] = {x, w, b, lw, lb}, *dev[5];

@@ -13,7 +13,8 @@
  * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic.
  * bf16 (autocast): cuDNN's BFLOAT16 config (bf16 tensors, f32 compute, tensor-op math where the
  * heuristics pick it) for the three convolutions; the bias is added by add_bias_k (in f32, one
- * rounding to bf16) rather than by cudnnAddTensor; the im2col path uses the bf16 cuBLAS GEMM. */
+ * rounding to bf16) rather than by cudnnAddTensor; the im2col forward uses the bf16 cuBLAS GEMM,
+ * the im2col backward runs in f32 (via_f32) so that grad_w is rounded once, not once per sample. */
 #include "more.cuh"
 #include "blockreduce.cuh"
 #include <mutex>
@@ -167,6 +168,40 @@ template <typename T> vr_status im2col_bwd(const vr_kernel_args *a, const geo &g
     }
   }
   return VR_OK;
+}
+
+/* bf16 on the im2col path: the backward runs in f32 on f32 twins of the tensors (one rounding at
+ * the end, as cuDNN and the CPU do; a bf16 GEMM with beta = 1 would round grad_w once per sample) */
+template <typename F> vr_status via_f32(const vr_kernel_args *a, F fn) {
+  vr_kernel_args f = *a;
+  vr_status st = VR_OK;
+  for (int k = 0; k < 8; k++) f.in[k] = nullptr;
+  for (int k = 0; k < 4; k++) f.out[k] = nullptr;
+  for (int k = 0; k < a->n_in && !st; k++) {
+    if (!a->in[k]) continue;
+    st = vr_tensor_alloc(a->in[k]->ndim, a->in[k]->shape, VR_F32, a->in[k]->device, &f.in[k]);
+    vr_kernel_args c = {};
+    c.in[0] = a->in[k];
+    c.n_in = 1;
+    c.out[0] = f.in[k];
+    c.n_out = 1;
+    if (!st) st = vr_dispatch(VR_OP_COPY, a->in[k]->device, 0, &c);
+  }
+  for (int k = 0; k < a->n_out && !st; k++)
+    if (a->out[k]) st = vr_tensor_alloc(a->out[k]->ndim, a->out[k]->shape, VR_F32, a->out[k]->device, &f.out[k]);
+  if (!st) st = fn(&f);
+  for (int k = 0; k < a->n_out && !st; k++)
+    if (a->out[k]) {
+      vr_kernel_args c = {};
+      c.in[0] = f.out[k];
+      c.n_in = 1;
+      c.out[0] = a->out[k];
+      c.n_out = 1;
+      st = vr_dispatch(VR_OP_COPY, a->out[k]->device, 0, &c);
+    }
+  for (int k = 0; k < 8; k++) vr_tensor_free(f.in[k]);
+  for (int k = 0; k < 4; k++) vr_tensor_free(f.out[k]);
+  return st;
 }
 
 /* ---------------------------------------------------------------- cuDNN */
@@ -457,9 +492,10 @@ template <typename T> vr_status bwd_typed(const vr_kernel_args *a, const geo &g)
     if (nw) VR_CU(cudaMemsetAsync(vr_data(gw), 0, (size_t)nw * sizeof(T), s));
     return VR_OK;
   }
-  vr_kernel_args b = *a; /* the grads that have elements */
+  vr_kernel_args b = *a; /* the grads that have elements; grad_b is done */
   b.out[0] = nx ? gx : nullptr;
   b.out[1] = nw ? gw : nullptr;
+  b.out[2] = nullptr;
 #ifdef VR_HAVE_CUDNN
   if (!force_im2col()) {
     vr_status st = dnn_bwd(&b, g);
@@ -467,6 +503,8 @@ template <typename T> vr_status bwd_typed(const vr_kernel_args *a, const geo &g)
     if (st != VR_E_UNSUPPORTED) return st;
   }
 #endif
+  if (std::is_same<T, vr_bf16>::value)
+    return via_f32(&b, [&g](const vr_kernel_args *f) { return im2col_bwd<float>(f, g); });
   return im2col_bwd<T>(&b, g);
 }
 
