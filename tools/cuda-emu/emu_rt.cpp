@@ -5,6 +5,7 @@
 #include <cstdio>
 thread_local emu_dim3 threadIdx, blockIdx;
 emu_dim3 blockDim, gridDim;
+uint64_t emu_shfl_buf[1024];
 std::barrier<> *emu_bar;
 unsigned char *emu_dynsmem;
 cudaStream_t vr_cuda_stream(void) { return nullptr; }
