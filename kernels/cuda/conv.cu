@@ -13,8 +13,11 @@
  * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic.
  * bf16 (autocast): cuDNN's BFLOAT16 config (bf16 tensors, f32 compute, tensor-op math where the
  * heuristics pick it) for the three convolutions; the bias is added by add_bias_k (in f32, one
- * rounding to bf16) rather than by cudnnAddTensor; the im2col forward uses the bf16 cuBLAS GEMM,
- * the im2col backward runs in f32 (via_f32) so that grad_w is rounded once, not once per sample. */
+ * rounding to bf16) rather than by cudnnAddTensor. Where cuDNN has no deterministic bf16
+ * algorithm, the convolution runs in f32 on f32 twins of the tensors (via_f32: cuDNN in f32, else
+ * im2col), rounded once at the end; the im2col forward uses the bf16 cuBLAS GEMM, the im2col
+ * backward runs in f32 so that grad_w is rounded once, not once per sample.
+ * VISREG_CUDA_CONV_VERBOSE=1 prints each geometry's algorithm and math type (1: tensor ops). */
 #include "more.cuh"
 #include "blockreduce.cuh"
 #include <mutex>
@@ -22,6 +25,7 @@
 #include <array>
 #include <type_traits>
 #include <stdlib.h>
+#include <stdio.h>
 #ifdef VR_HAVE_CUDNN
 #include <cudnn.h>
 #endif
@@ -380,6 +384,11 @@ vr_status pick_algo(cudnnHandle_t h, const dnn_desc &d, const geo &g, vr_dtype d
     for (int k = 0; k < got && pick.algo < 0; k++)
       if (acceptable(p[k], dt)) pick = {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
   }
+  if (getenv("VISREG_CUDA_CONV_VERBOSE")) /* which algorithm and math each geometry got (tensor ops: math 1) */
+    fprintf(stderr, "visreg conv2d %s %s N%lld C%lld %lldx%lld Co%lld k%lldx%lld s%lld g%lld: algo %d math %d ws %zu%s\n",
+            dir == 0 ? "fwd" : dir == 1 ? "bwd-data" : "bwd-filter", vr_dtype_name(dt), (long long)g.N, (long long)g.C,
+            (long long)g.H, (long long)g.W, (long long)g.Co, (long long)g.kh, (long long)g.kw, (long long)g.sh,
+            (long long)g.G, pick.algo, (int)pick.math, pick.ws, pick.algo < 0 ? " (no deterministic algorithm)" : "");
   std::lock_guard<std::mutex> lock(algo_mu);
   algo_cache[key] = pick;
   *out = pick;
@@ -467,6 +476,11 @@ template <typename T> vr_status fwd_typed(const vr_kernel_args *a, const geo &g)
       if (st == VR_OK && (dnn_bias || !a->in[2])) return VR_OK;
       if (st != VR_OK && st != VR_E_UNSUPPORTED) return st;
       done = st == VR_OK;
+      if (!done && !dnn_bias) { /* no bf16 algorithm: cuDNN in f32 on f32 twins beats im2col */
+        st = via_f32(a, [&g](const vr_kernel_args *f) { return dnn_fwd(f, g, false); });
+        if (st != VR_OK && st != VR_E_UNSUPPORTED) return st;
+        done = st == VR_OK;
+      }
     }
 #endif
     if (!done) VR_TRY(im2col_fwd<T>(a, g));
@@ -503,8 +517,16 @@ template <typename T> vr_status bwd_typed(const vr_kernel_args *a, const geo &g)
     if (st != VR_E_UNSUPPORTED) return st;
   }
 #endif
-  if (std::is_same<T, vr_bf16>::value)
-    return via_f32(&b, [&g](const vr_kernel_args *f) { return im2col_bwd<float>(f, g); });
+  if (std::is_same<T, vr_bf16>::value) /* f32 twins: cuDNN in f32 if it has an algorithm, else im2col */
+    return via_f32(&b, [&g](const vr_kernel_args *f) {
+#ifdef VR_HAVE_CUDNN
+      if (!force_im2col()) {
+        vr_status st = dnn_bwd(f, g);
+        if (st != VR_E_UNSUPPORTED) return st;
+      }
+#endif
+      return im2col_bwd<float>(f, g);
+    });
   return im2col_bwd<T>(&b, g);
 }
 
