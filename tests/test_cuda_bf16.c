@@ -5,9 +5,11 @@
  *
  * Both devices accumulate in f32 and round once to bf16, in different orders: results agree to
  * one bf16 ulp (rtol 2^-7) plus a small absolute term for values near zero; the casts are exact.
+ * test_bf16_timing prints fwd+bwd times of f32 and autocast bf16 (a ResNet-18 conv, a GEMM).
  * Without a GPU each case prints "SKIP <case>: no CUDA device" and passes;
  * VISREG_TEST_CUDA_AS_CPU=1 runs the harness with the CPU standing in for the GPU. */
 #include "cuda_parity.h"
+#include <time.h>
 
 static int as_cpu(void) {
   const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
@@ -264,6 +266,63 @@ START_TEST(test_autocast_api_parity) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- timing (printed, not asserted) */
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ms per forward + backward of y = conv2d(x, w) (kind 0) or x w (kind 1), sum(y) as the loss,
+ * with autocast off or on, as the trainer runs it (casts included) */
+static double time_op(int kind, int autocast, vr_tensor *x, vr_tensor *w) {
+  double t0 = 0;
+  for (int it = 0; it < 7; it++) {
+    if (it == 2) {
+      OK(vr_device_get(DEV)->synchronize());
+      t0 = now_s();
+    }
+    vr_tensor *y = NULL, *s = NULL;
+    OK(vr_autocast_set(autocast ? VR_BF16 : VR_F32));
+    if (kind == 0) OK(vr_conv2d(x, w, NULL, 1, 1, 1, 1, 1, 1, 1, &y));
+    else OK(vr_matmul(x, w, &y));
+    OK(vr_autocast_set(VR_F32));
+    OK(vr_sum(y, 0, NULL, 0, &s));
+    OK(vr_backward(s, NULL, 0));
+    vr_tensor_set_grad(x, NULL);
+    vr_tensor_set_grad(w, NULL);
+    vr_tensor_free(y);
+    vr_tensor_free(s);
+  }
+  OK(vr_device_get(DEV)->synchronize());
+  return (now_s() - t0) / 5 * 1e3;
+}
+
+START_TEST(test_bf16_timing) {
+  NEED_DEV();
+  NEED_MATMUL();
+  int small = DEV == VR_CPU; /* the CPU standing in: tiny sizes, only to run the code */
+  struct { int kind; int nd; int64_t xs[4], ws[4]; const char *name; double gflop; } cs[] = {
+      {0, 4, {256, 64, 28, 28}, {64, 64, 3, 3}, "conv2d 3x3 64->64 28x28 N256", 3 * 2.0 * 256 * 64 * 64 * 9 * 784 / 1e9},
+      {0, 4, {256, 128, 14, 14}, {128, 128, 3, 3}, "conv2d 3x3 128->128 14x14 N256", 3 * 2.0 * 256 * 128 * 128 * 9 * 196 / 1e9},
+      {1, 2, {4096, 4096}, {4096, 4096}, "matmul 4096^3", 3 * 2.0 * 4096.0 * 4096 * 4096 / 1e9}};
+  if (small) {
+    cs[0].xs[0] = cs[1].xs[0] = 2;
+    cs[2].xs[0] = cs[2].xs[1] = cs[2].ws[0] = cs[2].ws[1] = 64;
+  }
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    vr_tensor *xh = rnd(VR_F32, cs[c].nd, cs[c].xs, 150 + c), *wh = rnd(VR_F32, cs[c].nd, cs[c].ws, 160 + c);
+    vr_tensor *x = dev_leaf(xh), *w = dev_leaf(wh);
+    double f32 = time_op(cs[c].kind, 0, x, w), bf16 = time_op(cs[c].kind, 1, x, w);
+    printf("TIMING%s %-34s fwd+bwd: f32 %8.3f ms (%6.1f TFLOP/s), autocast bf16 %8.3f ms (%6.1f TFLOP/s), %.1fx\n",
+           small ? " (cpu, tiny sizes: ignore)" : "", cs[c].name, f32, cs[c].gflop / f32, bf16, cs[c].gflop / bf16, f32 / bf16);
+    vr_tensor *objs[] = {xh, wh, x, w};
+    for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);
+  }
+}
+END_TEST
+
 static Suite *cuda_bf16_suite(void) {
   Suite *s = suite_create("cuda_bf16");
   TCase *tc = tcase_create("parity");
@@ -272,6 +331,7 @@ static Suite *cuda_bf16_suite(void) {
   tcase_add_test(tc, test_bf16_matmul_parity);
   tcase_add_test(tc, test_bf16_conv2d_parity);
   tcase_add_test(tc, test_autocast_api_parity);
+  tcase_add_test(tc, test_bf16_timing);
   suite_add_tcase(s, tc);
   return s;
 }
