@@ -40,6 +40,19 @@ vr_status vr_cu_vicreg_repo_fwd(const vr_kernel_args *a);
 vr_status vr_cu_barlow_fwd(const vr_kernel_args *a);
 vr_status vr_cu_invariance_fwd(const vr_kernel_args *a);
 
+/* VISREG_CUDA_PHASES=1: device time between marks, printed to stderr by report() (a host
+ * synchronisation, so only for measuring); off, each call is one branch */
+struct vr_cu_phases {
+  bool on = false;
+  int n = 0;
+  cudaEvent_t ev[16];
+  const char *name[16];
+  vr_cu_phases();
+  void mark(const char *what);
+  void report(const char *what);
+  ~vr_cu_phases();
+};
+
 /* block-wide double sum in a fixed tree (blockDim.x a power of two, sh of blockDim.x) */
 __device__ __forceinline__ double vr_cu_reg_block_sum(double v, double *sh) {
   sh[threadIdx.x] = v;

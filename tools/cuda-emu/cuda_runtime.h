@@ -43,6 +43,12 @@ template <typename T> T __shfl_xor_sync(unsigned, T v, int m) {
   return r;
 }
 typedef void *cudaStream_t;
+typedef void *cudaEvent_t; /* events: no timing on the host */
+inline int cudaEventCreate(cudaEvent_t *e) { *e = nullptr; return 0; }
+inline int cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
+inline int cudaEventSynchronize(cudaEvent_t) { return 0; }
+inline int cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0; return 0; }
+inline int cudaEventDestroy(cudaEvent_t) { return 0; }
 typedef int cudaError_t;
 enum { cudaSuccess = 0 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };

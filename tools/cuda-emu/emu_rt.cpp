@@ -59,6 +59,8 @@ void vr_cuda_register_reg(void);
 void vr_cuda_register_basic(void);
 void vr_cuda_register_elementwise(void);
 void vr_cuda_register_reduce(void);
+void vr_cuda_register_norm(void);
+void vr_cuda_register_optim(void);
 }
 static double ld(const void *p, vr_dtype dt) {
   switch (dt) {
@@ -108,5 +110,7 @@ __attribute__((constructor(200))) static void emu_register(void) {
   vr_kernel_register(VR_OP_AVGPOOL2D, VR_CUDA, vr_cuda_avg_pool2d_fwd, vr_cuda_avg_pool2d_bwd);
   vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CUDA, vr_cuda_adaptive_avg_pool2d_fwd, vr_cuda_adaptive_avg_pool2d_bwd);
   vr_kernel_register(VR_OP_CONV2D, VR_CUDA, vr_cuda_conv2d_fwd, vr_cuda_conv2d_bwd);
+  vr_cuda_register_norm();
   vr_cuda_register_reg();
+  vr_cuda_register_optim();
 }
