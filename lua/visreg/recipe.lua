@@ -26,7 +26,11 @@ local function defaults()
     log = { every = 50, progress = "auto" },
     checkpoint = { every = 1 }, -- epochs between checkpoints (0: only at the end)
     loader = { workers = 2, prefetch = 2 },
-    precision = "f32",   -- f32, or bf16 autocast on CUDA
+    -- f32, or bf16: the encoder and projector forward under autocast (matmuls and convolutions
+    -- in bf16 with f32 accumulation, their results back in f32; parameters, norms, losses,
+    -- regularizer, optimizer state, the online probe and evaluation in f32). Meant for CUDA
+    -- (tensor cores); on the CPU it runs too, correct but slower than f32 (bf16 is emulated)
+    precision = "f32",
   }
 end
 -- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference

@@ -108,9 +108,9 @@ function M.setup(r, opts)
   if self.device == "cuda" and C.vr_cuda_available() == 0 then
     util.error("device cuda: no GPU is available (%s)", C.vr_cuda_compiled() ~= 0 and "none found" or "built without CUDA")
   end
-  if r.precision == "bf16" and not opts.quiet then
-    io.stderr:write("visreg: precision bf16 is not implemented in the trainer yet; training in f32\n")
-  end
+  -- precision = "bf16": the encoder and projector forward run under autocast (their matmuls and
+  -- convolutions in bf16 with f32 accumulation; parameters, norms, losses, optimizer state f32)
+  self.autocast = r.precision == "bf16" and "bf16" or nil
   self.ds = data.open(r.data)
   local train = self.ds.train
   self.channels, self.height, self.width = train:channels(), train:height(), train:width()
@@ -229,8 +229,13 @@ function M.fit(self)
     local s = x:shape()
     x = x:reshape(s[1] * s[2], s[3], s[4], s[5])
     if self.device ~= "cpu" then x = x:to(self.device) end
-    local h = enc(x)
-    local z = proj(h)
+    local h, z
+    if self.autocast then -- the loss, regularizer and probe head stay outside, in f32
+      h, z = tensor.autocast(self.autocast, function() local f = enc(x); return f, proj(f) end)
+    else
+      h = enc(x)
+      z = proj(h)
+    end
     return z:view(n, s[2], -1), h
   end
 
