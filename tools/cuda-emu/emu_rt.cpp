@@ -43,6 +43,7 @@ vr_status vr_cuda_adaptive_avg_pool2d_bwd(const vr_kernel_args *a);
 vr_status vr_cuda_conv2d_fwd(const vr_kernel_args *a);
 vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a);
 void vr_cuda_register_reg(void);
+void vr_cuda_register_augment(void);
 void vr_cuda_register_basic(void);
 void vr_cuda_register_elementwise(void);
 void vr_cuda_register_reduce(void);
@@ -96,4 +97,5 @@ __attribute__((constructor(200))) static void emu_register(void) {
   vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CUDA, vr_cuda_adaptive_avg_pool2d_fwd, vr_cuda_adaptive_avg_pool2d_bwd);
   vr_kernel_register(VR_OP_CONV2D, VR_CUDA, vr_cuda_conv2d_fwd, vr_cuda_conv2d_bwd);
   vr_cuda_register_reg();
+  vr_cuda_register_augment();
 }
