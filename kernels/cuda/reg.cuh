@@ -16,6 +16,15 @@ vr_status vr_cu_reg_check_finite(const char *func, const vr_tensor *z);
 /* the largest dynamic shared memory a block may opt into on the current device */
 size_t vr_cu_smem_optin(void);
 
+/* the column passes (reg_colstats.cu), dt f32 or f64: VISReg's mu, sigma (V x D doubles), the
+ * center and scale sums acc[0..1] and X = (z - mu) / sigma; VISReg's gradient through the
+ * standardisation, in place on g = H; W = G / (column norm + eps) (W may be G) */
+vr_status vr_cu_visreg_stats(vr_dtype dt, const void *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig,
+                             double *acc, void *X);
+vr_status vr_cu_visreg_grad(vr_dtype dt, void *g, const void *z, int64_t V, int64_t B, int64_t D, const double *mu,
+                            const double *sig, double cc, double sc);
+vr_status vr_cu_col_normalize(vr_dtype dt, const void *G, int64_t D, int64_t K, double eps, void *W);
+
 /* kernels in reg_sliced.cu and reg_gram.cu */
 vr_status vr_cu_visreg_fwd(const vr_kernel_args *a);
 vr_status vr_cu_swd_fwd(const vr_kernel_args *a);

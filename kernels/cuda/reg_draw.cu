@@ -1,7 +1,7 @@
 /* reg_draw.cu: the slice matrices of the sliced regularizers on the device, the same numbers as
  * the CPU (kernels/cpu/reg.c): the raw draws through core/reg/slices.h (Philox, Box-Muller with
- * branch-free polynomials) and the column normalisation W = G / (||G|| + eps) with norms summed in
- * double in row order. This file is compiled with -fmad=false (see the Makefile) so that no
+ * branch-free polynomials), then the column normalisation W = G / (||G|| + eps) of reg_colstats.cu
+ * (norms summed in double). This file is compiled with -fmad=false (see the Makefile) so that no
  * product-sum is fused into an FMA, which the C build (-std=c11) never does either. */
 #include "reg.cuh"
 #include "../../core/reg/slices.h"
@@ -18,19 +18,6 @@ template <typename T> __global__ void draw_k(uint64_t seed, uint64_t step, int64
   }
 }
 
-/* one thread per column: the norm in double over rows in order, then the scaled column */
-template <typename T> __global__ void normalize_k(const T *G, int64_t D, int64_t K, double eps, T *W) {
-  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < K; k += (int64_t)gridDim.x * blockDim.x) {
-    double s = 0;
-    for (int64_t d = 0; d < D; d++) {
-      double g = (double)G[d * K + k];
-      s += g * (double)G[d * K + k];
-    }
-    double inv = 1.0 / (sqrt(s) + eps);
-    for (int64_t d = 0; d < D; d++) W[d * K + k] = (T)(G[d * K + k] * inv);
-  }
-}
-
 template <typename T> vr_status slices_typed(const vr_kernel_args *a, int64_t D, int64_t K, double eps, T *W) {
   cudaStream_t s = vr_cuda_stream();
   const T *G = W;
@@ -40,9 +27,7 @@ template <typename T> vr_status slices_typed(const vr_kernel_args *a, int64_t D,
     draw_k<T><<<vr_cu_blocks((D * K + 1) / 2), VR_CU_THREADS, 0, s>>>((uint64_t)a->i[2], (uint64_t)a->i[3], D * K, W);
     VR_CU_LAUNCHED("slice draw");
   }
-  normalize_k<T><<<vr_cu_blocks(K, 128), 128, 0, s>>>(G, D, K, eps, W);
-  VR_CU_LAUNCHED("slice normalisation");
-  return VR_OK;
+  return vr_cu_col_normalize(sizeof(T) == 8 ? VR_F64 : VR_F32, G, D, K, eps, W);
 }
 
 } // namespace

@@ -2,9 +2,8 @@
  * argument layout of core/reg/visreg.c, swd.c and sigreg.c and the CPU's chunked structure
  * (kernels/cpu/reg_sliced.inc):
  *
- *   W = unit-column slices (reg_draw.cu); VISReg: per (view, dim) mean and sigma in double (one
- *   pass of shifted sums), X = (z - mu) / sigma by the same thread, center and scale terms from
- *   those statistics;
+ *   W = unit-column slices (reg_draw.cu); VISReg: per (view, dim) mean and sigma in double
+ *   (shifted sums), X = (z - mu) / sigma, center and scale terms (reg_colstats.cu);
  *   for each chunk of c slices: P^T = W_c^T X^T (c x VB, one cuBLAS GEMM); one block per
  *   (slice, view) segment of B projections sorts them in shared memory (bitonic network on
  *   (key, position) words: ties keep index order, as the CPU's stable radix sort), sums
@@ -13,7 +12,7 @@
  *   gradient come from there); H += dL/dP W_c^T (GEMM,
  *   straight into dL/dz);
  *   the loss and terms from device accumulators; VISReg's gradient through the standardisation
- *   (per (view, dim), rows in order).
+ *   (reg_colstats.cu).
  * Segments longer than shared memory holds are ranked by a stable CUB radix sort over all the
  * chunk's segments ((segment, key) for f32; key then segment for f64). No host synchronisation;
  * every sum has a fixed order, so results do not vary from run to run. */
@@ -23,46 +22,6 @@ namespace {
 
 enum { SL_VISREG = 0, SL_SWD = 1, SL_SIGREG = 2 };
 const int kSegThreads = 256;
-
-/* ---------------------------------------------------------------- statistics (VISReg) */
-
-/* per (v, d), as the CPU: mu and sigma = sqrt(biased var) + 1e-6 in double from one pass of sums
- * shifted by the first row, then X = (z - mu) / sigma for the column (z read twice) */
-template <typename T>
-__global__ void stats_k(const T *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig, T *X) {
-  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < V * D; e += (int64_t)gridDim.x * blockDim.x) {
-    int64_t v = e / D, d = e - v * D;
-    const T *col = z + v * B * D + d;
-    double sh = (double)col[0], m = 0, s2 = 0;
-    for (int64_t b = 0; b < B; b++) {
-      double x = (double)col[b * D] - sh;
-      m += x;
-      s2 += x * x;
-    }
-    double ms = m / (double)B, var = s2 / (double)B - ms * ms;
-    double sg = sqrt(var > 0 ? var : 0) + 1e-6, mean = sh + ms, is = 1.0 / sg;
-    mu[e] = mean;
-    sig[e] = sg;
-    T *xc = X + v * B * D + d;
-    for (int64_t b = 0; b < B; b++) xc[b * D] = (T)(((double)col[b * D] - mean) * is);
-  }
-}
-
-/* acc[0] = sum mu^2, acc[1] = sum (sigma - 1)^2 over V D (one block) */
-__global__ void center_scale_k(const double *mu, const double *sig, int64_t n, double *acc) {
-  __shared__ double sh[1024];
-  double c = 0, s = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    c += mu[i] * mu[i];
-    s += (sig[i] - 1) * (sig[i] - 1);
-  }
-  c = vr_cu_reg_block_sum(c, sh);
-  s = vr_cu_reg_block_sum(s, sh);
-  if (threadIdx.x == 0) {
-    acc[0] = c;
-    acc[1] = s;
-  }
-}
 
 /* ---------------------------------------------------------------- sorted segments (VISReg, SWD) */
 
@@ -250,23 +209,6 @@ __global__ void finish_k(int mode, const double *total, const double *acc, doubl
   *loss = (T)l;
 }
 
-/* VISReg: dz = H / s - mean_b H / s + mul z + add per (v, d), s = sigma, as the CPU */
-template <typename T>
-__global__ void visreg_grad_k(T *grad, const T *z, const double *mu, const double *sig, int64_t V, int64_t B, int64_t D,
-                              double cc, double sc) {
-  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < V * D; e += (int64_t)gridDim.x * blockDim.x) {
-    int64_t v = e / D, d = e - v * D;
-    T *g = grad + v * B * D + d;
-    const T *zc = z + v * B * D + d;
-    double hm = 0;
-    for (int64_t b = 0; b < B; b++) hm += (double)g[b * D];
-    double sg = sig[e], s = sg - 1e-6, m = mu[e], is = 1.0 / sg;
-    hm /= (double)B;
-    double mul = s > 0 ? sc * (sg - 1) / s : 0.0, add = cc * m - mul * m - hm / sg;
-    for (int64_t b = 0; b < B; b++) g[b * D] = (T)((double)g[b * D] * is + mul * (double)zc[b * D] + add);
-  }
-}
-
 /* ---------------------------------------------------------------- the driver */
 
 unsigned seg_grid(int64_t nseg) { return (unsigned)(nseg < 65535 ? (nseg < 1 ? 1 : nseg) : 65535); }
@@ -302,10 +244,7 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(mub.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(sigb.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
-    stats_k<T><<<vr_cu_blocks(V * D, 128), 128, 0, st>>>(z, V, B, D, mub.as<double>(), sigb.as<double>(), Xb.as<T>());
-    VR_CU_LAUNCHED("visreg statistics");
-    center_scale_k<<<1, 1024, 0, st>>>(mub.as<double>(), sigb.as<double>(), V * D, acc);
-    VR_CU_LAUNCHED("visreg center and scale");
+    VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p));
     X = Xb.as<T>();
   }
   if (mode == SL_SIGREG) {
@@ -387,9 +326,7 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   VR_CU_LAUNCHED("regularizer loss");
   if (grad && mode == SL_VISREG) {
     double cc = 2.0 * a->f[2] / (double)(V * D * B), sc = 2.0 * a->f[0] / (double)(V * D * B);
-    visreg_grad_k<T><<<vr_cu_blocks(V * D, 128), 128, 0, st>>>(grad, z, mub.as<double>(), sigb.as<double>(), V, B, D, cc,
-                                                               sc);
-    VR_CU_LAUNCHED("visreg gradient");
+    VR_TRY(vr_cu_visreg_grad(dt, grad, z, V, B, D, mub.as<double>(), sigb.as<double>(), cc, sc));
   }
   return VR_OK;
 }

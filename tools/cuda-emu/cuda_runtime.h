@@ -17,7 +17,13 @@ using std::isfinite;
 #define __host__
 #define __forceinline__ inline
 #define __restrict__ __restrict
-struct emu_dim3 { unsigned x = 0, y = 1, z = 1; };
+struct emu_dim3 {
+  unsigned x = 0, y = 1, z = 1;
+  emu_dim3(unsigned x_ = 0, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+typedef emu_dim3 dim3;
+struct double2 { double x, y; };
+inline double2 make_double2(double x, double y) { return {x, y}; }
 extern thread_local emu_dim3 threadIdx, blockIdx;
 extern emu_dim3 blockDim, gridDim;
 extern std::barrier<> *emu_bar;
@@ -59,18 +65,30 @@ inline double erfinv(double y) {
 }
 inline float erfinvf(float y) { return (float)erfinv(y); }
 inline int atomicMin(int *p, int v) { static std::mutex m; std::lock_guard<std::mutex> l(m); int o = *p; if (v < o) *p = v; return o; }
-/* grid capped at 3 blocks (every kernel here loops grid-stride); a block's threads are OS threads */
-template <typename F> void emu_launch(long long grid, long long block, size_t shm, F f) {
-  gridDim.x = (unsigned)(grid < 3 ? grid : 3);
-  blockDim.x = (unsigned)block;
+/* a 1-D grid is capped at 3 blocks (those kernels loop grid-stride); a dim3 grid runs whole; a
+ * block's threads are OS threads */
+template <typename I> emu_dim3 emu_grid(I n) { return emu_dim3((unsigned)(n < 3 ? n : 3)); }
+inline emu_dim3 emu_grid(emu_dim3 g) { return g; }
+template <typename I> emu_dim3 emu_block(I n) { return emu_dim3((unsigned)n); }
+inline emu_dim3 emu_block(emu_dim3 b) { return b; }
+template <typename G, typename K, typename F> void emu_launch(G grid, K block, size_t shm, F f) {
+  gridDim = emu_grid(grid);
+  blockDim = emu_block(block);
+  unsigned nt = blockDim.x * blockDim.y * blockDim.z;
   std::vector<unsigned char> sm(shm + 16);
   emu_dynsmem = sm.data();
-  for (unsigned b = 0; b < gridDim.x; b++) {
-    std::barrier<> bar((std::ptrdiff_t)block);
-    emu_bar = &bar;
-    std::vector<std::thread> ts;
-    for (unsigned t = 0; t < block; t++)
-      ts.emplace_back([&, t, b] { threadIdx.x = t; blockIdx.x = b; f(); });
-    for (auto &th : ts) th.join();
-  }
+  for (unsigned bz = 0; bz < gridDim.z; bz++)
+    for (unsigned by = 0; by < gridDim.y; by++)
+      for (unsigned bx = 0; bx < gridDim.x; bx++) {
+        std::barrier<> bar((std::ptrdiff_t)nt);
+        emu_bar = &bar;
+        std::vector<std::thread> ts;
+        for (unsigned t = 0; t < nt; t++)
+          ts.emplace_back([&, t, bx, by, bz] {
+            threadIdx = emu_dim3(t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y));
+            blockIdx = emu_dim3(bx, by, bz);
+            f();
+          });
+        for (auto &th : ts) th.join();
+      }
 }

@@ -15,6 +15,6 @@ $s =~ s{(\w+(?:<[^<>()]*>)?)<<<(.*?)>>>$paren}{
     if ($c eq ',' && $d == 0) { push @p, $cur; $cur = ''; } else { $cur .= $c; }
   }
   push @p, $cur; push @p, '0' while @p < 4;
-  "emu_launch((long long)($p[0]), (long long)($p[1]), (size_t)($p[2]), [&] { $name$args; })"
+  "emu_launch(($p[0]), ($p[1]), (size_t)($p[2]), [&] { $name$args; })"
 }gse;
 open(my $out, '>', $ARGV[1]) or die "$ARGV[1]: $!"; print $out $s; close $out;

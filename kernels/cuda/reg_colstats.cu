@@ -1,0 +1,198 @@
+/* reg_colstats.cu: the per-column passes of the sliced regularizers, spread over the whole GPU.
+ * A column pass over an (m, rows, cols) array is latency-bound when one thread walks a whole column
+ * (a few thousand threads for V x D columns), so the rows are cut into chunks of kRows: one thread
+ * per (column, lane) sums its rows in double, the block adds its 8 lanes in a fixed order and writes
+ * one partial per (matrix, chunk, column); a second kernel adds the partials in chunk order. Every
+ * sum has a fixed order, so results do not vary from run to run.
+ *
+ *   vr_cu_visreg_stats: mu, sigma = sqrt(biased var) + 1e-6 of each (view, dim) from sums shifted by
+ *     the first row (as the CPU), the center and scale sums, and X = (z - mu) / sigma;
+ *   vr_cu_visreg_grad: dz = H / s - mean_b H / s + mul z + add per (view, dim), H in place;
+ *   vr_cu_col_normalize: W = G / (||G||_col + eps). */
+#include "reg.cuh"
+
+namespace {
+
+const int kCols = 32, kLanes = 8, kRows = 64; /* block: 32 columns x 8 lanes; a chunk: 64 rows */
+enum { SUM_SHIFTED = 0, SUM = 1, SUM_SQ = 2 };
+
+/* part[(m nch + c) cols + col] = {sum x', sum x'^2} over rows [c kRows, (c+1) kRows), x' = x - x[row 0]
+ * for SUM_SHIFTED, x itself otherwise */
+template <typename T>
+__global__ void partials_k(const T *x, int64_t rows, int64_t cols, int mode, double2 *part) {
+  __shared__ double s1[kLanes][kCols], s2[kLanes][kCols];
+  int64_t m = blockIdx.z, c = blockIdx.y, col = (int64_t)blockIdx.x * kCols + threadIdx.x;
+  int64_t nch = gridDim.y;
+  double a = 0, b = 0;
+  if (col < cols) {
+    const T *xm = x + m * rows * cols + col;
+    double sh = mode == SUM_SHIFTED ? (double)xm[0] : 0.0;
+    int64_t r1 = (c + 1) * kRows < rows ? (c + 1) * kRows : rows;
+    for (int64_t r = c * kRows + threadIdx.y; r < r1; r += kLanes) {
+      double v = (double)xm[r * cols] - sh;
+      a += v;
+      b += v * v;
+    }
+  }
+  s1[threadIdx.y][threadIdx.x] = a;
+  s2[threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < cols) {
+    for (int l = 1; l < kLanes; l++) {
+      a += s1[l][threadIdx.x];
+      b += s2[l][threadIdx.x];
+    }
+    part[(m * nch + c) * cols + col] = make_double2(a, b);
+  }
+}
+
+template <typename T> vr_status partials(const T *x, int64_t nmat, int64_t rows, int64_t cols, int mode, double2 *part) {
+  dim3 grid((unsigned)((cols + kCols - 1) / kCols), (unsigned)((rows + kRows - 1) / kRows), (unsigned)nmat);
+  if (grid.y > 65535 || grid.z > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld x %lld columns are too many", (long long)nmat, (long long)rows);
+  partials_k<T><<<grid, dim3(kCols, kLanes), 0, vr_cuda_stream()>>>(x, rows, cols, mode, part);
+  VR_CU_LAUNCHED("column partial sums");
+  return VR_OK;
+}
+int64_t chunks(int64_t rows) { return (rows + kRows - 1) / kRows; }
+
+/* the partials of column e = m cols + col, added in chunk order */
+__device__ __forceinline__ double2 col_total(const double2 *part, int64_t nch, int64_t cols, int64_t e) {
+  int64_t m = e / cols, col = e - m * cols;
+  double a = 0, b = 0;
+  for (int64_t c = 0; c < nch; c++) {
+    double2 p = part[(m * nch + c) * cols + col];
+    a += p.x;
+    b += p.y;
+  }
+  return make_double2(a, b);
+}
+
+/* ---------------------------------------------------------------- VISReg statistics */
+
+template <typename T>
+__global__ void stats_finish_k(const double2 *part, const T *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig) {
+  int64_t nch = (B + kRows - 1) / kRows;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < V * D; e += (int64_t)gridDim.x * blockDim.x) {
+    double2 t = col_total(part, nch, D, e);
+    int64_t v = e / D, d = e - v * D;
+    double ms = t.x / (double)B, var = t.y / (double)B - ms * ms;
+    mu[e] = (double)z[v * B * D + d] + ms;
+    sig[e] = sqrt(var > 0 ? var : 0) + 1e-6;
+  }
+}
+
+/* acc[0] = sum mu^2, acc[1] = sum (sigma - 1)^2 over V D (one block of 1024) */
+__global__ void center_scale_k(const double *mu, const double *sig, int64_t n, double *acc) {
+  __shared__ double sh[1024];
+  double c = 0, s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    c += mu[i] * mu[i];
+    s += (sig[i] - 1) * (sig[i] - 1);
+  }
+  c = vr_cu_reg_block_sum(c, sh);
+  s = vr_cu_reg_block_sum(s, sh);
+  if (threadIdx.x == 0) {
+    acc[0] = c;
+    acc[1] = s;
+  }
+}
+
+template <typename T>
+__global__ void standardize_k(const T *z, int64_t n, int64_t B, int64_t D, const double *mu, const double *sig, T *X) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t d = i % D, e = i / (B * D) * D + d;
+    X[i] = (T)(((double)z[i] - mu[e]) * (1.0 / sig[e]));
+  }
+}
+
+/* ---------------------------------------------------------------- VISReg gradient */
+
+/* per (v, d): co = {1 / sigma, mul, add}, as the CPU (kernels/cpu/reg.c) */
+__global__ void grad_coef_k(const double2 *part, int64_t V, int64_t B, int64_t D, const double *mu, const double *sig,
+                            double cc, double sc, double *co) {
+  int64_t nch = (B + kRows - 1) / kRows;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < V * D; e += (int64_t)gridDim.x * blockDim.x) {
+    double hm = col_total(part, nch, D, e).x / (double)B;
+    double sg = sig[e], s = sg - 1e-6, m = mu[e];
+    double mul = s > 0 ? sc * (sg - 1) / s : 0.0;
+    co[3 * e] = 1.0 / sg;
+    co[3 * e + 1] = mul;
+    co[3 * e + 2] = cc * m - mul * m - hm / sg;
+  }
+}
+
+template <typename T>
+__global__ void grad_apply_k(T *g, const T *z, int64_t n, int64_t B, int64_t D, const double *co) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t e = i / (B * D) * D + i % D;
+    g[i] = (T)((double)g[i] * co[3 * e] + co[3 * e + 1] * (double)z[i] + co[3 * e + 2]);
+  }
+}
+
+/* ---------------------------------------------------------------- slice normalisation */
+
+template <typename T> __global__ void col_scale_k(const T *G, const double2 *part, int64_t D, int64_t K, double eps, T *W) {
+  int64_t nch = (D + kRows - 1) / kRows;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < D * K; i += (int64_t)gridDim.x * blockDim.x) {
+    double inv = 1.0 / (sqrt(col_total(part, nch, K, i % K).y) + eps);
+    W[i] = (T)((double)G[i] * inv);
+  }
+}
+
+template <typename T>
+vr_status stats_typed(const T *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig, double *acc, T *X) {
+  cudaStream_t st = vr_cuda_stream();
+  vr_cu_buf pb;
+  VR_TRY(pb.get(sizeof(double2) * (size_t)(V * chunks(B) * D)));
+  VR_TRY(partials<T>(z, V, B, D, SUM_SHIFTED, pb.as<double2>()));
+  stats_finish_k<T><<<vr_cu_blocks(V * D), VR_CU_THREADS, 0, st>>>(pb.as<double2>(), z, V, B, D, mu, sig);
+  VR_CU_LAUNCHED("visreg statistics");
+  center_scale_k<<<1, 1024, 0, st>>>(mu, sig, V * D, acc);
+  VR_CU_LAUNCHED("visreg center and scale");
+  standardize_k<T><<<vr_cu_blocks(V * B * D), VR_CU_THREADS, 0, st>>>(z, V * B * D, B, D, mu, sig, X);
+  VR_CU_LAUNCHED("visreg standardisation");
+  return VR_OK;
+}
+
+template <typename T>
+vr_status grad_typed(T *g, const T *z, int64_t V, int64_t B, int64_t D, const double *mu, const double *sig, double cc,
+                     double sc) {
+  cudaStream_t st = vr_cuda_stream();
+  vr_cu_buf pb, cb;
+  VR_TRY(pb.get(sizeof(double2) * (size_t)(V * chunks(B) * D)));
+  VR_TRY(cb.get(sizeof(double) * 3 * (size_t)(V * D)));
+  VR_TRY(partials<T>(g, V, B, D, SUM, pb.as<double2>()));
+  grad_coef_k<<<vr_cu_blocks(V * D), VR_CU_THREADS, 0, st>>>(pb.as<double2>(), V, B, D, mu, sig, cc, sc, cb.as<double>());
+  VR_CU_LAUNCHED("visreg gradient coefficients");
+  grad_apply_k<T><<<vr_cu_blocks(V * B * D), VR_CU_THREADS, 0, st>>>(g, z, V * B * D, B, D, cb.as<double>());
+  VR_CU_LAUNCHED("visreg gradient");
+  return VR_OK;
+}
+
+template <typename T> vr_status normalize_typed(const T *G, int64_t D, int64_t K, double eps, T *W) {
+  vr_cu_buf pb;
+  VR_TRY(pb.get(sizeof(double2) * (size_t)(chunks(D) * K)));
+  VR_TRY(partials<T>(G, 1, D, K, SUM_SQ, pb.as<double2>()));
+  col_scale_k<T><<<vr_cu_blocks(D * K), VR_CU_THREADS, 0, vr_cuda_stream()>>>(G, pb.as<double2>(), D, K, eps, W);
+  VR_CU_LAUNCHED("slice normalisation");
+  return VR_OK;
+}
+
+} // namespace
+
+vr_status vr_cu_visreg_stats(vr_dtype dt, const void *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig,
+                             double *acc, void *X) {
+  if (dt == VR_F32) return stats_typed<float>((const float *)z, V, B, D, mu, sig, acc, (float *)X);
+  return stats_typed<double>((const double *)z, V, B, D, mu, sig, acc, (double *)X);
+}
+
+vr_status vr_cu_visreg_grad(vr_dtype dt, void *g, const void *z, int64_t V, int64_t B, int64_t D, const double *mu,
+                            const double *sig, double cc, double sc) {
+  if (dt == VR_F32) return grad_typed<float>((float *)g, (const float *)z, V, B, D, mu, sig, cc, sc);
+  return grad_typed<double>((double *)g, (const double *)z, V, B, D, mu, sig, cc, sc);
+}
+
+vr_status vr_cu_col_normalize(vr_dtype dt, const void *G, int64_t D, int64_t K, double eps, void *W) {
+  if (dt == VR_F32) return normalize_typed<float>((const float *)G, D, K, eps, (float *)W);
+  return normalize_typed<double>((const double *)G, D, K, eps, (double *)W);
+}
