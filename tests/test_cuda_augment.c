@@ -110,6 +110,17 @@ static void b_recipe(vr_pipeline *p, int c) {
   b_normalize(p, c);
 }
 
+/* 15 steps: more than the kernel's arguments carry (the steps go to device memory) */
+static void b_long(vr_pipeline *p, int c) {
+  b_full(p, c);
+  OK(vr_pipeline_add_hflip(p, 0.5));
+  OK(vr_pipeline_add_jitter(p, 0.2, 0.2, 0.2, 0.05, 0.5));
+  OK(vr_pipeline_add_blur(p, 0.5, 1, 3, 0.5));
+  OK(vr_pipeline_add_noise(p, 0.01, 0.5));
+  OK(vr_pipeline_add_solarize(p, 0.1, 0.5));
+  ck_assert_int_eq(vr_pipeline_length(p), 15);
+}
+
 static const pcase PIPES[] = {
     {"crop", b_crop},         {"crop_sized", b_crop_sized}, {"crop_fallback", b_crop_fallback},
     {"resize", b_resize},     {"hflip", b_hflip},           {"brightness", b_bright},
@@ -117,6 +128,7 @@ static const pcase PIPES[] = {
     {"jitter", b_jitter},     {"grayscale", b_gray},        {"blur", b_blur},
     {"solarize", b_solarize}, {"erase", b_erase},           {"noise", b_noise},
     {"normalize", b_normalize}, {"full", b_full},           {"recipe", b_recipe},
+    {"long", b_long},
 };
 
 /* image geometry: channels, size, dtype, the view's size (0: the input's), sample ids or not */
@@ -180,6 +192,7 @@ START_TEST(test_batch_keys) {
   NEED_DEV();
   parity(&PIPES[16], (geo){1, 28, 28, 1, 0, 0, 1}, 300, 0xdeadbeefcafeull, 123456, 7);
   parity(&PIPES[17], (geo){1, 28, 28, 1, 0, 0, 0}, 300, 1, (1ull << 31) - 1, 0xffffffffu);
+  parity(&PIPES[18], (geo){3, 20, 24, 1, 0, 0, 1}, 9, 5, 6, 7);
   /* an empty pipeline: u8 / 255 copied, or resized */
   vr_pipeline *p = NULL;
   OK(vr_pipeline_new(&p));

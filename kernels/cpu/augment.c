@@ -4,7 +4,9 @@
  * Randomness: step s of the pipeline draws its k-th uniform from Philox with key seed,
  * stream (epoch << 32 | view) and counter (sample << 32 | s << 24 | k), so a view depends only on
  * (seed, epoch, sample, view) and never on the thread that makes it. The geometry follows
- * torchvision (RandomResizedCrop, RandomErasing, ColorJitter) on float images in [0, 1]. */
+ * torchvision (RandomResizedCrop, RandomErasing, ColorJitter) on float images in [0, 1]. The draws
+ * and per-pixel formulas live in core/data/aug_math.h, shared with kernels/cuda/augment.cu, so the
+ * GPU makes the same views. */
 #include "cpu.h"
 #include "../../core/data/aug_math.h"
 #include <math.h>

@@ -2,7 +2,8 @@
  * layout of core/data/augment.c (in[0] u8/f32 N x C x H x W, in[1] optional i64 sample ids,
  * out[0] f32 N x C x oh x ow, i = {seed, epoch, sample of image 0, view}, ctx the host pipeline).
  *
- * One block per image (grid-stride over the batch). Thread 0 draws a step's random parameters
+ * One block per image (grid-stride over the batch). Pipelines of up to 12 steps travel in the
+ * kernel's arguments (no host-to-device copy per call). Thread 0 draws a step's random parameters
  * into shared memory with the CPU's own code (core/data/aug_math.h: same Philox counters, same
  * torchvision searches); the block then applies the step to the image held in three scratch
  * buffers (cur, nxt, tmp: shared memory when they fit, else a global slice per block). Every
@@ -20,6 +21,7 @@ const int kThreads = 256;                       /* a power of two (block reducti
 const size_t kSmemLimit = 40 << 10;             /* dynamic shared memory used for the scratch */
 const size_t kGlobalScratch = (size_t)256 << 20; /* at most this much global scratch */
 const int kSeqMean = 4096;                      /* contrast means up to this many values: one thread */
+const int kInlineSteps = 12;                    /* pipelines up to this long travel in the kernel's arguments */
 
 /* one step's parameters, drawn by thread 0 */
 struct plan {
@@ -39,12 +41,14 @@ struct aug_args {
   uint64_t sample0, seed, epoch, view;
   int64_t n;
   int c, h, w, oh, ow;
-  const vr_aug_step *steps;
+  const vr_aug_step *steps; /* longer pipelines: the steps in device memory, else NULL */
+  vr_aug_step inl[kInlineSteps];
   int nsteps;
   float *out, *scratch;
   size_t big;
   int smem;
 };
+static_assert(sizeof(aug_args) <= 4000, "the kernel's arguments must fit in 4 KB");
 
 /* dst (c x oh x ow) = the bilinear resize of the region (y0, x0, rh, rw) of src (c x h x w) */
 __device__ void resize_block(const float *src, int c, int h, int w, int y0, int x0, int rh, int rw, float *dst,
@@ -84,6 +88,7 @@ __device__ float contrast_mean(const float *x, int c, int hw, plan *P, double *r
 __global__ void augment_kernel(aug_args a) {
   extern __shared__ float vr_aug_smem[];
   __shared__ plan P;
+  __shared__ vr_aug_step S; /* the current step */
   __shared__ double red[kThreads];
   float *buf = a.smem ? vr_aug_smem : a.scratch + (size_t)blockIdx.x * 3 * a.big;
   const int tid = threadIdx.x, nt = blockDim.x;
@@ -101,11 +106,12 @@ __global__ void augment_kernel(aug_args a) {
     }
     uint64_t sample = a.ids ? (uint64_t)a.ids[img] : a.sample0 + (uint64_t)img;
     for (int si = 0; si < a.nsteps; si++) {
-      const vr_aug_step *st = &a.steps[si];
-      const int kind = st->kind;
+      const vr_aug_step *st = &S;
       vr_aug_rng_step(&r, sample, si);
-      __syncthreads(); /* the last step's pixels are written and P is free */
+      __syncthreads(); /* the last step's pixels are written and P, S are free */
       if (tid == 0) {
+        S = a.steps ? a.steps[si] : a.inl[si];
+        const int kind = S.kind;
         P.on = vr_aug_step_on(&r, st);
         P.y0 = P.x0 = 0;
         P.rh = h;
@@ -118,7 +124,7 @@ __global__ void augment_kernel(aug_args a) {
         }
       }
       __syncthreads();
-      const int on = P.on, hw = h * w, n = c * hw;
+      const int on = P.on, hw = h * w, n = c * hw, kind = S.kind;
       switch (kind) {
       case VR_AUG_CROP:
       case VR_AUG_RESIZE: {
@@ -262,7 +268,9 @@ vr_status augment_fwd(const vr_kernel_args *a) {
   if (g.big > (size_t)INT32_MAX / 2)
     return VR_FAIL(VR_E_UNSUPPORTED, "p: a step makes an image of %zu values, too large for the CUDA kernel", g.big);
   vr_cu_buf steps, scratch;
-  if (p->n) { /* the steps, copied as they are (a plain C struct) */
+  if (p->n <= kInlineSteps) { /* the steps, as they are (a plain C struct), in the arguments: no copy */
+    if (p->n) memcpy(g.inl, p->steps, sizeof(vr_aug_step) * (size_t)p->n);
+  } else {
     size_t bytes = sizeof(vr_aug_step) * (size_t)p->n;
     VR_TRY(steps.get(bytes));
     VR_TRY(vr_device_get(VR_CUDA)->memcpy(steps.p, p->steps, bytes, 0));
