@@ -214,6 +214,14 @@ enum vr_unary_kind { VR_UN_NEG, VR_UN_EXP, VR_UN_LOG, VR_UN_SQRT, VR_UN_RSQRT, V
                      VR_UN_SQUARE, VR_UN_CLAMP, VR_UN_ERF, VR_UN_ERFINV, VR_UN_ADD_SCALAR,
                      VR_UN_MUL_SCALAR, VR_UN_RSUB_SCALAR, VR_UN_RDIV_SCALAR, VR_UN_POW_SCALAR };
 
+/* VR_OP_ADAMW's tensor lists, passed in a->ctx (core/ops/optim.c documents the args): t[0..3] are
+ * params, grads, exp_avg, exp_avg_sq for sub 0 (the fused step); t[0] alone for sub 1 (the norm) */
+typedef struct vr_multi_tensor_args {
+  int n;
+  vr_tensor *const *t[4];
+  const double *wd, *lr_scale; /* n values each (sub 0) */
+} vr_multi_tensor_args;
+
 const char *vr_op_name(vr_op op);
 /* Each backend fills its column of the table at start-up (vr_cpu_register, vr_cuda_register). */
 void vr_kernel_register(vr_op op, vr_device dev, vr_kernel_fn fwd, vr_kernel_fn bwd);

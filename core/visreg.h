@@ -259,6 +259,23 @@ vr_status vr_gauss_quantiles(int64_t B, vr_dtype dtype, vr_device device, vr_ten
 vr_status vr_draw_slices(int64_t D, int64_t K, uint64_t seed, uint64_t step, double eps, vr_dtype dtype, vr_device device, vr_tensor **out);
 
 
+/* ---- optimisers (core/ops/optim.c): multi-tensor updates, one kernel launch per call ----
+ * vr_adamw_step is torch.optim.AdamW over n parameters at once. For each parameter k and element,
+ * with g = grad * grad_scale and lr_k = lr * lr_scale[k]:
+ *   p -= lr_k wd[k] p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+ *   p -= lr_k / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)
+ * params, exp_avg and exp_avg_sq are contiguous, of one float dtype (f32, f64) and device, and are
+ * updated in place; grads have the params' shapes (any strides). weight_decay and lr_scale hold n
+ * values each, or are NULL (0 and 1). grad_scale is NULL or a one-element float tensor on the
+ * params' device (vr_grad_norm's clip factor), read by the kernel: nothing returns to the host. */
+vr_status vr_adamw_step(vr_tensor *const *params, vr_tensor *const *grads, vr_tensor *const *exp_avg,
+                        vr_tensor *const *exp_avg_sq, int n, const double *weight_decay, const double *lr_scale,
+                        double lr, double beta1, double beta2, double eps, int64_t step, const vr_tensor *grad_scale);
+/* the global 2-norm of n tensors of one float dtype and device, summed in a fixed order on their
+ * device, as a 0-dim tensor of that dtype; clip (may be NULL) receives the 0-dim factor
+ * min(1, max_norm / (norm + 1e-6)) (1 when max_norm <= 0), as torch.nn.utils.clip_grad_norm_ */
+vr_status vr_grad_norm(vr_tensor *const *tensors, int n, double max_norm, vr_tensor **norm, vr_tensor **clip);
+
 /* ---- data, augmentation, loader, checkpoints, probes (core/data/, core/ckpt.c, core/probe.c) ---- */
 typedef struct vr_dataset vr_dataset;         /* opaque: u8 images N x C x H x W and i64 labels in memory */
 typedef struct vr_pipeline vr_pipeline;       /* opaque: a list of augmentation specs */

@@ -457,9 +457,10 @@ END_TEST
 
 /* ---------------------------------------------------------------- regularizers */
 
-/* runs op's forward with dL/dz on both devices, then its backward (upstream 0.75) */
-static void reg_case(vr_op op, vr_dtype d, int64_t V, int64_t B, int64_t D, int64_t K, int drawn, int n_terms,
-                     const double *f, const int64_t *iv, const char *name) {
+/* runs op's forward with dL/dz on both devices, then its backward (upstream 0.75); with ties > 0,
+ * row b of each view repeats row b % ties, so the projections hold ties */
+static void reg_case_ties(vr_op op, vr_dtype d, int64_t V, int64_t B, int64_t D, int64_t K, int drawn, int n_terms,
+                          const double *f, const int64_t *iv, int ties, const char *name) {
   char what[200];
   double rtol = d == VR_F64 ? 1e-9 : 2e-4, atol = d == VR_F64 ? 1e-12 : 1e-6;
   int sliced = op == VR_OP_VISREG || op == VR_OP_SWD || op == VR_OP_SIGREG;
@@ -467,13 +468,19 @@ static void reg_case(vr_op op, vr_dtype d, int64_t V, int64_t B, int64_t D, int6
   memcpy(a.f, f, sizeof a.f);
   memcpy(a.i, iv, sizeof a.i);
   a.in[0] = rnd(d, 3, SH(V, B, D), 140 + (uint64_t)B, -2, 2);
+  if (ties > 0) {
+    char *z = vr_data(a.in[0]);
+    size_t row = (size_t)D * vr_dtype_size(d);
+    for (int64_t v = 0; v < V; v++)
+      for (int64_t b = ties; b < B; b++) memcpy(z + (size_t)(v * B + b) * row, z + (size_t)(v * B + b % ties) * row, row);
+  }
   if (sliced && !drawn) a.in[1] = rnd(d, 2, SH(D, K), 141, -1, 1);
   if (op == VR_OP_VISREG || op == VR_OP_SWD) OK(vr_gauss_quantiles(B, d, VR_CPU, &a.in[2]));
   a.out[0] = poisoned(d, 0, NULL);
   if (n_terms) a.out[1] = poisoned(d, 1, SH(n_terms));
   a.out[2] = poisoned(d, 3, SH(V, B, D));
-  snprintf(what, sizeof what, "%s %s V%lld B%lld D%lld K%lld%s", name, vr_dtype_name(d), (long long)V, (long long)B,
-           (long long)D, (long long)K, drawn ? " drawn" : "");
+  snprintf(what, sizeof what, "%s %s V%lld B%lld D%lld K%lld%s%s", name, vr_dtype_name(d), (long long)V, (long long)B,
+           (long long)D, (long long)K, drawn ? " drawn" : "", ties ? " ties" : "");
   if (run_cmp(op, 0, &a, rtol, atol, what)) {
     vr_kernel_args b = {.n_in = 2, .n_out = 1};
     OK(vr_tensor_full(0, NULL, 0.75, d, VR_CPU, &b.in[0]));
@@ -485,6 +492,10 @@ static void reg_case(vr_op op, vr_dtype d, int64_t V, int64_t B, int64_t D, int6
     free_args(&b);
   }
   free_args(&a);
+}
+static void reg_case(vr_op op, vr_dtype d, int64_t V, int64_t B, int64_t D, int64_t K, int drawn, int n_terms,
+                     const double *f, const int64_t *iv, const char *name) {
+  reg_case_ties(op, d, V, B, D, K, drawn, n_terms, f, iv, 0, name);
 }
 
 START_TEST(test_reg_sliced) {
@@ -508,6 +519,13 @@ START_TEST(test_reg_sliced) {
     reg_case(VR_OP_SWD, d, 2, 20000, 3, 2, 1, 0, (const double[8]){0, 1, 0, 1e-6}, (const int64_t[16]){0, 0, 3, 4, 2},
              "swd longer");
   }
+  /* f32 segments of 129..8192: the register-tiled sort, every tile width (R = 1 .. 16), with ties */
+  const int64_t lens[] = {129, 256, 300, 1000, 2048, 4096};
+  for (int n = 0; n < 6; n++)
+    reg_case_ties(VR_OP_VISREG, VR_F32, 2, lens[n], 5, 3, 1, 3, (const double[8]){1, 1, 1, 1e-12},
+                  (const int64_t[16]){0, 0, 8, 9, 3}, n % 2 ? 11 : 0, "visreg tiles");
+  reg_case_ties(VR_OP_SWD, VR_F32, 3, 777, 6, 2, 0, 0, (const double[8]){0, 1, 0, 1e-6}, (const int64_t[16]){0, 0, 3, 4, 2},
+                5, "swd tiles");
 }
 END_TEST
 

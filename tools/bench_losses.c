@@ -3,7 +3,8 @@
  * training) and reports VISReg's time against the floor set by its two GEMMs (4 V B D K flops):
  * the same two sgemms, timed alternately with it. --scaling adds the time ratios
  * when B, D and K are each doubled. Without --B/--D/--K it runs the PyTorch peer's CPU sizes
- * (shared/peers/torch_anchor.py): (B, D, K) = (256, 512, 256) and (1024, 512, 1024), V = 2. */
+ * (shared/peers/torch_anchor.py): (B, D, K) = (256, 512, 256) and (1024, 512, 1024), V = 2; with
+ * --device cuda, its four GPU sizes (256, 2048, 256) .. (4096, 512, 4096). */
 #include "../core/visreg.h"
 #include "commands.h"
 #include <cblas.h>
@@ -26,16 +27,27 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* The GEMM floor of VISReg: its two sgemms (4 V B D K flops), the forward projection and the
- * backward product as the kernel calls them, timed alone, alternately with the loss itself so
- * that both see the same machine load. */
+/* The floor of VISReg: its two GEMMs (4 V B D K flops), the forward projection and the backward
+ * product as the kernel calls them, timed alone, alternately with the loss itself so that both see
+ * the same machine load. On CUDA (through the public matmul, i.e. cuBLAS) the floor adds one read
+ * and write of the projections (an elementwise pass over V B x K), as issue 6 defines it. */
 typedef struct {
-  float *x, *w, *p, *h;
+  vr_device dev;
+  float *x, *w, *p, *h;        /* CPU: host buffers for cblas */
+  vr_tensor *tx, *tw, *twt;    /* CUDA: X (M x D), W (D x K) and its transposed view */
   int64_t M, D, K;
 } gemm_pair;
 
-static int gemm_pair_init(gemm_pair *g, int64_t M, int64_t D, int64_t K) {
-  g->M = M, g->D = D, g->K = K;
+static int gemm_pair_init(gemm_pair *g, vr_device dev, int64_t M, int64_t D, int64_t K) {
+  memset(g, 0, sizeof *g);
+  g->dev = dev, g->M = M, g->D = D, g->K = K;
+  if (dev == VR_CUDA) {
+    vr_generator *gen = NULL;
+    int bad = vr_generator_new(2, 0, &gen) || vr_rand_normal(gen, 2, (int64_t[]){M, D}, 0, 1, VR_F32, dev, &g->tx) ||
+              vr_rand_normal(gen, 2, (int64_t[]){D, K}, 0, 1, VR_F32, dev, &g->tw) || vr_transpose(g->tw, 0, 1, &g->twt);
+    vr_generator_free(gen);
+    return bad ? -1 : 0;
+  }
   g->x = malloc(sizeof(float) * (size_t)(M * D));
   g->w = malloc(sizeof(float) * (size_t)(D * K));
   g->p = malloc(sizeof(float) * (size_t)(M * K));
@@ -50,8 +62,23 @@ static void gemm_pair_free(gemm_pair *g) {
   free(g->w);
   free(g->p);
   free(g->h);
+  vr_tensor_free(g->twt);
+  vr_tensor_free(g->tw);
+  vr_tensor_free(g->tx);
 }
 static double gemm_pair_ms(gemm_pair *g) {
+  if (g->dev == VR_CUDA) {
+    vr_tensor *p = NULL, *h = NULL, *p2 = NULL;
+    if (vr_cuda_synchronize()) return -1;
+    double t0 = now_ms();
+    int bad = vr_matmul(g->tx, g->tw, &p) || vr_matmul(p, g->twt, &h) || vr_mul_scalar(p, 2.0, &p2) ||
+              vr_cuda_synchronize();
+    double t = now_ms() - t0;
+    vr_tensor_free(p);
+    vr_tensor_free(h);
+    vr_tensor_free(p2);
+    return bad ? -1 : t;
+  }
   int M = (int)g->M, D = (int)g->D, K = (int)g->K;
   double t0 = now_ms();
   /* exactly the kernel's calls (kernels/cpu/reg_sliced.inc, one chunk): P^T = W^T X^T, H = P W^T */
@@ -161,8 +188,14 @@ int vr_bench_losses(int argc, char **argv) {
     fprintf(stderr, "visreg bench losses: --device cuda: no CUDA device in this build or machine\n");
     return 2;
   }
-  int64_t sizes[2][3] = {{256, 512, 256}, {1024, 512, 1024}};
+  /* the peer's sizes (shared/peers/torch_anchor.py): its CPU pair, or issue 6's four on CUDA */
+  int64_t sizes[4][3] = {{256, 512, 256}, {1024, 512, 1024}};
   int nsizes = 2;
+  if (c.dev == VR_CUDA) {
+    int64_t gpu[4][3] = {{256, 2048, 256}, {1024, 2048, 1024}, {4096, 2048, 1024}, {4096, 512, 4096}};
+    memcpy(sizes, gpu, sizeof gpu);
+    nsizes = 4;
+  }
   if (B || D || K) {
     sizes[0][0] = B ? B : 256;
     sizes[0][1] = D ? D : 512;
@@ -191,7 +224,8 @@ int vr_bench_losses(int argc, char **argv) {
       }
       if (!strcmp(m, "vicreg") && c.V != 2) continue; /* the official form takes two views */
       gemm_pair gp;
-      int with_floor = c.dev == VR_CPU && !strcmp(m, "visreg") && !gemm_pair_init(&gp, c.V * b, d, k);
+      int with_floor = !strcmp(m, "visreg") && !gemm_pair_init(&gp, c.dev, c.V * b, d, k);
+      if (!with_floor && !strcmp(m, "visreg")) gemm_pair_free(&gp);
       double floor_ms = 0, rate = 0;
       double t = time_method(m, &c, b, d, k, with_floor ? &gp : NULL, &floor_ms);
       if (with_floor) {
@@ -232,8 +266,9 @@ int vr_bench_losses(int argc, char **argv) {
         printf("%-12s %6lld %6lld %6lld %12.3f %12s %10s\n", m, (long long)b, (long long)d, (long long)k, t, "", "");
       }
       if (!json && rate > 0)
-        printf("# the GEMM floor: two sgemms of VISReg's flops (%lld x %lld x %lld), %.1f GFLOP/s, timed alternately\n",
-               (long long)(c.V * b), (long long)d, (long long)k, rate);
+        printf("# the floor: two %s of VISReg's flops (%lld x %lld x %lld)%s, %.1f GFLOP/s, timed alternately\n",
+               c.dev == VR_CUDA ? "cuBLAS GEMMs" : "sgemms", (long long)(c.V * b), (long long)d, (long long)k,
+               c.dev == VR_CUDA ? " + one pass over the projections" : "", rate);
       fflush(stdout);
     }
   }

@@ -8,14 +8,14 @@
  *  LAYERNORM fwd: in = {x, w|NULL [D], b|NULL [D]}, out = {y, save_mean [R], save_invstd [R]};
  *    i = {R, D}; f[0] eps.  bwd: in = {grad_y, x, w|NULL, save_mean, save_invstd}, out =
  *    {grad_x|NULL, grad_w|NULL, grad_b|NULL}.
- * Statistics: one block per channel (batch norm) or row (layer norm), two passes in double, fixed
- * trees; layer norm's grad_w/grad_b: one thread per column, rows in order. Deterministic. */
+ * Statistics: batch norm's over ranges of each channel, one block each, then added per channel in
+ * range order (see bn_geo); layer norm's one block per row, two passes in double, fixed trees;
+ * layer norm's grad_w/grad_b: one thread per column, rows in order. Deterministic. */
 #include "blockreduce.cuh"
 
 namespace {
 
 const int kT = 256;
-const int kBnT = 1024; /* batch norm: few channels over many elements each, so wide blocks */
 
 struct vec1 { /* a 1-D parameter tensor: pointer to element 0, stride, dtype; p == NULL: absent */
   const void *p;
@@ -42,39 +42,75 @@ __device__ __forceinline__ int64_t bn_idx(int64_t m, int64_t c, int64_t C, int64
   return (n * C + c) * S + s;
 }
 
+/* Batch-norm statistics are spread over the GPU: channel c's N S elements are cut into `split`
+ * ranges, one block each (grid split x C), which writes its partial sums in double; a per-channel
+ * pass adds them in range order. Forward sums are shifted by the channel's first element (one pass,
+ * no cancellation for data far from 0). Deterministic: every sum has a fixed order. */
+struct bn_geo {
+  int64_t N, C, S, M, per; /* M = N S elements per channel, per = elements per range */
+  int split;
+};
+bn_geo bn_geo_of(int64_t N, int64_t C, int64_t S) {
+  bn_geo g = {N, C, S, N * S, 0, 1};
+  int64_t want = (4 * 132 + C - 1) / C, most = (g.M + 4095) / 4096; /* ~4 blocks per SM, >= 4096 elements each */
+  if (want > most) want = most;
+  if (want > 1024) want = 1024;
+  g.split = (int)(want < 1 ? 1 : want);
+  g.per = (g.M + g.split - 1) / g.split;
+  return g;
+}
+/* the range of block (blockIdx.x, channel blockIdx.y) */
+__device__ __forceinline__ void bn_range(const bn_geo &g, int64_t *m0, int64_t *m1) {
+  *m0 = blockIdx.x * g.per;
+  *m1 = *m0 + g.per < g.M ? *m0 + g.per : g.M;
+}
+
+/* part[c split + r] = {sum x', sum x'^2}, x' = x - x[0, c, 0] */
+template <typename T> __global__ void __launch_bounds__(kT) bn_part(const T *x, bn_geo g, double2 *part) {
+  __shared__ double sh[kT];
+  int64_t c = blockIdx.y, m0, m1;
+  bn_range(g, &m0, &m1);
+  double sft = vr_cu_conv<T>::load(x[c * g.S]), s1 = 0, s2 = 0;
+  for (int64_t m = m0 + threadIdx.x; m < m1; m += blockDim.x) {
+    double v = vr_cu_conv<T>::load(x[bn_idx(m, c, g.C, g.S)]) - sft;
+    s1 += v;
+    s2 += v * v;
+  }
+  s1 = vr_cu_block_reduce<vr_cu_sum_op>(s1, sh);
+  s2 = vr_cu_block_reduce<vr_cu_sum_op>(s2, sh);
+  if (threadIdx.x == 0) part[c * g.split + blockIdx.x] = make_double2(s1, s2);
+}
+
+/* per channel: mean and invstd (training: from the partials; else the running statistics), the
+ * running update, and y = x scale + shift's coefficients */
 template <typename T, typename St>
-__global__ void __launch_bounds__(kBnT) bn_stats(const T *x, int64_t N, int64_t C, int64_t S, int training, vec1 w, vec1 b, vec1 rm, vec1 rv,
+__global__ void bn_stats(const T *x, bn_geo g, const double2 *part, int training, vec1 w, vec1 b, vec1 rm, vec1 rv,
                          double mom, double eps, St *smean, St *sinv, double *scale, double *shift) {
-  __shared__ double sh[kBnT];
-  int64_t M = N * S;
-  for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
+  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < g.C; c += (int64_t)gridDim.x * blockDim.x) {
     double mean, invstd;
     if (training) {
-      double s = 0;
-      for (int64_t m = threadIdx.x; m < M; m += blockDim.x) s += vr_cu_conv<T>::load(x[bn_idx(m, c, C, S)]);
-      mean = vr_cu_block_reduce<vr_cu_sum_op>(s, sh) / (double)M;
-      double q = 0;
-      for (int64_t m = threadIdx.x; m < M; m += blockDim.x) {
-        double d = vr_cu_conv<T>::load(x[bn_idx(m, c, C, S)]) - mean;
-        q += d * d;
+      double s1 = 0, s2 = 0;
+      for (int r = 0; r < g.split; r++) {
+        s1 += part[c * g.split + r].x;
+        s2 += part[c * g.split + r].y;
       }
-      q = vr_cu_block_reduce<vr_cu_sum_op>(q, sh);
-      invstd = 1.0 / sqrt(q / (double)M + eps);
-      if (threadIdx.x == 0 && rm.p) {
+      double ms = s1 / (double)g.M, var = s2 / (double)g.M - ms * ms;
+      if (var < 0) var = 0;
+      mean = g.M ? vr_cu_conv<T>::load(x[c * g.S]) + ms : ms; /* no elements: 0 / 0 as the CPU */
+      invstd = 1.0 / sqrt(var + eps);
+      if (rm.p) {
         vset(rm, c, (1 - mom) * vget(rm, c, 0) + mom * mean);
-        vset(rv, c, (1 - mom) * vget(rv, c, 0) + mom * q / (double)(M - 1));
+        vset(rv, c, (1 - mom) * vget(rv, c, 0) + mom * var * (double)g.M / (double)(g.M - 1));
       }
     } else {
       mean = vget(rm, c, 0);
       invstd = 1.0 / sqrt(vget(rv, c, 1) + eps);
     }
-    if (threadIdx.x == 0) {
-      double sc = vget(w, c, 1.0) * invstd;
-      scale[c] = sc;
-      shift[c] = vget(b, c, 0.0) - mean * sc;
-      smean[c] = (St)mean;
-      sinv[c] = (St)invstd;
-    }
+    double sc = vget(w, c, 1.0) * invstd;
+    scale[c] = sc;
+    shift[c] = vget(b, c, 0.0) - mean * sc;
+    smean[c] = (St)mean;
+    sinv[c] = (St)invstd;
   }
 }
 template <typename T>
@@ -94,13 +130,26 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
   if (!C) return VR_OK;
   if (!training && (!a->in[3] || !a->in[4])) return VR_FAIL(VR_E_ARG, "running_mean, running_var: expected tensors in eval mode, got NULL");
   cudaStream_t s = vr_cuda_stream();
+  bn_geo geo = bn_geo_of(N, C, S);
+  if (C > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld channels, more than 65535", (long long)C);
   double *buf = nullptr;
-  size_t nb = sizeof(double) * 2 * (size_t)C;
+  size_t nb = sizeof(double) * 2 * (size_t)C + (training ? sizeof(double2) * (size_t)(C * geo.split) : 0);
   VR_TRY(vr_cuda_scratch(nb, (void **)&buf));
-  bn_stats<T, St><<<grid_of(C), kBnT, 0, s>>>((const T *)vr_data(a->in[0]), N, C, S, training, vec_of(a->in[1]),
-                                             vec_of(a->in[2]), vec_of(a->in[3]), vec_of(a->in[4]), a->f[0], a->f[1],
-                                             (St *)vr_data(a->out[1]), (St *)vr_data(a->out[2]), buf, buf + C);
-  cudaError_t e = cudaGetLastError();
+  double2 *part = (double2 *)(buf + 2 * C);
+  cudaError_t e = cudaSuccess;
+  if (training && geo.M > 0) {
+    bn_part<T><<<dim3((unsigned)geo.split, (unsigned)C), kT, 0, s>>>((const T *)vr_data(a->in[0]), geo, part);
+    e = cudaGetLastError();
+  } else if (training) {
+    e = cudaMemsetAsync(part, 0, sizeof(double2) * (size_t)(C * geo.split), s);
+  }
+  if (e == cudaSuccess) {
+    bn_stats<T, St><<<vr_cu_blocks(C), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), geo, part, training,
+                                                             vec_of(a->in[1]), vec_of(a->in[2]), vec_of(a->in[3]),
+                                                             vec_of(a->in[4]), a->f[0], a->f[1], (St *)vr_data(a->out[1]),
+                                                             (St *)vr_data(a->out[2]), buf, buf + C);
+    e = cudaGetLastError();
+  }
   int64_t total = N * C * S;
   if (e == cudaSuccess && total) {
     bn_apply<T><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), (T *)vr_data(a->out[0]), total, C,
@@ -112,31 +161,39 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-/* per channel: sg = sum g, sgx = sum g (x - mean); grad_b, grad_w, and the grad_x coefficients */
+/* part[c split + r] = {sum g, sum g (x - mean)} over block r's range of channel c */
 template <typename T, typename St>
-__global__ void __launch_bounds__(kBnT) bn_bwd_stats(const T *g, const T *x, int64_t N, int64_t C, int64_t S, int training, vec1 w,
-                             const St *smean, const St *sinv, T *gw, T *gb, double *k) {
-  __shared__ double sh[kBnT];
-  int64_t M = N * S;
-  for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
-    double mean = (double)smean[c], invstd = (double)sinv[c];
-    double sg = 0, sgx = 0;
-    for (int64_t m = threadIdx.x; m < M; m += blockDim.x) {
-      int64_t i = bn_idx(m, c, C, S);
-      double gv = vr_cu_conv<T>::load(g[i]);
-      sg += gv;
-      sgx += gv * (vr_cu_conv<T>::load(x[i]) - mean);
+__global__ void __launch_bounds__(kT) bn_bwd_part(const T *g, const T *x, bn_geo geo, const St *smean, double2 *part) {
+  __shared__ double sh[kT];
+  int64_t c = blockIdx.y, m0, m1;
+  bn_range(geo, &m0, &m1);
+  double mean = (double)smean[c], sg = 0, sgx = 0;
+  for (int64_t m = m0 + threadIdx.x; m < m1; m += blockDim.x) {
+    int64_t i = bn_idx(m, c, geo.C, geo.S);
+    double gv = vr_cu_conv<T>::load(g[i]);
+    sg += gv;
+    sgx += gv * (vr_cu_conv<T>::load(x[i]) - mean);
+  }
+  sg = vr_cu_block_reduce<vr_cu_sum_op>(sg, sh);
+  sgx = vr_cu_block_reduce<vr_cu_sum_op>(sgx, sh);
+  if (threadIdx.x == 0) part[c * geo.split + blockIdx.x] = make_double2(sg, sgx);
+}
+/* per channel: grad_b, grad_w, and the grad_x coefficients */
+template <typename T, typename St>
+__global__ void bn_bwd_stats(bn_geo geo, const double2 *part, int training, vec1 w, const St *smean, const St *sinv, T *gw,
+                             T *gb, double *k) {
+  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < geo.C; c += (int64_t)gridDim.x * blockDim.x) {
+    double mean = (double)smean[c], invstd = (double)sinv[c], sg = 0, sgx = 0;
+    for (int r = 0; r < geo.split; r++) {
+      sg += part[c * geo.split + r].x;
+      sgx += part[c * geo.split + r].y;
     }
-    sg = vr_cu_block_reduce<vr_cu_sum_op>(sg, sh);
-    sgx = vr_cu_block_reduce<vr_cu_sum_op>(sgx, sh);
-    if (threadIdx.x == 0) {
-      if (gb) gb[c] = vr_cu_conv<T>::store(sg);
-      if (gw) gw[c] = vr_cu_conv<T>::store(sgx * invstd);
-      k[4 * c] = vget(w, c, 1.0) * invstd;
-      k[4 * c + 1] = training ? sg / (double)M : 0.0;
-      k[4 * c + 2] = training ? sgx * invstd * invstd / (double)M : 0.0;
-      k[4 * c + 3] = mean;
-    }
+    if (gb) gb[c] = vr_cu_conv<T>::store(sg);
+    if (gw) gw[c] = vr_cu_conv<T>::store(sgx * invstd);
+    k[4 * c] = vget(w, c, 1.0) * invstd;
+    k[4 * c + 1] = training ? sg / (double)geo.M : 0.0;
+    k[4 * c + 2] = training ? sgx * invstd * invstd / (double)geo.M : 0.0;
+    k[4 * c + 3] = mean;
   }
 }
 template <typename T>
@@ -155,14 +212,26 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
   int64_t N = a->i[1], C = a->i[2], S = a->i[3];
   if (!C) return VR_OK;
   cudaStream_t s = vr_cuda_stream();
+  bn_geo geo = bn_geo_of(N, C, S);
+  if (C > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld channels, more than 65535", (long long)C);
   double *k = nullptr;
-  size_t nb = sizeof(double) * 4 * (size_t)C;
+  size_t nb = sizeof(double) * 4 * (size_t)C + sizeof(double2) * (size_t)(C * geo.split);
   VR_TRY(vr_cuda_scratch(nb, (void **)&k));
-  bn_bwd_stats<T, St><<<grid_of(C), kBnT, 0, s>>>(
-      (const T *)vr_data(a->in[0]), (const T *)vr_data(a->in[1]), N, C, S, training, vec_of(a->in[2]),
-      (const St *)vr_data(a->in[3]), (const St *)vr_data(a->in[4]), a->out[1] ? (T *)vr_data(a->out[1]) : nullptr,
-      a->out[2] ? (T *)vr_data(a->out[2]) : nullptr, k);
-  cudaError_t e = cudaGetLastError();
+  double2 *part = (double2 *)(k + 4 * C);
+  cudaError_t e = cudaSuccess;
+  if (geo.M > 0) {
+    bn_bwd_part<T, St><<<dim3((unsigned)geo.split, (unsigned)C), kT, 0, s>>>(
+        (const T *)vr_data(a->in[0]), (const T *)vr_data(a->in[1]), geo, (const St *)vr_data(a->in[3]), part);
+    e = cudaGetLastError();
+  } else {
+    e = cudaMemsetAsync(part, 0, sizeof(double2) * (size_t)(C * geo.split), s);
+  }
+  if (e == cudaSuccess) {
+    bn_bwd_stats<T, St><<<vr_cu_blocks(C), VR_CU_THREADS, 0, s>>>(
+        geo, part, training, vec_of(a->in[2]), (const St *)vr_data(a->in[3]), (const St *)vr_data(a->in[4]),
+        a->out[1] ? (T *)vr_data(a->out[1]) : nullptr, a->out[2] ? (T *)vr_data(a->out[2]) : nullptr, k);
+    e = cudaGetLastError();
+  }
   int64_t total = N * C * S;
   if (e == cudaSuccess && a->out[0] && total) {
     bn_bwd_apply<T><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), (const T *)vr_data(a->in[1]),

@@ -5,6 +5,7 @@
 #include "reg.cuh"
 #include "blockreduce.cuh"
 #include <mutex>
+#include <stdio.h>
 #include <stdlib.h>
 
 namespace {
@@ -92,6 +93,32 @@ vr_status vr_cu_reg_check_finite(const char *func, const vr_tensor *z) {
   int64_t D = z->shape[2], B = z->shape[1];
   return vr_error_set(VR_E_VALUE, func, __FILE__, __LINE__, "z: expected finite values, got a non-finite value at [%lld, %lld, %lld]",
                       (long long)(bad / (B * D)), (long long)(bad / D % B), (long long)(bad % D));
+}
+
+vr_cu_phases::vr_cu_phases() {
+  const char *e = getenv("VISREG_CUDA_PHASES");
+  on = e && e[0] == '1';
+}
+void vr_cu_phases::mark(const char *what) {
+  if (!on || n == 16 || cudaEventCreate(&ev[n]) != cudaSuccess) return;
+  name[n] = what;
+  cudaEventRecord(ev[n++], vr_cuda_stream());
+}
+void vr_cu_phases::report(const char *what) {
+  if (!on || n < 2) return;
+  cudaEventSynchronize(ev[n - 1]);
+  float total = 0;
+  cudaEventElapsedTime(&total, ev[0], ev[n - 1]);
+  fprintf(stderr, "%s phases (ms, total %.3f):", what, total);
+  for (int i = 1; i < n; i++) {
+    float ms = 0;
+    cudaEventElapsedTime(&ms, ev[i - 1], ev[i]);
+    fprintf(stderr, " %s %.3f", name[i], ms);
+  }
+  fprintf(stderr, "\n");
+}
+vr_cu_phases::~vr_cu_phases() {
+  for (int i = 0; i < n; i++) cudaEventDestroy(ev[i]);
 }
 
 extern "C" void vr_cuda_register_reg(void) {

@@ -25,6 +25,12 @@ vr_status vr_cu_visreg_grad(vr_dtype dt, void *g, const void *z, int64_t V, int6
                             const double *sig, double cc, double sc);
 vr_status vr_cu_col_normalize(vr_dtype dt, const void *G, int64_t D, int64_t K, double eps, void *W);
 
+/* the sorted-segment pass of VISReg and SWD for f32 (reg_segsort.cu): nseg segments of B
+ * projections in Pt; part[s] = sum_i (P_sorted_i - q_i)^2 and, with grad, P = coef (P - q_rank)
+ * in place. For 128 < B <= 8192 (vr_cu_seg_sort_f32_fits) */
+int vr_cu_seg_sort_f32_fits(int64_t B);
+vr_status vr_cu_seg_sort_f32(float *Pt, int64_t nseg, int64_t B, const float *q, double coef, int grad, double *part);
+
 /* kernels in reg_sliced.cu and reg_gram.cu */
 vr_status vr_cu_visreg_fwd(const vr_kernel_args *a);
 vr_status vr_cu_swd_fwd(const vr_kernel_args *a);
@@ -33,6 +39,19 @@ vr_status vr_cu_vicreg_fwd(const vr_kernel_args *a);
 vr_status vr_cu_vicreg_repo_fwd(const vr_kernel_args *a);
 vr_status vr_cu_barlow_fwd(const vr_kernel_args *a);
 vr_status vr_cu_invariance_fwd(const vr_kernel_args *a);
+
+/* VISREG_CUDA_PHASES=1: device time between marks, printed to stderr by report() (a host
+ * synchronisation, so only for measuring); off, each call is one branch */
+struct vr_cu_phases {
+  bool on = false;
+  int n = 0;
+  cudaEvent_t ev[16];
+  const char *name[16];
+  vr_cu_phases();
+  void mark(const char *what);
+  void report(const char *what);
+  ~vr_cu_phases();
+};
 
 /* block-wide double sum in a fixed tree (blockDim.x a power of two, sh of blockDim.x) */
 __device__ __forceinline__ double vr_cu_reg_block_sum(double v, double *sh) {

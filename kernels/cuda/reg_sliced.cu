@@ -13,6 +13,7 @@
  *   straight into dL/dz);
  *   the loss and terms from device accumulators; VISReg's gradient through the standardisation
  *   (reg_colstats.cu).
+ * f32 segments of 129..8192 projections go to the register-tiled sort of reg_segsort.cu instead.
  * Segments longer than shared memory holds are ranked by a stable CUB radix sort over all the
  * chunk's segments ((segment, key) for f32; key then segment for f64). No host synchronisation;
  * every sum has a fixed order, so results do not vary from run to run. */
@@ -234,7 +235,10 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
 
   vr_cu_buf Wb, Xb, mub, sigb, accb, Ptb, partb, epb;
   VR_TRY(Wb.get(sizeof(T) * (size_t)(D * K)));
+  vr_cu_phases ph;
+  ph.mark("start");
   VR_TRY(vr_cu_reg_slices(a, dt, D, K, eps, Wb.p));
+  ph.mark("slices");
   VR_TRY(accb.get(sizeof(double) * 4)); /* center sum, scale sum, total */
   VR_TRY(Ptb.get(sizeof(T) * (size_t)(chunk * VB)));
   VR_TRY(partb.get(sizeof(double) * (size_t)(K * V)));
@@ -245,6 +249,7 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(sigb.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
     VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p));
+    ph.mark("stats");
     X = Xb.as<T>();
   }
   if (mode == SL_SIGREG) {
@@ -284,10 +289,13 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     double *part = partb.as<double>() + k0 * V;
     /* P^T (kc x VB) = W_c^T X^T: row k holds the V segments of slice k0 + k */
     VR_TRY(vr_cu_gemm_rm(dt, 1, 1, kc, VB, D, 1.0, W + k0, K, X, D, 0.0, Pt, VB));
+    if (k0 == 0) ph.mark("gemm");
     if (mode == SL_SIGREG) {
       seg_ep_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, J, a->f[0] / (J - 1), epb.as<double>(),
                                                              grad != nullptr, stage, part);
       VR_CU_LAUNCHED("sigreg segments");
+    } else if (sizeof(T) == 4 && vr_cu_seg_sort_f32_fits(B)) {
+      VR_TRY(vr_cu_seg_sort_f32((float *)Pt, nseg, B, (const float *)q, coef, grad != nullptr, part));
     } else if (in_smem) {
       seg_sort_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, P, q, coef, grad != nullptr, part);
       VR_CU_LAUNCHED("sorted segments");
@@ -318,7 +326,9 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
       VR_CU_LAUNCHED("segment sums");
     }
     /* H (VB x D) += dL/dP W_c^T, straight into dL/dz */
+    if (k0 == 0) ph.mark("segments");
     if (grad) VR_TRY(vr_cu_gemm_rm(dt, 1, 1, VB, D, kc, 1.0, Pt, VB, W + k0, K, k0 == 0 ? 0.0 : 1.0, grad, D));
+    if (k0 == 0) ph.mark("gemm back");
   }
   VR_TRY(vr_cu_reg_sum(partb.as<double>(), K * V, acc + 2));
   finish_k<T><<<1, 1, 0, st>>>(mode, acc + 2, acc, (double)(V * D), (double)(V * K), (double)(VB * K), a->f[0], a->f[1],
@@ -327,7 +337,10 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   if (grad && mode == SL_VISREG) {
     double cc = 2.0 * a->f[2] / (double)(V * D * B), sc = 2.0 * a->f[0] / (double)(V * D * B);
     VR_TRY(vr_cu_visreg_grad(dt, grad, z, V, B, D, mub.as<double>(), sigb.as<double>(), cc, sc));
+    ph.mark("grad");
   }
+  ph.mark("end");
+  ph.report(names[mode]);
   return VR_OK;
 }
 

@@ -9,10 +9,21 @@
 -- does not adapt their learning rate).
 -- groups: { { match = "^projector%.", lr_scale = 2, weight_decay = 0 }, ... }: parameters whose
 -- name matches take the group's settings.
+--
+-- AdamW runs fused: one vr_adamw_step over every parameter (one kernel launch on CUDA) instead of
+-- several elementwise ops per tensor. Clipping computes the global norm and the factor
+-- min(1, max_norm / (norm + 1e-6)) on the device (vr_grad_norm) and scales the gradients inside
+-- the update (SGD and LARS: by a device multiply), so step() never waits for the device; it
+-- returns the norm as a 0-dim tensor (read it with :item() only when logging). opt.fused = false
+-- (or M.fused = false before build) selects the former per-tensor updates and host clipping,
+-- which the fused path matches (tests/lua/test_optim_fused.lua).
+local ffi = require "ffi"
+local core = require "visreg.core"
 local tensor = require "visreg.tensor"
 local util = require "visreg.util"
+local C, check = core.C, core.check
 
-local M = {}
+local M = { fused = true }
 
 local function spec(kind, t, defaults) return util.spec("vr.optim." .. kind, kind, t, defaults) end
 
@@ -44,7 +55,7 @@ function M.build(s, named)
   if type(s) ~= "table" or not (s.kind == "sgd" or s.kind == "adamw" or s.kind == "lars") then
     util.error("optim: expected vr.optim.sgd/adamw/lars{...}, got %s", type(s) == "table" and tostring(s.kind) or type(s))
   end
-  local self = setmetatable({ spec = s, params = {}, state = {}, step_count = 0 }, Optimizer)
+  local self = setmetatable({ spec = s, params = {}, state = {}, step_count = 0, fused = M.fused }, Optimizer)
   for _, e in ipairs(named) do
     local name, p, mod = e[1], e[2], e[3]
     local entry = { name = name, p = p, decay = true, lr_scale = 1, wd = nil }
@@ -93,17 +104,21 @@ local function wd_of(s, e)
   return e.decay and s.weight_decay or 0
 end
 
+local function adamw_init(st, p)
+  if not st.exp_avg then
+    st.exp_avg = tensor.zeros(p:shape(), { dtype = p:dtype(), device = p:device() })
+    st.exp_avg_sq = tensor.zeros(p:shape(), { dtype = p:dtype(), device = p:device() })
+    st.step = 0
+  end
+end
+
 local function adamw_step(self, e, g, st, lr)
   local s = self.spec
   local b1, b2 = s.betas[1], s.betas[2]
   local p = e.p
   local wd = wd_of(s, e)
   if wd ~= 0 then p:mul_(1 - lr * wd) end
-  if not st.exp_avg then
-    st.exp_avg = tensor.zeros(p:shape(), { dtype = p:dtype(), device = p:device() })
-    st.exp_avg_sq = tensor.zeros(p:shape(), { dtype = p:dtype(), device = p:device() })
-    st.step = 0
-  end
+  adamw_init(st, p)
   st.step = st.step + 1
   st.exp_avg:mul_(b1):add_(g, 1 - b1)
   st.exp_avg_sq:mul_(b2):add_(g:square(), 1 - b2)
@@ -154,20 +169,104 @@ end
 
 local steps = { adamw = adamw_step, sgd = sgd_step, lars = lars_step }
 
--- one update of every parameter that has a gradient; clips first when spec.clip_grad_norm > 0
+local FUSED_DTYPES = { [tonumber(C.VR_F32)] = true, [tonumber(C.VR_F64)] = true }
+
+local function tensor_array(list)
+  local a = ffi.new("vr_tensor *[?]", #list)
+  for i, t in ipairs(list) do a[i - 1] = t end
+  return a
+end
+
+-- the global norm of grads and the clip factor as 0-dim tensors on their device (vr_grad_norm);
+-- nil when the gradients are not of one float dtype and one device
+local function device_norm(grads, max_norm)
+  local dt, dev = C.vr_tensor_dtype(grads[1]), C.vr_tensor_device(grads[1])
+  if not FUSED_DTYPES[tonumber(dt)] then return nil end
+  for i = 2, #grads do
+    if C.vr_tensor_dtype(grads[i]) ~= dt or C.vr_tensor_device(grads[i]) ~= dev then return nil end
+  end
+  local no, co = ffi.new("vr_tensor *[1]"), ffi.new("vr_tensor *[1]")
+  check(C.vr_grad_norm(tensor_array(grads), #grads, max_norm, no, co))
+  return tensor.wrap(no[0]), tensor.wrap(co[0])
+end
+
+-- whether the fused op takes this parameter (f32/f64, contiguous parameter and state)
+local function fusable(p, g, st)
+  return FUSED_DTYPES[tonumber(C.vr_tensor_dtype(p))] and C.vr_tensor_dtype(g) == C.vr_tensor_dtype(p)
+    and C.vr_tensor_device(g) == C.vr_tensor_device(p) and p:is_contiguous() and st.exp_avg:is_contiguous()
+    and st.exp_avg_sq:is_contiguous()
+end
+
+-- items: { e, g, st } of parameters with gradients (states initialised); one vr_adamw_step per
+-- (dtype, device, step count), which is one call in training
+local function adamw_fused(self, items, scale)
+  local s = self.spec
+  local groups, order = {}, {}
+  for _, it in ipairs(items) do
+    local p = it.e.p
+    it.st.step = it.st.step + 1
+    local key = tonumber(C.vr_tensor_dtype(p)) .. ":" .. tonumber(C.vr_tensor_device(p)) .. ":" .. it.st.step
+    local grp = groups[key]
+    if not grp then grp = { step = it.st.step }; groups[key] = grp; order[#order + 1] = grp end
+    grp[#grp + 1] = it
+  end
+  for _, grp in ipairs(order) do
+    local n = #grp
+    local P, G, Mo, V = {}, {}, {}, {}
+    local wd, ls = ffi.new("double[?]", n), ffi.new("double[?]", n)
+    for k, it in ipairs(grp) do
+      P[k], G[k], Mo[k], V[k] = it.e.p, it.g, it.st.exp_avg, it.st.exp_avg_sq
+      wd[k - 1] = wd_of(s, it.e)
+      ls[k - 1] = it.e.lr_scale
+    end
+    local sc = scale
+    if sc and C.vr_tensor_device(sc) ~= C.vr_tensor_device(P[1]) then sc = nil end
+    check(C.vr_adamw_step(tensor_array(P), tensor_array(G), tensor_array(Mo), tensor_array(V), n, wd, ls, s.lr,
+      s.betas[1], s.betas[2], s.eps, grp.step, sc))
+  end
+end
+
+-- one update of every parameter that has a gradient; clips first when spec.clip_grad_norm > 0 and
+-- then returns the norm before clipping (a 0-dim tensor on the parameters' device, or a number when
+-- the gradients mix dtypes or devices and the host path clipped them)
 function Optimizer:step()
   local s = self.spec
+  local clip = s.clip_grad_norm and s.clip_grad_norm > 0 and s.clip_grad_norm or nil
   local norm
-  if s.clip_grad_norm and s.clip_grad_norm > 0 then norm = self:clip_grad_norm(s.clip_grad_norm) end
   tensor.no_grad(function()
-    local f = steps[s.kind]
+    local items, grads = {}, {}
     for i, e in ipairs(self.params) do
       local g = e.p:grad()
       if g then
         local st = self.state[i]
         if not st then st = {}; self.state[i] = st end
-        f(self, e, g, st, s.lr * e.lr_scale)
+        items[#items + 1] = { e = e, g = g, st = st }
+        grads[#grads + 1] = g
       end
+    end
+    local scale
+    if clip then
+      if #grads == 0 then norm = 0
+      else
+        if self.fused then norm, scale = device_norm(grads, clip) end
+        if not norm then norm = self:clip_grad_norm(clip) end -- on the host, in place
+      end
+    end
+    local rest = items
+    if s.kind == "adamw" and self.fused then
+      local fused
+      fused, rest = {}, {}
+      for _, it in ipairs(items) do
+        adamw_init(it.st, it.e.p)
+        if fusable(it.e.p, it.g, it.st) then fused[#fused + 1] = it else rest[#rest + 1] = it end
+      end
+      if #fused > 0 then adamw_fused(self, fused, scale) end
+    end
+    local f = steps[s.kind]
+    for _, it in ipairs(rest) do
+      local g = it.g
+      if scale then g = g * scale end
+      f(self, it.e, g, it.st, s.lr * it.e.lr_scale)
     end
   end)
   self.step_count = self.step_count + 1

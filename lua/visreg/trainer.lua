@@ -310,12 +310,14 @@ function M.fit(self)
       st.images = st.images + B * V
       img_log = img_log + B * V
       st.train_seconds = st.train_seconds + (core.now() - t0)
+      if opts.on_step then opts.on_step(self, t0) end -- bench train's clock (M.bench)
 
       local last_of_epoch = st.batch_index == steps_per_epoch
       if st.step % log_every == 0 or last_of_epoch then
         local now = core.now()
         local line = { type = "step", epoch = epoch, step = st.step, loss = loss:item(), lr = r.optim.lr,
-          lambda = r.loss.lambda, images_per_second = img_log / math.max(1e-9, now - t_log), grad_norm = grad_norm }
+          lambda = r.loss.lambda, images_per_second = img_log / math.max(1e-9, now - t_log),
+          grad_norm = tensor.is_tensor(grad_norm) and grad_norm:item() or grad_norm } -- read only at log steps
         for k, v in pairs(terms) do line[k] = scalar(v) end
         if probe_loss then line.probe_loss = probe_loss:item() end
         append_line(mf, line)
@@ -391,6 +393,44 @@ function M.evaluate(self, o)
   end
   res.eval_seconds = core.now() - t0
   return res
+end
+
+---------------------------------------------------------------- bench train
+-- bench(r, opts): `visreg bench train`. Builds the run as train does (setup) and runs fit for
+-- opts.warmup (default 2) steps, then opts.steps (default 10) timed ones: each step from the
+-- loader's next batch to the end of the optimizer step, the device synchronised before the clock
+-- is read. No run folder, no logging, no evaluation. Returns { steps, warmup, median_s, mean_s,
+-- images_per_step (B x views, as the trainer counts), images_per_second (from the median),
+-- mean_images_per_second, device, threads, batch, views, step_seconds (the list) }.
+function M.bench(r, opts)
+  opts = opts or {}
+  local warm, n = math.max(0, math.floor(opts.warmup or 2)), math.max(1, math.floor(opts.steps or 10))
+  r.log.every = warm + n + 1
+  r.log.progress = "plain"
+  local self = M.setup(r, { device = opts.device, quiet = true })
+  local per_epoch = math.floor(self.ds.train:count() / r.batch)
+  if per_epoch < 1 then util.error("data: %d training images make no batch of %d", self.ds.train:count(), r.batch) end
+  r.epochs = math.max(r.epochs, math.ceil((warm + n) / per_epoch)) -- schedules then see a longer run
+  local times, k = {}, 0
+  local cuda = self.device ~= "cpu"
+  self.opts = { quiet = true, stop_at_step = warm + n, on_step = function(_, t0)
+    if cuda then core.check(C.vr_cuda_synchronize()) end
+    local dt = core.now() - t0
+    k = k + 1
+    if k > warm then times[#times + 1] = dt end
+  end }
+  M.fit(self)
+  if self.loader then self.loader:close() end
+  local sorted, sum = {}, 0
+  for i, t in ipairs(times) do sorted[i] = t; sum = sum + t end
+  table.sort(sorted)
+  local m = #sorted
+  local median = m % 2 == 1 and sorted[(m + 1) / 2] or 0.5 * (sorted[m / 2] + sorted[m / 2 + 1])
+  local V = r.views.global.n + (r.views["local"] and r.views["local"].n or 0)
+  local ips = r.batch * V
+  return { recipe = r.name, steps = m, warmup = warm, median_s = median, mean_s = sum / m, images_per_step = ips,
+    images_per_second = ips / median, mean_images_per_second = ips * m / sum, device = self.device,
+    threads = C.vr_num_threads(), batch = r.batch, views = V, step_seconds = times }
 end
 
 ---------------------------------------------------------------- the command

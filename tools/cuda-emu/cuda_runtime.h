@@ -16,6 +16,7 @@ using std::isfinite;
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 #define __restrict__ __restrict
 struct emu_dim3 {
   unsigned x = 0, y = 1, z = 1;
@@ -29,7 +30,25 @@ extern emu_dim3 blockDim, gridDim;
 extern std::barrier<> *emu_bar;
 extern unsigned char *emu_dynsmem;
 inline void __syncthreads() { emu_bar->arrive_and_wait(); }
+/* a warp shuffle: every thread of the block takes part (uniform control flow), blocks run one at a time */
+extern uint64_t emu_shfl_buf[1024];
+template <typename T> T __shfl_xor_sync(unsigned, T v, int m) {
+  static_assert(sizeof(T) <= 8, "emu shuffle: 8 bytes at most");
+  unsigned t = threadIdx.x + threadIdx.y * blockDim.x + threadIdx.z * blockDim.x * blockDim.y;
+  memcpy(&emu_shfl_buf[t], &v, sizeof(T));
+  emu_bar->arrive_and_wait();
+  T r;
+  memcpy(&r, &emu_shfl_buf[t ^ (unsigned)m], sizeof(T));
+  emu_bar->arrive_and_wait();
+  return r;
+}
 typedef void *cudaStream_t;
+typedef void *cudaEvent_t; /* events: no timing on the host */
+inline int cudaEventCreate(cudaEvent_t *e) { *e = nullptr; return 0; }
+inline int cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
+inline int cudaEventSynchronize(cudaEvent_t) { return 0; }
+inline int cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0; return 0; }
+inline int cudaEventDestroy(cudaEvent_t) { return 0; }
 typedef int cudaError_t;
 enum { cudaSuccess = 0 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };

@@ -5,6 +5,7 @@
 #include <cstdio>
 thread_local emu_dim3 threadIdx, blockIdx;
 emu_dim3 blockDim, gridDim;
+uint64_t emu_shfl_buf[1024];
 std::barrier<> *emu_bar;
 unsigned char *emu_dynsmem;
 cudaStream_t vr_cuda_stream(void) { return nullptr; }
@@ -47,6 +48,8 @@ void vr_cuda_register_augment(void);
 void vr_cuda_register_basic(void);
 void vr_cuda_register_elementwise(void);
 void vr_cuda_register_reduce(void);
+void vr_cuda_register_norm(void);
+void vr_cuda_register_optim(void);
 }
 static double ld(const void *p, vr_dtype dt) {
   switch (dt) {
@@ -96,6 +99,8 @@ __attribute__((constructor(200))) static void emu_register(void) {
   vr_kernel_register(VR_OP_AVGPOOL2D, VR_CUDA, vr_cuda_avg_pool2d_fwd, vr_cuda_avg_pool2d_bwd);
   vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CUDA, vr_cuda_adaptive_avg_pool2d_fwd, vr_cuda_adaptive_avg_pool2d_bwd);
   vr_kernel_register(VR_OP_CONV2D, VR_CUDA, vr_cuda_conv2d_fwd, vr_cuda_conv2d_bwd);
+  vr_cuda_register_norm();
   vr_cuda_register_reg();
+  vr_cuda_register_optim();
   vr_cuda_register_augment();
 }

@@ -1,0 +1,110 @@
+-- visreg.bench: `visreg bench train RECIPE --steps N [--warmup W] [--device cpu|cuda|auto]
+-- [--set key=value ...] [--json]` (tools/bench_train.c calls M.train with the arguments after
+-- "train"). The run is built exactly as `visreg train` builds it (visreg.trainer's setup and fit,
+-- through trainer.bench); prints the median and mean time per step and images per second, or one
+-- JSON line with --json. Returns the process exit status.
+local util = require "visreg.util"
+local recipe = require "visreg.recipe"
+
+local M = {}
+
+local USAGE = [[usage: visreg bench train RECIPE.lua [--steps N] [--warmup W] [--device cpu|cuda|auto]
+                          [--set key.path=value ...] [--json]
+  --steps N     timed training steps (default 10)
+  --warmup W    untimed steps first (default 2)
+  --device D    overrides the recipe's device
+  --set k=v     overrides a recipe value, as in visreg train
+  --json        one JSON line instead of text
+  --unfused     the per-tensor optimizer updates and host clipping (opt.fused = false), to compare]]
+
+local OPTS = { steps = "value", warmup = "value", device = "value", set = "list", json = "flag", unfused = "flag" }
+
+local function parse(args)
+  local pos, o = {}, { set = {} }
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w%-]+)$")
+    if a == "-h" or a == "--help" then
+      o.help = true
+    elseif name then
+      local kind = OPTS[name]
+      if not kind then return nil, "unknown option --" .. name end
+      if kind == "flag" then
+        o[name] = true
+      else
+        local v = inline
+        if v == nil then i = i + 1; v = args[i] end
+        if v == nil then return nil, "--" .. name .. " needs a value" end
+        if kind == "list" then o[name][#o[name] + 1] = v else o[name] = v end
+      end
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return pos, o
+end
+
+local function fail(msg)
+  io.stderr:write("visreg bench train: ", msg, "\n", USAGE, "\n")
+  return 2
+end
+
+local function count(o, name, default, least)
+  if o[name] == nil then return default end
+  local v = tonumber(o[name])
+  if not v or v ~= math.floor(v) or v < least then
+    return nil, string.format("--%s: expected a whole number >= %d, got %s", name, least, o[name])
+  end
+  return v
+end
+
+function M.train(args)
+  local pos, o = parse(args)
+  if not pos then return fail(o) end
+  if o.help then print(USAGE); return 0 end
+  if #pos ~= 1 then return fail("expected one recipe, got " .. #pos) end
+  local steps, e1 = count(o, "steps", 10, 1)
+  if not steps then return fail(e1) end
+  local warmup, e2 = count(o, "warmup", 2, 0)
+  if not warmup then return fail(e2) end
+  if o.device and o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
+    return fail("--device: expected cpu, cuda or auto, got " .. o.device)
+  end
+  local ok, res = xpcall(function()
+    local r = recipe.load(pos[1], o.set)
+    local trainer = require "visreg.trainer"
+    local optim = require "visreg.optim"
+    local was = optim.fused
+    optim.fused = not o.unfused
+    local ok2, res2 = pcall(trainer.bench, r, { steps = steps, warmup = warmup, device = o.device })
+    optim.fused = was
+    if not ok2 then error(res2, 0) end
+    res2.fused_optim = not o.unfused
+    return res2
+  end, function(e)
+    if type(e) == "string" and os.getenv("VISREG_TRACEBACK") then return debug.traceback(e, 2) end
+    return e
+  end)
+  if not ok then
+    io.stderr:write("visreg: ", tostring(res), "\n")
+    return 1
+  end
+  if o.json then
+    local line = {}
+    for k, v in pairs(res) do if k ~= "step_seconds" then line[k] = v end end
+    line.bench = "train"
+    print(util.json_encode(line))
+  else
+    print(string.format("bench train %s on %s (%d threads): batch %d x %d views, %d timed steps after %d warm-up%s",
+      res.recipe or pos[1], res.device, res.threads, res.batch, res.views, res.steps, res.warmup,
+      res.fused_optim and "" or ", per-tensor optimizer"))
+    print(string.format("time per step   median %.2f ms   mean %.2f ms", 1e3 * res.median_s, 1e3 * res.mean_s))
+    print(string.format("images/second   median %.1f   mean %.1f", res.images_per_second, res.mean_images_per_second))
+  end
+  return 0
+end
+
+return M
