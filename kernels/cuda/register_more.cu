@@ -20,13 +20,10 @@ vr_status vr_cuda_conv2d_fwd(const vr_kernel_args *a);
 vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a);
 /* the regularizers (reg.cu), weak so that this file links while they are absent */
 void vr_cuda_register_reg(void) __attribute__((weak));
-<<<<<<< HEAD
-/* the augmentations (augment.cu), weak likewise */
-void vr_cuda_register_augment(void) __attribute__((weak));
-=======
 /* the multi-tensor optimiser ops (optim.cu), weak likewise */
 void vr_cuda_register_optim(void) __attribute__((weak));
->>>>>>> main
+/* the augmentations (augment.cu), weak likewise */
+void vr_cuda_register_augment(void) __attribute__((weak));
 
 void vr_cuda_register_more(void) {
   if (!vr_cuda_available()) return;
@@ -40,10 +37,7 @@ void vr_cuda_register_more(void) {
   vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CUDA, vr_cuda_adaptive_avg_pool2d_fwd, vr_cuda_adaptive_avg_pool2d_bwd);
   vr_kernel_register(VR_OP_CONV2D, VR_CUDA, vr_cuda_conv2d_fwd, vr_cuda_conv2d_bwd);
   if (vr_cuda_register_reg) vr_cuda_register_reg();
-<<<<<<< HEAD
-  if (vr_cuda_register_augment) vr_cuda_register_augment();
-=======
   if (vr_cuda_register_optim) vr_cuda_register_optim();
->>>>>>> main
+  if (vr_cuda_register_augment) vr_cuda_register_augment();
 }
 }
