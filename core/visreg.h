@@ -138,6 +138,12 @@ vr_status vr_detach(const vr_tensor *t, vr_tensor **out);
 vr_status vr_backward(vr_tensor *root, const vr_tensor *grad, int retain_graph);
 int vr_grad_enabled(void);
 int vr_set_grad_enabled(int enabled); /* returns the previous mode (thread-local) */
+/* mixed precision (thread-local, like PyTorch autocast): VR_BF16 makes vr_matmul, vr_linear and
+ * vr_conv2d cast their f32 inputs to bf16 (differentiably), compute in bf16 with f32 accumulation
+ * and cast the result back to f32; VR_F32 (the default) turns it off. Other ops and every
+ * backward are unaffected. */
+vr_status vr_autocast_set(vr_dtype dtype);
+vr_dtype vr_autocast_get(void);
 
 /* ---- elementwise, with broadcasting ---- */
 vr_status vr_add(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);

@@ -28,7 +28,11 @@ local function defaults()
     -- augment_on: where views are made: cpu (the loader's worker threads), device (the training
     -- device, from raw u8 batches: the same views) or auto (device on CUDA, cpu on the CPU)
     loader = { workers = 2, prefetch = 2, augment_on = "auto" },
-    precision = "f32",   -- f32, or bf16 autocast on CUDA
+    -- f32, or bf16: the encoder and projector forward under autocast (matmuls and convolutions
+    -- in bf16 with f32 accumulation, their results back in f32; parameters, norms, losses,
+    -- regularizer, optimizer state, the online probe and evaluation in f32). Meant for CUDA
+    -- (tensor cores); on the CPU it runs too, correct but slower than f32 (bf16 is emulated)
+    precision = "f32",
   }
 end
 -- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference

@@ -110,9 +110,9 @@ function M.setup(r, opts)
   end
   local on = r.loader.augment_on or "auto"
   self.augment_on = on == "auto" and (self.device == "cuda" and "device" or "cpu") or on
-  if r.precision == "bf16" and not opts.quiet then
-    io.stderr:write("visreg: precision bf16 is not implemented in the trainer yet; training in f32\n")
-  end
+  -- precision = "bf16": the encoder and projector forward run under autocast (their matmuls and
+  -- convolutions in bf16 with f32 accumulation; parameters, norms, losses, optimizer state f32)
+  self.autocast = r.precision == "bf16" and "bf16" or nil
   self.ds = data.open(r.data)
   local train = self.ds.train
   self.channels, self.height, self.width = train:channels(), train:height(), train:width()
@@ -255,8 +255,13 @@ function M.fit(self)
     local s = x:shape()
     x = x:reshape(s[1] * s[2], s[3], s[4], s[5])
     if self.device ~= "cpu" then x = x:to(self.device) end
-    local h = enc(x)
-    local z = proj(h)
+    local h, z
+    if self.autocast then -- the loss, regularizer and probe head stay outside, in f32
+      h, z = tensor.autocast(self.autocast, function() local f = enc(x); return f, proj(f) end)
+    else
+      h = enc(x)
+      z = proj(h)
+    end
     return z:view(n, s[2], -1), h
   end
 
@@ -290,8 +295,8 @@ function M.fit(self)
         local logits = head(feats)
         probe_loss = lossm.cross_entropy(logits, dev_labels)
         total = loss + probe_loss
-        -- accuracy counted on the host: B x classes values, and no integer kernels needed on the device
-        local c = tensor.no_grad(function() return logits:detach():to("cpu"):argmax(1):eq(labels):to("f32"):sum() end)
+        -- accuracy counted where the logits are: no host synchronisation in the step (read once an epoch)
+        local c = tensor.no_grad(function() return logits:detach():argmax(1):eq(dev_labels):to("f32"):sum() end)
         correct = correct and correct + c or c
         seen = seen + B
       end
