@@ -79,6 +79,7 @@ vr_status vr_cuda_adaptive_avg_pool2d_bwd(const vr_kernel_args *a);
 vr_status vr_cuda_conv2d_fwd(const vr_kernel_args *a);
 vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a);
 void vr_cuda_register_reg(void);
+void vr_cuda_register_augment(void);
 void vr_cuda_register_basic(void);
 void vr_cuda_register_elementwise(void);
 void vr_cuda_register_reduce(void);
@@ -136,4 +137,5 @@ __attribute__((constructor(200))) static void emu_register(void) {
   vr_cuda_register_norm();
   vr_cuda_register_reg();
   vr_cuda_register_optim();
+  vr_cuda_register_augment();
 }
