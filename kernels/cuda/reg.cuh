@@ -17,19 +17,22 @@ vr_status vr_cu_reg_check_finite(const char *func, const vr_tensor *z);
 size_t vr_cu_smem_optin(void);
 
 /* the column passes (reg_colstats.cu), dt f32 or f64: VISReg's mu, sigma (V x D doubles), the
- * center and scale sums acc[0..1] and X = (z - mu) / sigma; VISReg's gradient through the
+ * center and scale sums acc[0..1] and X = (z - mu) / sigma (with Xlo, f32 only: X's TF32 high part
+ * in X and the rest in Xlo, for 3xTF32 GEMMs); VISReg's gradient through the
  * standardisation, in place on g = H; W = G / (column norm + eps) (W may be G) */
 vr_status vr_cu_visreg_stats(vr_dtype dt, const void *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig,
-                             double *acc, void *X);
+                             double *acc, void *X, void *Xlo);
 vr_status vr_cu_visreg_grad(vr_dtype dt, void *g, const void *z, int64_t V, int64_t B, int64_t D, const double *mu,
                             const double *sig, double cc, double sc);
 vr_status vr_cu_col_normalize(vr_dtype dt, const void *G, int64_t D, int64_t K, double eps, void *W);
 
 /* the sorted-segment pass of VISReg and SWD for f32 (reg_segsort.cu): nseg segments of B
  * projections in Pt; part[s] = sum_i (P_sorted_i - q_i)^2 and, with grad, P = coef (P - q_rank)
- * in place. For 128 < B <= 8192 (vr_cu_seg_sort_f32_fits) */
+ * in place (with lo: P gets dL/dP's TF32 high part and lo the rest). For 128 < B <= 8192
+ * (vr_cu_seg_sort_f32_fits) */
 int vr_cu_seg_sort_f32_fits(int64_t B);
-vr_status vr_cu_seg_sort_f32(float *Pt, int64_t nseg, int64_t B, const float *q, double coef, int grad, double *part);
+vr_status vr_cu_seg_sort_f32(float *Pt, int64_t nseg, int64_t B, const float *q, double coef, int grad, double *part,
+                             float *lo);
 
 /* kernels in reg_sliced.cu and reg_gram.cu */
 vr_status vr_cu_visreg_fwd(const vr_kernel_args *a);

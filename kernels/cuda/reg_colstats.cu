@@ -97,13 +97,26 @@ __global__ void center_scale_k(const double *mu, const double *sig, int64_t n, d
   }
 }
 
+/* one block per row (grid-stride), its threads across the D columns: no 64-bit division per element.
+ * With lo (f32 for 3xTF32 GEMMs), X gets the TF32 high part and lo the rest (split_tf32 of reg_sliced.cu) */
 template <typename T>
-__global__ void standardize_k(const T *z, int64_t n, int64_t B, int64_t D, const double *mu, const double *sig, T *X) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t d = i % D, e = i / (B * D) * D + d;
-    X[i] = (T)(((double)z[i] - mu[e]) * (1.0 / sig[e]));
+__global__ void standardize_k(const T *z, int64_t VB, int64_t B, int64_t D, const double *mu, const double *sig, T *X,
+                              T *lo) {
+  for (int64_t r = blockIdx.x; r < VB; r += gridDim.x) {
+    const double *m = mu + r / B * D, *s = sig + r / B * D;
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+      T x = (T)(((double)z[r * D + d] - m[d]) * (1.0 / s[d]));
+      if (lo) {
+        float h = __uint_as_float(__float_as_uint((float)x) & 0xFFFFE000u);
+        X[r * D + d] = (T)h;
+        lo[r * D + d] = (T)((float)x - h);
+      } else {
+        X[r * D + d] = x;
+      }
+    }
   }
 }
+unsigned row_grid(int64_t rows) { return (unsigned)(rows < 1 ? 1 : rows < 65535 ? rows : 65535); }
 
 /* ---------------------------------------------------------------- VISReg gradient */
 
@@ -122,25 +135,31 @@ __global__ void grad_coef_k(const double2 *part, int64_t V, int64_t B, int64_t D
 }
 
 template <typename T>
-__global__ void grad_apply_k(T *g, const T *z, int64_t n, int64_t B, int64_t D, const double *co) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t e = i / (B * D) * D + i % D;
-    g[i] = (T)((double)g[i] * co[3 * e] + co[3 * e + 1] * (double)z[i] + co[3 * e + 2]);
+__global__ void grad_apply_k(T *g, const T *z, int64_t VB, int64_t B, int64_t D, const double *co) {
+  for (int64_t r = blockIdx.x; r < VB; r += gridDim.x) {
+    const double *c = co + 3 * (r / B * D);
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+      int64_t i = r * D + d;
+      g[i] = (T)((double)g[i] * c[3 * d] + c[3 * d + 1] * (double)z[i] + c[3 * d + 2]);
+    }
   }
 }
 
 /* ---------------------------------------------------------------- slice normalisation */
 
-template <typename T> __global__ void col_scale_k(const T *G, const double2 *part, int64_t D, int64_t K, double eps, T *W) {
+/* inv[k] = 1 / (||G[:, k]|| + eps), then W = G inv row by row */
+__global__ void col_inv_k(const double2 *part, int64_t D, int64_t K, double eps, double *inv) {
   int64_t nch = (D + kRows - 1) / kRows;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < D * K; i += (int64_t)gridDim.x * blockDim.x) {
-    double inv = 1.0 / (sqrt(col_total(part, nch, K, i % K).y) + eps);
-    W[i] = (T)((double)G[i] * inv);
-  }
+  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < K; k += (int64_t)gridDim.x * blockDim.x)
+    inv[k] = 1.0 / (sqrt(col_total(part, nch, K, k).y) + eps);
+}
+template <typename T> __global__ void col_scale_k(const T *G, const double *inv, int64_t D, int64_t K, T *W) {
+  for (int64_t r = blockIdx.x; r < D; r += gridDim.x)
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x) W[r * K + k] = (T)((double)G[r * K + k] * inv[k]);
 }
 
 template <typename T>
-vr_status stats_typed(const T *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig, double *acc, T *X) {
+vr_status stats_typed(const T *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig, double *acc, T *X, T *lo) {
   cudaStream_t st = vr_cuda_stream();
   vr_cu_buf pb;
   VR_TRY(pb.get(sizeof(double2) * (size_t)(V * chunks(B) * D)));
@@ -149,7 +168,7 @@ vr_status stats_typed(const T *z, int64_t V, int64_t B, int64_t D, double *mu, d
   VR_CU_LAUNCHED("visreg statistics");
   center_scale_k<<<1, 1024, 0, st>>>(mu, sig, V * D, acc);
   VR_CU_LAUNCHED("visreg center and scale");
-  standardize_k<T><<<vr_cu_blocks(V * B * D), VR_CU_THREADS, 0, st>>>(z, V * B * D, B, D, mu, sig, X);
+  standardize_k<T><<<row_grid(V * B), VR_CU_THREADS, 0, st>>>(z, V * B, B, D, mu, sig, X, lo);
   VR_CU_LAUNCHED("visreg standardisation");
   return VR_OK;
 }
@@ -164,16 +183,20 @@ vr_status grad_typed(T *g, const T *z, int64_t V, int64_t B, int64_t D, const do
   VR_TRY(partials<T>(g, V, B, D, SUM, pb.as<double2>()));
   grad_coef_k<<<vr_cu_blocks(V * D), VR_CU_THREADS, 0, st>>>(pb.as<double2>(), V, B, D, mu, sig, cc, sc, cb.as<double>());
   VR_CU_LAUNCHED("visreg gradient coefficients");
-  grad_apply_k<T><<<vr_cu_blocks(V * B * D), VR_CU_THREADS, 0, st>>>(g, z, V * B * D, B, D, cb.as<double>());
+  grad_apply_k<T><<<row_grid(V * B), VR_CU_THREADS, 0, st>>>(g, z, V * B, B, D, cb.as<double>());
   VR_CU_LAUNCHED("visreg gradient");
   return VR_OK;
 }
 
 template <typename T> vr_status normalize_typed(const T *G, int64_t D, int64_t K, double eps, T *W) {
-  vr_cu_buf pb;
+  cudaStream_t st = vr_cuda_stream();
+  vr_cu_buf pb, ib;
   VR_TRY(pb.get(sizeof(double2) * (size_t)(chunks(D) * K)));
+  VR_TRY(ib.get(sizeof(double) * (size_t)K));
   VR_TRY(partials<T>(G, 1, D, K, SUM_SQ, pb.as<double2>()));
-  col_scale_k<T><<<vr_cu_blocks(D * K), VR_CU_THREADS, 0, vr_cuda_stream()>>>(G, pb.as<double2>(), D, K, eps, W);
+  col_inv_k<<<vr_cu_blocks(K), VR_CU_THREADS, 0, st>>>(pb.as<double2>(), D, K, eps, ib.as<double>());
+  VR_CU_LAUNCHED("slice norms");
+  col_scale_k<T><<<row_grid(D), VR_CU_THREADS, 0, st>>>(G, ib.as<double>(), D, K, W);
   VR_CU_LAUNCHED("slice normalisation");
   return VR_OK;
 }
@@ -181,9 +204,10 @@ template <typename T> vr_status normalize_typed(const T *G, int64_t D, int64_t K
 } // namespace
 
 vr_status vr_cu_visreg_stats(vr_dtype dt, const void *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig,
-                             double *acc, void *X) {
-  if (dt == VR_F32) return stats_typed<float>((const float *)z, V, B, D, mu, sig, acc, (float *)X);
-  return stats_typed<double>((const double *)z, V, B, D, mu, sig, acc, (double *)X);
+                             double *acc, void *X, void *Xlo) {
+  if (dt == VR_F32) return stats_typed<float>((const float *)z, V, B, D, mu, sig, acc, (float *)X, (float *)Xlo);
+  if (Xlo) return VR_FAIL(VR_E_INTERNAL, "Xlo: the TF32 split is for f32 only");
+  return stats_typed<double>((const double *)z, V, B, D, mu, sig, acc, (double *)X, nullptr);
 }
 
 vr_status vr_cu_visreg_grad(vr_dtype dt, void *g, const void *z, int64_t V, int64_t B, int64_t D, const double *mu,

@@ -28,7 +28,7 @@ __device__ __forceinline__ uint64_t pick(uint64_t a, uint64_t b, bool keep_min) 
 
 template <int R>
 __global__ void __launch_bounds__(kThreads) reg_sort_k(float *Pt, int64_t nseg, int64_t B, const float *q, double coef,
-                                                       int grad, double *part) {
+                                                       int grad, double *part, float *lo) {
   extern __shared__ uint64_t sw[];
   __shared__ double red[kThreads];
   const int P = kThreads * R, t = threadIdx.x, base = t * R;
@@ -77,7 +77,17 @@ __global__ void __launch_bounds__(kThreads) reg_sort_k(float *Pt, int64_t nseg, 
       if (i < B) {
         double d = (double)value_of(v[r]) - (double)q[i];
         acc += d * d;
-        if (grad) seg[(uint32_t)v[r]] = (float)(coef * d);
+        if (grad) {
+          float g = (float)(coef * d);
+          uint32_t b = (uint32_t)v[r];
+          if (lo) { /* 3xTF32: the high part here, the rest in lo */
+            float h = __uint_as_float(__float_as_uint(g) & 0xFFFFE000u);
+            seg[b] = h;
+            lo[s * B + b] = g - h;
+          } else {
+            seg[b] = g;
+          }
+        }
       }
     }
     acc = vr_cu_reg_block_sum(acc, red); /* ends with a barrier: sw is free again */
@@ -85,12 +95,13 @@ __global__ void __launch_bounds__(kThreads) reg_sort_k(float *Pt, int64_t nseg, 
   }
 }
 
-template <int R> vr_status launch(float *Pt, int64_t nseg, int64_t B, const float *q, double coef, int grad, double *part) {
+template <int R>
+vr_status launch(float *Pt, int64_t nseg, int64_t B, const float *q, double coef, int grad, double *part, float *lo) {
   size_t smem = sizeof(uint64_t) * (size_t)pad(kThreads * R);
   if (smem + sizeof(double) * kThreads > vr_cu_smem_optin()) return VR_FAIL(VR_E_UNSUPPORTED, "B: %lld is too long", (long long)B);
   if (smem > 48 * 1024) VR_CU(cudaFuncSetAttribute(reg_sort_k<R>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   unsigned grid = (unsigned)(nseg < 65535 ? nseg : 65535);
-  reg_sort_k<R><<<grid, kThreads, smem, vr_cuda_stream()>>>(Pt, nseg, B, q, coef, grad, part);
+  reg_sort_k<R><<<grid, kThreads, smem, vr_cuda_stream()>>>(Pt, nseg, B, q, coef, grad, part, lo);
   VR_CU_LAUNCHED("sorted segments (registers)");
   return VR_OK;
 }
@@ -104,15 +115,16 @@ int vr_cu_seg_sort_f32_fits(int64_t B) {
   return B > 128 && B <= 32 * kThreads;
 }
 
-vr_status vr_cu_seg_sort_f32(float *Pt, int64_t nseg, int64_t B, const float *q, double coef, int grad, double *part) {
+vr_status vr_cu_seg_sort_f32(float *Pt, int64_t nseg, int64_t B, const float *q, double coef, int grad, double *part,
+                             float *lo) {
   if (nseg < 1) return VR_OK;
   switch (vr_cu_pow2_at_least(B) / kThreads) {
-  case 1: return launch<1>(Pt, nseg, B, q, coef, grad, part);
-  case 2: return launch<2>(Pt, nseg, B, q, coef, grad, part);
-  case 4: return launch<4>(Pt, nseg, B, q, coef, grad, part);
-  case 8: return launch<8>(Pt, nseg, B, q, coef, grad, part);
-  case 16: return launch<16>(Pt, nseg, B, q, coef, grad, part);
-  case 32: return launch<32>(Pt, nseg, B, q, coef, grad, part);
+  case 1: return launch<1>(Pt, nseg, B, q, coef, grad, part, lo);
+  case 2: return launch<2>(Pt, nseg, B, q, coef, grad, part, lo);
+  case 4: return launch<4>(Pt, nseg, B, q, coef, grad, part, lo);
+  case 8: return launch<8>(Pt, nseg, B, q, coef, grad, part, lo);
+  case 16: return launch<16>(Pt, nseg, B, q, coef, grad, part, lo);
+  case 32: return launch<32>(Pt, nseg, B, q, coef, grad, part, lo);
   default: return VR_FAIL(VR_E_UNSUPPORTED, "B: %lld projections per segment is outside 129..8192", (long long)B);
   }
 }

@@ -280,11 +280,15 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   VR_TRY(partb.get(sizeof(double) * (size_t)(K * V)));
   double *acc = accb.as<double>();
   const T *X = z;
+  bool x3 = sizeof(T) == 4 && use_3xtf32(VB, D, K); /* 3xTF32 projections: operands split as hi + lo */
+  vr_cu_buf Wlb, Xhb, Xlb, Glb;
+  if (x3) VR_TRY(Xlb.get(sizeof(float) * (size_t)(VB * D)));
   if (mode == SL_VISREG) {
     VR_TRY(mub.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(sigb.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
-    VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p));
+    /* with 3xTF32, X's high part goes to Xb and the rest to Xlb in the same pass */
+    VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p, x3 ? Xlb.p : nullptr));
     ph.mark("stats");
     X = Xb.as<T>();
   }
@@ -319,21 +323,22 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   const T *q = mode == SL_SIGREG ? nullptr : (const T *)vr_data(a->in[2]);
   const T *W = Wb.as<T>();
   T *Pt = Ptb.as<T>();
-  /* 3xTF32: W and X split once (W's and, for VISReg, X's high parts in place), dL/dP per chunk */
-  bool x3 = sizeof(T) == 4 && use_3xtf32(VB, D, K);
-  vr_cu_buf Wlb, Xhb, Xlb, Glb;
+  /* 3xTF32: W split once in place (its high part), X split by the statistics pass (VISReg) or here,
+   * dL/dP by the register sort or after the segment pass */
   const float *Wh = (const float *)W, *Wl = nullptr, *Xh = (const float *)X, *Xl = nullptr;
   if (x3) {
     VR_TRY(Wlb.get(sizeof(float) * (size_t)(D * K)));
     VR_TRY(split_tf32((const float *)W, D * K, (float *)Wb.p, Wlb.as<float>()));
-    if (X != Xb.as<T>()) VR_TRY(Xhb.get(sizeof(float) * (size_t)(VB * D)));
-    float *xh = X == Xb.as<T>() ? Xb.as<float>() : Xhb.as<float>();
-    VR_TRY(Xlb.get(sizeof(float) * (size_t)(VB * D)));
-    VR_TRY(split_tf32((const float *)X, VB * D, xh, Xlb.as<float>()));
-    Wl = Wlb.as<float>(), Xh = xh, Xl = Xlb.as<float>();
+    if (mode != SL_VISREG) {
+      VR_TRY(Xhb.get(sizeof(float) * (size_t)(VB * D)));
+      VR_TRY(split_tf32((const float *)X, VB * D, Xhb.as<float>(), Xlb.as<float>()));
+      Xh = Xhb.as<float>();
+    }
+    Wl = Wlb.as<float>(), Xl = Xlb.as<float>();
     if (grad) VR_TRY(Glb.get(sizeof(float) * (size_t)(chunk * VB)));
     ph.mark("split");
   }
+  bool reg_sort = sizeof(T) == 4 && mode != SL_SIGREG && vr_cu_seg_sort_f32_fits(B);
 
   for (int64_t k0 = 0; k0 < K; k0 += chunk) {
     int64_t kc = K - k0 < chunk ? K - k0 : chunk, nseg = kc * V;
@@ -348,8 +353,9 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
       seg_ep_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, J, a->f[0] / (J - 1), epb.as<double>(),
                                                              grad != nullptr, stage, part);
       VR_CU_LAUNCHED("sigreg segments");
-    } else if (sizeof(T) == 4 && vr_cu_seg_sort_f32_fits(B)) {
-      VR_TRY(vr_cu_seg_sort_f32((float *)Pt, nseg, B, (const float *)q, coef, grad != nullptr, part));
+    } else if (reg_sort) {
+      VR_TRY(vr_cu_seg_sort_f32((float *)Pt, nseg, B, (const float *)q, coef, grad != nullptr, part,
+                                x3 && grad ? Glb.as<float>() : nullptr));
     } else if (in_smem) {
       seg_sort_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, P, q, coef, grad != nullptr, part);
       VR_CU_LAUNCHED("sorted segments");
@@ -382,7 +388,7 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     /* H (VB x D) += dL/dP W_c^T, straight into dL/dz */
     if (k0 == 0) ph.mark("segments");
     if (grad && x3) {
-      VR_TRY(split_tf32((const float *)Pt, kc * VB, (float *)Pt, Glb.as<float>()));
+      if (!reg_sort) VR_TRY(split_tf32((const float *)Pt, kc * VB, (float *)Pt, Glb.as<float>()));
       VR_TRY(vr_cu_gemm_rm_3xtf32(1, 1, VB, D, kc, 1.0, (const float *)Pt, Glb.as<float>(), VB, Wh + k0, Wl + k0, K,
                                   k0 == 0 ? 0.0 : 1.0, (float *)grad, D));
     } else if (grad) {
