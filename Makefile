@@ -74,6 +74,9 @@ $(B)/%.o: %.cu core/visreg.h core/internal.h $(wildcard kernels/cuda/*.cuh)
 # the regularizers' slice draws round exactly as the C build does (no fused multiply-adds)
 $(B)/kernels/cuda/reg_draw.o: NVFLAGS += -fmad=false
 $(B)/kernels/cuda/reg_draw.o: core/reg/slices.h core/philox.h
+# the augmentations compute every pixel as kernels/cpu/augment.c does (no fused multiply-adds)
+$(B)/kernels/cuda/augment.o: NVFLAGS += -fmad=false
+$(B)/kernels/cuda/augment.o: core/data/aug_math.h core/data/data.h core/philox.h
 
 $(LIBA): $(OBJ)
 	@mkdir -p $(dir $@)

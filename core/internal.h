@@ -45,6 +45,20 @@ static inline void *vr_data(const vr_tensor *t) {
 }
 static inline bool vr_is_float(vr_dtype d) { return d == VR_F32 || d == VR_F64 || d == VR_BF16; }
 static inline bool vr_is_int(vr_dtype d) { return d == VR_I32 || d == VR_I64 || d == VR_U8; }
+/* ---- bf16 <-> f32: round to nearest even, NaN kept a (quiet) NaN, as PyTorch ---- */
+static inline uint16_t vr_f32_to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  u += 0x7fff + ((u >> 16) & 1);
+  return (uint16_t)(u >> 16);
+}
+static inline float vr_bf16_to_f32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
 /* ---- element access as double (the generic, slow path) ---- */
 static inline double vr_load(const void *p, vr_dtype dt) {
   switch (dt) {
@@ -53,12 +67,7 @@ static inline double vr_load(const void *p, vr_dtype dt) {
   case VR_I32: return *(const int32_t *)p;
   case VR_I64: return (double)*(const int64_t *)p;
   case VR_U8: return *(const uint8_t *)p;
-  case VR_BF16: {
-    uint32_t u = (uint32_t)(*(const uint16_t *)p) << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-  }
+  case VR_BF16: return vr_bf16_to_f32(*(const uint16_t *)p);
   }
   return 0;
 }
@@ -69,14 +78,7 @@ static inline void vr_store(void *p, vr_dtype dt, double v) {
   case VR_I32: *(int32_t *)p = (int32_t)v; break;
   case VR_I64: *(int64_t *)p = (int64_t)v; break;
   case VR_U8: *(uint8_t *)p = (uint8_t)v; break;
-  case VR_BF16: {
-    float f = (float)v;
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    *(uint16_t *)p = (uint16_t)(u >> 16);
-    break;
-  }
+  case VR_BF16: *(uint16_t *)p = vr_f32_to_bf16((float)v); break;
   }
 }
 /* erfinv(y) to about 1 ulp (core/mathfn.c); the _exact form takes 1 + y and 1 - y computed
@@ -300,6 +302,13 @@ void vr_node_release(vr_node *n);
 vr_status vr_record(const char *name, vr_backward_fn bw, int n_in, const vr_tensor *const *inputs,
                     int n_saved, const vr_tensor *const *saved, const double *f, int nf,
                     const int64_t *iv, int ni, vr_tensor *out, vr_node **node);
+
+/* ---------------------------------------------------------------- autocast (core/autocast.c) */
+/* true when autocast is on, some of the n tensors (NULLs skipped) is f32 and every one is f32 or
+ * the autocast dtype: the op then runs on vr_autocast_cast copies and casts its result to f32 */
+bool vr_autocast_applies(int n, const vr_tensor *const *ts);
+/* casted[k] = ts[k] in the autocast dtype (differentiable; a new reference; NULL stays NULL) */
+vr_status vr_autocast_cast(int n, const vr_tensor *const *ts, vr_tensor **casted);
 
 /* ---------------------------------------------------------------- threads */
 /* Runs fn(ctx, lo, hi) over [0, n) split into contiguous chunks on the library's threads. */

@@ -138,6 +138,12 @@ vr_status vr_detach(const vr_tensor *t, vr_tensor **out);
 vr_status vr_backward(vr_tensor *root, const vr_tensor *grad, int retain_graph);
 int vr_grad_enabled(void);
 int vr_set_grad_enabled(int enabled); /* returns the previous mode (thread-local) */
+/* mixed precision (thread-local, like PyTorch autocast): VR_BF16 makes vr_matmul, vr_linear and
+ * vr_conv2d cast their f32 inputs to bf16 (differentiably), compute in bf16 with f32 accumulation
+ * and cast the result back to f32; VR_F32 (the default) turns it off. Other ops and every
+ * backward are unaffected. */
+vr_status vr_autocast_set(vr_dtype dtype);
+vr_dtype vr_autocast_get(void);
 
 /* ---- elementwise, with broadcasting ---- */
 vr_status vr_add(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
@@ -347,9 +353,15 @@ vr_status vr_pipeline_add_noise(vr_pipeline *p, double std, double prob); /* x +
 /* (x - mean[c]) / std[c]; n is 1 (all channels) or the channel count */
 vr_status vr_pipeline_add_normalize(vr_pipeline *p, int n, const double *mean, const double *std);
 /* runs the pipeline on image (C x H x W) or images (N x C x H x W; image k is sample sample+k), u8 or
- * f32, CPU; out is f32 (N x) C x out_h x out_w (out_h/out_w 0: the input's size) */
+ * f32, on the CPU or CUDA (the views are made on the images' device, the same views on both);
+ * out is f32 (N x) C x out_h x out_w (out_h/out_w 0: the input's size) on the images' device */
 vr_status vr_pipeline_apply(const vr_pipeline *p, const vr_tensor *images, int out_h, int out_w, uint64_t seed,
                             uint64_t epoch, uint64_t sample, uint64_t view, vr_tensor **out);
+/* the same with each image's sample given: ids is i64 with one entry per image (image k is sample
+ * ids[k]), on the CPU or the images' device; with a raw loader (vr_loader_set_raw) the batch's
+ * vr_batch_images, vr_batch_indices and vr_batch_epoch give the loader's own views */
+vr_status vr_pipeline_apply_ids(const vr_pipeline *p, const vr_tensor *images, const vr_tensor *ids, int out_h,
+                                int out_w, uint64_t seed, uint64_t epoch, uint64_t view, vr_tensor **out);
 
 /* loader: batches of B samples, shuffled per epoch from (seed, epoch) when shuffle is 1; every sample
  * gives one image per view; workers threads prefetch up to prefetch whole batches (workers 0: the
@@ -379,6 +391,12 @@ vr_status vr_batch_view(const vr_batch *b, int view, vr_tensor **out);  /* f32 B
 vr_status vr_batch_views(const vr_batch *b, int first, int n, vr_tensor **out);
 vr_status vr_batch_labels(const vr_batch *b, vr_tensor **out);  /* i64 B (-1 when unlabeled) */
 vr_status vr_batch_indices(const vr_batch *b, vr_tensor **out); /* i64 B: dataset indices */
+/* raw mode (before the first vr_loader_next; 0 by default): batches hold the un-augmented images
+ * instead of views (vr_batch_num_views is 0 and no view is made; the shuffling is the same), for
+ * views made elsewhere, e.g. on the GPU with vr_pipeline_apply_ids */
+vr_status vr_loader_set_raw(vr_loader *l, int raw);
+int vr_loader_raw(const vr_loader *l);
+vr_status vr_batch_images(const vr_batch *b, vr_tensor **out); /* raw batches: u8 B x C x H x W */
 
 /* checkpoints: safetensors files (F32, F64, I64, I32, U8, BF16), written atomically (tmp + fsync +
  * rename). Tensors are copied to host memory when added. */

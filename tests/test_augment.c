@@ -1,7 +1,8 @@
 /* test_augment.c: augmentation pipelines: exact properties of each step (hflip twice = identity,
  * normalize values, a full-image crop = identity, solarize, grayscale, blur of a constant, erase
  * area, noise statistics, jitter factors), determinism by (seed, epoch, sample, view) and
- * independence from the thread count, and argument errors. */
+ * independence from the thread count, per-image sample ids (vr_pipeline_apply_ids), and argument
+ * errors. */
 #include "testutil.h"
 
 /* a C x H x W f32 image with values in [0, 1) */
@@ -301,6 +302,65 @@ START_TEST(determinism) {
 }
 END_TEST
 
+/* vr_pipeline_apply_ids: image k is sample ids[k]; consecutive ids are vr_pipeline_apply */
+START_TEST(sample_ids) {
+  vr_pipeline *p = full_pipeline();
+  vr_tensor *x = tu_rand(VR_F32, 4, TU_SHAPE(5, 3, 11, 9), 4), *xu = NULL, *y = NULL, *z = NULL;
+  OK(vr_tensor_to_dtype(x, VR_U8, &xu));
+  int64_t idv[5] = {17, 3, 1LL << 33, 3, 0};
+  vr_tensor *ids = NULL, *seq = NULL;
+  OK(vr_tensor_from_buffer(idv, 1, TU_SHAPE(5), VR_I64, VR_CPU, &ids));
+  for (int u = 0; u < 2; u++) {
+    vr_tensor *in = u ? xu : x;
+    OK(vr_pipeline_apply_ids(p, in, ids, 8, 7, 42, 3, 1, &y));
+    ck_assert(vr_tensor_ndim(y) == 4 && vr_tensor_size(y, 0) == 5 && vr_tensor_size(y, 2) == 8 && vr_tensor_size(y, 3) == 7);
+    for (int k = 0; k < 5; k++) { /* image k alone, as sample ids[k] */
+      vr_tensor *one = NULL, *r = NULL, *yk = NULL;
+      OK(vr_select(in, 0, k, &one));
+      OK(vr_pipeline_apply(p, one, 8, 7, 42, 3, (uint64_t)idv[k], 1, &r));
+      OK(vr_select(y, 0, k, &yk));
+      ck_assert_double_eq(maxdiff(r, yk), 0);
+      vr_tensor_free(one);
+      vr_tensor_free(r);
+      vr_tensor_free(yk);
+    }
+    vr_tensor_free(y);
+  }
+  /* ids 100..104 equal sample 100; a strided ids view works */
+  int64_t sv[10] = {100, -1, 101, -1, 102, -1, 103, -1, 104, -1};
+  vr_tensor *sbase = NULL;
+  OK(vr_tensor_from_buffer(sv, 1, TU_SHAPE(10), VR_I64, VR_CPU, &sbase));
+  OK(vr_slice(sbase, 0, 0, 10, 2, &seq));
+  OK(vr_pipeline_apply_ids(p, x, seq, 0, 0, 42, 3, 1, &y));
+  OK(vr_pipeline_apply(p, x, 0, 0, 42, 3, 100, 1, &z));
+  ck_assert_double_eq(maxdiff(y, z), 0);
+  vr_tensor_free(y);
+  vr_tensor_free(z);
+  y = NULL;
+  /* one C x H x W image and one id */
+  vr_tensor *one = NULL, *id1 = NULL;
+  OK(vr_select(x, 0, 2, &one));
+  OK(vr_select(ids, 0, 2, &id1));
+  OK(vr_pipeline_apply_ids(p, one, id1, 0, 0, 42, 3, 1, &y));
+  ck_assert_int_eq(vr_tensor_ndim(y), 3);
+  vr_tensor_free(y);
+  y = NULL;
+  /* errors name the ids */
+  vr_tensor *idf = NULL, *id4 = NULL;
+  OK(vr_tensor_to_dtype(ids, VR_F32, &idf));
+  OK(vr_narrow(ids, 0, 0, 4, &id4));
+  FAILS(vr_pipeline_apply_ids(p, x, NULL, 0, 0, 0, 0, 0, &y), VR_E_ARG, "ids");
+  FAILS(vr_pipeline_apply_ids(p, x, idf, 0, 0, 0, 0, 0, &y), VR_E_DTYPE, "ids");
+  FAILS(vr_pipeline_apply_ids(p, x, id4, 0, 0, 0, 0, 0, &y), VR_E_SHAPE, "ids");
+  FAILS(vr_pipeline_apply_ids(p, one, ids, 0, 0, 0, 0, 0, &y), VR_E_SHAPE, "ids");
+  FAILS(vr_pipeline_apply_ids(NULL, x, ids, 0, 0, 0, 0, 0, &y), VR_E_ARG, "p:");
+  ck_assert_ptr_null(y);
+  vr_tensor *objs[] = {x, xu, ids, seq, sbase, one, id1, idf, id4};
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);
+  vr_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(errors) {
   vr_pipeline *p = NULL;
   OK(vr_pipeline_new(&p));
@@ -338,6 +398,7 @@ static Suite *augment_suite(void) {
   tcase_add_test(tc, pixel_ops);
   tcase_add_test(tc, jitter);
   tcase_add_test(tc, determinism);
+  tcase_add_test(tc, sample_ids);
   tcase_add_test(tc, errors);
   suite_add_tcase(s, tc);
   return s;

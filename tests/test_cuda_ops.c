@@ -526,6 +526,15 @@ START_TEST(test_reg_sliced) {
                   (const int64_t[16]){0, 0, 8, 9, 3}, n % 2 ? 11 : 0, "visreg tiles");
   reg_case_ties(VR_OP_SWD, VR_F32, 3, 777, 6, 2, 0, 0, (const double[8]){0, 1, 0, 1e-6}, (const int64_t[16]){0, 0, 3, 4, 2},
                 5, "swd tiles");
+  /* f32 projections through 3xTF32 GEMMs (forced; on its own above 2^31 V B D K), chunked and not */
+  setenv("VISREG_CUDA_3XTF32", "1", 1);
+  for (int64_t chunk = 0; chunk <= 5; chunk += 5) {
+    reg_case(VR_OP_VISREG, VR_F32, 2, 300, 37, 11, 1, 3, (const double[8]){1, 1, 1, 1e-12},
+             (const int64_t[16]){chunk, 0, 5, 6, 11}, "visreg 3xtf32");
+    reg_case(VR_OP_SIGREG, VR_F32, 2, 40, 8, 30, 0, 0, (const double[8]){3, 1e-12}, (const int64_t[16]){chunk, 17, 7, 1, 30},
+             "sigreg 3xtf32");
+  }
+  unsetenv("VISREG_CUDA_3XTF32");
 }
 END_TEST
 

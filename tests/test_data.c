@@ -1,7 +1,8 @@
 /* test_data.c: datasets (Fashion-MNIST from the installed IDX .gz files, synthetic IDX and CIFAR
  * files written here, errors for missing and truncated files, subsets, long-tailed counts,
  * label-free mode) and the multi-view loader (batch shapes, drop_last, shuffling, determinism
- * across worker counts, views as a pure function of (seed, epoch, sample, view), exact resume). */
+ * across worker counts, views as a pure function of (seed, epoch, sample, view), exact resume, raw
+ * mode's u8 batches whose vr_pipeline_apply_ids views equal the loader's). */
 #include "testutil.h"
 #include <unistd.h>
 #include <zlib.h>
@@ -473,6 +474,79 @@ START_TEST(loader_workers_resume) {
 }
 END_TEST
 
+/* raw mode: the same samples in the same order as the augmenting loader, their u8 images, and
+ * vr_pipeline_apply_ids(images, indices, epoch, view) gives the augmenting loader's views exactly */
+START_TEST(loader_raw) {
+  vr_dataset *d = synthetic(5, 1, 6, 6); /* 50 images, 7 batches of 8 (last 2) */
+  vr_tensor *all = NULL;
+  OK(vr_dataset_images(d, &all));
+  vr_pipeline *g = aug(), *lo = NULL;
+  OK(vr_pipeline_new(&lo));
+  OK(vr_pipeline_add_crop(lo, 0.05, 0.3, 0.75, 1.33, 0, 0, 1));
+  for (int workers = 0; workers <= 2; workers += 2) {
+    vr_loader *l = loader(d, 8, 0, 0), *r = NULL;
+    OK(vr_loader_new(d, 8, 1, 0, 77, workers, 3, &r));
+    ck_assert_int_eq(vr_loader_raw(r), 0);
+    OK(vr_loader_set_raw(r, 1));
+    ck_assert_int_eq(vr_loader_raw(r), 1);
+    OK(vr_loader_set_position(l, 0, 5));
+    OK(vr_loader_set_position(r, 0, 5));
+    for (int k = 0; k < 5; k++) { /* batches 5, 6 of epoch 0, the end, batches 0, 1 of epoch 1 */
+      vr_batch *bl = NULL, *br = NULL;
+      OK(vr_loader_next(l, &bl));
+      OK(vr_loader_next(r, &br));
+      if (k == 2) {
+        ck_assert(bl == NULL && br == NULL);
+        continue;
+      }
+      ck_assert(vr_batch_epoch(br) == vr_batch_epoch(bl) && vr_batch_index(br) == vr_batch_index(bl));
+      ck_assert_int_eq(vr_batch_num_views(br), 0);
+      vr_tensor *im = NULL, *ix = NULL, *ixl = NULL, *y = NULL, *yl = NULL, *v = NULL, *ref = NULL, *bad = NULL;
+      OK(vr_batch_images(br, &im));
+      OK(vr_batch_indices(br, &ix));
+      OK(vr_batch_indices(bl, &ixl));
+      OK(vr_batch_labels(br, &y));
+      OK(vr_batch_labels(bl, &yl));
+      int64_t n = vr_batch_size(br);
+      ck_assert(vr_tensor_dtype(im) == VR_U8 && vr_tensor_ndim(im) == 4 && vr_tensor_size(im, 0) == n);
+      ck_assert(vr_tensor_size(im, 1) == 1 && vr_tensor_size(im, 2) == 6 && vr_tensor_size(im, 3) == 6);
+      for (int64_t i = 0; i < n; i++) {
+        int64_t id = ((int64_t *)vr_tensor_data(ix))[i];
+        ck_assert_int_eq(id, ((int64_t *)vr_tensor_data(ixl))[i]);
+        ck_assert_int_eq(((int64_t *)vr_tensor_data(y))[i], ((int64_t *)vr_tensor_data(yl))[i]);
+        ck_assert(!memcmp((uint8_t *)vr_tensor_data(im) + i * 36, (uint8_t *)vr_tensor_data(all) + id * 36, 36));
+      }
+      for (int view = 0; view < 3; view++) { /* the loader's views from the raw batch */
+        int sz = view < 2 ? 8 : 4;
+        OK(vr_batch_view(bl, view, &v));
+        OK(vr_pipeline_apply_ids(view < 2 ? g : lo, im, ix, sz, sz, 77, (uint64_t)vr_batch_epoch(br), (uint64_t)view,
+                                 &ref));
+        ck_assert_int_eq(vr_tensor_numel(ref), vr_tensor_numel(v));
+        ck_assert(!memcmp(vr_tensor_data(ref), vr_tensor_data(v), sizeof(float) * (size_t)vr_tensor_numel(v)));
+        vr_tensor_free(v);
+        vr_tensor_free(ref);
+        v = ref = NULL;
+      }
+      FAILS(vr_batch_view(br, 0, &bad), VR_E_ARG, "raw");
+      FAILS(vr_batch_views(br, 0, 1, &bad), VR_E_ARG, "raw");
+      FAILS(vr_batch_images(bl, &bad), VR_E_ARG, "raw");
+      vr_tensor *objs[] = {im, ix, ixl, y, yl};
+      for (size_t q = 0; q < sizeof objs / sizeof *objs; q++) vr_tensor_free(objs[q]);
+      vr_batch_free(bl);
+      vr_batch_free(br);
+    }
+    FAILS(vr_loader_set_raw(r, 0), VR_E_ARG, "before the first");
+    vr_loader_free(l);
+    vr_loader_free(r);
+  }
+  FAILS(vr_loader_set_raw(NULL, 1), VR_E_ARG, "l:");
+  vr_pipeline_free(g);
+  vr_pipeline_free(lo);
+  vr_tensor_free(all);
+  vr_dataset_free(d);
+}
+END_TEST
+
 static Suite *data_suite(void) {
   Suite *s = suite_create("data");
   TCase *tc = tcase_create("datasets");
@@ -487,6 +561,7 @@ static Suite *data_suite(void) {
   TCase *tl = tcase_create("loader");
   tcase_add_test(tl, loader_batches);
   tcase_add_test(tl, loader_workers_resume);
+  tcase_add_test(tl, loader_raw);
   suite_add_tcase(s, tl);
   return s;
 }

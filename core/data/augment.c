@@ -1,10 +1,13 @@
 /* augment.c: building augmentation pipelines (vr_pipeline_add_*) and running one over images
- * (vr_pipeline_apply, the front-end of VR_OP_AUGMENT).
+ * (vr_pipeline_apply and vr_pipeline_apply_ids, the front-end of VR_OP_AUGMENT).
  *
- * VR_OP_AUGMENT kernel args: in[0] images N x C x H x W, contiguous, u8 or f32, on the CPU;
- * out[0] f32 N x C x out_h x out_w, contiguous; i[0] seed, i[1] epoch, i[2] sample index of image 0
- * (image k is sample i[2] + k), i[3] view; ctx the (const) vr_pipeline. The per-image work is
- * vr_augment_image in kernels/cpu/augment.c, which the loader's worker threads also call.
+ * VR_OP_AUGMENT kernel args: in[0] images N x C x H x W, contiguous, u8 or f32, on the CPU or CUDA;
+ * in[1] NULL, or the sample ids: i64 N, contiguous, on the images' device (image k is sample
+ * in[1][k]); out[0] f32 N x C x out_h x out_w, contiguous, on the images' device; i[0] seed,
+ * i[1] epoch, i[2] sample index of image 0 (image k is sample i[2] + k when in[1] is NULL), i[3]
+ * view; ctx the (const) vr_pipeline, in host memory (the CUDA kernel uploads its steps). The
+ * per-image work is vr_augment_image in kernels/cpu/augment.c, which the loader's worker threads
+ * also call; kernels/cuda/augment.cu does the same arithmetic (core/data/aug_math.h).
  *
  * Step parameters (vr_aug_step.f): crop {scale_lo, scale_hi, ratio_lo, ratio_hi}; jitter
  * {brightness, contrast, saturation, hue}; blur {sigma_lo, sigma_hi, kernel_size}; solarize
@@ -156,35 +159,62 @@ vr_status vr_pipeline_check_channels(const char *func, const vr_pipeline *p, int
   return VR_OK;
 }
 
-vr_status vr_pipeline_apply(const vr_pipeline *p, const vr_tensor *images, int out_h, int out_w, uint64_t seed,
-                            uint64_t epoch, uint64_t sample, uint64_t view, vr_tensor **out) {
-  VR_CHECK_OUT(out);
+/* the shared tail of vr_pipeline_apply and vr_pipeline_apply_ids; ids NULL: samples sample.. */
+static vr_status apply(const char *func, const vr_pipeline *p, const vr_tensor *images, const vr_tensor *ids,
+                       int out_h, int out_w, uint64_t seed, uint64_t epoch, uint64_t sample, uint64_t view,
+                       vr_tensor **out) {
+  if (!out) return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "out: expected an output pointer, got NULL");
   *out = NULL;
-  if (!p) return VR_FAIL(VR_E_ARG, "p: expected a pipeline, got NULL");
-  VR_CHECK_TENSOR(images);
+  if (!p) return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "p: expected a pipeline, got NULL");
+  if (!images) return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "images: expected a tensor, got NULL");
   if (images->ndim != 3 && images->ndim != 4)
-    return VR_FAIL(VR_E_SHAPE, "images: expected C x H x W or N x C x H x W, got %d dims", images->ndim);
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "images: expected C x H x W or N x C x H x W, got %d dims",
+                        images->ndim);
   if (images->dtype != VR_U8 && images->dtype != VR_F32)
-    return VR_FAIL(VR_E_DTYPE, "images: expected u8 or f32, got %s", vr_dtype_name(images->dtype));
-  if (images->device != VR_CPU)
-    return VR_FAIL(VR_E_DEVICE, "images: expected a CPU tensor, got %s", vr_device_name(images->device));
+    return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__, "images: expected u8 or f32, got %s",
+                        vr_dtype_name(images->dtype));
+  if (images->device != VR_CPU && images->device != VR_CUDA)
+    return vr_error_set(VR_E_DEVICE, func, __FILE__, __LINE__, "images: expected a CPU or CUDA tensor, got %s",
+                        vr_device_name(images->device));
   if (out_h < 0 || out_w < 0 || out_h > 4096 || out_w > 4096)
-    return VR_FAIL(VR_E_ARG, "out_h, out_w: expected 0..4096 (0: the input's size), got %d, %d", out_h, out_w);
+    return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__,
+                        "out_h, out_w: expected 0..4096 (0: the input's size), got %d, %d", out_h, out_w);
   int b = images->ndim == 4;
   int64_t shape[4] = {b ? images->shape[0] : 1, images->shape[b], images->shape[b + 1], images->shape[b + 2]};
-  if (shape[2] < 1 || shape[3] < 1) return VR_FAIL(VR_E_SHAPE, "images: expected non-empty images, got H = %lld, W = %lld", (long long)shape[2], (long long)shape[3]);
-  VR_TRY(vr_pipeline_check_channels(__func__, p, shape[1]));
-  vr_tensor *x = NULL, *x4 = NULL, *y = NULL;
+  if (shape[2] < 1 || shape[3] < 1 || shape[2] > 65536 || shape[3] > 65536)
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__,
+                        "images: expected images of 1..65536 pixels a side, got H = %lld, W = %lld",
+                        (long long)shape[2], (long long)shape[3]);
+  VR_TRY(vr_pipeline_check_channels(func, p, shape[1]));
+  if (ids) {
+    if (ids->dtype != VR_I64)
+      return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__, "ids: expected i64, got %s", vr_dtype_name(ids->dtype));
+    if (ids->ndim > 1 || vr_tensor_numel(ids) != shape[0])
+      return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "ids: expected %lld sample ids (one per image), got %d dims of %lld",
+                          (long long)shape[0], ids->ndim, (long long)vr_tensor_numel(ids));
+    if (ids->device != VR_CPU && ids->device != images->device)
+      return vr_error_set(VR_E_DEVICE, func, __FILE__, __LINE__, "ids: expected a CPU or %s tensor like images, got %s",
+                          vr_device_name(images->device), vr_device_name(ids->device));
+  }
+  vr_tensor *x = NULL, *x4 = NULL, *y = NULL, *id = NULL, *idc = NULL;
   vr_status st = VR_OK;
   VR_TRYG(vr_contiguous_raw(images, &x));
   int64_t cs[4];
   vr_contiguous_strides(4, shape, cs);
   VR_TRYG(vr_tensor_view_raw(x, 4, shape, cs, x->offset, &x4));
+  if (ids) { /* contiguous i64 N on the images' device */
+    int64_t n1 = shape[0], s1 = 1;
+    if (ids->device != images->device) VR_TRYG(vr_tensor_to_device(ids, images->device, &id));
+    VR_TRYG(vr_contiguous_raw(id ? id : ids, &idc));
+    vr_tensor_free(id);
+    id = NULL;
+    VR_TRYG(vr_tensor_view_raw(idc, 1, &n1, &s1, idc->offset, &id));
+  }
   int64_t oshape[4] = {shape[0], shape[1], out_h ? out_h : shape[2], out_w ? out_w : shape[3]};
-  VR_TRYG(vr_tensor_alloc(4, oshape, VR_F32, VR_CPU, &y));
-  vr_kernel_args a = {.in = {x4}, .n_in = 1, .out = {y}, .n_out = 1,
+  VR_TRYG(vr_tensor_alloc(4, oshape, VR_F32, images->device, &y));
+  vr_kernel_args a = {.in = {x4, id}, .n_in = id ? 2 : 1, .out = {y}, .n_out = 1,
                       .i = {(int64_t)seed, (int64_t)epoch, (int64_t)sample, (int64_t)view}, .ctx = (void *)p};
-  if (shape[0] > 0) VR_TRYG(vr_dispatch(VR_OP_AUGMENT, VR_CPU, 0, &a));
+  if (shape[0] > 0) VR_TRYG(vr_dispatch(VR_OP_AUGMENT, images->device, 0, &a));
   if (!b) {
     vr_tensor *y3 = NULL;
     int64_t ys[3];
@@ -199,5 +229,19 @@ done:
   vr_tensor_free(x);
   vr_tensor_free(x4);
   vr_tensor_free(y);
+  vr_tensor_free(id);
+  vr_tensor_free(idc);
   return st;
+}
+
+vr_status vr_pipeline_apply(const vr_pipeline *p, const vr_tensor *images, int out_h, int out_w, uint64_t seed,
+                            uint64_t epoch, uint64_t sample, uint64_t view, vr_tensor **out) {
+  return apply(__func__, p, images, NULL, out_h, out_w, seed, epoch, sample, view, out);
+}
+
+vr_status vr_pipeline_apply_ids(const vr_pipeline *p, const vr_tensor *images, const vr_tensor *ids, int out_h,
+                                int out_w, uint64_t seed, uint64_t epoch, uint64_t view, vr_tensor **out) {
+  if (out) *out = NULL;
+  if (!ids) return VR_FAIL(VR_E_ARG, "ids: expected an i64 tensor of sample ids, got NULL");
+  return apply(__func__, p, images, ids, out_h, out_w, seed, epoch, 0, view, out);
 }

@@ -6,7 +6,11 @@
  * Threads: `workers` pthreads take the next unassigned batch number (up to `prefetch` ahead of the
  * consumer), build the whole batch, and park it in a slot; vr_loader_next waits for the batch it
  * needs. vr_loader_set_position bumps a generation counter, so batches in flight are dropped.
- * The dataset must outlive the loader. */
+ * The dataset must outlive the loader.
+ *
+ * Raw mode (vr_loader_set_raw): a batch holds its samples' u8 images (B x C x H x W, in batch order)
+ * and no views; the caller makes the views, e.g. vr_pipeline_apply_ids(images, indices, epoch) on
+ * the GPU, which gives exactly this loader's views. */
 #include "data.h"
 #include "../philox.h"
 #include <pthread.h>
@@ -30,6 +34,7 @@ struct vr_batch {
   int nviews, ngroups;
   int64_t bsz, epoch, index;
   vr_tensor **groups; /* per group: nv x B x C x h x w */
+  vr_tensor *images;  /* raw mode: u8 B x C x H x W; else NULL */
   int *group_of, *pos_of, *group_first;
   vr_tensor *labels, *indices;
 };
@@ -38,6 +43,7 @@ struct vr_loader {
   const vr_dataset *d;
   int64_t B, nb;
   int shuffle, drop_last, workers, prefetch;
+  int raw, used; /* raw mode; used: vr_loader_next has been called */
   uint64_t seed;
   int nviews, cap_views;
   view_spec *views;
@@ -70,6 +76,7 @@ void vr_batch_free(vr_batch *b) {
   free(b->group_first);
   vr_tensor_free(b->labels);
   vr_tensor_free(b->indices);
+  vr_tensor_free(b->images);
   free(b);
 }
 
@@ -82,6 +89,7 @@ vr_status vr_batch_views(const vr_batch *b, int first, int n, vr_tensor **out) {
   VR_CHECK_OUT(out);
   *out = NULL;
   if (!b) return VR_FAIL(VR_E_ARG, "b: expected a batch, got NULL");
+  if (b->images) return VR_FAIL(VR_E_ARG, "b: a raw batch holds no views (see vr_batch_images)");
   if (n < 1 || first < 0 || first + n > b->nviews)
     return VR_FAIL(VR_E_ARG, "first, n: expected views within 0..%d, got first %d, n %d", b->nviews - 1, first, n);
   int g = b->group_of[first];
@@ -113,6 +121,7 @@ vr_status vr_batch_view(const vr_batch *b, int view, vr_tensor **out) {
   VR_CHECK_OUT(out);
   *out = NULL;
   if (!b) return VR_FAIL(VR_E_ARG, "b: expected a batch, got NULL");
+  if (b->images) return VR_FAIL(VR_E_ARG, "b: a raw batch holds no views (see vr_batch_images)");
   if (view < 0 || view >= b->nviews) return VR_FAIL(VR_E_ARG, "view: expected 0..%d, got %d", b->nviews - 1, view);
   vr_tensor *t = b->groups[b->group_of[view]];
   return vr_tensor_view_raw(t, 4, t->shape + 1, t->stride + 1, t->offset + b->pos_of[view] * t->stride[0], out);
@@ -131,6 +140,16 @@ vr_status vr_batch_indices(const vr_batch *b, vr_tensor **out) {
   if (!b) return VR_FAIL(VR_E_ARG, "b: expected a batch, got NULL");
   vr_tensor_retain(b->indices);
   *out = b->indices;
+  return VR_OK;
+}
+
+vr_status vr_batch_images(const vr_batch *b, vr_tensor **out) {
+  VR_CHECK_OUT(out);
+  *out = NULL;
+  if (!b) return VR_FAIL(VR_E_ARG, "b: expected a batch, got NULL");
+  if (!b->images) return VR_FAIL(VR_E_ARG, "b: expected a batch of a raw loader (vr_loader_set_raw), got one with views");
+  vr_tensor_retain(b->images);
+  *out = b->images;
   return VR_OK;
 }
 
@@ -225,6 +244,14 @@ vr_status vr_loader_add_view(vr_loader *l, int out_h, int out_w, const vr_pipeli
   return VR_OK;
 }
 
+vr_status vr_loader_set_raw(vr_loader *l, int raw) {
+  if (!l) return VR_FAIL(VR_E_ARG, "l: expected a loader, got NULL");
+  if (l->used) return VR_FAIL(VR_E_ARG, "l: raw mode must be set before the first vr_loader_next");
+  l->raw = raw != 0;
+  return VR_OK;
+}
+
+int vr_loader_raw(const vr_loader *l) { return l ? l->raw : 0; }
 int vr_loader_num_views(const vr_loader *l) { return l ? l->nviews : 0; }
 int64_t vr_loader_num_batches(const vr_loader *l) { return l ? l->nb : 0; }
 int64_t vr_loader_epoch(const vr_loader *l) { return l ? l->epoch : -1; }
@@ -295,18 +322,18 @@ static vr_status build_batch(vr_loader *l, int64_t g, int parallel, vr_batch **o
   pthread_mutex_unlock(&l->mu);
   if (st) return st;
   vr_batch *b = calloc(1, sizeof *b);
-  int ng = l->nviews ? l->views[l->nviews - 1].group + 1 : 0;
+  int nv = l->raw ? 0 : l->nviews, ng = nv ? l->views[nv - 1].group + 1 : 0;
   if (b) {
     b->groups = calloc((size_t)(ng ? ng : 1), sizeof(vr_tensor *));
-    b->group_of = calloc((size_t)(l->nviews ? l->nviews : 1), sizeof(int));
-    b->pos_of = calloc((size_t)(l->nviews ? l->nviews : 1), sizeof(int));
+    b->group_of = calloc((size_t)(nv ? nv : 1), sizeof(int));
+    b->pos_of = calloc((size_t)(nv ? nv : 1), sizeof(int));
   }
   if (!b || !b->groups || !b->group_of || !b->pos_of) {
     vr_batch_free(b);
     vr_tensor_free(indices);
     return VR_FAIL(VR_E_OOM, "loader: out of host memory for a batch");
   }
-  b->nviews = l->nviews;
+  b->nviews = nv;
   b->ngroups = ng;
   b->bsz = bsz;
   b->epoch = epoch;
@@ -316,6 +343,15 @@ static vr_status build_batch(vr_loader *l, int64_t g, int parallel, vr_batch **o
   VR_TRYG(vr_tensor_alloc(1, &bsz, VR_I64, VR_CPU, &labels));
   b->labels = labels;
   for (int64_t k = 0; k < bsz; k++) ((int64_t *)vr_data(labels))[k] = l->d->labels[idx[k]];
+  if (l->raw) { /* the samples' images, in batch order */
+    const vr_dataset *d = l->d;
+    int64_t shape[4] = {bsz, d->c, d->h, d->w};
+    size_t per = (size_t)(d->c * d->h * d->w);
+    VR_TRYG(vr_tensor_alloc(4, shape, VR_U8, VR_CPU, &b->images));
+    for (int64_t k = 0; k < bsz; k++)
+      memcpy((uint8_t *)vr_data(b->images) + (size_t)k * per, vr_dataset_image_data(d, idx[k]), per);
+    goto done;
+  }
   for (int v = 0; v < l->nviews; v++) {
     const view_spec *vs = &l->views[v];
     b->group_of[v] = vs->group;
@@ -425,7 +461,9 @@ vr_status vr_loader_next(vr_loader *l, vr_batch **out) {
   VR_CHECK_OUT(out);
   *out = NULL;
   if (!l) return VR_FAIL(VR_E_ARG, "l: expected a loader, got NULL");
-  if (!l->nviews) return VR_FAIL(VR_E_ARG, "l: expected at least one view (vr_loader_add_view), got none");
+  if (!l->nviews && !l->raw)
+    return VR_FAIL(VR_E_ARG, "l: expected at least one view (vr_loader_add_view) or raw mode, got neither");
+  l->used = 1;
   if (l->idx == l->nb) { /* end of the epoch */
     l->epoch++;
     l->idx = 0;

@@ -11,6 +11,12 @@
  *   Every tensor is contiguous and the outputs are fresh; kernels overwrite every output element.
  *   Group g uses input channels [g C/groups, (g+1) C/groups) and output channels
  *   [g Cout/groups, (g+1) Cout/groups). grad_w sums over the batch in a fixed order.
+ *   f32, f64 and bf16 (bf16 accumulates in f32; the CPU computes it in f32 and rounds).
+ *
+ * Autocast (core/autocast.c): with vr_autocast_set(VR_BF16), f32 x, weight and bias are cast to
+ * bf16 through vr_tensor_to_dtype, the bf16 convolution runs, and its result is cast back to f32
+ * (as vr_matmul does): the recorded graph is cast -> bf16 conv2d -> cast, so the backward runs
+ * the bf16 kernels and f32 leaves get f32 gradients.
  */
 #include "../internal.h"
 
@@ -42,6 +48,16 @@ vr_status vr_conv2d(const vr_tensor *x, const vr_tensor *weight, const vr_tensor
   VR_CHECK_TENSOR(x);
   VR_CHECK_TENSOR(weight);
   VR_CHECK_OUT(out);
+  const vr_tensor *ins3[3] = {x, weight, bias};
+  if (x->device == weight->device && (!bias || bias->device == x->device) && vr_autocast_applies(3, ins3)) {
+    vr_tensor *c[3] = {NULL, NULL, NULL}, *yb = NULL;
+    vr_status st = vr_autocast_cast(3, ins3, c);
+    if (!st) st = vr_conv2d(c[0], c[1], c[2], stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, &yb);
+    if (!st) st = vr_tensor_to_dtype(yb, VR_F32, out);
+    for (int k = 0; k < 3; k++) vr_tensor_free(c[k]);
+    vr_tensor_free(yb);
+    return st;
+  }
   VR_CHECK_FLOAT(x);
   VR_CHECK_SAME_DEVICE(x, weight);
   VR_CHECK_SAME_DTYPE(x, weight);

@@ -13,7 +13,12 @@
  *     i[4] = ldc (= n). Leading dims are valid for BLAS (>= max(1, stored row length)).
  *     In row-major cblas terms: C_b = op(A_b) op(B_b) with op = trans flag, for every batch b.
  *     (cuBLAS is column-major: compute C^T = op(B)^T op(A)^T with the operands swapped.)
- *   - A, B, C share one dtype (f32 or f64 on CPU). k == 0 gives zeros.
+ *   - A, B, C share one dtype (f32, f64 or bf16; bf16 accumulates in f32). k == 0 gives zeros.
+ *
+ * Autocast (core/autocast.c): with vr_autocast_set(VR_BF16), vr_matmul (and so vr_linear) casts
+ * f32 operands to bf16 through vr_tensor_to_dtype, runs the bf16 matmul above and casts the bf16
+ * result back to f32. The graph is cast -> bf16 matmul -> cast, so the backward runs the recorded
+ * bf16 GEMMs and hands f32 gradients to f32 leaves. The backward itself ignores autocast.
  */
 #include "../internal.h"
 #include <string.h>
@@ -55,6 +60,8 @@ static vr_status matmul_backward(vr_node *nd, vr_tensor *g, vr_tensor **gin) {
   vr_tensor *a = NULL, *b = NULL, *a1 = NULL, *b1 = NULL, *g1 = NULL, *t = NULL, *p = NULL, *s = NULL;
   vr_tensor *af = NULL, *gf = NULL;
   vr_status st;
+  vr_dtype cast = vr_autocast_get(); /* the recorded dtypes rule the backward, not the switch */
+  vr_autocast_set(VR_F32);
   VR_TRYG(vr_node_saved(nd, 0, &a));
   VR_TRYG(vr_node_saved(nd, 1, &b));
   /* promote 1-D operands and put the removed dims back into g */
@@ -92,6 +99,7 @@ static vr_status matmul_backward(vr_node *nd, vr_tensor *g, vr_tensor **gin) {
   }
   st = VR_OK;
 done:
+  vr_autocast_set(cast);
   vr_tensor_free(a1); vr_tensor_free(b1); vr_tensor_free(g1); vr_tensor_free(t);
   vr_tensor_free(p); vr_tensor_free(s); vr_tensor_free(af); vr_tensor_free(gf);
   return st;
@@ -176,10 +184,26 @@ done:
   return st;
 }
 
+/* the autocast path: bf16 copies of a and b, the bf16 matmul, its result cast to f32 */
+static vr_status matmul_autocast(const vr_tensor *a, const vr_tensor *b, vr_tensor **out) {
+  const vr_tensor *ins[2] = {a, b};
+  vr_tensor *c[2] = {NULL, NULL}, *y = NULL;
+  vr_status st;
+  VR_TRYG(vr_autocast_cast(2, ins, c));
+  VR_TRYG(vr_matmul(c[0], c[1], &y));
+  VR_TRYG(vr_tensor_to_dtype(y, VR_F32, out));
+done:
+  vr_tensor_free(c[0]);
+  vr_tensor_free(c[1]);
+  vr_tensor_free(y);
+  return st;
+}
+
 vr_status vr_matmul(const vr_tensor *a, const vr_tensor *b, vr_tensor **out) {
   VR_CHECK_TENSOR(a);
   VR_CHECK_TENSOR(b);
   VR_CHECK_OUT(out);
+  if (a->device == b->device && vr_autocast_applies(2, (const vr_tensor *const[]){a, b})) return matmul_autocast(a, b, out);
   VR_CHECK_FLOAT(a);
   VR_CHECK_FLOAT(b);
   VR_CHECK_SAME_DEVICE(a, b);
@@ -211,8 +235,6 @@ vr_status vr_matmul(const vr_tensor *a, const vr_tensor *b, vr_tensor **out) {
   for (int d = 0; d < nbd; d++) oshape[on++] = bshape[d];
   if (a->ndim > 1) oshape[on++] = m;
   if (b->ndim > 1) oshape[on++] = n;
-  if (a->device == VR_CPU && a->dtype != VR_F32 && a->dtype != VR_F64)
-    return VR_FAIL(VR_E_UNSUPPORTED, "a: expected f32 or f64 on cpu, got %s", vr_dtype_name(a->dtype));
 
   vr_tensor *ac = NULL, *bc = NULL, *o = NULL;
   vr_status st;
@@ -242,7 +264,10 @@ vr_status vr_linear(const vr_tensor *x, const vr_tensor *weight, const vr_tensor
   VR_CHECK_OUT(out);
   VR_CHECK_FLOAT(x);
   VR_CHECK_SAME_DEVICE(x, weight);
-  VR_CHECK_SAME_DTYPE(x, weight);
+  /* under autocast x and weight may mix f32 and bf16 (vr_matmul casts both); y is then f32 */
+  bool cast = vr_autocast_applies(2, (const vr_tensor *const[]){x, weight});
+  if (!cast) VR_CHECK_SAME_DTYPE(x, weight);
+  vr_dtype ydt = cast ? VR_F32 : x->dtype;
   char s1[96], s2[96];
   if (weight->ndim != 2)
     return VR_FAIL(VR_E_SHAPE, "weight: expected 2 dims [out_features, in_features], got %s",
@@ -254,7 +279,9 @@ vr_status vr_linear(const vr_tensor *x, const vr_tensor *weight, const vr_tensor
                    vr_shape_str(x->ndim, x->shape, s1, sizeof s1));
   if (bias) {
     VR_CHECK_SAME_DEVICE(x, bias);
-    VR_CHECK_SAME_DTYPE(x, bias);
+    if (bias->dtype != ydt)
+      return VR_FAIL(VR_E_DTYPE, "bias: expected %s like the output%s, got %s", vr_dtype_name(ydt),
+                     cast ? " (f32 under autocast)" : "", vr_dtype_name(bias->dtype));
     if (bias->ndim != 1 || bias->shape[0] != weight->shape[0])
       return VR_FAIL(VR_E_SHAPE, "bias: expected [%lld] (out_features), got %s", (long long)weight->shape[0],
                      vr_shape_str(bias->ndim, bias->shape, s1, sizeof s1));

@@ -52,6 +52,14 @@ static void copy_run(void *c, char *const *p, const int64_t *s, int64_t n) {
     for (int64_t k = 0; k < n; k++) ((float *)o)[k * s[0]] = (float)((const double *)i)[k * s[1]];
     return;
   }
+  if (cc->din == VR_F32 && cc->dout == VR_BF16) { /* the autocast casts: no detour through double */
+    for (int64_t k = 0; k < n; k++) ((uint16_t *)o)[k * s[0]] = vr_f32_to_bf16(((const float *)i)[k * s[1]]);
+    return;
+  }
+  if (cc->din == VR_BF16 && cc->dout == VR_F32) {
+    for (int64_t k = 0; k < n; k++) ((float *)o)[k * s[0]] = vr_bf16_to_f32(((const uint16_t *)i)[k * s[1]]);
+    return;
+  }
   size_t ei = vr_dtype_size(cc->din), eo = vr_dtype_size(cc->dout);
   for (int64_t k = 0; k < n; k++) vr_store(o + k * s[0] * eo, cc->dout, vr_load(i + k * s[1] * ei, cc->din));
 }

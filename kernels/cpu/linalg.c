@@ -1,5 +1,8 @@
 /* linalg.c: the CPU matmul kernel: one OpenBLAS gemm per batch matrix (args documented in
- * core/ops/linalg.c). Transposed operands go to BLAS with the trans flag, never copied. */
+ * core/ops/linalg.c). Transposed operands go to BLAS with the trans flag, never copied.
+ * bf16 (the autocast path and the reference for the CUDA bf16 GEMM): the operands are widened to
+ * dense f32 copies (exact), multiplied by the f32 gemm (f32 accumulation) and the result rounded
+ * to bf16 (nearest even). Correct rather than fast. */
 #include "cpu.h"
 #include <cblas.h>
 #include <limits.h>
@@ -25,7 +28,7 @@ static vr_status matmul_fwd(const vr_kernel_args *a) {
   int64_t lda = a->i[2], ldb = a->i[3], ldc = a->i[4];
   vr_dtype dt = C->dtype;
   if (dt != VR_F32 && dt != VR_F64)
-    return VR_FAIL(VR_E_UNSUPPORTED, "C: matmul on cpu supports f32 and f64, got %s", vr_dtype_name(dt));
+    return VR_FAIL(VR_E_UNSUPPORTED, "C: matmul on cpu supports f32, f64 and bf16, got %s", vr_dtype_name(dt));
   if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX)
     return VR_FAIL(VR_E_UNSUPPORTED, "C: matrix sizes beyond 32-bit BLAS indices (m %lld, n %lld, k %lld)",
                    (long long)m, (long long)n, (long long)k);
@@ -62,4 +65,41 @@ static vr_status matmul_fwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-void vr_cpu_register_linalg(void) { vr_kernel_register(VR_OP_MATMUL, VR_CPU, matmul_fwd, NULL); }
+/* a dense f32 copy of t (any strides, stride-0 dims materialised) */
+static vr_status widen(const vr_tensor *t, vr_tensor **out) {
+  VR_TRY(vr_tensor_alloc(t->ndim, t->shape, VR_F32, VR_CPU, out));
+  vr_kernel_args c = {.in = {(vr_tensor *)t}, .n_in = 1, .out = {*out}, .n_out = 1};
+  return vr_dispatch(VR_OP_COPY, VR_CPU, 0, &c);
+}
+
+static vr_status matmul_bf16(const vr_kernel_args *a) {
+  vr_tensor *A = NULL, *B = NULL, *C = NULL;
+  vr_status st;
+  int nd = a->out[0]->ndim;
+  int64_t k = a->in[0]->shape[nd - 1], n = a->out[0]->shape[nd - 1];
+  VR_TRYG(widen(a->in[0], &A));
+  VR_TRYG(widen(a->in[1], &B));
+  VR_TRYG(vr_tensor_alloc(nd, a->out[0]->shape, VR_F32, VR_CPU, &C));
+  vr_kernel_args f = {.in = {A, B}, .n_in = 2, .out = {C}, .n_out = 1,
+                      .i = {0, 0, k > 1 ? k : 1, n > 1 ? n : 1, n > 1 ? n : 1}};
+  VR_TRYG(matmul_fwd(&f));
+  vr_kernel_args c = {.in = {C}, .n_in = 1, .out = {a->out[0]}, .n_out = 1};
+  VR_TRYG(vr_dispatch(VR_OP_COPY, VR_CPU, 0, &c));
+done:
+  vr_tensor_free(A);
+  vr_tensor_free(B);
+  vr_tensor_free(C);
+  return st;
+}
+
+static vr_status matmul_any(const vr_kernel_args *a) {
+  if (a->out[0]->dtype == VR_BF16) {
+    if (a->in[0]->dtype != VR_BF16 || a->in[1]->dtype != VR_BF16)
+      return VR_FAIL(VR_E_DTYPE, "A, B: expected bf16 like C, got %s, %s", vr_dtype_name(a->in[0]->dtype),
+                     vr_dtype_name(a->in[1]->dtype));
+    return matmul_bf16(a);
+  }
+  return matmul_fwd(a);
+}
+
+void vr_cpu_register_linalg(void) { vr_kernel_register(VR_OP_MATMUL, VR_CPU, matmul_any, NULL); }

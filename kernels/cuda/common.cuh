@@ -91,8 +91,12 @@ __host__ __device__ __forceinline__ vr_bf16 vr_f_to_bf16(float f) {
   uint32_t u;
   memcpy(&u, &f, 4);
 #endif
-  u += 0x7fff + ((u >> 16) & 1); /* round to nearest even, as the CPU */
   vr_bf16 r;
+  if ((u & 0x7fffffffu) > 0x7f800000u) { /* NaN stays a quiet NaN, as the CPU */
+    r.x = (uint16_t)((u >> 16) | 0x40);
+    return r;
+  }
+  u += 0x7fff + ((u >> 16) & 1); /* round to nearest even, as the CPU */
   r.x = (uint16_t)(u >> 16);
   return r;
 }

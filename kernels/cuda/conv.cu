@@ -10,13 +10,22 @@
  * or when cuDNN has no handle or no deterministic algorithm: im2col + cuBLAS per sample, grad_w
  * accumulated over the batch in order on the stream, grad_x by a col2im gather (one thread per
  * input pixel, fixed order).
- * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic. */
+ * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic.
+ * bf16 (autocast): cuDNN's BFLOAT16 config (bf16 tensors, f32 compute, tensor-op math where the
+ * heuristics pick it) for the three convolutions; the bias is added by add_bias_k (in f32, one
+ * rounding to bf16) rather than by cudnnAddTensor. Where cuDNN has no deterministic bf16
+ * algorithm, the convolution runs in f32 on f32 twins of the tensors (via_f32: cuDNN in f32, else
+ * im2col), rounded once at the end; the im2col forward uses the bf16 cuBLAS GEMM, the im2col
+ * backward runs in f32 so that grad_w is rounded once, not once per sample.
+ * VISREG_CUDA_CONV_VERBOSE=1 prints each geometry's algorithm and math type (1: tensor ops). */
 #include "more.cuh"
 #include "blockreduce.cuh"
 #include <mutex>
 #include <map>
 #include <array>
+#include <type_traits>
 #include <stdlib.h>
+#include <stdio.h>
 #ifdef VR_HAVE_CUDNN
 #include <cudnn.h>
 #endif
@@ -163,6 +172,40 @@ template <typename T> vr_status im2col_bwd(const vr_kernel_args *a, const geo &g
     }
   }
   return VR_OK;
+}
+
+/* bf16 on the im2col path: the backward runs in f32 on f32 twins of the tensors (one rounding at
+ * the end, as cuDNN and the CPU do; a bf16 GEMM with beta = 1 would round grad_w once per sample) */
+template <typename F> vr_status via_f32(const vr_kernel_args *a, F fn) {
+  vr_kernel_args f = *a;
+  vr_status st = VR_OK;
+  for (int k = 0; k < 8; k++) f.in[k] = nullptr;
+  for (int k = 0; k < 4; k++) f.out[k] = nullptr;
+  for (int k = 0; k < a->n_in && !st; k++) {
+    if (!a->in[k]) continue;
+    st = vr_tensor_alloc(a->in[k]->ndim, a->in[k]->shape, VR_F32, a->in[k]->device, &f.in[k]);
+    vr_kernel_args c = {};
+    c.in[0] = a->in[k];
+    c.n_in = 1;
+    c.out[0] = f.in[k];
+    c.n_out = 1;
+    if (!st) st = vr_dispatch(VR_OP_COPY, a->in[k]->device, 0, &c);
+  }
+  for (int k = 0; k < a->n_out && !st; k++)
+    if (a->out[k]) st = vr_tensor_alloc(a->out[k]->ndim, a->out[k]->shape, VR_F32, a->out[k]->device, &f.out[k]);
+  if (!st) st = fn(&f);
+  for (int k = 0; k < a->n_out && !st; k++)
+    if (a->out[k]) {
+      vr_kernel_args c = {};
+      c.in[0] = f.out[k];
+      c.n_in = 1;
+      c.out[0] = a->out[k];
+      c.n_out = 1;
+      st = vr_dispatch(VR_OP_COPY, a->out[k]->device, 0, &c);
+    }
+  for (int k = 0; k < 8; k++) vr_tensor_free(f.in[k]);
+  for (int k = 0; k < 4; k++) vr_tensor_free(f.out[k]);
+  return st;
 }
 
 /* ---------------------------------------------------------------- cuDNN */
@@ -341,6 +384,11 @@ vr_status pick_algo(cudnnHandle_t h, const dnn_desc &d, const geo &g, vr_dtype d
     for (int k = 0; k < got && pick.algo < 0; k++)
       if (acceptable(p[k], dt)) pick = {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
   }
+  if (getenv("VISREG_CUDA_CONV_VERBOSE")) /* which algorithm and math each geometry got (tensor ops: math 1) */
+    fprintf(stderr, "visreg conv2d %s %s N%lld C%lld %lldx%lld Co%lld k%lldx%lld s%lld g%lld: algo %d math %d ws %zu%s\n",
+            dir == 0 ? "fwd" : dir == 1 ? "bwd-data" : "bwd-filter", vr_dtype_name(dt), (long long)g.N, (long long)g.C,
+            (long long)g.H, (long long)g.W, (long long)g.Co, (long long)g.kh, (long long)g.kw, (long long)g.sh,
+            (long long)g.G, pick.algo, (int)pick.math, pick.ws, pick.algo < 0 ? " (no deterministic algorithm)" : "");
   std::lock_guard<std::mutex> lock(algo_mu);
   algo_cache[key] = pick;
   *out = pick;
@@ -356,7 +404,7 @@ struct scal {
 };
 
 /* VR_OK: done; VR_E_UNSUPPORTED (no message kept): cuDNN has no deterministic algorithm, use im2col */
-vr_status dnn_fwd(const vr_kernel_args *a, const geo &g) {
+vr_status dnn_fwd(const vr_kernel_args *a, const geo &g, bool add_bias) {
   vr_dtype dt = a->in[0]->dtype;
   cudnnHandle_t h = nullptr;
   VR_TRY(dnn_get(&h));
@@ -372,7 +420,7 @@ vr_status dnn_fwd(const vr_kernel_args *a, const geo &g) {
   VR_DNN_RUN(cudnnConvolutionForward(h, s.one(dt), d.x, vr_data(a->in[0]), d.w, vr_data(a->in[1]), d.conv,
                                  (cudnnConvolutionFwdAlgo_t)p.algo, ws.p, p.ws, s.zero(dt), d.y, vr_data(a->out[0])),
              0);
-  if (a->in[2]) VR_DNN(cudnnAddTensor(h, s.one(dt), d.b, vr_data(a->in[2]), s.one(dt), d.y, vr_data(a->out[0])));
+  if (a->in[2] && add_bias) VR_DNN(cudnnAddTensor(h, s.one(dt), d.b, vr_data(a->in[2]), s.one(dt), d.y, vr_data(a->out[0])));
   return VR_OK;
 }
 
@@ -419,14 +467,23 @@ template <typename T> vr_status fwd_typed(const vr_kernel_args *a, const geo &g)
   if (g.K == 0) { /* no input channels: y = bias (or 0) */
     VR_CU(cudaMemsetAsync(vr_data(y), 0, (size_t)ny * sizeof(T), s));
   } else {
+    bool done = false;
 #ifdef VR_HAVE_CUDNN
     if (!force_im2col()) {
-      vr_status st = dnn_fwd(a, g);
-      if (st == VR_OK) return VR_OK;
-      if (st != VR_E_UNSUPPORTED) return st;
+      /* cuDNN adds the bias for f32 and f64; bf16 gets add_bias_k below */
+      const bool dnn_bias = !std::is_same<T, vr_bf16>::value;
+      vr_status st = dnn_fwd(a, g, dnn_bias);
+      if (st == VR_OK && (dnn_bias || !a->in[2])) return VR_OK;
+      if (st != VR_OK && st != VR_E_UNSUPPORTED) return st;
+      done = st == VR_OK;
+      if (!done && !dnn_bias) { /* no bf16 algorithm: cuDNN in f32 on f32 twins beats im2col */
+        st = via_f32(a, [&g](const vr_kernel_args *f) { return dnn_fwd(f, g, false); });
+        if (st != VR_OK && st != VR_E_UNSUPPORTED) return st;
+        done = st == VR_OK;
+      }
     }
 #endif
-    VR_TRY(im2col_fwd<T>(a, g));
+    if (!done) VR_TRY(im2col_fwd<T>(a, g));
   }
   if (a->in[2]) {
     add_bias_k<T><<<vr_cu_blocks(ny), VR_CU_THREADS, 0, s>>>((T *)vr_data(y), (const T *)vr_data(a->in[2]), g.Co, g.P, ny);
@@ -449,9 +506,10 @@ template <typename T> vr_status bwd_typed(const vr_kernel_args *a, const geo &g)
     if (nw) VR_CU(cudaMemsetAsync(vr_data(gw), 0, (size_t)nw * sizeof(T), s));
     return VR_OK;
   }
-  vr_kernel_args b = *a; /* the grads that have elements */
+  vr_kernel_args b = *a; /* the grads that have elements; grad_b is done */
   b.out[0] = nx ? gx : nullptr;
   b.out[1] = nw ? gw : nullptr;
+  b.out[2] = nullptr;
 #ifdef VR_HAVE_CUDNN
   if (!force_im2col()) {
     vr_status st = dnn_bwd(&b, g);
@@ -459,6 +517,16 @@ template <typename T> vr_status bwd_typed(const vr_kernel_args *a, const geo &g)
     if (st != VR_E_UNSUPPORTED) return st;
   }
 #endif
+  if (std::is_same<T, vr_bf16>::value) /* f32 twins: cuDNN in f32 if it has an algorithm, else im2col */
+    return via_f32(&b, [&g](const vr_kernel_args *f) {
+#ifdef VR_HAVE_CUDNN
+      if (!force_im2col()) {
+        vr_status st = dnn_bwd(f, g);
+        if (st != VR_E_UNSUPPORTED) return st;
+      }
+#endif
+      return im2col_bwd<float>(f, g);
+    });
   return im2col_bwd<T>(&b, g);
 }
 

@@ -93,6 +93,12 @@ vr_status vr_cu_runs(const uint64_t *sorted, int64_t n, int64_t nkeys, int64_t *
 vr_status vr_cu_gemm_rm(vr_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const void *A,
                         int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
 
+/* C = alpha (Ah Bh + Ah Bl + Al Bh) + beta C on TF32 tensor cores, operands split as hi + lo (f32
+ * precision at the tensor cores' rate); reg_gemm.cu */
+vr_status vr_cu_gemm_rm_3xtf32(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const float *Ah,
+                               const float *Al, int64_t lda, const float *Bh, const float *Bl, int64_t ldb, double beta,
+                               float *C, int64_t ldc);
+
 /* a failed launch as VR_E_CUDA (for paths that must free scratch before returning) */
 static inline vr_status vr_cu_launch_status(const char *func, const char *file, int line, const char *what) {
   cudaError_t e = cudaGetLastError();

@@ -50,3 +50,32 @@ vr_status vr_cu_gemm_rm(vr_dtype dt, int ta, int tb, int64_t m, int64_t n, int64
                                                  (long long)n, (long long)k, cublasGetStatusString(s));
   return VR_OK;
 }
+
+/* C = alpha (Ah Bh + Ah Bl + Al Bh) + beta C in f32 on TF32 tensor cores ("3xTF32"): with
+ * A = Ah + Al and B = Bh + Bl split so that Ah, Bh hold TF32's 10 mantissa bits (reg_sliced.cu),
+ * the three products carry every bit a float product has but the Al Bl term (2^-22 relative),
+ * accumulated in f32: the precision of an SGEMM at the tensor cores' rate. The small terms go
+ * first so that the large one is added last. */
+vr_status vr_cu_gemm_rm_3xtf32(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const float *Ah,
+                               const float *Al, int64_t lda, const float *Bh, const float *Bl, int64_t ldb, double beta,
+                               float *C, int64_t ldc) {
+  if (m == 0 || n == 0) return VR_OK;
+  if (k == 0) return vr_cu_gemm_rm(VR_F32, ta, tb, m, n, k, alpha, Ah, lda, Bh, ldb, beta, C, ldc);
+  const int64_t big = INT32_MAX;
+  if (m > big || n > big || k > big || lda > big || ldb > big || ldc > big)
+    return VR_FAIL(VR_E_UNSUPPORTED, "C: GEMM sizes beyond 2^31 are not supported on CUDA");
+  cublasHandle_t h = nullptr;
+  VR_TRY(vr_cuda_cublas(&h));
+  cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const float *as[3] = {Al, Ah, Ah}, *bs[3] = {Bh, Bl, Bh};
+  float al = (float)alpha;
+  for (int t = 0; t < 3; t++) {
+    float be = t == 0 ? (float)beta : 1.0f;
+    cublasStatus_t s = cublasGemmEx(h, ob, oa, (int)n, (int)m, (int)k, &al, bs[t], CUDA_R_32F, (int)ldb, as[t], CUDA_R_32F,
+                                    (int)lda, &be, C, CUDA_R_32F, (int)ldc, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
+    if (s != CUBLAS_STATUS_SUCCESS)
+      return VR_FAIL(VR_E_CUDA, "cublas 3xTF32 gemm (%lld x %lld x %lld): %s", (long long)m, (long long)n, (long long)k,
+                     cublasGetStatusString(s));
+  }
+  return VR_OK;
+}

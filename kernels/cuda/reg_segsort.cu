@@ -8,6 +8,7 @@
  * touch shared memory instead of all of them. The sorted keys give back the projections exactly,
  * so the loss reads no global memory after the sort; the gradient is written through the ranks. */
 #include "reg.cuh"
+#include <stdlib.h>
 
 namespace {
 
@@ -21,7 +22,7 @@ __device__ __forceinline__ float value_of(uint64_t w) {
   uint32_t k = (uint32_t)(w >> 32);
   return __uint_as_float((k & 0x80000000u) ? (k ^ 0x80000000u) : ~k);
 }
-__device__ __forceinline__ int pad(int i) { return i + (i >> 4); } /* one spare word per 16 */
+__host__ __device__ __forceinline__ int pad(int i) { return i + (i >> 4); } /* one spare word per 16 (host: smem size) */
 /* the kept word of a compare-exchange: the smaller when keep_min */
 __device__ __forceinline__ uint64_t pick(uint64_t a, uint64_t b, bool keep_min) { return (a < b) == keep_min ? a : b; }
 
@@ -96,7 +97,12 @@ template <int R> vr_status launch(float *Pt, int64_t nseg, int64_t B, const floa
 
 } // namespace
 
-int vr_cu_seg_sort_f32_fits(int64_t B) { return B > 128 && B <= 32 * kThreads; }
+/* VISREG_CUDA_REGSORT=0 sends every segment to the shared-memory sort of reg_sliced.cu */
+int vr_cu_seg_sort_f32_fits(int64_t B) {
+  const char *e = getenv("VISREG_CUDA_REGSORT");
+  if (e && e[0] == '0') return 0;
+  return B > 128 && B <= 32 * kThreads;
+}
 
 vr_status vr_cu_seg_sort_f32(float *Pt, int64_t nseg, int64_t B, const float *q, double coef, int grad, double *part) {
   if (nseg < 1) return VR_OK;

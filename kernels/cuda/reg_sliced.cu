@@ -13,11 +13,13 @@
  *   straight into dL/dz);
  *   the loss and terms from device accumulators; VISReg's gradient through the standardisation
  *   (reg_colstats.cu).
+ * f32 projections use 3xTF32 GEMMs at large sizes (use_3xtf32).
  * f32 segments of 129..8192 projections go to the register-tiled sort of reg_segsort.cu instead.
  * Segments longer than shared memory holds are ranked by a stable CUB radix sort over all the
  * chunk's segments ((segment, key) for f32; key then segment for f64). No host synchronisation;
  * every sum has a fixed order, so results do not vary from run to run. */
 #include "reg.cuh"
+#include <stdlib.h>
 
 namespace {
 
@@ -210,6 +212,40 @@ __global__ void finish_k(int mode, const double *total, const double *acc, doubl
   *loss = (T)l;
 }
 
+/* ---------------------------------------------------------------- 3xTF32 projections */
+
+/* x = hi + lo with hi holding TF32's 10 mantissa bits (the low 13 cleared) and lo = x - hi exactly;
+ * hi may be x itself */
+__global__ void split_tf32_k(const float *x, int64_t n, float *hi, float *lo) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = x[i], h = __uint_as_float(__float_as_uint(v) & 0xFFFFE000u);
+    hi[i] = h;
+    lo[i] = v - h;
+  }
+}
+vr_status split_tf32(const float *x, int64_t n, float *hi, float *lo) {
+  split_tf32_k<<<vr_cu_blocks(n), VR_CU_THREADS, 0, vr_cuda_stream()>>>(x, n, hi, lo);
+  VR_CU_LAUNCHED("3xTF32 split");
+  return VR_OK;
+}
+
+/* f32 projections on TF32 tensor cores in three products (reg_gemm.cu: an SGEMM's precision) on
+ * sm_80 and later when the GEMMs are large enough to pay for the splits; VISREG_CUDA_3XTF32=0
+ * turns it off, =1 on at every size */
+bool use_3xtf32(int64_t VB, int64_t D, int64_t K) {
+  static int major = -1;
+  if (major < 0) {
+    int dev = 0, v = 0;
+    major = cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess ? v : 0;
+    cudaGetLastError();
+  }
+  if (major < 8) return false;
+  const char *e = getenv("VISREG_CUDA_3XTF32");
+  if (e && e[0] == '0') return false;
+  if (e && e[0] == '1') return true;
+  return (double)VB * (double)D * (double)K >= 2147483648.0;
+}
+
 /* ---------------------------------------------------------------- the driver */
 
 unsigned seg_grid(int64_t nseg) { return (unsigned)(nseg < 65535 ? (nseg < 1 ? 1 : nseg) : 65535); }
@@ -283,12 +319,30 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   const T *q = mode == SL_SIGREG ? nullptr : (const T *)vr_data(a->in[2]);
   const T *W = Wb.as<T>();
   T *Pt = Ptb.as<T>();
+  /* 3xTF32: W and X split once (W's and, for VISReg, X's high parts in place), dL/dP per chunk */
+  bool x3 = sizeof(T) == 4 && use_3xtf32(VB, D, K);
+  vr_cu_buf Wlb, Xhb, Xlb, Glb;
+  const float *Wh = (const float *)W, *Wl = nullptr, *Xh = (const float *)X, *Xl = nullptr;
+  if (x3) {
+    VR_TRY(Wlb.get(sizeof(float) * (size_t)(D * K)));
+    VR_TRY(split_tf32((const float *)W, D * K, (float *)Wb.p, Wlb.as<float>()));
+    if (X != Xb.as<T>()) VR_TRY(Xhb.get(sizeof(float) * (size_t)(VB * D)));
+    float *xh = X == Xb.as<T>() ? Xb.as<float>() : Xhb.as<float>();
+    VR_TRY(Xlb.get(sizeof(float) * (size_t)(VB * D)));
+    VR_TRY(split_tf32((const float *)X, VB * D, xh, Xlb.as<float>()));
+    Wl = Wlb.as<float>(), Xh = xh, Xl = Xlb.as<float>();
+    if (grad) VR_TRY(Glb.get(sizeof(float) * (size_t)(chunk * VB)));
+    ph.mark("split");
+  }
 
   for (int64_t k0 = 0; k0 < K; k0 += chunk) {
     int64_t kc = K - k0 < chunk ? K - k0 : chunk, nseg = kc * V;
     double *part = partb.as<double>() + k0 * V;
     /* P^T (kc x VB) = W_c^T X^T: row k holds the V segments of slice k0 + k */
-    VR_TRY(vr_cu_gemm_rm(dt, 1, 1, kc, VB, D, 1.0, W + k0, K, X, D, 0.0, Pt, VB));
+    if (x3)
+      VR_TRY(vr_cu_gemm_rm_3xtf32(1, 1, kc, VB, D, 1.0, Wh + k0, Wl + k0, K, Xh, Xl, D, 0.0, (float *)Pt, VB));
+    else
+      VR_TRY(vr_cu_gemm_rm(dt, 1, 1, kc, VB, D, 1.0, W + k0, K, X, D, 0.0, Pt, VB));
     if (k0 == 0) ph.mark("gemm");
     if (mode == SL_SIGREG) {
       seg_ep_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, J, a->f[0] / (J - 1), epb.as<double>(),
@@ -327,7 +381,13 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     }
     /* H (VB x D) += dL/dP W_c^T, straight into dL/dz */
     if (k0 == 0) ph.mark("segments");
-    if (grad) VR_TRY(vr_cu_gemm_rm(dt, 1, 1, VB, D, kc, 1.0, Pt, VB, W + k0, K, k0 == 0 ? 0.0 : 1.0, grad, D));
+    if (grad && x3) {
+      VR_TRY(split_tf32((const float *)Pt, kc * VB, (float *)Pt, Glb.as<float>()));
+      VR_TRY(vr_cu_gemm_rm_3xtf32(1, 1, VB, D, kc, 1.0, (const float *)Pt, Glb.as<float>(), VB, Wh + k0, Wl + k0, K,
+                                  k0 == 0 ? 0.0 : 1.0, (float *)grad, D));
+    } else if (grad) {
+      VR_TRY(vr_cu_gemm_rm(dt, 1, 1, VB, D, kc, 1.0, Pt, VB, W + k0, K, k0 == 0 ? 0.0 : 1.0, grad, D));
+    }
     if (k0 == 0) ph.mark("gemm back");
   }
   VR_TRY(vr_cu_reg_sum(partb.as<double>(), K * V, acc + 2));

@@ -1,5 +1,5 @@
 /* register_more.cu: registers the second group of CUDA kernels (index, sort, pooling, conv,
- * regularizers; WHERE is elementwise.cu's) in the op table. Called by core/dispatch.c after vr_cuda_register (weak hook, see
+ * regularizers, augmentations; WHERE is elementwise.cu's) in the op table. Called by core/dispatch.c after vr_cuda_register (weak hook, see
  * core/internal.h); registers nothing when no GPU is present, like vr_cuda_register. */
 #include "more.cuh"
 
@@ -22,6 +22,8 @@ vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a);
 void vr_cuda_register_reg(void) __attribute__((weak));
 /* the multi-tensor optimiser ops (optim.cu), weak likewise */
 void vr_cuda_register_optim(void) __attribute__((weak));
+/* the augmentations (augment.cu), weak likewise */
+void vr_cuda_register_augment(void) __attribute__((weak));
 
 void vr_cuda_register_more(void) {
   if (!vr_cuda_available()) return;
@@ -36,5 +38,6 @@ void vr_cuda_register_more(void) {
   vr_kernel_register(VR_OP_CONV2D, VR_CUDA, vr_cuda_conv2d_fwd, vr_cuda_conv2d_bwd);
   if (vr_cuda_register_reg) vr_cuda_register_reg();
   if (vr_cuda_register_optim) vr_cuda_register_optim();
+  if (vr_cuda_register_augment) vr_cuda_register_augment();
 }
 }

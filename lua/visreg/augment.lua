@@ -106,12 +106,19 @@ function M.eval_pipeline(list, size)
   return M.build(steps)
 end
 
--- apply(list_or_pipeline, images, {size=, seed=, epoch=, sample=, view=}): runs a pipeline on a
--- C x H x W image or N x C x H x W images (u8 or f32, CPU); f32 result
+-- apply(list_or_pipeline, images, {size=, seed=, epoch=, sample=, view=, ids=}): runs a pipeline on a
+-- C x H x W image or N x C x H x W images (u8 or f32, on the CPU or CUDA: the result is on the same
+-- device, with the same values); image k is sample sample + k, or ids[k] when ids (an i64 tensor or
+-- a list, one id per image) is given; f32 result
 function M.apply(pl, images, o)
   o = o or {}
   local p = type(pl) == "table" and M.build(pl) or pl
   local h, w = size_of(o.size)
+  if o.ids ~= nil then
+    local ids = o.ids
+    if not tensor.is_tensor(ids) then ids = tensor.tensor(ids, { dtype = "i64" }) end
+    return tensor.new(C.vr_pipeline_apply_ids(p, images, ids, h, w, o.seed or 0, o.epoch or 0, o.view or 0, tensor.outp))
+  end
   return tensor.new(C.vr_pipeline_apply(p, images, h, w, o.seed or 0, o.epoch or 0, o.sample or 0, o.view or 0, tensor.outp))
 end
 

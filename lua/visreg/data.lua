@@ -112,13 +112,16 @@ M.Loader = Loader
 local lp = ffi.new("vr_loader *[1]")
 local bp = ffi.new("vr_batch *[1]")
 
--- Loader(dataset, {batch=256, shuffle=true, drop_last=true, seed=0, workers=2, prefetch=2})
+-- Loader(dataset, {batch=256, shuffle=true, drop_last=true, seed=0, workers=2, prefetch=2, raw=false});
+-- raw: batches hold the samples' u8 images (Batch:images) instead of views, for views made elsewhere
+-- (augment.apply with ids = Batch:indices(), epoch = Batch:epoch(): the same views, e.g. on the GPU)
 function M.loader(ds, o)
   o = o or {}
   check(C.vr_loader_new(ds.handle, o.batch or 256, o.shuffle == false and 0 or 1, o.drop_last == false and 0 or 1,
     o.seed or 0, o.workers or 2, o.prefetch or 2, lp))
   local l = ffi.gc(lp[0], C.vr_loader_free)
   lp[0] = nil
+  if o.raw then check(C.vr_loader_set_raw(l, 1)) end
   -- the loader keeps a pointer to the dataset: hold it as long as the loader lives
   return setmetatable({ handle = l, dataset = ds, pipelines = {} }, Loader)
 end
@@ -133,6 +136,7 @@ function Loader:add_view(size, pipeline)
   return self
 end
 function Loader:num_views() return C.vr_loader_num_views(self.handle) end
+function Loader:raw() return C.vr_loader_raw(self.handle) ~= 0 end
 function Loader:num_batches() return tonumber(C.vr_loader_num_batches(self.handle)) end
 function Loader:epoch() return tonumber(C.vr_loader_epoch(self.handle)) end
 function Loader:batch_index() return tonumber(C.vr_loader_batch_index(self.handle)) end
@@ -168,6 +172,7 @@ function Batch:view(v) return new(C.vr_batch_view(self.handle, v, outp)) end
 function Batch:views(first, n) return new(C.vr_batch_views(self.handle, first or 0, n or self:num_views(), outp)) end
 function Batch:labels() return new(C.vr_batch_labels(self.handle, outp)) end
 function Batch:indices() return new(C.vr_batch_indices(self.handle, outp)) end
+function Batch:images() return new(C.vr_batch_images(self.handle, outp)) end -- raw loaders: u8 B x C x H x W
 function Batch:free()
   if self.handle ~= nil then C.vr_batch_free(ffi.gc(self.handle, nil)); self.handle = nil end
 end

@@ -16,7 +16,7 @@ vr.version = ffi.string(C.vr_version())
 
 -- tensors
 for _, k in ipairs { "empty", "zeros", "ones", "full", "arange", "scalar", "tensor", "load_npy", "cat", "concat",
-  "stack", "where", "no_grad", "enable_grad", "grad_enabled", "set_grad_enabled", "is_tensor" } do
+  "stack", "where", "no_grad", "enable_grad", "grad_enabled", "set_grad_enabled", "is_tensor", "autocast" } do
   vr[k] = tensor[k]
 end
 for _, k in ipairs { "Generator", "manual_seed", "rand", "randn", "randint", "randperm" } do vr[k] = random[k] end

@@ -25,8 +25,14 @@ local function defaults()
     eval = false,
     log = { every = 50, progress = "auto" },
     checkpoint = { every = 1 }, -- epochs between checkpoints (0: only at the end)
-    loader = { workers = 2, prefetch = 2 },
-    precision = "f32",   -- f32, or bf16 autocast on CUDA
+    -- augment_on: where views are made: cpu (the loader's worker threads), device (the training
+    -- device, from raw u8 batches: the same views) or auto (device on CUDA, cpu on the CPU)
+    loader = { workers = 2, prefetch = 2, augment_on = "auto" },
+    -- f32, or bf16: the encoder and projector forward under autocast (matmuls and convolutions
+    -- in bf16 with f32 accumulation, their results back in f32; parameters, norms, losses,
+    -- regularizer, optimizer state, the online probe and evaluation in f32). Meant for CUDA
+    -- (tensor cores); on the CPU it runs too, correct but slower than f32 (bf16 is emulated)
+    precision = "f32",
   }
 end
 -- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference
@@ -217,6 +223,10 @@ function M.check(r)
     fail("device: expected cpu, cuda or auto, got %s", tostring(r.device))
   end
   if r.precision ~= "f32" and r.precision ~= "bf16" then fail("precision: expected f32 or bf16, got %s", tostring(r.precision)) end
+  local on = r.loader and r.loader.augment_on
+  if on ~= "auto" and on ~= "cpu" and on ~= "device" then
+    fail("loader.augment_on: expected auto, cpu or device, got %s", tostring(on))
+  end
   for k, s in pairs(r.schedule) do
     if not schedule.is_schedule(s) then
       fail("schedule['%s']: expected vr.schedule.* or a function(epoch, step), got %s", tostring(k), type(s))

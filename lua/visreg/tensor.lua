@@ -724,6 +724,17 @@ function M.enable_grad(fn, ...)
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, table.maxn(res))
 end
+-- autocast(dtype, fn, ...): runs fn with mixed precision dtype ("bf16", or "f32" for off): matmul,
+-- linear and conv2d take f32 inputs in bf16 and give f32 results (core/autocast.c); the previous
+-- setting comes back even when fn raises
+function M.autocast(dtype, fn, ...)
+  local prev = C.vr_autocast_get()
+  core.check(C.vr_autocast_set(core.dtype(dtype)))
+  local res = { pcall(fn, ...) }
+  C.vr_autocast_set(prev)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
 
 M.methods = T
 M.metatable = mt

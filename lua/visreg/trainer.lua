@@ -108,9 +108,11 @@ function M.setup(r, opts)
   if self.device == "cuda" and C.vr_cuda_available() == 0 then
     util.error("device cuda: no GPU is available (%s)", C.vr_cuda_compiled() ~= 0 and "none found" or "built without CUDA")
   end
-  if r.precision == "bf16" and not opts.quiet then
-    io.stderr:write("visreg: precision bf16 is not implemented in the trainer yet; training in f32\n")
-  end
+  local on = r.loader.augment_on or "auto"
+  self.augment_on = on == "auto" and (self.device == "cuda" and "device" or "cpu") or on
+  -- precision = "bf16": the encoder and projector forward run under autocast (their matmuls and
+  -- convolutions in bf16 with f32 accumulation; parameters, norms, losses, optimizer state f32)
+  self.autocast = r.precision == "bf16" and "bf16" or nil
   self.ds = data.open(r.data)
   local train = self.ds.train
   self.channels, self.height, self.width = train:channels(), train:height(), train:width()
@@ -130,17 +132,41 @@ function M.setup(r, opts)
   return self
 end
 
+-- augment_on "device": the loader hands out raw u8 batches and the views are made on the training
+-- device (self.view_specs: each view's pipeline and size), the same views as the loader makes
 local function make_loader(self)
   local r = self.r
+  local raw = self.augment_on == "device"
   local l = data.loader(self.ds.train, { batch = r.batch, shuffle = true, drop_last = true, seed = r.seed,
-    workers = r.loader.workers, prefetch = r.loader.prefetch })
+    workers = r.loader.workers, prefetch = r.loader.prefetch, raw = raw })
   local g, lo = r.views.global, r.views["local"]
-  for _ = 1, g.n do l:add_view(g.size or { self.height, self.width }, g.pipeline) end
-  if lo then for _ = 1, lo.n do l:add_view(lo.size or { self.height, self.width }, lo.pipeline) end end
+  self.view_specs = raw and {} or nil
+  local function add(group, n)
+    local size = group.size or { self.height, self.width }
+    local spec = raw and { pipeline = augment.build(group.pipeline), size = size }
+    for _ = 1, n do
+      if raw then self.view_specs[#self.view_specs + 1] = spec else l:add_view(size, group.pipeline) end
+    end
+  end
+  add(g, g.n)
+  if lo then add(lo, lo.n) end
   if l:num_batches() < 1 then
     util.error("data: %d training images make no batch of %d (lower batch or raise data.subset)", self.ds.train:count(), r.batch)
   end
   return l
+end
+
+-- views first..first+n-1 of a batch as n x B x C x H x W: the loader's, or made on the device from
+-- raw = {images, ids} (the batch's u8 images and sample ids, copied to the device once per batch)
+local function batch_views(self, batch, first, n, raw)
+  if not raw then return batch:views(first, n) end
+  local list = {}
+  for v = first, first + n - 1 do
+    local s = self.view_specs[v + 1]
+    list[#list + 1] = augment.apply(s.pipeline, raw.images,
+      { size = s.size, seed = self.r.seed, epoch = batch:epoch(), view = v, ids = raw.ids })
+  end
+  return tensor.stack(list, 0)
 end
 
 ---------------------------------------------------------------- checkpoints
@@ -229,8 +255,13 @@ function M.fit(self)
     local s = x:shape()
     x = x:reshape(s[1] * s[2], s[3], s[4], s[5])
     if self.device ~= "cpu" then x = x:to(self.device) end
-    local h = enc(x)
-    local z = proj(h)
+    local h, z
+    if self.autocast then -- the loss, regularizer and probe head stay outside, in f32
+      h, z = tensor.autocast(self.autocast, function() local f = enc(x); return f, proj(f) end)
+    else
+      h = enc(x)
+      z = proj(h)
+    end
     return z:view(n, s[2], -1), h
   end
 
@@ -247,10 +278,11 @@ function M.fit(self)
       local batch = loader:next()
       if not batch then break end
       apply_schedules(epoch)
-      local zg, h = encode(batch:views(0, G), G)
+      local raw = self.view_specs and { images = batch:images():to(self.device), ids = batch:indices():to(self.device) }
+      local zg, h = encode(batch_views(self, batch, 0, G, raw), G)
       local z = zg
       if Lv > 0 then
-        local zl = encode(batch:views(G, Lv), Lv)
+        local zl = encode(batch_views(self, batch, G, Lv, raw), Lv)
         z = tensor.cat({ zg, zl }, 0)
       end
       local loss, terms = self.objective(z, { seed = r.seed, step = st.step, global_views = G })

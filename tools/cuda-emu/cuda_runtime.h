@@ -52,7 +52,7 @@ inline int cudaEventDestroy(cudaEvent_t) { return 0; }
 typedef int cudaError_t;
 enum { cudaSuccess = 0 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
-enum { cudaFuncAttributeMaxDynamicSharedMemorySize = 8, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum { cudaFuncAttributeMaxDynamicSharedMemorySize = 8, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97, cudaDevAttrComputeCapabilityMajor = 75 };
 inline cudaError_t cudaGetLastError() { return 0; }
 inline const char *cudaGetErrorString(int) { return "emu"; }
 inline const char *cudaGetErrorName(int) { return "emu"; }

@@ -20,11 +20,46 @@ template <typename T> static void gemm_t(int ta, int tb, int64_t m, int64_t n, i
       C[i * ldc + j] = (T)(alpha * s + (beta == 0 ? 0 : beta * (double)C[i * ldc + j]));
     }
 }
+/* bf16 as cuBLAS's GemmEx with f32 compute: products summed wide, one rounding to bf16 */
+static void gemm_bf16(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const vr_bf16 *A, int64_t lda,
+                      const vr_bf16 *B, int64_t ldb, double beta, vr_bf16 *C, int64_t ldc) {
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = 0;
+      for (int64_t p = 0; p < k; p++)
+        s += (double)vr_bf16_to_f(ta ? A[p * lda + i] : A[i * lda + p]) * (double)vr_bf16_to_f(tb ? B[j * ldb + p] : B[p * ldb + j]);
+      C[i * ldc + j] = vr_f_to_bf16((float)(alpha * s + (beta == 0 ? 0 : beta * (double)vr_bf16_to_f(C[i * ldc + j]))));
+    }
+}
 vr_status vr_cu_gemm_rm(vr_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const void *A, int64_t lda,
                         const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
   if (dt == VR_F32) gemm_t<float>(ta, tb, m, n, k, alpha, (const float *)A, lda, (const float *)B, ldb, beta, (float *)C, ldc);
   else if (dt == VR_F64) gemm_t<double>(ta, tb, m, n, k, alpha, (const double *)A, lda, (const double *)B, ldb, beta, (double *)C, ldc);
+  else if (dt == VR_BF16) gemm_bf16(ta, tb, m, n, k, alpha, (const vr_bf16 *)A, lda, (const vr_bf16 *)B, ldb, beta, (vr_bf16 *)C, ldc);
   else return VR_FAIL(VR_E_UNSUPPORTED, "emu gemm dtype");
+  return VR_OK;
+}
+/* TF32 tensor cores read each float with 10 mantissa bits (rounded to nearest here) */
+static double tf32(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  u = (u + 0xFFFu + ((u >> 13) & 1u)) & 0xFFFFE000u;
+  float r;
+  memcpy(&r, &u, 4);
+  return r;
+}
+vr_status vr_cu_gemm_rm_3xtf32(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const float *Ah,
+                               const float *Al, int64_t lda, const float *Bh, const float *Bl, int64_t ldb, double beta,
+                               float *C, int64_t ldc) {
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = 0;
+      for (int64_t p = 0; p < k; p++) {
+        int64_t ia = ta ? p * lda + i : i * lda + p, ib = tb ? j * ldb + p : p * ldb + j;
+        s += tf32(Al[ia]) * tf32(Bh[ib]) + tf32(Ah[ia]) * tf32(Bl[ib]) + tf32(Ah[ia]) * tf32(Bh[ib]);
+      }
+      C[i * ldc + j] = (float)(alpha * s + (beta == 0 ? 0 : beta * (double)C[i * ldc + j]));
+    }
   return VR_OK;
 }
 extern "C" {
@@ -44,6 +79,7 @@ vr_status vr_cuda_adaptive_avg_pool2d_bwd(const vr_kernel_args *a);
 vr_status vr_cuda_conv2d_fwd(const vr_kernel_args *a);
 vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a);
 void vr_cuda_register_reg(void);
+void vr_cuda_register_augment(void);
 void vr_cuda_register_basic(void);
 void vr_cuda_register_elementwise(void);
 void vr_cuda_register_reduce(void);
@@ -101,4 +137,5 @@ __attribute__((constructor(200))) static void emu_register(void) {
   vr_cuda_register_norm();
   vr_cuda_register_reg();
   vr_cuda_register_optim();
+  vr_cuda_register_augment();
 }
