@@ -768,11 +768,12 @@ END_TEST
 START_TEST(test_layernorm) {
   NEED_DEV();
   char what[96];
-  static const int64_t geo[][2] = {{37, 129}, {1000, 10}, {3, 100003}};
+  /* grad_w, grad_b: one chunk of rows, 16 and 5 chunks of 64 rows (37 columns: two groups of 32) */
+  static const int64_t geo[][2] = {{37, 129}, {1000, 10}, {300, 37}, {3, 100003}};
   for (int dt = 0; dt < 2; dt++) {
     vr_dtype d = dt ? VR_F64 : VR_F32;
     double rtol = dt ? 1e-10 : 1e-4, atol = dt ? 1e-11 : 1e-5;
-    for (int g = 0; g < 3; g++)
+    for (int g = 0; g < 4; g++)
       for (int affine = 0; affine < 2; affine++) {
         int64_t R = geo[g][0], D = geo[g][1];
         vr_kernel_args a = {.n_in = 3, .n_out = 3, .i = {R, D}, .f = {1e-5}};

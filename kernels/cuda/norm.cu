@@ -10,8 +10,10 @@
  *    {grad_x|NULL, grad_w|NULL, grad_b|NULL}.
  * Statistics: batch norm's over ranges of each channel, one block each, then added per channel in
  * range order (see bn_geo); layer norm's one block per row, two passes in double, fixed trees;
- * layer norm's grad_w/grad_b: one thread per column, rows in order. Deterministic. */
+ * layer norm's grad_w/grad_b: column sums spread over the GPU (colsum.cuh: chunks of 64 rows, partials
+ * in double added in chunk order). Deterministic. */
 #include "blockreduce.cuh"
+#include "colsum.cuh"
 
 namespace {
 
@@ -287,19 +289,22 @@ __global__ void ln_bwd_x(const T *g, const T *x, T *gx, int64_t R, int64_t D, ve
     }
   }
 }
-template <typename T, typename St>
-__global__ void ln_bwd_w(const T *g, const T *x, T *gw, T *gb, int64_t R, int64_t D, const St *smean, const St *sinv) {
-  for (int64_t d = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; d < D; d += (int64_t)gridDim.x * blockDim.x) {
-    double sw = 0, sb = 0;
-    for (int64_t r = 0; r < R; r++) {
-      double gv = vr_cu_conv<T>::load(g[r * D + d]);
-      sb += gv;
-      sw += gv * (vr_cu_conv<T>::load(x[r * D + d]) - (double)smean[r]) * (double)sinv[r];
-    }
-    if (gw) gw[d] = vr_cu_conv<T>::store(sw);
-    if (gb) gb[d] = vr_cu_conv<T>::store(sb);
+/* grad_w, grad_b: column sums (colsum.cuh) of the terms {g, g (x - mean_r) invstd_r} */
+template <typename T, typename St> struct ln_w_terms {
+  const T *g, *x;
+  const St *smean, *sinv;
+  __device__ double2 operator()(int64_t i, int64_t r, int64_t) const {
+    double gv = vr_cu_conv<T>::load(g[i]);
+    return make_double2(gv, gv * (vr_cu_conv<T>::load(x[i]) - (double)smean[r]) * (double)sinv[r]);
   }
-}
+};
+template <typename T> struct ln_w_fin {
+  T *gw, *gb;
+  __device__ void operator()(int64_t d, double2 t) const {
+    if (gw) gw[d] = vr_cu_conv<T>::store(t.y);
+    if (gb) gb[d] = vr_cu_conv<T>::store(t.x);
+  }
+};
 
 template <typename T> vr_status ln_fwd_typed(const vr_kernel_args *a) {
   typedef typename vr_cu_acc<T>::type St;
@@ -321,11 +326,11 @@ template <typename T> vr_status ln_bwd_typed(const vr_kernel_args *a) {
     ln_bwd_x<T, St><<<grid_of(R), kT, 0, s>>>(g, x, (T *)vr_data(a->out[0]), R, D, vec_of(a->in[2]), sm, si);
     VR_CU_LAUNCHED("layer norm backward (x)");
   }
-  if ((a->out[1] || a->out[2]) && D) {
-    ln_bwd_w<T, St><<<vr_cu_blocks(D), VR_CU_THREADS, 0, s>>>(g, x, a->out[1] ? (T *)vr_data(a->out[1]) : nullptr,
-                                                             a->out[2] ? (T *)vr_data(a->out[2]) : nullptr, R, D, sm, si);
-    VR_CU_LAUNCHED("layer norm backward (weight)");
-  }
+  if ((a->out[1] || a->out[2]) && D)
+    VR_TRY(vr_colsum::sums(ln_w_terms<T, St>{g, x, sm, si},
+                           ln_w_fin<T>{a->out[1] ? (T *)vr_data(a->out[1]) : nullptr,
+                                       a->out[2] ? (T *)vr_data(a->out[2]) : nullptr},
+                           1, R, D));
   return VR_OK;
 }
 

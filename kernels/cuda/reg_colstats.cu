@@ -2,69 +2,39 @@
  * A column pass over an (m, rows, cols) array is latency-bound when one thread walks a whole column
  * (a few thousand threads for V x D columns), so the rows are cut into chunks of kRows: one thread
  * per (column, lane) sums its rows in double, the block adds its 8 lanes in a fixed order and writes
- * one partial per (matrix, chunk, column); a second kernel adds the partials in chunk order. Every
- * sum has a fixed order, so results do not vary from run to run.
+ * one partial per (matrix, chunk, column); a second kernel adds the partials in chunk order (the
+ * machinery is colsum.cuh's, shared with reg_gram.cu and norm.cu). Every sum has a fixed order, so
+ * results do not vary from run to run.
  *
  *   vr_cu_visreg_stats: mu, sigma = sqrt(biased var) + 1e-6 of each (view, dim) from sums shifted by
  *     the first row (as the CPU), the center and scale sums, and X = (z - mu) / sigma;
  *   vr_cu_visreg_grad: dz = H / s - mean_b H / s + mul z + add per (view, dim), H in place;
  *   vr_cu_col_normalize: W = G / (||G||_col + eps). */
+#include "colsum.cuh"
 #include "reg.cuh"
 
 namespace {
 
-const int kCols = 32, kLanes = 8, kRows = 64; /* block: 32 columns x 8 lanes; a chunk: 64 rows */
+/* the chunked column sums are colsum.cuh's: part[(m nch + c) cols + col], read back with col_total */
+using vr_colsum::chunks;
+using vr_colsum::kRows;
 enum { SUM_SHIFTED = 0, SUM = 1, SUM_SQ = 2 };
 
-/* part[(m nch + c) cols + col] = {sum x', sum x'^2} over rows [c kRows, (c+1) kRows), x' = x - x[row 0]
- * for SUM_SHIFTED, x itself otherwise */
-template <typename T>
-__global__ void partials_k(const T *x, int64_t rows, int64_t cols, int mode, double2 *part) {
-  __shared__ double s1[kLanes][kCols], s2[kLanes][kCols];
-  int64_t m = blockIdx.z, c = blockIdx.y, col = (int64_t)blockIdx.x * kCols + threadIdx.x;
-  int64_t nch = gridDim.y;
-  double a = 0, b = 0;
-  if (col < cols) {
-    const T *xm = x + m * rows * cols + col;
-    double sh = mode == SUM_SHIFTED ? (double)xm[0] : 0.0;
-    int64_t r1 = (c + 1) * kRows < rows ? (c + 1) * kRows : rows;
-    for (int64_t r = c * kRows + threadIdx.y; r < r1; r += kLanes) {
-      double v = (double)xm[r * cols] - sh;
-      a += v;
-      b += v * v;
-    }
+/* {x', x'^2}, x' = x - x[row 0] for SUM_SHIFTED, x itself otherwise */
+template <typename T> struct colstat_t {
+  const T *x;
+  int64_t cols;
+  int mode;
+  __device__ double2 operator()(int64_t i, int64_t r, int64_t) const {
+    double v = (double)x[i] - (mode == SUM_SHIFTED ? (double)x[i - r * cols] : 0.0);
+    return make_double2(v, v * v);
   }
-  s1[threadIdx.y][threadIdx.x] = a;
-  s2[threadIdx.y][threadIdx.x] = b;
-  __syncthreads();
-  if (threadIdx.y == 0 && col < cols) {
-    for (int l = 1; l < kLanes; l++) {
-      a += s1[l][threadIdx.x];
-      b += s2[l][threadIdx.x];
-    }
-    part[(m * nch + c) * cols + col] = make_double2(a, b);
-  }
-}
-
+};
 template <typename T> vr_status partials(const T *x, int64_t nmat, int64_t rows, int64_t cols, int mode, double2 *part) {
-  dim3 grid((unsigned)((cols + kCols - 1) / kCols), (unsigned)((rows + kRows - 1) / kRows), (unsigned)nmat);
-  if (grid.y > 65535 || grid.z > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld x %lld columns are too many", (long long)nmat, (long long)rows);
-  partials_k<T><<<grid, dim3(kCols, kLanes), 0, vr_cuda_stream()>>>(x, rows, cols, mode, part);
-  VR_CU_LAUNCHED("column partial sums");
-  return VR_OK;
+  return vr_colsum::partials(colstat_t<T>{x, cols, mode}, nmat, rows, cols, part);
 }
-int64_t chunks(int64_t rows) { return (rows + kRows - 1) / kRows; }
-
-/* the partials of column e = m cols + col, added in chunk order */
 __device__ __forceinline__ double2 col_total(const double2 *part, int64_t nch, int64_t cols, int64_t e) {
-  int64_t m = e / cols, col = e - m * cols;
-  double a = 0, b = 0;
-  for (int64_t c = 0; c < nch; c++) {
-    double2 p = part[(m * nch + c) * cols + col];
-    a += p.x;
-    b += p.y;
-  }
-  return make_double2(a, b);
+  return vr_colsum::total(part, nch, cols, e);
 }
 
 /* ---------------------------------------------------------------- VISReg statistics */
