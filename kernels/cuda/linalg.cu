@@ -33,7 +33,10 @@ vr_status get_handle(cublasHandle_t *out) {
     cublasStatus_t s = cublasSetStream(h, vr_cuda_stream());
     const char *tf32 = getenv("VISREG_CUDA_TF32");
     if (s == CUBLAS_STATUS_SUCCESS)
-      s = cublasSetMathMode(h, (tf32 && tf32[0] == '1') ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+      /* bf16 GEMMs: no split-K partial sums rounded to bf16 (seen as 1-2 ulp double rounding on an
+       * H200 in the im2col conv), so the output is rounded once as on the CPU */
+      s = cublasSetMathMode(h, (cublasMath_t)(((tf32 && tf32[0] == '1') ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH) |
+                                              CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
     if (s != CUBLAS_STATUS_SUCCESS) {
       cublasDestroy(h);
       return VR_FAIL(VR_E_CUDA, "cublas setup: %s", cublas_str(s));
