@@ -8,6 +8,23 @@
 
 static vr_device DEV = VR_CUDA;
 
+/* NEED_DEV() at the top of a case: DEV is the CPU itself with VISREG_TEST_CUDA_AS_CPU=1, else CUDA
+ * (the case skips with a SKIP line without a GPU). test_cuda.c defines its own before including. */
+#ifndef NEED_DEV
+static inline int as_cpu(void) {
+  const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
+  return e && e[0] == '1';
+}
+#define NEED_DEV()                                                                                 \
+  do {                                                                                             \
+    DEV = as_cpu() ? VR_CPU : VR_CUDA;                                                             \
+    if (DEV == VR_CUDA) TU_SKIP_NO_CUDA();                                                         \
+  } while (0)
+#endif
+#ifndef SH
+#define SH(...) ((const int64_t[]){__VA_ARGS__})
+#endif
+
 static vr_tensor *poisoned(vr_dtype dt, int ndim, const int64_t *shape) {
   vr_tensor *t = NULL;
   OK(vr_tensor_empty(ndim, shape, dt, VR_CPU, &t));

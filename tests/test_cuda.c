@@ -41,6 +41,7 @@ static int have_dev_fn(const char *fn) {
   }
   return have_dev(name);
 }
+#undef NEED_DEV /* this suite's own: CUDA only, with a per-case report */
 #define NEED_DEV() do { if (!have_dev_fn(__func__)) return; } while (0)
 
 /* ---------------------------------------------------------------- tensors */

@@ -11,16 +11,6 @@
 #include "cuda_parity.h"
 #include <time.h>
 
-static int as_cpu(void) {
-  const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
-  return e && e[0] == '1';
-}
-#define NEED_DEV()                                                                                 \
-  do {                                                                                             \
-    DEV = as_cpu() ? VR_CPU : VR_CUDA;                                                             \
-    if (DEV == VR_CUDA) TU_SKIP_NO_CUDA();                                                         \
-  } while (0)
-#define SH(...) ((const int64_t[]){__VA_ARGS__})
 
 #define RTOL 0x1p-7 /* one bf16 ulp */
 

@@ -11,17 +11,6 @@
  * OpenBLAS sum in different orders. */
 #include "cuda_parity.h"
 
-/* DEV: the CPU itself with VISREG_TEST_CUDA_AS_CPU=1, else CUDA (the case skips without a GPU) */
-static int as_cpu(void) {
-  const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
-  return e && e[0] == '1';
-}
-#define NEED_DEV()                                                                                 \
-  do {                                                                                             \
-    DEV = as_cpu() ? VR_CPU : VR_CUDA;                                                             \
-    if (DEV == VR_CUDA) TU_SKIP_NO_CUDA();                                                         \
-  } while (0)
-#define SH(...) ((const int64_t[]){__VA_ARGS__})
 
 /* ---------------------------------------------------------------- tensors */
 

@@ -11,15 +11,6 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "cuda_parity.h"
 
-static int as_cpu(void) {
-  const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
-  return e && e[0] == '1';
-}
-#define NEED_DEV()                                                                                 \
-  do {                                                                                             \
-    DEV = as_cpu() ? VR_CPU : VR_CUDA;                                                             \
-    if (DEV == VR_CUDA) TU_SKIP_NO_CUDA();                                                         \
-  } while (0)
 
 #define MAXP 8
 typedef struct plist {

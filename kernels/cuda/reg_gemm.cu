@@ -8,14 +8,19 @@
 
 vr_status vr_cuda_cublas(cublasHandle_t *h); /* kernels/cuda/linalg.cu */
 
-vr_status vr_cu_gemm_rm(vr_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const void *A,
-                        int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
-  if (m == 0 || n == 0) return VR_OK;
+/* cuBLAS takes int sizes: VR_E_UNSUPPORTED beyond them; else the handle */
+static vr_status gemm_setup(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc, cublasHandle_t *h) {
   const int64_t big = INT32_MAX;
   if (m > big || n > big || k > big || lda > big || ldb > big || ldc > big)
     return VR_FAIL(VR_E_UNSUPPORTED, "C: GEMM sizes beyond 2^31 are not supported on CUDA");
+  return vr_cuda_cublas(h);
+}
+
+vr_status vr_cu_gemm_rm(vr_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const void *A,
+                        int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
+  if (m == 0 || n == 0) return VR_OK;
   cublasHandle_t h = nullptr;
-  VR_TRY(vr_cuda_cublas(&h));
+  VR_TRY(gemm_setup(m, n, k, lda, ldb, ldc, &h));
   cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasStatus_t s;
   if (k == 0) { /* op(A) op(B) is empty: C = beta C, for beta 0 or 1 */
@@ -61,11 +66,8 @@ vr_status vr_cu_gemm_rm_3xtf32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
                                float *C, int64_t ldc) {
   if (m == 0 || n == 0) return VR_OK;
   if (k == 0) return vr_cu_gemm_rm(VR_F32, ta, tb, m, n, k, alpha, Ah, lda, Bh, ldb, beta, C, ldc);
-  const int64_t big = INT32_MAX;
-  if (m > big || n > big || k > big || lda > big || ldb > big || ldc > big)
-    return VR_FAIL(VR_E_UNSUPPORTED, "C: GEMM sizes beyond 2^31 are not supported on CUDA");
   cublasHandle_t h = nullptr;
-  VR_TRY(vr_cuda_cublas(&h));
+  VR_TRY(gemm_setup(m, n, k, lda, ldb, ldc, &h));
   cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   const float *as[3] = {Al, Ah, Ah}, *bs[3] = {Bh, Bl, Bh};
   float al = (float)alpha;

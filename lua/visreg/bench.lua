@@ -19,33 +19,7 @@ local USAGE = [[usage: visreg bench train RECIPE.lua [--steps N] [--warmup W] [-
 
 local OPTS = { steps = "value", warmup = "value", device = "value", set = "list", json = "flag", unfused = "flag" }
 
-local function parse(args)
-  local pos, o = {}, { set = {} }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
-    name = name or a:match("^%-%-([%w%-]+)$")
-    if a == "-h" or a == "--help" then
-      o.help = true
-    elseif name then
-      local kind = OPTS[name]
-      if not kind then return nil, "unknown option --" .. name end
-      if kind == "flag" then
-        o[name] = true
-      else
-        local v = inline
-        if v == nil then i = i + 1; v = args[i] end
-        if v == nil then return nil, "--" .. name .. " needs a value" end
-        if kind == "list" then o[name][#o[name] + 1] = v else o[name] = v end
-      end
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  return pos, o
-end
+local function parse(args) return require("visreg.cli").parse(args, OPTS) end
 
 local function fail(msg)
   io.stderr:write("visreg bench train: ", msg, "\n", USAGE, "\n")

@@ -17,7 +17,8 @@ local TRAIN_USAGE = [[usage: visreg train RECIPE.lua [--set key.path=value ...] 
   --resume DIR     continues the run in DIR from its checkpoint (RECIPE defaults to DIR/recipe.lua)
   --device D       overrides the recipe's device]]
 
--- option parsing shared by train and eval: returns positional args and options, or nil, message
+-- option parsing shared by train, eval and bench train (visreg.bench): spec maps an option name to
+-- "flag", "value" or "list"; returns positional args and options, or nil, message
 local function parse(args, spec)
   local pos, o = {}, { set = {} }
   local i = 1
@@ -148,5 +149,7 @@ function M.repl_setup(args)
   print(string.format("loaded %s (epoch %d): globals r, trainer, enc, proj, ds (ds.train, ds.test)", path, t.state.epoch))
   return 0
 end
+
+M.parse = parse
 
 return M
