@@ -16,6 +16,12 @@ __attribute__((constructor(101))) static void reg_omp_wait_policy(void) {
    * Rapids) and falls back to its generic "Prescott" SSE3 kernels: sgemm then runs 2 to 3 times
    * slower than its AVX-512 kernels. Unless the user chose a core type, pick the kernels the CPU
    * supports. OpenBLAS reads the variable in its own (default priority) constructor. */
+  /* The pthread OpenBLAS's idle workers wait by calling sched_yield in a loop (2^28 cycles by
+   * default) before they sleep: on 2 cores that took a quarter of the CPU time of VISReg's
+   * forward+backward (perf: __sched_yield) from the OpenMP threads sorting between the GEMMs.
+   * 2^4 cycles: they sleep almost at once (VISReg 1024 x 512 x 1024: 1.7x the GEMM floor instead
+   * of 2.1 to 2.5x). Read by OpenBLAS's constructor, like the core type below. */
+  if (!getenv("OPENBLAS_THREAD_TIMEOUT")) setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
   if (!getenv("OPENBLAS_CORETYPE")) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
