@@ -277,6 +277,7 @@ cudnnDataType_t dnn_type(vr_dtype dt) {
 }
 cudnnMathType_t dnn_math(vr_dtype dt) {
   if (dt == VR_F32) return tf32_allowed() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  if (dt == VR_BF16) return CUDNN_TENSOR_OP_MATH; /* bf16 is for the tensor cores */
   return CUDNN_DEFAULT_MATH;
 }
 
@@ -334,6 +335,15 @@ cudnnMathType_t exec_math(cudnnMathType_t m, vr_dtype dt) {
   return (dt == VR_F32 && !tf32_allowed()) ? CUDNN_FMA_MATH : m;
 }
 
+/* the heuristic's first acceptable entry; for bf16 a tensor-op entry first, if there is one */
+template <typename Perf> algo_pick first_acceptable(const Perf *p, int got, vr_dtype dt) {
+  for (int pass = dt == VR_BF16 ? 0 : 1; pass < 2; pass++)
+    for (int k = 0; k < got; k++)
+      if (acceptable(p[k], dt) && (pass == 1 || p[k].mathType == CUDNN_TENSOR_OP_MATH))
+        return {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
+  return {-1, dnn_math(dt), 0};
+}
+
 /* a choice that cuDNN then refuses to run: never again for this geometry */
 void forget_algo(const geo &g, vr_dtype dt, int dir) {
   std::lock_guard<std::mutex> lock(algo_mu);
@@ -371,18 +381,15 @@ vr_status pick_algo(cudnnHandle_t h, const dnn_desc &d, const geo &g, vr_dtype d
   if (dir == 0) {
     cudnnConvolutionFwdAlgoPerf_t p[kMax];
     VR_DNN(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, kMax, &got, p));
-    for (int k = 0; k < got && pick.algo < 0; k++)
-      if (acceptable(p[k], dt)) pick = {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
+    pick = first_acceptable(p, got, dt);
   } else if (dir == 1) {
     cudnnConvolutionBwdDataAlgoPerf_t p[kMax];
     VR_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, kMax, &got, p));
-    for (int k = 0; k < got && pick.algo < 0; k++)
-      if (acceptable(p[k], dt)) pick = {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
+    pick = first_acceptable(p, got, dt);
   } else {
     cudnnConvolutionBwdFilterAlgoPerf_t p[kMax];
     VR_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, kMax, &got, p));
-    for (int k = 0; k < got && pick.algo < 0; k++)
-      if (acceptable(p[k], dt)) pick = {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
+    pick = first_acceptable(p, got, dt);
   }
   if (getenv("VISREG_CUDA_CONV_VERBOSE")) /* which algorithm and math each geometry got (tensor ops: math 1) */
     fprintf(stderr, "visreg conv2d %s %s N%lld C%lld %lldx%lld Co%lld k%lldx%lld s%lld g%lld: algo %d math %d ws %zu%s\n",
@@ -517,6 +524,10 @@ template <typename T> vr_status bwd_typed(const vr_kernel_args *a, const geo &g)
     if (st != VR_E_UNSUPPORTED) return st;
   }
 #endif
+  if (getenv("VISREG_CUDA_CONV_VERBOSE"))
+    fprintf(stderr, "visreg conv2d bwd %s N%lld C%lld %lldx%lld Co%lld: no cuDNN algorithm, %s\n", vr_dtype_name(a->in[1]->dtype),
+            (long long)g.N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.Co,
+            std::is_same<T, vr_bf16>::value ? "f32 twins" : "im2col");
   if (std::is_same<T, vr_bf16>::value) /* f32 twins: cuDNN in f32 if it has an algorithm, else im2col */
     return via_f32(&b, [&g](const vr_kernel_args *f) {
 #ifdef VR_HAVE_CUDNN
