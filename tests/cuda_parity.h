@@ -25,6 +25,21 @@ static inline int as_cpu(void) {
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
 #endif
 
+/* t's values rounded down to whole numbers, as a new tensor of dtype dt (t is freed) */
+static inline vr_tensor *tu_floor_to(vr_tensor *t, vr_dtype dt) {
+  int64_t n = vr_tensor_numel(t);
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  OK(vr_tensor_to_buffer(t, v, sizeof(double) * (size_t)n));
+  for (int64_t k = 0; k < n; k++) v[k] = floor(v[k]);
+  vr_tensor *f = NULL, *u = NULL;
+  OK(vr_tensor_from_buffer(v, t->ndim, t->shape, VR_F64, VR_CPU, &f));
+  OK(vr_tensor_to_dtype(f, dt, &u));
+  free(v);
+  vr_tensor_free(f);
+  vr_tensor_free(t);
+  return u;
+}
+
 static vr_tensor *poisoned(vr_dtype dt, int ndim, const int64_t *shape) {
   vr_tensor *t = NULL;
   OK(vr_tensor_empty(ndim, shape, dt, VR_CPU, &t));

@@ -48,23 +48,12 @@ static int have_dev_fn(const char *fn) {
 
 static vr_tensor *rnd(vr_dtype dt, int ndim, const int64_t *shape, uint64_t seed, double lo, double hi) {
   vr_generator *g = NULL;
-  vr_tensor *t = NULL, *u = NULL;
+  vr_tensor *t = NULL;
   OK(vr_generator_new(seed, 11, &g));
   OK(vr_rand_uniform(g, ndim, shape, lo, hi, vr_is_float(dt) ? dt : VR_F64, VR_CPU, &t));
   vr_generator_free(g);
   if (vr_is_float(dt)) return t;
-  /* integers: round to whole numbers through f64 */
-  int64_t n = vr_tensor_numel(t);
-  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  OK(vr_tensor_to_buffer(t, v, sizeof(double) * (size_t)n));
-  for (int64_t k = 0; k < n; k++) v[k] = floor(v[k]);
-  vr_tensor *f = NULL;
-  OK(vr_tensor_from_buffer(v, ndim, shape, VR_F64, VR_CPU, &f));
-  OK(vr_tensor_to_dtype(f, dt, &u));
-  free(v);
-  vr_tensor_free(f);
-  vr_tensor_free(t);
-  return u;
+  return tu_floor_to(t, dt); /* integers: whole numbers, through f64 */
 }
 
 /* a transposed (non-contiguous) view of shape [.., r, c] */

@@ -26,17 +26,7 @@ static vr_tensor *rnd(vr_dtype dt, int ndim, const int64_t *shape, uint64_t seed
     vr_tensor_free(t);
     return u;
   }
-  int64_t n = vr_tensor_numel(t);
-  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  OK(vr_tensor_to_buffer(t, v, sizeof(double) * (size_t)n));
-  for (int64_t k = 0; k < n; k++) v[k] = floor(v[k]);
-  vr_tensor *f = NULL;
-  OK(vr_tensor_from_buffer(v, ndim, shape, VR_F64, VR_CPU, &f));
-  OK(vr_tensor_to_dtype(f, dt, &u));
-  free(v);
-  vr_tensor_free(f);
-  vr_tensor_free(t);
-  return u;
+  return tu_floor_to(t, dt); /* integers: whole numbers, through f64 */
 }
 
 /* values rounded to a grid of step q: many ties */
