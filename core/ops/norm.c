@@ -68,9 +68,11 @@ static vr_status check_affine(const char *func, const char *name, const vr_tenso
   return VR_OK;
 }
 
-/* ---------------------------------------------------------------- batch norm */
-
-static vr_status bn_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
+/* the backward both norms share: x, weight, mean and invstd saved; the kernel (op, bwd) gives the
+ * grads of x and of the affine parameters, whose shape is pnd dims of x's (from dim poff, or the
+ * last pnd when poff < 0); when nothing flows (run false) the parameter grads are zeros */
+static vr_status norm_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin, vr_op op, int pnd, int poff, int niv,
+                               bool run) {
   vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *g = NULL;
   VR_TRY(vr_node_saved(n, 0, &x));
   VR_TRY(vr_node_saved(n, 1, &w));
@@ -79,13 +81,18 @@ static vr_status bn_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
   VR_TRY(prep_grad(gout, x->dtype, &g));
   vr_status st = VR_OK;
   vr_tensor *gx = NULL, *gw = NULL, *gb = NULL;
-  int64_t C = n->i[2];
+  const int64_t *pshape = x->shape + (poff < 0 ? x->ndim - pnd : poff);
   if (vr_node_needs(n, 0)) VR_TRYG(vr_tensor_alloc_like(x, &gx));
-  if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(1, &C, x->dtype, x->device, &gw));
-  if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(1, &C, x->dtype, x->device, &gb));
-  vr_kernel_args a = {.in = {g, x, w, mean, invstd}, .n_in = 5, .out = {gx, gw, gb}, .n_out = 3,
-                      .i = {n->i[0], n->i[1], n->i[2], n->i[3]}};
-  if (C > 0) VR_TRYG(vr_dispatch(VR_OP_BATCHNORM, x->device, 1, &a));
+  if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(pnd, pshape, x->dtype, x->device, &gw));
+  if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(pnd, pshape, x->dtype, x->device, &gb));
+  if (run) {
+    vr_kernel_args a = {.in = {g, x, w, mean, invstd}, .n_in = 5, .out = {gx, gw, gb}, .n_out = 3};
+    memcpy(a.i, n->i, sizeof(int64_t) * (size_t)niv);
+    VR_TRYG(vr_dispatch(op, x->device, 1, &a));
+  } else {
+    if (gw) VR_TRYG(vr_fill_(gw, 0));
+    if (gb) VR_TRYG(vr_fill_(gb, 0));
+  }
   gin[0] = gx;
   gin[1] = gw;
   gin[2] = gb;
@@ -96,6 +103,13 @@ done:
   vr_tensor_free(gw);
   vr_tensor_free(gb);
   return st;
+}
+
+/* ---------------------------------------------------------------- batch norm */
+
+/* i = {batch statistics, N, C, S}; the parameters are [C] = x's dim 1 */
+static vr_status bn_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
+  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 4, n->i[2] > 0);
 }
 
 vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, vr_tensor *running_mean,
@@ -155,39 +169,9 @@ done:
 
 /* ---------------------------------------------------------------- layer norm */
 
+/* i = {R, D, n_norm_dims}; the parameters have the shape of the normalised (last) dims */
 static vr_status ln_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
-  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *g = NULL;
-  VR_TRY(vr_node_saved(n, 0, &x));
-  VR_TRY(vr_node_saved(n, 1, &w));
-  VR_TRY(vr_node_saved(n, 2, &mean));
-  VR_TRY(vr_node_saved(n, 3, &invstd));
-  VR_TRY(prep_grad(gout, x->dtype, &g));
-  vr_status st = VR_OK;
-  vr_tensor *gx = NULL, *gw = NULL, *gb = NULL;
-  /* weight and bias have the shape of the normalised dims: the last n->i[2] dims of x */
-  int nn = (int)n->i[2];
-  const int64_t *wshape = x->shape + x->ndim - nn;
-  if (vr_node_needs(n, 0)) VR_TRYG(vr_tensor_alloc_like(x, &gx));
-  if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(nn, wshape, x->dtype, x->device, &gw));
-  if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(nn, wshape, x->dtype, x->device, &gb));
-  if (n->i[0] > 0 && n->i[1] > 0) {
-    vr_kernel_args a = {.in = {g, x, w, mean, invstd}, .n_in = 5, .out = {gx, gw, gb}, .n_out = 3,
-                        .i = {n->i[0], n->i[1]}};
-    VR_TRYG(vr_dispatch(VR_OP_LAYERNORM, x->device, 1, &a));
-  } else {
-    if (gw) VR_TRYG(vr_fill_(gw, 0));
-    if (gb) VR_TRYG(vr_fill_(gb, 0));
-  }
-  gin[0] = gx;
-  gin[1] = gw;
-  gin[2] = gb;
-  gx = gw = gb = NULL;
-done:
-  vr_tensor_free(g);
-  vr_tensor_free(gx);
-  vr_tensor_free(gw);
-  vr_tensor_free(gb);
-  return st;
+  return norm_backward(n, gout, gin, VR_OP_LAYERNORM, (int)n->i[2], -1, 2, n->i[0] > 0 && n->i[1] > 0);
 }
 
 vr_status vr_layer_norm(const vr_tensor *x, int n_norm_dims, const vr_tensor *weight, const vr_tensor *bias, double eps,
