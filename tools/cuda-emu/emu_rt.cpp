@@ -64,27 +64,11 @@ vr_status vr_cu_gemm_rm_3xtf32(int ta, int tb, int64_t m, int64_t n, int64_t k, 
 }
 extern "C" {
 int emu_avail(void) { return 1; }
-vr_status vr_cuda_index_select_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_index_select_bwd(const vr_kernel_args *a);
-vr_status vr_cuda_gather_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_scatter_add_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_one_hot_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_sort_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_max_pool2d_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_max_pool2d_bwd(const vr_kernel_args *a);
-vr_status vr_cuda_avg_pool2d_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_avg_pool2d_bwd(const vr_kernel_args *a);
-vr_status vr_cuda_adaptive_avg_pool2d_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_adaptive_avg_pool2d_bwd(const vr_kernel_args *a);
-vr_status vr_cuda_conv2d_fwd(const vr_kernel_args *a);
-vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a);
-void vr_cuda_register_reg(void);
-void vr_cuda_register_augment(void);
 void vr_cuda_register_basic(void);
 void vr_cuda_register_elementwise(void);
 void vr_cuda_register_reduce(void);
 void vr_cuda_register_norm(void);
-void vr_cuda_register_optim(void);
+void vr_cuda_register_more(void);
 }
 static double ld(const void *p, vr_dtype dt) {
   switch (dt) {
@@ -125,17 +109,7 @@ __attribute__((constructor(200))) static void emu_register(void) {
   vr_cuda_register_basic();
   vr_cuda_register_elementwise();
   vr_cuda_register_reduce();
-  vr_kernel_register(VR_OP_INDEX_SELECT, VR_CUDA, vr_cuda_index_select_fwd, vr_cuda_index_select_bwd);
-  vr_kernel_register(VR_OP_GATHER, VR_CUDA, vr_cuda_gather_fwd, NULL);
-  vr_kernel_register(VR_OP_SCATTER_ADD, VR_CUDA, vr_cuda_scatter_add_fwd, NULL);
-  vr_kernel_register(VR_OP_ONE_HOT, VR_CUDA, vr_cuda_one_hot_fwd, NULL);
-  vr_kernel_register(VR_OP_SORT, VR_CUDA, vr_cuda_sort_fwd, NULL);
-  vr_kernel_register(VR_OP_MAXPOOL2D, VR_CUDA, vr_cuda_max_pool2d_fwd, vr_cuda_max_pool2d_bwd);
-  vr_kernel_register(VR_OP_AVGPOOL2D, VR_CUDA, vr_cuda_avg_pool2d_fwd, vr_cuda_avg_pool2d_bwd);
-  vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CUDA, vr_cuda_adaptive_avg_pool2d_fwd, vr_cuda_adaptive_avg_pool2d_bwd);
-  vr_kernel_register(VR_OP_CONV2D, VR_CUDA, vr_cuda_conv2d_fwd, vr_cuda_conv2d_bwd);
   vr_cuda_register_norm();
-  vr_cuda_register_reg();
-  vr_cuda_register_optim();
-  vr_cuda_register_augment();
+  /* the second group (index, sort, pooling, conv, regularizers, optimizer, augmentations) as on a GPU */
+  vr_cuda_register_more();
 }
