@@ -19,7 +19,8 @@ local USAGE = [[usage: visreg bench train RECIPE.lua [--steps N] [--warmup W] [-
 
 local OPTS = { steps = "value", warmup = "value", device = "value", set = "list", json = "flag", unfused = "flag" }
 
-local function parse(args) return require("visreg.cli").parse(args, OPTS) end
+local cli = require "visreg.cli"
+local function parse(args) return cli.parse(args, OPTS) end
 
 local function fail(msg)
   io.stderr:write("visreg bench train: ", msg, "\n", USAGE, "\n")
@@ -47,7 +48,7 @@ function M.train(args)
   if o.device and o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
     return fail("--device: expected cpu, cuda or auto, got " .. o.device)
   end
-  local ok, res = xpcall(function()
+  local res = cli.run_protected(function()
     local r = recipe.load(pos[1], o.set)
     local trainer = require "visreg.trainer"
     local optim = require "visreg.optim"
@@ -58,14 +59,8 @@ function M.train(args)
     if not ok2 then error(res2, 0) end
     res2.fused_optim = not o.unfused
     return res2
-  end, function(e)
-    if type(e) == "string" and os.getenv("VISREG_TRACEBACK") then return debug.traceback(e, 2) end
-    return e
   end)
-  if not ok then
-    io.stderr:write("visreg: ", tostring(res), "\n")
-    return 1
-  end
+  if type(res) ~= "table" then return res end
   if o.json then
     local line = {}
     for k, v in pairs(res) do if k ~= "step_seconds" then line[k] = v end end

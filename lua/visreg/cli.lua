@@ -50,6 +50,8 @@ local function parse(args, spec)
   return pos, o
 end
 
+-- runs fn; an error becomes "visreg: message" on stderr (a traceback with VISREG_TRACEBACK) and
+-- status 1, else fn's result
 local function run_protected(fn)
   local ok, res = xpcall(fn, function(e)
     if type(e) == "string" and os.getenv("VISREG_TRACEBACK") then return debug.traceback(e, 2) end
@@ -151,5 +153,6 @@ function M.repl_setup(args)
 end
 
 M.parse = parse
+M.run_protected = run_protected
 
 return M
