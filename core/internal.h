@@ -319,6 +319,11 @@ vr_status vr_record(const char *name, vr_backward_fn bw, int n_in, const vr_tens
 bool vr_autocast_applies(int n, const vr_tensor *const *ts);
 /* casted[k] = ts[k] in the autocast dtype (differentiable; a new reference; NULL stays NULL) */
 vr_status vr_autocast_cast(int n, const vr_tensor *const *ts, vr_tensor **casted);
+/* true when autocast is on and the n tensors mix f32 with the autocast dtype: the op widens them
+ * (vr_autocast_widen) and runs in f32, as PyTorch promotes bf16 meeting f32 */
+bool vr_autocast_mixed(int n, const vr_tensor *const *ts);
+/* wide[k] = ts[k] in f32 (differentiable; a new reference) */
+vr_status vr_autocast_widen(int n, const vr_tensor *const *ts, vr_tensor **wide);
 
 /* ---------------------------------------------------------------- threads */
 /* Runs fn(ctx, lo, hi) over [0, n) split into contiguous chunks on the library's threads. */

@@ -351,7 +351,12 @@ START_TEST(test_autocast_conv2d) {
   OK(vr_autocast_set(VR_F32));
   OK(vr_conv2d(x32, w32, b32, 2, 1, 1, 1, 1, 1, 1, &y32));
   OK(vr_conv2d(x64, w64, b64, 2, 1, 1, 1, 1, 1, 1, &r));
-  ck_assert_int_eq(vr_tensor_dtype(y), VR_F32);
+  /* conv2d keeps its autocast result in bf16 (as PyTorch); widened here for the f32 checks */
+  ck_assert_int_eq(vr_tensor_dtype(y), VR_BF16);
+  vr_tensor *yb = y;
+  y = NULL;
+  OK(vr_tensor_to_dtype(yb, VR_F32, &y));
+  vr_tensor_free(yb);
   assert_bf16_close(y, r, "autocast conv2d");
   assert_norm_close(y, y32, 1e-2, "autocast conv2d vs f32");
   int64_t ys[4];
@@ -416,6 +421,96 @@ START_TEST(test_autocast_modes) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- bf16 activations */
+
+/* a residual block as the ResNet recipe runs it: conv -> batch norm -> relu, + the block input,
+ * pooled, a linear head; under autocast the activations stay bf16 up to the head, batch norm keeps
+ * f32 parameters and running statistics; the f32 leaves get f32 gradients close to the f32 run */
+static vr_tensor *block_loss(vr_tensor *const *p, vr_tensor *rm, vr_tensor *rv, int autocast, vr_dtype *dts) {
+  vr_tensor *c = NULL, *n = NULL, *r = NULL, *xin = NULL, *a = NULL, *pl = NULL, *f = NULL, *z = NULL, *zf = NULL;
+  OK(vr_autocast_set(autocast ? VR_BF16 : VR_F32));
+  if (autocast) OK(vr_tensor_to_dtype(p[0], VR_BF16, &xin)); /* the block input: an earlier block's bf16 output */
+  else {
+    xin = p[0];
+    vr_tensor_retain(xin);
+  }
+  OK(vr_conv2d(xin, p[1], NULL, 1, 1, 1, 1, 1, 1, 1, &c));
+  OK(vr_batch_norm(c, p[2], p[3], rm, rv, 1, 0.1, 1e-5, &n));
+  OK(vr_relu(n, &r));
+  OK(vr_add(r, xin, &a));
+  OK(vr_adaptive_avg_pool2d(a, 1, 1, &pl));
+  OK(vr_flatten(pl, 1, -1, &f));
+  OK(vr_linear(f, p[4], NULL, &z));
+  OK(vr_autocast_set(VR_F32));
+  dts[0] = vr_tensor_dtype(c), dts[1] = vr_tensor_dtype(n), dts[2] = vr_tensor_dtype(a), dts[3] = vr_tensor_dtype(z);
+  vr_tensor *u = tu_rand(VR_F32, 2, SH(vr_tensor_size(z, 0), vr_tensor_size(z, 1)), 131);
+  vr_tensor *l = weighted_sum(z, u);
+  vr_tensor *objs[] = {c, n, r, xin, a, pl, f, z, zf, u};
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);
+  return l;
+}
+
+START_TEST(test_autocast_bf16_activations) {
+  vr_tensor *p[2][5], *rm[2], *rv[2];
+  const int64_t *shapes[5] = {SH(4, 6, 5, 5), SH(6, 6, 3, 3), SH(6), SH(6), SH(3, 6)};
+  const int nd[5] = {4, 4, 1, 1, 2};
+  for (int run = 0; run < 2; run++) {
+    for (int k = 0; k < 5; k++) p[run][k] = leaf(tu_rand(VR_F32, nd[k], shapes[k], 140 + (uint64_t)k));
+    OK(vr_tensor_zeros(1, SH(6), VR_F32, VR_CPU, &rm[run]));
+    OK(vr_tensor_ones(1, SH(6), VR_F32, VR_CPU, &rv[run]));
+  }
+  vr_dtype d16[4], d32[4];
+  vr_tensor *l16 = block_loss(p[0], rm[0], rv[0], 1, d16), *l32 = block_loss(p[1], rm[1], rv[1], 0, d32);
+  ck_assert_int_eq(d16[0], VR_BF16); /* conv */
+  ck_assert_int_eq(d16[1], VR_BF16); /* batch norm */
+  ck_assert_int_eq(d16[2], VR_BF16); /* relu + residual */
+  ck_assert_int_eq(d16[3], VR_F32);  /* linear: f32 out */
+  for (int k = 0; k < 4; k++) ck_assert_int_eq(d32[k], VR_F32);
+  assert_norm_close(rm[0], rm[1], 2e-2, "running mean under autocast");
+  assert_norm_close(rv[0], rv[1], 2e-2, "running var under autocast");
+  assert_norm_close(l16, l32, 3e-2, "block loss");
+  OK(vr_backward(l16, NULL, 0));
+  OK(vr_backward(l32, NULL, 0));
+  const char *names[5] = {"x", "conv weight", "bn weight", "bn bias", "linear weight"};
+  for (int k = 0; k < 5; k++) {
+    vr_tensor *g16 = grad(p[0][k]), *g32 = grad(p[1][k]);
+    char what[64];
+    snprintf(what, sizeof what, "autocast block grad of %s", names[k]);
+    ck_assert_msg(vr_tensor_dtype(g16) == VR_F32, "%s: dtype %s", what, vr_dtype_name(vr_tensor_dtype(g16)));
+    assert_norm_close(g16, g32, 5e-2, what);
+    vr_tensor_free(g16);
+    vr_tensor_free(g32);
+  }
+  for (int run = 0; run < 2; run++) {
+    for (int k = 0; k < 5; k++) vr_tensor_free(p[run][k]);
+    vr_tensor_free(rm[run]);
+    vr_tensor_free(rv[run]);
+  }
+  vr_tensor_free(l16);
+  vr_tensor_free(l32);
+}
+END_TEST
+
+/* bf16 meeting f32: widened to f32 under autocast (add, concat), an error outside it */
+START_TEST(test_autocast_widens_mixed_dtypes) {
+  vr_tensor *a = tu_rand(VR_F32, 2, SH(3, 4), 150), *b = tu_rand(VR_F32, 2, SH(3, 4), 151);
+  vr_tensor *ab = cast(a, VR_BF16), *y = NULL, *r = NULL, *ref = NULL, *a32 = cast(ab, VR_F32);
+  FAILS(vr_add(ab, b, &y), VR_E_DTYPE, "no implicit promotion");
+  OK(vr_autocast_set(VR_BF16));
+  OK(vr_add(ab, b, &y));
+  vr_tensor *xs[2] = {ab, b};
+  OK(vr_concat(2, xs, 0, &r));
+  OK(vr_autocast_set(VR_F32));
+  ck_assert_int_eq(vr_tensor_dtype(y), VR_F32);
+  ck_assert_int_eq(vr_tensor_dtype(r), VR_F32);
+  OK(vr_add(a32, b, &ref));
+  tu_assert_close(y, ref, 0, 0, "widened add"); /* the same f32 sum of the bf16-rounded a */
+  ck_assert_int_eq(vr_tensor_size(r, 0), 6);
+  vr_tensor *objs[] = {a, b, ab, y, r, ref, a32};
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);
+}
+END_TEST
+
 static Suite *autocast_suite(void) {
   Suite *s = suite_create("autocast");
   TCase *tc = tcase_create("bf16");
@@ -427,6 +522,8 @@ static Suite *autocast_suite(void) {
   tcase_add_test(tc, test_autocast_matmul_shapes);
   tcase_add_test(tc, test_autocast_linear);
   tcase_add_test(tc, test_autocast_conv2d);
+  tcase_add_test(tc, test_autocast_bf16_activations);
+  tcase_add_test(tc, test_autocast_widens_mixed_dtypes);
   tcase_add_test(tc, test_autocast_modes);
   suite_add_tcase(s, tc);
   return s;

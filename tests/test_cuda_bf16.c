@@ -1,6 +1,7 @@
 /* test_cuda_bf16.c: the bf16 (mixed-precision) CUDA paths against the CPU: the f32 <-> bf16 casts
  * (bit-exact), the bf16 matmul through cuBLAS (plain, transposed, batched, broadcast, the linear
- * fold), conv2d forward and backward in bf16 through cuDNN and through the im2col fallback, and
+ * fold), conv2d forward and backward in bf16 through cuDNN and through the im2col fallback, batch
+ * norm on bf16 activations with f32 parameters, and
  * autocast (vr_autocast_set) through the public API with autograd, as the trainer uses it.
  *
  * Both devices accumulate in f32 and round once to bf16, in different orders: results agree to
@@ -212,6 +213,49 @@ START_TEST(test_bf16_conv2d_parity) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- batch norm on bf16 activations */
+
+/* x bf16 with f32 weight, bias and running statistics (autocast activations): y and grad_x bf16
+ * (one rounding of the f32-accurate value on both devices), stats and parameter grads f32; the
+ * running statistics are updated in place on both. Shapes of the ResNet recipe and odd ones. */
+START_TEST(test_bf16_batchnorm_mixed_parity) {
+  NEED_DEV();
+  static const int64_t geo[][3] = {{16, 64, 784}, {8, 128, 49}, {5, 7, 13}, {33, 3, 1}};
+  for (size_t g = 0; g < sizeof geo / sizeof *geo; g++) {
+    int64_t N = geo[g][0], C = geo[g][1], S = geo[g][2], xs[3] = {N, C, S};
+    char what[96];
+    vr_kernel_args a = {.n_in = 5, .n_out = 3, .i = {1, N, C, S}, .f = {0.1, 1e-5}};
+    a.in[0] = rnd(VR_BF16, 3, xs, 160);
+    a.in[1] = rnd(VR_F32, 1, &C, 161);
+    a.in[2] = rnd(VR_F32, 1, &C, 162);
+    a.in[3] = rnd(VR_F32, 1, &C, 163);
+    vr_tensor *u = rnd(VR_F32, 1, &C, 164); /* in (-1, 1): |u| is a variance */
+    OK(vr_abs(u, &a.in[4]));
+    vr_tensor_free(u);
+    a.out[0] = poisoned(VR_BF16, 3, xs);
+    a.out[1] = poisoned(VR_F32, 1, &C);
+    a.out[2] = poisoned(VR_F32, 1, &C);
+    snprintf(what, sizeof what, "bf16 batch norm, f32 parameters, N%lld C%lld S%lld", (long long)N, (long long)C, (long long)S);
+    run_cmp(VR_OP_BATCHNORM, 0, &a, RTOL, 1e-2, what);
+    vr_kernel_args b = {.n_in = 5, .n_out = 3, .i = {1, N, C, S}};
+    b.in[0] = rnd(VR_BF16, 3, xs, 165);
+    b.in[1] = a.in[0];
+    b.in[2] = a.in[1];
+    b.in[3] = a.out[1];
+    b.in[4] = a.out[2];
+    for (int k = 1; k < 5; k++) vr_tensor_retain(b.in[k]);
+    b.out[0] = poisoned(VR_BF16, 3, xs);
+    b.out[1] = poisoned(VR_F32, 1, &C);
+    b.out[2] = poisoned(VR_F32, 1, &C);
+    snprintf(what, sizeof what, "bf16 batch norm backward, f32 parameters, N%lld C%lld S%lld", (long long)N, (long long)C,
+             (long long)S);
+    run_cmp(VR_OP_BATCHNORM, 1, &b, RTOL, 1e-2 * sqrt((double)(N * S)), what);
+    free_args(&b);
+    free_args(&a);
+  }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- autocast through the API */
 
 /* conv -> relu -> linear under autocast, the loss in f32: forward and every gradient on both devices */
@@ -332,6 +376,7 @@ static Suite *cuda_bf16_suite(void) {
   tcase_add_test(tc, test_bf16_cast_parity);
   tcase_add_test(tc, test_bf16_matmul_parity);
   tcase_add_test(tc, test_bf16_conv2d_parity);
+  tcase_add_test(tc, test_bf16_batchnorm_mixed_parity);
   tcase_add_test(tc, test_autocast_api_parity);
   tcase_add_test(tc, test_bf16_timing);
   suite_add_tcase(s, tc);

@@ -14,9 +14,11 @@
  *   f32, f64 and bf16 (bf16 accumulates in f32; the CPU computes it in f32 and rounds).
  *
  * Autocast (core/autocast.c): with vr_autocast_set(VR_BF16), f32 x, weight and bias are cast to
- * bf16 through vr_tensor_to_dtype, the bf16 convolution runs, and its result is cast back to f32
- * (as vr_matmul does): the recorded graph is cast -> bf16 conv2d -> cast, so the backward runs
- * the bf16 kernels and f32 leaves get f32 gradients.
+ * bf16 through vr_tensor_to_dtype (bf16 x passes as it is) and the bf16 convolution's result is
+ * returned in bf16, as PyTorch's autocast does: convolutional activations stay bf16 through batch
+ * norm (f32 parameters), ReLU, residual adds and pooling, halving their memory traffic and saving
+ * a cast at each end of every convolution; an op that meets f32 under autocast widens the bf16
+ * operand (elementwise, cat). The recorded casts give f32 leaves f32 gradients.
  */
 #include "../internal.h"
 
@@ -50,12 +52,10 @@ vr_status vr_conv2d(const vr_tensor *x, const vr_tensor *weight, const vr_tensor
   VR_CHECK_OUT(out);
   const vr_tensor *ins3[3] = {x, weight, bias};
   if (x->device == weight->device && (!bias || bias->device == x->device) && vr_autocast_applies(3, ins3)) {
-    vr_tensor *c[3] = {NULL, NULL, NULL}, *yb = NULL;
+    vr_tensor *c[3] = {NULL, NULL, NULL};
     vr_status st = vr_autocast_cast(3, ins3, c);
-    if (!st) st = vr_conv2d(c[0], c[1], c[2], stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, &yb);
-    if (!st) st = vr_tensor_to_dtype(yb, VR_F32, out);
+    if (!st) st = vr_conv2d(c[0], c[1], c[2], stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, out);
     for (int k = 0; k < 3; k++) vr_tensor_free(c[k]);
-    vr_tensor_free(yb);
     return st;
   }
   VR_CHECK_FLOAT(x);

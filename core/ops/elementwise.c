@@ -13,7 +13,8 @@
  *    *_SCALAR variants and CLAMP's lower bound, f[1] CLAMP's upper bound (+-inf: no bound).
  *  VR_OP_UNARY bwd: sub, f as forward; in = {grad_y, x, y}, out = {grad_x}, all of x's shape.
  *
- * Mixed dtypes between a and b are an error (no implicit promotion); scalars are doubles.
+ * Mixed dtypes between a and b are an error (no implicit promotion), except bf16 with f32 under
+ * autocast, which runs in f32 (core/autocast.c); scalars are doubles.
  * Integer tensors are accepted by the ops that are exact on them (add, sub, mul, maximum,
  * minimum, comparisons, neg, abs, relu, square, clamp, add/mul/rsub_scalar); others need float.
  * On integer tensors a fractional scalar result is truncated toward zero and u8 wraps, as in C.
@@ -104,6 +105,14 @@ static vr_status binary(const char *func, int kind, const vr_tensor *a, const vr
   if (a->device != b->device)
     return vr_error_set(VR_E_DEVICE, func, __FILE__, __LINE__, "b: expected a tensor on %s like a, got %s",
                         vr_device_name(a->device), vr_device_name(b->device));
+  if (vr_autocast_mixed(2, (const vr_tensor *const[]){a, b})) { /* bf16 activation meets f32: widen */
+    vr_tensor *w[2];
+    VR_TRY(vr_autocast_widen(2, (const vr_tensor *const[]){a, b}, w));
+    vr_status st = binary(func, kind, w[0], w[1], out);
+    vr_tensor_free(w[0]);
+    vr_tensor_free(w[1]);
+    return st;
+  }
   if (a->dtype != b->dtype)
     return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__,
                         "b: expected %s like a, got %s (no implicit promotion: convert one with vr_tensor_to_dtype)",

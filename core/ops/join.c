@@ -120,6 +120,13 @@ vr_status vr_concat(int n, vr_tensor *const *xs, int dim, vr_tensor **out) {
   int d = vr_wrap_dim(dim, xs[0]->ndim);
   if (xs[0]->ndim == 0) return VR_FAIL(VR_E_SHAPE, "xs[0]: expected at least 1 dim, got a 0-dim tensor");
   if (d < 0) return VR_FAIL(VR_E_ARG, "dim: expected a dim of a %d-dim tensor, got %d", xs[0]->ndim, dim);
+  if (n <= 16 && vr_autocast_mixed(n, (const vr_tensor *const *)xs)) { /* bf16 meets f32 under autocast: widen */
+    vr_tensor *w[16];
+    VR_TRY(vr_autocast_widen(n, (const vr_tensor *const *)xs, w));
+    vr_status st = vr_concat(n, w, dim, out);
+    for (int k = 0; k < n; k++) vr_tensor_free(w[k]);
+    return st;
+  }
   VR_TRY(check_inputs(__func__, n, xs, d));
   return concat_tree(n, xs, d, out);
 }

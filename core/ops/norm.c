@@ -2,7 +2,9 @@
  * backward).
  *
  * vr_kernel_args, as every backend receives it. The front-end makes x, grad_y, weight and bias
- * contiguous; "stats" tensors are contiguous, in x's dtype (f32 when x is bf16).
+ * contiguous; "stats" tensors are contiguous, in x's dtype (f32 when x is bf16). Batch norm takes
+ * bf16 x with f32 weight and bias (autocast activations): y and grad_x in bf16, the parameter
+ * grads in f32; kernels read the parameters in their own dtype.
  *
  * VR_OP_BATCHNORM forward: x is read as N x C x S (S = product of the dims after C, 1 for N x C)
  *   in   = {x, weight|NULL [C], bias|NULL [C], running_mean|NULL [C], running_var|NULL [C]}
@@ -46,15 +48,19 @@ static vr_status prep_grad(vr_tensor *g, vr_dtype dt, vr_tensor **out) {
   return vr_tensor_to_dtype(g, dt, out); /* always a fresh contiguous tensor */
 }
 
-/* shared by both norms: weight/bias (1 affine tensor) of the expected shape, dtype and device */
+/* shared by both norms: weight/bias (1 affine tensor) of the expected shape, dtype and device;
+ * dtype rule: any float (false), x's (true), or x's or f32 when x is bf16 (PARAMS_F32_OK: batch
+ * norm under autocast keeps bf16 activations with f32 parameters, as PyTorch does) */
+#define PARAMS_F32_OK 2
 static vr_status check_affine(const char *func, const char *name, const vr_tensor *x, const vr_tensor *t, int ndim,
-                              const int64_t *shape, bool same_dtype) {
+                              const int64_t *shape, int same_dtype) {
   if (!t) return VR_OK;
   char b1[96], b2[96];
   if (!same_dtype && !vr_is_float(t->dtype))
     return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__, "%s: expected a float tensor, got %s", name,
                         vr_dtype_name(t->dtype));
-  if (same_dtype && t->dtype != x->dtype)
+  bool mixed_ok = same_dtype == PARAMS_F32_OK && x->dtype == VR_BF16 && t->dtype == VR_F32;
+  if (same_dtype && t->dtype != x->dtype && !mixed_ok)
     return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__, "%s: expected %s like x, got %s", name,
                         vr_dtype_name(x->dtype), vr_dtype_name(t->dtype));
   if (t->device != x->device)
@@ -83,8 +89,9 @@ static vr_status norm_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin, vr_
   vr_tensor *gx = NULL, *gw = NULL, *gb = NULL;
   const int64_t *pshape = x->shape + (poff < 0 ? x->ndim - pnd : poff);
   if (vr_node_needs(n, 0)) VR_TRYG(vr_tensor_alloc_like(x, &gx));
-  if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(pnd, pshape, x->dtype, x->device, &gw));
-  if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(pnd, pshape, x->dtype, x->device, &gb));
+  /* the parameter grads in the parameters' dtypes (f32 beside bf16 x under autocast) */
+  if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(pnd, pshape, n->in[1].dtype, x->device, &gw));
+  if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(pnd, pshape, n->in[2].dtype, x->device, &gb));
   if (run) {
     vr_kernel_args a = {.in = {g, x, w, mean, invstd}, .n_in = 5, .out = {gx, gw, gb}, .n_out = 3};
     memcpy(a.i, n->i, sizeof(int64_t) * (size_t)niv);
@@ -120,8 +127,8 @@ vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_te
   if (x->ndim < 2)
     return VR_FAIL(VR_E_SHAPE, "x: expected N x C or N x C x H x W (2 or more dims), got %d dims", x->ndim);
   int64_t N = x->shape[0], C = x->shape[1], S = vr_numel_of(x->ndim - 2, x->shape + 2);
-  VR_TRY(check_affine(__func__, "weight", x, weight, 1, &C, true));
-  VR_TRY(check_affine(__func__, "bias", x, bias, 1, &C, true));
+  VR_TRY(check_affine(__func__, "weight", x, weight, 1, &C, PARAMS_F32_OK));
+  VR_TRY(check_affine(__func__, "bias", x, bias, 1, &C, PARAMS_F32_OK));
   if (!running_mean != !running_var)
     return VR_FAIL(VR_E_ARG, "%s: expected a tensor when %s is given, got NULL", running_mean ? "running_var" : "running_mean",
                    running_mean ? "running_mean" : "running_var");

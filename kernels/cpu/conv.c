@@ -272,39 +272,11 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-/* ---------------------------------------------------------------- bf16 through f32 */
-
-static vr_status copy_to(const vr_tensor *src, vr_tensor *dst) {
-  vr_kernel_args c = {.in = {(vr_tensor *)src}, .n_in = 1, .out = {dst}, .n_out = 1};
-  return vr_dispatch(VR_OP_COPY, VR_CPU, 0, &c);
-}
-
-/* runs fn on f32 twins of a's bf16 tensors, then rounds the f32 outputs into a's outputs */
-static vr_status via_f32(const vr_kernel_args *a, vr_status (*fn)(const vr_kernel_args *)) {
-  vr_kernel_args f = *a;
-  vr_status st = VR_OK;
-  for (int k = 0; k < 8; k++) f.in[k] = NULL;
-  for (int k = 0; k < 4; k++) f.out[k] = NULL;
-  for (int k = 0; k < a->n_in && !st; k++) {
-    if (!a->in[k]) continue;
-    st = vr_tensor_alloc(a->in[k]->ndim, a->in[k]->shape, VR_F32, VR_CPU, &f.in[k]);
-    if (!st) st = copy_to(a->in[k], f.in[k]);
-  }
-  for (int k = 0; k < a->n_out && !st; k++)
-    if (a->out[k]) st = vr_tensor_alloc(a->out[k]->ndim, a->out[k]->shape, VR_F32, VR_CPU, &f.out[k]);
-  if (!st) st = fn(&f);
-  for (int k = 0; k < a->n_out && !st; k++)
-    if (a->out[k]) st = copy_to(f.out[k], a->out[k]);
-  for (int k = 0; k < 8; k++) vr_tensor_free(f.in[k]);
-  for (int k = 0; k < 4; k++) vr_tensor_free(f.out[k]);
-  return st;
-}
-
 static vr_status conv2d_fwd_any(const vr_kernel_args *a) {
-  return a->in[0]->dtype == VR_BF16 ? via_f32(a, conv2d_fwd) : conv2d_fwd(a);
+  return a->in[0]->dtype == VR_BF16 ? vr_cpu_via_f32(a, conv2d_fwd) : conv2d_fwd(a);
 }
 static vr_status conv2d_bwd_any(const vr_kernel_args *a) {
-  return a->in[1]->dtype == VR_BF16 ? via_f32(a, conv2d_bwd) : conv2d_bwd(a);
+  return a->in[1]->dtype == VR_BF16 ? vr_cpu_via_f32(a, conv2d_bwd) : conv2d_bwd(a);
 }
 
 void vr_cpu_register_conv(void) { vr_kernel_register(VR_OP_CONV2D, VR_CPU, conv2d_fwd_any, conv2d_bwd_any); }

@@ -26,6 +26,11 @@ void vr_iter_runs(const vr_iter *it, int64_t lo, int64_t hi, vr_iter_run_fn run,
 /* visits all elements, split over threads when numel >= grain */
 void vr_iter_parallel(const vr_iter *it, int64_t grain, vr_iter_run_fn run, void *ctx);
 
+/* ---- bf16 through f32 twins (kernels/cpu/bf16.c): runs fn with a's bf16 tensors widened to f32
+ * and its bf16 outputs rounded once from fn's f32 ones; other tensors pass through as they are ---- */
+vr_status vr_cpu_via_f32(const vr_kernel_args *a, vr_kernel_fn fn);
+bool vr_cpu_any_bf16(const vr_kernel_args *a);
+
 /* ---- kernel families: each kernels/cpu/<family>.c defines its hook; weak so that the library
  * links while a family is absent (its ops then report VR_E_UNSUPPORTED) ---- */
 #define VR_CPU_FAMILY(name) void vr_cpu_register_##name(void) __attribute__((weak))

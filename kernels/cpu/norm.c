@@ -203,6 +203,7 @@ BN_KERNELS(double, f64)
 static int64_t bn_grain(int64_t M) { return M >= 32768 ? 1 : 32768 / (M ? M : 1); }
 
 static vr_status bn_fwd(const vr_kernel_args *a) {
+  if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, bn_fwd); /* bf16 x (autocast), f32 parameters */
   bn_ctx c = {a, a->i[1], a->i[2], a->i[3]};
   switch (a->in[0]->dtype) {
   case VR_F32: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_fwd_f32, &c); return VR_OK;
@@ -212,6 +213,7 @@ static vr_status bn_fwd(const vr_kernel_args *a) {
 }
 
 static vr_status bn_bwd(const vr_kernel_args *a) {
+  if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, bn_bwd);
   bn_ctx c = {a, a->i[1], a->i[2], a->i[3]};
   switch (a->in[1]->dtype) {
   case VR_F32: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_bwd_f32, &c); return VR_OK;

@@ -4,7 +4,7 @@
  *  BATCHNORM fwd: in = {x, w|NULL, b|NULL, running_mean|NULL, running_var|NULL}, out = {y,
  *    save_mean, save_invstd}; i = {training, N, C, S}; f = {momentum, eps}.
  *  BATCHNORM bwd: in = {grad_y, x, w|NULL, save_mean, save_invstd}, out = {grad_x|NULL,
- *    grad_w|NULL, grad_b|NULL}; i as fwd.
+ *    grad_w|NULL, grad_b|NULL}; i as fwd. w, b and their grads may be f32 beside bf16 x (autocast).
  *  LAYERNORM fwd: in = {x, w|NULL [D], b|NULL [D]}, out = {y, save_mean [R], save_invstd [R]};
  *    i = {R, D}; f[0] eps.  bwd: in = {grad_y, x, w|NULL, save_mean, save_invstd}, out =
  *    {grad_x|NULL, grad_w|NULL, grad_b|NULL}.
@@ -191,16 +191,16 @@ __global__ void __launch_bounds__(kT) bn_bwd_part(const T *g, const T *x, bn_geo
 }
 /* per channel: grad_b, grad_w, and the grad_x coefficients */
 template <typename T, typename St>
-__global__ void bn_bwd_stats(bn_geo geo, const double2 *part, int training, vec1 w, const St *smean, const St *sinv, T *gw,
-                             T *gb, double *k) {
+__global__ void bn_bwd_stats(bn_geo geo, const double2 *part, int training, vec1 w, const St *smean, const St *sinv, vec1 gw,
+                             vec1 gb, double *k) {
   for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < geo.C; c += (int64_t)gridDim.x * blockDim.x) {
     double mean = (double)smean[c], invstd = (double)sinv[c], sg = 0, sgx = 0;
     for (int r = 0; r < geo.split; r++) {
       sg += part[c * geo.split + r].x;
       sgx += part[c * geo.split + r].y;
     }
-    if (gb) gb[c] = vr_cu_conv<T>::store(sg);
-    if (gw) gw[c] = vr_cu_conv<T>::store(sgx * invstd);
+    if (gb.p) vset(gb, c, sg); /* in the parameters' dtype: f32 beside bf16 x under autocast */
+    if (gw.p) vset(gw, c, sgx * invstd);
     k[4 * c] = vget(w, c, 1.0) * invstd;
     k[4 * c + 1] = training ? sg / (double)geo.M : 0.0;
     k[4 * c + 2] = training ? sgx * invstd * invstd / (double)geo.M : 0.0;
@@ -243,7 +243,7 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
   if (e == cudaSuccess) {
     bn_bwd_stats<T, St><<<vr_cu_blocks(C), VR_CU_THREADS, 0, s>>>(
         geo, part, training, vec_of(a->in[2]), (const St *)vr_data(a->in[3]), (const St *)vr_data(a->in[4]),
-        a->out[1] ? (T *)vr_data(a->out[1]) : nullptr, a->out[2] ? (T *)vr_data(a->out[2]) : nullptr, k);
+        vec_of(a->out[1]), vec_of(a->out[2]), k);
     e = cudaGetLastError();
   }
   int64_t total = N * C * S;

@@ -725,8 +725,9 @@ function M.enable_grad(fn, ...)
   return unpack(res, 2, table.maxn(res))
 end
 -- autocast(dtype, fn, ...): runs fn with mixed precision dtype ("bf16", or "f32" for off): matmul,
--- linear and conv2d take f32 inputs in bf16 and give f32 results (core/autocast.c); the previous
--- setting comes back even when fn raises
+-- linear and conv2d take f32 inputs in bf16; matmul and linear give f32, conv2d gives bf16 (as in
+-- PyTorch), and bf16 meeting f32 in an elementwise op or cat is widened to f32 (core/autocast.c);
+-- the previous setting comes back even when fn raises
 function M.autocast(dtype, fn, ...)
   local prev = C.vr_autocast_get()
   core.check(C.vr_autocast_set(core.dtype(dtype)))

@@ -259,6 +259,9 @@ function M.fit(self)
     local h, z
     if self.autocast then -- the loss, regularizer and probe head stay outside, in f32
       h, z = tensor.autocast(self.autocast, function() local f = enc(x); return f, proj(f) end)
+      -- a convolutional encoder ends in bf16 (autocast keeps conv activations bf16)
+      if h:dtype() ~= "f32" then h = h:to("f32") end
+      if z:dtype() ~= "f32" then z = z:to("f32") end
     else
       h = enc(x)
       z = proj(h)
