@@ -1,0 +1,223 @@
+/* reg_draw.c: the raw slice draws of the sliced regularizers on the CPU (the definition is
+ * core/reg/slices.h: Philox words, Box-Muller by branch-free polynomials) and the column
+ * normalisation, vectorised; every element has the bits of the scalar definition, so the CPU
+ * and CUDA kernels draw the same slices. */
+#include "cpu.h"
+#include "../../core/reg/reg.h"
+#include "../../core/reg/slices.h"
+#include <math.h>
+
+#ifdef __AVX2__
+#include <immintrin.h>
+/* eight lanes of vr_philox_block (counters p0 .. p0 + 7, the same bits): the 32 x 32 -> 64 bit
+ * products of even and odd lanes by _mm256_mul_epu32, then blended back */
+static void philox8(uint64_t seed, uint64_t stream, uint64_t p0, uint32_t *w0, uint32_t *w1, uint32_t *w2,
+                    uint32_t *w3) {
+  const __m256i sgn = _mm256_set1_epi32((int)0x80000000u);
+  __m256i lo = _mm256_set1_epi32((int)(uint32_t)p0);
+  __m256i c0 = _mm256_add_epi32(lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i carry = _mm256_cmpgt_epi32(_mm256_xor_si256(lo, sgn), _mm256_xor_si256(c0, sgn)); /* low word wrapped */
+  __m256i c1 = _mm256_sub_epi32(_mm256_set1_epi32((int)(uint32_t)(p0 >> 32)), carry);
+  __m256i c2 = _mm256_set1_epi32((int)(uint32_t)stream), c3 = _mm256_set1_epi32((int)(uint32_t)(stream >> 32));
+  const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  for (int r = 0; r < 10; r++) {
+    __m256i pe0 = _mm256_mul_epu32(c0, m0), po0 = _mm256_mul_epu32(_mm256_srli_epi64(c0, 32), m0);
+    __m256i pe1 = _mm256_mul_epu32(c2, m1), po1 = _mm256_mul_epu32(_mm256_srli_epi64(c2, 32), m1);
+    __m256i lo0 = _mm256_blend_epi32(pe0, _mm256_slli_epi64(po0, 32), 0xAA);
+    __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(pe0, 32), po0, 0xAA);
+    __m256i lo1 = _mm256_blend_epi32(pe1, _mm256_slli_epi64(po1, 32), 0xAA);
+    __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(pe1, 32), po1, 0xAA);
+    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
+    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+    c1 = lo1;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  _mm256_storeu_si256((__m256i *)w0, c0);
+  _mm256_storeu_si256((__m256i *)w1, c1);
+  _mm256_storeu_si256((__m256i *)w2, c2);
+  _mm256_storeu_si256((__m256i *)w3, c3);
+}
+#endif
+
+/* vr_philox_block for counters p0 .. p0 + m - 1 (m <= 256), eight lanes at a time where AVX2 is
+ * there; returns the uniforms of vr_reg_slice_parts: u1 = 1 - u01(w0, w1) in (0, 1], u2 = u01(w2, w3).
+ * u01(hi, lo) = (hi 2^21 + (lo >> 11)) 2^-53: both parts convert exactly to double (unsigned
+ * 32-bit words as signed ones plus 2^31) and their sum is exact, so the vector path gives the
+ * scalar definition's bits. */
+static void philox_lanes(uint64_t seed, uint64_t stream, uint64_t p0, int64_t m, double *u1, double *u2) {
+  int64_t i = 0;
+#ifdef __AVX2__
+  uint32_t c0[8], c1[8], c2[8], c3[8];
+  const __m256i sgn = _mm256_set1_epi32((int)0x80000000u);
+  const __m256d off = _mm256_set1_pd(2147483648.0), s21 = _mm256_set1_pd(2097152.0),
+                s53 = _mm256_set1_pd(1.0 / 9007199254740992.0), one = _mm256_set1_pd(1.0);
+  for (; i + 8 <= m; i += 8) {
+    philox8(seed, stream, p0 + (uint64_t)i, c0, c1, c2, c3);
+    for (int h = 0; h < 8; h += 4) {
+      __m128i hi0 = _mm_loadu_si128((const __m128i *)(c0 + h)), lo0 = _mm_loadu_si128((const __m128i *)(c1 + h));
+      __m128i hi1 = _mm_loadu_si128((const __m128i *)(c2 + h)), lo1 = _mm_loadu_si128((const __m128i *)(c3 + h));
+      __m128i sg = _mm256_castsi256_si128(sgn);
+      __m256d a0 = _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(hi0, sg)), off);
+      __m256d b0 = _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(_mm_srli_epi32(lo0, 11), sg)), off);
+      __m256d a1 = _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(hi1, sg)), off);
+      __m256d b1 = _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(_mm_srli_epi32(lo1, 11), sg)), off);
+      __m256d v0 = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(a0, s21), b0), s53);
+      __m256d v1 = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(a1, s21), b1), s53);
+      _mm256_storeu_pd(u1 + i + h, _mm256_sub_pd(one, v0));
+      _mm256_storeu_pd(u2 + i + h, v1);
+    }
+  }
+#endif
+  for (; i < m; i++) {
+    uint32_t w[4];
+    vr_philox_block(seed, stream, p0 + (uint64_t)i, w);
+    u1[i] = 1.0 - vr_philox_u01(w[0], w[1]);
+    u2[i] = vr_philox_u01(w[2], w[3]);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define REG_X86_512 1
+static int have_avx512(void) {
+  static int v = -1;
+  if (v < 0) {
+    __builtin_cpu_init();
+    v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  }
+  return v;
+}
+/* philox_lanes sixteen lanes at a time with AVX-512 (the same words: the 32 x 32 -> 64 bit
+ * products by _mm512_mul_epu32 on even and odd lanes; unsigned converts to double directly) */
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static void
+philox_lanes_512(uint64_t seed, uint64_t stream, uint64_t p0, int64_t m, double *u1, double *u2) {
+  int64_t i = 0;
+  const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i c2i = _mm512_set1_epi32((int)(uint32_t)stream), c3i = _mm512_set1_epi32((int)(uint32_t)(stream >> 32));
+  const __m512d s21 = _mm512_set1_pd(2097152.0), s53 = _mm512_set1_pd(1.0 / 9007199254740992.0),
+                one = _mm512_set1_pd(1.0);
+  for (; i + 16 <= m; i += 16) {
+    uint64_t p = p0 + (uint64_t)i;
+    __m512i lo = _mm512_set1_epi32((int)(uint32_t)p), hi = _mm512_set1_epi32((int)(uint32_t)(p >> 32));
+    __m512i c0 = _mm512_add_epi32(lo, lanes);
+    __mmask16 wrap = _mm512_cmplt_epu32_mask(c0, lo); /* low word wrapped */
+    __m512i c1 = _mm512_mask_add_epi32(hi, wrap, hi, _mm512_set1_epi32(1));
+    __m512i c2 = c2i, c3 = c3i;
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+      __m512i pe0 = _mm512_mul_epu32(c0, m0), po0 = _mm512_mul_epu32(_mm512_srli_epi64(c0, 32), m0);
+      __m512i pe1 = _mm512_mul_epu32(c2, m1), po1 = _mm512_mul_epu32(_mm512_srli_epi64(c2, 32), m1);
+      __m512i lo0 = _mm512_mask_blend_epi32(0xAAAA, pe0, _mm512_slli_epi64(po0, 32));
+      __m512i hi0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe0, 32), po0);
+      __m512i lo1 = _mm512_mask_blend_epi32(0xAAAA, pe1, _mm512_slli_epi64(po1, 32));
+      __m512i hi1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe1, 32), po1);
+      c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
+      c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
+      c1 = lo1;
+      c3 = lo0;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    __m512i l1 = _mm512_srli_epi32(c1, 11), l3 = _mm512_srli_epi32(c3, 11);
+    for (int h = 0; h < 2; h++) {
+      __m256i w0 = h ? _mm512_extracti64x4_epi64(c0, 1) : _mm512_castsi512_si256(c0);
+      __m256i w1 = h ? _mm512_extracti64x4_epi64(l1, 1) : _mm512_castsi512_si256(l1);
+      __m256i w2 = h ? _mm512_extracti64x4_epi64(c2, 1) : _mm512_castsi512_si256(c2);
+      __m256i w3 = h ? _mm512_extracti64x4_epi64(l3, 1) : _mm512_castsi512_si256(l3);
+      __m512d v0 = _mm512_mul_pd(_mm512_add_pd(_mm512_mul_pd(_mm512_cvtepu32_pd(w0), s21), _mm512_cvtepu32_pd(w1)), s53);
+      __m512d v1 = _mm512_mul_pd(_mm512_add_pd(_mm512_mul_pd(_mm512_cvtepu32_pd(w2), s21), _mm512_cvtepu32_pd(w3)), s53);
+      _mm512_storeu_pd(u1 + i + 8 * h, _mm512_sub_pd(one, v0));
+      _mm512_storeu_pd(u2 + i + 8 * h, v1);
+    }
+  }
+  if (i < m) philox_lanes(seed, stream, p0 + (uint64_t)i, m - i, u1 + i, u2 + i);
+}
+#endif
+
+/* pairs p0 .. p0 + m - 1 (m <= 256) into g[0 .. 2m): Philox words, then the branch-free log and
+ * sincos of slices.h (both vectorised), then the roots; the operations of vr_reg_slice_pair */
+#define BOX_MULLER_BODY                                    \
+  _Pragma("omp simd")                                      \
+  for (int64_t i = 0; i < m; i++) {                        \
+    r2[i] = -2.0 * vr_reg_log01(u1[i]);                    \
+    vr_reg_sincos2pi(u2[i], &c[i], &sn[i]);                \
+  }                                                        \
+  _Pragma("omp simd")                                      \
+  for (int64_t i = 0; i < m; i++) r2[i] = sqrt(r2[i]);
+
+static void box_muller(int64_t m, const double *u1, const double *u2, double *r2, double *c, double *sn) {
+  BOX_MULLER_BODY
+}
+#ifdef REG_X86_512
+/* the same loops in 8-lane vectors where the CPU has AVX-512 (the build targets AVX2): the same
+ * IEEE operations on more lanes, so the same bits (the test checks every element against the
+ * scalar definition) */
+__attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))) static void
+box_muller_512(int64_t m, const double *u1, const double *u2, double *r2, double *c, double *sn) {
+  BOX_MULLER_BODY
+}
+#else
+#define box_muller_512 box_muller
+#define philox_lanes_512 philox_lanes
+static int have_avx512(void) { return 0; }
+#endif
+
+static void draw_block(uint64_t seed, uint64_t step, uint64_t p0, int64_t m, double *g) {
+  double u1[256], u2[256], r2[256], c[256], sn[256];
+  if (have_avx512()) philox_lanes_512(seed, step, p0, m, u1, u2);
+  else philox_lanes(seed, step, p0, m, u1, u2);
+  if (have_avx512()) box_muller_512(m, u1, u2, r2, c, sn);
+  else box_muller(m, u1, u2, r2, c, sn);
+  for (int64_t i = 0; i < m; i++) {
+    g[2 * i] = r2[i] * c[i];
+    g[2 * i + 1] = r2[i] * sn[i];
+  }
+}
+
+/* draw: blocks of 256 pairs; normalize: blocks of 64 columns, each summing over d in order (the
+ * same sums whatever the thread count) */
+#define REG_DRAW(SFX, T)                                                                              \
+  void vr_reg_draw_block_##SFX(uint64_t seed, uint64_t step, int64_t n, int64_t blk, T *G) {         \
+    double g[512];                                                                                    \
+    int64_t np = (n + 1) / 2, p0 = blk * 256, m = np - p0 < 256 ? np - p0 : 256;                      \
+    draw_block(seed, step, (uint64_t)p0, m, g);                                                       \
+    int64_t e = 2 * m < n - 2 * p0 ? 2 * m : n - 2 * p0; /* the last pair may be half used */        \
+    for (int64_t i = 0; i < e; i++) G[2 * p0 + i] = (T)g[i];                                          \
+  }                                                                                                   \
+  void vr_reg_norm_cols_##SFX(const T *G, int64_t D, int64_t K, int64_t k0, double eps, T *W) {      \
+    int64_t k1 = k0 + 64 < K ? k0 + 64 : K;                                                           \
+    double nrm[64] = {0};                                                                             \
+    for (int64_t d = 0; d < D; d++) {                                                                 \
+      const T *r = G + d * K;                                                                         \
+      for (int64_t k = k0; k < k1; k++) nrm[k - k0] += (double)r[k] * r[k];                           \
+    }                                                                                                 \
+    for (int64_t k = k0; k < k1; k++) nrm[k - k0] = 1.0 / (sqrt(nrm[k - k0]) + eps);                  \
+    for (int64_t d = 0; d < D; d++)                                                                   \
+      for (int64_t k = k0; k < k1; k++) W[d * K + k] = (T)(G[d * K + k] * nrm[k - k0]);               \
+  }                                                                                                   \
+  void vr_reg_draw_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, T *G) {                  \
+    int64_t n = D * K, nblk = ((n + 1) / 2 + 255) / 256;                                              \
+    _Pragma("omp parallel for schedule(static) if (nblk > 16)")                                      \
+    for (int64_t blk = 0; blk < nblk; blk++) vr_reg_draw_block_##SFX(seed, step, n, blk, G);                \
+  }                                                                                                   \
+  void vr_reg_normalize_##SFX(const T *G, int64_t D, int64_t K, double eps, T *W) {                   \
+    int64_t ncb = (K + 63) / 64;                                                                      \
+    _Pragma("omp parallel for schedule(static) if (D * K > 65536)")                                  \
+    for (int64_t cb = 0; cb < ncb; cb++) vr_reg_norm_cols_##SFX(G, D, K, cb * 64, eps, W);                   \
+  }                                                                                                   \
+  void vr_reg_draw_unit_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, T *W) { \
+    int64_t n = D * K, nblk = ((n + 1) / 2 + 255) / 256, ncb = (K + 63) / 64;                         \
+    _Pragma("omp parallel if (nblk > 16)")                                                           \
+    {                                                                                                 \
+      _Pragma("omp for schedule(static)")                                                            \
+      for (int64_t blk = 0; blk < nblk; blk++) vr_reg_draw_block_##SFX(seed, step, n, blk, W);              \
+      _Pragma("omp for schedule(static)")                                                            \
+      for (int64_t cb = 0; cb < ncb; cb++) vr_reg_norm_cols_##SFX(W, D, K, cb * 64, eps, W);                 \
+    }                                                                                                 \
+  }
+REG_DRAW(f32, float)
+REG_DRAW(f64, double)
+
