@@ -137,55 +137,111 @@ philox_lanes_512(uint64_t seed, uint64_t stream, uint64_t p0, int64_t m, double 
 }
 #endif
 
-/* pairs p0 .. p0 + m - 1 (m <= 256) into g[0 .. 2m): Philox words, then the branch-free log and
- * sincos of slices.h (both vectorised), then the roots; the operations of vr_reg_slice_pair */
+/* pairs p0 .. p0 + m - 1 (m <= 256): Philox words, then the branch-free log and sincos of
+ * slices.h (vectorised): r2 = -2 log u1, c, sn = cos, sin of 2 pi u2. The roots and products
+ * come with the stores (below), where sqrt() would not vectorise (errno). */
 #define BOX_MULLER_BODY                                    \
   _Pragma("omp simd")                                      \
   for (int64_t i = 0; i < m; i++) {                        \
     r2[i] = -2.0 * vr_reg_log01(u1[i]);                    \
     vr_reg_sincos2pi(u2[i], &c[i], &sn[i]);                \
-  }                                                        \
-  _Pragma("omp simd")                                      \
-  for (int64_t i = 0; i < m; i++) r2[i] = sqrt(r2[i]);
+  }
 
 static void box_muller(int64_t m, const double *u1, const double *u2, double *r2, double *c, double *sn) {
   BOX_MULLER_BODY
 }
+
+/* G[2 i] = (T)(sqrt(r2[i]) c[i]), G[2 i + 1] = (T)(sqrt(r2[i]) sn[i]) for the e = 2 m or 2 m - 1
+ * elements of m pairs (the last pair of the matrix may be half used): the operations of
+ * vr_reg_slice_pair, the root being the IEEE one in vectors too */
+#define STORE_TAIL                                                \
+  for (; 2 * i < e; i++) {                                        \
+    double r = sqrt(r2[i]);                                       \
+    G[2 * i] = r * c[i];                                          \
+    if (2 * i + 1 < e) G[2 * i + 1] = r * sn[i];                  \
+  }
+static void store_f32(int64_t e, const double *r2, const double *c, const double *sn, float *G) {
+  int64_t i = 0;
+#ifdef __AVX2__
+  for (; 2 * i + 8 <= e; i += 4) {
+    __m256d r = _mm256_sqrt_pd(_mm256_loadu_pd(r2 + i));
+    __m128 a = _mm256_cvtpd_ps(_mm256_mul_pd(r, _mm256_loadu_pd(c + i)));
+    __m128 b = _mm256_cvtpd_ps(_mm256_mul_pd(r, _mm256_loadu_pd(sn + i)));
+    _mm_storeu_ps(G + 2 * i, _mm_unpacklo_ps(a, b));
+    _mm_storeu_ps(G + 2 * i + 4, _mm_unpackhi_ps(a, b));
+  }
+#endif
+  STORE_TAIL
+}
+static void store_f64(int64_t e, const double *r2, const double *c, const double *sn, double *G) {
+  int64_t i = 0;
+#ifdef __AVX2__
+  for (; 2 * i + 8 <= e; i += 4) {
+    __m256d r = _mm256_sqrt_pd(_mm256_loadu_pd(r2 + i));
+    __m256d a = _mm256_mul_pd(r, _mm256_loadu_pd(c + i)), b = _mm256_mul_pd(r, _mm256_loadu_pd(sn + i));
+    __m256d lo = _mm256_unpacklo_pd(a, b), hi = _mm256_unpackhi_pd(a, b); /* a0 b0 a2 b2, a1 b1 a3 b3 */
+    _mm256_storeu_pd(G + 2 * i, _mm256_permute2f128_pd(lo, hi, 0x20));
+    _mm256_storeu_pd(G + 2 * i + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+  }
+#endif
+  STORE_TAIL
+}
+
 #ifdef REG_X86_512
 /* the same loops in 8-lane vectors where the CPU has AVX-512 (the build targets AVX2): the same
  * IEEE operations on more lanes, so the same bits (the test checks every element against the
  * scalar definition) */
-__attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))) static void
-box_muller_512(int64_t m, const double *u1, const double *u2, double *r2, double *c, double *sn) {
+#define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))) static void
+AVX512_FN box_muller_512(int64_t m, const double *u1, const double *u2, double *r2, double *c, double *sn) {
   BOX_MULLER_BODY
+}
+AVX512_FN store_f32_512(int64_t e, const double *r2, const double *c, const double *sn, float *G) {
+  int64_t i = 0;
+  const __m256i lo = _mm256_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11), hi = _mm256_setr_epi32(4, 12, 5, 13, 6, 14, 7, 15);
+  for (; 2 * i + 16 <= e; i += 8) {
+    __m512d r = _mm512_sqrt_pd(_mm512_loadu_pd(r2 + i));
+    __m256 a = _mm512_cvtpd_ps(_mm512_mul_pd(r, _mm512_loadu_pd(c + i)));
+    __m256 b = _mm512_cvtpd_ps(_mm512_mul_pd(r, _mm512_loadu_pd(sn + i)));
+    _mm256_storeu_ps(G + 2 * i, _mm256_permutex2var_ps(a, lo, b));
+    _mm256_storeu_ps(G + 2 * i + 8, _mm256_permutex2var_ps(a, hi, b));
+  }
+  STORE_TAIL
+}
+AVX512_FN store_f64_512(int64_t e, const double *r2, const double *c, const double *sn, double *G) {
+  int64_t i = 0;
+  const __m512i lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+  for (; 2 * i + 16 <= e; i += 8) {
+    __m512d r = _mm512_sqrt_pd(_mm512_loadu_pd(r2 + i));
+    __m512d a = _mm512_mul_pd(r, _mm512_loadu_pd(c + i)), b = _mm512_mul_pd(r, _mm512_loadu_pd(sn + i));
+    _mm512_storeu_pd(G + 2 * i, _mm512_permutex2var_pd(a, lo, b));
+    _mm512_storeu_pd(G + 2 * i + 8, _mm512_permutex2var_pd(a, hi, b));
+  }
+  STORE_TAIL
 }
 #else
 #define box_muller_512 box_muller
 #define philox_lanes_512 philox_lanes
+#define store_f32_512 store_f32
+#define store_f64_512 store_f64
 static int have_avx512(void) { return 0; }
 #endif
-
-static void draw_block(uint64_t seed, uint64_t step, uint64_t p0, int64_t m, double *g) {
-  double u1[256], u2[256], r2[256], c[256], sn[256];
-  if (have_avx512()) philox_lanes_512(seed, step, p0, m, u1, u2);
-  else philox_lanes(seed, step, p0, m, u1, u2);
-  if (have_avx512()) box_muller_512(m, u1, u2, r2, c, sn);
-  else box_muller(m, u1, u2, r2, c, sn);
-  for (int64_t i = 0; i < m; i++) {
-    g[2 * i] = r2[i] * c[i];
-    g[2 * i + 1] = r2[i] * sn[i];
-  }
-}
 
 /* draw: blocks of 256 pairs; normalize: blocks of 64 columns, each summing over d in order (the
  * same sums whatever the thread count) */
 #define REG_DRAW(SFX, T)                                                                              \
   void vr_reg_draw_block_##SFX(uint64_t seed, uint64_t step, int64_t n, int64_t blk, T *G) {         \
-    double g[512];                                                                                    \
+    double u1[256], u2[256], r2[256], c[256], sn[256];                                                \
     int64_t np = (n + 1) / 2, p0 = blk * 256, m = np - p0 < 256 ? np - p0 : 256;                      \
-    draw_block(seed, step, (uint64_t)p0, m, g);                                                       \
     int64_t e = 2 * m < n - 2 * p0 ? 2 * m : n - 2 * p0; /* the last pair may be half used */        \
-    for (int64_t i = 0; i < e; i++) G[2 * p0 + i] = (T)g[i];                                          \
+    if (have_avx512()) {                                                                              \
+      philox_lanes_512(seed, step, (uint64_t)p0, m, u1, u2);                                          \
+      box_muller_512(m, u1, u2, r2, c, sn);                                                           \
+      store_##SFX##_512(e, r2, c, sn, G + 2 * p0);                                                    \
+    } else {                                                                                          \
+      philox_lanes(seed, step, (uint64_t)p0, m, u1, u2);                                              \
+      box_muller(m, u1, u2, r2, c, sn);                                                               \
+      store_##SFX(e, r2, c, sn, G + 2 * p0);                                                          \
+    }                                                                                                 \
   }                                                                                                   \
   void vr_reg_norm_cols_##SFX(const T *G, int64_t D, int64_t K, int64_t k0, double eps, T *W) {      \
     int64_t k1 = k0 + 64 < K ? k0 + 64 : K;                                                           \
