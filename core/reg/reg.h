@@ -45,6 +45,9 @@ static inline float vr_reg_key_value_f32(uint64_t w) {
   memcpy(&f, &u, 4);
   return f;
 }
+/* the same words for 32 <= n <= 256 from a bitonic network in AVX-512 registers (in work), or
+ * NULL (no AVX-512, another n, or values crowded into a few 24-bit prefixes): reg_sort_net.c */
+const uint64_t *vr_reg_sort_net_f32(const float *x, int64_t n, uint64_t *work);
 void vr_reg_argsort_f64(const double *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork);
 /* VR_E_VALUE naming func when z (contiguous, f32 or f64, n elements) holds a NaN or an infinity */
 vr_status vr_reg_check_finite(const char *func, const vr_tensor *z);
