@@ -57,15 +57,13 @@ void vr_reg_draw_f64(uint64_t seed, uint64_t step, int64_t D, int64_t K, double 
 /* W[d, k] = G[d, k] / (||G[:, k]|| + eps), norms in double; W may be G */
 void vr_reg_normalize_f32(const float *G, int64_t D, int64_t K, double eps, float *W);
 void vr_reg_normalize_f64(const double *G, int64_t D, int64_t K, double eps, double *W);
-/* the two above in one parallel region: W = the drawn D x K slices of (seed, step), columns
- * divided by (their norm + eps); the same bits as draw then normalize */
-void vr_reg_draw_unit_f32(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, float *W);
-void vr_reg_draw_unit_f64(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, double *W);
-/* their pieces, for kernels that run them inside their own parallel region: block blk of the
- * n = D K raw elements (256 pairs, blocks 0 .. ceil(n / 512) - 1), and the normalisation of
- * columns k0 .. k0 + 63 (G may be W) */
-void vr_reg_draw_block_f32(uint64_t seed, uint64_t step, int64_t n, int64_t blk, float *G);
-void vr_reg_draw_block_f64(uint64_t seed, uint64_t step, int64_t n, int64_t blk, double *G);
-void vr_reg_norm_cols_f32(const float *G, int64_t D, int64_t K, int64_t k0, double eps, float *W);
-void vr_reg_norm_cols_f64(const double *G, int64_t D, int64_t K, int64_t k0, double eps, double *W);
+/* one task of a kernel's own parallel region: columns k0 .. k1 - 1 (k1 - k0 <= VR_REG_COLS) of
+ * W = the D x K slices, G's when G is given, else the drawn ones of (seed, step), divided by
+ * (their norm + eps): the same bits as draw then normalize. The columns of a task stay in its
+ * core's cache from the draw to the normalisation. */
+#define VR_REG_COLS 64
+void vr_reg_unit_cols_f32(const float *G, uint64_t seed, uint64_t step, int64_t D, int64_t K, int64_t k0, int64_t k1,
+                          double eps, float *W);
+void vr_reg_unit_cols_f64(const double *G, uint64_t seed, uint64_t step, int64_t D, int64_t K, int64_t k0, int64_t k1,
+                          double eps, double *W);
 #endif

@@ -226,10 +226,13 @@ AVX512_FN store_f64_512(int64_t e, const double *r2, const double *c, const doub
 static int have_avx512(void) { return 0; }
 #endif
 
-/* draw: blocks of 256 pairs; normalize: blocks of 64 columns, each summing over d in order (the
- * same sums whatever the thread count) */
+/* the drawing and normalising tasks. draw_block: pairs blk * 256 .. + 255 of the n = D K raw
+ * elements, in place; norm_range: columns k0 .. k1 - 1 divided by (their norm + eps), each norm
+ * summed over d in order (the same sums whatever the split into tasks) */
+#define DC_ROWS 8                            /* rows drawn together by unit_cols */
+#define DC_PAIRS (DC_ROWS * (VR_REG_COLS / 2 + 1))
 #define REG_DRAW(SFX, T)                                                                              \
-  void vr_reg_draw_block_##SFX(uint64_t seed, uint64_t step, int64_t n, int64_t blk, T *G) {         \
+  static void draw_block_##SFX(uint64_t seed, uint64_t step, int64_t n, int64_t blk, T *G) {         \
     double u1[256], u2[256], r2[256], c[256], sn[256];                                                \
     int64_t np = (n + 1) / 2, p0 = blk * 256, m = np - p0 < 256 ? np - p0 : 256;                      \
     int64_t e = 2 * m < n - 2 * p0 ? 2 * m : n - 2 * p0; /* the last pair may be half used */        \
@@ -243,8 +246,7 @@ static int have_avx512(void) { return 0; }
       store_##SFX(e, r2, c, sn, G + 2 * p0);                                                          \
     }                                                                                                 \
   }                                                                                                   \
-  void vr_reg_norm_cols_##SFX(const T *G, int64_t D, int64_t K, int64_t k0, double eps, T *W) {      \
-    int64_t k1 = k0 + 64 < K ? k0 + 64 : K;                                                           \
+  static void norm_range_##SFX(const T *G, int64_t D, int64_t K, int64_t k0, int64_t k1, double eps, T *W) { \
     double nrm[64] = {0};                                                                             \
     for (int64_t d = 0; d < D; d++) {                                                                 \
       const T *r = G + d * K;                                                                         \
@@ -257,23 +259,45 @@ static int have_avx512(void) { return 0; }
   void vr_reg_draw_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, T *G) {                  \
     int64_t n = D * K, nblk = ((n + 1) / 2 + 255) / 256;                                              \
     _Pragma("omp parallel for schedule(static) if (nblk > 16)")                                      \
-    for (int64_t blk = 0; blk < nblk; blk++) vr_reg_draw_block_##SFX(seed, step, n, blk, G);                \
+    for (int64_t blk = 0; blk < nblk; blk++) draw_block_##SFX(seed, step, n, blk, G);                 \
   }                                                                                                   \
   void vr_reg_normalize_##SFX(const T *G, int64_t D, int64_t K, double eps, T *W) {                   \
     int64_t ncb = (K + 63) / 64;                                                                      \
     _Pragma("omp parallel for schedule(static) if (D * K > 65536)")                                  \
-    for (int64_t cb = 0; cb < ncb; cb++) vr_reg_norm_cols_##SFX(G, D, K, cb * 64, eps, W);                   \
+    for (int64_t cb = 0; cb < ncb; cb++)                                                              \
+      norm_range_##SFX(G, D, K, cb * 64, cb * 64 + 64 < K ? cb * 64 + 64 : K, eps, W);               \
   }                                                                                                   \
-  void vr_reg_draw_unit_##SFX(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, T *W) { \
-    int64_t n = D * K, nblk = ((n + 1) / 2 + 255) / 256, ncb = (K + 63) / 64;                         \
-    _Pragma("omp parallel if (nblk > 16)")                                                           \
-    {                                                                                                 \
-      _Pragma("omp for schedule(static)")                                                            \
-      for (int64_t blk = 0; blk < nblk; blk++) vr_reg_draw_block_##SFX(seed, step, n, blk, W);              \
-      _Pragma("omp for schedule(static)")                                                            \
-      for (int64_t cb = 0; cb < ncb; cb++) vr_reg_norm_cols_##SFX(W, D, K, cb * 64, eps, W);                 \
+  /* each row's columns k0 .. k1 - 1 are consecutive pairs (plus a half pair at an odd end),       \
+   * drawn for DC_ROWS rows at a time into g, then copied: a pair may straddle two tasks, each      \
+   * of which computes it and keeps its own half */                                                 \
+  void vr_reg_unit_cols_##SFX(const T *G, uint64_t seed, uint64_t step, int64_t D, int64_t K, int64_t k0, \
+                              int64_t k1, double eps, T *W) {                                         \
+    if (!G) {                                                                                         \
+      double u1[DC_PAIRS], u2[DC_PAIRS], r2[DC_PAIRS], c[DC_PAIRS], sn[DC_PAIRS];                     \
+      T g[2 * (VR_REG_COLS / 2 + 1)];                                                                 \
+      int avx = have_avx512();                                                                        \
+      for (int64_t d0 = 0; d0 < D; d0 += DC_ROWS) {                                                   \
+        int64_t nr = D - d0 < DC_ROWS ? D - d0 : DC_ROWS, off[DC_ROWS + 1], p0[DC_ROWS];              \
+        off[0] = 0;                                                                                   \
+        for (int64_t r = 0; r < nr; r++) {                                                            \
+          int64_t e0 = (d0 + r) * K + k0, e1 = e0 + (k1 - k0), m;                                     \
+          p0[r] = e0 / 2;                                                                             \
+          m = (e1 + 1) / 2 - p0[r];                                                                   \
+          if (avx) philox_lanes_512(seed, step, (uint64_t)p0[r], m, u1 + off[r], u2 + off[r]);        \
+          else philox_lanes(seed, step, (uint64_t)p0[r], m, u1 + off[r], u2 + off[r]);                \
+          off[r + 1] = off[r] + m;                                                                    \
+        }                                                                                             \
+        if (avx) box_muller_512(off[nr], u1, u2, r2, c, sn);                                          \
+        else box_muller(off[nr], u1, u2, r2, c, sn);                                                  \
+        for (int64_t r = 0; r < nr; r++) {                                                            \
+          int64_t o = off[r], e0 = (d0 + r) * K + k0;                                                 \
+          if (avx) store_##SFX##_512(2 * (off[r + 1] - o), r2 + o, c + o, sn + o, g);                 \
+          else store_##SFX(2 * (off[r + 1] - o), r2 + o, c + o, sn + o, g);                           \
+          memcpy(W + e0, g + (e0 - 2 * p0[r]), sizeof(T) * (size_t)(k1 - k0));                        \
+        }                                                                                             \
+      }                                                                                               \
     }                                                                                                 \
+    norm_range_##SFX(G ? G : W, D, K, k0, k1, eps, W);                                                \
   }
 REG_DRAW(f32, float)
 REG_DRAW(f64, double)
-
