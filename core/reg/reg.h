@@ -62,6 +62,16 @@ void vr_reg_normalize_f64(const double *G, int64_t D, int64_t K, double eps, dou
  * (their norm + eps): the same bits as draw then normalize. The columns of a task stay in its
  * core's cache from the draw to the normalisation. */
 #define VR_REG_COLS 64
+/* VISReg's passes over a block of w <= 64 dims of one view of z (rows D apart), reg_zpass.c:
+ * zstats writes mu, sigma, 1 / sigma of the block and zn = (z - mu) / sigma into x0; zgrad turns
+ * the block g0 of dL/dP W^T into dL/dz (cc, sc: the center and scale terms' coefficients) */
+void vr_reg_zstats_f32(const float *z0, int64_t B, int64_t D, int64_t w, double *mu, double *sig, double *isg, float *x0);
+void vr_reg_zstats_f64(const double *z0, int64_t B, int64_t D, int64_t w, double *mu, double *sig, double *isg,
+                       double *x0);
+void vr_reg_zgrad_f32(float *g0, const float *z0, int64_t B, int64_t D, int64_t w, const double *mu, const double *sig,
+                      double cc, double sc);
+void vr_reg_zgrad_f64(double *g0, const double *z0, int64_t B, int64_t D, int64_t w, const double *mu,
+                      const double *sig, double cc, double sc);
 void vr_reg_unit_cols_f32(const float *G, uint64_t seed, uint64_t step, int64_t D, int64_t K, int64_t k0, int64_t k1,
                           double eps, float *W);
 void vr_reg_unit_cols_f64(const double *G, uint64_t seed, uint64_t step, int64_t D, int64_t K, int64_t k0, int64_t k1,
