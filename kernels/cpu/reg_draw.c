@@ -89,49 +89,48 @@ static int have_avx512(void) {
   }
   return v;
 }
-/* philox_lanes sixteen lanes at a time with AVX-512 (the same words: the 32 x 32 -> 64 bit
- * products by _mm512_mul_epu32 on even and odd lanes; unsigned converts to double directly) */
+/* philox_lanes sixteen counters at a time with AVX-512, each 32-bit word in a 64-bit lane: one
+ * _mm512_mul_epu32 gives a whole 32 x 32 -> 64 bit product, whose low half is the next word as
+ * it stands (the high halves of the lanes hold garbage that no later step reads: products and
+ * the final conversion take the low halves). u01(hi, lo) = ((hi << 32 | lo) >> 11) 2^-53 is
+ * exact, so these are the scalar definition's bits. */
 __attribute__((target("avx512f,avx512dq,avx512vl"))) static void
 philox_lanes_512(uint64_t seed, uint64_t stream, uint64_t p0, int64_t m, double *u1, double *u2) {
   int64_t i = 0;
-  const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
-  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i c2i = _mm512_set1_epi32((int)(uint32_t)stream), c3i = _mm512_set1_epi32((int)(uint32_t)(stream >> 32));
-  const __m512d s21 = _mm512_set1_pd(2097152.0), s53 = _mm512_set1_pd(1.0 / 9007199254740992.0),
-                one = _mm512_set1_pd(1.0);
+  const __m512i m0 = _mm512_set1_epi64(0xD2511F53u), m1 = _mm512_set1_epi64(0xCD9E8D57u);
+  const __m512i low = _mm512_set1_epi64(0xffffffffu), lanes = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m512i s0 = _mm512_set1_epi64((uint32_t)stream), s1 = _mm512_set1_epi64((uint32_t)(stream >> 32));
+  const __m512d s53 = _mm512_set1_pd(1.0 / 9007199254740992.0), one = _mm512_set1_pd(1.0);
   for (; i + 16 <= m; i += 16) {
-    uint64_t p = p0 + (uint64_t)i;
-    __m512i lo = _mm512_set1_epi32((int)(uint32_t)p), hi = _mm512_set1_epi32((int)(uint32_t)(p >> 32));
-    __m512i c0 = _mm512_add_epi32(lo, lanes);
-    __mmask16 wrap = _mm512_cmplt_epu32_mask(c0, lo); /* low word wrapped */
-    __m512i c1 = _mm512_mask_add_epi32(hi, wrap, hi, _mm512_set1_epi32(1));
-    __m512i c2 = c2i, c3 = c3i;
+    /* two sets of eight counters (a, b): words 0..3 of each */
+    __m512i a0 = _mm512_add_epi64(_mm512_set1_epi64((long long)(p0 + (uint64_t)i)), lanes);
+    __m512i b0 = _mm512_add_epi64(a0, _mm512_set1_epi64(8));
+    __m512i a1 = _mm512_srli_epi64(a0, 32), b1 = _mm512_srli_epi64(b0, 32), a2 = s0, b2 = s0, a3 = s1, b3 = s1;
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; r++) {
-      __m512i pe0 = _mm512_mul_epu32(c0, m0), po0 = _mm512_mul_epu32(_mm512_srli_epi64(c0, 32), m0);
-      __m512i pe1 = _mm512_mul_epu32(c2, m1), po1 = _mm512_mul_epu32(_mm512_srli_epi64(c2, 32), m1);
-      __m512i lo0 = _mm512_mask_blend_epi32(0xAAAA, pe0, _mm512_slli_epi64(po0, 32));
-      __m512i hi0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe0, 32), po0);
-      __m512i lo1 = _mm512_mask_blend_epi32(0xAAAA, pe1, _mm512_slli_epi64(po1, 32));
-      __m512i hi1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe1, 32), po1);
-      c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
-      c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
-      c1 = lo1;
-      c3 = lo0;
+      __m512i K0 = _mm512_set1_epi64(k0), K1 = _mm512_set1_epi64(k1);
+      __m512i pa0 = _mm512_mul_epu32(a0, m0), pa1 = _mm512_mul_epu32(a2, m1);
+      __m512i pb0 = _mm512_mul_epu32(b0, m0), pb1 = _mm512_mul_epu32(b2, m1);
+      a0 = _mm512_ternarylogic_epi64(_mm512_srli_epi64(pa1, 32), a1, K0, 0x96); /* three-way xor */
+      a2 = _mm512_ternarylogic_epi64(_mm512_srli_epi64(pa0, 32), a3, K1, 0x96);
+      b0 = _mm512_ternarylogic_epi64(_mm512_srli_epi64(pb1, 32), b1, K0, 0x96);
+      b2 = _mm512_ternarylogic_epi64(_mm512_srli_epi64(pb0, 32), b3, K1, 0x96);
+      a1 = pa1;
+      a3 = pa0;
+      b1 = pb1;
+      b3 = pb0;
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
-    __m512i l1 = _mm512_srli_epi32(c1, 11), l3 = _mm512_srli_epi32(c3, 11);
-    for (int h = 0; h < 2; h++) {
-      __m256i w0 = h ? _mm512_extracti64x4_epi64(c0, 1) : _mm512_castsi512_si256(c0);
-      __m256i w1 = h ? _mm512_extracti64x4_epi64(l1, 1) : _mm512_castsi512_si256(l1);
-      __m256i w2 = h ? _mm512_extracti64x4_epi64(c2, 1) : _mm512_castsi512_si256(c2);
-      __m256i w3 = h ? _mm512_extracti64x4_epi64(l3, 1) : _mm512_castsi512_si256(l3);
-      __m512d v0 = _mm512_mul_pd(_mm512_add_pd(_mm512_mul_pd(_mm512_cvtepu32_pd(w0), s21), _mm512_cvtepu32_pd(w1)), s53);
-      __m512d v1 = _mm512_mul_pd(_mm512_add_pd(_mm512_mul_pd(_mm512_cvtepu32_pd(w2), s21), _mm512_cvtepu32_pd(w3)), s53);
-      _mm512_storeu_pd(u1 + i + 8 * h, _mm512_sub_pd(one, v0));
-      _mm512_storeu_pd(u2 + i + 8 * h, v1);
-    }
+    /* (h << 32) | (l & low), shifted: 0xf8 = a | (b & c) */
+#define PHILOX_U01(h, l)                                                                                        \
+  _mm512_mul_pd(_mm512_cvtepu64_pd(_mm512_srli_epi64(_mm512_ternarylogic_epi64(_mm512_slli_epi64(h, 32), l, low, 0xf8), 11)), \
+                s53)
+    _mm512_storeu_pd(u1 + i, _mm512_sub_pd(one, PHILOX_U01(a0, a1)));
+    _mm512_storeu_pd(u1 + i + 8, _mm512_sub_pd(one, PHILOX_U01(b0, b1)));
+    _mm512_storeu_pd(u2 + i, PHILOX_U01(a2, a3));
+    _mm512_storeu_pd(u2 + i + 8, PHILOX_U01(b2, b3));
+#undef PHILOX_U01
   }
   if (i < m) philox_lanes(seed, stream, p0 + (uint64_t)i, m - i, u1 + i, u2 + i);
 }
