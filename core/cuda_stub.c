@@ -16,3 +16,5 @@ int vr_cuda_caching_enabled(void) { return 0; }
 void vr_cuda_reset_peak(void) {}
 vr_status vr_cuda_empty_cache(void) { return VR_OK; }
 vr_status vr_cuda_synchronize(void) { return VR_OK; }
+/* weak: the CUDA emulator (tools/cuda-emu) links conv.cu beside this file */
+__attribute__((weak)) void vr_cuda_set_conv_benchmark(int on) { (void)on; }

@@ -46,6 +46,7 @@ vr_status vr_dispatch(vr_op op, vr_device dev, int backward, const vr_kernel_arg
   if (!fn)
     return VR_FAIL(VR_E_UNSUPPORTED, "%s%s: no kernel on %s", vr_op_name(op), backward ? " backward" : "",
                    vr_device_name(dev));
+  if (vr_profile_enabled()) return vr_profile_call(op, dev, backward, a, fn);
   return fn(a);
 }
 

@@ -230,6 +230,11 @@ void vr_kernel_register(vr_op op, vr_device dev, vr_kernel_fn fwd, vr_kernel_fn 
 /* Runs the (op, device) kernel; VR_E_UNSUPPORTED with a message when the device has none. */
 vr_status vr_dispatch(vr_op op, vr_device dev, int backward, const vr_kernel_args *a);
 int vr_kernel_exists(vr_op op, vr_device dev, int backward);
+/* vr_dispatch's path when the profiler is on (core/profile.c): runs fn and counts its time */
+vr_status vr_profile_call(vr_op op, vr_device dev, int backward, const vr_kernel_args *a, vr_kernel_fn fn);
+/* the names of the VR_OP_UNARY / VR_OP_BINARY variants (core/ops/elementwise.c) */
+const char *vr_unary_kind_name(int kind);
+const char *vr_binary_kind_name(int kind);
 void vr_backends_init(void); /* idempotent; called by every allocation path */
 
 /* Per-device memory functions, filled by each backend. */
@@ -239,6 +244,11 @@ typedef struct vr_device_api {
   /* kind: 0 host->device, 1 device->host, 2 device->device */
   vr_status (*memcpy)(void *dst, const void *src, size_t nbytes, int kind);
   vr_status (*synchronize)(void);
+  /* optional, for the op profiler (core/profile.c): an event recorded now in the device's queue,
+   * the milliseconds between two (waits for the second), and its release */
+  vr_status (*event_record)(void **ev);
+  vr_status (*event_elapsed)(void *start, void *end, double *ms);
+  void (*event_free)(void *ev);
 } vr_device_api;
 void vr_device_register(vr_device dev, const vr_device_api *api);
 const vr_device_api *vr_device_get(vr_device dev); /* NULL when the device is absent */

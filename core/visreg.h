@@ -442,5 +442,18 @@ int vr_cuda_caching_enabled(void);
 void vr_cuda_reset_peak(void);
 vr_status vr_cuda_empty_cache(void);   /* frees every cached block (after the stream's pending work) */
 vr_status vr_cuda_synchronize(void);   /* waits for the stream's pending work; reports async faults */
+/* 1: each convolution geometry runs the fastest deterministic cuDNN algorithm measured on its first
+ * call (torch.backends.cudnn.benchmark); 0: cuDNN's heuristic choice. Default: VISREG_CUDA_CONV_FIND=1 or 0 */
+void vr_cuda_set_conv_benchmark(int on);
+
+/* ---- the op profiler (core/profile.c): VISREG_PROFILE=1 in the environment turns it on ----
+ * Counts each kernel call's device and host time per (op, variant, direction, dtypes, device);
+ * report prints the table (stderr) sorted by device time, beside the wall time since reset. */
+void vr_profile_enable(int on);
+int vr_profile_enabled(void);
+void vr_profile_reset(void);
+void vr_profile_report(void);
+/* calls counted since the reset for one row name ("conv2d", "binary.add"), and their device ms */
+int64_t vr_profile_calls(const char *name, int backward, double *device_ms);
 
 #endif

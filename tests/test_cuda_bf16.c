@@ -79,11 +79,21 @@ START_TEST(test_bf16_cast_parity) {
   uint32_t bits[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x3f808001u, 0x7f7fffffu, 0x7f800000u, 0xff800000u,
                      0x00000000u, 0x80000000u, 0x00012345u, 0x7fffffffu, 0xffffffffu, 0x7f800001u, 0x7fc00000u};
   int n = (int)(sizeof bits / sizeof *bits);
-  vr_tensor *c = NULL, *r = rnd(VR_F32, 1, SH(4099), 1), *cb = NULL, *db = NULL, *dd = NULL, *back = NULL, *dback = NULL;
+  /* the specials three times over, so that each sits in an 8-wide vector of the dense cast too;
+   * 4099 random values: vectors and a tail; an odd-offset view: the element-wise path */
+  uint32_t rep[3 * sizeof bits / sizeof *bits];
+  for (int k = 0; k < 3 * n; k++) rep[k] = bits[(k + k / n) % n];
+  vr_tensor *c = NULL, *c3 = NULL, *r = rnd(VR_F32, 1, SH(4099), 1), *odd = NULL, *cb = NULL, *db = NULL, *dd = NULL,
+            *back = NULL, *dback = NULL;
   OK(vr_tensor_from_buffer(bits, 1, SH(n), VR_F32, VR_CPU, &c));
-  vr_tensor *srcs[2] = {c, r};
-  for (int k = 0; k < 2; k++) {
-    dd = to(srcs[k], DEV);
+  OK(vr_tensor_from_buffer(rep, 1, SH(3 * n), VR_F32, VR_CPU, &c3));
+  OK(vr_narrow(r, 0, 3, 4000, &odd));
+  vr_tensor *srcs[4] = {c, c3, r, odd};
+  for (int k = 0; k < 4; k++) {
+    vr_tensor *full = to(srcs[k] == odd ? r : srcs[k], DEV);
+    if (srcs[k] == odd) OK(vr_narrow(full, 0, 3, 4000, &dd));
+    else { dd = full; vr_tensor_retain(full); }
+    vr_tensor_free(full);
     OK(vr_tensor_to_dtype(srcs[k], VR_BF16, &cb));
     OK(vr_tensor_to_dtype(dd, VR_BF16, &db));
     cmp_dev(cb, db, 0, 0, "f32 -> bf16");
@@ -94,6 +104,8 @@ START_TEST(test_bf16_cast_parity) {
     for (size_t j = 0; j < sizeof objs / sizeof *objs; j++) vr_tensor_free(objs[j]);
   }
   vr_tensor_free(c);
+  vr_tensor_free(c3);
+  vr_tensor_free(odd);
   vr_tensor_free(r);
 }
 END_TEST

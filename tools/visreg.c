@@ -49,7 +49,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "visreg: command '%s' is not in this build\n", argv[1]);
       return 2;
     }
-    return commands[k].fn(argc - 1, argv + 1);
+    int rc = commands[k].fn(argc - 1, argv + 1);
+    if (vr_profile_enabled()) vr_profile_report(); /* VISREG_PROFILE=1: the op table of the whole command */
+    return rc;
   }
   fprintf(stderr, "visreg: unknown command '%s'\n\n", argv[1]);
   usage(stderr);

@@ -46,6 +46,9 @@ static const char *un_names[] = {"neg",  "exp",  "log",  "sqrt", "rsqrt",  "abs"
                                  "relu", "gelu", "gelu", "sin",  "cos",    "square",     "clamp", "erf",
                                  "erfinv", "add_scalar", "mul_scalar", "rsub_scalar", "rdiv_scalar", "pow_scalar"};
 static const char *bin_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "gt", "lt"};
+#define N_OF(a) ((int)(sizeof(a) / sizeof *(a)))
+const char *vr_unary_kind_name(int kind) { return kind >= 0 && kind < N_OF(un_names) ? un_names[kind] : "?"; }
+const char *vr_binary_kind_name(int kind) { return kind >= 0 && kind < N_OF(bin_names) ? bin_names[kind] : "?"; }
 
 /* ---------------------------------------------------------------- binary */
 

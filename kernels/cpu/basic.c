@@ -121,7 +121,7 @@ static vr_status rand_fwd(const vr_kernel_args *a) {
 }
 
 void vr_cpu_register_basic(void) {
-  static const vr_device_api api = {cpu_alloc, cpu_release, cpu_memcpy, cpu_sync};
+  static const vr_device_api api = {cpu_alloc, cpu_release, cpu_memcpy, cpu_sync, NULL, NULL, NULL}; /* no events: host time */
   vr_device_register(VR_CPU, &api);
   vr_kernel_register(VR_OP_COPY, VR_CPU, copy_fwd, NULL);
   vr_kernel_register(VR_OP_FILL, VR_CPU, fill_fwd, NULL);

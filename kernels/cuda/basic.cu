@@ -82,6 +82,47 @@ template <typename Ti, typename To> vr_status launch_copy(const vr_cu_geom &g, v
   return VR_OK;
 }
 
+/* f32 <-> bf16 over dense 16-byte-aligned memory, 8 elements a thread in 16-byte accesses (the
+ * autocast casts around each convolution are a fifth of a bf16 training step; one element a thread
+ * ran at about a third of the memory bandwidth). Same rounding as vr_f_to_bf16. i < n / 8 vectors;
+ * the tail goes to copy_kernel. */
+__device__ __forceinline__ uint32_t bf16_pair(float lo, float hi) {
+  return (uint32_t)vr_f_to_bf16(lo).x | ((uint32_t)vr_f_to_bf16(hi).x << 16);
+}
+__global__ void f32_to_bf16_vec(const float4 *__restrict__ in, uint4 *__restrict__ o, int64_t n8) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n8; i += (int64_t)gridDim.x * blockDim.x) {
+    float4 a = in[2 * i], b = in[2 * i + 1];
+    o[i] = make_uint4(bf16_pair(a.x, a.y), bf16_pair(a.z, a.w), bf16_pair(b.x, b.y), bf16_pair(b.z, b.w));
+  }
+}
+__device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
+__global__ void bf16_to_f32_vec(const uint4 *__restrict__ in, float4 *__restrict__ o, int64_t n8) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n8; i += (int64_t)gridDim.x * blockDim.x) {
+    uint4 v = in[i];
+    o[2 * i] = make_float4(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
+    o[2 * i + 1] = make_float4(bf16_lo(v.z), bf16_hi(v.z), bf16_lo(v.w), bf16_hi(v.w));
+  }
+}
+/* the vector kernel for the first n - n % 8 elements when both sides are dense and aligned;
+ * false when it does not apply */
+bool try_cast_vec(const vr_cu_geom &g, vr_dtype di, vr_dtype dout, void *o, const void *in, vr_status *st) {
+  bool f2b = di == VR_F32 && dout == VR_BF16, b2f = di == VR_BF16 && dout == VR_F32;
+  if (!g.contiguous || !(f2b || b2f) || ((uintptr_t)o | (uintptr_t)in) % 16 || g.numel < 8) return false;
+  int64_t n8 = g.numel / 8, rest = g.numel - 8 * n8;
+  cudaStream_t s = vr_cuda_stream();
+  if (f2b) f32_to_bf16_vec<<<vr_cu_blocks(n8), VR_CU_THREADS, 0, s>>>((const float4 *)in, (uint4 *)o, n8);
+  else bf16_to_f32_vec<<<vr_cu_blocks(n8), VR_CU_THREADS, 0, s>>>((const uint4 *)in, (float4 *)o, n8);
+  cudaError_t e = cudaGetLastError();
+  *st = e == cudaSuccess ? VR_OK : VR_FAIL(VR_E_CUDA, "launch of the f32/bf16 cast: %s", cudaGetErrorString(e));
+  if (*st != VR_OK || !rest) return true;
+  vr_cu_geom t = g; /* the tail, element-wise */
+  t.numel = rest;
+  if (f2b) *st = launch_copy<float, vr_bf16>(t, (vr_bf16 *)o + 8 * n8, (const float *)in + 8 * n8);
+  else *st = launch_copy<vr_bf16, float>(t, (float *)o + 8 * n8, (const vr_bf16 *)in + 8 * n8);
+  return true;
+}
+
 template <typename Ti> vr_status copy_from(const vr_cu_geom &g, vr_dtype dout, void *o, const void *in) {
   VR_CU_ALL_SWITCH(dout, "out[0]", return (launch_copy<Ti, T>(g, o, in)));
   return VR_OK;
@@ -107,6 +148,8 @@ vr_status copy_fwd(const vr_kernel_args *a) {
     default: return launch_move<uint64_t>(g, o, in);
     }
   }
+  vr_status st;
+  if (try_cast_vec(g, di, dout, o, in, &st)) return st;
   VR_CU_ALL_SWITCH(di, "in[0]", return copy_from<T>(g, dout, o, in));
   return VR_OK;
 }

@@ -5,7 +5,8 @@
  *
  * With cuDNN (VR_HAVE_CUDNN): cudnnConvolutionForward / BackwardData / BackwardFilter, one handle
  * per device bound to the backend's stream, algorithms from cuDNN's heuristics restricted to
- * deterministic ones (cached per geometry), workspace from the caching allocator. f32 runs with
+ * deterministic ones (cached per geometry; VISREG_CUDA_CONV_FIND=1: the fastest that cuDNN measures
+ * instead), workspace from the caching allocator. f32 runs with
  * CUDNN_FMA_MATH (no TF32) unless VISREG_CUDA_TF32=1. Without cuDNN, with VISREG_CUDA_CONV=im2col,
  * or when cuDNN has no handle or no deterministic algorithm: im2col + cuBLAS per sample, grad_w
  * accumulated over the batch in order on the stream, grad_x by a col2im gather (one thread per
@@ -31,6 +32,7 @@
 #endif
 
 namespace {
+int conv_benchmark = -1; /* -1: from the environment (VISREG_CUDA_CONV_FIND) */
 
 struct geo {
   int64_t N, C, H, W, Co, kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw, G, Cg, Cog, K, P;
@@ -215,6 +217,14 @@ bool tf32_allowed(void) {
   const char *e = getenv("VISREG_CUDA_TF32");
   return e && e[0] == '1';
 }
+/* benchmark mode (vr_cuda_set_conv_benchmark, or VISREG_CUDA_CONV_FIND=1): each geometry's
+ * algorithm is the fastest deterministic one that cuDNN measures on the first call (like
+ * torch.backends.cudnn.benchmark), not the heuristics' first */
+bool find_mode(void) {
+  if (conv_benchmark >= 0) return conv_benchmark == 1;
+  const char *e = getenv("VISREG_CUDA_CONV_FIND");
+  return e && e[0] == '1';
+}
 bool force_im2col(void) {
   const char *e = getenv("VISREG_CUDA_CONV");
   return e && !strcmp(e, "im2col");
@@ -230,7 +240,18 @@ bool force_im2col(void) {
 
 std::mutex dnn_mu;
 cudnnHandle_t dnn_handle[16];
+bool dnn_handle_made; /* the exit hook is registered */
 bool dnn_broken[16]; /* cudnnCreate failed (e.g. a cuDNN runtime that does not match): im2col from then on */
+
+/* at exit, so that a leak check sees cuDNN's buffers returned */
+void destroy_handles_at_exit(void) {
+  std::lock_guard<std::mutex> lock(dnn_mu);
+  for (int d = 0; d < 16; d++)
+    if (dnn_handle[d]) {
+      cudnnDestroy(dnn_handle[d]);
+      dnn_handle[d] = nullptr;
+    }
+}
 
 /* VR_OK with a handle bound to the backend's stream; VR_E_UNSUPPORTED (no message) when cuDNN
  * cannot be used on this device, so that the caller falls back to im2col */
@@ -252,6 +273,8 @@ vr_status dnn_get(cudnnHandle_t *out) {
       cudnnDestroy(h);
       return VR_FAIL(VR_E_CUDA, "cudnnSetStream: %s", cudnnGetErrorString(st));
     }
+    if (!dnn_handle_made) atexit(destroy_handles_at_exit);
+    dnn_handle_made = true;
     dnn_handle[dev] = h;
   }
   *out = dnn_handle[dev];
@@ -317,7 +340,7 @@ std::map<std::array<int64_t, 20>, algo_pick> algo_cache;
 
 std::array<int64_t, 20> algo_key(const geo &g, vr_dtype dt, int dir) {
   return {g.N, g.C, g.H, g.W, g.Co, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.G, (int64_t)dt, dir,
-          (int64_t)dnn_math(dt), 0, 0, 0};
+          (int64_t)dnn_math(dt), (int64_t)find_mode(), 0, 0};
 }
 
 const size_t kMaxWorkspace = (size_t)1 << 30;
@@ -335,9 +358,10 @@ cudnnMathType_t exec_math(cudnnMathType_t m, vr_dtype dt) {
   return (dt == VR_F32 && !tf32_allowed()) ? CUDNN_FMA_MATH : m;
 }
 
-/* the heuristic's first acceptable entry; for bf16 a tensor-op entry first, if there is one */
-template <typename Perf> algo_pick first_acceptable(const Perf *p, int got, vr_dtype dt) {
-  for (int pass = dt == VR_BF16 ? 0 : 1; pass < 2; pass++)
+/* the first acceptable entry; from the heuristics (measured = false), for bf16 a tensor-op entry
+ * first if there is one; from cuDNN's measurements, the fastest */
+template <typename Perf> algo_pick first_acceptable(const Perf *p, int got, vr_dtype dt, bool measured) {
+  for (int pass = dt == VR_BF16 && !measured ? 0 : 1; pass < 2; pass++)
     for (int k = 0; k < got; k++)
       if (acceptable(p[k], dt) && (pass == 1 || p[k].mathType == CUDNN_TENSOR_OP_MATH))
         return {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
@@ -364,8 +388,10 @@ void forget_algo(const geo &g, vr_dtype dt, int dir) {
                           cudnnGetErrorString(vr_dnn_s_));                                               \
   } while (0)
 
-/* dir 0 forward, 1 backward data, 2 backward filter */
-vr_status pick_algo(cudnnHandle_t h, const dnn_desc &d, const geo &g, vr_dtype dt, int dir, algo_pick *out) {
+/* dir 0 forward, 1 backward data, 2 backward filter; a: the call's tensors, which find mode runs
+ * the candidates on (each writes only the output that the call then overwrites) */
+vr_status pick_algo(cudnnHandle_t h, const dnn_desc &d, const geo &g, vr_dtype dt, int dir, const vr_kernel_args *a,
+                    algo_pick *out) {
   auto key = algo_key(g, dt, dir);
   {
     std::lock_guard<std::mutex> lock(algo_mu);
@@ -378,18 +404,38 @@ vr_status pick_algo(cudnnHandle_t h, const dnn_desc &d, const geo &g, vr_dtype d
   algo_pick pick = {-1, dnn_math(dt), 0};
   const int kMax = 16;
   int got = 0;
-  if (dir == 0) {
+  if (find_mode()) {
+    const size_t find_ws = (size_t)256 << 20;
+    vr_cu_buf ws;
+    VR_TRY(ws.get(find_ws));
+    if (dir == 0) {
+      cudnnConvolutionFwdAlgoPerf_t p[kMax];
+      VR_DNN(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, vr_data(a->in[0]), d.w, vr_data(a->in[1]), d.conv, d.y,
+                                                    vr_data(a->out[0]), kMax, &got, p, ws.p, find_ws));
+      pick = first_acceptable(p, got, dt, true);
+    } else if (dir == 1) {
+      cudnnConvolutionBwdDataAlgoPerf_t p[kMax];
+      VR_DNN(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, vr_data(a->in[2]), d.y, vr_data(a->in[0]), d.conv, d.x,
+                                                         vr_data(a->out[0]), kMax, &got, p, ws.p, find_ws));
+      pick = first_acceptable(p, got, dt, true);
+    } else {
+      cudnnConvolutionBwdFilterAlgoPerf_t p[kMax];
+      VR_DNN(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, vr_data(a->in[1]), d.y, vr_data(a->in[0]), d.conv,
+                                                           d.w, vr_data(a->out[1]), kMax, &got, p, ws.p, find_ws));
+      pick = first_acceptable(p, got, dt, true);
+    }
+  } else if (dir == 0) {
     cudnnConvolutionFwdAlgoPerf_t p[kMax];
     VR_DNN(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, kMax, &got, p));
-    pick = first_acceptable(p, got, dt);
+    pick = first_acceptable(p, got, dt, false);
   } else if (dir == 1) {
     cudnnConvolutionBwdDataAlgoPerf_t p[kMax];
     VR_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, kMax, &got, p));
-    pick = first_acceptable(p, got, dt);
+    pick = first_acceptable(p, got, dt, false);
   } else {
     cudnnConvolutionBwdFilterAlgoPerf_t p[kMax];
     VR_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, kMax, &got, p));
-    pick = first_acceptable(p, got, dt);
+    pick = first_acceptable(p, got, dt, false);
   }
   if (getenv("VISREG_CUDA_CONV_VERBOSE")) /* which algorithm and math each geometry got (tensor ops: math 1) */
     fprintf(stderr, "visreg conv2d %s %s N%lld C%lld %lldx%lld Co%lld k%lldx%lld s%lld g%lld: algo %d math %d ws %zu%s\n",
@@ -418,7 +464,7 @@ vr_status dnn_fwd(const vr_kernel_args *a, const geo &g, bool add_bias) {
   dnn_desc d;
   VR_TRY(dnn_setup(d, g, dt, a->in[2] != nullptr));
   algo_pick p;
-  VR_TRY(pick_algo(h, d, g, dt, 0, &p));
+  VR_TRY(pick_algo(h, d, g, dt, 0, a, &p));
   if (p.algo < 0) return VR_E_UNSUPPORTED;
   VR_DNN(cudnnSetConvolutionMathType(d.conv, p.math));
   vr_cu_buf ws;
@@ -438,8 +484,8 @@ vr_status dnn_bwd(const vr_kernel_args *a, const geo &g) {
   dnn_desc d;
   VR_TRY(dnn_setup(d, g, dt, false));
   algo_pick pd = {-1, CUDNN_DEFAULT_MATH, 0}, pf = {-1, CUDNN_DEFAULT_MATH, 0};
-  if (a->out[0]) VR_TRY(pick_algo(h, d, g, dt, 1, &pd));
-  if (a->out[1]) VR_TRY(pick_algo(h, d, g, dt, 2, &pf));
+  if (a->out[0]) VR_TRY(pick_algo(h, d, g, dt, 1, a, &pd));
+  if (a->out[1]) VR_TRY(pick_algo(h, d, g, dt, 2, a, &pf));
   if ((a->out[0] && pd.algo < 0) || (a->out[1] && pf.algo < 0)) return VR_E_UNSUPPORTED;
   scal s;
   if (a->out[0]) {
@@ -555,6 +601,7 @@ vr_status conv_bwd(const vr_kernel_args *a) {
 } // namespace
 
 extern "C" {
+void vr_cuda_set_conv_benchmark(int on) { conv_benchmark = on ? 1 : 0; }
 vr_status vr_cuda_conv2d_fwd(const vr_kernel_args *a) { return conv_fwd(a); }
 vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a) { return conv_bwd(a); }
 }

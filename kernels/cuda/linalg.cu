@@ -25,6 +25,14 @@ const char *cublas_str(cublasStatus_t s) { return cublasGetStatusString(s); }
       return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", #call, cublas_str(vr_cb_s_)); \
   } while (0)
 
+/* at exit, so that a leak check sees cuBLAS's workspace returned (runs before the allocator's
+ * release and the runtime's teardown, which were registered earlier) */
+void destroy_handle_at_exit(void) {
+  std::lock_guard<std::mutex> lock(handle_mu);
+  if (handle) cublasDestroy(handle);
+  handle = nullptr;
+}
+
 vr_status get_handle(cublasHandle_t *out) {
   std::lock_guard<std::mutex> lock(handle_mu);
   if (!handle) {
@@ -42,6 +50,7 @@ vr_status get_handle(cublasHandle_t *out) {
       return VR_FAIL(VR_E_CUDA, "cublas setup: %s", cublas_str(s));
     }
     handle = h;
+    atexit(destroy_handle_at_exit);
   }
   *out = handle;
   return VR_OK;

@@ -38,11 +38,14 @@ __device__ __forceinline__ double vget(const vec1 &v, int64_t i, double dflt) {
 }
 __device__ __forceinline__ void vset(const vec1 &v, int64_t i, double x) { vr_cu_st_any((void *)v.p, v.dt, i * v.st, x); }
 
-/* element (n, c, s) of an N x C x S tensor */
-__device__ __forceinline__ int64_t bn_idx(int64_t m, int64_t c, int64_t C, int64_t S) {
-  int64_t n = m / S, s = m - n * S;
+/* element (n, c, s) of an N x C x S tensor. The batch-norm kernels take the index type I:
+ * uint32_t when the tensor has fewer than 2^31 elements (the usual case), since 64-bit division
+ * costs several times a 32-bit one and these per-element divisions bound the kernels */
+template <typename I> __device__ __forceinline__ I bn_idx(I m, I c, I C, I S) {
+  I n = m / S, s = m - n * S;
   return (n * C + c) * S + s;
 }
+bool bn_small(int64_t total) { return total < ((int64_t)1 << 31); } /* grid strides (< 2^28) cannot wrap */
 
 /* Batch-norm statistics are spread over the GPU: channel c's N S elements are cut into `split`
  * ranges, one block each (grid split x C), which writes its partial sums in double; a per-channel
@@ -68,13 +71,13 @@ __device__ __forceinline__ void bn_range(const bn_geo &g, int64_t *m0, int64_t *
 }
 
 /* part[c split + r] = {sum x', sum x'^2}, x' = x - x[0, c, 0] */
-template <typename T> __global__ void __launch_bounds__(kT) bn_part(const T *x, bn_geo g, double2 *part) {
+template <typename T, typename I> __global__ void __launch_bounds__(kT) bn_part(const T *x, bn_geo g, double2 *part) {
   __shared__ double sh[kT];
   int64_t c = blockIdx.y, m0, m1;
   bn_range(g, &m0, &m1);
   double sft = vr_cu_conv<T>::load(x[c * g.S]), s1 = 0, s2 = 0;
-  for (int64_t m = m0 + threadIdx.x; m < m1; m += blockDim.x) {
-    double v = vr_cu_conv<T>::load(x[bn_idx(m, c, g.C, g.S)]) - sft;
+  for (I m = (I)m0 + threadIdx.x; m < (I)m1; m += blockDim.x) {
+    double v = vr_cu_conv<T>::load(x[bn_idx<I>(m, (I)c, (I)g.C, (I)g.S)]) - sft;
     s1 += v;
     s2 += v * v;
   }
@@ -115,10 +118,10 @@ __global__ void bn_stats(const T *x, bn_geo g, const double2 *part, int training
     sinv[c] = (St)invstd;
   }
 }
-template <typename T>
-__global__ void bn_apply(const T *x, T *y, int64_t total, int64_t C, int64_t S, const double *scale, const double *shift) {
-  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total; k += (int64_t)gridDim.x * blockDim.x) {
-    int64_t c = (k / S) % C;
+template <typename T, typename I>
+__global__ void bn_apply(const T *x, T *y, I total, I C, I S, const double *scale, const double *shift) {
+  for (I k = blockIdx.x * (I)blockDim.x + threadIdx.x; k < total; k += (I)gridDim.x * blockDim.x) {
+    I c = (k / S) % C;
     y[k] = vr_cu_conv<T>::store(vr_cu_conv<T>::load(x[k]) * scale[c] + shift[c]);
   }
 }
@@ -139,8 +142,10 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
   VR_TRY(vr_cuda_scratch(nb, (void **)&buf));
   double2 *part = (double2 *)(buf + 2 * C);
   cudaError_t e = cudaSuccess;
+  const bool small = bn_small(N * C * S);
   if (training && geo.M > 0) {
-    bn_part<T><<<dim3((unsigned)geo.split, (unsigned)C), kT, 0, s>>>((const T *)vr_data(a->in[0]), geo, part);
+    if (small) bn_part<T, uint32_t><<<dim3((unsigned)geo.split, (unsigned)C), kT, 0, s>>>((const T *)vr_data(a->in[0]), geo, part);
+    else bn_part<T, int64_t><<<dim3((unsigned)geo.split, (unsigned)C), kT, 0, s>>>((const T *)vr_data(a->in[0]), geo, part);
     e = cudaGetLastError();
   } else if (training) {
     e = cudaMemsetAsync(part, 0, sizeof(double2) * (size_t)(C * geo.split), s);
@@ -154,8 +159,12 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
   }
   int64_t total = N * C * S;
   if (e == cudaSuccess && total) {
-    bn_apply<T><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), (T *)vr_data(a->out[0]), total, C,
-                                                               S, buf, buf + C);
+    if (small)
+      bn_apply<T, uint32_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), (T *)vr_data(a->out[0]),
+                                                                         (uint32_t)total, (uint32_t)C, (uint32_t)S, buf, buf + C);
+    else
+      bn_apply<T, int64_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), (T *)vr_data(a->out[0]),
+                                                                        total, C, S, buf, buf + C);
     e = cudaGetLastError();
   }
   vr_cuda_scratch_free(buf, nb);
@@ -164,14 +173,14 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
 }
 
 /* part[c split + r] = {sum g, sum g (x - mean)} over block r's range of channel c */
-template <typename T, typename St>
+template <typename T, typename St, typename I>
 __global__ void __launch_bounds__(kT) bn_bwd_part(const T *g, const T *x, bn_geo geo, const St *smean, double2 *part) {
   __shared__ double sh[kT];
   int64_t c = blockIdx.y, m0, m1;
   bn_range(geo, &m0, &m1);
   double mean = (double)smean[c], sg = 0, sgx = 0;
-  for (int64_t m = m0 + threadIdx.x; m < m1; m += blockDim.x) {
-    int64_t i = bn_idx(m, c, geo.C, geo.S);
+  for (I m = (I)m0 + threadIdx.x; m < (I)m1; m += blockDim.x) {
+    I i = bn_idx<I>(m, (I)c, (I)geo.C, (I)geo.S);
     double gv = vr_cu_conv<T>::load(g[i]);
     sg += gv;
     sgx += gv * (vr_cu_conv<T>::load(x[i]) - mean);
@@ -198,10 +207,10 @@ __global__ void bn_bwd_stats(bn_geo geo, const double2 *part, int training, vec1
     k[4 * c + 3] = mean;
   }
 }
-template <typename T>
-__global__ void bn_bwd_apply(const T *g, const T *x, T *gx, int64_t total, int64_t C, int64_t S, const double *k) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t c = (i / S) % C;
+template <typename T, typename I>
+__global__ void bn_bwd_apply(const T *g, const T *x, T *gx, I total, I C, I S, const double *k) {
+  for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+    I c = (i / S) % C;
     const double *q = k + 4 * c;
     double v = q[0] * (vr_cu_conv<T>::load(g[i]) - q[1] - (vr_cu_conv<T>::load(x[i]) - q[3]) * q[2]);
     gx[i] = vr_cu_conv<T>::store(v);
@@ -221,9 +230,12 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
   VR_TRY(vr_cuda_scratch(nb, (void **)&k));
   double2 *part = (double2 *)(k + 4 * C);
   cudaError_t e = cudaSuccess;
+  const bool small = bn_small(N * C * S);
   if (geo.M > 0) {
-    bn_bwd_part<T, St><<<dim3((unsigned)geo.split, (unsigned)C), kT, 0, s>>>(
-        (const T *)vr_data(a->in[0]), (const T *)vr_data(a->in[1]), geo, (const St *)vr_data(a->in[3]), part);
+    const dim3 grid((unsigned)geo.split, (unsigned)C);
+    const T *gy = (const T *)vr_data(a->in[0]), *x = (const T *)vr_data(a->in[1]);
+    if (small) bn_bwd_part<T, St, uint32_t><<<grid, kT, 0, s>>>(gy, x, geo, (const St *)vr_data(a->in[3]), part);
+    else bn_bwd_part<T, St, int64_t><<<grid, kT, 0, s>>>(gy, x, geo, (const St *)vr_data(a->in[3]), part);
     e = cudaGetLastError();
   } else {
     e = cudaMemsetAsync(part, 0, sizeof(double2) * (size_t)(C * geo.split), s);
@@ -236,8 +248,12 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
   }
   int64_t total = N * C * S;
   if (e == cudaSuccess && a->out[0] && total) {
-    bn_bwd_apply<T><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), (const T *)vr_data(a->in[1]),
-                                                                   (T *)vr_data(a->out[0]), total, C, S, k);
+    const T *gy = (const T *)vr_data(a->in[0]), *x = (const T *)vr_data(a->in[1]);
+    if (small)
+      bn_bwd_apply<T, uint32_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>(gy, x, (T *)vr_data(a->out[0]), (uint32_t)total,
+                                                                             (uint32_t)C, (uint32_t)S, k);
+    else
+      bn_bwd_apply<T, int64_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>(gy, x, (T *)vr_data(a->out[0]), total, C, S, k);
     e = cudaGetLastError();
   }
   vr_cuda_scratch_free(k, nb);

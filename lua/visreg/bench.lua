@@ -15,9 +15,12 @@ local USAGE = [[usage: visreg bench train RECIPE.lua [--steps N] [--warmup W] [-
   --device D    overrides the recipe's device
   --set k=v     overrides a recipe value, as in visreg train
   --json        one JSON line instead of text
-  --unfused     the per-tensor optimizer updates and host clipping (opt.fused = false), to compare]]
+  --unfused     the per-tensor optimizer updates and host clipping (opt.fused = false), to compare
+  --sync-steps  CUDA: wait for the device after every step and report the median step (default:
+                the timed steps as one window, a wait at each end, as training runs them)]]
 
-local OPTS = { steps = "value", warmup = "value", device = "value", set = "list", json = "flag", unfused = "flag" }
+local OPTS = { steps = "value", warmup = "value", device = "value", set = "list", json = "flag", unfused = "flag",
+  ["sync-steps"] = "flag" }
 
 local cli = require "visreg.cli"
 local function parse(args) return cli.parse(args, OPTS) end
@@ -54,7 +57,8 @@ function M.train(args)
     local optim = require "visreg.optim"
     local was = optim.fused
     optim.fused = not o.unfused
-    local ok2, res2 = pcall(trainer.bench, r, { steps = steps, warmup = warmup, device = o.device })
+    local ok2, res2 = pcall(trainer.bench, r, { steps = steps, warmup = warmup, device = o.device,
+      sync_steps = o["sync-steps"] })
     optim.fused = was
     if not ok2 then error(res2, 0) end
     res2.fused_optim = not o.unfused
@@ -70,8 +74,13 @@ function M.train(args)
     print(string.format("bench train %s on %s (%d threads): batch %d x %d views, %d timed steps after %d warm-up%s",
       res.recipe or pos[1], res.device, res.threads, res.batch, res.views, res.steps, res.warmup,
       res.fused_optim and "" or ", per-tensor optimizer"))
-    print(string.format("time per step   median %.2f ms   mean %.2f ms", 1e3 * res.median_s, 1e3 * res.mean_s))
-    print(string.format("images/second   median %.1f   mean %.1f", res.images_per_second, res.mean_images_per_second))
+    if res.whole_window then
+      print(string.format("time per step   %.2f ms (the %d steps as one window)", 1e3 * res.mean_s, res.steps))
+      print(string.format("images/second   %.1f", res.mean_images_per_second))
+    else
+      print(string.format("time per step   median %.2f ms   mean %.2f ms", 1e3 * res.median_s, 1e3 * res.mean_s))
+      print(string.format("images/second   median %.1f   mean %.1f", res.images_per_second, res.mean_images_per_second))
+    end
   end
   return 0
 end

@@ -33,6 +33,9 @@ local function defaults()
     -- regularizer, optimizer state, the online probe and evaluation in f32). Meant for CUDA
     -- (tensor cores); on the CPU it runs too, correct but slower than f32 (bf16 is emulated)
     precision = "f32",
+    -- CUDA: true picks each convolution's cuDNN algorithm by timing the deterministic ones on
+    -- its first call (as torch.backends.cudnn.benchmark); false takes cuDNN's heuristic choice
+    cudnn_benchmark = false,
   }
 end
 -- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference
@@ -223,6 +226,7 @@ function M.check(r)
     fail("device: expected cpu, cuda or auto, got %s", tostring(r.device))
   end
   if r.precision ~= "f32" and r.precision ~= "bf16" then fail("precision: expected f32 or bf16, got %s", tostring(r.precision)) end
+  if type(r.cudnn_benchmark) ~= "boolean" then fail("cudnn_benchmark: expected true or false, got %s", tostring(r.cudnn_benchmark)) end
   local on = r.loader and r.loader.augment_on
   if on ~= "auto" and on ~= "cpu" and on ~= "device" then
     fail("loader.augment_on: expected auto, cpu or device, got %s", tostring(on))

@@ -113,6 +113,7 @@ function M.setup(r, opts)
   -- precision = "bf16": the encoder and projector forward run under autocast (their matmuls and
   -- convolutions in bf16 with f32 accumulation; parameters, norms, losses, optimizer state f32)
   self.autocast = r.precision == "bf16" and "bf16" or nil
+  if self.device == "cuda" and r.cudnn_benchmark then C.vr_cuda_set_conv_benchmark(1) end
   self.ds = data.open(r.data)
   local train = self.ds.train
   self.channels, self.height, self.width = train:channels(), train:height(), train:width()
@@ -416,16 +417,30 @@ function M.bench(r, opts)
   local per_epoch = math.floor(self.ds.train:count() / r.batch)
   if per_epoch < 1 then util.error("data: %d training images make no batch of %d", self.ds.train:count(), r.batch) end
   r.epochs = math.max(r.epochs, math.ceil((warm + n) / per_epoch)) -- schedules then see a longer run
+  -- On CUDA the timed window is measured as a whole (a sync at each end) so that the host queues
+  -- the next step while the device runs this one, as in training; opts.sync_steps syncs after
+  -- every step instead and gives a median. On the CPU each step is timed.
   local times, k = {}, 0
   local cuda = self.device ~= "cpu"
+  local whole = cuda and not opts.sync_steps
+  local t_start, window
+  local function sync() if cuda then core.check(C.vr_cuda_synchronize()) end end
+  if warm == 0 then sync(); C.vr_profile_reset(); t_start = core.now() end
   self.opts = { quiet = true, stop_at_step = warm + n, on_step = function(_, t0)
-    if cuda then core.check(C.vr_cuda_synchronize()) end
-    local dt = core.now() - t0
     k = k + 1
-    if k > warm then times[#times + 1] = dt end
+    if whole then
+      if k == warm or k == warm + n then sync() end
+      if k == warm then t_start = core.now() end
+      if k == warm + n then window = core.now() - t_start end
+    else
+      sync()
+      if k > warm then times[#times + 1] = core.now() - t0 end
+    end
+    if k == warm then C.vr_profile_reset() end -- VISREG_PROFILE=1: count the timed steps only
   end }
   M.fit(self)
   if self.loader then self.loader:close() end
+  if whole then for i = 1, n do times[i] = window / n end end
   local sorted, sum = {}, 0
   for i, t in ipairs(times) do sorted[i] = t; sum = sum + t end
   table.sort(sorted)
@@ -435,7 +450,7 @@ function M.bench(r, opts)
   local ips = r.batch * V
   return { recipe = r.name, steps = m, warmup = warm, median_s = median, mean_s = sum / m, images_per_step = ips,
     images_per_second = ips / median, mean_images_per_second = ips * m / sum, device = self.device,
-    threads = C.vr_num_threads(), batch = r.batch, views = V, step_seconds = times }
+    threads = C.vr_num_threads(), batch = r.batch, views = V, step_seconds = times, whole_window = whole }
 end
 
 ---------------------------------------------------------------- the command

@@ -25,6 +25,10 @@ struct emu_dim3 {
 typedef emu_dim3 dim3;
 struct double2 { double x, y; };
 inline double2 make_double2(double x, double y) { return {x, y}; }
+struct float4 { float x, y, z, w; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+struct uint4 { unsigned x, y, z, w; };
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 extern thread_local emu_dim3 threadIdx, blockIdx;
 extern emu_dim3 blockDim, gridDim;
 extern std::barrier<> *emu_bar;

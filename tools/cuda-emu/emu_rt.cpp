@@ -101,7 +101,7 @@ static void h_free(void *p, size_t) { free(p); }
 static vr_status h_copy(void *d, const void *s, size_t n, int) { memcpy(d, s, n); return VR_OK; }
 static vr_status h_sync(void) { return VR_OK; }
 __attribute__((constructor(200))) static void emu_register(void) {
-  static const vr_device_api api = {h_alloc, h_free, h_copy, h_sync};
+  static const vr_device_api api = {h_alloc, h_free, h_copy, h_sync, nullptr, nullptr, nullptr};
   vr_backends_init();
   vr_device_register(VR_CUDA, &api);
   vr_kernel_register(VR_OP_COPY, VR_CUDA, emu_copy, NULL);
