@@ -289,10 +289,12 @@ static int have_avx512(void) { return 0; }
         if (avx) box_muller_512(off[nr], u1, u2, r2, c, sn);                                          \
         else box_muller(off[nr], u1, u2, r2, c, sn);                                                  \
         for (int64_t r = 0; r < nr; r++) {                                                            \
-          int64_t o = off[r], e0 = (d0 + r) * K + k0;                                                 \
-          if (avx) store_##SFX##_512(2 * (off[r + 1] - o), r2 + o, c + o, sn + o, g);                 \
-          else store_##SFX(2 * (off[r + 1] - o), r2 + o, c + o, sn + o, g);                           \
-          memcpy(W + e0, g + (e0 - 2 * p0[r]), sizeof(T) * (size_t)(k1 - k0));                        \
+          int64_t o = off[r], e0 = (d0 + r) * K + k0, e = 2 * (off[r + 1] - o);                       \
+          /* whole pairs go straight to W, a half pair at either end through g */                   \
+          T *to = e == k1 - k0 ? W + e0 : g;                                                          \
+          if (avx) store_##SFX##_512(e, r2 + o, c + o, sn + o, to);                                   \
+          else store_##SFX(e, r2 + o, c + o, sn + o, to);                                             \
+          if (to == g) memcpy(W + e0, g + (e0 - 2 * p0[r]), sizeof(T) * (size_t)(k1 - k0));            \
         }                                                                                             \
       }                                                                                               \
     }                                                                                                 \
