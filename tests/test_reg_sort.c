@@ -1,7 +1,9 @@
 /* test_reg_sort.c: the rank sort of the sliced regularizers (kernels/cpu/reg_sort.c) against a
- * comparison sort: its short-segment path (a 12/16-bit value prefix, two passes, an insertion
- * fix-up) and its fallbacks (equal values, non-finite values, crowded values) must all give the
- * plain radix order: ascending float order, -0 before +0, ties by index. */
+ * comparison sort: its network path for 32..256 values (reg_sort_net.c, where the CPU has
+ * AVX-512: 24-bit prefixes, an insertion fix-up), its short-segment path (a 12/16-bit value
+ * prefix, two passes, an insertion fix-up) and their fallbacks (equal values, non-finite values,
+ * crowded values) must all give the plain radix order: ascending float order, -0 before +0,
+ * ties by index. */
 #include "testutil.h"
 #include "../core/reg/reg.h"
 #include <stdint.h>
@@ -43,7 +45,7 @@ static uint64_t lcg(uint64_t *s) {
 static double unif(uint64_t *s) { return ((double)lcg(s) + 0.5) / 9007199254740992.0; }
 
 START_TEST(sort_matches_a_comparison_sort) {
-  int64_t sizes[] = {1, 2, 63, 64, 100, 256, 512, 513, 1024, 4096, 70000};
+  int64_t sizes[] = {1, 2, 31, 32, 33, 63, 64, 100, 129, 255, 256, 257, 512, 513, 1024, 4096, 70000};
   uint64_t st = 12345;
   for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++) {
     int64_t n = sizes[t];
@@ -72,6 +74,16 @@ START_TEST(sort_matches_a_comparison_sort) {
       x[2] = -INFINITY;
     }
     check_sort(x, n, "infinite");
+    /* NaNs sort by their bits like any key */
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(unif(&st) - 0.5);
+    x[n / 3] = NAN;
+    x[n - 1] = -NAN;
+    check_sort(x, n, "nan");
+    /* neighbours one ulp apart in the reverse of index order (same 24-bit prefix: the network's
+     * fix-up pass orders them) */
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(sqrt(-2 * log(unif(&st))) * cos(6.283185307179586 * unif(&st)));
+    for (int64_t i = 0; i + 1 < n; i += 9) x[i] = nextafterf(x[i + 1], INFINITY);
+    check_sort(x, n, "near pairs");
     free(x);
   }
 }

@@ -45,6 +45,9 @@ static inline float vr_reg_key_value_f32(uint64_t w) {
   memcpy(&f, &u, 4);
   return f;
 }
+/* the same words for 32 <= n <= 256 from a bitonic network in AVX-512 registers (in work), or
+ * NULL (no AVX-512, another n, or values crowded into a few 24-bit prefixes): reg_sort_net.c */
+const uint64_t *vr_reg_sort_net_f32(const float *x, int64_t n, uint64_t *work);
 void vr_reg_argsort_f64(const double *x, int64_t n, uint32_t *perm, uint64_t *work, uint32_t *iwork);
 /* VR_E_VALUE naming func when z (contiguous, f32 or f64, n elements) holds a NaN or an infinity */
 vr_status vr_reg_check_finite(const char *func, const vr_tensor *z);
@@ -54,15 +57,23 @@ void vr_reg_draw_f64(uint64_t seed, uint64_t step, int64_t D, int64_t K, double 
 /* W[d, k] = G[d, k] / (||G[:, k]|| + eps), norms in double; W may be G */
 void vr_reg_normalize_f32(const float *G, int64_t D, int64_t K, double eps, float *W);
 void vr_reg_normalize_f64(const double *G, int64_t D, int64_t K, double eps, double *W);
-/* the two above in one parallel region: W = the drawn D x K slices of (seed, step), columns
- * divided by (their norm + eps); the same bits as draw then normalize */
-void vr_reg_draw_unit_f32(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, float *W);
-void vr_reg_draw_unit_f64(uint64_t seed, uint64_t step, int64_t D, int64_t K, double eps, double *W);
-/* their pieces, for kernels that run them inside their own parallel region: block blk of the
- * n = D K raw elements (256 pairs, blocks 0 .. ceil(n / 512) - 1), and the normalisation of
- * columns k0 .. k0 + 63 (G may be W) */
-void vr_reg_draw_block_f32(uint64_t seed, uint64_t step, int64_t n, int64_t blk, float *G);
-void vr_reg_draw_block_f64(uint64_t seed, uint64_t step, int64_t n, int64_t blk, double *G);
-void vr_reg_norm_cols_f32(const float *G, int64_t D, int64_t K, int64_t k0, double eps, float *W);
-void vr_reg_norm_cols_f64(const double *G, int64_t D, int64_t K, int64_t k0, double eps, double *W);
+/* one task of a kernel's own parallel region: columns k0 .. k1 - 1 (k1 - k0 <= VR_REG_COLS) of
+ * W = the D x K slices, G's when G is given, else the drawn ones of (seed, step), divided by
+ * (their norm + eps): the same bits as draw then normalize. The columns of a task stay in its
+ * core's cache from the draw to the normalisation. */
+#define VR_REG_COLS 64
+/* VISReg's passes over a block of w <= 64 dims of one view of z (rows D apart), reg_zpass.c:
+ * zstats writes mu, sigma, 1 / sigma of the block and zn = (z - mu) / sigma into x0; zgrad turns
+ * the block g0 of dL/dP W^T into dL/dz (cc, sc: the center and scale terms' coefficients) */
+void vr_reg_zstats_f32(const float *z0, int64_t B, int64_t D, int64_t w, double *mu, double *sig, double *isg, float *x0);
+void vr_reg_zstats_f64(const double *z0, int64_t B, int64_t D, int64_t w, double *mu, double *sig, double *isg,
+                       double *x0);
+void vr_reg_zgrad_f32(float *g0, const float *z0, int64_t B, int64_t D, int64_t w, const double *mu, const double *sig,
+                      double cc, double sc);
+void vr_reg_zgrad_f64(double *g0, const double *z0, int64_t B, int64_t D, int64_t w, const double *mu,
+                      const double *sig, double cc, double sc);
+void vr_reg_unit_cols_f32(const float *G, uint64_t seed, uint64_t step, int64_t D, int64_t K, int64_t k0, int64_t k1,
+                          double eps, float *W);
+void vr_reg_unit_cols_f64(const double *G, uint64_t seed, uint64_t step, int64_t D, int64_t K, int64_t k0, int64_t k1,
+                          double eps, double *W);
 #endif

@@ -78,6 +78,28 @@ static void sl_ws_give(void *p, size_t cap) {
   free(drop);
 }
 
+/* The end of a parallel region's work, called by every thread after its last (nowait) loop.
+ * Idle libgomp workers sleep (OMP_WAIT_POLICY=passive, core/cpu_defaults.c), in the barrier at
+ * the end of a region too; when the master reaches that barrier before a worker, it sleeps
+ * until the worker wakes it, and that wake-up took 20 to 35 us per region on 2 cores here: a
+ * tenth of VISReg's time outside the GEMMs at B = 256. So the master waits for the others'
+ * arrival by spinning, at most SL_SPIN pauses (about 25 us; then it sleeps as before, e.g. when
+ * a worker lost its core to another process), and reaches the barrier last, which costs no
+ * sleep. done: a counter set to 0 before the region. */
+#define SL_SPIN 1024
+static void sl_arrive(int *done) {
+  int nt = omp_get_num_threads();
+  if (omp_get_thread_num()) {
+    __atomic_add_fetch(done, 1, __ATOMIC_RELEASE);
+    return;
+  }
+  for (int i = 0; i < SL_SPIN && __atomic_load_n(done, __ATOMIC_ACQUIRE) < nt - 1; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
 #define T float
 #define SFX f32
 #define GEMM cblas_sgemm

@@ -82,6 +82,10 @@ static const uint64_t *sort_short(const float *x, int64_t n, uint64_t *work) {
 /* f32: key in the high half, index in the low half of one u64, sorted on bits 32..63; returns
  * the sorted words (in work or work + n) */
 const uint64_t *vr_reg_sort_pairs_f32(const float *x, int64_t n, uint64_t *work) {
+  if (n <= 256) {
+    const uint64_t *s = vr_reg_sort_net_f32(x, n, work);
+    if (s) return s;
+  }
   if (n >= 64 && n <= 65536) {
     const uint64_t *s = sort_short(x, n, work);
     if (s) return s;

@@ -90,7 +90,7 @@ unsigned row_grid(int64_t rows) { return (unsigned)(rows < 1 ? 1 : rows < 65535 
 
 /* ---------------------------------------------------------------- VISReg gradient */
 
-/* per (v, d): co = {1 / sigma, mul, add}, as the CPU (kernels/cpu/reg.c) */
+/* per (v, d): co = {1 / sigma, mul, add}, as the CPU (kernels/cpu/reg_sliced.inc) */
 __global__ void grad_coef_k(const double2 *part, int64_t V, int64_t B, int64_t D, const double *mu, const double *sig,
                             double cc, double sc, double *co) {
   int64_t nch = (B + kRows - 1) / kRows;

@@ -1,5 +1,5 @@
 /* reg_draw.cu: the slice matrices of the sliced regularizers on the device, the same numbers as
- * the CPU (kernels/cpu/reg.c): the raw draws through core/reg/slices.h (Philox, Box-Muller with
+ * the CPU (kernels/cpu/reg_draw.c): the raw draws through core/reg/slices.h (Philox, Box-Muller with
  * branch-free polynomials), then the column normalisation W = G / (||G|| + eps) of reg_colstats.cu
  * (norms summed in double). This file is compiled with -fmad=false (see the Makefile) so that no
  * product-sum is fused into an FMA, which the C build (-std=c11) never does either. */
