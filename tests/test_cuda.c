@@ -279,6 +279,28 @@ START_TEST(test_unary) {
   a.out[0] = poisoned(VR_BF16, 1, &BIG);
   run_cmp(VR_OP_UNARY, 0, &a, 1e-2, 1e-2, "unary exp bf16");
   free_args(&a);
+  /* the bf16 activations of autocast: relu forward and backward, the residual add */
+  vr_kernel_args r = {.n_in = 1, .n_out = 1, .sub = VR_UN_RELU};
+  r.in[0] = rnd(VR_BF16, 1, &BIG, 5, -2, 2);
+  r.out[0] = poisoned(VR_BF16, 1, &BIG);
+  run_cmp(VR_OP_UNARY, 0, &r, 0, 0, "unary relu bf16");
+  vr_kernel_args rb = {.n_in = 3, .n_out = 1, .sub = VR_UN_RELU};
+  rb.in[0] = rnd(VR_BF16, 1, &BIG, 6, -1, 1);
+  rb.in[1] = r.in[0];
+  rb.in[2] = r.out[0];
+  vr_tensor_retain(rb.in[1]);
+  vr_tensor_retain(rb.in[2]);
+  rb.out[0] = poisoned(VR_BF16, 1, &BIG);
+  run_cmp(VR_OP_UNARY, 1, &rb, 0, 0, "unary relu backward bf16");
+  free_args(&rb);
+  vr_kernel_args ad = {.n_in = 2, .n_out = 1, .sub = VR_BIN_ADD};
+  ad.in[0] = r.in[0];
+  vr_tensor_retain(ad.in[0]);
+  ad.in[1] = rnd(VR_BF16, 1, &BIG, 7, -2, 2);
+  ad.out[0] = poisoned(VR_BF16, 1, &BIG);
+  run_cmp(VR_OP_BINARY, 0, &ad, 0x1p-8, 0, "binary add bf16"); /* one rounding of the exact sum */
+  free_args(&ad);
+  free_args(&r);
   static const int ikinds[] = {VR_UN_NEG, VR_UN_ABS, VR_UN_SQUARE, VR_UN_ADD_SCALAR, VR_UN_MUL_SCALAR};
   for (int k = 0; k < 5; k++) {
     vr_kernel_args b = {.n_in = 1, .n_out = 1, .sub = ikinds[k], .f = {3}};
@@ -806,9 +828,9 @@ START_TEST(test_pool) {
   char what[128];
   /* {N, C, H, W, kh, kw, sh, sw, ph, pw} */
   static const int64_t geo[][10] = {{2, 3, 37, 29, 3, 3, 2, 2, 1, 1}, {1, 5, 8, 8, 2, 2, 2, 2, 0, 0}, {3, 2, 13, 17, 3, 2, 1, 3, 1, 0}};
-  for (int dt = 0; dt < 2; dt++) {
-    vr_dtype d = dt ? VR_F64 : VR_F32;
-    double rtol = dt ? 1e-12 : 1e-5, atol = dt ? 1e-13 : 1e-6;
+  for (int dt = 0; dt < 3; dt++) { /* f32, f64, and bf16 (autocast activations; one or two roundings) */
+    vr_dtype d = dt == 2 ? VR_BF16 : dt ? VR_F64 : VR_F32;
+    double rtol = dt == 2 ? 0x1p-7 : dt ? 1e-12 : 1e-5, atol = dt == 2 ? 1e-2 : dt ? 1e-13 : 1e-6;
     for (int g = 0; g < 3; g++) {
       const int64_t *q = geo[g];
       int64_t Ho = (q[2] + 2 * q[8] - q[4]) / q[6] + 1, Wo = (q[3] + 2 * q[9] - q[5]) / q[7] + 1;
