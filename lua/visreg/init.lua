@@ -30,6 +30,28 @@ function vr.cuda_available() return C.vr_cuda_available() ~= 0 end
 function vr.cuda_compiled() return C.vr_cuda_compiled() ~= 0 end
 function vr.cuda_device_name() return ffi.string(C.vr_cuda_device_name()) end
 function vr.device(d) return core.device_names[tonumber(core.device(d))] end
+-- the op profiler (core/profile.c; VISREG_PROFILE=1 turns it on for a whole command):
+-- vr.profile(fn, ...) runs fn with it on and prints where the device and host time went
+vr.profile = setmetatable({
+  enable = function(on) C.vr_profile_enable(on == false and 0 or 1) end,
+  reset = function() C.vr_profile_reset() end,
+  report = function() C.vr_profile_report() end,
+  -- calls and device ms counted since the reset for one row ("conv2d", "binary.add")
+  calls = function(name, backward)
+    local ms = ffi.new("double[1]")
+    local n = C.vr_profile_calls(name, backward and 1 or 0, ms)
+    return tonumber(n), ms[0]
+  end,
+}, { __call = function(self, fn, ...)
+  local was = C.vr_profile_enabled()
+  self.enable(true)
+  self.reset()
+  local res = { pcall(fn, ...) }
+  self.report()
+  C.vr_profile_enable(was)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end })
 vr.now = core.now
 vr.last_error = core.last_error
 vr.error = util.error
