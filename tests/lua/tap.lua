@@ -64,6 +64,29 @@ function tap.skip(what, why)
   print(string.format("SKIP %s: %s", what, why))
 end
 
+-- what training tests need: the regularizers in the build and Fashion-MNIST installed. Returns
+-- true, or prints a SKIP line for `what` and returns false.
+function tap.can_train(what)
+  local vr = require "visreg"
+  if not pcall(function() return vr.C.vr_visreg end) then
+    tap.skip(what, "the regularizers are not in this build")
+    return false
+  end
+  if not vr.util.file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") then
+    tap.skip(what, "Fashion-MNIST is not installed (dataset-fashion-mnist)")
+    return false
+  end
+  return true
+end
+
+-- a fresh folder under $TMPDIR (or /tmp) for a test's files, named after the test
+function tap.scratch(name)
+  local util = require("visreg").util
+  local dir = string.format("%s/visreg_%s_%d_%d", os.getenv("TMPDIR") or "/tmp", name, os.time(), math.random(1, 1e6))
+  util.mkdir_p(dir)
+  return dir
+end
+
 function tap.done()
   print(string.format("# %d checks, %d failed", tap.n, tap.failed))
   return tap.failed == 0 and 0 or 1

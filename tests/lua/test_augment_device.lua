@@ -70,9 +70,7 @@ else
 end
 
 -- the recipe key
-local dir = os.getenv("TMPDIR") or "/tmp"
-local base = string.format("%s/visreg_augdev_%d_%d", dir, os.time(), math.random(1, 1e6))
-util.mkdir_p(base)
+local base = tap.scratch("augdev")
 local src = [[
 local vr = require "visreg"
 local nn, aug = vr.nn, vr.augment
@@ -100,10 +98,7 @@ tap.eq(recipe.load(path, { "loader.augment_on=device" }).loader.augment_on, "dev
 tap.raises(function() recipe.load(path, { "loader.augment_on=gpu" }) end, { "loader.augment_on", "auto, cpu or device" },
   "an unknown augment_on is refused")
 
-if not util.file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") or
-    not pcall(function() return vr.C.vr_visreg end) then
-  tap.skip("trainer views", "Fashion-MNIST or the regularizers are missing")
-else
+if tap.can_train("trainer views") then
   local function train(on)
     local r, source = recipe.load(path, { "loader.augment_on=" .. on })
     local s, t = trainer.train(r, { out = base .. "/" .. on, source = source, recipe_path = path, quiet = true })

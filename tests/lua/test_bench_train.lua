@@ -23,15 +23,9 @@ tap.ok(rc == 2 and out:find("unknown option --bogus", 1, true), "an unknown opti
 rc, out = sh(q(exe) .. " bench train")
 tap.ok(rc == 2 and out:find("expected one recipe", 1, true), "a recipe is required", out)
 
-if not pcall(function() return vr.C.vr_visreg end) or
-  not util.file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") then
-  tap.skip("bench train runs", "Fashion-MNIST or the regularizers are missing")
-  os.exit(tap.done(), true)
-end
+if not tap.can_train("bench train runs") then os.exit(tap.done(), true) end
 
-local tmp = os.getenv("TMPDIR") or "/tmp"
-local base = string.format("%s/visreg_bench_%d_%d", tmp, os.time(), math.random(1, 1e6))
-util.mkdir_p(base)
+local base = tap.scratch("bench")
 local path = base .. "/tiny.lua"
 util.write_file(path, [[
 local vr = require "visreg"

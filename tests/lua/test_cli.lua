@@ -8,9 +8,7 @@ local exe = VISREG_EXE
 tap.ok(exe and util.file_exists(exe), "the host sets VISREG_EXE", tostring(exe))
 tap.eq(arg[0], "tests/lua/test_cli.lua", "arg[0] is the script")
 
-local tmp = os.getenv("TMPDIR") or "/tmp"
-local base = string.format("%s/visreg_cli_%d_%d", tmp, os.time(), math.random(1, 1e6))
-util.mkdir_p(base)
+local base = tap.scratch("cli")
 
 -- runs a command line; returns the exit status and the output (stdout and stderr)
 local function sh(cmd)

@@ -5,7 +5,6 @@
 local tap = require "tap"
 local vr = require "visreg"
 local nn, optim = vr.nn, vr.optim
-local util = vr.util
 
 -- no bias right before the batch norm: its true gradient is 0, and Adam turns the rounding noise
 -- computed in its place into steps of size lr, which no two orders of arithmetic reproduce
@@ -108,10 +107,7 @@ do
 end
 
 -- the trainer's optimizer: a short run gives the same parameters fused and per-tensor
-if not pcall(function() return vr.C.vr_visreg end) or
-  not util.file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") then
-  tap.skip("the trainer's optimizer", "Fashion-MNIST or the regularizers are missing")
-else
+if tap.can_train("the trainer's optimizer") then
   local recipe = require "visreg.recipe"
   local trainer = require "visreg.trainer"
   local src = [[

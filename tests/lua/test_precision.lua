@@ -24,18 +24,9 @@ tap.ok(not ok and tostring(err):find("boom") and tonumber(C.vr_autocast_get()) =
 ok, err = pcall(tensor.autocast, "f64", function() end)
 tap.ok(not ok and tostring(err):find("expected f32 %(off%) or bf16"), "autocast refuses f64", tostring(err))
 
-if not pcall(function() return vr.C.vr_visreg end) then
-  tap.skip("bf16 training", "the regularizers are not in this build")
-  os.exit(tap.done(), true)
-end
-if not util.file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") then
-  tap.skip("bf16 training", "Fashion-MNIST is not installed (dataset-fashion-mnist)")
-  os.exit(tap.done(), true)
-end
+if not tap.can_train("bf16 training") then os.exit(tap.done(), true) end
 
-local tmp = os.getenv("TMPDIR") or "/tmp"
-local base = string.format("%s/visreg_precision_%d_%d", tmp, os.time(), math.random(1, 1e6))
-util.mkdir_p(base)
+local base = tap.scratch("precision")
 local path = base .. "/tiny.lua"
 util.write_file(path, [[
 local vr = require "visreg"

@@ -7,18 +7,9 @@ local recipe = require "visreg.recipe"
 local trainer = require "visreg.trainer"
 local util = vr.util
 
-if not pcall(function() return vr.C.vr_visreg end) then
-  tap.skip("training", "the regularizers are not in this build")
-  os.exit(tap.done(), true)
-end
-if not util.file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") then
-  tap.skip("training", "Fashion-MNIST is not installed (dataset-fashion-mnist)")
-  os.exit(tap.done(), true)
-end
+if not tap.can_train("training") then os.exit(tap.done(), true) end
 
-local tmp = os.getenv("TMPDIR") or "/tmp"
-local base = string.format("%s/visreg_train_%d_%d", tmp, os.time(), math.random(1, 1e6))
-util.mkdir_p(base)
+local base = tap.scratch("train")
 local src = [[
 local vr = require "visreg"
 local nn, aug = vr.nn, vr.augment
