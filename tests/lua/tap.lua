@@ -87,6 +87,15 @@ function tap.scratch(name)
   return dir
 end
 
+-- runs a command line; returns the exit status and the output (stdout and stderr)
+function tap.sh(cmd)
+  local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+  local out = f:read("*a")
+  f:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc, (out:gsub("rc=%d+%s*$", ""))
+end
+
 function tap.done()
   print(string.format("# %d checks, %d failed", tap.n, tap.failed))
   return tap.failed == 0 and 0 or 1

@@ -6,13 +6,7 @@ local vr = require "visreg"
 local util = vr.util
 
 local exe = VISREG_EXE
-local function sh(cmd)
-  local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = f:read("*a")
-  f:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, out:gsub("rc=%d+%s*$", "")
-end
+local sh = tap.sh
 local q = util.shell_quote
 
 local rc, out = sh(q(exe) .. " bench train --steps 0 x.lua")

@@ -10,14 +10,7 @@ tap.eq(arg[0], "tests/lua/test_cli.lua", "arg[0] is the script")
 
 local base = tap.scratch("cli")
 
--- runs a command line; returns the exit status and the output (stdout and stderr)
-local function sh(cmd)
-  local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = f:read("*a")
-  f:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, out:gsub("rc=%d+%s*$", "")
-end
+local sh = tap.sh
 local q = util.shell_quote
 
 -- visreg run: args, exit status, errors
