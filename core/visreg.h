@@ -205,6 +205,12 @@ vr_status vr_linear(const vr_tensor *x, const vr_tensor *weight, const vr_tensor
 vr_status vr_conv2d(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
                     int stride_h, int stride_w, int pad_h, int pad_w, int dil_h, int dil_w, int groups,
                     vr_tensor **out);
+/* channels-last (as PyTorch's memory_format=torch.channels_last): x [N, H, W, C], weight
+ * [Cout, kh, kw, C/groups], bias [Cout] or NULL; y [N, Ho, Wo, Cout]. Same checks and autocast as
+ * vr_conv2d; the layout cuDNN's bf16 tensor-core convolutions work in without transposes. */
+vr_status vr_conv2d_nhwc(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
+                         int stride_h, int stride_w, int pad_h, int pad_w, int dil_h, int dil_w, int groups,
+                         vr_tensor **out);
 vr_status vr_max_pool2d(const vr_tensor *x, int k_h, int k_w, int stride_h, int stride_w, int pad_h, int pad_w, vr_tensor **out);
 vr_status vr_avg_pool2d(const vr_tensor *x, int k_h, int k_w, int stride_h, int stride_w, int pad_h, int pad_w,
                         int count_include_pad, vr_tensor **out);
