@@ -21,13 +21,16 @@ function F.linear(x, weight, bias)
   return new(C.vr_linear(x, weight, bias, outp))
 end
 
--- conv2d(x, weight, bias, {stride=1, padding=0, dilation=1, groups=1})
+-- conv2d(x, weight, bias, {stride=1, padding=0, dilation=1, groups=1, channels_last=false})
+-- channels_last: x [N, H, W, C] and weight [Cout, kh, kw, C/groups] give y [N, Ho, Wo, Cout]
+-- (vr_conv2d_nhwc: cuDNN's fast layout on the GPU); otherwise NCHW
 function F.conv2d(x, weight, bias, o)
   o = o or {}
   local sh, sw = pair(o.stride or 1, "stride")
   local ph, pw = pair(o.padding or 0, "padding")
   local dh, dw = pair(o.dilation or 1, "dilation")
-  return new(C.vr_conv2d(x, weight, bias, sh, sw, ph, pw, dh, dw, o.groups or 1, outp))
+  local conv = o.channels_last and C.vr_conv2d_nhwc or C.vr_conv2d
+  return new(conv(x, weight, bias, sh, sw, ph, pw, dh, dw, o.groups or 1, outp))
 end
 
 function F.max_pool2d(x, kernel, o)
