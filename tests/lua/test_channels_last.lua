@@ -149,4 +149,39 @@ tap.eq(r.memory_format, "channels_last", "--set memory_format=channels_last")
 recipe.apply_overrides(r, { "memory_format=bad" })
 tap.raises(function() recipe.check(r) end, { "memory_format" }, "a bad --set memory_format fails the check")
 
+
+-- the trainer switches the encoder (not the projector); `bench train --set` reaches the key
+if tap.can_train("memory_format in the trainer and bench train") then
+  local util = vr.util
+  local trainer = require "visreg.trainer"
+  local base = tap.scratch("channels_last")
+  local path = base .. "/tiny.lua"
+  util.write_file(path, [[
+local vr = require "visreg"
+local nn = vr.nn
+return vr.recipe {
+  name = "tiny-cl", seed = 1, epochs = 1, batch = 16, device = "cpu", memory_format = "channels_last",
+  data = vr.data.fashion_mnist { subset = 64, test_subset = 32 },
+  views = { global = { n = 2, pipeline = {} } },
+  model = function()
+    local enc = nn.resnet18 { in_channels = 1, stem = "cifar", width = 4 }
+    return enc, nn.mlp { enc.out_dim, 32, 16 }
+  end,
+  loss = vr.loss.visreg { lambda = 0.6, slices = 16 },
+  loader = { workers = 0 },
+}
+]])
+  local t = trainer.setup(recipe.load(path))
+  tap.ok(t.enc.channels_last and t.enc["0"].channels_last, "the trainer switches the encoder to channels_last")
+  tap.ok(not t.proj["0"].channels_last, "the projector is left as it is")
+  local t2 = trainer.setup(recipe.load(path, { "memory_format=contiguous" }))
+  tap.ok(not t2.enc.channels_last and not t2.enc["0"].channels_last, "--set memory_format=contiguous keeps NCHW")
+  local q = util.shell_quote
+  local rc, out = tap.sh(q(VISREG_EXE) .. " bench train " .. q(path) .. " --steps 1 --warmup 0 --json")
+  tap.ok(rc == 0 and out:find('"bench":"train"', 1, true), "bench train runs a channels_last recipe", out)
+  rc, out = tap.sh(q(VISREG_EXE) .. " bench train " .. q(path) .. " --steps 1 --warmup 0 --set memory_format=nchw")
+  tap.ok(rc ~= 0 and out:find("memory_format", 1, true), "bench train --set memory_format=nchw is refused", out)
+  os.execute("rm -rf " .. q(base))
+end
+
 os.exit(tap.done(), true)
