@@ -186,7 +186,11 @@ stateless("Sigmoid", function(_, x) return x:sigmoid() end, nil, true)
 -- the layers below take channels_last in their last options table (or from to_memory_format)
 local function set_memory_format(self, cl) self.channels_last = cl end
 local function layout_repr(fn)
-  return function(self) return fn(self) .. (self.channels_last and ", channels_last" or "") end
+  return function(self)
+    local base = fn(self)
+    if not self.channels_last then return base end
+    return base == "" and "channels_last" or base .. ", channels_last"
+  end
 end
 local function spatial(name, fwd, repr, opts_at)
   local cls = stateless(name, fwd, layout_repr(repr))
