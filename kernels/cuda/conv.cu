@@ -434,7 +434,8 @@ void forget_algo(const geo &g, vr_dtype dt, int dir) {
 #define VR_DNN_RUN(call, dir)                                                                            \
   do {                                                                                                   \
     cudnnStatus_t vr_dnn_s_ = (call);                                                                    \
-    if (vr_dnn_s_ == CUDNN_STATUS_NOT_SUPPORTED || vr_dnn_s_ == CUDNN_STATUS_BAD_PARAM) {                \
+    int vr_dnn_c_ = CUDNN_STATUS_CATEGORY((int)vr_dnn_s_); /* cuDNN 9: sub-codes of each category */    \
+    if (vr_dnn_c_ == CUDNN_STATUS_NOT_SUPPORTED || vr_dnn_c_ == CUDNN_STATUS_BAD_PARAM) {                \
       forget_algo(g, dt, dir);                                                                           \
       return VR_E_UNSUPPORTED;                                                                           \
     }                                                                                                    \

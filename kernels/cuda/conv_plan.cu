@@ -337,7 +337,8 @@ vr_status vr_cudnn_plan_run(cudnnHandle_t h, const vr_conv_geo &g, vr_dtype dt, 
   vr_cu_buf ws;
   if (e.ws) VR_TRY(ws.get((size_t)e.ws));
   cudnnStatus_t s = execute(h, e.plan, ws.p, x, w, y);
-  if (s == CUDNN_STATUS_NOT_SUPPORTED || s == CUDNN_STATUS_BAD_PARAM) { /* never again for this geometry */
+  int cat = CUDNN_STATUS_CATEGORY((int)s); /* cuDNN 9 refines each category into sub-codes */
+  if (cat == CUDNN_STATUS_NOT_SUPPORTED || cat == CUDNN_STATUS_BAD_PARAM) { /* never again for this geometry */
     std::lock_guard<std::mutex> lock(mu);
     cache[key].plan = nullptr;
     kept.push_back(e.plan);
