@@ -222,6 +222,12 @@ vr_status vr_adaptive_avg_pool2d(const vr_tensor *x, int out_h, int out_w, vr_te
 vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
                         vr_tensor *running_mean, vr_tensor *running_var, int training,
                         double momentum, double eps, vr_tensor **out);
+/* y = act(batch_norm(x) + residual), fused (one pass over x on the GPU instead of three ops):
+ * residual (x's shape and dtype) may be NULL; relu 1: max(0, .), 0: none. The ResNet block's
+ * bn-ReLU and bn-add-ReLU. Gradients flow to x, weight, bias and residual. */
+vr_status vr_batch_norm_act(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
+                            vr_tensor *running_mean, vr_tensor *running_var, int training, double momentum,
+                            double eps, const vr_tensor *residual, int relu, vr_tensor **out);
 /* normalises over the last n_norm_dims dims; weight/bias (that shape) may be NULL */
 vr_status vr_layer_norm(const vr_tensor *x, int n_norm_dims, const vr_tensor *weight, const vr_tensor *bias,
                         double eps, vr_tensor **out);

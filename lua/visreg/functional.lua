@@ -54,8 +54,13 @@ function F.adaptive_avg_pool2d(x, size)
   return new(C.vr_adaptive_avg_pool2d(x, h, w, outp))
 end
 
--- batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
-function F.batch_norm(x, rm, rv, weight, bias, training, momentum, eps)
+-- batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, residual, relu):
+-- with a residual (x's shape) and/or relu = true, act(bn(x) + residual) as one fused op
+function F.batch_norm(x, rm, rv, weight, bias, training, momentum, eps, residual, relu)
+  if residual or relu then
+    return new(C.vr_batch_norm_act(x, weight, bias, rm, rv, training and 1 or 0, momentum or 0.1, eps or 1e-5, residual,
+      relu and 1 or 0, outp))
+  end
   return new(C.vr_batch_norm(x, weight, bias, rm, rv, training and 1 or 0, momentum or 0.1, eps or 1e-5, outp))
 end
 

@@ -97,6 +97,11 @@ function BasicBlock:__init(cin, cout, stride, o)
   end
 end
 function BasicBlock:forward(x)
+  if L.fusion.bn_act then -- relu(bn1(.)) and relu(bn2(.) + shortcut) as fused batch norms
+    local y = self.bn1(self.conv1(x), nil, true)
+    local s = self.shortcut and self.shortcut(x) or x
+    return self.bn2(self.conv2(y), s, true)
+  end
   local y = self.bn1(self.conv1(x)):relu()
   y = self.bn2(self.conv2(y))
   local s = self.shortcut and self.shortcut(x) or x
