@@ -18,7 +18,6 @@
 #ifndef VISREG_CUDA_COLSUM_CUH
 #define VISREG_CUDA_COLSUM_CUH
 #include "more.cuh"
-#include "blockreduce.cuh"
 
 namespace vr_colsum {
 
@@ -131,7 +130,7 @@ template <typename F> vr_status each(const F &f, int64_t n) {
  * contiguous memory, whatever cols is. Rows are cut into nch chunks of rpc rows, enough chunks for
  * about 4 blocks per SM (H200: 132 SMs) and at least 4 rows per lane; grid (nch, column groups).
  * Each lane adds its rows in row order in double, the block adds its lanes in lane order, and
- * wtotal_k adds a column's chunks with a fixed tree: plan and orders follow from (rows, cols, V)
+ * wtotal_k adds a column's chunks in a fixed order: plan and orders follow from (rows, cols, V)
  * alone, so the sums do not vary from run to run.
  *
  * A functor F of the wide kernels has: static const int V; typedef I (uint32_t when the matrix has
@@ -220,20 +219,35 @@ template <typename F> __global__ void __launch_bounds__(kW) wpart_k(F f, wplan p
   }
 }
 
-/* fin(col, column col's totals): a block per column adds its nch partials (fixed tree) */
+/* fin(col, column col's totals): a block of kCols columns x kTotLanes lanes; lane l adds chunks
+ * l, l + kTotLanes, ... in order, the block adds its lanes in order (coalesced: a warp reads 32
+ * consecutive columns of a chunk; ~500 chunks make ~16 loads a thread) */
+const int kTotLanes = 32;
 template <typename Fin>
-__global__ void __launch_bounds__(kW) wtotal_k(Fin fin, const double2 *part, int64_t nch, int64_t cols) {
-  __shared__ double sh[kW];
-  for (int64_t c = blockIdx.x; c < cols; c += gridDim.x) {
+__global__ void __launch_bounds__(kCols *kTotLanes) wtotal_k(Fin fin, const double2 *part, int64_t nch, int64_t cols) {
+  __shared__ double s1[kTotLanes][kCols], s2[kTotLanes][kCols];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  for (int64_t c0 = (int64_t)blockIdx.x * kCols; c0 < cols; c0 += (int64_t)gridDim.x * kCols) {
+    int64_t c = c0 + tx;
     double x = 0, y = 0;
-    for (int64_t k = threadIdx.x; k < nch; k += kW) {
-      double2 v = part[k * cols + c];
-      x += v.x;
-      y += v.y;
+    if (c < cols)
+#pragma unroll 4
+      for (int64_t k = ty; k < nch; k += kTotLanes) {
+        double2 v = part[k * cols + c];
+        x += v.x;
+        y += v.y;
+      }
+    s1[ty][tx] = x;
+    s2[ty][tx] = y;
+    __syncthreads();
+    if (ty == 0 && c < cols) {
+      for (int l = 1; l < kTotLanes; l++) {
+        x += s1[l][tx];
+        y += s2[l][tx];
+      }
+      fin(c, make_double2(x, y));
     }
-    x = vr_cu_block_reduce<vr_cu_sum_op>(x, sh);
-    y = vr_cu_block_reduce<vr_cu_sum_op>(y, sh);
-    if (threadIdx.x == 0) fin(c, make_double2(x, y));
+    __syncthreads(); /* s1, s2 are reused by the next columns */
   }
 }
 
@@ -270,8 +284,9 @@ template <typename F, typename Fin> vr_status wsums(const F &f, const Fin &fin, 
     wpart_k<F><<<dim3((unsigned)nch, (unsigned)p.groups), kW, 0, vr_cuda_stream()>>>(f, p, pb.as<double2>());
     VR_CU_LAUNCHED("column partial sums (wide)");
   }
-  unsigned nb = (unsigned)(p.cols < 65535 ? p.cols : 65535);
-  wtotal_k<Fin><<<nb, kW, 0, vr_cuda_stream()>>>(fin, pb.as<double2>(), nch, p.cols);
+  int64_t ng = (p.cols + kCols - 1) / kCols;
+  wtotal_k<Fin><<<(unsigned)(ng < 65535 ? ng : 65535), dim3(kCols, kTotLanes), 0, vr_cuda_stream()>>>(fin, pb.as<double2>(), nch,
+                                                                                                      p.cols);
   VR_CU_LAUNCHED("column totals (wide)");
   return VR_OK;
 }

@@ -299,9 +299,9 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
  * The channel-range kernels above give a block one channel, whose elements lie C apart when S == 1:
  * a warp would read 32 scattered elements. Here a warp reads consecutive channels of the same rows
  * (16-byte loads when C is a multiple of 16 bytes' worth and the tensors are aligned) through the
- * wide column sums of colsum.cuh: per-(chunk, channel) partials in double, added per channel by a
- * fixed tree that also computes the channel's statistics (bn_chan / bn_bwd_chan, shared with the
- * kernels above), then one elementwise pass with the channel coefficients held in registers.
+ * wide column sums of colsum.cuh: per-(chunk, channel) partials in double, added per channel in a
+ * fixed order by a small kernel that also computes the channel's statistics (bn_chan / bn_bwd_chan,
+ * shared with the kernels above), then one elementwise pass with the channel coefficients held in registers.
  * Forward (training): 1 read of x for the sums, 1 read + 1 write for y; backward: 2 reads (g, x)
  * for the sums, 2 reads + 1 write for grad_x.
  * Rule: every C when S == 1. The lanes of a block walk rows when C is small (gv = C / V vectors
