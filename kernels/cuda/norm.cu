@@ -9,7 +9,9 @@
  *    i = {R, D}; f[0] eps.  bwd: in = {grad_y, x, w|NULL, save_mean, save_invstd}, out =
  *    {grad_x|NULL, grad_w|NULL, grad_b|NULL}.
  * Statistics: batch norm's over ranges of each channel, one block each, then added per channel in
- * range order (see bn_geo); layer norm's one block per row, two passes in double, fixed trees;
+ * range order (see bn_geo); with S == 1 (x [M, C]: channels-last activations, BatchNorm1d) over
+ * chunks of rows instead, a warp reading consecutive channels (colsum.cuh's wide sums; bnl_*);
+ * layer norm's one block per row, two passes in double, fixed trees;
  * layer norm's grad_w/grad_b: column sums spread over the GPU (colsum.cuh: chunks of 64 rows, partials
  * in double added in chunk order). Deterministic. */
 #include "blockreduce.cuh"
