@@ -205,6 +205,12 @@ vr_status vr_linear(const vr_tensor *x, const vr_tensor *weight, const vr_tensor
 vr_status vr_conv2d(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
                     int stride_h, int stride_w, int pad_h, int pad_w, int dil_h, int dil_w, int groups,
                     vr_tensor **out);
+/* channels-last (as PyTorch's memory_format=torch.channels_last): x [N, H, W, C], weight
+ * [Cout, kh, kw, C/groups], bias [Cout] or NULL; y [N, Ho, Wo, Cout]. Same checks and autocast as
+ * vr_conv2d; the layout cuDNN's bf16 tensor-core convolutions work in without transposes. */
+vr_status vr_conv2d_nhwc(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
+                         int stride_h, int stride_w, int pad_h, int pad_w, int dil_h, int dil_w, int groups,
+                         vr_tensor **out);
 vr_status vr_max_pool2d(const vr_tensor *x, int k_h, int k_w, int stride_h, int stride_w, int pad_h, int pad_w, vr_tensor **out);
 vr_status vr_avg_pool2d(const vr_tensor *x, int k_h, int k_w, int stride_h, int stride_w, int pad_h, int pad_w,
                         int count_include_pad, vr_tensor **out);
@@ -216,6 +222,12 @@ vr_status vr_adaptive_avg_pool2d(const vr_tensor *x, int out_h, int out_w, vr_te
 vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
                         vr_tensor *running_mean, vr_tensor *running_var, int training,
                         double momentum, double eps, vr_tensor **out);
+/* y = act(batch_norm(x) + residual), fused (one pass over x on the GPU instead of three ops):
+ * residual (x's shape and dtype) may be NULL; relu 1: max(0, .), 0: none. The ResNet block's
+ * bn-ReLU and bn-add-ReLU. Gradients flow to x, weight, bias and residual. */
+vr_status vr_batch_norm_act(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
+                            vr_tensor *running_mean, vr_tensor *running_var, int training, double momentum,
+                            double eps, const vr_tensor *residual, int relu, vr_tensor **out);
 /* normalises over the last n_norm_dims dims; weight/bias (that shape) may be NULL */
 vr_status vr_layer_norm(const vr_tensor *x, int n_norm_dims, const vr_tensor *weight, const vr_tensor *bias,
                         double eps, vr_tensor **out);

@@ -1,5 +1,5 @@
 -- The GPU recipe: VISReg on Fashion-MNIST with ResNet-18 (CIFAR stem, 1 channel), 2 views x 256,
--- 20 epochs, bf16 autocast and cuDNN's measured algorithms, as the PyTorch reference
+-- 20 epochs, bf16 autocast, channels-last activations and cuDNN's measured algorithms, as the PyTorch reference
 -- (shared/peers/fmnist_ref.py) trains it. device auto: CUDA when a GPU is present (on the CPU, use
 -- --set precision=f32: bf16 is emulated there).
 local vr = require "visreg"
@@ -7,6 +7,7 @@ local nn, aug = vr.nn, vr.augment
 
 return vr.recipe {
   seed = 0, epochs = 20, batch = 256, device = "auto", precision = "bf16", cudnn_benchmark = true,
+  memory_format = "channels_last",
   data = vr.data.fashion_mnist {},
   views = { global = { n = 2, size = 28, pipeline = {
     aug.random_resized_crop { scale = { 0.3, 1 } }, aug.hflip { p = 0.5 },

@@ -1008,6 +1008,48 @@ START_TEST(test_conv2d) {
 }
 END_TEST
 
+/* channels-last (i[7] = 1): x [N, H, W, C], w [Cout, kh, kw, C/g], y [N, Ho, Wo, Cout], f32 */
+START_TEST(test_conv2d_nhwc) {
+  NEED_DEV();
+  char what[160];
+  /* {N, C, H, W, Cout, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups} */
+  static const int64_t geo[][14] = {{2, 3, 17, 13, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+                                    {3, 4, 16, 16, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2},
+                                    {1, 6, 11, 9, 6, 3, 2, 1, 2, 0, 1, 2, 1, 3},
+                                    {4, 16, 8, 8, 32, 1, 1, 2, 2, 0, 0, 1, 1, 1},
+                                    {4, 1, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1}};
+  vr_dtype d = VR_F32;
+  for (int g = 0; g < 5; g++)
+    for (int bias = 0; bias < 2; bias++) {
+      const int64_t *q = geo[g];
+      int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], kh = q[5], kw = q[6], G = q[13];
+      int64_t Ho = (H + 2 * q[9] - q[11] * (kh - 1) - 1) / q[7] + 1, Wo = (W + 2 * q[10] - q[12] * (kw - 1) - 1) / q[8] + 1;
+      int64_t xs[4] = {N, H, W, C}, ws[4] = {Co, kh, kw, C / G}, ys[4] = {N, Ho, Wo, Co};
+      vr_kernel_args a = {.n_in = 3, .n_out = 1, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G, 1}};
+      a.in[0] = rnd(d, 4, xs, 175 + (uint64_t)g, -1, 1);
+      a.in[1] = rnd(d, 4, ws, 176, -1, 1);
+      if (bias) a.in[2] = rnd(d, 1, &Co, 177, -1, 1);
+      a.out[0] = poisoned(d, 4, ys);
+      snprintf(what, sizeof what, "conv2d nhwc %s g%d bias %d", vr_dtype_name(d), g, bias);
+      if (run_cmp(VR_OP_CONV2D, 0, &a, 1e-4, 1e-4, what)) {
+        vr_kernel_args b = {.n_in = 3, .n_out = 3, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G, 1}};
+        b.in[0] = rnd(d, 4, ys, 178, -1, 1);
+        b.in[1] = a.in[0];
+        b.in[2] = a.in[1];
+        vr_tensor_retain(b.in[1]);
+        vr_tensor_retain(b.in[2]);
+        b.out[0] = poisoned(d, 4, xs);
+        b.out[1] = poisoned(d, 4, ws);
+        if (bias) b.out[2] = poisoned(d, 1, &Co);
+        snprintf(what, sizeof what, "conv2d nhwc backward %s g%d bias %d", vr_dtype_name(d), g, bias);
+        run_cmp(VR_OP_CONV2D, 1, &b, 1e-4, 1e-4, what);
+        free_args(&b);
+      }
+      free_args(&a);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- sorting and indexing */
 
 START_TEST(test_sort) {
@@ -1198,6 +1240,7 @@ static Suite *cuda_suite(void) {
   tcase_add_test(tc, test_layernorm);
   tcase_add_test(tc, test_pool);
   tcase_add_test(tc, test_conv2d);
+  tcase_add_test(tc, test_conv2d_nhwc);
   tcase_add_test(tc, test_sort);
   tcase_add_test(tc, test_index_ops);
   tcase_add_test(tc, test_allocator_stats);

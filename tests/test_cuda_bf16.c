@@ -158,23 +158,30 @@ END_TEST
 
 /* q = {N, C, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups}; bias: with a bias (the bf16 bias
  * add rounds twice on CUDA after cuDNN, once on the CPU: a looser absolute tolerance) */
-static void conv_case(const int64_t *q, int want, int bias, const char *path) {
+/* nhwc: channels-last (i[7] = 1): x [N, H, W, C], w [Cout, kh, kw, C/g], y [N, Ho, Wo, Cout] */
+static void conv_case_layout(const int64_t *q, int want, int bias, const char *path, int nhwc) {
   char what[200];
   int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], kh = q[5], kw = q[6], G = q[13];
   int64_t Ho = (H + 2 * q[9] - q[11] * (kh - 1) - 1) / q[7] + 1, Wo = (W + 2 * q[10] - q[12] * (kw - 1) - 1) / q[8] + 1;
   int64_t xs[4] = {N, C, H, W}, ws[4] = {Co, C / G, kh, kw}, ys[4] = {N, Co, Ho, Wo};
+  if (nhwc) {
+    int64_t xh[4] = {N, H, W, C}, wh[4] = {Co, kh, kw, C / G}, yh[4] = {N, Ho, Wo, Co};
+    memcpy(xs, xh, sizeof xs);
+    memcpy(ws, wh, sizeof ws);
+    memcpy(ys, yh, sizeof ys);
+  }
   /* |y| grows like sqrt(K); the absolute term is a fraction of an ulp of the typical value */
   double scale = sqrt((double)(C / G * kh * kw)), atol = (bias ? 4e-3 : 1e-3) * scale;
-  vr_kernel_args a = {.n_in = 3, .n_out = 1, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G}};
+  vr_kernel_args a = {.n_in = 3, .n_out = 1, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G, nhwc}};
   a.in[0] = rnd(VR_BF16, 4, xs, 120);
   a.in[1] = rnd(VR_BF16, 4, ws, 121);
   a.in[2] = bias ? rnd(VR_BF16, 1, &Co, 122) : NULL;
   a.out[0] = poisoned(VR_BF16, 4, ys);
-  snprintf(what, sizeof what, "bf16 conv2d %s N%lld C%lld %lldx%lld Co%lld k%lldx%lld g%lld%s", path, (long long)N,
+  snprintf(what, sizeof what, "bf16 conv2d%s %s N%lld C%lld %lldx%lld Co%lld k%lldx%lld g%lld%s", nhwc ? " nhwc" : "", path, (long long)N,
            (long long)C, (long long)H, (long long)W, (long long)Co, (long long)kh, (long long)kw, (long long)G,
            bias ? " bias" : "");
   run_cmp(VR_OP_CONV2D, 0, &a, RTOL, atol, what);
-  vr_kernel_args b = {.n_in = 3, .n_out = 3, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G}};
+  vr_kernel_args b = {.n_in = 3, .n_out = 3, .i = {q[7], q[8], q[9], q[10], q[11], q[12], G, nhwc}};
   b.in[0] = rnd(VR_BF16, 4, ys, 123);
   b.in[1] = a.in[0];
   b.in[2] = a.in[1];
@@ -185,12 +192,14 @@ static void conv_case(const int64_t *q, int want, int bias, const char *path) {
   if (want & 4) b.out[2] = poisoned(VR_BF16, 1, &Co);
   /* grad_w and grad_b sum N Ho Wo terms */
   double bscale = sqrt((double)(N * Ho * Wo)) + scale;
-  snprintf(what, sizeof what, "bf16 conv2d backward %s N%lld C%lld Co%lld k%lldx%lld g%lld grads %d", path, (long long)N,
+  snprintf(what, sizeof what, "bf16 conv2d%s backward %s N%lld C%lld Co%lld k%lldx%lld g%lld grads %d", nhwc ? " nhwc" : "", path, (long long)N,
            (long long)C, (long long)Co, (long long)kh, (long long)kw, (long long)G, want);
   run_cmp(VR_OP_CONV2D, 1, &b, RTOL, 1e-3 * bscale, what);
   free_args(&b);
   free_args(&a);
 }
+
+static void conv_case(const int64_t *q, int want, int bias, const char *path) { conv_case_layout(q, want, bias, path, 0); }
 
 START_TEST(test_bf16_conv2d_parity) {
   NEED_DEV();
@@ -210,6 +219,17 @@ START_TEST(test_bf16_conv2d_parity) {
     }
     unsetenv("VISREG_CUDA_CONV");
   }
+}
+END_TEST
+
+/* channels-last: the ResNet-18 shapes of the GPU recipe (cuDNN's NHWC tensor-core path) */
+START_TEST(test_bf16_conv2d_nhwc_parity) {
+  NEED_DEV();
+  static const int64_t geo[][14] = {{8, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1}, {8, 64, 14, 14, 128, 1, 1, 2, 2, 0, 0, 1, 1, 1},
+                                    {8, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1},  {4, 128, 7, 7, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1},
+                                    {3, 4, 9, 11, 6, 3, 3, 2, 1, 1, 1, 1, 2, 2}};
+  for (size_t g = 0; g < sizeof geo / sizeof *geo; g++) conv_case_layout(geo[g], 7, g == 0, "default", 1);
+  conv_case_layout(geo[0], 2, 0, "default", 1);
 }
 END_TEST
 
@@ -440,6 +460,7 @@ static Suite *cuda_bf16_suite(void) {
   tcase_add_test(tc, test_bf16_cast_parity);
   tcase_add_test(tc, test_bf16_matmul_parity);
   tcase_add_test(tc, test_bf16_conv2d_parity);
+  tcase_add_test(tc, test_bf16_conv2d_nhwc_parity);
   tcase_add_test(tc, test_bf16_batchnorm_mixed_parity);
   tcase_add_test(tc, test_bf16_batchnorm_rows_parity);
   tcase_add_test(tc, test_autocast_api_parity);

@@ -434,6 +434,90 @@ START_TEST(test_conv2d_api) {
 END_TEST
 
 
+/* ---------------------------------------------------------------- fused batch norm + add + ReLU */
+
+/* vr_batch_norm_act on DEV against the CPU through the public API (f64, f32: forward, running
+ * stats, grads of x, w, b, residual), both layouts of the kernels (N x C x S and channels-last
+ * [M, C]); then the backward kernel alone in bf16 with the CPU's output as the ReLU mask (the
+ * forward rounds bf16 once on the CPU and after the normalisation and the add on the GPU, so an
+ * output next to 0 may land on either side) */
+static void bn_act_case(vr_dtype dt, int ndim, const int64_t *shape, int relu, int with_res) {
+  char what[160];
+  snprintf(what, sizeof what, "batch_norm_act %s %dd relu %d residual %d", vr_dtype_name(dt), ndim, relu, with_res);
+  double rtol = dt == VR_F64 ? 1e-10 : 1e-4, atol = dt == VR_F64 ? 1e-11 : 1e-5;
+  int64_t C = shape[1];
+  vr_tensor *x = rnd(dt, ndim, shape, 150, -2, 3), *r = rnd(dt, ndim, shape, 151, -1, 1);
+  vr_tensor *w = rnd(dt, 1, &C, 152, 0.5, 1.5), *b = rnd(dt, 1, &C, 153, -0.5, 0.5);
+  vr_tensor *rm = rnd(dt, 1, &C, 154, -0.1, 0.1), *rv = rnd(dt, 1, &C, 155, 0.9, 1.1);
+  vr_tensor *xd = to_dev(x), *rd = to_dev(r), *wd = to_dev(w), *bd = to_dev(b), *rmd = to_dev(rm), *rvd = to_dev(rv);
+  vr_tensor *leaves[8] = {x, w, b, r, xd, wd, bd, rd};
+  for (int k = 0; k < 8; k++) OK(vr_tensor_set_requires_grad(leaves[k], 1));
+  vr_tensor *y = NULL, *yd = NULL, *gy = rnd(dt, ndim, shape, 156, -1, 1), *gyd = to_dev(gy);
+  OK(vr_batch_norm_act(x, w, b, rm, rv, 1, 0.1, 1e-5, with_res ? r : NULL, relu, &y));
+  OK(vr_batch_norm_act(xd, wd, bd, rmd, rvd, 1, 0.1, 1e-5, with_res ? rd : NULL, relu, &yd));
+  cmp_dev(y, yd, rtol, atol, what);
+  cmp_dev(rm, rmd, rtol, atol, "running_mean");
+  cmp_dev(rv, rvd, rtol, atol, "running_var");
+  OK(vr_backward(y, gy, 0));
+  OK(vr_backward(yd, gyd, 0));
+  static const char *names[4] = {"grad x", "grad weight", "grad bias", "grad residual"};
+  for (int k = 0; k < 4; k++) {
+    if (k == 3 && !with_res) continue;
+    vr_tensor *g = vr_tensor_grad(leaves[k]), *gd = vr_tensor_grad(leaves[k + 4]);
+    char w2[200];
+    snprintf(w2, sizeof w2, "%s: %s", what, names[k]);
+    ck_assert_msg(g && gd, "%s missing", w2);
+    cmp_dev(g, gd, rtol * 10, atol * 10, w2);
+    vr_tensor_free(g);
+    vr_tensor_free(gd);
+  }
+  vr_tensor *objs[] = {x, r, w, b, rm, rv, xd, rd, wd, bd, rmd, rvd, y, yd, gy, gyd};
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);
+}
+
+static void bn_act_bwd_bf16(int ndim, const int64_t *shape) {
+  int64_t C = shape[1], N = shape[0], S = ndim == 4 ? shape[2] * shape[3] : 1;
+  vr_kernel_args f = {.n_in = 6, .n_out = 3, .i = {1, N, C, S, 1}, .f = {0.1, 1e-5}};
+  f.in[0] = rnd(VR_BF16, ndim, shape, 160, -2, 3);
+  f.in[1] = rnd(VR_F32, 1, &C, 161, 0.5, 1.5);
+  f.in[2] = rnd(VR_F32, 1, &C, 162, -0.5, 0.5);
+  f.in[5] = rnd(VR_BF16, ndim, shape, 163, -1, 1);
+  f.out[0] = poisoned(VR_BF16, ndim, shape);
+  f.out[1] = poisoned(VR_F32, 1, &C);
+  f.out[2] = poisoned(VR_F32, 1, &C);
+  OK(vr_dispatch(VR_OP_BATCHNORM, VR_CPU, 0, &f));
+  vr_kernel_args b = {.n_in = 6, .n_out = 4, .i = {1, N, C, S, 1}};
+  b.in[0] = rnd(VR_BF16, ndim, shape, 164, -1, 1);
+  b.in[1] = f.in[0];
+  b.in[2] = f.in[1];
+  b.in[3] = f.out[1];
+  b.in[4] = f.out[2];
+  b.in[5] = f.out[0];
+  for (int k = 1; k < 6; k++) vr_tensor_retain(b.in[k]);
+  b.out[0] = poisoned(VR_BF16, ndim, shape);
+  b.out[1] = poisoned(VR_F32, 1, &C);
+  b.out[2] = poisoned(VR_F32, 1, &C);
+  b.out[3] = poisoned(VR_BF16, ndim, shape);
+  run_cmp(VR_OP_BATCHNORM, 1, &b, 2e-2, 1e-2 * sqrt((double)(N * S)), ndim == 4 ? "batch_norm_act bwd bf16 NCHW" : "batch_norm_act bwd bf16 [M, C]");
+  free_args(&b);
+  free_args(&f);
+}
+
+START_TEST(test_batch_norm_act) {
+  NEED_DEV();
+  const int64_t s4[4] = {4, 8, 5, 7}, s2[2] = {1500, 64};
+  for (int relu = 0; relu < 2; relu++)
+    for (int res = 0; res < 2; res++) {
+      if (!relu && !res) continue;
+      bn_act_case(VR_F64, 4, s4, relu, res);
+      bn_act_case(VR_F32, 4, s4, relu, res);
+      bn_act_case(VR_F32, 2, s2, relu, res);
+    }
+  bn_act_bwd_bf16(4, s4);
+  bn_act_bwd_bf16(2, s2);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- regularizers */
 
 /* runs op's forward with dL/dz on both devices, then its backward (upstream 0.75); with ties > 0,
@@ -571,6 +655,7 @@ static Suite *cuda_ops_suite(void) {
   tcase_add_test(tc, test_pool_specials);
   tcase_add_test(tc, test_conv2d_paths);
   tcase_add_test(tc, test_conv2d_api);
+  tcase_add_test(tc, test_batch_norm_act);
   tcase_add_test(tc, test_reg_sliced);
   tcase_add_test(tc, test_reg_gram);
   tcase_add_test(tc, test_visreg_api);

@@ -16,11 +16,17 @@
  *   i[1] = N, i[2] = C, i[3] = S;  f[0] = momentum, f[1] = eps;  M = N S >= 2 when i[0] = 1
  *   save_mean/save_invstd hold the statistics used: batch ones, or running_mean and
  *   1/sqrt(running_var + eps) in eval.
+ *   Fused activation (vr_batch_norm_act): in[5] = residual|NULL (x's shape and dtype, contiguous;
+ *   n_in = 6), i[4] = 1: ReLU. y = act(xhat w + b + residual), rounded once to x's dtype by the GPU
+ *   (the CPU rounds the batch norm, then adds and clamps, as the unfused ops do).
  * VR_OP_BATCHNORM backward:
  *   in   = {grad_y [x's shape], x, weight|NULL, save_mean, save_invstd}
  *   out  = {grad_x|NULL, grad_weight|NULL [C], grad_bias|NULL [C]} (NULL: not needed)
  *   i[0..3] as forward. With batch statistics grad_x = w invstd (g - mean(g) - xhat mean(g xhat)),
  *   with running ones grad_x = w invstd g; grad_weight = sum g xhat; grad_bias = sum g.
+ *   Fused activation: i[4] = 1 (ReLU) with in[5] = y, the forward's output (n_in = 6): g is
+ *   grad_y where y > 0, else 0 (ReLU's gradient, from the output as vr_relu's); out[3] =
+ *   grad_residual|NULL (n_out = 4) receives g.
  *
  * VR_OP_LAYERNORM forward: x is read as R rows of D = product of the last n_norm_dims dims
  *   in   = {x, weight|NULL [D], bias|NULL [D]}
@@ -119,21 +125,79 @@ static vr_status bn_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
   return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 4, n->i[2] > 0);
 }
 
-vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, vr_tensor *running_mean,
-                        vr_tensor *running_var, int training, double momentum, double eps, vr_tensor **out) {
+/* the fused batch norm's backward: i = {batch statistics, N, C, S, relu}; saved x, weight, mean,
+ * invstd and (relu) the output; inputs x, weight, bias, residual */
+static vr_status bn_act_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
+  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *y = NULL, *g = NULL;
+  vr_tensor *gx = NULL, *gw = NULL, *gb = NULL, *gr = NULL;
+  vr_status st = VR_OK;
+  VR_TRY(vr_node_saved(n, 0, &x));
+  VR_TRY(vr_node_saved(n, 1, &w));
+  VR_TRY(vr_node_saved(n, 2, &mean));
+  VR_TRY(vr_node_saved(n, 3, &invstd));
+  if (n->i[4]) VR_TRY(vr_node_saved(n, 4, &y));
+  VR_TRY(prep_grad(gout, x->dtype, &g));
+  int64_t C = x->shape[1];
+  if (vr_node_needs(n, 0)) VR_TRYG(vr_tensor_alloc_like(x, &gx));
+  if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(1, &C, n->in[1].dtype, x->device, &gw));
+  if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(1, &C, n->in[2].dtype, x->device, &gb));
+  if (vr_node_needs(n, 3)) VR_TRYG(vr_tensor_alloc_like(x, &gr));
+  if (vr_tensor_numel(x) > 0) {
+    vr_kernel_args a = {.in = {g, x, w, mean, invstd, y}, .n_in = 6, .out = {gx, gw, gb, gr}, .n_out = 4};
+    memcpy(a.i, n->i, sizeof(int64_t) * 5);
+    VR_TRYG(vr_dispatch(VR_OP_BATCHNORM, x->device, 1, &a));
+  } else {
+    if (gw) VR_TRYG(vr_fill_(gw, 0));
+    if (gb) VR_TRYG(vr_fill_(gb, 0));
+  }
+  gin[0] = gx;
+  gin[1] = gw;
+  gin[2] = gb;
+  gin[3] = gr;
+  gx = gw = gb = gr = NULL;
+done:
+  vr_tensor_free(g);
+  vr_tensor_free(gx);
+  vr_tensor_free(gw);
+  vr_tensor_free(gb);
+  vr_tensor_free(gr);
+  return st;
+}
+
+/* The checks below report under the public function's name (func). */
+#undef VR_FAIL
+#define VR_FAIL(st, ...) vr_error_set((st), func, __FILE__, __LINE__, __VA_ARGS__)
+
+/* vr_batch_norm (fused false) and vr_batch_norm_act (fused true: residual and relu) */
+static vr_status bn_impl(const char *func, const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
+                         vr_tensor *running_mean, vr_tensor *running_var, int training, double momentum, double eps,
+                         bool fused, const vr_tensor *residual, int relu, vr_tensor **out) {
   VR_CHECK_TENSOR(x);
   VR_CHECK_OUT(out);
   VR_CHECK_FLOAT(x);
   if (x->ndim < 2)
     return VR_FAIL(VR_E_SHAPE, "x: expected N x C or N x C x H x W (2 or more dims), got %d dims", x->ndim);
   int64_t N = x->shape[0], C = x->shape[1], S = vr_numel_of(x->ndim - 2, x->shape + 2);
-  VR_TRY(check_affine(__func__, "weight", x, weight, 1, &C, PARAMS_F32_OK));
-  VR_TRY(check_affine(__func__, "bias", x, bias, 1, &C, PARAMS_F32_OK));
+  VR_TRY(check_affine(func, "weight", x, weight, 1, &C, PARAMS_F32_OK));
+  VR_TRY(check_affine(func, "bias", x, bias, 1, &C, PARAMS_F32_OK));
   if (!running_mean != !running_var)
     return VR_FAIL(VR_E_ARG, "%s: expected a tensor when %s is given, got NULL", running_mean ? "running_var" : "running_mean",
                    running_mean ? "running_mean" : "running_var");
-  VR_TRY(check_affine(__func__, "running_mean", x, running_mean, 1, &C, false));
-  VR_TRY(check_affine(__func__, "running_var", x, running_var, 1, &C, false));
+  VR_TRY(check_affine(func, "running_mean", x, running_mean, 1, &C, false));
+  VR_TRY(check_affine(func, "running_var", x, running_var, 1, &C, false));
+  if (residual) {
+    char b1[96], b2[96];
+    if (residual->dtype != x->dtype)
+      return VR_FAIL(VR_E_DTYPE, "residual: expected %s like x, got %s", vr_dtype_name(x->dtype),
+                     vr_dtype_name(residual->dtype));
+    if (residual->device != x->device)
+      return VR_FAIL(VR_E_DEVICE, "residual: expected a tensor on %s like x, got %s", vr_device_name(x->device),
+                     vr_device_name(residual->device));
+    if (!vr_same_shape(residual, x))
+      return VR_FAIL(VR_E_SHAPE, "residual: expected x's shape %s, got %s", vr_shape_str(x->ndim, x->shape, b1, sizeof b1),
+                     vr_shape_str(residual->ndim, residual->shape, b2, sizeof b2));
+  }
+  if (relu != 0 && relu != 1) return VR_FAIL(VR_E_ARG, "relu: expected 0 or 1, got %d", relu);
   if (!(eps >= 0) || isinf(eps)) return VR_FAIL(VR_E_ARG, "eps: expected a finite value >= 0, got %g", eps);
   bool batch_stats = training || !running_mean;
   bool update = training && running_mean;
@@ -142,37 +206,63 @@ vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_te
   if (batch_stats && N * S < 2)
     return VR_FAIL(VR_E_SHAPE, "x: expected more than 1 value per channel with batch statistics, got N x spatial = %lld",
                    (long long)(N * S));
-  vr_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL, *mean = NULL, *invstd = NULL;
+  vr_tensor *xc = NULL, *wc = NULL, *bc = NULL, *rc = NULL, *y = NULL, *yv = NULL, *mean = NULL, *invstd = NULL;
   vr_status st = VR_OK;
   VR_TRYG(vr_contiguous_raw(x, &xc));
   VR_TRYG(contig_opt(weight, &wc));
   VR_TRYG(contig_opt(bias, &bc));
+  VR_TRYG(contig_opt(residual, &rc));
   VR_TRYG(vr_tensor_alloc_like(xc, &y));
   VR_TRYG(vr_tensor_alloc(1, &C, stats_dtype(x->dtype), x->device, &mean));
   VR_TRYG(vr_tensor_alloc(1, &C, stats_dtype(x->dtype), x->device, &invstd));
-  if (C > 0) {
-    vr_kernel_args a = {.in = {xc, wc, bc, running_mean, running_var}, .n_in = 5, .out = {y, mean, invstd}, .n_out = 3,
-                        .i = {batch_stats, N, C, S}, .f = {momentum, eps}};
+  if (C > 0 && vr_tensor_numel(x) > 0) {
+    vr_kernel_args a = {.in = {xc, wc, bc, running_mean, running_var, rc}, .n_in = fused ? 6 : 5, .out = {y, mean, invstd},
+                        .n_out = 3, .i = {batch_stats, N, C, S, relu}, .f = {momentum, eps}};
     VR_TRYG(vr_dispatch(VR_OP_BATCHNORM, x->device, 0, &a));
   }
   if (update) {
     vr_tensor_bump_version(running_mean);
     vr_tensor_bump_version(running_var);
   }
-  const vr_tensor *ins[3] = {x, weight, bias}, *saved[4] = {xc, wc, mean, invstd};
-  int64_t iv[4] = {batch_stats, N, C, S};
-  VR_TRYG(vr_record("batch_norm", bn_backward, 3, ins, 4, saved, NULL, 0, iv, 4, y, NULL));
+  int64_t iv[5] = {batch_stats, N, C, S, relu};
+  if (!fused) {
+    const vr_tensor *ins[3] = {x, weight, bias}, *saved[4] = {xc, wc, mean, invstd};
+    VR_TRYG(vr_record("batch_norm", bn_backward, 3, ins, 4, saved, NULL, 0, iv, 4, y, NULL));
+  } else {
+    const vr_tensor *ins[4] = {x, weight, bias, residual};
+    if (relu && vr_needs_grad(4, ins)) /* ReLU's mask: a view of y without its grad_fn (no cycle) */
+      VR_TRYG(vr_tensor_view_raw(y, y->ndim, y->shape, y->stride, y->offset, &yv));
+    const vr_tensor *saved[5] = {xc, wc, mean, invstd, yv};
+    VR_TRYG(vr_record("batch_norm_act", bn_act_backward, 4, ins, relu ? 5 : 4, saved, NULL, 0, iv, 5, y, NULL));
+  }
   *out = y;
   y = NULL;
 done:
   vr_tensor_free(xc);
   vr_tensor_free(wc);
   vr_tensor_free(bc);
+  vr_tensor_free(rc);
   vr_tensor_free(y);
+  vr_tensor_free(yv);
   vr_tensor_free(mean);
   vr_tensor_free(invstd);
   return st;
 }
+
+vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, vr_tensor *running_mean,
+                        vr_tensor *running_var, int training, double momentum, double eps, vr_tensor **out) {
+  return bn_impl(__func__, x, weight, bias, running_mean, running_var, training, momentum, eps, false, NULL, 0, out);
+}
+
+vr_status vr_batch_norm_act(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, vr_tensor *running_mean,
+                            vr_tensor *running_var, int training, double momentum, double eps, const vr_tensor *residual,
+                            int relu, vr_tensor **out) {
+  return bn_impl(__func__, x, weight, bias, running_mean, running_var, training, momentum, eps, true, residual, relu,
+                 out);
+}
+
+#undef VR_FAIL
+#define VR_FAIL(st, ...) vr_error_set((st), __func__, __FILE__, __LINE__, __VA_ARGS__)
 
 /* ---------------------------------------------------------------- layer norm */
 

@@ -4,7 +4,10 @@
  * the chunks fixed by the batch size alone, so results do not depend on the thread count.
  * A batch too small to fill the threads runs sample by sample with multithreaded gemms.
  * bf16 (autocast, and the reference for the CUDA bf16 convolution): inputs widened to f32 (exact),
- * the f32 kernel (f32 accumulation), outputs rounded to bf16 (nearest even). */
+ * the f32 kernel (f32 accumulation), outputs rounded to bf16 (nearest even).
+ * Channels-last (i[7] = 1): x and w permuted into NCHW scratch copies, the NCHW kernel, the
+ * results permuted back: simple and exact; CPU speed does not matter for this layout (it is
+ * cuDNN's fast layout on the GPU). */
 #include "cpu.h"
 #include <cblas.h>
 #include <omp.h>
@@ -272,11 +275,114 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
+/* ---------------------------------------------------------------- channels-last */
+/* dst [A, D, B, Cc] = src [A, B, Cc, D] permuted (0, 3, 1, 2): NHWC -> NCHW with (A, B, Cc, D) =
+ * (N, H, W, C), and the weight [Cout, kh, kw, Cg] -> [Cout, Cg, kh, kw] alike */
+static void to_nchw(size_t es, const char *src, char *dst, int64_t A, int64_t B, int64_t Cc, int64_t D) {
+  int64_t plane = B * Cc;
+#pragma omp parallel for schedule(static) if (A * plane * D > 65536)
+  for (int64_t a = 0; a < A; a++)
+    for (int64_t p = 0; p < plane; p++) {
+      const char *s = src + (size_t)((a * plane + p) * D) * es;
+      for (int64_t d = 0; d < D; d++) {
+        char *t = dst + (size_t)((a * D + d) * plane + p) * es;
+        if (es == 4) memcpy(t, s + (size_t)d * 4, 4);
+        else memcpy(t, s + (size_t)d * 8, 8);
+      }
+    }
+}
+/* the inverse: dst [A, B, Cc, D] = src [A, D, B, Cc] permuted (0, 2, 3, 1) */
+static void to_nhwc(size_t es, const char *src, char *dst, int64_t A, int64_t B, int64_t Cc, int64_t D) {
+  int64_t plane = B * Cc;
+#pragma omp parallel for schedule(static) if (A * plane * D > 65536)
+  for (int64_t a = 0; a < A; a++)
+    for (int64_t p = 0; p < plane; p++) {
+      char *t = dst + (size_t)((a * plane + p) * D) * es;
+      for (int64_t d = 0; d < D; d++) {
+        const char *s = src + (size_t)((a * D + d) * plane + p) * es;
+        if (es == 4) memcpy(t + (size_t)d * 4, s, 4);
+        else memcpy(t + (size_t)d * 8, s, 8);
+      }
+    }
+}
+
+/* an NCHW scratch copy of the NHWC-shaped t (NULL stays NULL; out may be wanted empty) */
+static vr_status nchw_copy(const vr_tensor *t, int fill, vr_tensor **out) {
+  *out = NULL;
+  if (!t) return VR_OK;
+  int64_t sh[4] = {t->shape[0], t->shape[3], t->shape[1], t->shape[2]};
+  VR_TRY(vr_tensor_alloc(4, sh, t->dtype, VR_CPU, out));
+  if (fill)
+    to_nchw(vr_dtype_size(t->dtype), vr_data(t), vr_data(*out), t->shape[0], t->shape[1], t->shape[2], t->shape[3]);
+  return VR_OK;
+}
+static void nhwc_back(const vr_tensor *src, vr_tensor *dst) { /* src NCHW scratch -> dst NHWC */
+  if (src && dst)
+    to_nhwc(vr_dtype_size(dst->dtype), vr_data(src), vr_data(dst), dst->shape[0], dst->shape[1], dst->shape[2],
+            dst->shape[3]);
+}
+
+static vr_status conv2d_fwd_nhwc(const vr_kernel_args *a) {
+  vr_kernel_args f = *a;
+  vr_tensor *x = NULL, *w = NULL, *y = NULL;
+  vr_status st;
+  VR_TRY(check_dtype(a->in[0]->dtype));
+  f.i[7] = 0;
+  VR_TRYG(nchw_copy(a->in[0], 1, &x));
+  VR_TRYG(nchw_copy(a->in[1], 1, &w));
+  VR_TRYG(nchw_copy(a->out[0], 0, &y));
+  f.in[0] = x;
+  f.in[1] = w;
+  f.out[0] = y;
+  VR_TRYG(conv2d_fwd(&f));
+  nhwc_back(y, a->out[0]);
+done:
+  vr_tensor_free(x);
+  vr_tensor_free(w);
+  vr_tensor_free(y);
+  return st;
+}
+
+static vr_status conv2d_bwd_nhwc(const vr_kernel_args *a) {
+  vr_kernel_args f = *a;
+  vr_tensor *gy = NULL, *x = NULL, *w = NULL, *gx = NULL, *gw = NULL;
+  vr_status st;
+  VR_TRY(check_dtype(a->in[1]->dtype));
+  f.i[7] = 0;
+  VR_TRYG(nchw_copy(a->in[0], 1, &gy));
+  VR_TRYG(nchw_copy(a->in[1], 1, &x));
+  VR_TRYG(nchw_copy(a->in[2], 1, &w));
+  VR_TRYG(nchw_copy(a->out[0], 0, &gx));
+  VR_TRYG(nchw_copy(a->out[1], 0, &gw));
+  f.in[0] = gy;
+  f.in[1] = x;
+  f.in[2] = w;
+  f.out[0] = gx;
+  f.out[1] = gw; /* out[2] (grad_b [Cout]) has no layout */
+  VR_TRYG(conv2d_bwd(&f));
+  nhwc_back(gx, a->out[0]);
+  nhwc_back(gw, a->out[1]);
+done:
+  vr_tensor_free(gy);
+  vr_tensor_free(x);
+  vr_tensor_free(w);
+  vr_tensor_free(gx);
+  vr_tensor_free(gw);
+  return st;
+}
+
+static vr_status conv2d_fwd_layout(const vr_kernel_args *a) {
+  return a->i[7] ? conv2d_fwd_nhwc(a) : conv2d_fwd(a);
+}
+static vr_status conv2d_bwd_layout(const vr_kernel_args *a) {
+  return a->i[7] ? conv2d_bwd_nhwc(a) : conv2d_bwd(a);
+}
+
 static vr_status conv2d_fwd_any(const vr_kernel_args *a) {
-  return a->in[0]->dtype == VR_BF16 ? vr_cpu_via_f32(a, conv2d_fwd) : conv2d_fwd(a);
+  return a->in[0]->dtype == VR_BF16 ? vr_cpu_via_f32(a, conv2d_fwd_layout) : conv2d_fwd_layout(a);
 }
 static vr_status conv2d_bwd_any(const vr_kernel_args *a) {
-  return a->in[1]->dtype == VR_BF16 ? vr_cpu_via_f32(a, conv2d_bwd) : conv2d_bwd(a);
+  return a->in[1]->dtype == VR_BF16 ? vr_cpu_via_f32(a, conv2d_bwd_layout) : conv2d_bwd_layout(a);
 }
 
 void vr_cpu_register_conv(void) { vr_kernel_register(VR_OP_CONV2D, VR_CPU, conv2d_fwd_any, conv2d_bwd_any); }

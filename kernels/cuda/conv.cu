@@ -1,25 +1,28 @@
 /* conv.cu: CUDA conv2d forward and backward with the argument layout of core/ops/conv.c
- * (i = {sh, sw, ph, pw, dh, dw, groups}; fwd in = {x, w, bias or NULL}, out = {y}; bwd in =
- * {grad_y, x, w}, out = {grad_x, grad_w, grad_b}, each NULL when not wanted; all contiguous,
- * every output element overwritten).
+ * (i = {sh, sw, ph, pw, dh, dw, groups, layout}; layout 1: NHWC, x [N, H, W, C], w [Co, kh, kw, Cg],
+ * y [N, Ho, Wo, Co]; fwd in = {x, w, bias or NULL}, out = {y}; bwd in = {grad_y, x, w}, out =
+ * {grad_x, grad_w, grad_b}, each NULL when not wanted; all contiguous, every output element
+ * overwritten).
  *
- * With cuDNN (VR_HAVE_CUDNN): cudnnConvolutionForward / BackwardData / BackwardFilter, one handle
- * per device bound to the backend's stream, algorithms from cuDNN's heuristics restricted to
- * deterministic ones (cached per geometry; VISREG_CUDA_CONV_FIND=1: the fastest that cuDNN measures
- * instead), workspace from the caching allocator. f32 runs with
- * CUDNN_FMA_MATH (no TF32) unless VISREG_CUDA_TF32=1. Without cuDNN, with VISREG_CUDA_CONV=im2col,
- * or when cuDNN has no handle or no deterministic algorithm: im2col + cuBLAS per sample, grad_w
- * accumulated over the batch in order on the stream, grad_x by a col2im gather (one thread per
- * input pixel, fixed order).
- * grad_b is a fixed-tree reduction per channel, in double. Everything is deterministic.
- * bf16 (autocast): cuDNN's BFLOAT16 config (bf16 tensors, f32 compute, tensor-op math where the
- * heuristics pick it) for the three convolutions; the bias is added by add_bias_k (in f32, one
- * rounding to bf16) rather than by cudnnAddTensor. Where cuDNN has no deterministic bf16
- * algorithm, the convolution runs in f32 on f32 twins of the tensors (via_f32: cuDNN in f32, else
- * im2col), rounded once at the end; the im2col forward uses the bf16 cuBLAS GEMM, the im2col
- * backward runs in f32 so that grad_w is rounded once, not once per sample.
- * VISREG_CUDA_CONV_VERBOSE=1 prints each geometry's algorithm and math type (1: tensor ops). */
-#include "more.cuh"
+ * With cuDNN (VR_HAVE_CUDNN), in order:
+ *  1. a cached execution plan of the graph API (conv_plan.cu): deterministic engines, host cost of
+ *     a few us per call (VISREG_CUDA_CONV_LEGACY=1 skips it);
+ *  2. the legacy calls cudnnConvolutionForward / BackwardData / BackwardFilter, one handle per
+ *     device bound to the backend's stream, algorithms from cuDNN's heuristics restricted to
+ *     deterministic ones (cached per geometry; VISREG_CUDA_CONV_FIND=1 or benchmark mode: the
+ *     fastest that cuDNN measures instead), workspace from the caching allocator;
+ *  3. im2col + cuBLAS per sample (also without cuDNN, with VISREG_CUDA_CONV=im2col, or when cuDNN
+ *     has no handle): grad_w accumulated over the batch in order on the stream, grad_x by a col2im
+ *     gather (one thread per input pixel, fixed order); NHWC runs it on NCHW copies.
+ * f32 runs without TF32 (CUDNN_FMA_MATH, or engines without tensor cores) unless VISREG_CUDA_TF32=1.
+ * The bias is added by add_bias_k (one rounding); grad_b is a fixed-tree reduction per channel, in
+ * double. Everything is deterministic.
+ * bf16 (autocast): bf16 tensors, f32 compute, tensor-op math where available. Where cuDNN has no
+ * deterministic bf16 algorithm, the convolution runs in f32 on f32 twins of the tensors (via_f32),
+ * rounded once at the end; the im2col forward uses the bf16 cuBLAS GEMM, the im2col backward runs
+ * in f32 so that grad_w is rounded once, not once per sample.
+ * VISREG_CUDA_CONV_VERBOSE=1 prints each geometry's plan (engine) or legacy algorithm and math type. */
+#include "conv.cuh"
 #include "blockreduce.cuh"
 #include <mutex>
 #include <map>
@@ -27,26 +30,17 @@
 #include <type_traits>
 #include <stdlib.h>
 #include <stdio.h>
-#ifdef VR_HAVE_CUDNN
-#include <cudnn.h>
-#endif
 
-namespace {
-int conv_benchmark = -1; /* -1: from the environment (VISREG_CUDA_CONV_FIND) */
-
-struct geo {
-  int64_t N, C, H, W, Co, kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw, G, Cg, Cog, K, P;
-};
-
-geo make_geo(const vr_tensor *x, const vr_tensor *w, const int64_t *i) {
-  geo g;
+vr_conv_geo vr_conv_geo_of(const vr_tensor *x, const vr_tensor *w, const int64_t *i) {
+  vr_conv_geo g;
+  g.nhwc = i[7] == 1;
   g.N = x->shape[0];
-  g.C = x->shape[1];
-  g.H = x->shape[2];
-  g.W = x->shape[3];
+  g.C = x->shape[g.nhwc ? 3 : 1];
+  g.H = x->shape[g.nhwc ? 1 : 2];
+  g.W = x->shape[g.nhwc ? 2 : 3];
   g.Co = w->shape[0];
-  g.kh = w->shape[2];
-  g.kw = w->shape[3];
+  g.kh = w->shape[g.nhwc ? 1 : 2];
+  g.kw = w->shape[g.nhwc ? 2 : 3];
   g.sh = i[0];
   g.sw = i[1];
   g.ph = i[2];
@@ -63,9 +57,15 @@ geo make_geo(const vr_tensor *x, const vr_tensor *w, const int64_t *i) {
   return g;
 }
 
+namespace {
+int conv_benchmark = -1; /* -1: from the environment (VISREG_CUDA_CONV_FIND) */
+
+typedef vr_conv_geo geo;
+geo make_geo(const vr_tensor *x, const vr_tensor *w, const int64_t *i) { return vr_conv_geo_of(x, w, i); }
 
 /* ---------------------------------------------------------------- bias */
 
+/* y's channel of element e: (e / P) % Co in NCHW, e % Co in NHWC (P = 1 there) */
 template <typename T> __global__ void add_bias_k(T *y, const T *__restrict__ b, int64_t Co, int64_t P, int64_t total) {
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
     int64_t co = (e / P) % Co;
@@ -73,14 +73,16 @@ template <typename T> __global__ void add_bias_k(T *y, const T *__restrict__ b, 
   }
 }
 
-/* grad_b[co] = sum over n, p of grad_y[n, co, p]: one block per channel, fixed tree, double */
-template <typename T> __global__ void bias_grad_k(const T *__restrict__ gy, T *gb, int64_t N, int64_t Co, int64_t P) {
+/* grad_b[co] = sum over n, p of grad_y[n, co, p] (NHWC: grad_y[n, p, co]): one block per
+ * channel, fixed tree, double */
+template <typename T>
+__global__ void bias_grad_k(const T *__restrict__ gy, T *gb, int64_t N, int64_t Co, int64_t P, bool nhwc) {
   __shared__ double sh[256];
   for (int64_t co = blockIdx.x; co < Co; co += gridDim.x) {
     double s = 0;
     for (int64_t e = threadIdx.x; e < N * P; e += blockDim.x) {
       int64_t n = e / P, p = e - n * P;
-      s += vr_cu_conv<T>::load(gy[(n * Co + co) * P + p]);
+      s += vr_cu_conv<T>::load(gy[nhwc ? e * Co + co : (n * Co + co) * P + p]);
     }
     s = vr_cu_block_reduce<vr_cu_sum_op>(s, sh);
     if (threadIdx.x == 0) gb[co] = vr_cu_conv<T>::store(s);
@@ -89,7 +91,7 @@ template <typename T> __global__ void bias_grad_k(const T *__restrict__ gy, T *g
 
 template <typename T> vr_status bias_grad(const geo &g, const void *gy, void *gb) {
   unsigned grid = (unsigned)(g.Co < 65535 ? (g.Co < 1 ? 1 : g.Co) : 65535);
-  bias_grad_k<T><<<grid, 256, 0, vr_cuda_stream()>>>((const T *)gy, (T *)gb, g.N, g.Co, g.P);
+  bias_grad_k<T><<<grid, 256, 0, vr_cuda_stream()>>>((const T *)gy, (T *)gb, g.N, g.Co, g.P, g.nhwc);
   VR_CU_LAUNCHED("conv2d bias grad");
   return VR_OK;
 }
@@ -210,6 +212,63 @@ template <typename F> vr_status via_f32(const vr_kernel_args *a, F fn) {
   return st;
 }
 
+/* ---------------------------------------------------------------- NHWC without cuDNN */
+
+/* out[n, b, a] = in[n, a, b]: NHWC -> NCHW with (A, B) = (H W, C), filters [Co, kh kw, Cg] ->
+ * [Co, Cg, kh kw], and back with A and B swapped */
+template <typename T> __global__ void swap_last2_k(const T *__restrict__ in, T *__restrict__ out, int64_t N, int64_t A, int64_t B) {
+  int64_t total = N * A * B;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t a = e % A, r = e / A, b = r % B, n = r / B;
+    out[e] = in[(n * A + a) * B + b];
+  }
+}
+
+vr_status swap_last2(const vr_tensor *in, vr_tensor *out, int64_t N, int64_t A, int64_t B) {
+  int64_t total = N * A * B;
+  if (!total) return VR_OK;
+  VR_CU_FLOAT_SWITCH(in->dtype, "x", {
+    swap_last2_k<T><<<vr_cu_blocks(total), VR_CU_THREADS, 0, vr_cuda_stream()>>>((const T *)vr_data(in), (T *)vr_data(out), N,
+                                                                                 A, B);
+    VR_CU_LAUNCHED("conv2d nhwc transpose");
+  });
+  return VR_OK;
+}
+
+/* an NHWC call without cuDNN: the NCHW code on transposed copies (x, w and grad_y in; y, grad_x and
+ * grad_w out; bias and grad_b need none). fwd: a = {x, w, b} -> {y}; bwd: a = {gy, x, w} -> {gx, gw, gb}. */
+template <typename F> vr_status via_nchw(const vr_kernel_args *a, const geo &g, bool bwd, F fn) {
+  geo n = g;
+  n.nhwc = false;
+  vr_kernel_args c = *a;
+  c.i[7] = 0;
+  vr_tensor *tmp[6] = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  const int64_t xs[4] = {g.N, g.C, g.H, g.W}, ws[4] = {g.Co, g.Cg, g.kh, g.kw}, ys[4] = {g.N, g.Co, g.Ho, g.Wo};
+  const int64_t *in_shape[3] = {bwd ? ys : xs, bwd ? xs : ws, bwd ? ws : nullptr};
+  const int64_t *out_shape[2] = {bwd ? xs : ys, bwd ? ws : nullptr};
+  vr_status st = VR_OK;
+  for (int k = 0; k < 3 && !st; k++) /* inputs: [N, A, B] with B the channels (Cg for filters) */
+    if (in_shape[k] && a->in[k]) {
+      st = vr_tensor_alloc(4, in_shape[k], a->in[k]->dtype, a->in[k]->device, &tmp[k]);
+      const int64_t *sh = in_shape[k];
+      if (!st) st = swap_last2(a->in[k], tmp[k], sh[0], sh[2] * sh[3], sh[1]);
+      c.in[k] = tmp[k];
+    }
+  for (int k = 0; k < 2 && !st; k++)
+    if (out_shape[k] && a->out[k]) {
+      st = vr_tensor_alloc(4, out_shape[k], a->out[k]->dtype, a->out[k]->device, &tmp[3 + k]);
+      c.out[k] = tmp[3 + k];
+    }
+  if (!st) st = fn(&c, n);
+  for (int k = 0; k < 2 && !st; k++)
+    if (tmp[3 + k]) {
+      const int64_t *sh = out_shape[k];
+      st = swap_last2(tmp[3 + k], a->out[k], sh[0], sh[1], sh[2] * sh[3]);
+    }
+  for (int k = 0; k < 6; k++) vr_tensor_free(tmp[k]);
+  return st;
+}
+
 /* ---------------------------------------------------------------- cuDNN */
 #ifdef VR_HAVE_CUDNN
 
@@ -283,13 +342,12 @@ vr_status dnn_get(cudnnHandle_t *out) {
 
 /* descriptors that destroy themselves */
 struct dnn_desc {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, b = nullptr;
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   ~dnn_desc() {
     if (x) cudnnDestroyTensorDescriptor(x);
     if (y) cudnnDestroyTensorDescriptor(y);
-    if (b) cudnnDestroyTensorDescriptor(b);
     if (w) cudnnDestroyFilterDescriptor(w);
     if (conv) cudnnDestroyConvolutionDescriptor(conv);
   }
@@ -304,7 +362,7 @@ cudnnMathType_t dnn_math(vr_dtype dt) {
   return CUDNN_DEFAULT_MATH;
 }
 
-vr_status dnn_setup(dnn_desc &d, const geo &g, vr_dtype dt, bool with_bias) {
+vr_status dnn_setup(dnn_desc &d, const geo &g, vr_dtype dt) {
   const int64_t big = INT32_MAX;
   if (g.N > big || g.C > big || g.H > big || g.W > big || g.Co > big || g.N * g.C * g.H * g.W > big ||
       g.N * g.Co * g.P > big)
@@ -314,18 +372,15 @@ vr_status dnn_setup(dnn_desc &d, const geo &g, vr_dtype dt, bool with_bias) {
   VR_DNN(cudnnCreateTensorDescriptor(&d.y));
   VR_DNN(cudnnCreateFilterDescriptor(&d.w));
   VR_DNN(cudnnCreateConvolutionDescriptor(&d.conv));
-  VR_DNN(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NCHW, t, (int)g.N, (int)g.C, (int)g.H, (int)g.W));
-  VR_DNN(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NCHW, t, (int)g.N, (int)g.Co, (int)g.Ho, (int)g.Wo));
-  VR_DNN(cudnnSetFilter4dDescriptor(d.w, t, CUDNN_TENSOR_NCHW, (int)g.Co, (int)g.Cg, (int)g.kh, (int)g.kw));
+  cudnnTensorFormat_t f = g.nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW; /* NHWC filters: [Co, kh, kw, Cg] */
+  VR_DNN(cudnnSetTensor4dDescriptor(d.x, f, t, (int)g.N, (int)g.C, (int)g.H, (int)g.W));
+  VR_DNN(cudnnSetTensor4dDescriptor(d.y, f, t, (int)g.N, (int)g.Co, (int)g.Ho, (int)g.Wo));
+  VR_DNN(cudnnSetFilter4dDescriptor(d.w, t, f, (int)g.Co, (int)g.Cg, (int)g.kh, (int)g.kw));
   VR_DNN(cudnnSetConvolution2dDescriptor(d.conv, (int)g.ph, (int)g.pw, (int)g.sh, (int)g.sw, (int)g.dh, (int)g.dw,
                                          CUDNN_CROSS_CORRELATION,
                                          dt == VR_F64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT));
   VR_DNN(cudnnSetConvolutionGroupCount(d.conv, (int)g.G));
   VR_DNN(cudnnSetConvolutionMathType(d.conv, dnn_math(dt)));
-  if (with_bias) {
-    VR_DNN(cudnnCreateTensorDescriptor(&d.b));
-    VR_DNN(cudnnSetTensor4dDescriptor(d.b, CUDNN_TENSOR_NCHW, t, 1, (int)g.Co, 1, 1));
-  }
   return VR_OK;
 }
 
@@ -340,7 +395,7 @@ std::map<std::array<int64_t, 20>, algo_pick> algo_cache;
 
 std::array<int64_t, 20> algo_key(const geo &g, vr_dtype dt, int dir) {
   return {g.N, g.C, g.H, g.W, g.Co, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.G, (int64_t)dt, dir,
-          (int64_t)dnn_math(dt), (int64_t)find_mode(), 0, 0};
+          (int64_t)dnn_math(dt), (int64_t)find_mode(), g.nhwc, 0};
 }
 
 const size_t kMaxWorkspace = (size_t)1 << 30;
@@ -379,7 +434,8 @@ void forget_algo(const geo &g, vr_dtype dt, int dir) {
 #define VR_DNN_RUN(call, dir)                                                                            \
   do {                                                                                                   \
     cudnnStatus_t vr_dnn_s_ = (call);                                                                    \
-    if (vr_dnn_s_ == CUDNN_STATUS_NOT_SUPPORTED || vr_dnn_s_ == CUDNN_STATUS_BAD_PARAM) {                \
+    int vr_dnn_c_ = CUDNN_STATUS_CATEGORY((int)vr_dnn_s_); /* cuDNN 9: sub-codes of each category */    \
+    if (vr_dnn_c_ == CUDNN_STATUS_NOT_SUPPORTED || vr_dnn_c_ == CUDNN_STATUS_BAD_PARAM) {                \
       forget_algo(g, dt, dir);                                                                           \
       return VR_E_UNSUPPORTED;                                                                           \
     }                                                                                                    \
@@ -457,12 +513,15 @@ struct scal {
 };
 
 /* VR_OK: done; VR_E_UNSUPPORTED (no message kept): cuDNN has no deterministic algorithm, use im2col */
-vr_status dnn_fwd(const vr_kernel_args *a, const geo &g, bool add_bias) {
+vr_status dnn_fwd(const vr_kernel_args *a, const geo &g) {
   vr_dtype dt = a->in[0]->dtype;
   cudnnHandle_t h = nullptr;
   VR_TRY(dnn_get(&h));
+  vr_status ps = vr_cudnn_plan_run(h, g, dt, VR_CONV_FWD, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]),
+                                   find_mode(), tf32_allowed());
+  if (ps != VR_E_UNSUPPORTED) return ps;
   dnn_desc d;
-  VR_TRY(dnn_setup(d, g, dt, a->in[2] != nullptr));
+  VR_TRY(dnn_setup(d, g, dt));
   algo_pick p;
   VR_TRY(pick_algo(h, d, g, dt, 0, a, &p));
   if (p.algo < 0) return VR_E_UNSUPPORTED;
@@ -473,7 +532,6 @@ vr_status dnn_fwd(const vr_kernel_args *a, const geo &g, bool add_bias) {
   VR_DNN_RUN(cudnnConvolutionForward(h, s.one(dt), d.x, vr_data(a->in[0]), d.w, vr_data(a->in[1]), d.conv,
                                  (cudnnConvolutionFwdAlgo_t)p.algo, ws.p, p.ws, s.zero(dt), d.y, vr_data(a->out[0])),
              0);
-  if (a->in[2] && add_bias) VR_DNN(cudnnAddTensor(h, s.one(dt), d.b, vr_data(a->in[2]), s.one(dt), d.y, vr_data(a->out[0])));
   return VR_OK;
 }
 
@@ -482,7 +540,22 @@ vr_status dnn_bwd(const vr_kernel_args *a, const geo &g) {
   cudnnHandle_t h = nullptr;
   VR_TRY(dnn_get(&h));
   dnn_desc d;
-  VR_TRY(dnn_setup(d, g, dt, false));
+  VR_TRY(dnn_setup(d, g, dt));
+  vr_kernel_args rest = *a; /* what the cached plans cannot do goes to the legacy calls */
+  if (a->out[0]) {
+    vr_status ps = vr_cudnn_plan_run(h, g, dt, VR_CONV_BWD_DATA, vr_data(a->out[0]), vr_data(a->in[2]),
+                                     vr_data(a->in[0]), find_mode(), tf32_allowed());
+    if (ps == VR_OK) rest.out[0] = nullptr;
+    else if (ps != VR_E_UNSUPPORTED) return ps;
+  }
+  if (a->out[1]) {
+    vr_status ps = vr_cudnn_plan_run(h, g, dt, VR_CONV_BWD_FILTER, vr_data(a->in[1]), vr_data(a->out[1]),
+                                     vr_data(a->in[0]), find_mode(), tf32_allowed());
+    if (ps == VR_OK) rest.out[1] = nullptr;
+    else if (ps != VR_E_UNSUPPORTED) return ps;
+  }
+  if (!rest.out[0] && !rest.out[1]) return VR_OK;
+  a = &rest;
   algo_pick pd = {-1, CUDNN_DEFAULT_MATH, 0}, pf = {-1, CUDNN_DEFAULT_MATH, 0};
   if (a->out[0]) VR_TRY(pick_algo(h, d, g, dt, 1, a, &pd));
   if (a->out[1]) VR_TRY(pick_algo(h, d, g, dt, 2, a, &pf));
@@ -523,23 +596,22 @@ template <typename T> vr_status fwd_typed(const vr_kernel_args *a, const geo &g)
     bool done = false;
 #ifdef VR_HAVE_CUDNN
     if (!force_im2col()) {
-      /* cuDNN adds the bias for f32 and f64; bf16 gets add_bias_k below */
-      const bool dnn_bias = !std::is_same<T, vr_bf16>::value;
-      vr_status st = dnn_fwd(a, g, dnn_bias);
-      if (st == VR_OK && (dnn_bias || !a->in[2])) return VR_OK;
+      vr_status st = dnn_fwd(a, g);
       if (st != VR_OK && st != VR_E_UNSUPPORTED) return st;
       done = st == VR_OK;
-      if (!done && !dnn_bias) { /* no bf16 algorithm: cuDNN in f32 on f32 twins beats im2col */
-        st = via_f32(a, [&g](const vr_kernel_args *f) { return dnn_fwd(f, g, false); });
+      if (!done && std::is_same<T, vr_bf16>::value) { /* no bf16 algorithm: cuDNN in f32 on f32 twins beats im2col */
+        st = via_f32(a, [&g](const vr_kernel_args *f) { return dnn_fwd(f, g); });
         if (st != VR_OK && st != VR_E_UNSUPPORTED) return st;
         done = st == VR_OK;
       }
     }
 #endif
-    if (!done) VR_TRY(im2col_fwd<T>(a, g));
+    if (!done && g.nhwc) VR_TRY(via_nchw(a, g, false, [](const vr_kernel_args *c, const geo &n) { return im2col_fwd<T>(c, n); }));
+    else if (!done) VR_TRY(im2col_fwd<T>(a, g));
   }
   if (a->in[2]) {
-    add_bias_k<T><<<vr_cu_blocks(ny), VR_CU_THREADS, 0, s>>>((T *)vr_data(y), (const T *)vr_data(a->in[2]), g.Co, g.P, ny);
+    add_bias_k<T><<<vr_cu_blocks(ny), VR_CU_THREADS, 0, s>>>((T *)vr_data(y), (const T *)vr_data(a->in[2]), g.Co,
+                                                             g.nhwc ? 1 : g.P, ny);
     VR_CU_LAUNCHED("conv2d bias");
   }
   return VR_OK;
@@ -574,17 +646,19 @@ template <typename T> vr_status bwd_typed(const vr_kernel_args *a, const geo &g)
     fprintf(stderr, "visreg conv2d bwd %s N%lld C%lld %lldx%lld Co%lld: no cuDNN algorithm, %s\n", vr_dtype_name(a->in[1]->dtype),
             (long long)g.N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.Co,
             std::is_same<T, vr_bf16>::value ? "f32 twins" : "im2col");
-  if (std::is_same<T, vr_bf16>::value) /* f32 twins: cuDNN in f32 if it has an algorithm, else im2col */
-    return via_f32(&b, [&g](const vr_kernel_args *f) {
+  auto fallback = [](const vr_kernel_args *f, const geo &n) -> vr_status {
+    if (!std::is_same<T, vr_bf16>::value) return im2col_bwd<T>(f, n);
+    return via_f32(f, [&n](const vr_kernel_args *f32) { /* f32 twins: cuDNN in f32 if it has an algorithm, else im2col */
 #ifdef VR_HAVE_CUDNN
       if (!force_im2col()) {
-        vr_status st = dnn_bwd(f, g);
+        vr_status st = dnn_bwd(f32, n);
         if (st != VR_E_UNSUPPORTED) return st;
       }
 #endif
-      return im2col_bwd<float>(f, g);
+      return im2col_bwd<float>(f32, n);
     });
-  return im2col_bwd<T>(&b, g);
+  };
+  return g.nhwc ? via_nchw(&b, g, true, fallback) : fallback(&b, g);
 }
 
 vr_status conv_fwd(const vr_kernel_args *a) {

@@ -646,9 +646,13 @@ vr_status lnorm_bwd(const vr_kernel_args *a) {
 
 } // namespace
 
+/* the fused activation (i[4], in[5]) around the plain kernels: norm_act.cu */
+vr_status vr_cu_bn_act_fwd(const vr_kernel_args *a, vr_status (*plain)(const vr_kernel_args *));
+vr_status vr_cu_bn_act_bwd(const vr_kernel_args *a, vr_status (*plain)(const vr_kernel_args *));
+
 extern "C" {
-vr_status vr_cuda_batchnorm_fwd(const vr_kernel_args *a) { return bn_fwd(a); }
-vr_status vr_cuda_batchnorm_bwd(const vr_kernel_args *a) { return bn_bwd(a); }
+vr_status vr_cuda_batchnorm_fwd(const vr_kernel_args *a) { return vr_cu_bn_act_fwd(a, bn_fwd); }
+vr_status vr_cuda_batchnorm_bwd(const vr_kernel_args *a) { return vr_cu_bn_act_bwd(a, bn_bwd); }
 vr_status vr_cuda_layernorm_fwd(const vr_kernel_args *a) { return lnorm_fwd(a); }
 vr_status vr_cuda_layernorm_bwd(const vr_kernel_args *a) { return lnorm_bwd(a); }
 void vr_cuda_register_norm(void) {

@@ -21,13 +21,16 @@ function F.linear(x, weight, bias)
   return new(C.vr_linear(x, weight, bias, outp))
 end
 
--- conv2d(x, weight, bias, {stride=1, padding=0, dilation=1, groups=1})
+-- conv2d(x, weight, bias, {stride=1, padding=0, dilation=1, groups=1, channels_last=false})
+-- channels_last: x [N, H, W, C] and weight [Cout, kh, kw, C/groups] give y [N, Ho, Wo, Cout]
+-- (vr_conv2d_nhwc: cuDNN's fast layout on the GPU); otherwise NCHW
 function F.conv2d(x, weight, bias, o)
   o = o or {}
   local sh, sw = pair(o.stride or 1, "stride")
   local ph, pw = pair(o.padding or 0, "padding")
   local dh, dw = pair(o.dilation or 1, "dilation")
-  return new(C.vr_conv2d(x, weight, bias, sh, sw, ph, pw, dh, dw, o.groups or 1, outp))
+  local conv = o.channels_last and C.vr_conv2d_nhwc or C.vr_conv2d
+  return new(conv(x, weight, bias, sh, sw, ph, pw, dh, dw, o.groups or 1, outp))
 end
 
 function F.max_pool2d(x, kernel, o)
@@ -51,8 +54,13 @@ function F.adaptive_avg_pool2d(x, size)
   return new(C.vr_adaptive_avg_pool2d(x, h, w, outp))
 end
 
--- batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
-function F.batch_norm(x, rm, rv, weight, bias, training, momentum, eps)
+-- batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, residual, relu):
+-- with a residual (x's shape) and/or relu = true, act(bn(x) + residual) as one fused op
+function F.batch_norm(x, rm, rv, weight, bias, training, momentum, eps, residual, relu)
+  if residual or relu then
+    return new(C.vr_batch_norm_act(x, weight, bias, rm, rv, training and 1 or 0, momentum or 0.1, eps or 1e-5, residual,
+      relu and 1 or 0, outp))
+  end
   return new(C.vr_batch_norm(x, weight, bias, rm, rv, training and 1 or 0, momentum or 0.1, eps or 1e-5, outp))
 end
 

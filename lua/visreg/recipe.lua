@@ -36,6 +36,11 @@ local function defaults()
     -- CUDA: true picks each convolution's cuDNN algorithm by timing the deterministic ones on
     -- its first call (as torch.backends.cudnn.benchmark); false takes cuDNN's heuristic choice
     cudnn_benchmark = false,
+    -- contiguous, or channels_last: the encoder's convolutional activations are [N, H, W, C]
+    -- (model:to_memory_format, as PyTorch's memory_format=torch.channels_last), the layout
+    -- cuDNN's bf16 tensor-core convolutions work in without transposes; the same parameters,
+    -- checkpoints and features. The projector (an MLP) is left as it is
+    memory_format = "contiguous",
   }
 end
 -- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference
@@ -226,6 +231,9 @@ function M.check(r)
     fail("device: expected cpu, cuda or auto, got %s", tostring(r.device))
   end
   if r.precision ~= "f32" and r.precision ~= "bf16" then fail("precision: expected f32 or bf16, got %s", tostring(r.precision)) end
+  if r.memory_format ~= "contiguous" and r.memory_format ~= "channels_last" then
+    fail("memory_format: expected contiguous or channels_last, got %s", tostring(r.memory_format))
+  end
   if type(r.cudnn_benchmark) ~= "boolean" then fail("cudnn_benchmark: expected true or false, got %s", tostring(r.cudnn_benchmark)) end
   local on = r.loader and r.loader.augment_on
   if on ~= "auto" and on ~= "cpu" and on ~= "device" then

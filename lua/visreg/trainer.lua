@@ -74,6 +74,14 @@ local function build_model(r, device)
   if type(enc) ~= "table" or not enc.forward then util.error("recipe.model: expected it to return an encoder module, got %s", type(enc)) end
   proj = proj or nn.Identity()
   if not enc.out_dim then util.error("recipe.model: the encoder has no out_dim (the size of its features)") end
+  -- memory_format = "channels_last": the encoder's activations [N, H, W, C] (the projector is an MLP)
+  if r.memory_format and r.memory_format ~= "contiguous" then
+    if type(enc.to_memory_format) ~= "function" then
+      util.error("recipe.memory_format = %s: the encoder is not an nn.Module (no to_memory_format)", r.memory_format)
+    end
+    local ok, e = pcall(enc.to_memory_format, enc, r.memory_format)
+    if not ok then util.error("recipe.memory_format = %s: %s", r.memory_format, tostring(e)) end
+  end
   enc:to(device)
   proj:to(device)
   return enc, proj

@@ -1,5 +1,12 @@
 -- visreg.nn.layers: the layers, PyTorch-shaped (constructors take the sizes first and an options
 -- table last: dtype, device, bias, ...), initialised as PyTorch does.
+--
+-- Channels-last (as PyTorch's memory_format=torch.channels_last, switched per model with
+-- Module:to_memory_format): Conv2d, BatchNorm2d, the pooling layers and Flatten take a
+-- channels_last option (and _set_memory_format), with which their 4-D activations are logical
+-- [N, H, W, C] tensors; every other op is layout-agnostic. Parameters keep their usual shapes, so
+-- checkpoints do not depend on the layout. A module with layout_agnostic = true works unchanged on
+-- either layout; any other module (without _set_memory_format) refuses channels_last.
 local tensor = require "visreg.tensor"
 local util = require "visreg.util"
 local F = require "visreg.functional"
@@ -18,11 +25,13 @@ end
 ---------------------------------------------------------------- Identity, Linear
 local Identity = class("Identity", Module)
 L.Identity = Identity
+Identity.layout_agnostic = true
 function Identity:__init() Module.__init(self) end
 function Identity:forward(x) return x end
 
 local Linear = class("Linear", Module)
 L.Linear = Linear
+Linear.layout_agnostic = true -- on features (after Flatten)
 -- Linear(in_features, out_features, {bias=true, dtype=, device=})
 function Linear:__init(nin, nout, o)
   Module.__init(self)
@@ -42,7 +51,11 @@ end
 ---------------------------------------------------------------- Conv2d
 local Conv2d = class("Conv2d", Module)
 L.Conv2d = Conv2d
--- Conv2d(in_channels, out_channels, kernel_size, {stride=1, padding=0, dilation=1, groups=1, bias=true})
+-- Conv2d(in_channels, out_channels, kernel_size, {stride=1, padding=0, dilation=1, groups=1, bias=true,
+-- channels_last=false}). channels_last: x [N, H, W, C] -> [N, Ho, Wo, Cout]; the weight stays
+-- [Cout, C/groups, kh, kw] (the same checkpoints) and the convolution gets the view
+-- weight:permute(0, 2, 3, 1) (autocast casts it to one contiguous bf16 tensor; in f32 the op makes
+-- it contiguous; its gradient comes back through the permute in the weight's own shape).
 function Conv2d:__init(cin, cout, k, o)
   Module.__init(self)
   o = o or {}
@@ -54,18 +67,22 @@ function Conv2d:__init(cin, cout, k, o)
   if cin % self.groups ~= 0 or cout % self.groups ~= 0 then
     util.error("nn.Conv2d: groups: expected a divisor of in_channels %d and out_channels %d, got %d", cin, cout, self.groups)
   end
+  self.channels_last = o.channels_last and true or false
   local w = self:register_parameter("weight", tensor.empty({ cout, cin / self.groups, kh, kw }, topts(o)))
   local b = nil
   if o.bias ~= false then b = self:register_parameter("bias", tensor.empty({ cout }, topts(o))) end
   I.default_linear_(w, b)
 end
 function Conv2d:forward(x)
-  return F.conv2d(x, self.weight, self.bias, { stride = self.stride, padding = self.padding, dilation = self.dilation,
-    groups = self.groups })
+  local cl = self.channels_last
+  return F.conv2d(x, cl and self.weight:permute(0, 2, 3, 1) or self.weight, self.bias, { stride = self.stride,
+    padding = self.padding, dilation = self.dilation, groups = self.groups, channels_last = cl })
 end
+function Conv2d:_set_memory_format(cl) self.channels_last = cl end
 function Conv2d:extra_repr()
-  return string.format("%d, %d, kernel_size=%dx%d, stride=%s, padding=%s%s", self.in_channels, self.out_channels,
-    self.kernel_size[1], self.kernel_size[2], tostring(self.stride), tostring(self.padding), self.bias and "" or ", bias=false")
+  return string.format("%d, %d, kernel_size=%dx%d, stride=%s, padding=%s%s%s", self.in_channels, self.out_channels,
+    self.kernel_size[1], self.kernel_size[2], tostring(self.stride), tostring(self.padding), self.bias and "" or ", bias=false",
+    self.channels_last and ", channels_last" or "")
 end
 
 ---------------------------------------------------------------- normalisation
@@ -87,22 +104,53 @@ function BatchNorm:__init(n, o)
     self:register_buffer("running_var", tensor.ones({ n }, topts(o)))
   end
 end
-function BatchNorm:forward(x)
+-- forward(x [, residual, relu]): with a residual (x's shape) and/or relu = true, act(bn(x) + residual)
+-- in one fused op (a ResNet block's bn-ReLU and bn-add-ReLU; see L.fusion)
+function BatchNorm:forward(x, residual, relu)
   local expect = self.ndim_expected
   if expect and x:dim() ~= expect[1] and x:dim() ~= expect[2] then
     util.error("%s: expected a %d-dim or %d-dim input, got %d dims", self.__name, expect[1], expect[2], x:dim())
   end
   -- batch statistics in training (updating the running ones) and when there are no running ones
   local batch_stats = self.training or self.running_mean == nil
-  return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, batch_stats, self.momentum, self.eps)
+  if residual and residual:dtype() ~= x:dtype() then -- (autocast) the add widens: unfused
+    local y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, batch_stats, self.momentum,
+      self.eps) + residual
+    return relu and y:relu() or y
+  end
+  return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, batch_stats, self.momentum, self.eps,
+    residual, relu)
 end
 function BatchNorm:extra_repr()
   return string.format("%d, eps=%g, momentum=%g", self.num_features, self.eps, self.momentum)
 end
 L.BatchNorm1d = class("BatchNorm1d", BatchNorm)
 L.BatchNorm1d.ndim_expected = { 2, 3 }
-L.BatchNorm2d = class("BatchNorm2d", BatchNorm)
-L.BatchNorm2d.ndim_expected = { 4, 4 }
+L.BatchNorm1d.layout_agnostic = true -- on features (after Flatten)
+-- BatchNorm2d(num_features, {..., channels_last=false}). channels_last: x [N, H, W, C] viewed as
+-- [N*H*W, C] (the same statistics over N, H, W per channel), normalised, viewed back.
+local BatchNorm2d = class("BatchNorm2d", BatchNorm)
+L.BatchNorm2d = BatchNorm2d
+BatchNorm2d.ndim_expected = { 4, 4 }
+function BatchNorm2d:__init(n, o)
+  BatchNorm.__init(self, n, o)
+  self.channels_last = o and o.channels_last and true or false
+end
+function BatchNorm2d:forward(x, residual, relu)
+  if not self.channels_last then return BatchNorm.forward(self, x, residual, relu) end
+  if x:dim() ~= 4 or x:size(3) ~= self.num_features then
+    util.error("BatchNorm2d (channels_last): expected an input [N, H, W, %d], got %s", self.num_features, x:shape_str())
+  end
+  local N, H, W, C = x:size(0), x:size(1), x:size(2), x:size(3)
+  local batch_stats = self.training or self.running_mean == nil
+  local y = F.batch_norm(x:reshape(N * H * W, C), self.running_mean, self.running_var, self.weight, self.bias, batch_stats,
+    self.momentum, self.eps, residual and residual:reshape(N * H * W, C), relu)
+  return y:view(N, H, W, C)
+end
+function BatchNorm2d:_set_memory_format(cl) self.channels_last = cl end
+function BatchNorm2d:extra_repr()
+  return BatchNorm.extra_repr(self) .. (self.channels_last and ", channels_last" or "")
+end
 
 local LayerNorm = class("LayerNorm", Module)
 L.LayerNorm = LayerNorm
@@ -114,6 +162,7 @@ function LayerNorm:__init(shape, o)
   self.normalized_shape = shape
   self.eps = o.eps or 1e-5
   self.is_norm = true
+  self.layout_agnostic = true -- on features (after Flatten)
   if o.elementwise_affine ~= false then
     self:register_parameter("weight", tensor.ones(shape, topts(o)))
     self:register_parameter("bias", tensor.zeros(shape, topts(o)))
@@ -125,7 +174,7 @@ end
 function LayerNorm:extra_repr() return "[" .. table.concat(self.normalized_shape, ", ") .. "], eps=" .. self.eps end
 
 ---------------------------------------------------------------- activations, pooling, reshaping
-local function stateless(name, fwd, repr)
+local function stateless(name, fwd, repr, agnostic)
   local cls = class(name, Module)
   function cls:__init(...)
     Module.__init(self)
@@ -133,27 +182,74 @@ local function stateless(name, fwd, repr)
   end
   cls.forward = fwd
   if repr then cls.extra_repr = repr end
+  cls.layout_agnostic = agnostic
   L[name] = cls
   return cls
 end
-stateless("ReLU", function(_, x) return x:relu() end)
-stateless("GELU", function(self, x) return F.gelu(x, self.args[1] and self.args[1].approximate) end)
-stateless("Tanh", function(_, x) return x:tanh() end)
-stateless("Sigmoid", function(_, x) return x:sigmoid() end)
+stateless("ReLU", function(_, x) return x:relu() end, nil, true)
+stateless("GELU", function(self, x) return F.gelu(x, self.args[1] and self.args[1].approximate) end, nil, true)
+stateless("Tanh", function(_, x) return x:tanh() end, nil, true)
+stateless("Sigmoid", function(_, x) return x:sigmoid() end, nil, true)
 
--- MaxPool2d(kernel_size, {stride=kernel_size, padding=0})
-stateless("MaxPool2d", function(self, x) return F.max_pool2d(x, self.args[1], self.args[2]) end,
-  function(self) return "kernel_size=" .. tostring(self.args[1]) end)
-stateless("AvgPool2d", function(self, x) return F.avg_pool2d(x, self.args[1], self.args[2]) end,
-  function(self) return "kernel_size=" .. tostring(self.args[1]) end)
--- AdaptiveAvgPool2d(output_size)
-stateless("AdaptiveAvgPool2d", function(self, x) return F.adaptive_avg_pool2d(x, self.args[1] or 1) end,
-  function(self) return "output_size=" .. tostring(self.args[1] or 1) end)
--- Flatten(start_dim=1, end_dim=-1)
-stateless("Flatten", function(self, x) return x:flatten(self.args[1] or 1, self.args[2] or -1) end)
+-- the layers below take channels_last in their last options table (or from to_memory_format)
+local function set_memory_format(self, cl) self.channels_last = cl end
+local function layout_repr(fn)
+  return function(self)
+    local base = fn(self)
+    if not self.channels_last then return base end
+    return base == "" and "channels_last" or base .. ", channels_last"
+  end
+end
+local function spatial(name, fwd, repr, opts_at)
+  local cls = stateless(name, fwd, layout_repr(repr))
+  function cls:__init(...)
+    Module.__init(self)
+    self.args = { ... }
+    local o = self.args[opts_at]
+    self.channels_last = type(o) == "table" and o.channels_last and true or false
+  end
+  cls._set_memory_format = set_memory_format
+  return cls
+end
+-- [N, H, W, C] -> the NCHW op -> [N, H', W', C] (pooling off the channels-last fast path)
+local function via_nchw(x, fn)
+  if x:dim() ~= 4 then util.error("channels_last pooling: expected an input [N, H, W, C], got %s", x:shape_str()) end
+  return fn(x:permute(0, 3, 1, 2)):permute(0, 2, 3, 1):contiguous()
+end
+
+-- MaxPool2d(kernel_size, {stride=kernel_size, padding=0, channels_last=false})
+spatial("MaxPool2d", function(self, x)
+  if self.channels_last then return via_nchw(x, function(t) return F.max_pool2d(t, self.args[1], self.args[2]) end) end
+  return F.max_pool2d(x, self.args[1], self.args[2])
+end, function(self) return "kernel_size=" .. tostring(self.args[1]) end, 2)
+spatial("AvgPool2d", function(self, x)
+  if self.channels_last then return via_nchw(x, function(t) return F.avg_pool2d(t, self.args[1], self.args[2]) end) end
+  return F.avg_pool2d(x, self.args[1], self.args[2])
+end, function(self) return "kernel_size=" .. tostring(self.args[1]) end, 2)
+-- AdaptiveAvgPool2d(output_size, {channels_last=false}); channels_last with output size 1: the mean
+-- over H and W, [N, 1, 1, C] (Flatten makes it [N, C] as from [N, C, 1, 1])
+spatial("AdaptiveAvgPool2d", function(self, x)
+  local size = self.args[1] or 1
+  if self.channels_last then
+    local h, w = F.pair(size, "output_size")
+    if h == 1 and w == 1 then
+      if x:dim() ~= 4 then util.error("AdaptiveAvgPool2d (channels_last): expected an input [N, H, W, C], got %s", x:shape_str()) end
+      return x:mean({ 1, 2 }, true)
+    end
+    return via_nchw(x, function(t) return F.adaptive_avg_pool2d(t, size) end)
+  end
+  return F.adaptive_avg_pool2d(x, size)
+end, function(self) return "output_size=" .. tostring(self.args[1] or 1) end, 2)
+-- Flatten(start_dim=1, end_dim=-1, {channels_last=false}); channels_last: a 4-D input [N, H, W, C]
+-- is flattened as the [N, C, H, W] it stands for, so the features keep PyTorch's order
+spatial("Flatten", function(self, x)
+  if self.channels_last and x:dim() == 4 then x = x:permute(0, 3, 1, 2) end
+  return x:flatten(self.args[1] or 1, self.args[2] or -1)
+end, function() return "" end, 3)
 
 local Dropout = class("Dropout", Module)
 L.Dropout = Dropout
+Dropout.layout_agnostic = true
 function Dropout:__init(p, o)
   Module.__init(self)
   self.p = p or 0.5
@@ -168,6 +264,7 @@ function Dropout:extra_repr() return "p=" .. self.p end
 ---------------------------------------------------------------- containers
 local Sequential = class("Sequential", Module)
 L.Sequential = Sequential
+Sequential.layout_agnostic = true -- its children decide
 -- Sequential(m1, m2, ...) or Sequential{m1, m2, ...}
 function Sequential:__init(...)
   Module.__init(self)
@@ -188,5 +285,40 @@ function Sequential:forward(x)
 end
 function Sequential:len() return #self._module_names end
 function Sequential:get(i) return self[tostring(i)] end
+
+-- ConvNet: a Sequential of image layers taking [N, C, H, W] images in either layout: in
+-- channels_last its forward permutes the input to [N, H, W, C] once at the entry (the models
+-- smallcnn and resnet18 are ConvNets). Parameter names are a Sequential's.
+local ConvNet = class("ConvNet", Sequential)
+L.ConvNet = ConvNet
+function ConvNet:__init(...)
+  Sequential.__init(self, ...)
+  self.channels_last = false
+end
+-- L.fusion.bn_act (default true; VISREG_FUSE_BN_ACT=0 turns it off, to compare): a BatchNorm2d
+-- followed by a ReLU, here and in nn.BasicBlock, runs as one fused op (F.batch_norm's relu), one
+-- pass over the activations instead of three on the GPU; the results are the same ops'.
+L.fusion = { bn_act = os.getenv("VISREG_FUSE_BN_ACT") ~= "0" }
+
+function ConvNet:forward(x)
+  if self.channels_last then
+    if x:dim() ~= 4 then util.error("ConvNet (channels_last): expected images [N, C, H, W], got %s", x:shape_str()) end
+    x = x:permute(0, 2, 3, 1):contiguous()
+  end
+  local names, k = self._module_names, 1
+  while k <= #names do
+    local m, nxt = self[names[k]], self[names[k + 1]]
+    if L.fusion.bn_act and nxt and m.__name == "BatchNorm2d" and nxt.__name == "ReLU" then
+      x = m:forward(x, nil, true)
+      k = k + 2
+    else
+      x = m:forward(x)
+      k = k + 1
+    end
+  end
+  return x
+end
+ConvNet._set_memory_format = set_memory_format
+function ConvNet:extra_repr() return self.channels_last and "channels_last" or "" end
 
 return L

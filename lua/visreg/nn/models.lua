@@ -65,7 +65,7 @@ function M.smallcnn(o)
   local pool = o.pool or 1
   local w = o.width or 32
   local c = { o.in_channels or 1, w, 2 * w, 4 * w, 4 * w }
-  local seq = L.Sequential()
+  local seq = L.ConvNet()
   for i = 1, 4 do
     seq:add(L.Conv2d(c[i], c[i + 1], 3, with(o, { padding = 1, bias = false })))
     seq:add(L.BatchNorm2d(c[i + 1], opts(o)))
@@ -81,6 +81,7 @@ end
 ---------------------------------------------------------------- ResNet
 local BasicBlock = class("BasicBlock", Module)
 M.BasicBlock = BasicBlock
+BasicBlock.layout_agnostic = true -- its convolutions and norms switch; the residual add is elementwise
 -- BasicBlock(in_planes, planes, stride, opts): two 3x3 conv-BN with a residual connection
 function BasicBlock:__init(cin, cout, stride, o)
   Module.__init(self)
@@ -96,6 +97,11 @@ function BasicBlock:__init(cin, cout, stride, o)
   end
 end
 function BasicBlock:forward(x)
+  if L.fusion.bn_act then -- relu(bn1(.)) and relu(bn2(.) + shortcut) as fused batch norms
+    local y = self.bn1(self.conv1(x), nil, true)
+    local s = self.shortcut and self.shortcut(x) or x
+    return self.bn2(self.conv2(y), s, true)
+  end
   local y = self.bn1(self.conv1(x)):relu()
   y = self.bn2(self.conv2(y))
   local s = self.shortcut and self.shortcut(x) or x
@@ -103,13 +109,15 @@ function BasicBlock:forward(x)
 end
 
 -- resnet18{in_channels=3, stem="cifar"|"imagenet", width=64}: the encoder without its classifier;
--- 8*width features. The CIFAR stem is one 3x3 conv (stride 1) and no max-pooling.
+-- 8*width features. The CIFAR stem is one 3x3 conv (stride 1) and no max-pooling. A ConvNet:
+-- model:to_memory_format("channels_last") runs it on [N, H, W, C] activations (cuDNN's fast
+-- layout) from the same [N, C, H, W] images, with the same parameters and features.
 function M.resnet18(o)
   o = o or {}
   util.check_keys("nn.resnet18", o, { "in_channels", "stem", "width", "dtype", "device" })
   local w = o.width or 64
   local stem = o.stem or "imagenet"
-  local seq = L.Sequential()
+  local seq = L.ConvNet()
   if stem == "cifar" then
     seq:add(L.Conv2d(o.in_channels or 3, w, 3, with(o, { padding = 1, bias = false })))
     seq:add(L.BatchNorm2d(w, opts(o)))

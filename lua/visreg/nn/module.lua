@@ -209,6 +209,33 @@ function Module:to(where)
   end
   return self
 end
+-- to_memory_format("channels_last" | "contiguous"), as PyTorch's model.to(memory_format=...):
+-- switches every Conv2d, BatchNorm2d, pooling layer, Flatten and ConvNet below (self included)
+-- to channels-last activations ([N, H, W, C]) or back to NCHW. Parameters keep their shapes.
+-- A module that is neither layout-aware (_set_memory_format) nor layout_agnostic refuses
+-- channels_last with an error naming it, and then nothing is changed.
+function Module:to_memory_format(fmt)
+  if fmt ~= "channels_last" and fmt ~= "contiguous" then
+    util.error("to_memory_format: expected \"contiguous\" or \"channels_last\", got %s", tostring(fmt))
+  end
+  local cl = fmt == "channels_last"
+  local mods = self:named_modules()
+  if cl then
+    for _, m in ipairs(mods) do
+      local mod = m[2]
+      if not mod._set_memory_format and not mod.layout_agnostic then
+        util.error("to_memory_format: %s%s cannot run in channels_last (it is neither layout-aware nor " ..
+          "layout-agnostic); use \"contiguous\" for this model", mod.__name or "a module",
+          m[1] == "" and "" or " (" .. m[1] .. ")")
+      end
+    end
+  end
+  for _, m in ipairs(mods) do
+    if m[2]._set_memory_format then m[2]:_set_memory_format(cl) end
+  end
+  return self
+end
+
 function Module:cuda() return self:to("cuda") end
 function Module:cpu() return self:to("cpu") end
 function Module:double() return self:to("f64") end
