@@ -777,6 +777,75 @@ START_TEST(test_batchnorm) {
 }
 END_TEST
 
+/* channels-last batch norm (S == 1, x [M, C]: the NHWC path): 16-byte vectors (C a multiple of
+ * 4 f32 / 2 f64), scalar columns (C = 7 f32 / 519 f64 ... not a multiple), many chunks of rows,
+ * two column groups (C = 2048 f32: 512 vectors), one chunk (3 x 16); data far from 0 (mean 1000,
+ * std 1) against cancellation; x misaligned by one element (the scalar path on any C) */
+START_TEST(test_batchnorm_rows) {
+  NEED_DEV();
+  char what[120];
+  static const int64_t geo[][2] = {{4099, 64}, {1000, 8}, {257, 520}, {512, 2048}, {3, 16}, {301, 7}};
+  for (int dt = 0; dt < 2; dt++) {
+    vr_dtype d = dt ? VR_F64 : VR_F32;
+    double rtol = dt ? 1e-10 : 1e-4, atol = dt ? 1e-11 : 1e-5;
+    for (int g = 0; g < 6; g++)
+      for (int var = 0; var < 4; var++) { /* bit 0: training, bit 1: affine; offset data when both */
+        int training = var & 1, affine = var >> 1, offset = training && affine, skew = (g & 1) && !offset;
+        int64_t M = geo[g][0], C = geo[g][1], xs[2] = {M, C};
+        /* 512 x 2048 (~10 s a comparison in the CUDA emulator): training with offset data, and f32 eval misaligned */
+        const int big = M * C > 500000;
+        if (big && var != 3 && !(var == 2 && !dt)) continue;
+        vr_kernel_args a = {.n_in = 5, .n_out = 3, .i = {training, M, C, 1}, .f = {0.1, 1e-5}};
+        vr_tensor *x = offset ? rnd(d, 2, xs, 170 + (uint64_t)g, 1000 - 1.7, 1000 + 1.7) : rnd(d, 2, xs, 170 + (uint64_t)g, -2, 3);
+        if (skew) { /* the same values one element into a larger buffer */
+          int64_t n1 = M * C + 1;
+          vr_tensor *base = rnd(d, 1, &n1, 171, -2, 3);
+          OK(vr_tensor_view_raw(base, 2, xs, (const int64_t[]){C, 1}, 1, &a.in[0]));
+          vr_tensor_free(base);
+          vr_tensor_free(x);
+        } else {
+          a.in[0] = x;
+        }
+        if (affine) {
+          a.in[1] = rnd(d, 1, &C, 172, 0.5, 1.5);
+          a.in[2] = rnd(d, 1, &C, 173, -1, 1);
+        }
+        a.in[3] = rnd(d, 1, &C, 174, offset ? 999 : -0.5, offset ? 1001 : 0.5);
+        vr_tensor *rv2 = rnd(d, 1, SH(2 * C), 175, 0.5, 2);
+        OK(vr_slice(rv2, 0, 0, 2 * C, 2, &a.in[4]));
+        vr_tensor_free(rv2);
+        a.out[0] = poisoned(d, 2, xs);
+        a.out[1] = poisoned(d, 1, &C);
+        a.out[2] = poisoned(d, 1, &C);
+        snprintf(what, sizeof what, "batch norm rows %s %lldx%lld training %d affine %d%s%s", vr_dtype_name(d), (long long)M,
+                 (long long)C, training, affine, offset ? " mean 1000" : "", skew ? " misaligned" : "");
+        if (run_cmp(VR_OP_BATCHNORM, 0, &a, rtol, atol, what)) {
+          /* grad_x and both parameter grads; on small shapes also grad_x alone, the parameter grads alone */
+          for (int outs = 0; outs < (M * C > 100000 ? 1 : 3); outs++) {
+            vr_kernel_args b = {.n_in = 5, .n_out = 3, .i = {training, M, C, 1}, .f = {0.1, 1e-5}};
+            b.in[0] = rnd(d, 2, xs, 176, -1, 1);
+            b.in[1] = a.in[0];
+            b.in[2] = a.in[1];
+            b.in[3] = a.out[1];
+            b.in[4] = a.out[2];
+            for (int k = 1; k < 5; k++) vr_tensor_retain(b.in[k]);
+            if (outs < 2) b.out[0] = poisoned(d, 2, xs);
+            if (outs != 1) {
+              b.out[1] = poisoned(d, 1, &C);
+              b.out[2] = poisoned(d, 1, &C);
+            }
+            snprintf(what, sizeof what, "batch norm rows backward %s %lldx%lld training %d affine %d outs %d%s", vr_dtype_name(d),
+                     (long long)M, (long long)C, training, affine, outs, offset ? " mean 1000" : "");
+            run_cmp(VR_OP_BATCHNORM, 1, &b, rtol * 10, atol * 10, what);
+            free_args(&b);
+          }
+        }
+        free_args(&a);
+      }
+  }
+}
+END_TEST
+
 START_TEST(test_layernorm) {
   NEED_DEV();
   char what[96];
@@ -1167,6 +1236,7 @@ static Suite *cuda_suite(void) {
   tcase_add_test(tc, test_matmul);
   tcase_add_test(tc, test_softmax_ce);
   tcase_add_test(tc, test_batchnorm);
+  tcase_add_test(tc, test_batchnorm_rows);
   tcase_add_test(tc, test_layernorm);
   tcase_add_test(tc, test_pool);
   tcase_add_test(tc, test_conv2d);

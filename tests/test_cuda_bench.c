@@ -131,6 +131,19 @@ START_TEST(test_cuda_bench) {
   vr_tensor *bm = dev_empty(VR_F32, 1, (const int64_t[]){64}), *bs = dev_empty(VR_F32, 1, (const int64_t[]){64});
   vr_kernel_args bn = {.in = {bx}, .n_in = 5, .out = {by, bm, bs}, .n_out = 3, .i = {1, bnN, 64, bnS}, .f = {0.1, 1e-5}};
   row_bw("batch norm train [256,64,4096]", time_op(VR_OP_BATCHNORM, 0, &bn, 5), 2 * fb);
+  /* channels-last (S = 1) in bf16 with f32 statistics, as the GPU recipe's first stage: x [512*28*28, 64];
+   * GB/s counts x read and y written once (the sums read x once more) */
+  const int64_t rM = big ? 512 * 28 * 28 : 4096, rne = rM * 64;
+  vr_tensor *rx = dev_rand(VR_BF16, 2, (const int64_t[]){rM, 64}, 7), *ry = dev_empty(VR_BF16, 2, (const int64_t[]){rM, 64});
+  vr_tensor *rg = dev_rand(VR_BF16, 2, (const int64_t[]){rM, 64}, 8), *rgx = dev_empty(VR_BF16, 2, (const int64_t[]){rM, 64});
+  vr_tensor *rw = dev_rand(VR_F32, 1, (const int64_t[]){64}, 9), *rwg = dev_empty(VR_F32, 1, (const int64_t[]){64});
+  vr_tensor *rbg = dev_empty(VR_F32, 1, (const int64_t[]){64});
+  vr_kernel_args rbn = {.in = {rx, rw}, .n_in = 5, .out = {ry, bm, bs}, .n_out = 3, .i = {1, rM, 64, 1}, .f = {0.1, 1e-5}};
+  row_bw("batch norm train [401408,64] bf16 S=1", time_op(VR_OP_BATCHNORM, 0, &rbn, 10), 2 * 2.0 * (double)rne);
+  vr_kernel_args rbb = {.in = {rg, rx, rw, bm, bs}, .n_in = 5, .out = {rgx, rwg, rbg}, .n_out = 3, .i = {1, rM, 64, 1}};
+  row_bw("batch norm bwd [401408,64] bf16 S=1 (g,x,gx)", time_op(VR_OP_BATCHNORM, 1, &rbb, 10), 3 * 2.0 * (double)rne);
+  vr_tensor *rall[] = {rx, ry, rg, rgx, rw, rwg, rbg};
+  for (size_t k = 0; k < sizeof rall / sizeof *rall; k++) vr_tensor_free(rall[k]);
 
   /* matrix products */
   const int64_t sizes[] = {big ? 1024 : 128, big ? 4096 : 256};

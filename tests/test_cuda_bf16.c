@@ -276,6 +276,70 @@ START_TEST(test_bf16_batchnorm_mixed_parity) {
 }
 END_TEST
 
+/* channels-last batch norm (S == 1, x [M, C] bf16, f32 parameters: the NHWC path): 8-wide vectors
+ * (C a multiple of 8), scalar columns (C = 7, or x one element into its buffer), several chunks of
+ * rows and column groups; data far from 0 (mean 1000: bf16 steps of 4 there) against cancellation */
+static vr_tensor *rnd_in(vr_dtype dt, int ndim, const int64_t *shape, uint64_t seed, double lo, double hi) {
+  vr_generator *g = NULL;
+  vr_tensor *t = NULL, *u = NULL;
+  OK(vr_generator_new(seed, 17, &g));
+  OK(vr_rand_uniform(g, ndim, shape, lo, hi, VR_F32, VR_CPU, &t));
+  vr_generator_free(g);
+  if (dt == VR_F32) return t;
+  OK(vr_tensor_to_dtype(t, dt, &u));
+  vr_tensor_free(t);
+  return u;
+}
+START_TEST(test_bf16_batchnorm_rows_parity) {
+  NEED_DEV();
+  static const int64_t geo[][2] = {{4099, 64}, {1000, 8}, {257, 520}, {512, 2048}, {3, 16}, {301, 7}};
+  for (size_t g = 0; g < sizeof geo / sizeof *geo; g++)
+    for (int var = 0; var < 4; var++) { /* bit 0: training, bit 1: affine; offset data when both */
+      int training = var & 1, affine = var >> 1, offset = training && affine, skew = (g & 1) && !offset;
+      int64_t M = geo[g][0], C = geo[g][1], xs[2] = {M, C};
+      if (M * C > 500000 && var != 3) continue; /* ~10 s a comparison in the CUDA emulator */
+      char what[120];
+      vr_kernel_args a = {.n_in = 5, .n_out = 3, .i = {training, M, C, 1}, .f = {0.1, 1e-5}};
+      if (skew) { /* one element into a larger buffer: the scalar path */
+        int64_t n1 = M * C + 1;
+        vr_tensor *base = rnd_in(VR_BF16, 1, &n1, 180 + g, -2, 3);
+        OK(vr_tensor_view_raw(base, 2, xs, (const int64_t[]){C, 1}, 1, &a.in[0]));
+        vr_tensor_free(base);
+      } else {
+        a.in[0] = rnd_in(VR_BF16, 2, xs, 180 + g, offset ? 996 : -2, offset ? 1004 : 3);
+      }
+      if (affine) {
+        a.in[1] = rnd_in(VR_F32, 1, &C, 181, 0.5, 1.5);
+        a.in[2] = rnd_in(VR_F32, 1, &C, 182, -1, 1);
+      }
+      a.in[3] = rnd_in(VR_F32, 1, &C, 183, offset ? 999 : -0.5, offset ? 1001 : 0.5);
+      a.in[4] = rnd_in(VR_F32, 1, &C, 184, 0.5, 2);
+      a.out[0] = poisoned(VR_BF16, 2, xs);
+      a.out[1] = poisoned(VR_F32, 1, &C);
+      a.out[2] = poisoned(VR_F32, 1, &C);
+      snprintf(what, sizeof what, "bf16 batch norm rows %lldx%lld training %d affine %d%s%s", (long long)M, (long long)C, training,
+               affine, offset ? " mean 1000" : "", skew ? " misaligned" : "");
+      if (run_cmp(VR_OP_BATCHNORM, 0, &a, RTOL, 1e-2, what)) {
+        vr_kernel_args b = {.n_in = 5, .n_out = 3, .i = {training, M, C, 1}};
+        b.in[0] = rnd_in(VR_BF16, 2, xs, 185, -1, 1);
+        b.in[1] = a.in[0];
+        b.in[2] = a.in[1];
+        b.in[3] = a.out[1];
+        b.in[4] = a.out[2];
+        for (int k = 1; k < 5; k++) vr_tensor_retain(b.in[k]);
+        b.out[0] = poisoned(VR_BF16, 2, xs);
+        b.out[1] = poisoned(VR_F32, 1, &C);
+        b.out[2] = poisoned(VR_F32, 1, &C);
+        snprintf(what, sizeof what, "bf16 batch norm rows backward %lldx%lld training %d affine %d%s", (long long)M, (long long)C,
+                 training, affine, offset ? " mean 1000" : "");
+        run_cmp(VR_OP_BATCHNORM, 1, &b, RTOL, 1e-2 * sqrt((double)M), what);
+        free_args(&b);
+      }
+      free_args(&a);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- autocast through the API */
 
 /* conv -> relu -> linear under autocast, the loss in f32: forward and every gradient on both devices */
@@ -398,6 +462,7 @@ static Suite *cuda_bf16_suite(void) {
   tcase_add_test(tc, test_bf16_conv2d_parity);
   tcase_add_test(tc, test_bf16_conv2d_nhwc_parity);
   tcase_add_test(tc, test_bf16_batchnorm_mixed_parity);
+  tcase_add_test(tc, test_bf16_batchnorm_rows_parity);
   tcase_add_test(tc, test_autocast_api_parity);
   tcase_add_test(tc, test_bf16_timing);
   suite_add_tcase(s, tc);

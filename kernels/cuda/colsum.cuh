@@ -10,7 +10,11 @@
  *   __device__ double2 operator()(int64_t i, int64_t r, int64_t e) const     (e = m cols + col)
  * and may write element i of an array of the same shape (each element is visited exactly once,
  * e.g. to store a centred copy while summing its squares). A finish functor Fin gets each column's
- * totals: __device__ void operator()(int64_t e, double2 t) const. */
+ * totals: __device__ void operator()(int64_t e, double2 t) const.
+ *
+ * Wide chunks (wplan, wsums, wmap below): the same sums for one large contiguous [rows, cols]
+ * matrix at memory bandwidth (batch norm on channels-last data: rows = N H W up to ~400k, cols = C),
+ * where 64-row chunks would leave thousands of partials per column to add. */
 #ifndef VISREG_CUDA_COLSUM_CUH
 #define VISREG_CUDA_COLSUM_CUH
 #include "more.cuh"
@@ -116,6 +120,181 @@ template <typename F> vr_status each(const F &f, int64_t n) {
   if (n <= 0) return VR_OK;
   each_k<F><<<vr_cu_blocks(n), VR_CU_THREADS, 0, vr_cuda_stream()>>>(f, n);
   VR_CU_LAUNCHED("elementwise pass");
+  return VR_OK;
+}
+
+/* ---- wide chunks ----
+ * A thread reads V consecutive columns at once (V elements of 16 bytes in all when the caller can:
+ * cols % V == 0 and aligned pointers; else V = 1). A block of kW threads holds gv column vectors
+ * x `lanes` rows (gv = min(cols / V, kW), lanes = kW / gv), so its warps read whole rows, i.e.
+ * contiguous memory, whatever cols is. Rows are cut into nch chunks of rpc rows, enough chunks for
+ * about 4 blocks per SM (H200: 132 SMs) and at least 4 rows per lane; grid (nch, column groups).
+ * Each lane adds its rows in row order in double, the block adds its lanes in lane order, and
+ * wtotal_k adds a column's chunks in a fixed order: plan and orders follow from (rows, cols, V)
+ * alone, so the sums do not vary from run to run.
+ *
+ * A functor F of the wide kernels has: static const int V; typedef I (uint32_t when the matrix has
+ * < 2^31 elements, else int64_t: the index of an element); a per-thread column state
+ * `struct st` filled once by  __device__ st setup(int64_t col0) const  (col0: the thread's first
+ * column, a multiple of V); and, for wsums, __device__ void add(I i, const st &, double (&a)[V],
+ * double (&b)[V]) const, which adds the two terms of elements i .. i + V - 1 (columns col0 ..) to
+ * a, b; for wmap, __device__ void operator()(I i, const st &) const, which handles them. */
+const int kW = 256;
+struct wplan {
+  int64_t rows, cols, cv, rpc, nch; /* column vectors per row, rows per chunk, chunks */
+  int V, gv, lanes, groups;         /* column vectors per block, lanes over rows, column groups */
+};
+/* cols > 0, cols % V == 0 */
+inline wplan wplan_of(int64_t rows, int64_t cols, int V) {
+  wplan p;
+  p.rows = rows > 0 ? rows : 0;
+  p.cols = cols;
+  p.V = V;
+  p.cv = cols / V;
+  p.gv = (int)(p.cv < kW ? p.cv : kW);
+  p.lanes = kW / p.gv;
+  p.groups = (int)((p.cv + p.gv - 1) / p.gv);
+  int64_t want = (4 * 132 + p.groups - 1) / p.groups, rpc = (p.rows + want - 1) / want;
+  if (rpc < 4 * p.lanes) rpc = 4 * p.lanes;
+  p.rpc = (rpc + p.lanes - 1) / p.lanes * p.lanes;
+  p.nch = (p.rows + p.rpc - 1) / p.rpc;
+  return p;
+}
+
+/* the rows of this thread's lane in its block's chunk: n rows from element i, step elements apart;
+ * col0 its first column; false for a thread with nothing to do */
+struct wspan {
+  int64_t i, step, col0;
+  int n;
+};
+__device__ __forceinline__ bool wspan_of(const wplan &p, wspan *w) {
+  int t = threadIdx.x, j = t % p.gv, l = t / p.gv;
+  int64_t vc = (int64_t)blockIdx.y * p.gv + j, r = (int64_t)blockIdx.x * p.rpc + l;
+  int64_t r1 = ((int64_t)blockIdx.x + 1) * p.rpc < p.rows ? ((int64_t)blockIdx.x + 1) * p.rpc : p.rows;
+  if (l >= p.lanes || vc >= p.cv || r >= r1) return false;
+  w->col0 = vc * p.V;
+  w->i = r * p.cols + w->col0;
+  w->step = p.lanes * p.cols;
+  w->n = (int)((r1 - 1 - r) / p.lanes) + 1;
+  return true;
+}
+
+/* part[chunk cols + col] = the chunk's sums of column col (every column of the block's group) */
+template <typename F> __global__ void __launch_bounds__(kW) wpart_k(F f, wplan p, double2 *part) {
+  constexpr int V = F::V;
+  typedef typename F::I I;
+  __shared__ double s1[kW * V], s2[kW * V];
+  double a[V], b[V];
+#pragma unroll
+  for (int k = 0; k < V; k++) a[k] = b[k] = 0;
+  wspan w;
+  if (wspan_of(p, &w)) {
+    const typename F::st s = f.setup(w.col0);
+    I i = (I)w.i, sp = (I)w.step;
+    int q = 0;
+    for (; q + 4 <= w.n; q += 4, i += 4 * sp) { /* four independent loads in flight; adds in row order */
+      f.add(i, s, a, b);
+      f.add(i + sp, s, a, b);
+      f.add(i + 2 * sp, s, a, b);
+      f.add(i + 3 * sp, s, a, b);
+    }
+    for (; q < w.n; q++, i += sp) f.add(i, s, a, b);
+  }
+  const int t = threadIdx.x;
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    s1[t * V + k] = a[k];
+    s2[t * V + k] = b[k];
+  }
+  __syncthreads();
+  const int width = p.gv * V; /* columns of the group; lane l's column q sits at s[l width + q] */
+  const int64_t c0 = (int64_t)blockIdx.y * width;
+  for (int q = t; q < width && c0 + q < p.cols; q += kW) {
+    double x = 0, y = 0;
+    for (int l = 0; l < p.lanes; l++) {
+      x += s1[l * width + q];
+      y += s2[l * width + q];
+    }
+    part[(int64_t)blockIdx.x * p.cols + c0 + q] = make_double2(x, y);
+  }
+}
+
+/* fin(col, column col's totals): a block of kCols columns x kTotLanes lanes; lane l adds chunks
+ * l, l + kTotLanes, ... in order, the block adds its lanes in order (coalesced: a warp reads 32
+ * consecutive columns of a chunk; ~500 chunks make ~16 loads a thread) */
+const int kTotLanes = 32;
+template <typename Fin>
+__global__ void __launch_bounds__(kCols *kTotLanes) wtotal_k(Fin fin, const double2 *part, int64_t nch, int64_t cols) {
+  __shared__ double s1[kTotLanes][kCols], s2[kTotLanes][kCols];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  for (int64_t c0 = (int64_t)blockIdx.x * kCols; c0 < cols; c0 += (int64_t)gridDim.x * kCols) {
+    int64_t c = c0 + tx;
+    double x = 0, y = 0;
+    if (c < cols)
+#pragma unroll 4
+      for (int64_t k = ty; k < nch; k += kTotLanes) {
+        double2 v = part[k * cols + c];
+        x += v.x;
+        y += v.y;
+      }
+    s1[ty][tx] = x;
+    s2[ty][tx] = y;
+    __syncthreads();
+    if (ty == 0 && c < cols) {
+      for (int l = 1; l < kTotLanes; l++) {
+        x += s1[l][tx];
+        y += s2[l][tx];
+      }
+      fin(c, make_double2(x, y));
+    }
+    __syncthreads(); /* s1, s2 are reused by the next columns */
+  }
+}
+
+/* every element once, with the wide geometry (the column state stays in registers) */
+template <typename F> __global__ void __launch_bounds__(kW) wmap_k(F f, wplan p) {
+  typedef typename F::I I;
+  wspan w;
+  if (!wspan_of(p, &w)) return;
+  const typename F::st s = f.setup(w.col0);
+  I i = (I)w.i, sp = (I)w.step;
+  int q = 0;
+  for (; q + 4 <= w.n; q += 4, i += 4 * sp) {
+    f(i, s);
+    f(i + sp, s);
+    f(i + 2 * sp, s);
+    f(i + 3 * sp, s);
+  }
+  for (; q < w.n; q++, i += sp) f(i, s);
+}
+
+inline vr_status wcheck(const wplan &p) {
+  if (p.groups > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld columns, more than %lld", (long long)p.cols, 65535LL * kW * p.V);
+  return VR_OK;
+}
+
+/* fin(col, {sum f.a, sum f.b}) for every column (p.V == F::V); with terms false, or no rows,
+ * fin(col, {0, 0}) without reading the matrix */
+template <typename F, typename Fin> vr_status wsums(const F &f, const Fin &fin, const wplan &p, bool terms = true) {
+  VR_TRY(wcheck(p));
+  int64_t nch = terms ? p.nch : 0;
+  vr_cu_buf pb;
+  if (nch) {
+    VR_TRY(pb.get(sizeof(double2) * (size_t)(nch * p.cols)));
+    wpart_k<F><<<dim3((unsigned)nch, (unsigned)p.groups), kW, 0, vr_cuda_stream()>>>(f, p, pb.as<double2>());
+    VR_CU_LAUNCHED("column partial sums (wide)");
+  }
+  int64_t ng = (p.cols + kCols - 1) / kCols;
+  wtotal_k<Fin><<<(unsigned)(ng < 65535 ? ng : 65535), dim3(kCols, kTotLanes), 0, vr_cuda_stream()>>>(fin, pb.as<double2>(), nch,
+                                                                                                      p.cols);
+  VR_CU_LAUNCHED("column totals (wide)");
+  return VR_OK;
+}
+template <typename F> vr_status wmap(const F &f, const wplan &p) {
+  VR_TRY(wcheck(p));
+  if (!p.nch) return VR_OK;
+  wmap_k<F><<<dim3((unsigned)p.nch, (unsigned)p.groups), kW, 0, vr_cuda_stream()>>>(f, p);
+  VR_CU_LAUNCHED("elementwise pass (wide)");
   return VR_OK;
 }
 

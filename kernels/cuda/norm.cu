@@ -9,11 +9,14 @@
  *    i = {R, D}; f[0] eps.  bwd: in = {grad_y, x, w|NULL, save_mean, save_invstd}, out =
  *    {grad_x|NULL, grad_w|NULL, grad_b|NULL}.
  * Statistics: batch norm's over ranges of each channel, one block each, then added per channel in
- * range order (see bn_geo); layer norm's one block per row, two passes in double, fixed trees;
+ * range order (see bn_geo); with S == 1 (x [M, C]: channels-last activations, BatchNorm1d) over
+ * chunks of rows instead, a warp reading consecutive channels (colsum.cuh's wide sums; bnl_*);
+ * layer norm's one block per row, two passes in double, fixed trees;
  * layer norm's grad_w/grad_b: column sums spread over the GPU (colsum.cuh: chunks of 64 rows, partials
  * in double added in chunk order). Deterministic. */
 #include "blockreduce.cuh"
 #include "colsum.cuh"
+#include <initializer_list>
 
 namespace {
 
@@ -86,36 +89,52 @@ template <typename T, typename I> __global__ void __launch_bounds__(kT) bn_part(
   if (threadIdx.x == 0) part[c * g.split + blockIdx.x] = make_double2(s1, s2);
 }
 
-/* per channel: mean and invstd (training: from the partials; else the running statistics), the
- * running update, and y = x scale + shift's coefficients */
+/* the per-channel parameters of the forward: the running statistics, momentum and eps, and where
+ * y = x scale + shift's coefficients go (double[C] each) */
+struct bn_par {
+  vec1 w, b, rm, rv;
+  double mom, eps;
+  int training;
+  int64_t M; /* elements per channel */
+  double *scale, *shift;
+};
+/* channel c: mean and invstd (training: from the sums s1, s2 of x - x0 with x0 the channel's first
+ * element; else the running statistics), the running update, and the coefficients */
+template <typename St>
+__device__ __forceinline__ void bn_chan(const bn_par &q, int64_t c, double x0, double s1, double s2, St *smean, St *sinv) {
+  double mean, invstd;
+  if (q.training) {
+    double ms = s1 / (double)q.M, var = s2 / (double)q.M - ms * ms;
+    if (var < 0) var = 0;
+    mean = q.M ? x0 + ms : ms; /* no elements: 0 / 0 as the CPU */
+    invstd = 1.0 / sqrt(var + q.eps);
+    if (q.rm.p) {
+      vset(q.rm, c, (1 - q.mom) * vget(q.rm, c, 0) + q.mom * mean);
+      vset(q.rv, c, (1 - q.mom) * vget(q.rv, c, 0) + q.mom * var * (double)q.M / (double)(q.M - 1));
+    }
+  } else {
+    mean = vget(q.rm, c, 0);
+    invstd = 1.0 / sqrt(vget(q.rv, c, 1) + q.eps);
+  }
+  double sc = vget(q.w, c, 1.0) * invstd;
+  q.scale[c] = sc;
+  q.shift[c] = vget(q.b, c, 0.0) - mean * sc;
+  smean[c] = (St)mean;
+  sinv[c] = (St)invstd;
+}
+/* per channel, from the range partials (training) or the running statistics */
 template <typename T, typename St>
-__global__ void bn_stats(const T *x, bn_geo g, const double2 *part, int training, vec1 w, vec1 b, vec1 rm, vec1 rv,
-                         double mom, double eps, St *smean, St *sinv, double *scale, double *shift) {
+__global__ void bn_stats(const T *x, bn_geo g, const double2 *part, bn_par q, St *smean, St *sinv) {
   for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < g.C; c += (int64_t)gridDim.x * blockDim.x) {
-    double mean, invstd;
-    if (training) {
-      double s1 = 0, s2 = 0;
+    double s1 = 0, s2 = 0, x0 = 0;
+    if (q.training) {
       for (int r = 0; r < g.split; r++) {
         s1 += part[c * g.split + r].x;
         s2 += part[c * g.split + r].y;
       }
-      double ms = s1 / (double)g.M, var = s2 / (double)g.M - ms * ms;
-      if (var < 0) var = 0;
-      mean = g.M ? vr_cu_conv<T>::load(x[c * g.S]) + ms : ms; /* no elements: 0 / 0 as the CPU */
-      invstd = 1.0 / sqrt(var + eps);
-      if (rm.p) {
-        vset(rm, c, (1 - mom) * vget(rm, c, 0) + mom * mean);
-        vset(rv, c, (1 - mom) * vget(rv, c, 0) + mom * var * (double)g.M / (double)(g.M - 1));
-      }
-    } else {
-      mean = vget(rm, c, 0);
-      invstd = 1.0 / sqrt(vget(rv, c, 1) + eps);
+      if (g.M) x0 = vr_cu_conv<T>::load(x[c * g.S]);
     }
-    double sc = vget(w, c, 1.0) * invstd;
-    scale[c] = sc;
-    shift[c] = vget(b, c, 0.0) - mean * sc;
-    smean[c] = (St)mean;
-    sinv[c] = (St)invstd;
+    bn_chan<St>(q, c, x0, s1, s2, smean, sinv);
   }
 }
 template <typename T, typename I>
@@ -126,6 +145,16 @@ __global__ void bn_apply(const T *x, T *y, I total, I C, I S, const double *scal
   }
 }
 
+bn_par bn_par_of(const vr_kernel_args *a, int64_t M, double *buf) {
+  return bn_par{vec_of(a->in[1]), vec_of(a->in[2]), vec_of(a->in[3]), vec_of(a->in[4]), a->f[0], a->f[1], (int)a->i[0], M, buf,
+                buf + a->i[2]};
+}
+
+/* channels-last data (S == 1), below */
+bool bn_rows(int64_t S) { return S == 1; }
+template <typename T> vr_status bnl_fwd(const vr_kernel_args *a);
+template <typename T> vr_status bnl_bwd(const vr_kernel_args *a);
+
 unsigned grid_of(int64_t n) { return (unsigned)(n < 1 ? 1 : (n < (1 << 20) ? n : (1 << 20))); }
 
 template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
@@ -134,6 +163,7 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
   int64_t N = a->i[1], C = a->i[2], S = a->i[3];
   if (!C) return VR_OK;
   if (!training && (!a->in[3] || !a->in[4])) return VR_FAIL(VR_E_ARG, "running_mean, running_var: expected tensors in eval mode, got NULL");
+  if (bn_rows(S)) return bnl_fwd<T>(a);
   cudaStream_t s = vr_cuda_stream();
   bn_geo geo = bn_geo_of(N, C, S);
   if (C > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld channels, more than 65535", (long long)C);
@@ -151,10 +181,8 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
     e = cudaMemsetAsync(part, 0, sizeof(double2) * (size_t)(C * geo.split), s);
   }
   if (e == cudaSuccess) {
-    bn_stats<T, St><<<vr_cu_blocks(C), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), geo, part, training,
-                                                             vec_of(a->in[1]), vec_of(a->in[2]), vec_of(a->in[3]),
-                                                             vec_of(a->in[4]), a->f[0], a->f[1], (St *)vr_data(a->out[1]),
-                                                             (St *)vr_data(a->out[2]), buf, buf + C);
+    bn_stats<T, St><<<vr_cu_blocks(C), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), geo, part, bn_par_of(a, geo.M, buf),
+                                                             (St *)vr_data(a->out[1]), (St *)vr_data(a->out[2]));
     e = cudaGetLastError();
   }
   int64_t total = N * C * S;
@@ -189,22 +217,29 @@ __global__ void __launch_bounds__(kT) bn_bwd_part(const T *g, const T *x, bn_geo
   sgx = vr_cu_block_reduce<vr_cu_sum_op>(sgx, sh);
   if (threadIdx.x == 0) part[c * geo.split + blockIdx.x] = make_double2(sg, sgx);
 }
-/* per channel: grad_b, grad_w, and the grad_x coefficients */
+/* channel c: grad_b, grad_w, and the grad_x coefficients k[4c ..] from the sums sg = sum g,
+ * sgx = sum g (x - mean) */
+template <typename St>
+__device__ __forceinline__ void bn_bwd_chan(int64_t c, double sg, double sgx, int64_t M, int training, vec1 w, const St *smean,
+                                            const St *sinv, vec1 gw, vec1 gb, double *k) {
+  double mean = (double)smean[c], invstd = (double)sinv[c];
+  if (gb.p) vset(gb, c, sg); /* in the parameters' dtype: f32 beside bf16 x under autocast */
+  if (gw.p) vset(gw, c, sgx * invstd);
+  k[4 * c] = vget(w, c, 1.0) * invstd;
+  k[4 * c + 1] = training ? sg / (double)M : 0.0;
+  k[4 * c + 2] = training ? sgx * invstd * invstd / (double)M : 0.0;
+  k[4 * c + 3] = mean;
+}
 template <typename T, typename St>
 __global__ void bn_bwd_stats(bn_geo geo, const double2 *part, int training, vec1 w, const St *smean, const St *sinv, vec1 gw,
                              vec1 gb, double *k) {
   for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < geo.C; c += (int64_t)gridDim.x * blockDim.x) {
-    double mean = (double)smean[c], invstd = (double)sinv[c], sg = 0, sgx = 0;
+    double sg = 0, sgx = 0;
     for (int r = 0; r < geo.split; r++) {
       sg += part[c * geo.split + r].x;
       sgx += part[c * geo.split + r].y;
     }
-    if (gb.p) vset(gb, c, sg); /* in the parameters' dtype: f32 beside bf16 x under autocast */
-    if (gw.p) vset(gw, c, sgx * invstd);
-    k[4 * c] = vget(w, c, 1.0) * invstd;
-    k[4 * c + 1] = training ? sg / (double)geo.M : 0.0;
-    k[4 * c + 2] = training ? sgx * invstd * invstd / (double)geo.M : 0.0;
-    k[4 * c + 3] = mean;
+    bn_bwd_chan<St>(c, sg, sgx, geo.M, training, w, smean, sinv, gw, gb, k);
   }
 }
 template <typename T, typename I>
@@ -222,6 +257,7 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
   int training = (int)a->i[0];
   int64_t N = a->i[1], C = a->i[2], S = a->i[3];
   if (!C) return VR_OK;
+  if (bn_rows(S)) return bnl_bwd<T>(a);
   cudaStream_t s = vr_cuda_stream();
   bn_geo geo = bn_geo_of(N, C, S);
   if (C > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld channels, more than 65535", (long long)C);
@@ -259,6 +295,247 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
   vr_cuda_scratch_free(k, nb);
   if (e != cudaSuccess) return VR_FAIL(VR_E_CUDA, "launch of batch norm backward: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
   return VR_OK;
+}
+
+/* ---- batch norm on channels-last data: x is [M, C] row-major (S == 1) ----
+ * The channel-range kernels above give a block one channel, whose elements lie C apart when S == 1:
+ * a warp would read 32 scattered elements. Here a warp reads consecutive channels of the same rows
+ * (16-byte loads when C is a multiple of 16 bytes' worth and the tensors are aligned) through the
+ * wide column sums of colsum.cuh: per-(chunk, channel) partials in double, added per channel in a
+ * fixed order by a small kernel that also computes the channel's statistics (bn_chan / bn_bwd_chan,
+ * shared with the kernels above), then one elementwise pass with the channel coefficients held in registers.
+ * Forward (training): 1 read of x for the sums, 1 read + 1 write for y; backward: 2 reads (g, x)
+ * for the sums, 2 reads + 1 write for grad_x.
+ * Rule: every C when S == 1. The lanes of a block walk rows when C is small (gv = C / V vectors
+ * per row, 256 / gv rows at once), so its reads stay contiguous for any C, and the per-channel
+ * ranges are never better: they read elements C apart for every C > 1. */
+
+/* V consecutive elements as doubles, and back: one 16-byte access when V sizeof(T) == 16 (the
+ * caller checked the alignment), else V scalar ones */
+template <typename T, int V> __device__ __forceinline__ void ldv(const T *p, double (&o)[V]) {
+  if constexpr (V * sizeof(T) == 16) {
+    uint4 u = *(const uint4 *)p;
+    T e[V];
+    memcpy(e, &u, 16);
+#pragma unroll
+    for (int k = 0; k < V; k++) o[k] = vr_cu_conv<T>::load(e[k]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < V; k++) o[k] = vr_cu_conv<T>::load(p[k]);
+  }
+}
+template <typename T, int V> __device__ __forceinline__ void stv(T *p, const double (&o)[V]) {
+  if constexpr (V * sizeof(T) == 16) {
+    T e[V];
+#pragma unroll
+    for (int k = 0; k < V; k++) e[k] = vr_cu_conv<T>::store(o[k]);
+    uint4 u;
+    memcpy(&u, e, 16);
+    *(uint4 *)p = u;
+  } else {
+#pragma unroll
+    for (int k = 0; k < V; k++) p[k] = vr_cu_conv<T>::store(o[k]);
+  }
+}
+template <typename T, int V> __device__ __forceinline__ void ldc(const double *p, double (&o)[V]) {
+#pragma unroll
+  for (int k = 0; k < V; k++) o[k] = p[k];
+}
+
+/* forward sums {x - x0, (x - x0)^2}, x0 the channel's first element (row 0): one pass, no
+ * cancellation for data far from 0 */
+template <typename T, int V_, typename I_> struct bnl_fwd_terms {
+  static const int V = V_;
+  typedef I_ I;
+  struct st {
+    double x0[V];
+  };
+  const T *x;
+  __device__ st setup(int64_t c0) const {
+    st s;
+    ldv<T, V>(x + c0, s.x0);
+    return s;
+  }
+  __device__ void add(I i, const st &s, double (&a)[V], double (&b)[V]) const {
+    double v[V];
+    ldv<T, V>(x + i, v);
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+      double d = v[k] - s.x0[k];
+      a[k] += d;
+      b[k] += d * d;
+    }
+  }
+};
+template <typename T, typename St> struct bnl_fwd_fin {
+  const T *x;
+  bn_par q;
+  St *smean, *sinv;
+  __device__ void operator()(int64_t c, double2 t) const {
+    bn_chan<St>(q, c, q.M ? vr_cu_conv<T>::load(x[c]) : 0.0, t.x, t.y, smean, sinv);
+  }
+};
+/* every channel, eval mode: from the running statistics */
+template <typename T, typename St> __global__ void bnl_eval_stats(bn_par q, int64_t C, St *smean, St *sinv) {
+  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C; c += (int64_t)gridDim.x * blockDim.x)
+    bn_chan<St>(q, c, 0.0, 0.0, 0.0, smean, sinv);
+}
+/* y = x scale + shift */
+template <typename T, int V_, typename I_> struct bnl_fwd_apply {
+  static const int V = V_;
+  typedef I_ I;
+  struct st {
+    double sc[V], sh[V];
+  };
+  const T *x;
+  T *y;
+  const double *scale, *shift;
+  __device__ st setup(int64_t c0) const {
+    st s;
+    ldc<T, V>(scale + c0, s.sc);
+    ldc<T, V>(shift + c0, s.sh);
+    return s;
+  }
+  __device__ void operator()(I i, const st &s) const {
+    double v[V];
+    ldv<T, V>(x + i, v);
+#pragma unroll
+    for (int k = 0; k < V; k++) v[k] = v[k] * s.sc[k] + s.sh[k];
+    stv<T, V>(y + i, v);
+  }
+};
+
+/* backward sums {g, g (x - mean)} */
+template <typename T, typename St, int V_, typename I_> struct bnl_bwd_terms {
+  static const int V = V_;
+  typedef I_ I;
+  struct st {
+    double mean[V];
+  };
+  const T *g, *x;
+  const St *smean;
+  __device__ st setup(int64_t c0) const {
+    st s;
+#pragma unroll
+    for (int k = 0; k < V; k++) s.mean[k] = (double)smean[c0 + k];
+    return s;
+  }
+  __device__ void add(I i, const st &s, double (&a)[V], double (&b)[V]) const {
+    double gv[V], xv[V];
+    ldv<T, V>(g + i, gv);
+    ldv<T, V>(x + i, xv);
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+      a[k] += gv[k];
+      b[k] += gv[k] * (xv[k] - s.mean[k]);
+    }
+  }
+};
+template <typename St> struct bnl_bwd_fin {
+  int64_t M;
+  int training;
+  vec1 w, gw, gb;
+  const St *smean, *sinv;
+  double *k;
+  __device__ void operator()(int64_t c, double2 t) const { bn_bwd_chan<St>(c, t.x, t.y, M, training, w, smean, sinv, gw, gb, k); }
+};
+/* grad_x = k0 (g - k1 - (x - k3) k2), the coefficients of bn_bwd_chan */
+template <typename T, int V_, typename I_> struct bnl_bwd_apply {
+  static const int V = V_;
+  typedef I_ I;
+  struct st {
+    double q0[V], q1[V], q2[V], q3[V];
+  };
+  const T *g, *x;
+  T *gx;
+  const double *k;
+  __device__ st setup(int64_t c0) const {
+    st s;
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+      const double *q = k + 4 * (c0 + j);
+      s.q0[j] = q[0];
+      s.q1[j] = q[1];
+      s.q2[j] = q[2];
+      s.q3[j] = q[3];
+    }
+    return s;
+  }
+  __device__ void operator()(I i, const st &s) const {
+    double gv[V], xv[V];
+    ldv<T, V>(g + i, gv);
+    ldv<T, V>(x + i, xv);
+#pragma unroll
+    for (int j = 0; j < V; j++) gv[j] = s.q0[j] * (gv[j] - s.q1[j] - (xv[j] - s.q3[j]) * s.q2[j]);
+    stv<T, V>(gx + i, gv);
+  }
+};
+
+/* 16-byte vectors when C allows and every tensor the pass touches is aligned (a view may start
+ * anywhere); the index type: 32 bits under 2^31 elements (bn_small) */
+bool al16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+template <typename T> bool bnl_vec(int64_t C, std::initializer_list<const void *> ps) {
+  if (C % (int64_t)(16 / sizeof(T))) return false;
+  for (const void *p : ps)
+    if (p && !al16(p)) return false;
+  return true;
+}
+
+template <typename T, int V, typename I> vr_status bnl_fwd_run(const vr_kernel_args *a, double *buf) {
+  typedef typename vr_cu_acc<T>::type St;
+  int64_t M = a->i[1], C = a->i[2];
+  const T *x = (const T *)vr_data(a->in[0]);
+  St *sm = (St *)vr_data(a->out[1]), *si = (St *)vr_data(a->out[2]);
+  vr_colsum::wplan p = vr_colsum::wplan_of(M, C, V);
+  bn_par q = bn_par_of(a, M, buf);
+  if (q.training) {
+    VR_TRY(vr_colsum::wsums(bnl_fwd_terms<T, V, I>{x}, bnl_fwd_fin<T, St>{x, q, sm, si}, p));
+  } else {
+    bnl_eval_stats<T, St><<<vr_cu_blocks(C), VR_CU_THREADS, 0, vr_cuda_stream()>>>(q, C, sm, si);
+    VR_CU_LAUNCHED("batch norm statistics");
+  }
+  return vr_colsum::wmap(bnl_fwd_apply<T, V, I>{x, (T *)vr_data(a->out[0]), buf, buf + C}, p);
+}
+template <typename T> vr_status bnl_fwd(const vr_kernel_args *a) {
+  constexpr int VW = 16 / sizeof(T);
+  int64_t M = a->i[1], C = a->i[2];
+  double *buf = nullptr;
+  size_t nb = sizeof(double) * 2 * (size_t)C;
+  VR_TRY(vr_cuda_scratch(nb, (void **)&buf));
+  const bool vec = bnl_vec<T>(C, {vr_data(a->in[0]), vr_data(a->out[0])}), small = bn_small(M * C);
+  vr_status st = vec ? (small ? bnl_fwd_run<T, VW, uint32_t>(a, buf) : bnl_fwd_run<T, VW, int64_t>(a, buf))
+                     : (small ? bnl_fwd_run<T, 1, uint32_t>(a, buf) : bnl_fwd_run<T, 1, int64_t>(a, buf));
+  vr_cuda_scratch_free(buf, nb);
+  return st;
+}
+
+template <typename T, int V, typename I> vr_status bnl_bwd_run(const vr_kernel_args *a, double *k) {
+  typedef typename vr_cu_acc<T>::type St;
+  int training = (int)a->i[0];
+  int64_t M = a->i[1], C = a->i[2];
+  const T *g = (const T *)vr_data(a->in[0]), *x = (const T *)vr_data(a->in[1]);
+  const St *sm = (const St *)vr_data(a->in[3]), *si = (const St *)vr_data(a->in[4]);
+  vr_colsum::wplan p = vr_colsum::wplan_of(M, C, V);
+  /* the sums feed grad_w, grad_b and, with batch statistics, grad_x */
+  bool terms = a->out[1] || a->out[2] || (training && a->out[0]);
+  VR_TRY(vr_colsum::wsums(bnl_bwd_terms<T, St, V, I>{g, x, sm},
+                          bnl_bwd_fin<St>{M, training, vec_of(a->in[2]), vec_of(a->out[1]), vec_of(a->out[2]), sm, si, k}, p,
+                          terms));
+  if (!a->out[0]) return VR_OK;
+  return vr_colsum::wmap(bnl_bwd_apply<T, V, I>{g, x, (T *)vr_data(a->out[0]), k}, p);
+}
+template <typename T> vr_status bnl_bwd(const vr_kernel_args *a) {
+  constexpr int VW = 16 / sizeof(T);
+  int64_t M = a->i[1], C = a->i[2];
+  double *k = nullptr;
+  size_t nb = sizeof(double) * 4 * (size_t)C;
+  VR_TRY(vr_cuda_scratch(nb, (void **)&k));
+  const bool vec = bnl_vec<T>(C, {vr_data(a->in[0]), vr_data(a->in[1]), a->out[0] ? vr_data(a->out[0]) : nullptr}),
+             small = bn_small(M * C);
+  vr_status st = vec ? (small ? bnl_bwd_run<T, VW, uint32_t>(a, k) : bnl_bwd_run<T, VW, int64_t>(a, k))
+                     : (small ? bnl_bwd_run<T, 1, uint32_t>(a, k) : bnl_bwd_run<T, 1, int64_t>(a, k));
+  vr_cuda_scratch_free(k, nb);
+  return st;
 }
 
 /* ---- layer norm ---- */
