@@ -846,6 +846,87 @@ START_TEST(test_batchnorm_rows) {
 }
 END_TEST
 
+/* the fused activation of vr_batch_norm_act at the kernel level (forward i[4] = ReLU, in[5] =
+ * residual; backward i[4] with in[5] = the forward's output as the ReLU mask, out[3] =
+ * grad_residual): N x C x S and channels-last (S == 1: 16-byte vectors at C = 64, scalar columns
+ * at C = 7, and a residual or grad_residual one element into its buffer, which must turn the
+ * vectors off), f32 and f64. var: bit 0 training, bit 1 affine; ReLU and residual both, except
+ * var 1 (ReLU alone) and var 2 (residual alone). Backward outs: 0 every grad, 1 grad_x and
+ * grad_residual, 2 the parameter grads and grad_residual (no grad_x: the residual's grad is still
+ * written). The backward's mask is the CPU's output, so both devices mask the same elements. */
+static vr_tensor *poisoned_skew(vr_dtype dt, int ndim, const int64_t *shape, int skew) {
+  if (!skew) return poisoned(dt, ndim, shape);
+  int64_t n1 = vr_numel_of(ndim, shape) + 1, st[8];
+  for (int k = ndim - 1, m = 1; k >= 0; k--) st[k] = m, m *= (int)shape[k];
+  vr_tensor *base = poisoned(dt, 1, &n1), *v = NULL;
+  OK(vr_tensor_view_raw(base, ndim, shape, st, 1, &v));
+  vr_tensor_free(base);
+  return v;
+}
+START_TEST(test_batchnorm_act) {
+  NEED_DEV();
+  char what[160];
+  static const int64_t geo[][3] = {{8, 13, 37}, {1000, 64, 1}, {301, 7, 1}, {3, 5, 2001}};
+  for (int dt = 0; dt < 2; dt++) {
+    vr_dtype d = dt ? VR_F64 : VR_F32;
+    double rtol = dt ? 1e-10 : 1e-4, atol = dt ? 1e-11 : 1e-5;
+    for (int g = 0; g < 4; g++)
+      for (int var = 0; var < 4; var++) {
+        int training = var & 1, affine = var >> 1, relu = var != 2, res = var != 1;
+        int64_t N = geo[g][0], C = geo[g][1], S = geo[g][2], xs[3] = {N, C, S};
+        int nd = S > 1 ? 3 : 2, skew = S == 1 && C == 64 && var == 3; /* misaligned residual and grad_residual */
+        vr_kernel_args a = {.n_in = 6, .n_out = 3, .i = {training, N, C, S, relu}, .f = {0.1, 1e-5}};
+        a.in[0] = rnd(d, nd, xs, 190 + (uint64_t)g, -2, 3);
+        if (affine) {
+          a.in[1] = rnd(d, 1, &C, 191, 0.5, 1.5);
+          a.in[2] = rnd(d, 1, &C, 192, -1, 1);
+        }
+        a.in[3] = rnd(d, 1, &C, 193, -0.5, 0.5);
+        a.in[4] = rnd(d, 1, &C, 194, 0.5, 2);
+        if (res && skew) {
+          int64_t n1 = N * C * S + 1;
+          vr_tensor *base = rnd(d, 1, &n1, 195, -1, 1);
+          OK(vr_tensor_view_raw(base, nd, xs, (const int64_t[]){C * S, S, 1}, 1, &a.in[5]));
+          vr_tensor_free(base);
+        } else if (res) {
+          a.in[5] = rnd(d, nd, xs, 195, -1, 1);
+        }
+        a.out[0] = poisoned(d, nd, xs);
+        a.out[1] = poisoned(d, 1, &C);
+        a.out[2] = poisoned(d, 1, &C);
+        snprintf(what, sizeof what, "batch norm act %s %lldx%lldx%lld training %d affine %d relu %d residual %d%s", vr_dtype_name(d),
+                 (long long)N, (long long)C, (long long)S, training, affine, relu, res, skew ? " misaligned" : "");
+        if (!run_cmp(VR_OP_BATCHNORM, 0, &a, rtol, atol, what)) {
+          free_args(&a);
+          continue;
+        }
+        for (int outs = 0; outs < 3; outs++) {
+          vr_kernel_args b = {.n_in = 6, .n_out = 4, .i = {training, N, C, S, relu}};
+          b.in[0] = rnd(d, nd, xs, 196, -1, 1);
+          b.in[1] = a.in[0];
+          b.in[2] = a.in[1];
+          b.in[3] = a.out[1];
+          b.in[4] = a.out[2];
+          if (relu) b.in[5] = a.out[0]; /* the CPU's output: the same mask on both devices */
+          for (int k = 1; k < 6; k++) vr_tensor_retain(b.in[k]);
+          if (outs < 2) b.out[0] = poisoned(d, nd, xs);
+          if (outs != 1) {
+            b.out[1] = poisoned(d, 1, &C);
+            b.out[2] = poisoned(d, 1, &C);
+          }
+          if (res || outs == 2) b.out[3] = poisoned_skew(d, nd, xs, skew && outs == 1);
+          snprintf(what, sizeof what, "batch norm act backward %s %lldx%lldx%lld training %d affine %d relu %d outs %d%s",
+                   vr_dtype_name(d), (long long)N, (long long)C, (long long)S, training, affine, relu, outs,
+                   skew && outs == 1 ? " misaligned" : "");
+          run_cmp(VR_OP_BATCHNORM, 1, &b, rtol * 10, atol * 10, what);
+          free_args(&b);
+        }
+        free_args(&a);
+      }
+  }
+}
+END_TEST
+
 START_TEST(test_layernorm) {
   NEED_DEV();
   char what[96];
@@ -1237,6 +1318,7 @@ static Suite *cuda_suite(void) {
   tcase_add_test(tc, test_softmax_ce);
   tcase_add_test(tc, test_batchnorm);
   tcase_add_test(tc, test_batchnorm_rows);
+  tcase_add_test(tc, test_batchnorm_act);
   tcase_add_test(tc, test_layernorm);
   tcase_add_test(tc, test_pool);
   tcase_add_test(tc, test_conv2d);

@@ -142,7 +142,15 @@ START_TEST(test_cuda_bench) {
   row_bw("batch norm train [401408,64] bf16 S=1", time_op(VR_OP_BATCHNORM, 0, &rbn, 10), 2 * 2.0 * (double)rne);
   vr_kernel_args rbb = {.in = {rg, rx, rw, bm, bs}, .n_in = 5, .out = {rgx, rwg, rbg}, .n_out = 3, .i = {1, rM, 64, 1}};
   row_bw("batch norm bwd [401408,64] bf16 S=1 (g,x,gx)", time_op(VR_OP_BATCHNORM, 1, &rbb, 10), 3 * 2.0 * (double)rne);
-  vr_tensor *rall[] = {rx, ry, rg, rgx, rw, rwg, rbg};
+  /* the fused residual add + ReLU (vr_batch_norm_act) folded into the same passes: GB/s counts x, r
+   * read and y written once forward; g, y, x read and grad_x, grad_residual written once backward */
+  vr_tensor *rr = dev_rand(VR_BF16, 2, (const int64_t[]){rM, 64}, 10), *rgr = dev_empty(VR_BF16, 2, (const int64_t[]){rM, 64});
+  vr_kernel_args rfa = {.in = {rx, rw, NULL, NULL, NULL, rr}, .n_in = 6, .out = {ry, bm, bs}, .n_out = 3, .i = {1, rM, 64, 1, 1},
+                        .f = {0.1, 1e-5}};
+  row_bw("bn+add+relu train [401408,64] bf16 S=1", time_op(VR_OP_BATCHNORM, 0, &rfa, 10), 3 * 2.0 * (double)rne);
+  vr_kernel_args rfb = {.in = {rg, rx, rw, bm, bs, ry}, .n_in = 6, .out = {rgx, rwg, rbg, rgr}, .n_out = 4, .i = {1, rM, 64, 1, 1}};
+  row_bw("bn+add+relu bwd [401408,64] bf16 S=1", time_op(VR_OP_BATCHNORM, 1, &rfb, 10), 5 * 2.0 * (double)rne);
+  vr_tensor *rall[] = {rx, ry, rg, rgx, rw, rwg, rbg, rr, rgr};
   for (size_t k = 0; k < sizeof rall / sizeof *rall; k++) vr_tensor_free(rall[k]);
 
   /* matrix products */

@@ -340,6 +340,55 @@ START_TEST(test_bf16_batchnorm_rows_parity) {
 }
 END_TEST
 
+/* the fused batch norm + residual + ReLU (vr_batch_norm_act's kernel arguments) on bf16 x with f32
+ * parameters: N x C x S and channels-last (8-wide vectors at C = 64, scalar at C = 7), training
+ * and eval. The forward rounds once on the GPU and after the normalisation and the add on the CPU:
+ * outputs agree to one bf16 ulp plus the small absolute term, and an output next to 0 may be
+ * clamped on one side only (a difference far below that term). The backward takes the CPU's output
+ * as the ReLU mask on both devices, so it compares the same masked gradient. */
+START_TEST(test_bf16_batchnorm_act_parity) {
+  NEED_DEV();
+  static const int64_t geo[][3] = {{8, 64, 49}, {4099, 64, 1}, {301, 7, 1}};
+  for (size_t g = 0; g < sizeof geo / sizeof *geo; g++)
+    for (int training = 0; training < 2; training++) {
+      int64_t N = geo[g][0], C = geo[g][1], S = geo[g][2], xs[3] = {N, C, S};
+      int nd = S > 1 ? 3 : 2;
+      char what[120];
+      vr_kernel_args a = {.n_in = 6, .n_out = 3, .i = {training, N, C, S, 1}, .f = {0.1, 1e-5}};
+      a.in[0] = rnd_in(VR_BF16, nd, xs, 190 + g, -2, 3);
+      a.in[1] = rnd_in(VR_F32, 1, &C, 191, 0.5, 1.5);
+      a.in[2] = rnd_in(VR_F32, 1, &C, 192, -1, 1);
+      a.in[3] = rnd_in(VR_F32, 1, &C, 193, -0.5, 0.5);
+      a.in[4] = rnd_in(VR_F32, 1, &C, 194, 0.5, 2);
+      a.in[5] = rnd_in(VR_BF16, nd, xs, 195, -1, 1);
+      a.out[0] = poisoned(VR_BF16, nd, xs);
+      a.out[1] = poisoned(VR_F32, 1, &C);
+      a.out[2] = poisoned(VR_F32, 1, &C);
+      snprintf(what, sizeof what, "bf16 batch norm + residual + relu %lldx%lldx%lld training %d", (long long)N, (long long)C,
+               (long long)S, training);
+      if (run_cmp(VR_OP_BATCHNORM, 0, &a, RTOL, 1e-2, what)) {
+        vr_kernel_args b = {.n_in = 6, .n_out = 4, .i = {training, N, C, S, 1}};
+        b.in[0] = rnd_in(VR_BF16, nd, xs, 196, -1, 1);
+        b.in[1] = a.in[0];
+        b.in[2] = a.in[1];
+        b.in[3] = a.out[1];
+        b.in[4] = a.out[2];
+        b.in[5] = a.out[0];
+        for (int k = 1; k < 6; k++) vr_tensor_retain(b.in[k]);
+        b.out[0] = poisoned(VR_BF16, nd, xs);
+        b.out[1] = poisoned(VR_F32, 1, &C);
+        b.out[2] = poisoned(VR_F32, 1, &C);
+        b.out[3] = poisoned(VR_BF16, nd, xs);
+        snprintf(what, sizeof what, "bf16 batch norm + residual + relu backward %lldx%lldx%lld training %d", (long long)N,
+                 (long long)C, (long long)S, training);
+        run_cmp(VR_OP_BATCHNORM, 1, &b, RTOL, 1e-2 * sqrt((double)(N * S)), what);
+        free_args(&b);
+      }
+      free_args(&a);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- autocast through the API */
 
 /* conv -> relu -> linear under autocast, the loss in f32: forward and every gradient on both devices */
@@ -463,6 +512,7 @@ static Suite *cuda_bf16_suite(void) {
   tcase_add_test(tc, test_bf16_conv2d_nhwc_parity);
   tcase_add_test(tc, test_bf16_batchnorm_mixed_parity);
   tcase_add_test(tc, test_bf16_batchnorm_rows_parity);
+  tcase_add_test(tc, test_bf16_batchnorm_act_parity);
   tcase_add_test(tc, test_autocast_api_parity);
   tcase_add_test(tc, test_bf16_timing);
   suite_add_tcase(s, tc);

@@ -5,6 +5,14 @@
  *    save_mean, save_invstd}; i = {training, N, C, S}; f = {momentum, eps}.
  *  BATCHNORM bwd: in = {grad_y, x, w|NULL, save_mean, save_invstd}, out = {grad_x|NULL,
  *    grad_w|NULL, grad_b|NULL}; i as fwd. w, b and their grads may be f32 beside bf16 x (autocast).
+ *  The fused activation of vr_batch_norm_act, folded into the passes below: fwd in[5] = residual|NULL
+ *    (n_in = 6), i[4] = ReLU: the normalising pass computes y = act(xhat w + b + residual) in double
+ *    and rounds once to x's dtype (the CPU rounds the batch norm, then the add, as the unfused ops
+ *    do: in f32/bf16 the two may differ by that one rounding of the add, and an output next to 0
+ *    may land on either side of the ReLU). bwd i[4] = ReLU with in[5] = y, the forward's output:
+ *    every pass that reads grad_y reads g = y > 0 ? grad_y : 0 instead (exact, as the CPU's), and
+ *    the grad_x pass writes out[3] = grad_residual|NULL (n_out = 4) = g beside grad_x (alone when
+ *    grad_x is not wanted). No pass over the activations is added for the activation.
  *  LAYERNORM fwd: in = {x, w|NULL [D], b|NULL [D]}, out = {y, save_mean [R], save_invstd [R]};
  *    i = {R, D}; f[0] eps.  bwd: in = {grad_y, x, w|NULL, save_mean, save_invstd}, out =
  *    {grad_x|NULL, grad_w|NULL, grad_b|NULL}.
@@ -49,6 +57,19 @@ template <typename I> __device__ __forceinline__ I bn_idx(I m, I c, I C, I S) {
   return (n * C + c) * S + s;
 }
 bool bn_small(int64_t total) { return total < ((int64_t)1 << 31); } /* grid strides (< 2^28) cannot wrap */
+
+/* the fused activation: vr_relu's rule (NaN kept, -0 to +0) when relu */
+__device__ __forceinline__ double bn_relu(double v, int relu) { return relu && !(v > 0) && v == v ? 0.0 : v; }
+/* ReLU's gradient from the forward's output: g = grad_y where y > 0, else 0; y == NULL: no ReLU */
+template <typename T, typename I> __device__ __forceinline__ double bn_g(const T *g, const T *y, I i) {
+  double v = vr_cu_conv<T>::load(g[i]);
+  return y && !(vr_cu_conv<T>::load(y[i]) > 0) ? 0.0 : v;
+}
+/* the fused activation's tensors: forward residual (NULL: none) and ReLU; backward the ReLU mask
+ * y (NULL: no ReLU) and grad_residual (NULL: not wanted) */
+const vr_tensor *bn_in5(const vr_kernel_args *a) { return a->n_in > 5 ? a->in[5] : nullptr; }
+vr_tensor *bn_out3(const vr_kernel_args *a) { return a->n_out > 3 ? a->out[3] : nullptr; }
+template <typename T> const T *ptr_or_null(const vr_tensor *t) { return t ? (const T *)vr_data(t) : nullptr; }
 
 /* Batch-norm statistics are spread over the GPU: channel c's N S elements are cut into `split`
  * ranges, one block each (grid split x C), which writes its partial sums in double; a per-channel
@@ -137,11 +158,14 @@ __global__ void bn_stats(const T *x, bn_geo g, const double2 *part, bn_par q, St
     bn_chan<St>(q, c, x0, s1, s2, smean, sinv);
   }
 }
+/* y = act(x scale + shift + r), r == NULL: no residual; rounded once */
 template <typename T, typename I>
-__global__ void bn_apply(const T *x, T *y, I total, I C, I S, const double *scale, const double *shift) {
+__global__ void bn_apply(const T *x, const T *r, int relu, T *y, I total, I C, I S, const double *scale, const double *shift) {
   for (I k = blockIdx.x * (I)blockDim.x + threadIdx.x; k < total; k += (I)gridDim.x * blockDim.x) {
     I c = (k / S) % C;
-    y[k] = vr_cu_conv<T>::store(vr_cu_conv<T>::load(x[k]) * scale[c] + shift[c]);
+    double v = vr_cu_conv<T>::load(x[k]) * scale[c] + shift[c];
+    if (r) v += vr_cu_conv<T>::load(r[k]);
+    y[k] = vr_cu_conv<T>::store(bn_relu(v, relu));
   }
 }
 
@@ -187,12 +211,14 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
   }
   int64_t total = N * C * S;
   if (e == cudaSuccess && total) {
+    const T *x = (const T *)vr_data(a->in[0]), *r = ptr_or_null<T>(bn_in5(a));
+    const int relu = (int)a->i[4];
+    T *y = (T *)vr_data(a->out[0]);
     if (small)
-      bn_apply<T, uint32_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), (T *)vr_data(a->out[0]),
-                                                                         (uint32_t)total, (uint32_t)C, (uint32_t)S, buf, buf + C);
+      bn_apply<T, uint32_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>(x, r, relu, y, (uint32_t)total, (uint32_t)C, (uint32_t)S,
+                                                                         buf, buf + C);
     else
-      bn_apply<T, int64_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>((const T *)vr_data(a->in[0]), (T *)vr_data(a->out[0]),
-                                                                        total, C, S, buf, buf + C);
+      bn_apply<T, int64_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>(x, r, relu, y, total, C, S, buf, buf + C);
     e = cudaGetLastError();
   }
   vr_cuda_scratch_free(buf, nb);
@@ -200,16 +226,17 @@ template <typename T> vr_status bn_fwd_typed(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-/* part[c split + r] = {sum g, sum g (x - mean)} over block r's range of channel c */
+/* part[c split + r] = {sum g, sum g (x - mean)} over block r's range of channel c (g masked by y
+ * when y != NULL: bn_g) */
 template <typename T, typename St, typename I>
-__global__ void __launch_bounds__(kT) bn_bwd_part(const T *g, const T *x, bn_geo geo, const St *smean, double2 *part) {
+__global__ void __launch_bounds__(kT) bn_bwd_part(const T *g, const T *y, const T *x, bn_geo geo, const St *smean, double2 *part) {
   __shared__ double sh[kT];
   int64_t c = blockIdx.y, m0, m1;
   bn_range(geo, &m0, &m1);
   double mean = (double)smean[c], sg = 0, sgx = 0;
   for (I m = (I)m0 + threadIdx.x; m < (I)m1; m += blockDim.x) {
     I i = bn_idx<I>(m, (I)c, (I)geo.C, (I)geo.S);
-    double gv = vr_cu_conv<T>::load(g[i]);
+    double gv = bn_g<T, I>(g, y, i);
     sg += gv;
     sgx += gv * (vr_cu_conv<T>::load(x[i]) - mean);
   }
@@ -242,13 +269,18 @@ __global__ void bn_bwd_stats(bn_geo geo, const double2 *part, int training, vec1
     bn_bwd_chan<St>(c, sg, sgx, geo.M, training, w, smean, sinv, gw, gb, k);
   }
 }
+/* grad_x = k0 (g - k1 - (x - k3) k2) (gx == NULL: not wanted), grad_residual = g (gr == NULL: not
+ * wanted); g masked by y when y != NULL */
 template <typename T, typename I>
-__global__ void bn_bwd_apply(const T *g, const T *x, T *gx, I total, I C, I S, const double *k) {
+__global__ void bn_bwd_apply(const T *g, const T *y, const T *x, T *gx, T *gr, I total, I C, I S, const double *k) {
   for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
-    I c = (i / S) % C;
-    const double *q = k + 4 * c;
-    double v = q[0] * (vr_cu_conv<T>::load(g[i]) - q[1] - (vr_cu_conv<T>::load(x[i]) - q[3]) * q[2]);
-    gx[i] = vr_cu_conv<T>::store(v);
+    double gv = bn_g<T, I>(g, y, i);
+    if (gr) gr[i] = vr_cu_conv<T>::store(gv);
+    if (gx) {
+      I c = (i / S) % C;
+      const double *q = k + 4 * c;
+      gx[i] = vr_cu_conv<T>::store(q[0] * (gv - q[1] - (vr_cu_conv<T>::load(x[i]) - q[3]) * q[2]));
+    }
   }
 }
 
@@ -267,11 +299,15 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
   double2 *part = (double2 *)(k + 4 * C);
   cudaError_t e = cudaSuccess;
   const bool small = bn_small(N * C * S);
-  if (geo.M > 0) {
+  const T *gy = (const T *)vr_data(a->in[0]), *x = (const T *)vr_data(a->in[1]);
+  const T *y = a->i[4] ? (const T *)vr_data(bn_in5(a)) : nullptr; /* the ReLU mask */
+  T *gx = a->out[0] ? (T *)vr_data(a->out[0]) : nullptr, *gr = bn_out3(a) ? (T *)vr_data(bn_out3(a)) : nullptr;
+  /* the sums feed grad_w, grad_b and, with batch statistics, grad_x */
+  const bool terms = a->out[1] || a->out[2] || (training && gx);
+  if (geo.M > 0 && terms) {
     const dim3 grid((unsigned)geo.split, (unsigned)C);
-    const T *gy = (const T *)vr_data(a->in[0]), *x = (const T *)vr_data(a->in[1]);
-    if (small) bn_bwd_part<T, St, uint32_t><<<grid, kT, 0, s>>>(gy, x, geo, (const St *)vr_data(a->in[3]), part);
-    else bn_bwd_part<T, St, int64_t><<<grid, kT, 0, s>>>(gy, x, geo, (const St *)vr_data(a->in[3]), part);
+    if (small) bn_bwd_part<T, St, uint32_t><<<grid, kT, 0, s>>>(gy, y, x, geo, (const St *)vr_data(a->in[3]), part);
+    else bn_bwd_part<T, St, int64_t><<<grid, kT, 0, s>>>(gy, y, x, geo, (const St *)vr_data(a->in[3]), part);
     e = cudaGetLastError();
   } else {
     e = cudaMemsetAsync(part, 0, sizeof(double2) * (size_t)(C * geo.split), s);
@@ -283,13 +319,12 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
     e = cudaGetLastError();
   }
   int64_t total = N * C * S;
-  if (e == cudaSuccess && a->out[0] && total) {
-    const T *gy = (const T *)vr_data(a->in[0]), *x = (const T *)vr_data(a->in[1]);
+  if (e == cudaSuccess && (gx || gr) && total) {
     if (small)
-      bn_bwd_apply<T, uint32_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>(gy, x, (T *)vr_data(a->out[0]), (uint32_t)total,
-                                                                             (uint32_t)C, (uint32_t)S, k);
+      bn_bwd_apply<T, uint32_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>(gy, y, x, gx, gr, (uint32_t)total, (uint32_t)C,
+                                                                             (uint32_t)S, k);
     else
-      bn_bwd_apply<T, int64_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>(gy, x, (T *)vr_data(a->out[0]), total, C, S, k);
+      bn_bwd_apply<T, int64_t><<<vr_cu_blocks(total), VR_CU_THREADS, 0, s>>>(gy, y, x, gx, gr, total, C, S, k);
     e = cudaGetLastError();
   }
   vr_cuda_scratch_free(k, nb);
@@ -305,7 +340,9 @@ template <typename T> vr_status bn_bwd_typed(const vr_kernel_args *a) {
  * fixed order by a small kernel that also computes the channel's statistics (bn_chan / bn_bwd_chan,
  * shared with the kernels above), then one elementwise pass with the channel coefficients held in registers.
  * Forward (training): 1 read of x for the sums, 1 read + 1 write for y; backward: 2 reads (g, x)
- * for the sums, 2 reads + 1 write for grad_x.
+ * for the sums, 2 reads + 1 write for grad_x. The fused activation adds the residual's read to the
+ * forward's second pass, and the read of y (the ReLU mask) to both backward passes, and
+ * grad_residual's write to the second.
  * Rule: every C when S == 1. The lanes of a block walk rows when C is small (gv = C / V vectors
  * per row, 256 / gv rows at once), so its reads stay contiguous for any C, and the per-channel
  * ranges are never better: they read elements C apart for every C > 1. */
@@ -380,14 +417,25 @@ template <typename T, typename St> __global__ void bnl_eval_stats(bn_par q, int6
   for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C; c += (int64_t)gridDim.x * blockDim.x)
     bn_chan<St>(q, c, 0.0, 0.0, 0.0, smean, sinv);
 }
-/* y = x scale + shift */
+/* ReLU's gradient on V elements: g = 0 where y (NULL: no ReLU) is not > 0 */
+template <typename T, int V> __device__ __forceinline__ void mask_g(const T *y, double (&g)[V]) {
+  if (!y) return;
+  double yv[V];
+  ldv<T, V>(y, yv);
+#pragma unroll
+  for (int k = 0; k < V; k++)
+    if (!(yv[k] > 0)) g[k] = 0;
+}
+
+/* y = act(x scale + shift + r) (r == NULL: no residual), rounded once */
 template <typename T, int V_, typename I_> struct bnl_fwd_apply {
   static const int V = V_;
   typedef I_ I;
   struct st {
     double sc[V], sh[V];
   };
-  const T *x;
+  const T *x, *r;
+  int relu;
   T *y;
   const double *scale, *shift;
   __device__ st setup(int64_t c0) const {
@@ -401,18 +449,26 @@ template <typename T, int V_, typename I_> struct bnl_fwd_apply {
     ldv<T, V>(x + i, v);
 #pragma unroll
     for (int k = 0; k < V; k++) v[k] = v[k] * s.sc[k] + s.sh[k];
+    if (r) {
+      double rv[V];
+      ldv<T, V>(r + i, rv);
+#pragma unroll
+      for (int k = 0; k < V; k++) v[k] += rv[k];
+    }
+#pragma unroll
+    for (int k = 0; k < V; k++) v[k] = bn_relu(v[k], relu);
     stv<T, V>(y + i, v);
   }
 };
 
-/* backward sums {g, g (x - mean)} */
+/* backward sums {g, g (x - mean)}, g masked by y (NULL: no ReLU) */
 template <typename T, typename St, int V_, typename I_> struct bnl_bwd_terms {
   static const int V = V_;
   typedef I_ I;
   struct st {
     double mean[V];
   };
-  const T *g, *x;
+  const T *g, *y, *x;
   const St *smean;
   __device__ st setup(int64_t c0) const {
     st s;
@@ -423,6 +479,7 @@ template <typename T, typename St, int V_, typename I_> struct bnl_bwd_terms {
   __device__ void add(I i, const st &s, double (&a)[V], double (&b)[V]) const {
     double gv[V], xv[V];
     ldv<T, V>(g + i, gv);
+    mask_g<T, V>(y ? y + i : nullptr, gv);
     ldv<T, V>(x + i, xv);
 #pragma unroll
     for (int k = 0; k < V; k++) {
@@ -439,15 +496,16 @@ template <typename St> struct bnl_bwd_fin {
   double *k;
   __device__ void operator()(int64_t c, double2 t) const { bn_bwd_chan<St>(c, t.x, t.y, M, training, w, smean, sinv, gw, gb, k); }
 };
-/* grad_x = k0 (g - k1 - (x - k3) k2), the coefficients of bn_bwd_chan */
+/* grad_x = k0 (g - k1 - (x - k3) k2), the coefficients of bn_bwd_chan, and grad_residual = g;
+ * g masked by y (NULL: no ReLU); gx, gr NULL: not wanted */
 template <typename T, int V_, typename I_> struct bnl_bwd_apply {
   static const int V = V_;
   typedef I_ I;
   struct st {
     double q0[V], q1[V], q2[V], q3[V];
   };
-  const T *g, *x;
-  T *gx;
+  const T *g, *y, *x;
+  T *gx, *gr;
   const double *k;
   __device__ st setup(int64_t c0) const {
     st s;
@@ -464,6 +522,9 @@ template <typename T, int V_, typename I_> struct bnl_bwd_apply {
   __device__ void operator()(I i, const st &s) const {
     double gv[V], xv[V];
     ldv<T, V>(g + i, gv);
+    mask_g<T, V>(y ? y + i : nullptr, gv);
+    if (gr) stv<T, V>(gr + i, gv);
+    if (!gx) return;
     ldv<T, V>(x + i, xv);
 #pragma unroll
     for (int j = 0; j < V; j++) gv[j] = s.q0[j] * (gv[j] - s.q1[j] - (xv[j] - s.q3[j]) * s.q2[j]);
@@ -494,7 +555,8 @@ template <typename T, int V, typename I> vr_status bnl_fwd_run(const vr_kernel_a
     bnl_eval_stats<T, St><<<vr_cu_blocks(C), VR_CU_THREADS, 0, vr_cuda_stream()>>>(q, C, sm, si);
     VR_CU_LAUNCHED("batch norm statistics");
   }
-  return vr_colsum::wmap(bnl_fwd_apply<T, V, I>{x, (T *)vr_data(a->out[0]), buf, buf + C}, p);
+  return vr_colsum::wmap(bnl_fwd_apply<T, V, I>{x, ptr_or_null<T>(bn_in5(a)), (int)a->i[4], (T *)vr_data(a->out[0]), buf, buf + C},
+                        p);
 }
 template <typename T> vr_status bnl_fwd(const vr_kernel_args *a) {
   constexpr int VW = 16 / sizeof(T);
@@ -502,7 +564,8 @@ template <typename T> vr_status bnl_fwd(const vr_kernel_args *a) {
   double *buf = nullptr;
   size_t nb = sizeof(double) * 2 * (size_t)C;
   VR_TRY(vr_cuda_scratch(nb, (void **)&buf));
-  const bool vec = bnl_vec<T>(C, {vr_data(a->in[0]), vr_data(a->out[0])}), small = bn_small(M * C);
+  const bool vec = bnl_vec<T>(C, {vr_data(a->in[0]), vr_data(a->out[0]), bn_in5(a) ? vr_data(bn_in5(a)) : nullptr}),
+             small = bn_small(M * C);
   vr_status st = vec ? (small ? bnl_fwd_run<T, VW, uint32_t>(a, buf) : bnl_fwd_run<T, VW, int64_t>(a, buf))
                      : (small ? bnl_fwd_run<T, 1, uint32_t>(a, buf) : bnl_fwd_run<T, 1, int64_t>(a, buf));
   vr_cuda_scratch_free(buf, nb);
@@ -514,15 +577,17 @@ template <typename T, int V, typename I> vr_status bnl_bwd_run(const vr_kernel_a
   int training = (int)a->i[0];
   int64_t M = a->i[1], C = a->i[2];
   const T *g = (const T *)vr_data(a->in[0]), *x = (const T *)vr_data(a->in[1]);
+  const T *y = a->i[4] ? (const T *)vr_data(bn_in5(a)) : nullptr; /* the ReLU mask */
+  T *gx = a->out[0] ? (T *)vr_data(a->out[0]) : nullptr, *gr = bn_out3(a) ? (T *)vr_data(bn_out3(a)) : nullptr;
   const St *sm = (const St *)vr_data(a->in[3]), *si = (const St *)vr_data(a->in[4]);
   vr_colsum::wplan p = vr_colsum::wplan_of(M, C, V);
   /* the sums feed grad_w, grad_b and, with batch statistics, grad_x */
-  bool terms = a->out[1] || a->out[2] || (training && a->out[0]);
-  VR_TRY(vr_colsum::wsums(bnl_bwd_terms<T, St, V, I>{g, x, sm},
+  bool terms = a->out[1] || a->out[2] || (training && gx);
+  VR_TRY(vr_colsum::wsums(bnl_bwd_terms<T, St, V, I>{g, y, x, sm},
                           bnl_bwd_fin<St>{M, training, vec_of(a->in[2]), vec_of(a->out[1]), vec_of(a->out[2]), sm, si, k}, p,
                           terms));
-  if (!a->out[0]) return VR_OK;
-  return vr_colsum::wmap(bnl_bwd_apply<T, V, I>{g, x, (T *)vr_data(a->out[0]), k}, p);
+  if (!gx && !gr) return VR_OK;
+  return vr_colsum::wmap(bnl_bwd_apply<T, V, I>{g, y, x, gx, gr, k}, p);
 }
 template <typename T> vr_status bnl_bwd(const vr_kernel_args *a) {
   constexpr int VW = 16 / sizeof(T);
@@ -530,7 +595,9 @@ template <typename T> vr_status bnl_bwd(const vr_kernel_args *a) {
   double *k = nullptr;
   size_t nb = sizeof(double) * 4 * (size_t)C;
   VR_TRY(vr_cuda_scratch(nb, (void **)&k));
-  const bool vec = bnl_vec<T>(C, {vr_data(a->in[0]), vr_data(a->in[1]), a->out[0] ? vr_data(a->out[0]) : nullptr}),
+  const vr_tensor *y = a->i[4] ? bn_in5(a) : nullptr, *gr = bn_out3(a);
+  const bool vec = bnl_vec<T>(C, {vr_data(a->in[0]), vr_data(a->in[1]), a->out[0] ? vr_data(a->out[0]) : nullptr,
+                                  y ? vr_data(y) : nullptr, gr ? vr_data(gr) : nullptr}),
              small = bn_small(M * C);
   vr_status st = vec ? (small ? bnl_bwd_run<T, VW, uint32_t>(a, k) : bnl_bwd_run<T, VW, int64_t>(a, k))
                      : (small ? bnl_bwd_run<T, 1, uint32_t>(a, k) : bnl_bwd_run<T, 1, int64_t>(a, k));
@@ -632,6 +699,7 @@ vr_status bn_fwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 vr_status bn_bwd(const vr_kernel_args *a) {
+  if (a->i[4] && !bn_in5(a)) return VR_FAIL(VR_E_ARG, "y: expected the forward's output (in[5]) with relu, got NULL");
   VR_CU_FLOAT_SWITCH(a->in[1]->dtype, "x", return bn_bwd_typed<T>(a));
   return VR_OK;
 }
@@ -646,13 +714,9 @@ vr_status lnorm_bwd(const vr_kernel_args *a) {
 
 } // namespace
 
-/* the fused activation (i[4], in[5]) around the plain kernels: norm_act.cu */
-vr_status vr_cu_bn_act_fwd(const vr_kernel_args *a, vr_status (*plain)(const vr_kernel_args *));
-vr_status vr_cu_bn_act_bwd(const vr_kernel_args *a, vr_status (*plain)(const vr_kernel_args *));
-
 extern "C" {
-vr_status vr_cuda_batchnorm_fwd(const vr_kernel_args *a) { return vr_cu_bn_act_fwd(a, bn_fwd); }
-vr_status vr_cuda_batchnorm_bwd(const vr_kernel_args *a) { return vr_cu_bn_act_bwd(a, bn_bwd); }
+vr_status vr_cuda_batchnorm_fwd(const vr_kernel_args *a) { return bn_fwd(a); }
+vr_status vr_cuda_batchnorm_bwd(const vr_kernel_args *a) { return bn_bwd(a); }
 vr_status vr_cuda_layernorm_fwd(const vr_kernel_args *a) { return lnorm_fwd(a); }
 vr_status vr_cuda_layernorm_bwd(const vr_kernel_args *a) { return lnorm_bwd(a); }
 void vr_cuda_register_norm(void) {
