@@ -82,24 +82,28 @@ static vr_status check_affine(const char *func, const char *name, const vr_tenso
 
 /* the backward both norms share: x, weight, mean and invstd saved; the kernel (op, bwd) gives the
  * grads of x and of the affine parameters, whose shape is pnd dims of x's (from dim poff, or the
- * last pnd when poff < 0); when nothing flows (run false) the parameter grads are zeros */
+ * last pnd when poff < 0); when nothing flows (run false) the parameter grads are zeros. fused
+ * (vr_batch_norm_act): the output saved 5th when i[4] (ReLU), and the residual's grad as gin[3]. */
 static vr_status norm_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin, vr_op op, int pnd, int poff, int niv,
-                               bool run) {
-  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *g = NULL;
+                               bool run, bool fused) {
+  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *y = NULL, *g = NULL;
   VR_TRY(vr_node_saved(n, 0, &x));
   VR_TRY(vr_node_saved(n, 1, &w));
   VR_TRY(vr_node_saved(n, 2, &mean));
   VR_TRY(vr_node_saved(n, 3, &invstd));
+  if (fused && n->i[4]) VR_TRY(vr_node_saved(n, 4, &y));
   VR_TRY(prep_grad(gout, x->dtype, &g));
   vr_status st = VR_OK;
-  vr_tensor *gx = NULL, *gw = NULL, *gb = NULL;
+  vr_tensor *gx = NULL, *gw = NULL, *gb = NULL, *gr = NULL;
   const int64_t *pshape = x->shape + (poff < 0 ? x->ndim - pnd : poff);
   if (vr_node_needs(n, 0)) VR_TRYG(vr_tensor_alloc_like(x, &gx));
   /* the parameter grads in the parameters' dtypes (f32 beside bf16 x under autocast) */
   if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(pnd, pshape, n->in[1].dtype, x->device, &gw));
   if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(pnd, pshape, n->in[2].dtype, x->device, &gb));
+  if (fused && vr_node_needs(n, 3)) VR_TRYG(vr_tensor_alloc_like(x, &gr));
   if (run) {
-    vr_kernel_args a = {.in = {g, x, w, mean, invstd}, .n_in = 5, .out = {gx, gw, gb}, .n_out = 3};
+    vr_kernel_args a = {.in = {g, x, w, mean, invstd, y}, .n_in = fused ? 6 : 5, .out = {gx, gw, gb, gr},
+                        .n_out = fused ? 4 : 3};
     memcpy(a.i, n->i, sizeof(int64_t) * (size_t)niv);
     VR_TRYG(vr_dispatch(op, x->device, 1, &a));
   } else {
@@ -109,51 +113,7 @@ static vr_status norm_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin, vr_
   gin[0] = gx;
   gin[1] = gw;
   gin[2] = gb;
-  gx = gw = gb = NULL;
-done:
-  vr_tensor_free(g);
-  vr_tensor_free(gx);
-  vr_tensor_free(gw);
-  vr_tensor_free(gb);
-  return st;
-}
-
-/* ---------------------------------------------------------------- batch norm */
-
-/* i = {batch statistics, N, C, S}; the parameters are [C] = x's dim 1 */
-static vr_status bn_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
-  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 4, n->i[2] > 0);
-}
-
-/* the fused batch norm's backward: i = {batch statistics, N, C, S, relu}; saved x, weight, mean,
- * invstd and (relu) the output; inputs x, weight, bias, residual */
-static vr_status bn_act_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
-  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *y = NULL, *g = NULL;
-  vr_tensor *gx = NULL, *gw = NULL, *gb = NULL, *gr = NULL;
-  vr_status st = VR_OK;
-  VR_TRY(vr_node_saved(n, 0, &x));
-  VR_TRY(vr_node_saved(n, 1, &w));
-  VR_TRY(vr_node_saved(n, 2, &mean));
-  VR_TRY(vr_node_saved(n, 3, &invstd));
-  if (n->i[4]) VR_TRY(vr_node_saved(n, 4, &y));
-  VR_TRY(prep_grad(gout, x->dtype, &g));
-  int64_t C = x->shape[1];
-  if (vr_node_needs(n, 0)) VR_TRYG(vr_tensor_alloc_like(x, &gx));
-  if (vr_node_needs(n, 1)) VR_TRYG(vr_tensor_alloc(1, &C, n->in[1].dtype, x->device, &gw));
-  if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(1, &C, n->in[2].dtype, x->device, &gb));
-  if (vr_node_needs(n, 3)) VR_TRYG(vr_tensor_alloc_like(x, &gr));
-  if (vr_tensor_numel(x) > 0) {
-    vr_kernel_args a = {.in = {g, x, w, mean, invstd, y}, .n_in = 6, .out = {gx, gw, gb, gr}, .n_out = 4};
-    memcpy(a.i, n->i, sizeof(int64_t) * 5);
-    VR_TRYG(vr_dispatch(VR_OP_BATCHNORM, x->device, 1, &a));
-  } else {
-    if (gw) VR_TRYG(vr_fill_(gw, 0));
-    if (gb) VR_TRYG(vr_fill_(gb, 0));
-  }
-  gin[0] = gx;
-  gin[1] = gw;
-  gin[2] = gb;
-  gin[3] = gr;
+  if (fused) gin[3] = gr;
   gx = gw = gb = gr = NULL;
 done:
   vr_tensor_free(g);
@@ -162,6 +122,19 @@ done:
   vr_tensor_free(gb);
   vr_tensor_free(gr);
   return st;
+}
+
+/* ---------------------------------------------------------------- batch norm */
+
+/* i = {batch statistics, N, C, S}; the parameters are [C] = x's dim 1 */
+static vr_status bn_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
+  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 4, n->i[2] > 0, false);
+}
+
+/* the fused batch norm's: i = {batch statistics, N, C, S, relu}; saved x, weight, mean, invstd and
+ * (relu) the output; inputs x, weight, bias, residual */
+static vr_status bn_act_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
+  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 5, n->i[2] > 0, true);
 }
 
 /* The checks below report under the public function's name (func). */
@@ -268,7 +241,7 @@ vr_status vr_batch_norm_act(const vr_tensor *x, const vr_tensor *weight, const v
 
 /* i = {R, D, n_norm_dims}; the parameters have the shape of the normalised (last) dims */
 static vr_status ln_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
-  return norm_backward(n, gout, gin, VR_OP_LAYERNORM, (int)n->i[2], -1, 2, n->i[0] > 0 && n->i[1] > 0);
+  return norm_backward(n, gout, gin, VR_OP_LAYERNORM, (int)n->i[2], -1, 2, n->i[0] > 0 && n->i[1] > 0, false);
 }
 
 vr_status vr_layer_norm(const vr_tensor *x, int n_norm_dims, const vr_tensor *weight, const vr_tensor *bias, double eps,
