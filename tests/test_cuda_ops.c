@@ -439,8 +439,8 @@ END_TEST
 /* vr_batch_norm_act on DEV against the CPU through the public API (f64, f32: forward, running
  * stats, grads of x, w, b, residual), both layouts of the kernels (N x C x S and channels-last
  * [M, C]); then the backward kernel alone in bf16 with the CPU's output as the ReLU mask (the
- * forward rounds bf16 once on the CPU and after the normalisation and the add on the GPU, so an
- * output next to 0 may land on either side) */
+ * CPU rounds the normalisation, then the add, before the ReLU; the GPU rounds once after both,
+ * so an output next to 0 may land on either side) */
 static void bn_act_case(vr_dtype dt, int ndim, const int64_t *shape, int relu, int with_res) {
   char what[160];
   snprintf(what, sizeof what, "batch_norm_act %s %dd relu %d residual %d", vr_dtype_name(dt), ndim, relu, with_res);
