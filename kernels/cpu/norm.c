@@ -5,7 +5,6 @@
 #include "cpu.h"
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 static vr_status unsupported(const char *func, vr_dtype dt) {
   return vr_error_set(VR_E_UNSUPPORTED, func, __FILE__, __LINE__, "x: dtype %s has no CPU kernel (f32, f64)",
@@ -204,22 +203,26 @@ BN_KERNELS(double, f64)
 static int64_t bn_grain(int64_t M) { return M >= 32768 ? 1 : 32768 / (M ? M : 1); }
 
 /* The fused activation of vr_batch_norm_act (i[4] ReLU, in[5] the residual or, backward, the
- * output) as passes around the plain kernels: the CPU gains nothing from fusing, and this way its
- * results are those of the unfused ops (batch norm, add, relu) bit for bit. */
-typedef struct { const void *r; void *y; int relu; vr_dtype dt; } act_ctx;
+ * output) as one pass beside the plain kernels: the CPU gains little from fusing it into them, and
+ * this way its results are those of the unfused ops (batch norm, add, relu) bit for bit.
+ * Forward: y = act(y + r) in place. Backward: dst = grad_y, zeroed where the output is not > 0. */
+typedef struct { const void *src, *aux; void *dst; int relu; vr_dtype dt; } act_ctx;
 #define ACT_PARTS(T, SUF)                                                                                            \
-  static void act_fwd_##SUF(const act_ctx *c, int64_t lo, int64_t hi) { /* y = act(y + r) */                       \
-    T *y = c->y;                                                                                                     \
-    const T *r = c->r;                                                                                               \
+  static void act_fwd_##SUF(const act_ctx *c, int64_t lo, int64_t hi) { /* y = act(y + r), r = aux */              \
+    T *y = c->dst;                                                                                                   \
+    const T *r = c->aux;                                                                                             \
     for (int64_t e = lo; e < hi; e++) {                                                                              \
       T v = r ? y[e] + r[e] : y[e];                                                                                  \
       y[e] = !c->relu || v > 0 ? v : (v != v ? v : (T)0); /* vr_relu's: NaN kept, -0 to +0 */                     \
     }                                                                                                                \
   }                                                                                                                  \
-  static void act_bwd_##SUF(const act_ctx *c, int64_t lo, int64_t hi) { /* g = grad_y where the output > 0 */       \
-    T *g = c->y;                                                                                                     \
-    const T *out = c->r;                                                                                             \
-    for (int64_t e = lo; e < hi; e++) g[e] = out[e] > 0 ? g[e] : (T)0;                                               \
+  static void act_bwd_##SUF(const act_ctx *c, int64_t lo, int64_t hi) { /* dst = src where aux > 0 (aux: output) */ \
+    const T *g = c->src, *out = c->aux;                                                                              \
+    T *d = c->dst;                                                                                                   \
+    if (out)                                                                                                         \
+      for (int64_t e = lo; e < hi; e++) d[e] = out[e] > 0 ? g[e] : (T)0;                                            \
+    else                                                                                                             \
+      for (int64_t e = lo; e < hi; e++) d[e] = g[e];                                                                 \
   }
 ACT_PARTS(float, f32)
 ACT_PARTS(double, f64)
@@ -244,7 +247,7 @@ static vr_status bn_fwd(const vr_kernel_args *a) {
   }
   const vr_tensor *r = a->n_in > 5 ? a->in[5] : NULL;
   if (r || a->i[4]) {
-    act_ctx ac = {r ? vr_data(r) : NULL, vr_data(a->out[0]), (int)a->i[4], a->in[0]->dtype};
+    act_ctx ac = {NULL, r ? vr_data(r) : NULL, vr_data(a->out[0]), (int)a->i[4], a->in[0]->dtype};
     vr_parallel_for(vr_tensor_numel(a->out[0]), 1 << 15, act_fwd_part, &ac);
   }
   return VR_OK;
@@ -256,16 +259,12 @@ static vr_status bn_bwd(const vr_kernel_args *a) {
   if (dt != VR_F32 && dt != VR_F64) return unsupported(__func__, dt);
   vr_tensor *gr = a->n_out > 3 ? a->out[3] : NULL, *geff = NULL;
   vr_kernel_args b = *a;
-  if (a->i[4] || gr) { /* the fused activation's gradient g (grad_y is contiguous, x's dtype), then the plain backward */
-    VR_TRY(vr_tensor_alloc_like(a->in[0], &geff));
-    size_t bytes = (size_t)vr_tensor_numel(geff) * vr_dtype_size(dt);
-    memcpy(vr_data(geff), vr_data(a->in[0]), bytes);
-    if (a->i[4]) {
-      act_ctx ac = {vr_data(a->in[5]), vr_data(geff), 1, dt};
-      vr_parallel_for(vr_tensor_numel(geff), 1 << 15, act_bwd_part, &ac);
-    }
-    if (gr) memcpy(vr_data(gr), vr_data(geff), bytes);
-    b.in[0] = geff;
+  if (a->i[4] || gr) { /* the activation's gradient g, written into grad_residual when wanted, feeds the plain backward */
+    if (!gr) VR_TRY(vr_tensor_alloc_like(a->in[0], &geff));
+    vr_tensor *dst = gr ? gr : geff;
+    act_ctx ac = {vr_data(a->in[0]), a->i[4] ? vr_data(a->in[5]) : NULL, vr_data(dst), 1, dt};
+    vr_parallel_for(vr_tensor_numel(dst), 1 << 15, act_bwd_part, &ac);
+    b.in[0] = dst;
   }
   bn_ctx c = {&b, a->i[1], a->i[2], a->i[3]};
   vr_parallel_for(c.C, bn_grain(c.N * c.S), dt == VR_F32 ? bn_bwd_f32 : bn_bwd_f64, &c);
