@@ -1,7 +1,8 @@
 -- The GPU recipe: VISReg on Fashion-MNIST with ResNet-18 (CIFAR stem, 1 channel), 2 views x 256,
 -- 20 epochs, bf16 autocast, channels-last activations and cuDNN's measured algorithms, as the PyTorch reference
 -- (shared/peers/fmnist_ref.py) trains it. device auto: CUDA when a GPU is present (on the CPU, use
--- --set precision=f32: bf16 is emulated there).
+-- --set precision=f32 --set memory_format=contiguous: bf16 is emulated there, and the CPU's
+-- channels-last convolution goes through NCHW copies).
 local vr = require "visreg"
 local nn, aug = vr.nn, vr.augment
 
