@@ -223,7 +223,8 @@ vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_te
                         vr_tensor *running_mean, vr_tensor *running_var, int training,
                         double momentum, double eps, vr_tensor **out);
 /* y = act(batch_norm(x) + residual), fused (one pass over x on the GPU instead of three ops):
- * residual (x's shape and dtype) may be NULL; relu 1: max(0, .), 0: none. The ResNet block's
+ * residual (x's shape and dtype; under autocast an f32 residual beside bf16 x runs the unfused ops,
+ * widening as vr_add does) may be NULL; relu 1: max(0, .), 0: none. The ResNet block's
  * bn-ReLU and bn-add-ReLU. Gradients flow to x, weight, bias and residual. */
 vr_status vr_batch_norm_act(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
                             vr_tensor *running_mean, vr_tensor *running_var, int training, double momentum,

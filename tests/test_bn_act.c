@@ -173,6 +173,26 @@ START_TEST(test_bn_act_errors) {
 }
 END_TEST
 
+START_TEST(test_bn_act_autocast_mixed) {
+  /* under autocast a bf16 activation with an f32 residual takes the unfused ops, whose add widens */
+  int64_t shape[4] = {2, 3, 4, 4}, C = 3;
+  vr_tensor *x0 = tu_rand(VR_F32, 4, shape, 51), *r = tu_rand(VR_F32, 4, shape, 52), *w = tu_rand(VR_F32, 1, &C, 53);
+  vr_tensor *x = NULL, *y = NULL, *t = NULL, *s = NULL, *y0 = NULL;
+  OK(vr_tensor_to_dtype(x0, VR_BF16, &x));
+  vr_dtype prev = vr_autocast_get();
+  OK(vr_autocast_set(VR_BF16));
+  OK(vr_batch_norm_act(x, w, NULL, NULL, NULL, 1, 0.1, 1e-5, r, 1, &y));
+  OK(vr_batch_norm(x, w, NULL, NULL, NULL, 1, 0.1, 1e-5, &t));
+  OK(vr_add(t, r, &s));
+  OK(vr_relu(s, &y0));
+  OK(vr_autocast_set(prev));
+  ck_assert_int_eq(vr_tensor_dtype(y), VR_F32);
+  tu_assert_close(y, y0, 0, 0, "autocast bf16 x + f32 residual");
+  vr_tensor *objs[] = {x0, r, w, x, y, t, s, y0};
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("bn_act");
   TCase *tc = tcase_create("bn_act");
@@ -181,6 +201,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_bn_act_bf16);
   tcase_add_test(tc, test_bn_act_gradcheck);
   tcase_add_test(tc, test_bn_act_errors);
+  tcase_add_test(tc, test_bn_act_autocast_mixed);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -158,6 +158,21 @@ static vr_status bn_impl(const char *func, const vr_tensor *x, const vr_tensor *
                    running_mean ? "running_mean" : "running_var");
   VR_TRY(check_affine(func, "running_mean", x, running_mean, 1, &C, false));
   VR_TRY(check_affine(func, "running_var", x, running_var, 1, &C, false));
+  if (relu != 0 && relu != 1) return VR_FAIL(VR_E_ARG, "relu: expected 0 or 1, got %d", relu);
+  if (residual && vr_autocast_mixed(2, (const vr_tensor *const[]){x, residual})) {
+    /* bf16 activation meets an f32 residual under autocast: the unfused ops, whose add widens */
+    vr_tensor *y = NULL, *s = NULL;
+    vr_status st = vr_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, &y);
+    if (!st) st = vr_add(y, residual, &s);
+    vr_tensor_free(y);
+    if (!st && relu) {
+      st = vr_relu(s, out);
+      vr_tensor_free(s);
+    } else if (!st) {
+      *out = s;
+    }
+    return st;
+  }
   if (residual) {
     char b1[96], b2[96];
     if (residual->dtype != x->dtype)
@@ -170,7 +185,6 @@ static vr_status bn_impl(const char *func, const vr_tensor *x, const vr_tensor *
       return VR_FAIL(VR_E_SHAPE, "residual: expected x's shape %s, got %s", vr_shape_str(x->ndim, x->shape, b1, sizeof b1),
                      vr_shape_str(residual->ndim, residual->shape, b2, sizeof b2));
   }
-  if (relu != 0 && relu != 1) return VR_FAIL(VR_E_ARG, "relu: expected 0 or 1, got %d", relu);
   if (!(eps >= 0) || isinf(eps)) return VR_FAIL(VR_E_ARG, "eps: expected a finite value >= 0, got %g", eps);
   bool batch_stats = training || !running_mean;
   bool update = training && running_mean;

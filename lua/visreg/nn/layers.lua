@@ -113,11 +113,6 @@ function BatchNorm:forward(x, residual, relu)
   end
   -- batch statistics in training (updating the running ones) and when there are no running ones
   local batch_stats = self.training or self.running_mean == nil
-  if residual and residual:dtype() ~= x:dtype() then -- (autocast) the add widens: unfused
-    local y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, batch_stats, self.momentum,
-      self.eps) + residual
-    return relu and y:relu() or y
-  end
   return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, batch_stats, self.momentum, self.eps,
     residual, relu)
 end
