@@ -252,6 +252,31 @@ START_TEST(quantiles_are_accurate) {
 }
 END_TEST
 
+/* the targets the front-ends keep between calls: the same numbers as vr_gauss_quantiles for every
+ * (B, dtype) asked for, also once more have been asked for than are kept */
+START_TEST(kept_targets_match_fresh_ones) {
+  const int64_t Bs[] = {3, 256, 257, 5, 1000, 7, 8, 9, 10, 11, 12, 256, 3};
+  for (int round = 0; round < 2; round++)
+    for (size_t k = 0; k < sizeof Bs / sizeof *Bs; k++) {
+      vr_dtype dt = (k + round) % 2 ? VR_F32 : VR_F64;
+      vr_tensor *kept = NULL, *fresh = NULL, *again = NULL;
+      OK(vr_reg_targets(Bs[k], dt, VR_CPU, &kept));
+      OK(vr_gauss_quantiles(Bs[k], dt, VR_CPU, &fresh));
+      ck_assert_int_eq(vr_tensor_dtype(kept), dt);
+      ck_assert_int_eq(vr_tensor_numel(kept), Bs[k]);
+      double *a = tu_values(kept), *b = tu_values(fresh);
+      for (int64_t i = 0; i < Bs[k]; i++) ck_assert_msg(a[i] == b[i], "B %lld [%lld]", (long long)Bs[k], (long long)i);
+      free(a);
+      free(b);
+      OK(vr_reg_targets(Bs[k], dt, VR_CPU, &again)); /* asked again at once: the kept tensor */
+      ck_assert(vr_tensor_shares_storage(kept, again));
+      vr_tensor_free(again);
+      vr_tensor_free(fresh);
+      vr_tensor_free(kept);
+    }
+}
+END_TEST
+
 START_TEST(drawn_slices_follow_seed_and_step) {
   vr_tensor *W = NULL, *W2 = NULL;
   OK(vr_draw_slices(6, 5, 7, 3, 1e-12, VR_F64, VR_CPU, &W));
@@ -637,6 +662,7 @@ static Suite *reg_suite(void) {
   tcase_add_test(tc, visreg_terms_weights_and_invariance);
   tcase_add_test(tc, vicreg_terms_are_unweighted);
   tcase_add_test(tc, quantiles_are_accurate);
+  tcase_add_test(tc, kept_targets_match_fresh_ones);
   tcase_add_test(tc, drawn_slices_follow_seed_and_step);
   tcase_add_loop_test(tc, gradcheck_each_method, M_SWD, M_COUNT);
   tcase_add_test(tc, gradcheck_visreg_center_scale);

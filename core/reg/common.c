@@ -3,6 +3,7 @@
  * node whose backward scales the gradient the forward kernel computed (see reg.h). */
 #include "reg.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 /* ---------------------------------------------------------------- erfinv and quantiles */
@@ -38,6 +39,53 @@ vr_status vr_gauss_quantiles(int64_t B, vr_dtype dtype, vr_device device, vr_ten
   st = vr_tensor_to_dtype(t, dtype, out);
   vr_tensor_free(t);
   return st;
+}
+
+/* The targets of a batch size, kept for the next step (a few (B, dtype, device) at a time): on a
+ * GPU, building them each call costs host erfinvs, a copy to the device and a cast, which add up
+ * when the loss itself takes 0.1 ms. The kernels only read them. */
+enum { TARGETS_KEPT = 8 };
+static struct {
+  int64_t B;
+  vr_dtype dtype;
+  vr_device device;
+  vr_tensor *t;
+} kept[TARGETS_KEPT];
+static int kept_next, kept_atexit;
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void free_kept(void) { /* at exit, before the CUDA allocator hands its memory back */
+  pthread_mutex_lock(&kept_mu);
+  for (int k = 0; k < TARGETS_KEPT; k++) {
+    vr_tensor_free(kept[k].t);
+    kept[k].t = NULL;
+  }
+  pthread_mutex_unlock(&kept_mu);
+}
+
+vr_status vr_reg_targets(int64_t B, vr_dtype dtype, vr_device device, vr_tensor **out) {
+  VR_CHECK_OUT(out);
+  *out = NULL;
+  pthread_mutex_lock(&kept_mu);
+  for (int k = 0; k < TARGETS_KEPT; k++)
+    if (kept[k].t && kept[k].B == B && kept[k].dtype == dtype && kept[k].device == device) {
+      vr_tensor_retain(kept[k].t);
+      *out = kept[k].t;
+      break;
+    }
+  pthread_mutex_unlock(&kept_mu);
+  if (*out) return VR_OK;
+  VR_TRY(vr_gauss_quantiles(B, dtype, device, out));
+  pthread_mutex_lock(&kept_mu);
+  if (!kept_atexit) kept_atexit = atexit(free_kept) == 0;
+  if (kept_atexit) {
+    vr_tensor_free(kept[kept_next].t);
+    kept[kept_next].B = B, kept[kept_next].dtype = dtype, kept[kept_next].device = device, kept[kept_next].t = *out;
+    vr_tensor_retain(*out);
+    kept_next = (kept_next + 1) % TARGETS_KEPT;
+  }
+  pthread_mutex_unlock(&kept_mu);
+  return VR_OK;
 }
 
 /* ---------------------------------------------------------------- slices */

@@ -15,6 +15,9 @@
 
 /* q[i-1] = sqrt(2) erfinv(2i/(B+1) - 1), i = 1..B, in double */
 void vr_reg_quantiles(int64_t B, double *q);
+/* vr_gauss_quantiles(B, dtype, device), kept from an earlier call when there was one: a shared
+ * tensor, read-only (vr_tensor_free it as usual) */
+vr_status vr_reg_targets(int64_t B, vr_dtype dtype, vr_device device, vr_tensor **out);
 
 /* checks shared by the front-ends; func names the public function in the messages */
 vr_status vr_reg_check_z(const char *func, const vr_tensor *z, int64_t min_views);

@@ -33,7 +33,7 @@ vr_status vr_visreg(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint
   vr_status st = VR_OK;
   VR_TRYG(vr_contiguous_raw(z, &zc));
   VR_TRYG(vr_reg_raw_slices(z, slices, &G));
-  VR_TRYG(vr_gauss_quantiles(z->shape[1], z->dtype, z->device, &q));
+  VR_TRYG(vr_reg_targets(z->shape[1], z->dtype, z->device, &q));
   vr_kernel_args a = {.in = {zc, G, q}, .n_in = 3, .f = {w_scale, w_shape, w_center, 1e-12}, .i = {0, 0, (int64_t)seed, (int64_t)step, k}};
   st = vr_reg_run("visreg", VR_OP_VISREG, z, &a, 3, loss, terms);
 done:

@@ -34,6 +34,9 @@ struct Alloc {
   cudaEvent_t stage_done[kStages] = {};
   int stage_next = 0;
   bool stage_ok = false, stage_failed = false; /* failed: copies go pageable */
+  /* zeroed block counters of the one-launch reductions (vr_cuda_tickets) */
+  unsigned *tickets = nullptr;
+  size_t n_tickets = 0;
 };
 Alloc A;
 
@@ -63,6 +66,9 @@ void release_at_exit(void) {
   }
   A.stage_ok = false;
   A.stage_failed = true; /* a copy after this point goes pageable */
+  if (A.tickets) cudaFree(A.tickets);
+  A.tickets = nullptr;
+  A.n_tickets = 0;
   cudaGetLastError();
 }
 
@@ -254,6 +260,25 @@ cudaStream_t vr_cuda_stream(void) {
 
 vr_status vr_cuda_scratch(size_t nbytes, void **ptr) { return cu_alloc(nbytes, ptr); }
 void vr_cuda_scratch_free(void *ptr, size_t nbytes) { cu_release(ptr, nbytes); }
+
+vr_status vr_cuda_tickets(size_t n, unsigned **ptr) {
+  std::lock_guard<std::mutex> lock(A.mu);
+  VR_TRY(ensure_init());
+  if (n > A.n_tickets) {
+    size_t want = n < 4096 ? 4096 : (n + 4095) / 4096 * 4096;
+    unsigned *p = nullptr;
+    if (cudaMalloc(&p, want * sizeof(unsigned)) != cudaSuccess) {
+      cudaGetLastError();
+      return VR_FAIL(VR_E_OOM, "cuda: could not allocate %zu block counters", want);
+    }
+    VR_CU(cudaMemsetAsync(p, 0, want * sizeof(unsigned), A.stream));
+    if (A.tickets) cudaFree(A.tickets); /* synchronises: no kernel still counts in the old ones */
+    A.tickets = p;
+    A.n_tickets = want;
+  }
+  *ptr = A.tickets;
+  return VR_OK;
+}
 
 extern "C" {
 

@@ -6,6 +6,11 @@
  * per-column pass adds the chunks in order. Every sum has an order fixed by the shape alone, so
  * results do not vary from run to run or from GPU to GPU.
  *
+ * sums() does it in one launch: each block counts itself done in a zeroed counter per (column
+ * group, matrix) (vr_cuda_tickets), and the last block of a group adds the group's partials in
+ * chunk order and finishes its columns (the threadFenceReduction pattern of the CUDA samples), so
+ * a column pass costs one launch instead of two; which block adds does not change the order.
+ *
  * A term functor F gives the two terms {x, y} of element i = (m rows + r) cols + col:
  *   __device__ double2 operator()(int64_t i, int64_t r, int64_t e) const     (e = m cols + col)
  * and may write element i of an array of the same shape (each element is visited exactly once,
@@ -28,10 +33,25 @@ struct no_fin { /* the Fin of vr_colsum::partials (never called) */
   __device__ void operator()(int64_t, double2) const {}
 };
 
-/* part == NULL (one chunk): fin(e, totals); else part[(m nch + c) cols + col] = the chunk's sums */
+/* the partials of column e = m cols + col, added in chunk order (read past L1: another block of
+ * the same kernel may have written them) */
+__device__ __forceinline__ double2 total(const double2 *part, int64_t nch, int64_t cols, int64_t e) {
+  int64_t m = e / cols, col = e - m * cols;
+  double a = 0, b = 0;
+  for (int64_t c = 0; c < nch; c++) {
+    double2 p = __ldcg(part + (m * nch + c) * cols + col);
+    a += p.x;
+    b += p.y;
+  }
+  return make_double2(a, b);
+}
+
+/* part == NULL (one chunk): fin(e, totals); else part[(m nch + c) cols + col] = the chunk's sums,
+ * and with done (zeroed counters, one per column group and matrix), the group's last block to
+ * finish calls fin(e, total(...)) for the group's columns and sets its counter back to zero */
 template <typename F, typename Fin>
 __global__ void __launch_bounds__(kCols *kLanes)
-    part_k(F f, Fin fin, int64_t rows, int64_t cols, int64_t nch, double2 *part) {
+    part_k(F f, Fin fin, int64_t rows, int64_t cols, int64_t nch, double2 *part, unsigned *done) {
   __shared__ double s1[kLanes][kCols], s2[kLanes][kCols];
   int64_t m = blockIdx.z, col = (int64_t)blockIdx.x * kCols + threadIdx.x, e = m * cols + col;
   for (int64_t c = blockIdx.y; c < nch; c += gridDim.y) {
@@ -59,18 +79,17 @@ __global__ void __launch_bounds__(kCols *kLanes)
     }
     __syncthreads(); /* s1, s2 are reused by the next chunk */
   }
-}
-
-/* the partials of column e = m cols + col, added in chunk order */
-__device__ __forceinline__ double2 total(const double2 *part, int64_t nch, int64_t cols, int64_t e) {
-  int64_t m = e / cols, col = e - m * cols;
-  double a = 0, b = 0;
-  for (int64_t c = 0; c < nch; c++) {
-    double2 p = part[(m * nch + c) * cols + col];
-    a += p.x;
-    b += p.y;
-  }
-  return make_double2(a, b);
+  if (!done) return;
+  __shared__ bool last;
+  unsigned *count = done + (int64_t)blockIdx.z * gridDim.x + blockIdx.x;
+  __threadfence(); /* this block's partials are visible to the group's last block */
+  __syncthreads();
+  if (threadIdx.x == 0 && threadIdx.y == 0) last = atomicAdd(count, 1u) == gridDim.y - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  if (threadIdx.y == 0 && col < cols) fin(e, total(part, nch, cols, e));
+  if (threadIdx.x == 0 && threadIdx.y == 0) *count = 0; /* ready for the next kernel */
 }
 
 template <typename Fin> __global__ void fin_k(Fin fin, const double2 *part, int64_t n, int64_t nch, int64_t cols) {
@@ -79,11 +98,12 @@ template <typename Fin> __global__ void fin_k(Fin fin, const double2 *part, int6
 }
 
 template <typename F, typename Fin>
-vr_status launch(const F &f, const Fin &fin, int64_t nmat, int64_t rows, int64_t cols, double2 *part) {
+vr_status launch(const F &f, const Fin &fin, int64_t nmat, int64_t rows, int64_t cols, double2 *part,
+                 unsigned *done = nullptr) {
   int64_t nch = chunks(rows), gy = nch < 65535 ? nch : 65535; /* more chunks: the blocks loop over them */
   if (nmat > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld matrices, more than 65535", (long long)nmat);
   dim3 grid((unsigned)((cols + kCols - 1) / kCols), (unsigned)gy, (unsigned)nmat);
-  part_k<F, Fin><<<grid, dim3(kCols, kLanes), 0, vr_cuda_stream()>>>(f, fin, rows, cols, nch, part);
+  part_k<F, Fin><<<grid, dim3(kCols, kLanes), 0, vr_cuda_stream()>>>(f, fin, rows, cols, nch, part, done);
   VR_CU_LAUNCHED("column partial sums");
   return VR_OK;
 }
@@ -95,8 +115,8 @@ template <typename F> vr_status partials(const F &f, int64_t nmat, int64_t rows,
   return launch(f, no_fin(), nmat, rows, cols, part);
 }
 
-/* fin(e, {sum_r f.x, sum_r f.y}) for every column e of the nmat matrices: one launch when
- * rows <= kRows, else two (the partials in scratch); rows == 0 gives fin(e, {0, 0}) */
+/* fin(e, {sum_r f.x, sum_r f.y}) for every column e of the nmat matrices in one launch (the
+ * partials in scratch; two launches if the counters cannot be had); rows == 0 gives fin(e, {0, 0}) */
 template <typename F, typename Fin> vr_status sums(const F &f, const Fin &fin, int64_t nmat, int64_t rows, int64_t cols) {
   if (nmat <= 0 || cols <= 0) return VR_OK;
   int64_t nch = chunks(rows > 0 ? rows : 0);
@@ -104,6 +124,10 @@ template <typename F, typename Fin> vr_status sums(const F &f, const Fin &fin, i
   vr_cu_buf pb;
   if (nch > 1) {
     VR_TRY(pb.get(sizeof(double2) * (size_t)(nmat * nch * cols)));
+    unsigned *done = nullptr;
+    if (vr_cuda_tickets((size_t)(nmat * ((cols + kCols - 1) / kCols)), &done) == VR_OK)
+      return launch(f, fin, nmat, rows, cols, pb.as<double2>(), done);
+    vr_clear_error();
     VR_TRY(launch(f, fin, nmat, rows, cols, pb.as<double2>()));
   }
   fin_k<Fin><<<vr_cu_blocks(nmat * cols), VR_CU_THREADS, 0, vr_cuda_stream()>>>(fin, pb.as<double2>(), nmat * cols, nch,

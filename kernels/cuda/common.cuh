@@ -37,6 +37,9 @@ cudaStream_t vr_cuda_stream(void);
 /* scratch device memory through the caching allocator (freed in stream order) */
 vr_status vr_cuda_scratch(size_t nbytes, void **ptr);
 void vr_cuda_scratch_free(void *ptr, size_t nbytes);
+/* n zeroed block counters on the device, shared by every kernel (they run one after another on
+ * the one stream): a kernel that counts in them must leave them zero when it ends (colsum.cuh) */
+vr_status vr_cuda_tickets(size_t n, unsigned **ptr);
 
 /* ---- launch geometry ---- */
 #define VR_CU_THREADS 256

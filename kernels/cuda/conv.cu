@@ -539,8 +539,6 @@ vr_status dnn_bwd(const vr_kernel_args *a, const geo &g) {
   vr_dtype dt = a->in[1]->dtype;
   cudnnHandle_t h = nullptr;
   VR_TRY(dnn_get(&h));
-  dnn_desc d;
-  VR_TRY(dnn_setup(d, g, dt));
   vr_kernel_args rest = *a; /* what the cached plans cannot do goes to the legacy calls */
   if (a->out[0]) {
     vr_status ps = vr_cudnn_plan_run(h, g, dt, VR_CONV_BWD_DATA, vr_data(a->out[0]), vr_data(a->in[2]),
@@ -556,6 +554,8 @@ vr_status dnn_bwd(const vr_kernel_args *a, const geo &g) {
   }
   if (!rest.out[0] && !rest.out[1]) return VR_OK;
   a = &rest;
+  dnn_desc d; /* legacy descriptors only when a plan could not do it (their host time per call) */
+  VR_TRY(dnn_setup(d, g, dt));
   algo_pick pd = {-1, CUDNN_DEFAULT_MATH, 0}, pf = {-1, CUDNN_DEFAULT_MATH, 0};
   if (a->out[0]) VR_TRY(pick_algo(h, d, g, dt, 1, a, &pd));
   if (a->out[1]) VR_TRY(pick_algo(h, d, g, dt, 2, a, &pf));

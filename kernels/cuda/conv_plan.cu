@@ -172,9 +172,8 @@ bool engine_acceptable(cudnnBackendDescriptor_t cfg, vr_dtype dt, bool tf32, int
     return false;
   for (int64_t k = 0; k < n; k++) {
     if (notes[k] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) return false;
-    if (dt == VR_F32 && !tf32 &&
-        (notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS))
-      return false;
+    if (notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS) return false; /* e.g. f32 -> f16: never, TF32 or not */
+    if (dt == VR_F32 && !tf32 && notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE) return false;
     if (dt == VR_BF16 && notes[k] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION) return false;
   }
   cudnnBackendBehaviorNote_t beh[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
@@ -245,6 +244,7 @@ vr_status build(cudnnHandle_t h, const vr_conv_geo &g, vr_dtype dt, int dir, voi
     int64_t ws, index;
   };
   std::vector<cand> cands;
+  int n_cfg = 0, n_refused = 0, n_unbuilt = 0; /* for the verbose line */
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     if (!graph || (!cands.empty() && !measure) || (int)cands.size() >= kMaxMeasured) break;
     be_desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
@@ -267,9 +267,17 @@ vr_status build(cudnnHandle_t h, const vr_conv_geo &g, vr_dtype dt, int dir, voi
       got = 0;
     for (int64_t k = 0; k < got && (int)cands.size() < (measure ? kMaxMeasured : 1); k++) {
       int64_t index = -1, ws = 0;
-      if (!engine_acceptable(cfgs[(size_t)k], dt, tf32, &index)) continue;
+      n_cfg++;
+      if (!engine_acceptable(cfgs[(size_t)k], dt, tf32, &index)) {
+        n_refused++;
+        continue;
+      }
+      bool dup = false; /* the fallback list repeats mode A's engines */
+      for (auto &c : cands) dup = dup || (index >= 0 && c.index == index);
+      if (dup) continue;
       cudnnBackendDescriptor_t plan = make_plan(h, cfgs[(size_t)k], &ws);
       if (plan) cands.push_back({plan, ws, index});
+      else n_unbuilt++;
     }
     for (auto c : cfgs)
       if (c) made.push_back(c);
@@ -279,14 +287,22 @@ vr_status build(cudnnHandle_t h, const vr_conv_geo &g, vr_dtype dt, int dir, voi
     int64_t most = 0;
     for (auto &c : cands) most = c.ws > most ? c.ws : most;
     vr_cu_buf ws;
-    VR_TRY(ws.get((size_t)most));
-    double best_ms = -1;
-    for (size_t k = 0; k < cands.size(); k++) {
-      double ms = time_plan(h, cands[k].plan, ws.p, x, w, y);
-      if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
-        best_ms = ms;
-        best = k;
+    if (ws.get((size_t)most) == VR_OK) { /* else: no room to measure, the heuristics' first */
+      double best_ms = -1;
+      std::vector<cand> ran;
+      for (size_t k = 0; k < cands.size(); k++) {
+        double ms = time_plan(h, cands[k].plan, ws.p, x, w, y);
+        if (ms < 0) { /* does not run on this device: never the choice */
+          cudnnBackendDestroyDescriptor(cands[k].plan);
+          continue;
+        }
+        if (best_ms < 0 || ms < best_ms) {
+          best_ms = ms;
+          best = ran.size();
+        }
+        ran.push_back(cands[k]);
       }
+      cands.swap(ran);
     }
   }
   for (size_t k = 0; k < cands.size(); k++)
@@ -299,12 +315,16 @@ vr_status build(cudnnHandle_t h, const vr_conv_geo &g, vr_dtype dt, int dir, voi
   } else {
     for (auto d : made) cudnnBackendDestroyDescriptor(d);
   }
-  if (getenv("VISREG_CUDA_CONV_VERBOSE"))
-    fprintf(stderr, "visreg conv2d plan %s %s%s N%lld C%lld %lldx%lld Co%lld k%lldx%lld s%lld g%lld: engine %lld of %zu ws %lld%s\n",
+  if (getenv("VISREG_CUDA_CONV_VERBOSE")) {
+    char why[256] = "";
+    if (cands.empty()) cudnnGetLastErrorString(why, sizeof why); /* the last refusal's reason */
+    fprintf(stderr, "visreg conv2d plan %s %s%s N%lld C%lld %lldx%lld Co%lld k%lldx%lld s%lld g%lld: engine %lld of %zu ws %lld"
+            " (graph %s, %d configs, %d refused by notes, %d unbuilt)%s%s\n",
             dir_name(dir), vr_dtype_name(dt), g.nhwc ? " nhwc" : "", (long long)g.N, (long long)g.C, (long long)g.H,
             (long long)g.W, (long long)g.Co, (long long)g.kh, (long long)g.kw, (long long)g.sh, (long long)g.G,
-            cands.empty() ? -1LL : (long long)cands[best].index, cands.size(), (long long)e.ws,
-            cands.empty() ? " (none: legacy path)" : measure ? " (measured)" : "");
+            cands.empty() ? -1LL : (long long)cands[best].index, cands.size(), (long long)e.ws, graph ? "ok" : "FAILED",
+            n_cfg, n_refused, n_unbuilt, cands.empty() ? " (none: legacy path) " : measure ? " (measured)" : "", why);
+  }
   *out = e;
   return VR_OK;
 }
@@ -340,8 +360,10 @@ vr_status vr_cudnn_plan_run(cudnnHandle_t h, const vr_conv_geo &g, vr_dtype dt, 
   int cat = CUDNN_STATUS_CATEGORY((int)s); /* cuDNN 9 refines each category into sub-codes */
   if (cat == CUDNN_STATUS_NOT_SUPPORTED || cat == CUDNN_STATUS_BAD_PARAM) { /* never again for this geometry */
     std::lock_guard<std::mutex> lock(mu);
-    cache[key].plan = nullptr;
-    kept.push_back(e.plan);
+    if (cache[key].plan == e.plan) { /* another thread may have done this already */
+      cache[key].plan = nullptr;
+      kept.push_back(e.plan);
+    }
     return VR_E_UNSUPPORTED;
   }
   if (!ok(s))

@@ -3,7 +3,8 @@
  * (kernels/cpu/reg_sliced.inc):
  *
  *   W = unit-column slices (reg_draw.cu); VISReg: per (view, dim) mean and sigma in double
- *   (shifted sums), X = (z - mu) / sigma, center and scale terms (reg_colstats.cu);
+ *   (shifted sums), X = (z - mu) / sigma, center and scale terms, and W's column scaling, in
+ *   two launches (reg_colstats.cu);
  *   for each chunk of c slices: P^T = W_c^T X^T (c x VB, one cuBLAS GEMM); one block per
  *   (slice, view) segment of B projections sorts them in shared memory (bitonic network on
  *   (key, position) words: ties keep index order, as the CPU's stable radix sort), sums
@@ -11,8 +12,10 @@
  *   segment is read once into shared memory, then the Epps-Pulley sums of every knot and its
  *   gradient come from there); H += dL/dP W_c^T (GEMM,
  *   straight into dL/dz);
- *   the loss and terms from device accumulators; VISReg's gradient through the standardisation
- *   (reg_colstats.cu).
+ *   the loss and terms from device accumulators (one launch); VISReg's gradient through the
+ *   standardisation (reg_colstats.cu, two launches). At (V, B, D, K) = (2, 256, 2048, 256) a
+ *   forward and backward is 11 stream operations: 2 GEMMs and 9 kernels, the autograd's included
+ *   (the fifth session cut 20 to 11, as launch latency set the time at that size).
  * f32 projections use 3xTF32 GEMMs at large sizes (use_3xtf32).
  * f32 segments of 129..8192 projections go to the register-tiled sort of reg_segsort.cu instead.
  * Segments longer than shared memory holds are ranked by a stable CUB radix sort over all the
@@ -191,11 +194,16 @@ __global__ void seg_ep_k(T *Pt, int64_t nseg, int64_t B, int J, double dt, const
 
 /* ---------------------------------------------------------------- finishing */
 
-/* loss (and VISReg's terms) from the device sums: acc[0..1] center and scale sums, *total */
+/* loss (and VISReg's terms) from the device sums: acc[0..1] center and scale sums, the n segment
+ * sums part[] added here in the fixed tree of vr_cu_reg_sum (one block of 1024: one launch less) */
 template <typename T>
-__global__ void finish_k(int mode, const double *total, const double *acc, double VD, double VK, double VBK, double ws,
-                         double wsh, double wc, T *loss, T *terms) {
-  double t = *total, l;
+__global__ void __launch_bounds__(1024) finish_k(int mode, const double *part, int64_t n, const double *acc, double VD,
+                                                 double VK, double VBK, double ws, double wsh, double wc, T *loss, T *terms) {
+  __shared__ double sh[1024];
+  double t = 0, l;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) t += part[i];
+  t = vr_cu_reg_block_sum(t, sh);
+  if (threadIdx.x) return;
   if (mode == SL_SIGREG) {
     l = t / VK;
   } else if (mode == SL_SWD) {
@@ -269,13 +277,15 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   if (chunk < 1) chunk = 1;
   if (chunk > K) chunk = K;
 
-  vr_cu_buf Wb, Xb, mub, sigb, accb, Ptb, partb, epb;
+  vr_cu_buf Wb, Xb, mub, sigb, accb, Ptb, partb, epb, invb;
   VR_TRY(Wb.get(sizeof(T) * (size_t)(D * K)));
   vr_cu_phases ph;
   ph.mark("start");
-  VR_TRY(vr_cu_reg_slices(a, dt, D, K, eps, Wb.p));
+  /* VISReg's statistics pass scales the slices (one launch less) */
+  if (mode == SL_VISREG) VR_TRY(invb.get(sizeof(double) * (size_t)K));
+  VR_TRY(vr_cu_reg_slices(a, dt, D, K, eps, Wb.p, invb.as<double>()));
   ph.mark("slices");
-  VR_TRY(accb.get(sizeof(double) * 4)); /* center sum, scale sum, total */
+  VR_TRY(accb.get(sizeof(double) * 2)); /* center sum, scale sum */
   VR_TRY(Ptb.get(sizeof(T) * (size_t)(chunk * VB)));
   VR_TRY(partb.get(sizeof(double) * (size_t)(K * V)));
   double *acc = accb.as<double>();
@@ -288,7 +298,8 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(sigb.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
     /* with 3xTF32, X's high part goes to Xb and the rest to Xlb in the same pass */
-    VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p, x3 ? Xlb.p : nullptr));
+    vr_cu_slice_scale ws = {a->in[1] ? vr_data(a->in[1]) : Wb.p, invb.as<double>(), Wb.p, D, K};
+    VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p, x3 ? Xlb.p : nullptr, ws));
     ph.mark("stats");
     X = Xb.as<T>();
   }
@@ -396,9 +407,9 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     }
     if (k0 == 0) ph.mark("gemm back");
   }
-  VR_TRY(vr_cu_reg_sum(partb.as<double>(), K * V, acc + 2));
-  finish_k<T><<<1, 1, 0, st>>>(mode, acc + 2, acc, (double)(V * D), (double)(V * K), (double)(VB * K), a->f[0], a->f[1],
-                               a->f[2], (T *)vr_data(a->out[0]), a->out[1] ? (T *)vr_data(a->out[1]) : nullptr);
+  finish_k<T><<<1, 1024, 0, st>>>(mode, partb.as<double>(), K * V, acc, (double)(V * D), (double)(V * K), (double)(VB * K),
+                                  a->f[0], a->f[1], a->f[2], (T *)vr_data(a->out[0]),
+                                  a->out[1] ? (T *)vr_data(a->out[1]) : nullptr);
   VR_CU_LAUNCHED("regularizer loss");
   if (grad && mode == SL_VISREG) {
     double cc = 2.0 * a->f[2] / (double)(V * D * B), sc = 2.0 * a->f[0] / (double)(V * D * B);

@@ -1,6 +1,7 @@
 /* a host emulation of the CUDA runtime for checking kernels' index math on the CPU */
 #pragma once
 #include <cstring>
+#include <cstdio>
 #include <cstdlib>
 #include <cmath>
 #include <cstdint>
@@ -88,13 +89,19 @@ inline double erfinv(double y) {
 }
 inline float erfinvf(float y) { return (float)erfinv(y); }
 inline int atomicMin(int *p, int v) { static std::mutex m; std::lock_guard<std::mutex> l(m); int o = *p; if (v < o) *p = v; return o; }
+inline unsigned atomicAdd(unsigned *p, unsigned v) { static std::mutex m; std::lock_guard<std::mutex> l(m); unsigned o = *p; *p += v; return o; }
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+template <typename T> T __ldcg(const T *p) { return *p; }
 /* a 1-D grid is capped at 3 blocks (those kernels loop grid-stride); a dim3 grid runs whole; a
  * block's threads are OS threads */
 template <typename I> emu_dim3 emu_grid(I n) { return emu_dim3((unsigned)(n < 3 ? n : 3)); }
 inline emu_dim3 emu_grid(emu_dim3 g) { return g; }
 template <typename I> emu_dim3 emu_block(I n) { return emu_dim3((unsigned)n); }
 inline emu_dim3 emu_block(emu_dim3 b) { return b; }
-template <typename G, typename K, typename F> void emu_launch(G grid, K block, size_t shm, F f) {
+/* EMU_TRACE=1: each launch's kernel name on stderr (to count the launches of an op) */
+template <typename G, typename K, typename F> void emu_launch(const char *name, G grid, K block, size_t shm, F f) {
+  static const char *trace = getenv("EMU_TRACE");
+  if (trace && trace[0] == '1') fprintf(stderr, "emu launch %s\n", name);
   gridDim = emu_grid(grid);
   blockDim = emu_block(block);
   unsigned nt = blockDim.x * blockDim.y * blockDim.z;

@@ -11,6 +11,12 @@ unsigned char *emu_dynsmem;
 cudaStream_t vr_cuda_stream(void) { return nullptr; }
 vr_status vr_cuda_scratch(size_t n, void **p) { *p = aligned_alloc(64, (n + 63) / 64 * 64); memset(*p, 0xCD, n); return VR_OK; }
 void vr_cuda_scratch_free(void *p, size_t) { free(p); }
+vr_status vr_cuda_tickets(size_t n, unsigned **p) { /* zeroed counters, grown on demand (never freed) */
+  static std::vector<unsigned> t;
+  if (t.size() < n) t.assign(n, 0u);
+  *p = t.data();
+  return VR_OK;
+}
 template <typename T> static void gemm_t(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const T *A, int64_t lda,
                                          const T *B, int64_t ldb, double beta, T *C, int64_t ldc) {
   for (int64_t i = 0; i < m; i++)

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # transform.pl IN.cu OUT.cpp: CUDA source to host C++ for the emulator: kernel launches
-# name<<<grid, block, shm, stream>>>(args) become emu_launch(grid, block, shm, [&] { name(args); }),
+# name<<<grid, block, shm, stream>>>(args) become emu_launch("name", grid, block, shm, [&] { name(args); }),
 # __shared__ arrays become statics (blocks run one after another), extern __shared__ the dynamic buffer.
 use strict; use warnings;
 local $/; open(my $in, '<', $ARGV[0]) or die "$ARGV[0]: $!"; my $s = <$in>; close $in;
@@ -15,6 +15,6 @@ $s =~ s{(\w+(?:<[^<>()]*>)?)<<<(.*?)>>>$paren}{
     if ($c eq ',' && $d == 0) { push @p, $cur; $cur = ''; } else { $cur .= $c; }
   }
   push @p, $cur; push @p, '0' while @p < 4;
-  "emu_launch(($p[0]), ($p[1]), (size_t)($p[2]), [&] { $name$args; })"
+  "emu_launch(\"$name\", ($p[0]), ($p[1]), (size_t)($p[2]), [&] { $name$args; })"
 }gse;
 open(my $out, '>', $ARGV[1]) or die "$ARGV[1]: $!"; print $out $s; close $out;
