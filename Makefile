@@ -29,7 +29,9 @@ CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 NVFLAGS := -O3 -std=c++17 -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90 \
            -gencode=arch=compute_90,code=compute_90 -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter,-fPIC \
            -Werror all-warnings -I$(CUDA_HOME)/include
-CUDNN := $(shell ls /usr/include/cudnn.h /usr/local/include/cudnn.h $(CUDA_HOME)/include/cudnn.h 2>/dev/null | head -1)
+# cuDNN 9 or later (the graph API's status categories); an older one is left out (im2col)
+CUDNN := $(shell for h in /usr/include/cudnn.h /usr/local/include/cudnn.h $(CUDA_HOME)/include/cudnn.h; do \
+           grep -qsE 'define CUDNN_MAJOR ([9]|[1-9][0-9])$$' $$(dirname $$h)/cudnn_version.h && echo $$h; done | head -1)
 ifneq ($(CUDNN),)
 NVFLAGS += -DVR_HAVE_CUDNN
 CUDNN_LIB := -lcudnn

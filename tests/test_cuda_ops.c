@@ -639,6 +639,61 @@ START_TEST(test_visreg_api) {
 }
 END_TEST
 
+/* the one-launch column sums (colsum.cuh: the last block of each column group finishes it, with
+ * block counters shared by every kernel) on real hardware: VISReg and VICReg at sizes with many
+ * blocks per group, three times over with the same draw: the same bits every time (a block that
+ * finished early or a counter left non-zero would change them), and the CPU's values (f64: in f32
+ * a sort's ranks swap on rounding at this size, which moves single gradient elements by percents) */
+START_TEST(test_colsum_one_launch_repeats) {
+  NEED_DEV();
+  vr_tensor *z = rnd(VR_F64, 3, SH(2, 512, 256), 160, -1, 1), *zd = to_dev(z);
+  OK(vr_tensor_set_requires_grad(z, 1));
+  OK(vr_tensor_set_requires_grad(zd, 1));
+  for (int m = 0; m < 2; m++) {
+    const char *name = m ? "vr_vicreg" : "vr_visreg";
+    vr_tensor *l = NULL, *t = NULL;
+    OK(m ? vr_vicreg(z, 25, 25, 1, &l, &t) : vr_visreg(z, NULL, 128, 11, 3, 1, 1, 1, &l, &t));
+    OK(vr_backward(l, NULL, 0));
+    vr_tensor *g = vr_tensor_grad(z);
+    vr_tensor_set_grad(z, NULL); /* (zd may be z itself with the CPU standing in) */
+    double *first[3] = {0};
+    for (int rep = 0; rep < 3; rep++) {
+      vr_tensor *ld = NULL, *td = NULL;
+      OK(m ? vr_vicreg(zd, 25, 25, 1, &ld, &td) : vr_visreg(zd, NULL, 128, 11, 3, 1, 1, 1, &ld, &td));
+      OK(vr_backward(ld, NULL, 0));
+      vr_tensor *gd = vr_tensor_grad(zd);
+      const vr_tensor *got[3] = {ld, td, gd};
+      char what[96];
+      snprintf(what, sizeof what, "%s: loss, terms, grad", name);
+      cmp_dev(l, ld, 1e-9, 1e-12, what);
+      cmp_dev(t, td, 1e-9, 1e-12, what);
+      cmp_dev(g, gd, 1e-8, 1e-12, what);
+      for (int k = 0; k < 3; k++) {
+        double *v = tu_values(got[k]);
+        if (!rep) {
+          first[k] = v;
+          continue;
+        }
+        for (int64_t i = 0; i < vr_tensor_numel(got[k]); i++)
+          ck_assert_msg(v[i] == first[k][i], "%s: output %d, element %lld: run %d gave %.9g, run 0 %.9g", name, k,
+                        (long long)i, rep, v[i], first[k][i]);
+        free(v);
+      }
+      vr_tensor_set_grad(zd, NULL);
+      vr_tensor_free(gd);
+      vr_tensor_free(ld);
+      vr_tensor_free(td);
+    }
+    for (int k = 0; k < 3; k++) free(first[k]);
+    vr_tensor_free(g);
+    vr_tensor_free(l);
+    vr_tensor_free(t);
+  }
+  vr_tensor_free(z);
+  vr_tensor_free(zd);
+}
+END_TEST
+
 static Suite *cuda_ops_suite(void) {
   Suite *s = suite_create("cuda_ops");
   TCase *tc = tcase_create("parity");
@@ -659,6 +714,7 @@ static Suite *cuda_ops_suite(void) {
   tcase_add_test(tc, test_reg_sliced);
   tcase_add_test(tc, test_reg_gram);
   tcase_add_test(tc, test_visreg_api);
+  tcase_add_test(tc, test_colsum_one_launch_repeats);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -23,6 +23,7 @@
 #ifndef VISREG_CUDA_COLSUM_CUH
 #define VISREG_CUDA_COLSUM_CUH
 #include "more.cuh"
+#include <stdlib.h>
 
 namespace vr_colsum {
 
@@ -84,7 +85,10 @@ __global__ void __launch_bounds__(kCols *kLanes)
   unsigned *count = done + (int64_t)blockIdx.z * gridDim.x + blockIdx.x;
   __threadfence(); /* this block's partials are visible to the group's last block */
   __syncthreads();
-  if (threadIdx.x == 0 && threadIdx.y == 0) last = atomicAdd(count, 1u) == gridDim.y - 1;
+  if (threadIdx.x == 0 && threadIdx.y == 0) {
+    __threadfence(); /* cumulative: the other threads' partials, ordered by the barrier, before the count */
+    last = atomicAdd(count, 1u) == gridDim.y - 1;
+  }
   __syncthreads();
   if (!last) return;
   __threadfence();
@@ -115,6 +119,15 @@ template <typename F> vr_status partials(const F &f, int64_t nmat, int64_t rows,
   return launch(f, no_fin(), nmat, rows, cols, part);
 }
 
+/* VISREG_CUDA_ONE_LAUNCH_SUMS=0: the partials' kernel, then fin_k (two launches), to compare */
+inline bool one_launch() {
+  static const bool on = [] {
+    const char *e = getenv("VISREG_CUDA_ONE_LAUNCH_SUMS");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 /* fin(e, {sum_r f.x, sum_r f.y}) for every column e of the nmat matrices in one launch (the
  * partials in scratch; two launches if the counters cannot be had); rows == 0 gives fin(e, {0, 0}) */
 template <typename F, typename Fin> vr_status sums(const F &f, const Fin &fin, int64_t nmat, int64_t rows, int64_t cols) {
@@ -125,7 +138,7 @@ template <typename F, typename Fin> vr_status sums(const F &f, const Fin &fin, i
   if (nch > 1) {
     VR_TRY(pb.get(sizeof(double2) * (size_t)(nmat * nch * cols)));
     unsigned *done = nullptr;
-    if (vr_cuda_tickets((size_t)(nmat * ((cols + kCols - 1) / kCols)), &done) == VR_OK)
+    if (one_launch() && vr_cuda_tickets((size_t)(nmat * ((cols + kCols - 1) / kCols)), &done) == VR_OK)
       return launch(f, fin, nmat, rows, cols, pb.as<double2>(), done);
     vr_clear_error();
     VR_TRY(launch(f, fin, nmat, rows, cols, pb.as<double2>()));

@@ -297,6 +297,29 @@ bool force_im2col(void) {
                           cudnnGetErrorString(vr_dnn_s_));                                               \
   } while (0)
 
+/* statuses that mean "cuDNN cannot do this call here" (fall back), not a fault: NOT_SUPPORTED and
+ * BAD_PARAM with their cuDNN 9 sub-codes, and a cnn sub-library that does not load */
+bool dnn_soft(cudnnStatus_t s) {
+  int c = CUDNN_STATUS_CATEGORY((int)s);
+  return c == CUDNN_STATUS_NOT_SUPPORTED || c == CUDNN_STATUS_BAD_PARAM || s == CUDNN_STATUS_SUBLIBRARY_LOADING_FAILED ||
+         s == CUDNN_STATUS_SUBLIBRARY_VERSION_MISMATCH;
+}
+bool dnn_verbose(void) { return getenv("VISREG_CUDA_CONV_VERBOSE") != nullptr; }
+
+/* VR_DNN, but a soft status is VR_E_UNSUPPORTED (the caller falls back), said when verbose */
+#define VR_DNN_SOFT(call)                                                                                \
+  do {                                                                                                   \
+    cudnnStatus_t vr_dnn_s_ = (call);                                                                    \
+    if (vr_dnn_s_ != CUDNN_STATUS_SUCCESS) {                                                             \
+      if (!dnn_soft(vr_dnn_s_))                                                                          \
+        return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", #call,                    \
+                            cudnnGetErrorString(vr_dnn_s_));                                             \
+      if (dnn_verbose())                                                                                 \
+        fprintf(stderr, "visreg conv2d: %s: %s, falling back\n", #call, cudnnGetErrorString(vr_dnn_s_)); \
+      return VR_E_UNSUPPORTED;                                                                           \
+    }                                                                                                    \
+  } while (0)
+
 std::mutex dnn_mu;
 cudnnHandle_t dnn_handle[16];
 bool dnn_handle_made; /* the exit hook is registered */
@@ -368,34 +391,39 @@ vr_status dnn_setup(dnn_desc &d, const geo &g, vr_dtype dt) {
       g.N * g.Co * g.P > big)
     return VR_FAIL(VR_E_UNSUPPORTED, "x: tensors of 2^31 elements or more are not supported by the cuDNN path");
   cudnnDataType_t t = dnn_type(dt);
-  VR_DNN(cudnnCreateTensorDescriptor(&d.x));
-  VR_DNN(cudnnCreateTensorDescriptor(&d.y));
-  VR_DNN(cudnnCreateFilterDescriptor(&d.w));
-  VR_DNN(cudnnCreateConvolutionDescriptor(&d.conv));
+  VR_DNN_SOFT(cudnnCreateTensorDescriptor(&d.x));
+  VR_DNN_SOFT(cudnnCreateTensorDescriptor(&d.y));
+  VR_DNN_SOFT(cudnnCreateFilterDescriptor(&d.w));
+  VR_DNN_SOFT(cudnnCreateConvolutionDescriptor(&d.conv));
   cudnnTensorFormat_t f = g.nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW; /* NHWC filters: [Co, kh, kw, Cg] */
-  VR_DNN(cudnnSetTensor4dDescriptor(d.x, f, t, (int)g.N, (int)g.C, (int)g.H, (int)g.W));
-  VR_DNN(cudnnSetTensor4dDescriptor(d.y, f, t, (int)g.N, (int)g.Co, (int)g.Ho, (int)g.Wo));
-  VR_DNN(cudnnSetFilter4dDescriptor(d.w, t, f, (int)g.Co, (int)g.Cg, (int)g.kh, (int)g.kw));
-  VR_DNN(cudnnSetConvolution2dDescriptor(d.conv, (int)g.ph, (int)g.pw, (int)g.sh, (int)g.sw, (int)g.dh, (int)g.dw,
+  VR_DNN_SOFT(cudnnSetTensor4dDescriptor(d.x, f, t, (int)g.N, (int)g.C, (int)g.H, (int)g.W));
+  VR_DNN_SOFT(cudnnSetTensor4dDescriptor(d.y, f, t, (int)g.N, (int)g.Co, (int)g.Ho, (int)g.Wo));
+  VR_DNN_SOFT(cudnnSetFilter4dDescriptor(d.w, t, f, (int)g.Co, (int)g.Cg, (int)g.kh, (int)g.kw));
+  VR_DNN_SOFT(cudnnSetConvolution2dDescriptor(d.conv, (int)g.ph, (int)g.pw, (int)g.sh, (int)g.sw, (int)g.dh, (int)g.dw,
                                          CUDNN_CROSS_CORRELATION,
                                          dt == VR_F64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT));
-  VR_DNN(cudnnSetConvolutionGroupCount(d.conv, (int)g.G));
-  VR_DNN(cudnnSetConvolutionMathType(d.conv, dnn_math(dt)));
+  VR_DNN_SOFT(cudnnSetConvolutionGroupCount(d.conv, (int)g.G));
+  VR_DNN_SOFT(cudnnSetConvolutionMathType(d.conv, dnn_math(dt)));
   return VR_OK;
 }
 
-/* the chosen algorithm of each (geometry, dtype, direction, math); -1: none usable */
+/* the chosen algorithm of each (geometry, dtype, direction, math, device); -1: none usable; -2:
+ * choose again on the next call, without the algorithms in bad (bit per algorithm) that cuDNN
+ * refused to run */
 struct algo_pick {
   int algo;
   cudnnMathType_t math;
   size_t ws;
+  unsigned bad;
 };
 std::mutex algo_mu;
 std::map<std::array<int64_t, 20>, algo_pick> algo_cache;
 
 std::array<int64_t, 20> algo_key(const geo &g, vr_dtype dt, int dir) {
+  int dev = 0;
+  cudaGetDevice(&dev); /* checked by dnn_get */
   return {g.N, g.C, g.H, g.W, g.Co, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.G, (int64_t)dt, dir,
-          (int64_t)dnn_math(dt), (int64_t)find_mode(), g.nhwc, 0};
+          (int64_t)dnn_math(dt), (int64_t)find_mode(), g.nhwc, dev};
 }
 
 const size_t kMaxWorkspace = (size_t)1 << 30;
@@ -405,6 +433,7 @@ const size_t kMaxWorkspace = (size_t)1 << 30;
  * TF32 on Ampere and later) */
 template <typename Perf> bool acceptable(const Perf &p, vr_dtype dt) {
   if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC || p.memory > kMaxWorkspace) return false;
+  if (p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false; /* may round inputs down to fp16 */
   if (dt == VR_F32 && !tf32_allowed() && p.mathType != CUDNN_FMA_MATH && p.mathType != CUDNN_DEFAULT_MATH) return false;
   return true;
 }
@@ -413,35 +442,56 @@ cudnnMathType_t exec_math(cudnnMathType_t m, vr_dtype dt) {
   return (dt == VR_F32 && !tf32_allowed()) ? CUDNN_FMA_MATH : m;
 }
 
-/* the first acceptable entry; from the heuristics (measured = false), for bf16 a tensor-op entry
- * first if there is one; from cuDNN's measurements, the fastest */
-template <typename Perf> algo_pick first_acceptable(const Perf *p, int got, vr_dtype dt, bool measured) {
-  for (int pass = dt == VR_BF16 && !measured ? 0 : 1; pass < 2; pass++)
-    for (int k = 0; k < got; k++)
-      if (acceptable(p[k], dt) && (pass == 1 || p[k].mathType == CUDNN_TENSOR_OP_MATH))
-        return {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory};
-  return {-1, dnn_math(dt), 0};
+/* the acceptable entries in the order to try them: from the heuristics (measured = false), for
+ * bf16 the tensor-op entries first; for strict f32 the entries that cuDNN reported (and timed) with
+ * FMA math first, since every f32 entry runs with FMA math here; else cuDNN's order (fastest first
+ * when measured). Returns how many. */
+template <typename Perf> int candidates(const Perf *p, int got, vr_dtype dt, bool measured, algo_pick *out) {
+  bool strict = dt == VR_F32 && !tf32_allowed();
+  int n = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (int k = 0; k < got; k++) {
+      if (!acceptable(p[k], dt)) continue;
+      bool first = dt == VR_BF16 && !measured ? p[k].mathType == CUDNN_TENSOR_OP_MATH
+                   : strict                   ? p[k].mathType == CUDNN_FMA_MATH
+                                              : true;
+      if (first == (pass == 0)) out[n++] = {(int)p[k].algo, exec_math(p[k].mathType, dt), p[k].memory, 0};
+    }
+  return n;
 }
 
-/* a choice that cuDNN then refuses to run: never again for this geometry */
-void forget_algo(const geo &g, vr_dtype dt, int dir) {
+/* the workspace of algo with the math type that d.conv has now (the one it will run with) */
+cudnnStatus_t dnn_ws_size(cudnnHandle_t h, const dnn_desc &d, int dir, int algo, size_t *ws) {
+  if (dir == 0) return cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, (cudnnConvolutionFwdAlgo_t)algo, ws);
+  if (dir == 1)
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, (cudnnConvolutionBwdDataAlgo_t)algo, ws);
+  return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w, (cudnnConvolutionBwdFilterAlgo_t)algo, ws);
+}
+
+/* a choice that cuDNN then refuses to run: choose again on the next call, without it */
+void forget_algo(const geo &g, vr_dtype dt, int dir, int algo) {
   std::lock_guard<std::mutex> lock(algo_mu);
-  algo_cache[algo_key(g, dt, dir)] = {-1, CUDNN_DEFAULT_MATH, 0};
+  algo_pick &e = algo_cache[algo_key(g, dt, dir)];
+  if (algo >= 0 && algo < 32) e.bad |= 1u << algo;
+  e.algo = -2;
 }
 
-/* the status of a convolution call: NOT_SUPPORTED (or a bad param for this algorithm) means
- * "use im2col" and forgets the choice; other failures are errors */
-#define VR_DNN_RUN(call, dir)                                                                            \
+/* the status of a convolution call: a soft status (NOT_SUPPORTED, or a bad param for this
+ * algorithm) means "fall back" for this call, and the next call chooses again without this
+ * algorithm; other failures are errors */
+#define VR_DNN_RUN(call, dir, algo)                                                                      \
   do {                                                                                                   \
     cudnnStatus_t vr_dnn_s_ = (call);                                                                    \
-    int vr_dnn_c_ = CUDNN_STATUS_CATEGORY((int)vr_dnn_s_); /* cuDNN 9: sub-codes of each category */    \
-    if (vr_dnn_c_ == CUDNN_STATUS_NOT_SUPPORTED || vr_dnn_c_ == CUDNN_STATUS_BAD_PARAM) {                \
-      forget_algo(g, dt, dir);                                                                           \
+    if (vr_dnn_s_ != CUDNN_STATUS_SUCCESS) {                                                             \
+      if (!dnn_soft(vr_dnn_s_))                                                                          \
+        return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", #call,                    \
+                            cudnnGetErrorString(vr_dnn_s_));                                             \
+      if (dnn_verbose())                                                                                 \
+        fprintf(stderr, "visreg conv2d dir %d %s: algo %d refused: %s, falling back\n", dir,            \
+                vr_dtype_name(dt), algo, cudnnGetErrorString(vr_dnn_s_));                                \
+      forget_algo(g, dt, dir, algo);                                                                     \
       return VR_E_UNSUPPORTED;                                                                           \
     }                                                                                                    \
-    if (vr_dnn_s_ != CUDNN_STATUS_SUCCESS)                                                               \
-      return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", #call,                      \
-                          cudnnGetErrorString(vr_dnn_s_));                                               \
   } while (0)
 
 /* dir 0 forward, 1 backward data, 2 backward filter; a: the call's tensors, which find mode runs
@@ -449,51 +499,79 @@ void forget_algo(const geo &g, vr_dtype dt, int dir) {
 vr_status pick_algo(cudnnHandle_t h, const dnn_desc &d, const geo &g, vr_dtype dt, int dir, const vr_kernel_args *a,
                     algo_pick *out) {
   auto key = algo_key(g, dt, dir);
+  unsigned bad = 0;
   {
     std::lock_guard<std::mutex> lock(algo_mu);
     auto it = algo_cache.find(key);
-    if (it != algo_cache.end()) {
+    if (it != algo_cache.end() && it->second.algo != -2) {
       *out = it->second;
       return VR_OK;
     }
+    if (it != algo_cache.end()) bad = it->second.bad;
   }
-  algo_pick pick = {-1, dnn_math(dt), 0};
-  const int kMax = 16;
-  int got = 0;
+  const int kMax = 16; /* Find may list an algorithm once per math type: 2 x 8 */
+  int got = 0, nc = 0;
+  algo_pick cand[kMax];
+  cudnnStatus_t qs;
+  const char *qname;
   if (find_mode()) {
     const size_t find_ws = (size_t)256 << 20;
     vr_cu_buf ws;
     VR_TRY(ws.get(find_ws));
     if (dir == 0) {
       cudnnConvolutionFwdAlgoPerf_t p[kMax];
-      VR_DNN(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, vr_data(a->in[0]), d.w, vr_data(a->in[1]), d.conv, d.y,
-                                                    vr_data(a->out[0]), kMax, &got, p, ws.p, find_ws));
-      pick = first_acceptable(p, got, dt, true);
+      qname = "cudnnFindConvolutionForwardAlgorithmEx";
+      qs = cudnnFindConvolutionForwardAlgorithmEx(h, d.x, vr_data(a->in[0]), d.w, vr_data(a->in[1]), d.conv, d.y,
+                                                  vr_data(a->out[0]), kMax, &got, p, ws.p, find_ws);
+      if (qs == CUDNN_STATUS_SUCCESS) nc = candidates(p, got, dt, true, cand);
     } else if (dir == 1) {
       cudnnConvolutionBwdDataAlgoPerf_t p[kMax];
-      VR_DNN(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, vr_data(a->in[2]), d.y, vr_data(a->in[0]), d.conv, d.x,
-                                                         vr_data(a->out[0]), kMax, &got, p, ws.p, find_ws));
-      pick = first_acceptable(p, got, dt, true);
+      qname = "cudnnFindConvolutionBackwardDataAlgorithmEx";
+      qs = cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, vr_data(a->in[2]), d.y, vr_data(a->in[0]), d.conv, d.x,
+                                                       vr_data(a->out[0]), kMax, &got, p, ws.p, find_ws);
+      if (qs == CUDNN_STATUS_SUCCESS) nc = candidates(p, got, dt, true, cand);
     } else {
       cudnnConvolutionBwdFilterAlgoPerf_t p[kMax];
-      VR_DNN(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, vr_data(a->in[1]), d.y, vr_data(a->in[0]), d.conv,
-                                                           d.w, vr_data(a->out[1]), kMax, &got, p, ws.p, find_ws));
-      pick = first_acceptable(p, got, dt, true);
+      qname = "cudnnFindConvolutionBackwardFilterAlgorithmEx";
+      qs = cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, vr_data(a->in[1]), d.y, vr_data(a->in[0]), d.conv, d.w,
+                                                         vr_data(a->out[1]), kMax, &got, p, ws.p, find_ws);
+      if (qs == CUDNN_STATUS_SUCCESS) nc = candidates(p, got, dt, true, cand);
     }
   } else if (dir == 0) {
     cudnnConvolutionFwdAlgoPerf_t p[kMax];
-    VR_DNN(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, kMax, &got, p));
-    pick = first_acceptable(p, got, dt, false);
+    qname = "cudnnGetConvolutionForwardAlgorithm_v7";
+    qs = cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, kMax, &got, p);
+    if (qs == CUDNN_STATUS_SUCCESS) nc = candidates(p, got, dt, false, cand);
   } else if (dir == 1) {
     cudnnConvolutionBwdDataAlgoPerf_t p[kMax];
-    VR_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, kMax, &got, p));
-    pick = first_acceptable(p, got, dt, false);
+    qname = "cudnnGetConvolutionBackwardDataAlgorithm_v7";
+    qs = cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, kMax, &got, p);
+    if (qs == CUDNN_STATUS_SUCCESS) nc = candidates(p, got, dt, false, cand);
   } else {
     cudnnConvolutionBwdFilterAlgoPerf_t p[kMax];
-    VR_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, kMax, &got, p));
-    pick = first_acceptable(p, got, dt, false);
+    qname = "cudnnGetConvolutionBackwardFilterAlgorithm_v7";
+    qs = cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, kMax, &got, p);
+    if (qs == CUDNN_STATUS_SUCCESS) nc = candidates(p, got, dt, false, cand);
   }
-  if (getenv("VISREG_CUDA_CONV_VERBOSE")) /* which algorithm and math each geometry got (tensor ops: math 1) */
+  if (qs != CUDNN_STATUS_SUCCESS) { /* soft: no algorithm (cached as such); else an error */
+    if (!dnn_soft(qs))
+      return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", qname, cudnnGetErrorString(qs));
+    if (dnn_verbose()) fprintf(stderr, "visreg conv2d: %s: %s, falling back\n", qname, cudnnGetErrorString(qs));
+  }
+  /* the first candidate not refused before whose workspace, asked again with the math type that it
+   * runs with, cuDNN gives and that fits */
+  algo_pick pick = {-1, dnn_math(dt), 0, bad};
+  for (int k = 0; k < nc && pick.algo < 0; k++) {
+    size_t ws = 0;
+    if (cand[k].algo < 32 && (bad >> cand[k].algo & 1u)) continue;
+    if (cudnnSetConvolutionMathType(d.conv, cand[k].math) != CUDNN_STATUS_SUCCESS ||
+        dnn_ws_size(h, d, dir, cand[k].algo, &ws) != CUDNN_STATUS_SUCCESS || ws > kMaxWorkspace)
+      continue;
+    pick = cand[k];
+    pick.ws = ws > cand[k].ws ? ws : cand[k].ws;
+    pick.bad = bad;
+  }
+  if (dnn_verbose()) /* which algorithm and math each geometry got (tensor ops: math 1) */
     fprintf(stderr, "visreg conv2d %s %s N%lld C%lld %lldx%lld Co%lld k%lldx%lld s%lld g%lld: algo %d math %d ws %zu%s\n",
             dir == 0 ? "fwd" : dir == 1 ? "bwd-data" : "bwd-filter", vr_dtype_name(dt), (long long)g.N, (long long)g.C,
             (long long)g.H, (long long)g.W, (long long)g.Co, (long long)g.kh, (long long)g.kw, (long long)g.sh,
@@ -531,7 +609,7 @@ vr_status dnn_fwd(const vr_kernel_args *a, const geo &g) {
   scal s;
   VR_DNN_RUN(cudnnConvolutionForward(h, s.one(dt), d.x, vr_data(a->in[0]), d.w, vr_data(a->in[1]), d.conv,
                                  (cudnnConvolutionFwdAlgo_t)p.algo, ws.p, p.ws, s.zero(dt), d.y, vr_data(a->out[0])),
-             0);
+             0, p.algo);
   return VR_OK;
 }
 
@@ -556,7 +634,7 @@ vr_status dnn_bwd(const vr_kernel_args *a, const geo &g) {
   a = &rest;
   dnn_desc d; /* legacy descriptors only when a plan could not do it (their host time per call) */
   VR_TRY(dnn_setup(d, g, dt));
-  algo_pick pd = {-1, CUDNN_DEFAULT_MATH, 0}, pf = {-1, CUDNN_DEFAULT_MATH, 0};
+  algo_pick pd = {-1, CUDNN_DEFAULT_MATH, 0, 0}, pf = {-1, CUDNN_DEFAULT_MATH, 0, 0};
   if (a->out[0]) VR_TRY(pick_algo(h, d, g, dt, 1, a, &pd));
   if (a->out[1]) VR_TRY(pick_algo(h, d, g, dt, 2, a, &pf));
   if ((a->out[0] && pd.algo < 0) || (a->out[1] && pf.algo < 0)) return VR_E_UNSUPPORTED;
@@ -568,7 +646,7 @@ vr_status dnn_bwd(const vr_kernel_args *a, const geo &g) {
     VR_DNN_RUN(cudnnConvolutionBackwardData(h, s.one(dt), d.w, vr_data(a->in[2]), d.y, vr_data(a->in[0]), d.conv,
                                         (cudnnConvolutionBwdDataAlgo_t)pd.algo, ws.p, pd.ws, s.zero(dt), d.x,
                                         vr_data(a->out[0])),
-               1);
+               1, pd.algo);
   }
   if (a->out[1]) {
     VR_DNN(cudnnSetConvolutionMathType(d.conv, pf.math));
@@ -577,7 +655,7 @@ vr_status dnn_bwd(const vr_kernel_args *a, const geo &g) {
     VR_DNN_RUN(cudnnConvolutionBackwardFilter(h, s.one(dt), d.x, vr_data(a->in[1]), d.y, vr_data(a->in[0]), d.conv,
                                           (cudnnConvolutionBwdFilterAlgo_t)pf.algo, ws.p, pf.ws, s.zero(dt), d.w,
                                           vr_data(a->out[1])),
-               2);
+               2, pf.algo);
   }
   return VR_OK;
 }
@@ -646,19 +724,19 @@ template <typename T> vr_status bwd_typed(const vr_kernel_args *a, const geo &g)
     fprintf(stderr, "visreg conv2d bwd %s N%lld C%lld %lldx%lld Co%lld: no cuDNN algorithm, %s\n", vr_dtype_name(a->in[1]->dtype),
             (long long)g.N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.Co,
             std::is_same<T, vr_bf16>::value ? "f32 twins" : "im2col");
-  auto fallback = [](const vr_kernel_args *f, const geo &n) -> vr_status {
-    if (!std::is_same<T, vr_bf16>::value) return im2col_bwd<T>(f, n);
-    return via_f32(f, [&n](const vr_kernel_args *f32) { /* f32 twins: cuDNN in f32 if it has an algorithm, else im2col */
+  if (std::is_same<T, vr_bf16>::value) /* f32 twins in the call's layout: cuDNN in f32 if it has an algorithm, else im2col */
+    return via_f32(&b, [&g](const vr_kernel_args *f32) {
 #ifdef VR_HAVE_CUDNN
       if (!force_im2col()) {
-        vr_status st = dnn_bwd(f32, n);
+        vr_status st = dnn_bwd(f32, g);
         if (st != VR_E_UNSUPPORTED) return st;
       }
 #endif
-      return im2col_bwd<float>(f32, n);
+      if (!g.nhwc) return im2col_bwd<float>(f32, g);
+      return via_nchw(f32, g, true, [](const vr_kernel_args *c, const geo &n) { return im2col_bwd<float>(c, n); });
     });
-  };
-  return g.nhwc ? via_nchw(&b, g, true, fallback) : fallback(&b, g);
+  if (!g.nhwc) return im2col_bwd<T>(&b, g);
+  return via_nchw(&b, g, true, [](const vr_kernel_args *c, const geo &n) { return im2col_bwd<T>(c, n); });
 }
 
 vr_status conv_fwd(const vr_kernel_args *a) {
