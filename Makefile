@@ -73,9 +73,11 @@ $(B)/%.o: %.cu core/visreg.h core/internal.h $(wildcard kernels/cuda/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
-# the regularizers' slice draws round exactly as the C build does (no fused multiply-adds)
+# the regularizers' slice draws (and VISReg's statistics, which make them) round exactly as the C
+# build does (no fused multiply-adds)
 $(B)/kernels/cuda/reg_draw.o: NVFLAGS += -fmad=false
-$(B)/kernels/cuda/reg_draw.o: core/reg/slices.h core/philox.h
+$(B)/kernels/cuda/reg_colstats.o: NVFLAGS += -fmad=false
+$(B)/kernels/cuda/reg_draw.o $(B)/kernels/cuda/reg_colstats.o: core/reg/slices.h core/philox.h
 # the augmentations compute every pixel as kernels/cpu/augment.c does (no fused multiply-adds)
 $(B)/kernels/cuda/augment.o: NVFLAGS += -fmad=false
 $(B)/kernels/cuda/augment.o: core/data/aug_math.h core/data/data.h core/philox.h

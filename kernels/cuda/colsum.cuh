@@ -10,6 +10,8 @@
  * group, matrix) (vr_cuda_tickets), and the last block of a group adds the group's partials in
  * chunk order and finishes its columns (the threadFenceReduction pattern of the CUDA samples), so
  * a column pass costs one launch instead of two; which block adds does not change the order.
+ * sums2() runs two independent passes in one launch (VISReg: the slices' norms beside the batch
+ * statistics).
  *
  * A term functor F gives the two terms {x, y} of element i = (m rows + r) cols + col:
  *   __device__ double2 operator()(int64_t i, int64_t r, int64_t e) const     (e = m cols + col)
@@ -47,20 +49,35 @@ __device__ __forceinline__ double2 total(const double2 *part, int64_t nch, int64
   return make_double2(a, b);
 }
 
-/* part == NULL (one chunk): fin(e, totals); else part[(m nch + c) cols + col] = the chunk's sums,
- * and with done (zeroed counters, one per column group and matrix), the group's last block to
- * finish calls fin(e, total(...)) for the group's columns and sets its counter back to zero */
+/* one column-sum job: nmat (rows x cols) matrices, nch = chunks(rows) chunks walked by gy blocks,
+ * gx groups of kCols columns; part == NULL (one chunk): fin(e, totals) at once; else
+ * part[(m nch + c) cols + col] = the chunk's sums, and with done (zeroed counters, gx per matrix)
+ * the group's last block to finish calls fin(e, total(...)) for the group's columns and sets its
+ * counter back to zero */
+template <typename F, typename Fin> struct job {
+  F f;
+  Fin fin;
+  int64_t nmat, rows, cols, nch, gx, gy;
+  double2 *part;
+  unsigned *done;
+};
 template <typename F, typename Fin>
-__global__ void __launch_bounds__(kCols *kLanes)
-    part_k(F f, Fin fin, int64_t rows, int64_t cols, int64_t nch, double2 *part, unsigned *done) {
-  __shared__ double s1[kLanes][kCols], s2[kLanes][kCols];
-  int64_t m = blockIdx.z, col = (int64_t)blockIdx.x * kCols + threadIdx.x, e = m * cols + col;
-  for (int64_t c = blockIdx.y; c < nch; c += gridDim.y) {
+job<F, Fin> job_of(const F &f, const Fin &fin, int64_t nmat, int64_t rows, int64_t cols, double2 *part, unsigned *done) {
+  int64_t nch = chunks(rows);
+  return {f, fin, nmat, rows, cols, nch, (cols + kCols - 1) / kCols, nch < 65535 ? nch : 65535, part, done};
+}
+
+/* block (bx, by) of matrix m of job j (s1, s2, last: the kernel's shared memory) */
+template <typename J>
+__device__ __forceinline__ void part_block(const J &j, int64_t m, int64_t bx, int64_t by, double (*s1)[kCols],
+                                           double (*s2)[kCols], bool &last) {
+  int64_t col = bx * kCols + threadIdx.x, e = m * j.cols + col;
+  for (int64_t c = by; c < j.nch; c += j.gy) {
     double a = 0, b = 0;
-    if (col < cols) {
-      int64_t r1 = (c + 1) * kRows < rows ? (c + 1) * kRows : rows;
+    if (col < j.cols) {
+      int64_t r1 = (c + 1) * kRows < j.rows ? (c + 1) * kRows : j.rows;
       for (int64_t r = c * kRows + threadIdx.y; r < r1; r += kLanes) {
-        double2 t = f((m * rows + r) * cols + col, r, e);
+        double2 t = j.f((m * j.rows + r) * j.cols + col, r, e);
         a += t.x;
         b += t.y;
       }
@@ -68,32 +85,51 @@ __global__ void __launch_bounds__(kCols *kLanes)
     s1[threadIdx.y][threadIdx.x] = a;
     s2[threadIdx.y][threadIdx.x] = b;
     __syncthreads();
-    if (threadIdx.y == 0 && col < cols) {
+    if (threadIdx.y == 0 && col < j.cols) {
       for (int l = 1; l < kLanes; l++) {
         a += s1[l][threadIdx.x];
         b += s2[l][threadIdx.x];
       }
-      if (part)
-        part[(m * nch + c) * cols + col] = make_double2(a, b);
+      if (j.part)
+        j.part[(m * j.nch + c) * j.cols + col] = make_double2(a, b);
       else
-        fin(e, make_double2(a, b));
+        j.fin(e, make_double2(a, b));
     }
     __syncthreads(); /* s1, s2 are reused by the next chunk */
   }
-  if (!done) return;
-  __shared__ bool last;
-  unsigned *count = done + (int64_t)blockIdx.z * gridDim.x + blockIdx.x;
+  if (!j.part || !j.done) return;
+  unsigned *count = j.done + m * j.gx + bx;
   __threadfence(); /* this block's partials are visible to the group's last block */
   __syncthreads();
   if (threadIdx.x == 0 && threadIdx.y == 0) {
     __threadfence(); /* cumulative: the other threads' partials, ordered by the barrier, before the count */
-    last = atomicAdd(count, 1u) == gridDim.y - 1;
+    last = atomicAdd(count, 1u) == (unsigned)j.gy - 1;
   }
   __syncthreads();
   if (!last) return;
   __threadfence();
-  if (threadIdx.y == 0 && col < cols) fin(e, total(part, nch, cols, e));
+  if (threadIdx.y == 0 && col < j.cols) j.fin(e, total(j.part, j.nch, j.cols, e));
   if (threadIdx.x == 0 && threadIdx.y == 0) *count = 0; /* ready for the next kernel */
+}
+
+/* grid (gx, gy, nmat) */
+template <typename J> __global__ void __launch_bounds__(kCols *kLanes) part_k(J j) {
+  __shared__ double s1[kLanes][kCols], s2[kLanes][kCols];
+  __shared__ bool last;
+  part_block(j, blockIdx.z, blockIdx.x, blockIdx.y, s1, s2, last);
+}
+
+/* two independent jobs in one launch: grid (max gx, max gy, nmat1 + nmat2); a block outside its
+ * job's extent leaves at once */
+template <typename J1, typename J2> __global__ void __launch_bounds__(kCols *kLanes) part2_k(J1 j1, J2 j2) {
+  __shared__ double s1[kLanes][kCols], s2[kLanes][kCols];
+  __shared__ bool last;
+  int64_t z = blockIdx.z, bx = blockIdx.x, by = blockIdx.y;
+  if (z < j1.nmat) {
+    if (bx < j1.gx && by < j1.gy) part_block(j1, z, bx, by, s1, s2, last);
+  } else if (bx < j2.gx && by < j2.gy) {
+    part_block(j2, z - j1.nmat, bx, by, s1, s2, last);
+  }
 }
 
 template <typename Fin> __global__ void fin_k(Fin fin, const double2 *part, int64_t n, int64_t nch, int64_t cols) {
@@ -101,13 +137,10 @@ template <typename Fin> __global__ void fin_k(Fin fin, const double2 *part, int6
     fin(e, total(part, nch, cols, e));
 }
 
-template <typename F, typename Fin>
-vr_status launch(const F &f, const Fin &fin, int64_t nmat, int64_t rows, int64_t cols, double2 *part,
-                 unsigned *done = nullptr) {
-  int64_t nch = chunks(rows), gy = nch < 65535 ? nch : 65535; /* more chunks: the blocks loop over them */
-  if (nmat > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld matrices, more than 65535", (long long)nmat);
-  dim3 grid((unsigned)((cols + kCols - 1) / kCols), (unsigned)gy, (unsigned)nmat);
-  part_k<F, Fin><<<grid, dim3(kCols, kLanes), 0, vr_cuda_stream()>>>(f, fin, rows, cols, nch, part, done);
+template <typename J> vr_status launch(const J &j) {
+  if (j.nmat > 65535) return VR_FAIL(VR_E_UNSUPPORTED, "x: %lld matrices, more than 65535", (long long)j.nmat);
+  dim3 grid((unsigned)j.gx, (unsigned)j.gy, (unsigned)j.nmat); /* more chunks than gy: the blocks loop over them */
+  part_k<J><<<grid, dim3(kCols, kLanes), 0, vr_cuda_stream()>>>(j);
   VR_CU_LAUNCHED("column partial sums");
   return VR_OK;
 }
@@ -116,7 +149,7 @@ vr_status launch(const F &f, const Fin &fin, int64_t nmat, int64_t rows, int64_t
  * matrix m (nmat chunks(rows) cols double2); read them back with total() */
 template <typename F> vr_status partials(const F &f, int64_t nmat, int64_t rows, int64_t cols, double2 *part) {
   if (nmat <= 0 || rows <= 0 || cols <= 0) return VR_OK;
-  return launch(f, no_fin(), nmat, rows, cols, part);
+  return launch(job_of(f, no_fin(), nmat, rows, cols, part, nullptr));
 }
 
 /* VISREG_CUDA_ONE_LAUNCH_SUMS=0: the partials' kernel, then fin_k (two launches), to compare */
@@ -133,19 +166,45 @@ inline bool one_launch() {
 template <typename F, typename Fin> vr_status sums(const F &f, const Fin &fin, int64_t nmat, int64_t rows, int64_t cols) {
   if (nmat <= 0 || cols <= 0) return VR_OK;
   int64_t nch = chunks(rows > 0 ? rows : 0);
-  if (nch == 1) return launch(f, fin, nmat, rows, cols, (double2 *)nullptr);
+  if (nch == 1) return launch(job_of(f, fin, nmat, rows, cols, nullptr, nullptr));
   vr_cu_buf pb;
   if (nch > 1) {
     VR_TRY(pb.get(sizeof(double2) * (size_t)(nmat * nch * cols)));
     unsigned *done = nullptr;
     if (one_launch() && vr_cuda_tickets((size_t)(nmat * ((cols + kCols - 1) / kCols)), &done) == VR_OK)
-      return launch(f, fin, nmat, rows, cols, pb.as<double2>(), done);
+      return launch(job_of(f, fin, nmat, rows, cols, pb.as<double2>(), done));
     vr_clear_error();
-    VR_TRY(launch(f, fin, nmat, rows, cols, pb.as<double2>()));
+    VR_TRY(launch(job_of(f, no_fin(), nmat, rows, cols, pb.as<double2>(), nullptr)));
   }
   fin_k<Fin><<<vr_cu_blocks(nmat * cols), VR_CU_THREADS, 0, vr_cuda_stream()>>>(fin, pb.as<double2>(), nmat * cols, nch,
                                                                                  cols);
   VR_CU_LAUNCHED("column totals");
+  return VR_OK;
+}
+
+/* sums(f1, fin1, ...) and sums(f2, fin2, ...) of two independent jobs in one launch (one after the
+ * other when either has no rows, or without counters) */
+template <typename F1, typename Fin1, typename F2, typename Fin2>
+vr_status sums2(const F1 &f1, const Fin1 &fin1, int64_t nmat1, int64_t rows1, int64_t cols1, const F2 &f2, const Fin2 &fin2,
+                int64_t nmat2, int64_t rows2, int64_t cols2) {
+  int64_t g1 = nmat1 * ((cols1 + kCols - 1) / kCols), g2 = nmat2 * ((cols2 + kCols - 1) / kCols);
+  unsigned *done = nullptr;
+  if (nmat1 <= 0 || cols1 <= 0 || nmat2 <= 0 || cols2 <= 0 || rows1 <= 0 || rows2 <= 0 || !one_launch() ||
+      nmat1 + nmat2 > 65535 || vr_cuda_tickets((size_t)(g1 + g2), &done) != VR_OK) {
+    vr_clear_error();
+    VR_TRY(sums(f1, fin1, nmat1, rows1, cols1));
+    return sums(f2, fin2, nmat2, rows2, cols2);
+  }
+  vr_cu_buf pb1, pb2; /* one chunk: no partials, the block finishes its columns at once */
+  if (chunks(rows1) > 1) VR_TRY(pb1.get(sizeof(double2) * (size_t)(nmat1 * chunks(rows1) * cols1)));
+  if (chunks(rows2) > 1) VR_TRY(pb2.get(sizeof(double2) * (size_t)(nmat2 * chunks(rows2) * cols2)));
+  auto j1 = job_of(f1, fin1, nmat1, rows1, cols1, pb1.as<double2>(), done);
+  auto j2 = job_of(f2, fin2, nmat2, rows2, cols2, pb2.as<double2>(), done + g1);
+  dim3 grid((unsigned)(j1.gx > j2.gx ? j1.gx : j2.gx), (unsigned)(j1.gy > j2.gy ? j1.gy : j2.gy), (unsigned)(nmat1 + nmat2));
+  typedef decltype(j1) J1;
+  typedef decltype(j2) J2;
+  part2_k<J1, J2><<<grid, dim3(kCols, kLanes), 0, vr_cuda_stream()>>>(j1, j2);
+  VR_CU_LAUNCHED("column sums of two jobs");
   return VR_OK;
 }
 

@@ -8,11 +8,11 @@
 /* *out = sum of x[0, n) in a fixed tree (one block): deterministic */
 vr_status vr_cu_reg_sum(const double *x, int64_t n, double *out);
 /* W (D x K, dtype dt) = the kernel's unit-column slices: in[1] (raw, normalised here) or, when
- * in[1] is NULL, drawn from Philox (i[2] seed, i[3] step, i[4] K) exactly as the CPU does. With
- * inv (K doubles), the scaling is left to the caller's next pass (one launch less): inv[k] =
- * 1 / (norm + eps) and W holds the raw draws (or is untouched when in[1] is given); then
- * vr_cu_slice_scale_row(G, inv, K, W, r) for each row r, G = in[1] or W. */
-vr_status vr_cu_reg_slices(const vr_kernel_args *a, vr_dtype dt, int64_t D, int64_t K, double eps, void *W, double *inv);
+ * in[1] is NULL, drawn from Philox (i[2] seed, i[3] step, i[4] K) exactly as the CPU does;
+ * _check: in[1]'s shape and dtype */
+vr_status vr_cu_reg_slices(const vr_kernel_args *a, vr_dtype dt, int64_t D, int64_t K, double eps, void *W);
+vr_status vr_cu_reg_slices_check(const vr_kernel_args *a, vr_dtype dt, int64_t D, int64_t K);
+/* W[r, :] = G[r, :] inv (the block's threads across the K columns; G may be W) */
 template <typename T>
 __device__ __forceinline__ void vr_cu_slice_scale_row(const T *G, const double *inv, int64_t K, T *W, int64_t r) {
   for (int64_t k = threadIdx.x; k < K; k += blockDim.x) W[r * K + k] = (T)((double)G[r * K + k] * inv[k]);
@@ -25,16 +25,18 @@ size_t vr_cu_smem_optin(void);
 
 /* the column passes (reg_colstats.cu), dt f32 or f64: VISReg's mu, sigma (V x D doubles), the
  * center and scale sums acc[0..1] and X = (z - mu) / sigma (with Xlo, f32 only: X's TF32 high part
- * in X and the rest in Xlo, for 3xTF32 GEMMs), and in the same pass the slices' scaling left by
- * vr_cu_reg_slices (W = G inv, D x K); VISReg's gradient through the standardisation, in place on g = H */
-struct vr_cu_slice_scale {
+ * in X and the rest in Xlo, for 3xTF32 GEMMs), with the slices W = G / (column norm + eps) made in
+ * the same two launches (G: the raw D x K matrix, or NULL to draw it from seed and step; inv: K
+ * doubles of scratch); VISReg's gradient through the standardisation, in place on g = H */
+struct vr_cu_slices_in {
   const void *G;
-  const double *inv;
   void *W;
+  double *inv, eps;
+  uint64_t seed, step;
   int64_t D, K;
 };
 vr_status vr_cu_visreg_stats(vr_dtype dt, const void *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig,
-                             double *acc, void *X, void *Xlo, const vr_cu_slice_scale &ws);
+                             double *acc, void *X, void *Xlo, const vr_cu_slices_in &sl);
 vr_status vr_cu_visreg_grad(vr_dtype dt, void *g, const void *z, int64_t V, int64_t B, int64_t D, const double *mu,
                             const double *sig, double cc, double sc);
 

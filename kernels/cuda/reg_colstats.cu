@@ -6,11 +6,13 @@
  * elementwise pass one block per row.
  *
  *   vr_cu_visreg_stats: mu, sigma = sqrt(biased var) + 1e-6 of each (view, dim) from sums shifted by
- *     the first row (as the CPU), X = (z - mu) / sigma and, in the same pass, the center and scale
- *     sums and the slices' column scaling;
- *   vr_cu_visreg_grad: dz = H / s - mean_b H / s + mul z + add per (view, dim), H in place. */
-#include "colsum.cuh"
+ *     the first row (as the CPU), then X = (z - mu) / sigma; the slices' column norms (drawn in the
+ *     same launch, reg_slices.cuh) and their scaling, and the center and scale sums, ride along:
+ *     two launches in all;
+ *   vr_cu_visreg_grad: dz = H / s - mean_b H / s + mul z + add per (view, dim), H in place.
+ * Compiled with -fmad=false for the draws (reg_slices.cuh). */
 #include "reg.cuh"
+#include "reg_slices.cuh"
 
 namespace {
 
@@ -47,7 +49,7 @@ template <typename T> struct stats_fin {
  * columns (a fixed tree). */
 template <typename T>
 __global__ void standardize_k(const T *z, int64_t VB, int64_t B, int64_t D, const double *mu, const double *sig, T *X,
-                              T *lo, double *acc, vr_cu_slice_scale ws) {
+                              T *lo, double *acc, vr_cu_slices_in ws) {
   __shared__ double sh[VR_CU_THREADS];
   if (blockIdx.x == gridDim.x - 1) {
     double c = 0, s = 0;
@@ -64,7 +66,7 @@ __global__ void standardize_k(const T *z, int64_t VB, int64_t B, int64_t D, cons
   }
   for (int64_t r = blockIdx.x; r < VB + ws.D; r += gridDim.x) {
     if (r >= VB) {
-      vr_cu_slice_scale_row((const T *)ws.G, ws.inv, ws.K, (T *)ws.W, r - VB);
+      vr_cu_slice_scale_row(ws.G ? (const T *)ws.G : (const T *)ws.W, ws.inv, ws.K, (T *)ws.W, r - VB);
       continue;
     }
     const double *m = mu + r / B * D, *s = sig + r / B * D;
@@ -112,9 +114,10 @@ __global__ void grad_apply_k(T *g, const T *z, int64_t VB, int64_t B, int64_t D,
 
 template <typename T>
 vr_status stats_typed(const T *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig, double *acc, T *X, T *lo,
-                      const vr_cu_slice_scale &ws) {
-  VR_TRY(vr_colsum::sums(colstat_t<T>{z, D, true}, stats_fin<T>{z, B, D, mu, sig}, V, B, D));
-  standardize_k<T><<<row_grid(V * B + ws.D), VR_CU_THREADS, 0, vr_cuda_stream()>>>(z, V * B, B, D, mu, sig, X, lo, acc, ws);
+                      const vr_cu_slices_in &sl) {
+  VR_TRY(vr_colsum::sums2(vr_cu_slice_terms<T>{(const T *)sl.G, (T *)sl.W, sl.seed, sl.step}, vr_cu_inv_norm_fin{sl.eps, sl.inv},
+                          1, sl.D, sl.K, colstat_t<T>{z, D, true}, stats_fin<T>{z, B, D, mu, sig}, V, B, D));
+  standardize_k<T><<<row_grid(V * B + sl.D), VR_CU_THREADS, 0, vr_cuda_stream()>>>(z, V * B, B, D, mu, sig, X, lo, acc, sl);
   VR_CU_LAUNCHED("visreg standardisation");
   return VR_OK;
 }
@@ -133,10 +136,10 @@ vr_status grad_typed(T *g, const T *z, int64_t V, int64_t B, int64_t D, const do
 } // namespace
 
 vr_status vr_cu_visreg_stats(vr_dtype dt, const void *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig,
-                             double *acc, void *X, void *Xlo, const vr_cu_slice_scale &ws) {
-  if (dt == VR_F32) return stats_typed<float>((const float *)z, V, B, D, mu, sig, acc, (float *)X, (float *)Xlo, ws);
+                             double *acc, void *X, void *Xlo, const vr_cu_slices_in &sl) {
+  if (dt == VR_F32) return stats_typed<float>((const float *)z, V, B, D, mu, sig, acc, (float *)X, (float *)Xlo, sl);
   if (Xlo) return VR_FAIL(VR_E_INTERNAL, "Xlo: the TF32 split is for f32 only");
-  return stats_typed<double>((const double *)z, V, B, D, mu, sig, acc, (double *)X, nullptr, ws);
+  return stats_typed<double>((const double *)z, V, B, D, mu, sig, acc, (double *)X, nullptr, sl);
 }
 
 vr_status vr_cu_visreg_grad(vr_dtype dt, void *g, const void *z, int64_t V, int64_t B, int64_t D, const double *mu,

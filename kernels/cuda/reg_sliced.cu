@@ -3,8 +3,8 @@
  * (kernels/cpu/reg_sliced.inc):
  *
  *   W = unit-column slices (reg_draw.cu); VISReg: per (view, dim) mean and sigma in double
- *   (shifted sums), X = (z - mu) / sigma, center and scale terms, and W's column scaling, in
- *   two launches (reg_colstats.cu);
+ *   (shifted sums), X = (z - mu) / sigma, center and scale terms, and W (drawn, its column norms
+ *   and scaling) in two launches (reg_colstats.cu);
  *   for each chunk of c slices: P^T = W_c^T X^T (c x VB, one cuBLAS GEMM); one block per
  *   (slice, view) segment of B projections sorts them in shared memory (bitonic network on
  *   (key, position) words: ties keep index order, as the CPU's stable radix sort), sums
@@ -14,8 +14,8 @@
  *   straight into dL/dz);
  *   the loss and terms from device accumulators (one launch); VISReg's gradient through the
  *   standardisation (reg_colstats.cu, two launches). At (V, B, D, K) = (2, 256, 2048, 256) a
- *   forward and backward is 11 stream operations: 2 GEMMs and 9 kernels, the autograd's included
- *   (the fifth session cut 20 to 11, as launch latency set the time at that size).
+ *   forward and backward is 10 stream operations: 2 GEMMs and 8 kernels, the autograd's included
+ *   (the fifth session cut 20 to 10, as launch latency set the time at that size).
  * f32 projections use 3xTF32 GEMMs at large sizes (use_3xtf32).
  * f32 segments of 129..8192 projections go to the register-tiled sort of reg_segsort.cu instead.
  * Segments longer than shared memory holds are ranked by a stable CUB radix sort over all the
@@ -281,9 +281,7 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   VR_TRY(Wb.get(sizeof(T) * (size_t)(D * K)));
   vr_cu_phases ph;
   ph.mark("start");
-  /* VISReg's statistics pass scales the slices (one launch less) */
-  if (mode == SL_VISREG) VR_TRY(invb.get(sizeof(double) * (size_t)K));
-  VR_TRY(vr_cu_reg_slices(a, dt, D, K, eps, Wb.p, invb.as<double>()));
+  if (mode != SL_VISREG) VR_TRY(vr_cu_reg_slices(a, dt, D, K, eps, Wb.p)); /* VISReg: with its statistics */
   ph.mark("slices");
   VR_TRY(accb.get(sizeof(double) * 2)); /* center sum, scale sum */
   VR_TRY(Ptb.get(sizeof(T) * (size_t)(chunk * VB)));
@@ -298,8 +296,12 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(sigb.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
     /* with 3xTF32, X's high part goes to Xb and the rest to Xlb in the same pass */
-    vr_cu_slice_scale ws = {a->in[1] ? vr_data(a->in[1]) : Wb.p, invb.as<double>(), Wb.p, D, K};
-    VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p, x3 ? Xlb.p : nullptr, ws));
+    VR_TRY(vr_cu_reg_slices_check(a, dt, D, K));
+    VR_TRY(invb.get(sizeof(double) * (size_t)K));
+    vr_cu_slices_in sl = {a->in[1] ? vr_data(a->in[1]) : nullptr, Wb.p, invb.as<double>(), eps, (uint64_t)a->i[2],
+                          (uint64_t)a->i[3], D, K};
+    /* the slices are made in the same two launches */
+    VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p, x3 ? Xlb.p : nullptr, sl));
     ph.mark("stats");
     X = Xb.as<T>();
   }
