@@ -642,8 +642,9 @@ END_TEST
 /* the one-launch column sums (colsum.cuh: the last block of each column group finishes it, with
  * block counters shared by every kernel) on real hardware: VISReg and VICReg at sizes with many
  * blocks per group, three times over with the same draw: the same bits every time (a block that
- * finished early or a counter left non-zero would change them), and the CPU's values (f64: in f32
- * a sort's ranks swap on rounding at this size, which moves single gradient elements by percents) */
+ * finished early or a counter left non-zero would change them), and the CPU's values, with and
+ * without a gradient (f64: in f32 a sort's ranks swap on rounding at this size, which moves single
+ * gradient elements by percents) */
 START_TEST(test_colsum_one_launch_repeats) {
   NEED_DEV();
   vr_tensor *z = rnd(VR_F64, 3, SH(2, 512, 256), 160, -1, 1), *zd = to_dev(z);
@@ -685,6 +686,16 @@ START_TEST(test_colsum_one_launch_repeats) {
       vr_tensor_free(td);
     }
     for (int k = 0; k < 3; k++) free(first[k]);
+    { /* without a gradient the loss is finished by a launch of its own (VISReg) */
+      int prev = vr_set_grad_enabled(0);
+      vr_tensor *ln = NULL, *tn = NULL;
+      OK(m ? vr_vicreg(zd, 25, 25, 1, &ln, &tn) : vr_visreg(zd, NULL, 128, 11, 3, 1, 1, 1, &ln, &tn));
+      vr_set_grad_enabled(prev);
+      cmp_dev(l, ln, 1e-9, 1e-12, "no grad: loss");
+      cmp_dev(t, tn, 1e-9, 1e-12, "no grad: terms");
+      vr_tensor_free(ln);
+      vr_tensor_free(tn);
+    }
     vr_tensor_free(g);
     vr_tensor_free(l);
     vr_tensor_free(t);

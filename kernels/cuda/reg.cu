@@ -1,9 +1,10 @@
 /* reg.cu: the CUDA column of the regularizer ops (VR_OP_VISREG .. VR_OP_INVARIANCE): registration,
  * the shared backward (the forward already computed dL/dz for an upstream gradient of 1; backward
- * scales it by the upstream gradient, read on the device), the deterministic sum, the optional
- * finite check and the shared-memory limit. */
+ * scales it by the upstream gradient, read on the device), the deterministic sum, the sliced
+ * regularizers' loss, the optional finite check and the shared-memory limit. */
 #include "reg.cuh"
 #include "blockreduce.cuh"
+#include "colsum.cuh"
 #include <mutex>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,10 @@ std::once_flag smem_once;
 size_t smem_max = 48 * 1024;
 
 } // namespace
+
+vr_status vr_cu_reg_loss(const vr_cu_loss_in &L) {
+  return vr_colsum::sums(vr_cu_part_terms{L.part}, vr_cu_loss_fin{L}, 1, L.n, 1);
+}
 
 vr_status vr_cu_reg_sum(const double *x, int64_t n, double *out) {
   sum_k<<<1, 1024, 0, vr_cuda_stream()>>>(x, n, out);

@@ -23,11 +23,51 @@ vr_status vr_cu_reg_check_finite(const char *func, const vr_tensor *z);
 /* the largest dynamic shared memory a block may opt into on the current device */
 size_t vr_cu_smem_optin(void);
 
+/* The loss of a sliced regularizer from its device sums: the n segment sums part[] (added as one
+ * column of n rows, a colsum.cuh job, so it can share a launch) and, for VISReg, the center and
+ * scale sums acc[0..1]. loss = total / div (SWD, SIGReg); VISReg: ws scale + wsh shape + wc center
+ * with shape = total / div, and its terms {center, scale, shape} when terms is not NULL. loss and
+ * terms: dtype dt (f32 or f64). vr_cu_reg_loss launches it alone. */
+struct vr_cu_loss_in {
+  const double *part, *acc;
+  int64_t n;
+  bool visreg;
+  double div, VD, ws, wsh, wc;
+  vr_dtype dt;
+  void *loss, *terms;
+};
+struct vr_cu_part_terms {
+  const double *part;
+  __device__ double2 operator()(int64_t i, int64_t, int64_t) const { return make_double2(part[i], 0.0); }
+};
+struct vr_cu_loss_fin {
+  vr_cu_loss_in in;
+  __device__ void put(void *p, int k, double v) const {
+    if (in.dt == VR_F32) ((float *)p)[k] = (float)v;
+    else ((double *)p)[k] = v;
+  }
+  __device__ void operator()(int64_t, double2 t) const { /* round-to-nearest products: no FMA, wherever compiled */
+    double shape = t.x / in.div, l = shape;
+    if (in.visreg) {
+      double center = in.acc[0] / in.VD, scale = in.acc[1] / in.VD;
+      l = __dadd_rn(__dadd_rn(__dmul_rn(in.ws, scale), __dmul_rn(in.wsh, shape)), __dmul_rn(in.wc, center));
+      if (in.terms) {
+        put(in.terms, 0, center);
+        put(in.terms, 1, scale);
+        put(in.terms, 2, shape);
+      }
+    }
+    put(in.loss, 0, l);
+  }
+};
+vr_status vr_cu_reg_loss(const vr_cu_loss_in &L);
+
 /* the column passes (reg_colstats.cu), dt f32 or f64: VISReg's mu, sigma (V x D doubles), the
  * center and scale sums acc[0..1] and X = (z - mu) / sigma (with Xlo, f32 only: X's TF32 high part
  * in X and the rest in Xlo, for 3xTF32 GEMMs), with the slices W = G / (column norm + eps) made in
  * the same two launches (G: the raw D x K matrix, or NULL to draw it from seed and step; inv: K
- * doubles of scratch); VISReg's gradient through the standardisation, in place on g = H */
+ * doubles of scratch); VISReg's gradient through the standardisation, in place on g = H, with the
+ * loss L finished in the same launch as its column sums */
 struct vr_cu_slices_in {
   const void *G;
   void *W;
@@ -38,7 +78,7 @@ struct vr_cu_slices_in {
 vr_status vr_cu_visreg_stats(vr_dtype dt, const void *z, int64_t V, int64_t B, int64_t D, double *mu, double *sig,
                              double *acc, void *X, void *Xlo, const vr_cu_slices_in &sl);
 vr_status vr_cu_visreg_grad(vr_dtype dt, void *g, const void *z, int64_t V, int64_t B, int64_t D, const double *mu,
-                            const double *sig, double cc, double sc);
+                            const double *sig, double cc, double sc, const vr_cu_loss_in &L);
 
 /* the sorted-segment pass of VISReg and SWD for f32 (reg_segsort.cu): nseg segments of B
  * projections in Pt; part[s] = sum_i (P_sorted_i - q_i)^2 and, with grad, P = coef (P - q_rank)

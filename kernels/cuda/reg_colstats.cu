@@ -9,7 +9,8 @@
  *     the first row (as the CPU), then X = (z - mu) / sigma; the slices' column norms (drawn in the
  *     same launch, reg_slices.cuh) and their scaling, and the center and scale sums, ride along:
  *     two launches in all;
- *   vr_cu_visreg_grad: dz = H / s - mean_b H / s + mul z + add per (view, dim), H in place.
+ *   vr_cu_visreg_grad: dz = H / s - mean_b H / s + mul z + add per (view, dim), H in place, the
+ *     loss finished in the launch of its column sums.
  * Compiled with -fmad=false for the draws (reg_slices.cuh). */
 #include "reg.cuh"
 #include "reg_slices.cuh"
@@ -124,10 +125,11 @@ vr_status stats_typed(const T *z, int64_t V, int64_t B, int64_t D, double *mu, d
 
 template <typename T>
 vr_status grad_typed(T *g, const T *z, int64_t V, int64_t B, int64_t D, const double *mu, const double *sig, double cc,
-                     double sc) {
+                     double sc, const vr_cu_loss_in &L) {
   vr_cu_buf cb;
   VR_TRY(cb.get(sizeof(double) * 3 * (size_t)(V * D)));
-  VR_TRY(vr_colsum::sums(colstat_t<T>{g, D, false}, grad_fin{B, mu, sig, cc, sc, cb.as<double>()}, V, B, D));
+  VR_TRY(vr_colsum::sums2(vr_cu_part_terms{L.part}, vr_cu_loss_fin{L}, 1, L.n, 1, colstat_t<T>{g, D, false},
+                          grad_fin{B, mu, sig, cc, sc, cb.as<double>()}, V, B, D));
   grad_apply_k<T><<<row_grid(V * B), VR_CU_THREADS, 0, vr_cuda_stream()>>>(g, z, V * B, B, D, cb.as<double>());
   VR_CU_LAUNCHED("visreg gradient");
   return VR_OK;
@@ -143,7 +145,7 @@ vr_status vr_cu_visreg_stats(vr_dtype dt, const void *z, int64_t V, int64_t B, i
 }
 
 vr_status vr_cu_visreg_grad(vr_dtype dt, void *g, const void *z, int64_t V, int64_t B, int64_t D, const double *mu,
-                            const double *sig, double cc, double sc) {
-  if (dt == VR_F32) return grad_typed<float>((float *)g, (const float *)z, V, B, D, mu, sig, cc, sc);
-  return grad_typed<double>((double *)g, (const double *)z, V, B, D, mu, sig, cc, sc);
+                            const double *sig, double cc, double sc, const vr_cu_loss_in &L) {
+  if (dt == VR_F32) return grad_typed<float>((float *)g, (const float *)z, V, B, D, mu, sig, cc, sc, L);
+  return grad_typed<double>((double *)g, (const double *)z, V, B, D, mu, sig, cc, sc, L);
 }

@@ -12,10 +12,11 @@
  *   segment is read once into shared memory, then the Epps-Pulley sums of every knot and its
  *   gradient come from there); H += dL/dP W_c^T (GEMM,
  *   straight into dL/dz);
- *   the loss and terms from device accumulators (one launch); VISReg's gradient through the
- *   standardisation (reg_colstats.cu, two launches). At (V, B, D, K) = (2, 256, 2048, 256) a
- *   forward and backward is 10 stream operations: 2 GEMMs and 8 kernels, the autograd's included
- *   (the fifth session cut 20 to 10, as launch latency set the time at that size).
+ *   VISReg's gradient through the standardisation (reg_colstats.cu, two launches), with the loss
+ *   and terms summed from the device accumulators in the first of them (else alone, reg.cu). At
+ *   (V, B, D, K) = (2, 256, 2048, 256) a forward and backward is 9 stream operations: 2 GEMMs and
+ *   7 kernels, the autograd's included (the fifth session cut 20 to 9, as launch latency set the
+ *   time at that size).
  * f32 projections use 3xTF32 GEMMs at large sizes (use_3xtf32).
  * f32 segments of 129..8192 projections go to the register-tiled sort of reg_segsort.cu instead.
  * Segments longer than shared memory holds are ranked by a stable CUB radix sort over all the
@@ -190,34 +191,6 @@ __global__ void seg_ep_k(T *Pt, int64_t nseg, int64_t B, int J, double dt, const
     if (threadIdx.x == 0) part[s] = (double)B * stat;
     __syncthreads();
   }
-}
-
-/* ---------------------------------------------------------------- finishing */
-
-/* loss (and VISReg's terms) from the device sums: acc[0..1] center and scale sums, the n segment
- * sums part[] added here in the fixed tree of vr_cu_reg_sum (one block of 1024: one launch less) */
-template <typename T>
-__global__ void __launch_bounds__(1024) finish_k(int mode, const double *part, int64_t n, const double *acc, double VD,
-                                                 double VK, double VBK, double ws, double wsh, double wc, T *loss, T *terms) {
-  __shared__ double sh[1024];
-  double t = 0, l;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) t += part[i];
-  t = vr_cu_reg_block_sum(t, sh);
-  if (threadIdx.x) return;
-  if (mode == SL_SIGREG) {
-    l = t / VK;
-  } else if (mode == SL_SWD) {
-    l = t / VBK;
-  } else {
-    double center = acc[0] / VD, scale = acc[1] / VD, shape = t / VBK;
-    l = ws * scale + wsh * shape + wc * center;
-    if (terms) {
-      terms[0] = (T)center;
-      terms[1] = (T)scale;
-      terms[2] = (T)shape;
-    }
-  }
-  *loss = (T)l;
 }
 
 /* ---------------------------------------------------------------- 3xTF32 projections */
@@ -409,14 +382,16 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     }
     if (k0 == 0) ph.mark("gemm back");
   }
-  finish_k<T><<<1, 1024, 0, st>>>(mode, partb.as<double>(), K * V, acc, (double)(V * D), (double)(V * K), (double)(VB * K),
-                                  a->f[0], a->f[1], a->f[2], (T *)vr_data(a->out[0]),
-                                  a->out[1] ? (T *)vr_data(a->out[1]) : nullptr);
-  VR_CU_LAUNCHED("regularizer loss");
-  if (grad && mode == SL_VISREG) {
+  /* the loss: SIGReg total / (V K), SWD total / (V B K), VISReg's shape term likewise */
+  vr_cu_loss_in L = {partb.as<double>(), acc, K * V, mode == SL_VISREG, (double)(mode == SL_SIGREG ? V * K : VB * K),
+                     (double)(V * D), a->f[0], a->f[1], a->f[2], dt, vr_data(a->out[0]),
+                     mode == SL_VISREG && a->out[1] ? vr_data(a->out[1]) : nullptr};
+  if (grad && mode == SL_VISREG) { /* the loss in the launch of the gradient's column sums */
     double cc = 2.0 * a->f[2] / (double)(V * D * B), sc = 2.0 * a->f[0] / (double)(V * D * B);
-    VR_TRY(vr_cu_visreg_grad(dt, grad, z, V, B, D, mub.as<double>(), sigb.as<double>(), cc, sc));
+    VR_TRY(vr_cu_visreg_grad(dt, grad, z, V, B, D, mub.as<double>(), sigb.as<double>(), cc, sc, L));
     ph.mark("grad");
+  } else {
+    VR_TRY(vr_cu_reg_loss(L));
   }
   ph.mark("end");
   ph.report(names[mode]);
