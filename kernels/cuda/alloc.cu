@@ -55,6 +55,7 @@ void release_at_exit(void) {
   if (!A.init) return;
   if (cudaStreamSynchronize(A.stream) != cudaSuccess) return; /* a broken context: leave it */
   empty_cache_locked();
+  A.caching = false; /* a tensor freed by a later exit hook goes straight back to the driver */
   const char *rep = getenv("VISREG_CUDA_EXIT_REPORT"); /* what a leak check will report as ours */
   if (rep && rep[0] == '1')
     fprintf(stderr, "visreg cuda at exit: %lld bytes held by live tensors\n", (long long)A.allocated);
