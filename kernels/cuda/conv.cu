@@ -306,18 +306,19 @@ bool dnn_soft(cudnnStatus_t s) {
 }
 bool dnn_verbose(void) { return getenv("VISREG_CUDA_CONV_VERBOSE") != nullptr; }
 
-/* VR_DNN, but a soft status is VR_E_UNSUPPORTED (the caller falls back), said when verbose */
-#define VR_DNN_SOFT(call)                                                                                \
-  do {                                                                                                   \
-    cudnnStatus_t vr_dnn_s_ = (call);                                                                    \
-    if (vr_dnn_s_ != CUDNN_STATUS_SUCCESS) {                                                             \
-      if (!dnn_soft(vr_dnn_s_))                                                                          \
-        return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", #call,                    \
-                            cudnnGetErrorString(vr_dnn_s_));                                             \
-      if (dnn_verbose())                                                                                 \
-        fprintf(stderr, "visreg conv2d: %s: %s, falling back\n", #call, cudnnGetErrorString(vr_dnn_s_)); \
-      return VR_E_UNSUPPORTED;                                                                           \
-    }                                                                                                    \
+/* VR_OK on success; VR_E_UNSUPPORTED for a soft status (the caller falls back; said when verbose);
+ * else the error, recorded against func */
+vr_status dnn_status(cudnnStatus_t s, const char *call, const char *func, int line) {
+  if (s == CUDNN_STATUS_SUCCESS) return VR_OK;
+  if (!dnn_soft(s)) return vr_error_set(VR_E_CUDA, func, __FILE__, line, "%s: %s", call, cudnnGetErrorString(s));
+  if (dnn_verbose()) fprintf(stderr, "visreg conv2d: %s: %s, falling back\n", call, cudnnGetErrorString(s));
+  return VR_E_UNSUPPORTED;
+}
+/* VR_DNN, but a soft status is VR_E_UNSUPPORTED */
+#define VR_DNN_SOFT(call)                                                     \
+  do {                                                                        \
+    vr_status vr_dnn_st_ = dnn_status((call), #call, __func__, __LINE__);     \
+    if (vr_dnn_st_ != VR_OK) return vr_dnn_st_;                               \
   } while (0)
 
 std::mutex dnn_mu;
@@ -470,6 +471,7 @@ cudnnStatus_t dnn_ws_size(cudnnHandle_t h, const dnn_desc &d, int dir, int algo,
 
 /* a choice that cuDNN then refuses to run: choose again on the next call, without it */
 void forget_algo(const geo &g, vr_dtype dt, int dir, int algo) {
+  if (dnn_verbose()) fprintf(stderr, "visreg conv2d dir %d %s: algo %d refused\n", dir, vr_dtype_name(dt), algo);
   std::lock_guard<std::mutex> lock(algo_mu);
   algo_pick &e = algo_cache[algo_key(g, dt, dir)];
   if (algo >= 0 && algo < 32) e.bad |= 1u << algo;
@@ -479,19 +481,11 @@ void forget_algo(const geo &g, vr_dtype dt, int dir, int algo) {
 /* the status of a convolution call: a soft status (NOT_SUPPORTED, or a bad param for this
  * algorithm) means "fall back" for this call, and the next call chooses again without this
  * algorithm; other failures are errors */
-#define VR_DNN_RUN(call, dir, algo)                                                                      \
-  do {                                                                                                   \
-    cudnnStatus_t vr_dnn_s_ = (call);                                                                    \
-    if (vr_dnn_s_ != CUDNN_STATUS_SUCCESS) {                                                             \
-      if (!dnn_soft(vr_dnn_s_))                                                                          \
-        return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", #call,                    \
-                            cudnnGetErrorString(vr_dnn_s_));                                             \
-      if (dnn_verbose())                                                                                 \
-        fprintf(stderr, "visreg conv2d dir %d %s: algo %d refused: %s, falling back\n", dir,            \
-                vr_dtype_name(dt), algo, cudnnGetErrorString(vr_dnn_s_));                                \
-      forget_algo(g, dt, dir, algo);                                                                     \
-      return VR_E_UNSUPPORTED;                                                                           \
-    }                                                                                                    \
+#define VR_DNN_RUN(call, dir, algo)                                           \
+  do {                                                                        \
+    vr_status vr_dnn_st_ = dnn_status((call), #call, __func__, __LINE__);     \
+    if (vr_dnn_st_ == VR_E_UNSUPPORTED) forget_algo(g, dt, dir, algo);        \
+    if (vr_dnn_st_ != VR_OK) return vr_dnn_st_;                               \
   } while (0)
 
 /* dir 0 forward, 1 backward data, 2 backward filter; a: the call's tensors, which find mode runs
@@ -553,11 +547,8 @@ vr_status pick_algo(cudnnHandle_t h, const dnn_desc &d, const geo &g, vr_dtype d
     qs = cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, kMax, &got, p);
     if (qs == CUDNN_STATUS_SUCCESS) nc = candidates(p, got, dt, false, cand);
   }
-  if (qs != CUDNN_STATUS_SUCCESS) { /* soft: no algorithm (cached as such); else an error */
-    if (!dnn_soft(qs))
-      return vr_error_set(VR_E_CUDA, __func__, __FILE__, __LINE__, "%s: %s", qname, cudnnGetErrorString(qs));
-    if (dnn_verbose()) fprintf(stderr, "visreg conv2d: %s: %s, falling back\n", qname, cudnnGetErrorString(qs));
-  }
+  vr_status qst = dnn_status(qs, qname, __func__, __LINE__); /* soft: no algorithm (cached as such) */
+  if (qst != VR_OK && qst != VR_E_UNSUPPORTED) return qst;
   /* the first candidate not refused before whose workspace, asked again with the math type that it
    * runs with, cuDNN gives and that fits */
   algo_pick pick = {-1, dnn_math(dt), 0, bad};
