@@ -45,12 +45,12 @@ template <typename T> struct stats_fin {
 
 /* one block per row (grid-stride), its threads across the D columns: no 64-bit division per element.
  * With lo (f32 for 3xTF32 GEMMs), X gets the TF32 high part and lo the rest (split_tf32 of reg_sliced.cu).
- * Two more jobs ride along, each saving a launch: rows VB .. VB + ws.D - 1 are the slices' rows
- * (W = G inv), and the last block adds acc[0] = sum mu^2, acc[1] = sum (sigma - 1)^2 over the V D
- * columns (a fixed tree). */
+ * Two more jobs ride along, each saving a launch: rows VB .. VB + sl.D - 1 are the slices' rows
+ * (W = G inv, G = sl.G or the raw draws already in W), and the last block adds acc[0] = sum mu^2,
+ * acc[1] = sum (sigma - 1)^2 over the V D columns (a fixed tree). */
 template <typename T>
 __global__ void standardize_k(const T *z, int64_t VB, int64_t B, int64_t D, const double *mu, const double *sig, T *X,
-                              T *lo, double *acc, vr_cu_slices_in ws) {
+                              T *lo, double *acc, vr_cu_slices_in sl) {
   __shared__ double sh[VR_CU_THREADS];
   if (blockIdx.x == gridDim.x - 1) {
     double c = 0, s = 0;
@@ -65,9 +65,9 @@ __global__ void standardize_k(const T *z, int64_t VB, int64_t B, int64_t D, cons
       acc[1] = s;
     }
   }
-  for (int64_t r = blockIdx.x; r < VB + ws.D; r += gridDim.x) {
+  for (int64_t r = blockIdx.x; r < VB + sl.D; r += gridDim.x) {
     if (r >= VB) {
-      vr_cu_slice_scale_row(ws.G ? (const T *)ws.G : (const T *)ws.W, ws.inv, ws.K, (T *)ws.W, r - VB);
+      vr_cu_slice_scale_row(sl.G ? (const T *)sl.G : (const T *)sl.W, sl.inv, sl.K, (T *)sl.W, r - VB);
       continue;
     }
     const double *m = mu + r / B * D, *s = sig + r / B * D;

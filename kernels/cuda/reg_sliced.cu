@@ -268,12 +268,12 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(mub.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(sigb.get(sizeof(double) * (size_t)(V * D)));
     VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
-    /* with 3xTF32, X's high part goes to Xb and the rest to Xlb in the same pass */
     VR_TRY(vr_cu_reg_slices_check(a, dt, D, K));
     VR_TRY(invb.get(sizeof(double) * (size_t)K));
     vr_cu_slices_in sl = {a->in[1] ? vr_data(a->in[1]) : nullptr, Wb.p, invb.as<double>(), eps, (uint64_t)a->i[2],
                           (uint64_t)a->i[3], D, K};
-    /* the slices are made in the same two launches */
+    /* the slices are made in the same two launches; with 3xTF32, X's high part goes to Xb and the
+     * rest to Xlb in the same pass */
     VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p, x3 ? Xlb.p : nullptr, sl));
     ph.mark("stats");
     X = Xb.as<T>();
