@@ -32,7 +32,7 @@ namespace vr_colsum {
 const int kCols = 32, kLanes = 8, kRows = 64; /* block: 32 columns x 8 lanes; a chunk: 64 rows */
 inline int64_t chunks(int64_t rows) { return (rows + kRows - 1) / kRows; }
 
-struct no_fin { /* the Fin of vr_colsum::partials (never called) */
+struct no_fin { /* the Fin of a partials-only launch (never called; fin_k finishes) */
   __device__ void operator()(int64_t, double2) const {}
 };
 
@@ -143,13 +143,6 @@ template <typename J> vr_status launch(const J &j) {
   part_k<J><<<grid, dim3(kCols, kLanes), 0, vr_cuda_stream()>>>(j);
   VR_CU_LAUNCHED("column partial sums");
   return VR_OK;
-}
-
-/* part[(m chunks(rows) + c) cols + col] = the sums of f's terms over chunk c of column col of
- * matrix m (nmat chunks(rows) cols double2); read them back with total() */
-template <typename F> vr_status partials(const F &f, int64_t nmat, int64_t rows, int64_t cols, double2 *part) {
-  if (nmat <= 0 || rows <= 0 || cols <= 0) return VR_OK;
-  return launch(job_of(f, no_fin(), nmat, rows, cols, part, nullptr));
 }
 
 /* VISREG_CUDA_ONE_LAUNCH_SUMS=0: the partials' kernel, then fin_k (two launches), to compare */
