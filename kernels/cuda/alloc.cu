@@ -273,7 +273,14 @@ vr_status vr_cuda_tickets(size_t n, unsigned **ptr) {
       return VR_FAIL(VR_E_OOM, "cuda: could not allocate %zu block counters", want);
     }
     VR_CU(cudaMemsetAsync(p, 0, want * sizeof(unsigned), A.stream));
-    if (A.tickets) cudaFree(A.tickets); /* synchronises: no kernel still counts in the old ones */
+    if (A.tickets) { /* no kernel may still count in the old ones (a non-blocking stream: wait for it first) */
+      cudaError_t e = cudaStreamSynchronize(A.stream);
+      if (e != cudaSuccess) {
+        cudaFree(p);
+        return VR_FAIL(VR_E_CUDA, "cuda: %s while growing the block counters", cudaGetErrorString(e));
+      }
+      cudaFree(A.tickets);
+    }
     A.tickets = p;
     A.n_tickets = want;
   }

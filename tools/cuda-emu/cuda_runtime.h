@@ -107,18 +107,22 @@ template <typename G, typename K, typename F> void emu_launch(const char *name, 
   unsigned nt = blockDim.x * blockDim.y * blockDim.z;
   std::vector<unsigned char> sm(shm + 16);
   emu_dynsmem = sm.data();
-  for (unsigned bz = 0; bz < gridDim.z; bz++)
-    for (unsigned by = 0; by < gridDim.y; by++)
-      for (unsigned bx = 0; bx < gridDim.x; bx++) {
-        std::barrier<> bar((std::ptrdiff_t)nt);
-        emu_bar = &bar;
-        std::vector<std::thread> ts;
-        for (unsigned t = 0; t < nt; t++)
-          ts.emplace_back([&, t, bx, by, bz] {
-            threadIdx = emu_dim3(t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y));
-            blockIdx = emu_dim3(bx, by, bz);
-            f();
-          });
-        for (auto &th : ts) th.join();
-      }
+  /* EMU_BLOCK_ORDER=reverse runs the blocks last to first (a block that waits for the others, as
+   * the column sums' last block does, must not rely on the launch order) */
+  static const char *order = getenv("EMU_BLOCK_ORDER");
+  bool rev = order && !strcmp(order, "reverse");
+  unsigned nb = gridDim.x * gridDim.y * gridDim.z;
+  for (unsigned i = 0; i < nb; i++) {
+    unsigned b = rev ? nb - 1 - i : i, bx = b % gridDim.x, by = b / gridDim.x % gridDim.y, bz = b / (gridDim.x * gridDim.y);
+    std::barrier<> bar((std::ptrdiff_t)nt);
+    emu_bar = &bar;
+    std::vector<std::thread> ts;
+    for (unsigned t = 0; t < nt; t++)
+      ts.emplace_back([&, t, bx, by, bz] {
+        threadIdx = emu_dim3(t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y));
+        blockIdx = emu_dim3(bx, by, bz);
+        f();
+      });
+    for (auto &th : ts) th.join();
+  }
 }

@@ -9,7 +9,18 @@ uint64_t emu_shfl_buf[1024];
 std::barrier<> *emu_bar;
 unsigned char *emu_dynsmem;
 cudaStream_t vr_cuda_stream(void) { return nullptr; }
-vr_status vr_cuda_scratch(size_t n, void **p) { *p = aligned_alloc(64, (n + 63) / 64 * 64); memset(*p, 0xCD, n); return VR_OK; }
+/* device memory: 64-byte aligned; under EMU_SAN=1 exactly the size asked for, so AddressSanitizer
+ * catches a kernel that reads or writes past the end of a buffer */
+static void *emu_mem(size_t n, size_t slack) {
+#if defined(__SANITIZE_ADDRESS__)
+  (void)slack;
+  void *p = nullptr;
+  return posix_memalign(&p, 64, n ? n : 1) ? nullptr : p;
+#else
+  return aligned_alloc(64, (n + 63) / 64 * 64 + slack);
+#endif
+}
+vr_status vr_cuda_scratch(size_t n, void **p) { *p = emu_mem(n, 0); memset(*p, 0xCD, n); return VR_OK; }
 void vr_cuda_scratch_free(void *p, size_t) { free(p); }
 vr_status vr_cuda_tickets(size_t n, unsigned **p) { /* zeroed counters, grown on demand (never freed) */
   static std::vector<unsigned> t;
@@ -102,7 +113,7 @@ static vr_status emu_copy(const vr_kernel_args *a) {
   }
   return VR_OK;
 }
-static vr_status h_alloc(size_t n, void **p) { *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64); return VR_OK; }
+static vr_status h_alloc(size_t n, void **p) { *p = emu_mem(n, 64); return VR_OK; }
 static void h_free(void *p, size_t) { free(p); }
 static vr_status h_copy(void *d, const void *s, size_t n, int) { memcpy(d, s, n); return VR_OK; }
 static vr_status h_sync(void) { return VR_OK; }
