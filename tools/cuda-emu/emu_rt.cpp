@@ -113,7 +113,10 @@ static vr_status emu_copy(const vr_kernel_args *a) {
   }
   return VR_OK;
 }
-static vr_status h_alloc(size_t n, void **p) { *p = emu_mem(n, 64); return VR_OK; }
+static vr_status h_alloc(size_t n, void **p) {
+  *p = n >> 40 ? nullptr : emu_mem(n, 64); /* a terabyte or more: no such device */
+  return *p ? VR_OK : VR_FAIL(VR_E_OOM, "emu: could not allocate %zu bytes", n);
+}
 static void h_free(void *p, size_t) { free(p); }
 static vr_status h_copy(void *d, const void *s, size_t n, int) { memcpy(d, s, n); return VR_OK; }
 static vr_status h_sync(void) { return VR_OK; }
