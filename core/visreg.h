@@ -441,6 +441,32 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
 vr_status vr_knn_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
                        const vr_tensor *test_y, int num_classes, int k, double temperature, double *accuracy);
 
+/* ---- YAML documents (core/yaml.c, on libyaml): configuration files such as sweep grids ----
+ * A parsed document is a tree of nodes numbered 0..count-1 in file order. An alias is the id of
+ * the anchored node itself (a node may thus be the child of several containers; recursive aliases
+ * are refused). Every error is VR_E_FORMAT (VR_E_IO: a file that cannot be read) with a message
+ * "NAME:LINE:COLUMN: what is wrong": libyaml's syntax errors, a tab used for indentation, a
+ * duplicate key (keys are compared by text), a key that is not a scalar, a second document, an
+ * unknown alias, a tag other than !!str, !!seq and !!map, nesting deeper than 64 levels, more than
+ * 1,000,000 nodes and aliases. Accessors given a bad node return 0, -1 or NULL. */
+typedef struct vr_yaml vr_yaml; /* opaque: a parsed YAML document */
+enum vr_yaml_kind { VR_YAML_SCALAR = 1, VR_YAML_SEQ = 2, VR_YAML_MAP = 3 };
+/* name (NULL: "<string>") stands for the text in messages, usually the file's path */
+vr_status vr_yaml_parse(const char *text, size_t len, const char *name, vr_yaml **out);
+vr_status vr_yaml_load(const char *path, vr_yaml **out); /* reads the whole file, then parses it */
+void vr_yaml_free(vr_yaml *y);
+int vr_yaml_count(const vr_yaml *y);                 /* nodes in the document */
+int vr_yaml_root(const vr_yaml *y);                  /* -1 for an empty document */
+int vr_yaml_kind(const vr_yaml *y, int node);        /* a vr_yaml_kind, 0 for a bad node */
+const char *vr_yaml_text(const vr_yaml *y, int node); /* a scalar's text (NUL-terminated); NULL otherwise */
+size_t vr_yaml_length(const vr_yaml *y, int node);   /* its length in bytes (the text may hold NULs) */
+int vr_yaml_plain(const vr_yaml *y, int node);       /* 1: an unquoted scalar without tag (resolve it) */
+int vr_yaml_size(const vr_yaml *y, int node);        /* items of a sequence, pairs of a map */
+int vr_yaml_item(const vr_yaml *y, int node, int i); /* item i of a sequence, value of pair i of a map */
+int vr_yaml_key(const vr_yaml *y, int node, int i);  /* key of pair i of a map (file order) */
+int vr_yaml_line(const vr_yaml *y, int node);        /* 1-based line and column where the node starts */
+int vr_yaml_column(const vr_yaml *y, int node);
+
 /* ---- CUDA memory (the caching allocator of kernels/cuda/alloc.cu; all 0 without CUDA) ----
  * Bytes are counted in the allocator's size classes (512 B below 1 MiB, 2 MiB above).
  * allocated: held by live tensors; reserved: allocated plus the cache; peak: the most allocated
