@@ -51,18 +51,28 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 WHOLE := -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive
 
-.PHONY: all deps test asan run clean cdef check-deps
+.PHONY: all deps test-deps test asan run clean cdef check-deps
 all: deps $(LIBA) $(BIN) lua/visreg/cdef.lua
 
 # ---- dependencies (Debian packages) ----
 DEB_PKGS := luajit libluajit-5.1-dev libyaml-dev check libopenblas-dev zlib1g-dev libreadline-dev pkg-config dataset-fashion-mnist
-deps:
-	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# for the tests alone: a single-node Slurm that a sweep is submitted to (without the recommended
+# plugins, which bring dozens of packages the tests do not use)
+TEST_PKGS := slurmctld slurmd slurm-client munge
+# $(call install,PACKAGES,APT_OPTIONS[,optional]): installs the missing ones when run as root; an
+# optional set only warns otherwise (the tests that need it skip)
+define install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || { echo "apt-get failed for:$$missing"; exit 1; }; \
-	  else echo "missing Debian packages:$$missing (run make as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing) >/dev/null || { echo "apt-get failed for:$$missing"; exit 1; }; \
+	  else echo "missing Debian packages:$$missing (run make as root, or: sudo apt-get install$$missing)"; $(if $(3),true,exit 1); fi; \
 	fi
+endef
+deps:
+	$(call install,$(DEB_PKGS))
+test-deps:
+	$(call install,$(TEST_PKGS),--no-install-recommends,optional)
 
 # ---- library and binary ----
 $(B)/%.o: %.c core/visreg.h core/internal.h | deps
@@ -99,7 +109,7 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIBA)
 	@mkdir -p $(B)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(WHOLE) $(CHECK_LIBS) $(LDLIBS) -o $@
 
-test: all $(TEST_BIN)
+test: all test-deps $(TEST_BIN)
 	@VISREG_BIN=$(BIN) sh tools/run-tests $(TEST_BIN)
 
 # the same suites with AddressSanitizer and UndefinedBehaviorSanitizer, in build-asan/

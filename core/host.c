@@ -204,6 +204,7 @@ void vr_host_catch_sigint(int on) {
     sa.sa_handler = SIG_DFL;
   }
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL); /* a scheduler's stop (Slurm's time limit, preemption) also saves */
 }
 
 int vr_host_interrupted(void) { return interrupted; }

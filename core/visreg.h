@@ -485,6 +485,20 @@ vr_status vr_cuda_synchronize(void);   /* waits for the stream's pending work; r
  * call (torch.backends.cudnn.benchmark); 0: cuDNN's heuristic choice. Default: VISREG_CUDA_CONV_FIND=1 or 0 */
 void vr_cuda_set_conv_benchmark(int on);
 
+/* ---- child processes (core/proc.c): the sweep driver runs each trial as a `visreg train` ----
+ * spawn starts argv[0] (searched in PATH) with argv (NULL-terminated) in a process group of its
+ * own, so that a terminal's Ctrl-C reaches only the driver, which forwards it; env (NULL or
+ * NULL-terminated "NAME=value" strings) is added to the driver's environment; stdout and stderr
+ * are appended to log_path (NULL: inherited). wait reports *done = 1 and *status (the exit code,
+ * or 128 + the signal number) once the child has ended; block = 0 returns at once. signal sends
+ * sig to the child's process group. */
+vr_status vr_proc_spawn(const char *const *argv, const char *const *env, const char *log_path, int64_t *pid);
+vr_status vr_proc_wait(int64_t pid, int block, int *done, int *status);
+vr_status vr_proc_signal(int64_t pid, int sig);
+int vr_proc_alive(int64_t pid); /* 1 while a process of that id exists (any process, not only a child) */
+void vr_sleep(double seconds);
+int vr_cpu_count(void); /* processors this process may run on */
+
 /* ---- the op profiler (core/profile.c): VISREG_PROFILE=1 in the environment turns it on ----
  * Counts each kernel call's device and host time per (op, variant, direction, dtypes, device);
  * report prints the table (stderr) sorted by device time, beside the wall time since reset. */

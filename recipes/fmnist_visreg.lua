@@ -14,11 +14,12 @@ return vr.recipe {
     aug.random_resized_crop { scale = { 0.3, 1 } }, aug.hflip { p = 0.5 },
     aug.jitter { brightness = 0.4, contrast = 0.4, p = 0.8 },
     aug.solarize { p = 0.2 }, aug.normalize { mean = 0.286, std = 0.353 } } } },
-  model = function()
-    local enc = nn.smallcnn { in_channels = 1, width = 16, pool = 2 }
-    local proj = nn.mlp { enc.out_dim, 512, 512, 128, norm = "batch", act = "relu" }
-    return enc, proj
-  end,
+  -- the model's numbers are data (`--set model.width=32`, sweepable); build reads them
+  model = { width = 16, pool = 2, projector = { 512, 512, 128 },
+    build = function(m)
+      local enc = nn.smallcnn { in_channels = 1, width = m.width, pool = m.pool }
+      return enc, nn.mlp { enc.out_dim, unpack(m.projector) } -- batch norm and ReLU between layers
+    end },
   loss = vr.loss.visreg { lambda = 0.6, slices = 1024, weights = { scale = 1, shape = 1, center = 1 } },
   optim = vr.optim.adamw { lr = 2e-3, weight_decay = 0.05, no_decay = { "bias", "norm" }, clip_grad_norm = 1 },
   schedule = { lr = vr.schedule.warmup_cosine { warmup_epochs = 1, final_ratio = 1e-3 } },

@@ -195,6 +195,14 @@ local function check_views(views)
   if views.global.n < 1 then fail("views.global.n: expected at least 1 global view, got %d", views.global.n) end
 end
 
+-- The model is a function returning encoder, projector, or a table holding the model's numbers as
+-- data beside a build(m) function that reads them, so that `--set model.width=32` and sweeps reach
+-- architecture hyperparameters. Returns the function that builds it (nil when it is neither).
+function M.model_builder(model)
+  if util.is_callable(model) then return model end
+  if type(model) == "table" and util.is_callable(model.build) then return function() return model.build(model) end end
+end
+
 -- Checks a recipe table and fills its defaults (what vr.recipe{...} calls).
 function M.define(r)
   if type(r) ~= "table" then fail("expected a table, got %s", type(r)) end
@@ -214,7 +222,10 @@ function M.define(r)
   r.log = util.with_defaults("vr.recipe: log", r.log, defaults().log)
   r.checkpoint = util.with_defaults("vr.recipe: checkpoint", r.checkpoint, defaults().checkpoint)
   r.loader = util.with_defaults("vr.recipe: loader", r.loader, defaults().loader)
-  if not util.is_callable(r.model) then fail("model: expected a function returning encoder, projector; got %s", type(r.model)) end
+  if not M.model_builder(r.model) then
+    fail("model: expected a function returning encoder, projector, or a table of the model's numbers with a build " ..
+      "function (model = { width = 16, build = function(m) ... end }); got %s", type(r.model))
+  end
   check_views(r.views)
   if type(r.schedule) ~= "table" then fail("schedule: expected a table of key = schedule, got %s", type(r.schedule)) end
   M.check(r)

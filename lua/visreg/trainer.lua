@@ -68,7 +68,7 @@ end
 ---------------------------------------------------------------- the model
 local function build_model(r, device)
   random.manual_seed(r.seed, 0)
-  local a, b = r.model()
+  local a, b = recipe_mod.model_builder(r.model)()
   local enc, proj = a, b
   if type(a) == "table" and not a.forward and (a.encoder or a[1]) then enc, proj = a.encoder or a[1], a.projector or a[2] end
   if type(enc) ~= "table" or not enc.forward then util.error("recipe.model: expected it to return an encoder module, got %s", type(enc)) end
@@ -196,7 +196,7 @@ function M.save(self, path)
   local meta = {
     format = FORMAT,
     state = util.json_encode { epoch = st.epoch, batch_index = st.batch_index, step = st.step,
-      train_seconds = st.train_seconds, images = st.images, optim = om, probe_optim = pm,
+      train_seconds = st.train_seconds, images = st.images, optim = om, probe_optim = pm, epoch_sums = self.epoch_sums,
       generator = random.default():state(), version = require("visreg").version },
     recipe = recipe_mod.to_json(self.r),
     recipe_source = self.opts.source or "",
@@ -219,6 +219,7 @@ function M.restore(self, path)
   random.default():set_state(st.generator)
   self.state = { epoch = st.epoch, batch_index = st.batch_index, step = st.step, train_seconds = st.train_seconds,
     images = st.images }
+  self.epoch_sums = st.epoch_sums -- the interrupted epoch's loss and probe sums (fit goes on from them)
   return meta
 end
 
@@ -229,7 +230,7 @@ end
 
 local function scalar(t) return t and t:item() end
 
--- runs the remaining epochs; returns "done" or "interrupted"
+-- runs the remaining epochs; returns "done", "interrupted" or "paused" (opts.stop_at_epoch)
 function M.fit(self)
   local r, st, opts = self.r, self.state, self.opts
   local loader = make_loader(self)
@@ -284,6 +285,16 @@ function M.fit(self)
     local t_log, img_log = t_epoch, 0
     local sum_loss, n_loss = nil, 0
     local correct, seen = nil, 0
+    local n_here = 0 -- steps run in this process (the epoch's throughput)
+    -- a run resumed mid-epoch starts from the epoch's sums so far, so that its epoch line covers the
+    -- whole epoch: the same f32 values, added in the same order as an uninterrupted run
+    local acc = self.epoch_sums
+    self.epoch_sums = nil
+    if acc and st.batch_index > 0 then
+      local o = { dtype = "f32", device = self.device }
+      sum_loss, n_loss = acc.n_loss > 0 and tensor.scalar(acc.loss_sum, o) or nil, acc.n_loss
+      correct, seen = acc.seen > 0 and tensor.scalar(acc.correct, o) or nil, acc.seen
+    end
     local last_z, last_info = nil, ""
     while true do
       local t0 = core.now()
@@ -320,6 +331,7 @@ function M.fit(self)
       local ld = loss:detach()
       sum_loss = sum_loss and sum_loss + ld or ld
       n_loss = n_loss + 1
+      n_here = n_here + 1
       last_z = zg
       batch:free()
       st.step = st.step + 1
@@ -344,14 +356,20 @@ function M.fit(self)
           prog:line(string.format("epoch %d/%d step %d/%d %s", epoch + 1, r.epochs, st.batch_index, steps_per_epoch, last_info))
         end
       end
-      local per_step = (core.now() - t_epoch) / math.max(1, n_loss)
+      local per_step = (core.now() - t_epoch) / math.max(1, n_here)
       local eta = per_step * ((steps_per_epoch - st.batch_index) + steps_per_epoch * (r.epochs - epoch - 1))
       prog:bar(epoch + 1, r.epochs, st.batch_index, steps_per_epoch, last_info, eta)
 
       local interrupted = C.vr_host_interrupted() ~= 0
       if interrupted or (opts.stop_at_step and st.step >= opts.stop_at_step) then
-        if last_of_epoch then st.epoch, st.batch_index = epoch + 1, 0 end
+        if last_of_epoch then
+          st.epoch, st.batch_index = epoch + 1, 0
+        else
+          self.epoch_sums = { loss_sum = sum_loss and sum_loss:item() or 0, n_loss = n_loss,
+            correct = correct and correct:item() or 0, seen = seen }
+        end
         if out then M.save(self, out .. "/" .. CKPT) end
+        self.epoch_sums = nil
         prog:finish()
         if interrupted then
           C.vr_host_clear_interrupt()
@@ -367,7 +385,7 @@ function M.fit(self)
     local zl = last_z:select(0, 0):detach()
     local eline = { type = "epoch", epoch = epoch, step = st.step, loss = sum_loss and sum_loss:item() / n_loss,
       lr = r.optim.lr, lambda = r.loss.lambda, seconds = core.now() - t_epoch,
-      images_per_second = n_loss * B * V / math.max(1e-9, core.now() - t_epoch),
+      images_per_second = n_here * B * V / math.max(1e-9, core.now() - t_epoch),
       embedding_std = metrics.embedding_std(zl), effective_rank = metrics.effective_rank(zl) }
     if correct then eline.online_probe = correct:item() / seen end
     append_line(mf, eline)
@@ -377,7 +395,14 @@ function M.fit(self)
       eline.effective_rank or 0, eline.images_per_second, fmt_time(eline.seconds)))
     st.epoch, st.batch_index = epoch + 1, 0
     local every = r.checkpoint.every
-    if out and ((every > 0 and st.epoch % every == 0) or st.epoch == r.epochs) then M.save(self, out .. "/" .. CKPT) end
+    -- opts.stop_at_epoch: a pause (the sweep's successive halving compares trials at an epoch)
+    local pause = opts.stop_at_epoch and st.epoch >= opts.stop_at_epoch and st.epoch < r.epochs
+    if out and ((every > 0 and st.epoch % every == 0) or st.epoch == r.epochs or pause) then M.save(self, out .. "/" .. CKPT) end
+    if pause then
+      if mf then mf:close() end
+      loader:close()
+      return "paused"
+    end
   end
   if mf then mf:close() end
   loader:close()
@@ -466,8 +491,9 @@ end
 
 ---------------------------------------------------------------- the command
 -- train(r, opts): opts.out (run folder), opts.resume (a run folder to continue), opts.device,
--- opts.quiet, opts.source (the recipe's text), opts.recipe_path, opts.overrides, opts.stop_at_step.
--- Returns the summary table (nil when interrupted) and the trainer.
+-- opts.quiet, opts.source (the recipe's text), opts.recipe_path, opts.overrides, opts.stop_at_step,
+-- opts.stop_at_epoch. Returns the summary table (nil when interrupted or paused), the trainer and
+-- fit's status.
 function M.train(r, opts)
   opts = opts or {}
   local out = opts.out
@@ -505,7 +531,7 @@ function M.train(r, opts)
       self.proj:num_parameters(), out and (", run folder " .. out) or ""))
   end
   local status = M.fit(self)
-  if status == "interrupted" then return nil, self end
+  if status ~= "done" then return nil, self, status end
   local st = self.state
   local summary = { recipe = r.name, epochs = r.epochs, steps = st.step, train_seconds = st.train_seconds,
     images_per_second = st.images / math.max(1e-9, st.train_seconds), device = self.device, threads = C.vr_num_threads() }

@@ -121,16 +121,24 @@ local function value_of(name)
   return v
 end
 
+-- a failed parse raises the file's own "FILE:LINE:COLUMN: what" (the C function and source line
+-- that vr_last_error adds say nothing to the person who wrote the file)
+local function check(st)
+  if st ~= 0 then
+    error((core.last_error():gsub("^vr_yaml_%w+: ", ""):gsub(" %(core/yaml%.c:%d+%)$", "")), 0)
+  end
+end
+
 function M.parse(s, name)
   if type(s) ~= "string" then util.error("yaml.parse: expected the text as a string, got %s", type(s)) end
   name = name or "<string>"
-  core.check(C.vr_yaml_parse(s, #s, name, outp))
+  check(C.vr_yaml_parse(s, #s, name, outp))
   return value_of(name)
 end
 
 function M.load(path)
   if type(path) ~= "string" then util.error("yaml.load: expected a file name, got %s", type(path)) end
-  core.check(C.vr_yaml_load(path, outp))
+  check(C.vr_yaml_load(path, outp))
   return value_of(path)
 end
 
