@@ -45,17 +45,23 @@ local function csv_field(v)
   return s
 end
 
--- writes results.jsonl and results.csv (each through a rename: a reader never sees half a file)
-function M.write(dir, rec, lines)
-  local out = {}
-  for i, l in ipairs(lines) do out[i] = util.json_encode(l) end
-  util.write_file(dir .. "/results.jsonl", table.concat(out, "\n") .. (#out > 0 and "\n" or ""))
+-- the swept keys, in the order the file gives them
+local function swept_keys(rec)
   local keys, seen = {}, {}
   for _, t in ipairs(rec.trials) do
     for _, kv in ipairs(t.values) do
       if not seen[kv[1]] then seen[kv[1]] = true; keys[#keys + 1] = kv[1] end
     end
   end
+  return keys
+end
+
+-- writes results.jsonl and results.csv (each through a rename: a reader never sees half a file)
+function M.write(dir, rec, lines)
+  local out = {}
+  for i, l in ipairs(lines) do out[i] = util.json_encode(l) end
+  util.write_file(dir .. "/results.jsonl", table.concat(out, "\n") .. (#out > 0 and "\n" or ""))
+  local keys = swept_keys(rec)
   local numbers, nseen = {}, {}
   for _, l in ipairs(lines) do
     for k in pairs(l.summary or {}) do
@@ -170,12 +176,7 @@ end
 function M.print_table(rec, lines, o)
   local metric, mode = o.metric or rec.metric, o.mode or rec.mode
   local groups = M.configurations(rec, lines, metric, mode)
-  local keys, seen = {}, {}
-  for _, t in ipairs(rec.trials) do
-    for _, kv in ipairs(t.values) do
-      if not seen[kv[1]] then seen[kv[1]] = true; keys[#keys + 1] = kv[1] end
-    end
-  end
+  local keys = swept_keys(rec)
   local header = { "rank" }
   for _, k in ipairs(keys) do header[#header + 1] = k end
   header[#header + 1] = metric .. (mode == "min" and " (min)" or "")
