@@ -93,7 +93,7 @@ local function take_lock(dir, host)
   if d and d.host == host and d.pid and C.vr_proc_alive(d.pid) ~= 0 then
     error(string.format("another sweep driver (pid %d) is running in %s", d.pid, dir), 0)
   end
-  store.write_json(path, { pid = runner.pid(), host = host })
+  store.write_json(path, { pid = store.pid, host = host })
   return function() os.remove(path) end
 end
 
@@ -149,9 +149,12 @@ function M.main(args)
       "remove early_stop to run this sweep with --slurm or --trial")
   end
 
-  return cli.run_protected(function()
+  local host = runner.hostname()
+  local unlock = function() end
+  local status = cli.run_protected(function()
     -- the folder's record: new, the same, extended, or (with --force) started over
     util.mkdir_p(dir)
+    if not o.trial then unlock = take_lock(dir, host) end
     local old = store.read_json(dir .. "/sweep.json")
     local record = store.record(s, trials)
     if old then
@@ -181,8 +184,6 @@ function M.main(args)
       for _, t in ipairs(record.trials) do if t.index == o.trial then to_run[1] = t end end
       if not to_run[1] then error(string.format("--trial %d: the sweep has trials 0 to %d", o.trial, #record.trials - 1), 0) end
     end
-    local host = runner.hostname()
-    local unlock = not o.trial and take_lock(dir, host) or function() end
     local C = require("visreg.core").C
     say(o.quiet, "sweep %s: %d trial%s, %d at a time, in %s", s.name, #to_run, #to_run == 1 and "" or "s",
       o.trial and 1 or record.parallel, dir)
@@ -200,9 +201,8 @@ function M.main(args)
         -- results as the sweep goes, so that status and reports see them
         results.write(dir, record, results.collect(dir, record, host))
       end })
-    unlock()
     C.vr_host_clear_interrupt()
-    if not okr then error(status, 0) end -- after the lock is released
+    if not okr then error(status, 0) end
     local lines = summarize(dir, record, record.parallel, o.quiet or o.trial, s.name)
     if status == "interrupted" then
       say(o.quiet, "interrupted: rerun the same command to resume")
@@ -214,6 +214,8 @@ function M.main(args)
     end
     return failed > 0 and M.FAILED_TRIALS or M.OK
   end)
+  unlock() -- whatever happened, once this driver is done
+  return status
 end
 
 return M

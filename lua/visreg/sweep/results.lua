@@ -12,7 +12,6 @@ local M = {}
 -- a status as the folder says it now: a "running" trial whose process is gone was interrupted
 local function current_status(st, host)
   if st.status == "running" and st.host == host and st.pid and C.vr_proc_alive(st.pid) == 0 then return "interrupted" end
-  if st.status == "paused" then return "running" end -- between rungs: the sweep has not ended for it
   return st.status or "pending"
 end
 
@@ -60,7 +59,7 @@ end
 function M.write(dir, rec, lines)
   local out = {}
   for i, l in ipairs(lines) do out[i] = util.json_encode(l) end
-  util.write_file(dir .. "/results.jsonl", table.concat(out, "\n") .. (#out > 0 and "\n" or ""))
+  store.write(dir .. "/results.jsonl", table.concat(out, "\n") .. (#out > 0 and "\n" or ""))
   local keys = swept_keys(rec)
   local numbers, nseen = {}, {}
   for _, l in ipairs(lines) do
@@ -83,12 +82,12 @@ function M.write(dir, rec, lines)
     for _, k in ipairs(numbers) do row[#row + 1] = csv_field(l.summary and l.summary[k]) end
     rows[#rows + 1] = table.concat(row, ",")
   end
-  util.write_file(dir .. "/results.csv", table.concat(rows, "\n") .. "\n")
+  store.write(dir .. "/results.csv", table.concat(rows, "\n") .. "\n")
 end
 
 ---------------------------------------------------------------- the summary
 function M.counts(lines)
-  local c = { done = 0, failed = 0, stopped = 0, running = 0, interrupted = 0, pending = 0 }
+  local c = { done = 0, failed = 0, stopped = 0, running = 0, paused = 0, interrupted = 0, pending = 0 }
   for _, l in ipairs(lines) do c[l.status] = (c[l.status] or 0) + 1 end
   return c
 end
@@ -98,14 +97,14 @@ end
 function M.progress(lines, parallel)
   local c = M.counts(lines)
   local parts = { string.format("%d/%d done", c.done, #lines) }
-  for _, k in ipairs { "running", "failed", "stopped", "interrupted", "pending" } do
+  for _, k in ipairs { "running", "failed", "stopped", "paused", "interrupted", "pending" } do
     if c[k] > 0 then parts[#parts + 1] = string.format("%d %s", c[k], k) end
   end
   local wall, n = 0, 0
   for _, l in ipairs(lines) do
     if l.status == "done" and l.wall_seconds then wall, n = wall + l.wall_seconds, n + 1 end
   end
-  local left = c.running + c.interrupted + c.pending
+  local left = c.running + c.paused + c.interrupted + c.pending
   local s = table.concat(parts, ", ")
   if n > 0 and left > 0 then
     s = s .. "; ETA " .. require("visreg.trainer").fmt_time(wall / n * math.ceil(left / math.max(1, parallel or 1)))
@@ -161,6 +160,9 @@ local function fmt_value(x)
   return string.format("%.4f", x)
 end
 
+-- a spread is read beside its mean: the same decimals, unless the mean needed exponents
+local function fmt_std(x) return math.abs(x) >= 1e4 and string.format("%.4g", x) or string.format("%.4f", x) end
+
 -- the command that trains the configuration again (its first finished seed)
 function M.rerun_command(exe, rec, g, name)
   local parts = { exe, "train", util.shell_quote(rec.recipe) }
@@ -187,7 +189,7 @@ function M.print_table(rec, lines, o)
     for _, kv in ipairs(g.values) do vals[kv[1]] = kv[2] end
     local row = { g.mean and tostring(i) or "-" }
     for _, k in ipairs(keys) do row[#row + 1] = vals[k] ~= nil and spec.set_text(vals[k]) or "" end
-    row[#row + 1] = g.mean and (fmt_value(g.mean) .. (g.std and (" +- " .. fmt_value(g.std)) or "")) or "-"
+    row[#row + 1] = g.mean and (fmt_value(g.mean) .. (g.std and (" +- " .. fmt_std(g.std)) or "")) or "-"
     row[#row + 1] = string.format("%d/%d", #g.xs, g.trials)
     rows[#rows + 1] = row
   end
@@ -211,7 +213,7 @@ function M.print_table(rec, lines, o)
     local vals = {}
     for _, kv in ipairs(best.values) do vals[#vals + 1] = kv[1] .. "=" .. spec.set_text(kv[2]) end
     print(string.format("best: %s  %s %s%s over %d seed%s", #vals > 0 and table.concat(vals, " ") or "(the recipe as it is)",
-      metric, fmt_value(best.mean), best.std and (" +- " .. fmt_value(best.std)) or "", #best.xs, #best.xs == 1 and "" or "s"))
+      metric, fmt_value(best.mean), best.std and (" +- " .. fmt_std(best.std)) or "", #best.xs, #best.xs == 1 and "" or "s"))
     print("rerun: " .. M.rerun_command(o.exe, rec, best, o.name))
   end
 end

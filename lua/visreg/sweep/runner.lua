@@ -26,8 +26,6 @@ local function hostname()
 end
 M.hostname = hostname
 
--- this process's id (/proc/self is whoever opens it)
-function M.pid() return tonumber((util.read_file("/proc/self/stat") or ""):match("^(%d+)")) end
 
 local function fmt_time(s) return require("visreg.trainer").fmt_time(s) end
 
