@@ -13,7 +13,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static const char *op_names[VR_OP_COUNT] = {
     "copy", "fill", "arange", "rand", "unary", "binary", "where", "sum", "var", "maxmin", "norm",
-    "matmul", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
+    "matmul", "eigh", "svd", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
     "layer_norm", "softmax", "cross_entropy", "index_select", "gather", "scatter_add", "sort",
     "one_hot", "visreg", "swd", "sigreg", "vicreg", "vicreg_repo", "barlow", "invariance",
     "augment", "adamw", "sgd", "lars", "reserved0", "reserved1", "reserved2", "reserved3"};

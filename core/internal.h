@@ -170,6 +170,8 @@ typedef enum vr_op {
   VR_OP_NORM,
   /* linear algebra (core/ops/linalg.c) */
   VR_OP_MATMUL,          /* out[b] = op(in0[b]) op(in1[b]); see core/ops/linalg.c */
+  VR_OP_EIGH,            /* symmetric eigendecomposition; see core/ops/linalg.c */
+  VR_OP_SVD,             /* reduced singular value decomposition; see core/ops/linalg.c */
   /* conv and pooling (core/ops/conv.c, core/ops/pool.c) */
   VR_OP_CONV2D,
   VR_OP_MAXPOOL2D,

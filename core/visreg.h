@@ -200,6 +200,19 @@ vr_status vr_min_all(const vr_tensor *x, vr_tensor **out);
 vr_status vr_matmul(const vr_tensor *a, const vr_tensor *b, vr_tensor **out);
 /* y = x W^T + b, W is out_features x in_features, b may be NULL */
 vr_status vr_linear(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, vr_tensor **out);
+/* Decompositions of one 2-D f32 or f64 matrix (any strides; NaN or inf gives VR_E_VALUE), on
+ * the CPU through LAPACK (OpenBLAS). CUDA tensors have no GPU kernel yet: the matrix is copied to
+ * the host, decomposed there and the results copied back to the device (correct, not fast).
+ * Differentiable as in PyTorch; the gradients assume distinct eigenvalues (singular values), and
+ * for the svd's u and vh of a rectangular matrix, no zero singular value (else inf or NaN). */
+/* symmetric eigendecomposition (torch.linalg.eigh, UPLO='L'): a is n x n and only its lower
+ * triangle is read; values (n) ascending, vectors (n x n) holding the eigenvectors as columns,
+ * a = vectors diag(values) vectors^T. vectors may be NULL (values only). LAPACK syevd. */
+vr_status vr_eigh(const vr_tensor *a, vr_tensor **values, vr_tensor **vectors);
+/* reduced singular value decomposition (torch.linalg.svd, full_matrices=False): a (m x n) =
+ * u diag(s) vh with k = min(m, n), u m x k, s k (descending, >= 0), vh k x n. u and vh may be
+ * NULL (s only, torch.linalg.svdvals). LAPACK gesdd. */
+vr_status vr_svd(const vr_tensor *a, vr_tensor **u, vr_tensor **s, vr_tensor **vh);
 
 /* ---- convolution and pooling (NCHW) ---- */
 vr_status vr_conv2d(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,

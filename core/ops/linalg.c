@@ -1,5 +1,6 @@
 /* linalg.c: vr_matmul (1-D, 2-D and batched with broadcast batch dims, like torch.matmul) and
- * vr_linear. The backward composes vr_matmul with transposed views.
+ * vr_linear, whose backward composes vr_matmul with transposed views; vr_eigh and vr_svd (their
+ * kernel args and backward at the end of this file).
  *
  * VR_OP_MATMUL kernel args (forward only; every backend implements this):
  *   in[0] = A  [batch..., m, k]     in[1] = B  [batch..., k, n]     out[0] = C  [batch..., m, n]
@@ -21,6 +22,7 @@
  * bf16 GEMMs and hands f32 gradients to f32 leaves. The backward itself ignores autocast.
  */
 #include "../internal.h"
+#include <stdlib.h>
 #include <string.h>
 
 /* BLAS layout of an r x c matrix with strides (sr, sc): row-major or transposed, with its ld.
@@ -299,5 +301,323 @@ vr_status vr_linear(const vr_tensor *x, const vr_tensor *weight, const vr_tensor
 done:
   vr_tensor_free(wt);
   vr_tensor_free(y);
+  return st;
+}
+
+/* ---------------------------------------------------------------- eigh and svd
+ *
+ * VR_OP_EIGH kernel args: in[0] = A, a dense row-major n x n f32 or f64 matrix (n >= 1) of which
+ * only the lower triangle is read; out[0] = values (n, ascending); with n_out = 2, out[1] = the
+ * vectors (dense n x n, the eigenvectors as columns); n_out = 1: values only.
+ * VR_OP_SVD kernel args: in[0] = A, a dense row-major m x n f32 or f64 matrix, k = min(m, n) >= 1;
+ * out[0] = s (k, descending); with n_out = 3, out[1] = u (dense m x k) and out[2] = vh (dense
+ * k x n); n_out = 1: s only.
+ * Kernels report non-finite input and non-convergence as VR_E_VALUE. The CUDA column's entries are
+ * host-staged CPU kernels (kernels/cpu/linalg.c) until a cuSOLVER one exists.
+ *
+ * Autograd: each output gets its own node. The backward of a decomposition is linear in the
+ * output gradients, so the sum over the outputs' nodes that the engine accumulates into a's
+ * gradient is PyTorch's formula with every output gradient at once; an output nobody uses costs
+ * nothing. With F_ij = 1 / (x_j - x_i) off the diagonal and 0 on it:
+ *   eigh: values  gA = V diag(gL) V^T
+ *         vectors gA = V (F o (V^T gV - gV^T V) / 2) V^T            (x = the eigenvalues)
+ *   svd:  s       gA = U diag(gS) Vh
+ *         u       gA = U ((F o (U^T gU - gU^T U)) diag(S)) Vh + [m > k] (I - U U^T) gU S^-1 Vh
+ *         vh      gA = U (diag(S) (F o (Vh gVh^T - gVh Vh^T))) Vh + [n > k] U S^-1 gVh (I - Vh^T Vh)
+ *                                                                 (x = the squared singular values)
+ * The saved outputs are second handles onto their storage (no cycle through the output's node;
+ * in-place writes to an output are still caught by its version).
+ */
+
+/* F above as a k x k tensor like x (dtype, device): x is read on the host, squared when asked */
+static vr_status recip_gaps(const vr_tensor *x, int squared, vr_tensor **out) {
+  int64_t k = x->shape[0];
+  double *v = malloc(sizeof(double) * (size_t)(k ? k : 1));
+  void *f = malloc(vr_dtype_size(x->dtype) * (size_t)(k > 0 ? k * k : 1));
+  vr_tensor *xd = NULL;
+  vr_status st;
+  if (!v || !f) {
+    st = VR_FAIL(VR_E_OOM, "x: out of host memory for a %lld x %lld matrix", (long long)k, (long long)k);
+    goto done;
+  }
+  VR_TRYG(vr_tensor_to_dtype(x, VR_F64, &xd));
+  VR_TRYG(vr_tensor_to_buffer(xd, v, sizeof(double) * (size_t)k));
+  for (int64_t i = 0; i < k; i++) {
+    if (squared) v[i] *= v[i];
+  }
+  for (int64_t i = 0; i < k; i++)
+    for (int64_t j = 0; j < k; j++)
+      vr_store((char *)f + (size_t)(i * k + j) * vr_dtype_size(x->dtype), x->dtype, i == j ? 0.0 : 1.0 / (v[j] - v[i]));
+  VR_TRYG(vr_tensor_from_buffer(f, 2, (int64_t[]){k, k}, x->dtype, x->device, out));
+done:
+  free(v);
+  free(f);
+  vr_tensor_free(xd);
+  return st;
+}
+
+/* x^T y, x y^T (views: BLAS reads them with the trans flag) */
+static vr_status mm_tn(const vr_tensor *x, const vr_tensor *y, vr_tensor **out) {
+  vr_tensor *t = NULL;
+  VR_TRY(vr_transpose(x, 0, 1, &t));
+  vr_status st = vr_matmul(t, y, out);
+  vr_tensor_free(t);
+  return st;
+}
+static vr_status mm_nt(const vr_tensor *x, const vr_tensor *y, vr_tensor **out) {
+  vr_tensor *t = NULL;
+  VR_TRY(vr_transpose(y, 0, 1, &t));
+  vr_status st = vr_matmul(x, t, out);
+  vr_tensor_free(t);
+  return st;
+}
+/* x - x^T */
+static vr_status skew(const vr_tensor *x, vr_tensor **out) {
+  vr_tensor *t = NULL;
+  VR_TRY(vr_transpose(x, 0, 1, &t));
+  vr_status st = vr_sub(x, t, out);
+  vr_tensor_free(t);
+  return st;
+}
+/* x with each column j scaled by d[j] (dim 0) or each row i by d[i] (dim 1: d as a column) */
+static vr_status scale_by(const vr_tensor *x, const vr_tensor *d, int as_column, vr_tensor **out) {
+  vr_tensor *t = NULL;
+  VR_TRY(vr_unsqueeze(d, as_column ? 1 : 0, &t));
+  vr_status st = vr_mul(x, t, out);
+  vr_tensor_free(t);
+  return st;
+}
+static vr_status divide_by(const vr_tensor *x, const vr_tensor *d, int as_column, vr_tensor **out) {
+  vr_tensor *t = NULL;
+  VR_TRY(vr_unsqueeze(d, as_column ? 1 : 0, &t));
+  vr_status st = vr_div(x, t, out);
+  vr_tensor_free(t);
+  return st;
+}
+/* x y z */
+static vr_status mm3(const vr_tensor *x, const vr_tensor *y, const vr_tensor *z, vr_tensor **out) {
+  vr_tensor *t = NULL;
+  VR_TRY(vr_matmul(x, y, &t));
+  vr_status st = vr_matmul(t, z, out);
+  vr_tensor_free(t);
+  return st;
+}
+
+#define FREE_ALL(arr) for (size_t q_ = 0; q_ < sizeof(arr) / sizeof *(arr); q_++) vr_tensor_free((arr)[q_])
+
+/* values: gA = (V diag(gL)) V^T */
+static vr_status eigh_values_backward(vr_node *nd, vr_tensor *g, vr_tensor **gin) {
+  vr_tensor *V = NULL, *t[1] = {NULL};
+  vr_status st;
+  VR_TRYG(vr_node_saved(nd, 0, &V));
+  VR_TRYG(scale_by(V, g, 0, &t[0]));
+  VR_TRYG(mm_nt(t[0], V, &gin[0]));
+done:
+  FREE_ALL(t);
+  return st;
+}
+
+/* vectors: gA = V (F o (V^T gV - gV^T V) / 2) V^T */
+static vr_status eigh_vectors_backward(vr_node *nd, vr_tensor *g, vr_tensor **gin) {
+  vr_tensor *V = NULL, *L = NULL, *t[6] = {NULL};
+  vr_status st;
+  VR_TRYG(vr_node_saved(nd, 0, &V));
+  VR_TRYG(vr_node_saved(nd, 1, &L));
+  VR_TRYG(mm_tn(V, g, &t[0]));
+  VR_TRYG(skew(t[0], &t[1]));
+  VR_TRYG(recip_gaps(L, 0, &t[2]));
+  VR_TRYG(vr_mul(t[1], t[2], &t[3]));
+  VR_TRYG(vr_mul_scalar(t[3], 0.5, &t[4]));
+  VR_TRYG(vr_transpose(V, 0, 1, &t[5]));
+  VR_TRYG(mm3(V, t[4], t[5], &gin[0]));
+done:
+  FREE_ALL(t);
+  return st;
+}
+
+/* s: gA = (U diag(gS)) Vh */
+static vr_status svd_s_backward(vr_node *nd, vr_tensor *g, vr_tensor **gin) {
+  vr_tensor *U = NULL, *Vh = NULL, *t[1] = {NULL};
+  vr_status st;
+  VR_TRYG(vr_node_saved(nd, 0, &U));
+  VR_TRYG(vr_node_saved(nd, 2, &Vh));
+  VR_TRYG(scale_by(U, g, 0, &t[0]));
+  VR_TRYG(vr_matmul(t[0], Vh, &gin[0]));
+done:
+  FREE_ALL(t);
+  return st;
+}
+
+/* u: gA = [U ((F o (U^T gU - gU^T U)) diag(S)) + (gU S^-1 - U (U^T gU S^-1))] Vh, the bracketed
+ * second term only for a tall matrix (m > k; for m = k, U U^T = I) */
+static vr_status svd_u_backward(vr_node *nd, vr_tensor *g, vr_tensor **gin) {
+  vr_tensor *U = NULL, *S = NULL, *Vh = NULL, *t[10] = {NULL};
+  vr_status st;
+  VR_TRYG(vr_node_saved(nd, 0, &U));
+  VR_TRYG(vr_node_saved(nd, 1, &S));
+  VR_TRYG(vr_node_saved(nd, 2, &Vh));
+  VR_TRYG(mm_tn(U, g, &t[0]));
+  VR_TRYG(skew(t[0], &t[1]));
+  VR_TRYG(recip_gaps(S, 1, &t[2]));
+  VR_TRYG(vr_mul(t[1], t[2], &t[3]));
+  VR_TRYG(scale_by(t[3], S, 0, &t[4]));
+  VR_TRYG(vr_matmul(U, t[4], &t[5])); /* m x k */
+  if (U->shape[0] > U->shape[1]) {
+    VR_TRYG(divide_by(g, S, 0, &t[6]));  /* gU S^-1 */
+    VR_TRYG(mm_tn(U, t[6], &t[7]));      /* U^T gU S^-1 */
+    VR_TRYG(vr_matmul(U, t[7], &t[8]));
+    VR_TRYG(vr_sub(t[6], t[8], &t[9]));
+    vr_tensor_free(t[7]);
+    t[7] = NULL;
+    VR_TRYG(vr_add(t[5], t[9], &t[7]));
+    VR_TRYG(vr_matmul(t[7], Vh, &gin[0]));
+  } else {
+    VR_TRYG(vr_matmul(t[5], Vh, &gin[0]));
+  }
+done:
+  FREE_ALL(t);
+  return st;
+}
+
+/* vh: gA = U [(diag(S) (F o (Vh gVh^T - gVh Vh^T))) Vh + (S^-1 gVh - (S^-1 gVh Vh^T) Vh)], the
+ * second term only for a wide matrix (n > k) */
+static vr_status svd_vh_backward(vr_node *nd, vr_tensor *g, vr_tensor **gin) {
+  vr_tensor *U = NULL, *S = NULL, *Vh = NULL, *t[10] = {NULL};
+  vr_status st;
+  VR_TRYG(vr_node_saved(nd, 0, &U));
+  VR_TRYG(vr_node_saved(nd, 1, &S));
+  VR_TRYG(vr_node_saved(nd, 2, &Vh));
+  VR_TRYG(mm_nt(Vh, g, &t[0]));
+  VR_TRYG(skew(t[0], &t[1]));
+  VR_TRYG(recip_gaps(S, 1, &t[2]));
+  VR_TRYG(vr_mul(t[1], t[2], &t[3]));
+  VR_TRYG(scale_by(t[3], S, 1, &t[4]));
+  VR_TRYG(vr_matmul(t[4], Vh, &t[5])); /* k x n */
+  if (Vh->shape[1] > Vh->shape[0]) {
+    VR_TRYG(divide_by(g, S, 1, &t[6]));  /* S^-1 gVh */
+    VR_TRYG(mm_nt(t[6], Vh, &t[7]));     /* S^-1 gVh Vh^T */
+    VR_TRYG(vr_matmul(t[7], Vh, &t[8]));
+    VR_TRYG(vr_sub(t[6], t[8], &t[9]));
+    vr_tensor_free(t[7]);
+    t[7] = NULL;
+    VR_TRYG(vr_add(t[5], t[9], &t[7]));
+    VR_TRYG(vr_matmul(U, t[7], &gin[0]));
+  } else {
+    VR_TRYG(vr_matmul(U, t[5], &gin[0]));
+  }
+done:
+  FREE_ALL(t);
+  return st;
+}
+
+/* a: a 2-D f32 or f64 matrix (square when asked) */
+static vr_status check_matrix(const char *func, const vr_tensor *a, int square) {
+  char buf[96];
+  if (a->dtype != VR_F32 && a->dtype != VR_F64)
+    return vr_error_set(VR_E_DTYPE, func, __FILE__, __LINE__, "a: expected an f32 or f64 matrix, got %s",
+                        vr_dtype_name(a->dtype));
+  if (a->ndim != 2)
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "a: expected a 2-D matrix, got %d dims %s", a->ndim,
+                        vr_shape_str(a->ndim, a->shape, buf, sizeof buf));
+  if (square && a->shape[0] != a->shape[1])
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "a: expected a square matrix, got %s",
+                        vr_shape_str(a->ndim, a->shape, buf, sizeof buf));
+  return VR_OK;
+}
+
+/* a second handle onto t's storage, without t's node */
+static vr_status plain_view(const vr_tensor *t, vr_tensor **out) {
+  return vr_tensor_view_raw(t, t->ndim, t->shape, t->stride, t->offset, out);
+}
+
+vr_status vr_eigh(const vr_tensor *a, vr_tensor **values, vr_tensor **vectors) {
+  if (values) *values = NULL;
+  if (vectors) *vectors = NULL;
+  VR_CHECK_TENSOR(a);
+  VR_CHECK_OUT(values);
+  VR_TRY(check_matrix(__func__, a, 1));
+  int64_t n = a->shape[0];
+  bool need = vr_needs_grad(1, &a), want = vectors || need; /* the backward of values needs V */
+  vr_tensor *ac = NULL, *L = NULL, *V = NULL, *Lv = NULL, *Vv = NULL;
+  vr_status st;
+  VR_TRYG(vr_contiguous_raw(a, &ac));
+  VR_TRYG(vr_tensor_alloc(1, &n, a->dtype, a->device, &L));
+  if (want) VR_TRYG(vr_tensor_alloc(2, (int64_t[]){n, n}, a->dtype, a->device, &V));
+  if (n > 0) {
+    vr_kernel_args k = {.in = {ac}, .n_in = 1, .out = {L, V}, .n_out = want ? 2 : 1};
+    VR_TRYG(vr_dispatch(VR_OP_EIGH, a->device, 0, &k));
+  }
+  if (need) {
+    VR_TRYG(plain_view(V, &Vv));
+    VR_TRYG(plain_view(L, &Lv));
+    VR_TRYG(vr_record("eigh", eigh_values_backward, 1, &a, 1, (const vr_tensor *const[]){Vv}, NULL, 0, NULL, 0, L,
+                      NULL));
+    if (vectors)
+      VR_TRYG(vr_record("eigh", eigh_vectors_backward, 1, &a, 2, (const vr_tensor *const[]){Vv, Lv}, NULL, 0, NULL, 0,
+                        V, NULL));
+  }
+  *values = L;
+  L = NULL;
+  if (vectors) {
+    *vectors = V;
+    V = NULL;
+  }
+done:
+  vr_tensor_free(ac);
+  vr_tensor_free(L);
+  vr_tensor_free(V);
+  vr_tensor_free(Lv);
+  vr_tensor_free(Vv);
+  return st;
+}
+
+vr_status vr_svd(const vr_tensor *a, vr_tensor **u, vr_tensor **s, vr_tensor **vh) {
+  if (u) *u = NULL;
+  if (s) *s = NULL;
+  if (vh) *vh = NULL;
+  VR_CHECK_TENSOR(a);
+  VR_CHECK_OUT(s);
+  VR_TRY(check_matrix(__func__, a, 0));
+  int64_t m = a->shape[0], n = a->shape[1], k = m < n ? m : n;
+  bool need = vr_needs_grad(1, &a), want = u || vh || need; /* the backward of s needs u and vh */
+  vr_tensor *ac = NULL, *S = NULL, *U = NULL, *VH = NULL, *Sv = NULL, *Uv = NULL, *VHv = NULL;
+  vr_status st;
+  VR_TRYG(vr_contiguous_raw(a, &ac));
+  VR_TRYG(vr_tensor_alloc(1, &k, a->dtype, a->device, &S));
+  if (want) {
+    VR_TRYG(vr_tensor_alloc(2, (int64_t[]){m, k}, a->dtype, a->device, &U));
+    VR_TRYG(vr_tensor_alloc(2, (int64_t[]){k, n}, a->dtype, a->device, &VH));
+  }
+  if (k > 0) {
+    vr_kernel_args ka = {.in = {ac}, .n_in = 1, .out = {S, U, VH}, .n_out = want ? 3 : 1};
+    VR_TRYG(vr_dispatch(VR_OP_SVD, a->device, 0, &ka));
+  }
+  if (need) {
+    VR_TRYG(plain_view(S, &Sv));
+    VR_TRYG(plain_view(U, &Uv));
+    VR_TRYG(plain_view(VH, &VHv));
+    const vr_tensor *saved[3] = {Uv, Sv, VHv};
+    VR_TRYG(vr_record("svd", svd_s_backward, 1, &a, 3, saved, NULL, 0, NULL, 0, S, NULL));
+    if (u) VR_TRYG(vr_record("svd", svd_u_backward, 1, &a, 3, saved, NULL, 0, NULL, 0, U, NULL));
+    if (vh) VR_TRYG(vr_record("svd", svd_vh_backward, 1, &a, 3, saved, NULL, 0, NULL, 0, VH, NULL));
+  }
+  *s = S;
+  S = NULL;
+  if (u) {
+    *u = U;
+    U = NULL;
+  }
+  if (vh) {
+    *vh = VH;
+    VH = NULL;
+  }
+done:
+  vr_tensor_free(ac);
+  vr_tensor_free(S);
+  vr_tensor_free(U);
+  vr_tensor_free(VH);
+  vr_tensor_free(Sv);
+  vr_tensor_free(Uv);
+  vr_tensor_free(VHv);
   return st;
 }

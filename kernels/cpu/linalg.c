@@ -2,7 +2,9 @@
  * core/ops/linalg.c). Transposed operands go to BLAS with the trans flag, never copied.
  * bf16 (the autocast path and the reference for the CUDA bf16 GEMM): the operands are widened to
  * dense f32 copies (exact), multiplied by the f32 gemm (f32 accumulation) and the result rounded
- * to bf16 (nearest even). Correct rather than fast. */
+ * to bf16 (nearest even). Correct rather than fast.
+ * Also eigh and svd through OpenBLAS's LAPACK (syevd, gesdd), and their host-staged entries in the
+ * CUDA column. */
 #include "cpu.h"
 #include <cblas.h>
 #include <limits.h>
@@ -102,4 +104,258 @@ static vr_status matmul_any(const vr_kernel_args *a) {
   return matmul_fwd(a);
 }
 
-void vr_cpu_register_linalg(void) { vr_kernel_register(VR_OP_MATMUL, VR_CPU, matmul_any, NULL); }
+
+/* ---------------------------------------------------------------- eigh and svd through LAPACK
+ *
+ * OpenBLAS carries LAPACK (reference Fortran built with gfortran) but Debian ships no lapack.h
+ * beside it, so the Fortran prototypes are declared here: every argument by reference, 32-bit
+ * integers (OpenBLAS's default interface), the hidden lengths of the character arguments last.
+ * Fortran is column-major: a row-major buffer read column-major is the matrix's transpose.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a, const int *lda, float *w, float *work,
+             const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
+void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w, double *work,
+             const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
+void sgesdd_(const char *jobz, const int *m, const int *n, float *a, const int *lda, float *s, float *u,
+             const int *ldu, float *vt, const int *ldvt, float *work, const int *lwork, int *iwork, int *info,
+             size_t jobz_len);
+void dgesdd_(const char *jobz, const int *m, const int *n, double *a, const int *lda, double *s, double *u,
+             const int *ldu, double *vt, const int *ldvt, double *work, const int *lwork, int *iwork, int *info,
+             size_t jobz_len);
+
+/* Some of OpenBLAS's LAPACK routines (dormbr, dormqr, ... which syevd and gesdd call) join two
+ * option strings for ILAENV with libgfortran's _gfortran_concat_string; that is the only symbol
+ * of the Fortran runtime they need, and linking libgfortran statically drags in its whole I/O
+ * library (and libquadmath). This is that function (gfortran >= 8: lengths are size_t); weak, so
+ * a program that links libgfortran gets the original. */
+__attribute__((weak)) void _gfortran_concat_string(size_t destlen, char *dest, size_t len1, const char *s1,
+                                                    size_t len2, const char *s2);
+__attribute__((weak)) void _gfortran_concat_string(size_t destlen, char *dest, size_t len1, const char *s1,
+                                                    size_t len2, const char *s2) {
+  if (len1 >= destlen) {
+    memcpy(dest, s1, destlen);
+    return;
+  }
+  memcpy(dest, s1, len1);
+  dest += len1;
+  destlen -= len1;
+  if (len2 >= destlen) {
+    memcpy(dest, s2, destlen);
+    return;
+  }
+  memcpy(dest, s2, len2);
+  memset(dest + len2, ' ', destlen - len2);
+}
+
+/* the first non-finite element of a dense row-major rows x cols matrix (its lower triangle only
+ * when asked), as a linear index, or -1. Such values (and a failure to converge) are the caller's
+ * errors: those messages name the public function (vr_eigh, vr_svd). */
+static int64_t first_nonfinite(const void *p, vr_dtype dt, int64_t rows, int64_t cols, int lower) {
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < (lower && i + 1 < cols ? i + 1 : cols); j++) {
+      int64_t k = i * cols + j;
+      double v = dt == VR_F32 ? (double)((const float *)p)[k] : ((const double *)p)[k];
+      if (!isfinite(v)) return k;
+    }
+  return -1;
+}
+
+/* a LAPACK workspace size from a query's answer (a float for f32: round up, then a margin) */
+static vr_status work_size(double q, int64_t at_least, int *out) {
+  double w = ceil(q * (1 + 1e-6)) + 1;
+  if (w < (double)at_least) w = (double)at_least;
+  if (!(w <= (double)INT_MAX))
+    return VR_FAIL(VR_E_UNSUPPORTED, "a: LAPACK workspace of %.0f elements beyond 32-bit sizes", w);
+  *out = (int)w;
+  return VR_OK;
+}
+
+static void *work_alloc(size_t count, size_t es) { return malloc((count ? count : 1) * es); }
+
+/* VR_OP_EIGH on the CPU: syevd. A row-major n x n buffer read column-major is A^T, whose upper
+ * triangle is A's lower one: uplo 'U' reads A's lower triangle. The eigenvectors come back as the
+ * columns of a column-major matrix, i.e. as the rows of the row-major buffer, hence the transpose. */
+static vr_status eigh_fwd(const vr_kernel_args *a) {
+  vr_tensor *A = a->in[0], *L = a->out[0], *V = a->n_out > 1 ? a->out[1] : NULL;
+  vr_dtype dt = A->dtype;
+  int64_t n64 = A->shape[0];
+  if (dt != VR_F32 && dt != VR_F64)
+    return VR_FAIL(VR_E_UNSUPPORTED, "a: eigh on cpu supports f32 and f64, got %s", vr_dtype_name(dt));
+  if (n64 > 46340) /* n * n must fit LAPACK's 32-bit sizes */
+    return VR_FAIL(VR_E_UNSUPPORTED, "a: eigh of a %lld x %lld matrix is beyond 32-bit LAPACK sizes", (long long)n64,
+                   (long long)n64);
+  if (n64 == 0) return VR_OK;
+  size_t es = vr_dtype_size(dt), nn = (size_t)(n64 * n64);
+  int64_t bad = first_nonfinite(vr_data(A), dt, n64, n64, 1);
+  if (bad >= 0)
+    return vr_error_set(VR_E_VALUE, "vr_eigh", __FILE__, __LINE__, "a: expected finite values, got %g at [%lld, %lld]",
+                        vr_load((char *)vr_data(A) + (size_t)bad * es, dt), (long long)(bad / n64),
+                        (long long)(bad % n64));
+  int n = (int)n64, lwork = -1, liwork = -1, info = 0, iq = 0;
+  const char *jobz = V ? "V" : "N";
+  void *m = V ? vr_data(V) : work_alloc(nn, es), *work = NULL;
+  int *iwork = NULL;
+  vr_status st = VR_OK;
+  if (!m) return VR_FAIL(VR_E_OOM, "a: out of host memory for a %d x %d work matrix", n, n);
+  memcpy(m, vr_data(A), nn * es);
+  blas_follow_threads();
+  double q;
+  if (dt == VR_F32) {
+    float fq = 0;
+    ssyevd_(jobz, "U", &n, m, &n, vr_data(L), &fq, &lwork, &iq, &liwork, &info, 1, 1);
+    q = fq;
+  } else {
+    dsyevd_(jobz, "U", &n, m, &n, vr_data(L), &q, &lwork, &iq, &liwork, &info, 1, 1);
+  }
+  if (info != 0) {
+    st = VR_FAIL(VR_E_INTERNAL, "a: LAPACK %ssyevd workspace query: info %d", dt == VR_F32 ? "s" : "d", info);
+    goto done;
+  }
+  VR_TRYG(work_size(q, 1, &lwork));
+  liwork = iq > 1 ? iq : 1;
+  work = work_alloc((size_t)lwork, es);
+  iwork = work_alloc((size_t)liwork, sizeof(int));
+  if (!work || !iwork) {
+    st = VR_FAIL(VR_E_OOM, "a: out of host memory for the LAPACK workspace (%d elements)", lwork);
+    goto done;
+  }
+  if (dt == VR_F32) ssyevd_(jobz, "U", &n, m, &n, vr_data(L), work, &lwork, iwork, &liwork, &info, 1, 1);
+  else dsyevd_(jobz, "U", &n, m, &n, vr_data(L), work, &lwork, iwork, &liwork, &info, 1, 1);
+  if (info < 0) {
+    st = VR_FAIL(VR_E_INTERNAL, "a: LAPACK %ssyevd: argument %d had an illegal value", dt == VR_F32 ? "s" : "d", -info);
+    goto done;
+  }
+  if (info > 0) {
+    st = vr_error_set(VR_E_VALUE, "vr_eigh", __FILE__, __LINE__,
+                      "a: did not converge (LAPACK %ssyevd info %d: the %d x %d matrix is too ill-conditioned or "
+                      "has too many repeated eigenvalues)", dt == VR_F32 ? "s" : "d", info, n, n);
+    goto done;
+  }
+  if (V) { /* rows -> columns */
+    for (int i = 0; i < n; i++)
+      for (int j = i + 1; j < n; j++) {
+        if (dt == VR_F32) {
+          float *f = m, t = f[(size_t)i * n + j];
+          f[(size_t)i * n + j] = f[(size_t)j * n + i];
+          f[(size_t)j * n + i] = t;
+        } else {
+          double *d = m, t = d[(size_t)i * n + j];
+          d[(size_t)i * n + j] = d[(size_t)j * n + i];
+          d[(size_t)j * n + i] = t;
+        }
+      }
+  }
+done:
+  if (!V) free(m);
+  free(work);
+  free(iwork);
+  return st;
+}
+
+/* VR_OP_SVD on the CPU: gesdd on A^T (A's row-major buffer read column-major, n x m, lda n).
+ * A^T = U' S V'^T gives A = V' S U'^T: LAPACK's U' (n x k, ldu n) read row-major is vh (k x n)
+ * and its V'^T (k x m, ldvt k) read row-major is u (m x k), so both land in place. */
+static vr_status svd_fwd(const vr_kernel_args *a) {
+  vr_tensor *A = a->in[0], *S = a->out[0], *U = a->n_out > 1 ? a->out[1] : NULL, *VH = a->n_out > 2 ? a->out[2] : NULL;
+  vr_dtype dt = A->dtype;
+  int64_t m64 = A->shape[0], n64 = A->shape[1], k64 = m64 < n64 ? m64 : n64;
+  if (dt != VR_F32 && dt != VR_F64)
+    return VR_FAIL(VR_E_UNSUPPORTED, "a: svd on cpu supports f32 and f64, got %s", vr_dtype_name(dt));
+  if ((U == NULL) != (VH == NULL)) return VR_FAIL(VR_E_INTERNAL, "u, vh: expected both or neither");
+  if (m64 > INT_MAX || n64 > INT_MAX || m64 * n64 > INT_MAX)
+    return VR_FAIL(VR_E_UNSUPPORTED, "a: svd of a %lld x %lld matrix is beyond 32-bit LAPACK sizes", (long long)m64,
+                   (long long)n64);
+  if (k64 == 0) return VR_OK;
+  size_t es = vr_dtype_size(dt), mn = (size_t)(m64 * n64);
+  int64_t bad = first_nonfinite(vr_data(A), dt, m64, n64, 0);
+  if (bad >= 0)
+    return vr_error_set(VR_E_VALUE, "vr_svd", __FILE__, __LINE__, "a: expected finite values, got %g at [%lld, %lld]",
+                        vr_load((char *)vr_data(A) + (size_t)bad * es, dt), (long long)(bad / n64),
+                        (long long)(bad % n64));
+  /* LAPACK's view: M' = n rows, N' = m columns */
+  int M = (int)n64, N = (int)m64, k = (int)k64, lwork = -1, info = 0, ldu = M, ldvt = k;
+  const char *jobz = U ? "S" : "N";
+  void *w = work_alloc(mn, es), *work = NULL;
+  int *iwork = malloc(sizeof(int) * 8 * (size_t)k);
+  void *pu = U ? vr_data(VH) : NULL, *pvt = U ? vr_data(U) : NULL;
+  float fdummy[1];
+  double ddummy[1];
+  vr_status st = VR_OK;
+  if (!w || !iwork) {
+    st = VR_FAIL(VR_E_OOM, "a: out of host memory for a %d x %d work matrix", N, M);
+    goto done;
+  }
+  if (!U) { /* not referenced with jobz 'N', but the leading dims must still be >= 1 */
+    pu = dt == VR_F32 ? (void *)fdummy : (void *)ddummy;
+    pvt = pu;
+    ldu = ldvt = 1;
+  }
+  memcpy(w, vr_data(A), mn * es);
+  blas_follow_threads();
+  double q;
+  if (dt == VR_F32) {
+    float fq = 0;
+    sgesdd_(jobz, &M, &N, w, &M, vr_data(S), pu, &ldu, pvt, &ldvt, &fq, &lwork, iwork, &info, 1);
+    q = fq;
+  } else {
+    dgesdd_(jobz, &M, &N, w, &M, vr_data(S), pu, &ldu, pvt, &ldvt, &q, &lwork, iwork, &info, 1);
+  }
+  if (info != 0) {
+    st = VR_FAIL(VR_E_INTERNAL, "a: LAPACK %sgesdd workspace query: info %d", dt == VR_F32 ? "s" : "d", info);
+    goto done;
+  }
+  VR_TRYG(work_size(q, 1, &lwork));
+  work = work_alloc((size_t)lwork, es);
+  if (!work) {
+    st = VR_FAIL(VR_E_OOM, "a: out of host memory for the LAPACK workspace (%d elements)", lwork);
+    goto done;
+  }
+  if (dt == VR_F32) sgesdd_(jobz, &M, &N, w, &M, vr_data(S), pu, &ldu, pvt, &ldvt, work, &lwork, iwork, &info, 1);
+  else dgesdd_(jobz, &M, &N, w, &M, vr_data(S), pu, &ldu, pvt, &ldvt, work, &lwork, iwork, &info, 1);
+  if (info < 0)
+    st = VR_FAIL(VR_E_INTERNAL, "a: LAPACK %sgesdd: argument %d had an illegal value", dt == VR_F32 ? "s" : "d", -info);
+  else if (info > 0)
+    st = vr_error_set(VR_E_VALUE, "vr_svd", __FILE__, __LINE__,
+                      "a: did not converge (LAPACK %sgesdd info %d on the %d x %d matrix)", dt == VR_F32 ? "s" : "d",
+                      info, N, M);
+done:
+  free(w);
+  free(work);
+  free(iwork);
+  return st;
+}
+
+/* The CUDA column's eigh and svd until a cuSOLVER kernel exists (the CUDA backend registers after
+ * this one and would replace them): the inputs are copied to host tensors, the CPU kernel runs
+ * there, and its results are copied into the device outputs. */
+static vr_status host_staged(const vr_kernel_args *a, vr_kernel_fn fn) {
+  vr_kernel_args h = *a;
+  vr_status st = VR_OK;
+  for (int k = 0; k < 8; k++) h.in[k] = NULL;
+  for (int k = 0; k < 4; k++) h.out[k] = NULL;
+  for (int k = 0; k < a->n_in; k++) {
+    VR_TRYG(vr_tensor_alloc(a->in[k]->ndim, a->in[k]->shape, a->in[k]->dtype, VR_CPU, &h.in[k]));
+    VR_TRYG(vr_copy_(h.in[k], a->in[k]));
+  }
+  for (int k = 0; k < a->n_out; k++)
+    VR_TRYG(vr_tensor_alloc(a->out[k]->ndim, a->out[k]->shape, a->out[k]->dtype, VR_CPU, &h.out[k]));
+  VR_TRYG(fn(&h));
+  for (int k = 0; k < a->n_out; k++) VR_TRYG(vr_copy_(a->out[k], h.out[k]));
+done:
+  for (int k = 0; k < 8; k++) vr_tensor_free(h.in[k]);
+  for (int k = 0; k < 4; k++) vr_tensor_free(h.out[k]);
+  return st;
+}
+static vr_status eigh_staged(const vr_kernel_args *a) { return host_staged(a, eigh_fwd); }
+static vr_status svd_staged(const vr_kernel_args *a) { return host_staged(a, svd_fwd); }
+
+void vr_cpu_register_linalg(void) {
+  vr_kernel_register(VR_OP_MATMUL, VR_CPU, matmul_any, NULL);
+  vr_kernel_register(VR_OP_EIGH, VR_CPU, eigh_fwd, NULL);
+  vr_kernel_register(VR_OP_SVD, VR_CPU, svd_fwd, NULL);
+  vr_kernel_register(VR_OP_EIGH, VR_CUDA, eigh_staged, NULL);
+  vr_kernel_register(VR_OP_SVD, VR_CUDA, svd_staged, NULL);
+}

@@ -1,6 +1,6 @@
 -- visreg: the toolkit's Lua face. `local vr = require "visreg"` gives tensors and their
 -- constructors, and loads the submodules on first use: vr.nn, vr.loss, vr.optim, vr.schedule,
--- vr.data, vr.augment, vr.trainer, vr.probe, vr.checkpoint, vr.yaml, vr.util.
+-- vr.data, vr.augment, vr.trainer, vr.probe, vr.checkpoint, vr.yaml, vr.linalg, vr.util.
 local core = require "visreg.core"
 local tensor = require "visreg.tensor"
 local random = require "visreg.random"
@@ -62,7 +62,7 @@ function vr.recipe(t) return require("visreg.recipe").define(t) end
 local lazy = { nn = "visreg.nn", loss = "visreg.loss", optim = "visreg.optim", schedule = "visreg.schedule",
   data = "visreg.data", augment = "visreg.augment", trainer = "visreg.trainer", probe = "visreg.probe",
   checkpoint = "visreg.checkpoint", util = "visreg.util", functional = "visreg.functional",
-  recipes = "visreg.recipe", metrics = "visreg.metrics", yaml = "visreg.yaml" }
+  recipes = "visreg.recipe", metrics = "visreg.metrics", yaml = "visreg.yaml", linalg = "visreg.linalg" }
 setmetatable(vr, {
   __index = function(t, k)
     local m = lazy[k]

@@ -21,6 +21,7 @@ local mt = { __index = T }
 local TP = ffi.typeof("vr_tensor *")
 local outp = ffi.new("vr_tensor *[1]")
 local outp2 = ffi.new("vr_tensor *[1]")
+local outp3 = ffi.new("vr_tensor *[1]")
 local valp = ffi.new("double[1]")
 local intp = ffi.new("int[1]")
 
@@ -62,6 +63,17 @@ local function new2(st)
   outp2[0] = nil
   if st ~= 0 and i ~= nil then C.vr_tensor_free(i) end
   return new(st), wrap(i)
+end
+
+-- the results of a C call that wrote three tensors, to outp, outp2 and outp3
+local function new3(st)
+  local b, c = outp2[0], outp3[0]
+  outp2[0], outp3[0] = nil, nil
+  if st ~= 0 then
+    if b ~= nil then C.vr_tensor_free(b) end
+    if c ~= nil then C.vr_tensor_free(c) end
+  end
+  return new(st), wrap(b), wrap(c)
 end
 
 local function need_tensor(x, what)
@@ -561,6 +573,13 @@ end
 ---------------------------------------------------------------- linear algebra, nn ops
 function T:matmul(b) return new(C.vr_matmul(self, need_tensor(b, "b"), outp)) end
 function T:linear(w, b) return new(C.vr_linear(self, need_tensor(w, "weight"), b, outp)) end
+-- decompositions of a 2-D f32/f64 matrix (LAPACK; CUDA tensors go through the host), differentiable.
+-- eigh: a symmetric matrix (its lower triangle is read) -> values (ascending), vectors (columns)
+function T:eigh() return new2(C.vr_eigh(self, outp, outp2)) end
+function T:eigvalsh() return new(C.vr_eigh(self, outp, nil)) end
+-- svd: the reduced SVD -> U (m x k), S (k, descending), Vh (k x n), k = min(m, n)
+function T:svd() return new3(C.vr_svd(self, outp, outp2, outp3)) end
+function T:svdvals() return new(C.vr_svd(self, nil, outp, nil)) end
 function T:softmax(dim) return new(C.vr_softmax(self, dim or -1, outp)) end
 function T:log_softmax(dim) return new(C.vr_log_softmax(self, dim or -1, outp)) end
 
