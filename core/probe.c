@@ -505,6 +505,12 @@ static void l2_normalise(float *x, int64_t n, int64_t d) {
 vr_status vr_knn_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
                        const vr_tensor *test_y, int num_classes, int k, double temperature, double *accuracy) {
   if (!accuracy) return VR_FAIL(VR_E_ARG, "accuracy: expected an output pointer, got NULL");
+  return vr_knn_classify(train_x, train_y, test_x, test_y, num_classes, k, temperature, NULL, accuracy);
+}
+
+vr_status vr_knn_classify(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                          const vr_tensor *test_y, int num_classes, int k, double temperature, vr_tensor **pred,
+                          double *accuracy) {
   if (k < 1 || k > 1000) return VR_FAIL(VR_E_ARG, "k: expected 1..1000, got %d", k);
   if (!(temperature > 0) || !isfinite(temperature))
     return VR_FAIL(VR_E_ARG, "temperature: expected a finite value > 0, got %g", temperature);
@@ -518,6 +524,16 @@ vr_status vr_knn_probe(const vr_tensor *train_x, const vr_tensor *train_y, const
     probe_free(&p);
     return VR_FAIL(VR_E_OOM, "train_x: out of host memory for a %lld x %lld similarity block", (long long)chunk,
                    (long long)n);
+  }
+  int64_t *out = NULL;
+  if (pred) {
+    *pred = NULL;
+    if ((st = vr_tensor_empty(1, &m, VR_I64, VR_CPU, pred))) {
+      free(sim);
+      probe_free(&p);
+      return st;
+    }
+    out = vr_tensor_data(*pred);
   }
   l2_normalise(p.xtr, n, d);
   l2_normalise(p.xte, m, d);
@@ -555,10 +571,11 @@ vr_status vr_knn_probe(const vr_tensor *train_x, const vr_tensor *train_y, const
       for (int64_t c = 1; c < C; c++)
         if (vv[c] > vv[best]) best = c;
       correct += best == p.yte[r0 + r];
+      if (out) out[r0 + r] = best;
       free(heap);
     }
   }
-  *accuracy = (double)correct / (double)m;
+  if (accuracy) *accuracy = (double)correct / (double)m;
   free(sim);
   probe_free(&p);
   return st;

@@ -453,6 +453,11 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
 /* weighted kNN (DINO / solo-learn): cosine similarity, the k nearest vote with exp(sim / temperature) */
 vr_status vr_knn_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
                        const vr_tensor *test_y, int num_classes, int k, double temperature, double *accuracy);
+/* the same kNN, also giving each test row's predicted class (pred: i64 M on the CPU; either output
+ * may be NULL) */
+vr_status vr_knn_classify(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                          const vr_tensor *test_y, int num_classes, int k, double temperature, vr_tensor **pred,
+                          double *accuracy);
 
 /* ---- YAML documents (core/yaml.c, on libyaml): configuration files such as sweep grids ----
  * A parsed document is a tree of nodes numbered 0..count-1 in file order. An alias is the id of

@@ -10,6 +10,7 @@ VR_COMMAND(vr_cmd_loss);
 VR_COMMAND(vr_cmd_bench);
 VR_COMMAND(vr_cmd_repl);
 VR_COMMAND(vr_cmd_sweep);
+VR_COMMAND(vr_cmd_probe);
 /* benchmarks under `visreg bench NAME` */
 VR_COMMAND(vr_bench_ops);
 VR_COMMAND(vr_bench_losses);

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"loss", vr_cmd_loss, "loss METHOD --z Z.npy [--slices G.npy] [--lambda L --global-views G] [--weights s,sh,c] [--grad-out G.npy]"},
     {"bench", vr_cmd_bench, "bench ops|losses|train ...   benchmarks"},
     {"repl", vr_cmd_repl, "repl [RUN_DIR]               interactive Lua with the toolkit loaded"},
+    {"probe", vr_cmd_probe, "probe RUN_DIR [--json]       the metric table of a run's test embeddings"},
     {"sweep", vr_cmd_sweep, "sweep FILE.yaml | status DIR  hyperparameter sweeps from a YAML file (resumable, Slurm)"},
 };
 
