@@ -213,7 +213,10 @@ local function esc(s) return (tostring(s):gsub("&", "&amp;"):gsub("<", "&lt;"):g
 function M.svg(series, o)
   o = o or {}
   local W, H = o.width or 640, o.height or 400
-  local ml, mr, mt, mb = 64, 16, o.title and 32 or 12, 48
+  local labelled = false
+  for _, s in ipairs(series) do labelled = labelled or s.label ~= nil end
+  -- the legend stands right of the axes, never over the data
+  local ml, mr, mt, mb = 64, labelled and 140 or 16, o.title and 32 or 12, 48
   local xs_all, ys_all = {}, {}
   for i, s in ipairs(series) do
     s.y = as_list(s.y)
@@ -270,7 +273,9 @@ function M.svg(series, o)
     end
     for _, p in ipairs(pts) do parts[#parts + 1] = p end
     if s.label then
-      parts[#parts + 1] = string.format('<text x="%d" y="%d" fill="%s">%s</text>', W - mr - 150, mt + 16 * i, color, esc(s.label))
+      local y = mt + 16 * i
+      parts[#parts + 1] = string.format('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>',
+        W - mr + 12, y - 9, color, W - mr + 28, y, esc(s.label))
     end
   end
   parts[#parts + 1] = "</svg>"
