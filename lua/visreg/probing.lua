@@ -183,6 +183,10 @@ word("scatter_pca", function(E, path)
   print("wrote " .. path)
 end, "scatter_pca(E [, FILE = \"pca.svg\"])", "the first two principal components as an SVG scatter, coloured by class (and a CSV)")
 
+-- the pictures as methods too: E:scatter_pca(), E:plot_spectrum()
+embedding.Embedding.scatter_pca = M.scatter_pca
+embedding.Embedding.plot_spectrum = M.plot_spectrum
+
 ---------------------------------------------------------------- the globals of a session
 function M.install(env)
   for _, w in ipairs(M.WORDS) do env[w.name] = w.fn end
