@@ -253,12 +253,8 @@ end
 if not tmux_ok() then
   tap.skip("interactive REPL", "tmux is not installed (make test-deps installs it)")
 else
-  -- a tmux server of its own (not the user's), named after this process
-  local stat = io.open("/proc/self/stat")
-  local pid = stat and stat:read("*n") or math.random(1, 1e6)
-  if stat then stat:close() end
-  local sock = "visreg_test_" .. tostring(pid)
-  local tm = "tmux -L " .. sock .. " "
+  -- a tmux server of its own (not the user's), its socket in the scratch folder
+  local tm = "tmux -S " .. q(base .. "/tmux.sock") .. " "
   local function interactive()
     local hist = base .. "/history"
     -- an old history of 1005 entries: the file keeps the last 1000
