@@ -24,7 +24,8 @@ void vr_clear_error(void) { last_msg[0] = 0; last_st = VR_OK; }
 const char *vr_status_name(vr_status s) {
   static const char *names[] = {"VR_OK", "VR_E_ARG", "VR_E_SHAPE", "VR_E_DTYPE", "VR_E_DEVICE",
                                 "VR_E_OOM", "VR_E_IO", "VR_E_FORMAT", "VR_E_UNSUPPORTED",
-                                "VR_E_AUTOGRAD", "VR_E_CUDA", "VR_E_VALUE", "VR_E_INTERNAL"};
+                                "VR_E_AUTOGRAD", "VR_E_CUDA", "VR_E_VALUE", "VR_E_INTERNAL",
+                                "VR_E_INTERRUPTED"};
   return (s >= 0 && s < (int)(sizeof names / sizeof *names)) ? names[s] : "VR_E_UNKNOWN";
 }
 

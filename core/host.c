@@ -2,6 +2,7 @@
  * scripts and module functions in protected calls with a traceback, and prints errors as
  * "visreg: file:line: message". The classic Lua C API is used here and nowhere else. */
 #include "host.h"
+#include "visreg.h"
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -185,12 +186,10 @@ int vr_host_call_module(lua_State *L, const char *module, const char *func, int 
   return exit_status(L, top);
 }
 
-/* ---- Ctrl-C ---- */
-static volatile sig_atomic_t interrupted;
-
+/* ---- Ctrl-C: the core's interrupt request (core/interrupt.c) ---- */
 static void on_sigint(int sig) {
   (void)sig;
-  interrupted = 1; /* SA_RESETHAND: the next Ctrl-C kills */
+  vr_interrupt_request(); /* SA_RESETHAND: the next Ctrl-C kills */
 }
 
 void vr_host_catch_sigint(int on) {
@@ -207,8 +206,8 @@ void vr_host_catch_sigint(int on) {
   sigaction(SIGTERM, &sa, NULL); /* a scheduler's stop (Slurm's time limit, preemption) also saves */
 }
 
-int vr_host_interrupted(void) { return interrupted; }
-void vr_host_clear_interrupt(void) { interrupted = 0; }
+int vr_host_interrupted(void) { return vr_interrupt_pending(); }
+void vr_host_clear_interrupt(void) { vr_interrupt_clear(); }
 int vr_host_isatty(int fd) { return isatty(fd); }
 
 double vr_host_now(void) {

@@ -24,8 +24,10 @@ int vr_host_run_script(lua_State *L, const char *script, int argc, char **argv);
  * integer result, 0 for none, 1 on error. */
 int vr_host_call_module(lua_State *L, const char *module, const char *func, int argc, char **argv);
 
-/* Ctrl-C: while caught, SIGINT (and SIGTERM) sets a flag (read by the trainer between steps)
- * instead of killing the process; a second one kills as usual. */
+/* Ctrl-C: while caught, SIGINT (and SIGTERM) requests an interrupt (vr_interrupt_request: read by
+ * the trainer between steps, and by the core's long loops) instead of killing the process; a second
+ * one kills as usual. vr_host_interrupted and vr_host_clear_interrupt are vr_interrupt_pending and
+ * vr_interrupt_clear. */
 void vr_host_catch_sigint(int on);
 int vr_host_interrupted(void);
 void vr_host_clear_interrupt(void);

@@ -118,6 +118,10 @@ vr_status vr_error_set(vr_status st, const char *func, const char *file, int lin
 #define VR_TRY(expr) do { vr_status vr_try_s_ = (expr); if (vr_try_s_ != VR_OK) return vr_try_s_; } while (0)
 /* goto-style: sets the local `st` and jumps to `done` */
 #define VR_TRYG(expr) do { st = (expr); if (st != VR_OK) goto done; } while (0)
+/* VR_E_INTERRUPTED ("func: interrupted WHAT (file:line)") when an interrupt is pending, taking it
+ * (the flag is cleared); VR_OK otherwise. For the long loops, between units of work. */
+vr_status vr_interrupt_check(const char *func, const char *file, int line, const char *what);
+#define VR_INTERRUPTED(what) vr_interrupt_check(__func__, __FILE__, __LINE__, (what))
 
 #define VR_CHECK_TENSOR(t) \
   do { if (!(t)) return VR_FAIL(VR_E_ARG, "%s: expected a tensor, got NULL", #t); } while (0)

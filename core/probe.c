@@ -4,7 +4,9 @@
  *    search) on mean cross-entropy + l2/2 |W|^2 (bias not penalised); each loss/gradient
  *    evaluation is one fused, multithreaded pass over the features.
  *  - kNN: the DINO / solo-learn weighted kNN: L2-normalised features, cosine similarity to every
- *    training feature, the k most similar vote for their class with weight exp(sim / T). */
+ *    training feature, the k most similar vote for their class with weight exp(sim / T).
+ * Both stop with VR_E_INTERRUPTED at a pending interrupt request (vr_interrupt_request), checked
+ * between L-BFGS iterations and between blocks of 256 test rows. */
 #include "internal.h"
 #include <cblas.h>
 #include <float.h>
@@ -322,8 +324,9 @@ static double dot(const double *a, const double *b, int64_t n) {
 
 /* L-BFGS (memory 10, backtracking Armijo). Stops like sklearn's lbfgs: max |grad| < 1e-4 on the
  * mean loss, or the loss falls by less than 1e-7 (relative) per iteration over the last 5, or the
- * line search fails (float noise near the optimum). Returns the iterations done. */
-static int lbfgs(lr_prob *p, double *x, int64_t n, int max_iter) {
+ * line search fails (float noise near the optimum). Returns the iterations done; *interrupted
+ * becomes 1 when a pending interrupt request stops it (the request is left for the caller to take). */
+static int lbfgs(lr_prob *p, double *x, int64_t n, int max_iter, int *interrupted) {
   enum { M = 10, FW = 5 };
   double *g = calloc((size_t)n, sizeof(double)), *gn = calloc((size_t)n, sizeof(double)),
          *dir = calloc((size_t)n, sizeof(double)), *xn = calloc((size_t)n, sizeof(double)),
@@ -337,6 +340,11 @@ static int lbfgs(lr_prob *p, double *x, int64_t n, int max_iter) {
   int verb = verbose && *verbose && *verbose != '0';
   const char *why = "max_iter";
   for (it = 0; it < max_iter; it++) {
+    if (vr_interrupt_pending()) {
+      *interrupted = 1;
+      why = "interrupted";
+      break;
+    }
     double gmax = 0;
     for (int64_t k = 0; k < n; k++) gmax = fmax(gmax, fabs(g[k]));
     if (verb && it % 25 == 0)
@@ -466,7 +474,12 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
   standardise(p.xtr, n, d, mean, sd);
   standardise(p.xte, m, d, mean, sd);
   lr_prob lp = {p.xtr, p.ytr, n, d, (int)C, (int)CP, l2, wp, wp + d * CP, gpart, lpart, nchunk};
-  lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 300);
+  int stopped = 0, iters = lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 300, &stopped);
+  if (stopped) {
+    vr_interrupt_clear();
+    st = VR_FAIL(VR_E_INTERRUPTED, "interrupted after %d L-BFGS iterations", iters);
+    goto done;
+  }
   for (int64_t k = 0; k < d * C; k++) wf[k] = (float)theta[k];
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)C, (int)d, 1.0f, p.xte, (int)d, wf, (int)C, 0.0f,
               logits, (int)C);
@@ -539,6 +552,7 @@ vr_status vr_knn_classify(const vr_tensor *train_x, const vr_tensor *train_y, co
   l2_normalise(p.xte, m, d);
   int64_t correct = 0;
   for (int64_t r0 = 0; r0 < m; r0 += chunk) {
+    if ((st = VR_INTERRUPTED("during the kNN search"))) break;
     int64_t rows = m - r0 < chunk ? m - r0 : chunk;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)d, 1.0f, p.xte + r0 * d, (int)d,
                 p.xtr, (int)d, 0.0f, sim, (int)n);
@@ -575,7 +589,7 @@ vr_status vr_knn_classify(const vr_tensor *train_x, const vr_tensor *train_y, co
       free(heap);
     }
   }
-  if (accuracy) *accuracy = (double)correct / (double)m;
+  if (!st && accuracy) *accuracy = (double)correct / (double)m;
   free(sim);
   probe_free(&p);
   return st;

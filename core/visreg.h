@@ -33,7 +33,8 @@ enum vr_status_code {
   VR_E_AUTOGRAD = 9,    /* backward misuse: freed graph, modified saved tensor, no grad */
   VR_E_CUDA = 10,       /* a CUDA or cuBLAS call failed */
   VR_E_VALUE = 11,      /* non-finite or otherwise invalid values */
-  VR_E_INTERNAL = 12
+  VR_E_INTERNAL = 12,
+  VR_E_INTERRUPTED = 13 /* stopped by an interrupt request (Ctrl-C) */
 };
 
 typedef enum vr_dtype { VR_F32 = 0, VR_F64 = 1, VR_I32 = 2, VR_I64 = 3, VR_U8 = 4, VR_BF16 = 5 } vr_dtype;
@@ -52,6 +53,13 @@ void vr_set_num_threads(int n);
 int vr_cuda_available(void);          /* 1 when the CUDA backend is compiled in and sees a GPU */
 const char *vr_cuda_device_name(void); /* "" when none */
 int vr_cuda_compiled(void);
+
+/* The interrupt request (core/interrupt.c): a process-wide flag that a signal handler may set
+ * (Ctrl-C, SIGTERM) and that long loops read: the probes stop with VR_E_INTERRUPTED (taking the
+ * request, which clears it), the trainer saves a checkpoint between steps. */
+int vr_interrupt_pending(void);
+void vr_interrupt_request(void);
+void vr_interrupt_clear(void);
 
 /* ---- tensors: creation ---- */
 vr_status vr_tensor_empty(int ndim, const int64_t *shape, vr_dtype dtype, vr_device device, vr_tensor **out);
@@ -443,7 +451,7 @@ const char *vr_ckpt_meta_key(const vr_ckpt_reader *r, int i);
 const char *vr_ckpt_meta(const vr_ckpt_reader *r, const char *key); /* NULL when absent */
 
 /* probes on frozen features: train_x N x D and test_x M x D (f32 or f64, any device), labels i64/i32.
- * num_classes 0: 1 + the largest label. */
+ * num_classes 0: 1 + the largest label. Both stop with VR_E_INTERRUPTED at an interrupt request. */
 /* multinomial logistic regression on standardised features, full-batch L-BFGS with L2 penalty l2 on the
  * weights (mean loss + l2/2 |W|^2), up to max_iter iterations (0: 300; it stops earlier at max |grad| < 1e-4
  * or a stalled loss); accuracy on test in [0, 1].

@@ -1,7 +1,7 @@
 /* test_probe.c: the linear probe and the weighted kNN on separable synthetic features and on a
- * Fashion-MNIST subset (raw pixels, well above chance), plus argument errors. With
- * VISREG_FULL_PROBE=1 it also measures both probes on the full raw Fashion-MNIST (slow; the
- * reference numbers are about 84.7% linear and 85.7% kNN). */
+ * Fashion-MNIST subset (raw pixels, well above chance), plus argument errors and the interrupt
+ * request. With VISREG_FULL_PROBE=1 it also measures both probes on the full raw Fashion-MNIST
+ * (slow; the reference numbers are about 84.7% linear and 85.7% kNN). */
 #include "testutil.h"
 #include <time.h>
 
@@ -224,6 +224,38 @@ START_TEST(errors) {
 }
 END_TEST
 
+/* a pending interrupt request stops both probes with VR_E_INTERRUPTED and is taken (cleared); with
+ * none pending they run as usual */
+START_TEST(interrupt) {
+  vr_tensor *xtr = NULL, *ytr = NULL, *xte = NULL, *yte = NULL;
+  blobs(300, 8, 3, 1.0, 1, &xtr, &ytr);
+  blobs(100, 8, 3, 1.0, 2, &xte, &yte);
+  double acc = -1;
+  ck_assert_str_eq(vr_status_name(VR_E_INTERRUPTED), "VR_E_INTERRUPTED");
+  ck_assert_int_eq(vr_interrupt_pending(), 0);
+  vr_interrupt_request();
+  ck_assert_int_eq(vr_interrupt_pending(), 1);
+  FAILS(vr_linear_probe(xtr, ytr, xte, yte, 0, 1e-4, 100, &acc), VR_E_INTERRUPTED, "vr_linear_probe: interrupted");
+  ck_assert_int_eq(vr_interrupt_pending(), 0);
+  ck_assert(acc == -1);
+  vr_interrupt_request();
+  FAILS(vr_knn_probe(xtr, ytr, xte, yte, 0, 5, 0.07, &acc), VR_E_INTERRUPTED, "vr_knn_probe: interrupted");
+  ck_assert_int_eq(vr_interrupt_pending(), 0);
+  ck_assert(acc == -1);
+  /* a request that is cleared before the call changes nothing */
+  vr_interrupt_request();
+  vr_interrupt_clear();
+  OK(vr_linear_probe(xtr, ytr, xte, yte, 0, 1e-4, 100, &acc));
+  ck_assert_msg(acc > 0.95, "linear probe %g", acc);
+  OK(vr_knn_probe(xtr, ytr, xte, yte, 0, 5, 0.07, &acc));
+  ck_assert_msg(acc > 0.95, "knn %g", acc);
+  vr_tensor_free(xtr);
+  vr_tensor_free(ytr);
+  vr_tensor_free(xte);
+  vr_tensor_free(yte);
+}
+END_TEST
+
 static Suite *probe_suite(void) {
   Suite *s = suite_create("probe");
   TCase *tc = tcase_create("probes");
@@ -232,6 +264,7 @@ static Suite *probe_suite(void) {
   tcase_add_test(tc, fmnist_subset);
   tcase_add_test(tc, fmnist_full);
   tcase_add_test(tc, errors);
+  tcase_add_test(tc, interrupt);
   suite_add_tcase(s, tc);
   return s;
 }

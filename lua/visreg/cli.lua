@@ -140,9 +140,11 @@ function M.eval(args)
 end
 
 -- `visreg repl RUN_DIR`: loads the run's recipe and checkpoint and sets globals for probing:
--- r (the recipe), trainer (data, models), enc, proj, ds (train and test datasets)
+-- r (the recipe), trainer (data, models), enc, proj, ds (train and test datasets). args[2] "--quiet":
+-- no line saying so (the REPL's -e and piped input)
 function M.repl_setup(args)
   local dir = args[1]
+  local quiet = args[2] == "--quiet"
   local trainer = require "visreg.trainer"
   local checkpoint = require "visreg.checkpoint"
   local path = util.is_dir(dir) and (dir .. "/checkpoint.safetensors") or dir
@@ -154,7 +156,17 @@ function M.repl_setup(args)
   t.enc:eval()
   t.proj:eval()
   _G.r, _G.trainer, _G.enc, _G.proj, _G.ds = r, t, t.enc, t.proj, t.ds
-  print(string.format("loaded %s (epoch %d): globals r, trainer, enc, proj, ds (ds.train, ds.test)", path, t.state.epoch))
+  local doc = require "visreg.doc"
+  local from = string.format("\nFrom %s (epoch %d).", path, t.state.epoch)
+  doc.add(r, "r", "The run's recipe, resolved (defaults filled, overrides applied)." .. from, { group = "run" })
+  doc.add(t, "trainer", "The run's trainer: data, models, optimizers; vr.trainer.evaluate(trainer) runs the linear\n" ..
+    "probe and kNN." .. from, { group = "run" })
+  doc.add(t.enc, "enc", "The run's encoder, in eval mode: enc(x) gives the features of images x." .. from, { group = "run" })
+  doc.add(t.proj, "proj", "The run's projector, in eval mode: proj(enc(x)) gives the embeddings." .. from, { group = "run" })
+  doc.add(t.ds, "ds", "The run's datasets, ds.train and ds.test: vr.probe.features(enc, ds.test) embeds one.", { group = "run" })
+  if not quiet then
+    print(string.format("loaded %s (epoch %d): globals r, trainer, enc, proj, ds (ds.train, ds.test)", path, t.state.epoch))
+  end
   return 0
 end
 

@@ -73,4 +73,17 @@ end
 
 function M.now() return C.vr_host_now() end
 
+-- Long Lua loops call check_interrupt() between units of work: at a pending interrupt request
+-- (Ctrl-C in the REPL, or under `visreg train`) it takes the request and raises "interrupted" at
+-- the caller's line. is_interrupt(err) tells such an error (or a C call's VR_E_INTERRUPTED) apart.
+function M.check_interrupt()
+  if C.vr_interrupt_pending() ~= 0 then
+    C.vr_interrupt_clear()
+    util.error("interrupted")
+  end
+end
+function M.is_interrupt(err)
+  return type(err) == "string" and (err:find("interrupted$") or err:find(": interrupted[ (]")) ~= nil
+end
+
 return M

@@ -1,6 +1,7 @@
 -- visreg: the toolkit's Lua face. `local vr = require "visreg"` gives tensors and their
 -- constructors, and loads the submodules on first use: vr.nn, vr.loss, vr.optim, vr.schedule,
--- vr.data, vr.augment, vr.trainer, vr.probe, vr.checkpoint, vr.yaml, vr.linalg, vr.util.
+-- vr.data, vr.augment, vr.trainer, vr.probe, vr.checkpoint, vr.yaml, vr.linalg, vr.util, vr.doc (the
+-- registry of documentation that the REPL's help reads).
 local core = require "visreg.core"
 local tensor = require "visreg.tensor"
 local random = require "visreg.random"
@@ -53,6 +54,7 @@ vr.profile = setmetatable({
   return unpack(res, 2, table.maxn(res))
 end })
 vr.now = core.now
+vr.check_interrupt = core.check_interrupt
 vr.last_error = core.last_error
 vr.error = util.error
 
@@ -62,8 +64,11 @@ function vr.recipe(t) return require("visreg.recipe").define(t) end
 local lazy = { nn = "visreg.nn", loss = "visreg.loss", optim = "visreg.optim", schedule = "visreg.schedule",
   data = "visreg.data", augment = "visreg.augment", trainer = "visreg.trainer", probe = "visreg.probe",
   checkpoint = "visreg.checkpoint", util = "visreg.util", functional = "visreg.functional",
-  recipes = "visreg.recipe", metrics = "visreg.metrics", yaml = "visreg.yaml", linalg = "visreg.linalg" }
+  recipes = "visreg.recipe", metrics = "visreg.metrics", yaml = "visreg.yaml", linalg = "visreg.linalg",
+  doc = "visreg.doc" }
+-- __fields: the names that exist without being loaded yet (the REPL completes them)
 setmetatable(vr, {
+  __fields = lazy,
   __index = function(t, k)
     local m = lazy[k]
     if m then

@@ -12,7 +12,8 @@ local M = {}
 local accp = ffi.new("double[1]")
 
 -- features(encoder, dataset, {pipeline = vr_pipeline or list, size =, batch = 1000, device = "cpu"})
--- -> f32 N x D on the device, the encoder in eval mode and without gradients
+-- -> f32 N x D on the device, the encoder in eval mode and without gradients; an interrupt request
+-- (Ctrl-C) stops it between batches with an "interrupted" error
 function M.features(enc, ds, o)
   o = o or {}
   local pipeline = o.pipeline or {}
@@ -23,15 +24,17 @@ function M.features(enc, ds, o)
   local was_training = enc.training
   enc:eval()
   local parts = {}
-  tensor.no_grad(function()
+  local ok, err = pcall(tensor.no_grad, function()
     for i = 0, n - 1, bs do
+      core.check_interrupt()
       local m = math.min(bs, n - i)
       local x = augment.apply(pipeline, images:narrow(0, i, m), { size = o.size })
       if o.device and o.device ~= "cpu" then x = x:to(o.device) end
       parts[#parts + 1] = enc(x):detach()
     end
   end)
-  enc:train(was_training)
+  enc:train(was_training) -- also after an error or an interrupt
+  if not ok then error(err, 0) end
   return tensor.cat(parts, 0)
 end
 

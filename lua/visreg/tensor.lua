@@ -756,6 +756,22 @@ function M.autocast(dtype, fn, ...)
   return unpack(res, 2, table.maxn(res))
 end
 
+-- an unknown method or field is an error that names the nearest methods (a missing key of the
+-- opaque struct was an error before this, too)
+setmetatable(T, {
+  __index = function(_, k)
+    if type(k) ~= "string" then
+      error("tensor: no field " .. tostring(k) .. " (index with x:at(...) or x:get(...))", 2)
+    end
+    local names = {}
+    for name in pairs(T) do
+      if name:sub(1, 1) ~= "_" then names[#names + 1] = name end
+    end
+    local hint = util.did_you_mean(k, names)
+    error("tensor has no method '" .. k .. "'" .. (hint and ("; " .. hint) or ""), 2)
+  end,
+})
+
 M.methods = T
 M.metatable = mt
 M.type = TP

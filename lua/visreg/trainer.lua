@@ -540,7 +540,17 @@ function M.train(r, opts)
     summary.online_probe = self.last_epoch.online_probe
     summary.effective_rank = self.last_epoch.effective_rank
   end
-  local ev = M.evaluate(self)
+  -- Ctrl-C during the final evaluation stops it; the last checkpoint is already saved
+  local okev, ev = pcall(M.evaluate, self)
+  if not okev then
+    if not core.is_interrupt(ev) then error(ev, 0) end
+    C.vr_interrupt_clear()
+    if not opts.quiet then
+      print(string.format("interrupted during the final evaluation: the checkpoint is saved; evaluate with visreg eval %s",
+        out or "(no --out)"))
+    end
+    return nil, self, "interrupted"
+  end
   for k, v in pairs(ev) do summary[k] = v end
   if out then util.write_file(out .. "/summary.json", util.json_encode(summary, "  ") .. "\n") end
   if not opts.quiet then

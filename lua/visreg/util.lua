@@ -100,6 +100,19 @@ function M.nearest(word, candidates, n)
   return out
 end
 
+-- "did you mean 'a', 'b' or 'c'?" for the (at most n, default 3) candidates nearest to word, within
+-- max_dist edits (default 1 for words of up to 4 letters, 2 up to 8, else 3); nil when none is that near
+function M.did_you_mean(word, candidates, n, max_dist)
+  max_dist = max_dist or (#word <= 4 and 1 or #word <= 8 and 2 or 3)
+  local near = {}
+  for _, c in ipairs(M.nearest(word, candidates, n or 3)) do
+    if c ~= word and M.edit_distance(word, c) <= max_dist then near[#near + 1] = "'" .. c .. "'" end
+  end
+  if #near == 0 then return nil end
+  local list = #near == 1 and near[1] or (table.concat(near, ", ", 1, #near - 1) .. " or " .. near[#near])
+  return "did you mean " .. list .. "?"
+end
+
 -- Checks that t has only keys from the allowed list; raises at the user's line otherwise.
 function M.check_keys(what, t, allowed)
   local set = {}
