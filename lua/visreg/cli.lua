@@ -145,27 +145,26 @@ end
 function M.repl_setup(args)
   local dir = args[1]
   local quiet = args[2] == "--quiet"
-  local trainer = require "visreg.trainer"
-  local checkpoint = require "visreg.checkpoint"
-  local path = util.is_dir(dir) and (dir .. "/checkpoint.safetensors") or dir
-  local _, meta = checkpoint.load(path)
-  local overrides = util.json_decode(meta.overrides or "[]") or {}
-  local r = recipe.load_source(meta.recipe_source, meta.recipe_path ~= "" and meta.recipe_path or "recipe.lua", overrides)
-  local t = trainer.setup(r, { quiet = true })
-  trainer.restore(t, path)
-  t.enc:eval()
-  t.proj:eval()
-  _G.r, _G.trainer, _G.enc, _G.proj, _G.ds = r, t, t.enc, t.proj, t.ds
+  -- the model is rebuilt from the folder's recipe.lua: nothing stored in the checkpoint is run
+  local probing = require "visreg.probing"
+  local run = probing.load_run(dir)
+  local t, r = run.trainer, run.recipe
+  probing.current = run
+  _G.run, _G.r, _G.trainer, _G.enc, _G.proj, _G.ds = run, r, t, t.enc, t.proj, t.ds
   local doc = require "visreg.doc"
-  local from = string.format("\nFrom %s (epoch %d).", path, t.state.epoch)
+  local from = string.format("\nFrom %s (epoch %d).", run.dir, t.state.epoch)
+  doc.add(run, "run", "The run (load_run): recipe, trainer, enc, proj, ds, summary, history (metrics.jsonl's epochs)." .. from,
+    { group = "run" })
   doc.add(r, "r", "The run's recipe, resolved (defaults filled, overrides applied)." .. from, { group = "run" })
   doc.add(t, "trainer", "The run's trainer: data, models, optimizers; vr.trainer.evaluate(trainer) runs the linear\n" ..
     "probe and kNN." .. from, { group = "run" })
   doc.add(t.enc, "enc", "The run's encoder, in eval mode: enc(x) gives the features of images x." .. from, { group = "run" })
   doc.add(t.proj, "proj", "The run's projector, in eval mode: proj(enc(x)) gives the embeddings." .. from, { group = "run" })
-  doc.add(t.ds, "ds", "The run's datasets, ds.train and ds.test: vr.probe.features(enc, ds.test) embeds one.", { group = "run" })
+  doc.add(t.ds, "ds", "The run's datasets, ds.train and ds.test: E = embed(ds.test) embeds one.", { group = "run" })
+  if run.warning then io.stderr:write("warning: ", run.warning, "\n") end
   if not quiet then
-    print(string.format("loaded %s (epoch %d): globals r, trainer, enc, proj, ds (ds.train, ds.test)", path, t.state.epoch))
+    print(string.format("loaded %s (%s, epoch %d): globals run, r, trainer, enc, proj, ds; start with E = embed(ds.test)",
+      run.dir, r.name, t.state.epoch))
   end
   return 0
 end

@@ -12,8 +12,8 @@
 --
 -- A module documents its own words where they are defined, e.g.
 --   local doc = require "visreg.doc"
---   function M.embed(model, ds, o) ... end
---   doc.add(M.embed, "embed(model, ds [, opts])", "N x D features of ds through model ...", { group = "probe" })
+--   function M.rankme(z) ... end
+--   doc.add(M.rankme, "rankme(E | z)", "RankMe (Garrido et al. 2023): exp entropy of ...", { group = "probe" })
 -- The toolkit's main functions and modules are seeded below, from their modules' own comments.
 local M = {}
 

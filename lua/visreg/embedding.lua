@@ -105,6 +105,7 @@ local function forward(run, images, pipeline, o, view)
   local device = run.trainer.device
   tensor.no_grad(function()
     for i = 0, n - 1, bs do
+      core.check_interrupt() -- Ctrl-C in the REPL stops here, between batches
       local m = math.min(bs, n - i)
       local x = augment.apply(pipeline, images:narrow(0, i, m), { size = o.size, seed = r.seed, epoch = 0, view = view,
         sample = i })

@@ -1,11 +1,12 @@
 -- visreg.probing: the probing words of `visreg repl` and the metric table of `visreg probe`.
 -- Every metric word takes embeddings from embed() (E) or any N x D tensor: rankme(E),
--- rankme(E.h), rankme(t). The words are documented in WORDS (shown by help()).
+-- rankme(E.h), rankme(t). Each word is documented in the registry (visreg.doc: help(), ?word).
 local tensor = require "visreg.tensor"
 local util = require "visreg.util"
 local metrics = require "visreg.metrics"
 local embedding = require "visreg.embedding"
 local plot = require "visreg.plot"
+local doc = require "visreg.doc"
 
 local M = {}
 
@@ -21,9 +22,10 @@ end
 
 -- the words; each entry: name, the function, its call, what it does and its reference
 M.WORDS = {}
-local function word(name, fn, call, doc)
+local function word(name, fn, call, text)
   M[name] = fn
-  M.WORDS[#M.WORDS + 1] = { name = name, fn = fn, call = call, doc = doc }
+  M.WORDS[#M.WORDS + 1] = { name = name, fn = fn, call = call, doc = text }
+  doc.add(fn, call, text, { group = "probe" })
 end
 
 word("load_run", embedding.load_run, "load_run(dir [, {recipe = FILE, device =}])",
@@ -136,6 +138,7 @@ function M.compare(...)
 end
 M.WORDS[#M.WORDS + 1] = { name = "compare", fn = M.compare, call = "compare(run1, run2, ...)",
   doc = "one table of every metric for several runs (test split, 2000 rows) and linear CKA against the first" }
+doc.add(M.compare, M.WORDS[#M.WORDS].call, M.WORDS[#M.WORDS].doc, { group = "probe" })
 
 ---------------------------------------------------------------- pictures
 word("plot", function(ys, o)

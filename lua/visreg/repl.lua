@@ -338,6 +338,7 @@ local function short(v)
 end
 
 M.loaded = {} -- the globals the session started with (start())
+M.words = {}  -- the documented words set as globals (listed under words:, not as yours)
 
 local function overview()
   local vr = rawget(_G, "vr")
@@ -345,7 +346,7 @@ local function overview()
   local loaded, yours = {}, {}
   for _, k in ipairs(global_names()) do
     if M.loaded[k] then loaded[#loaded + 1] = k
-    elseif not STANDARD[k] then yours[#yours + 1] = k end
+    elseif not STANDARD[k] and not M.words[k] then yours[#yours + 1] = k end
   end
   if #loaded > 0 then
     out("loaded:\n")
@@ -556,6 +557,9 @@ function M.start()
     if is_ident(k) and not STANDARD[k] then M.loaded[k] = true end
   end
   rawset(_G, "help", M.help)
+  local probing = require "visreg.probing" -- the probing words (help() lists them under "probe")
+  probing.install(_G)
+  for _, w in ipairs(probing.WORDS) do M.words[w.name] = true end
   strict_globals()
 end
 
