@@ -239,7 +239,7 @@ START_TEST(interrupt) {
   ck_assert_int_eq(vr_interrupt_pending(), 0);
   ck_assert(acc == -1);
   vr_interrupt_request();
-  FAILS(vr_knn_probe(xtr, ytr, xte, yte, 0, 5, 0.07, &acc), VR_E_INTERRUPTED, "vr_knn_probe: interrupted");
+  FAILS(vr_knn_probe(xtr, ytr, xte, yte, 0, 5, 0.07, &acc), VR_E_INTERRUPTED, "interrupted during the kNN search");
   ck_assert_int_eq(vr_interrupt_pending(), 0);
   ck_assert(acc == -1);
   /* a request that is cleared before the call changes nothing */
