@@ -26,7 +26,6 @@ local function hostname()
 end
 M.hostname = hostname
 
-
 local function fmt_time(s) return require("visreg.trainer").fmt_time(s) end
 
 -- starts one trial; returns the running job
@@ -39,7 +38,8 @@ local function launch(ctx, job, slot)
   argv[#argv + 1] = "--out"; argv[#argv + 1] = tdir
   if store.has_checkpoint(dir, t) then argv[#argv + 1] = "--resume"; argv[#argv + 1] = tdir end
   if job.stop_at then argv[#argv + 1] = "--stop-at-epoch"; argv[#argv + 1] = tostring(job.stop_at) end
-  local env = { "OMP_NUM_THREADS=" .. ctx.threads, "OPENBLAS_NUM_THREADS=1" }
+  -- each trial gets its share of the cores, for its kernels and for OpenBLAS's own threads
+  local env = { "OMP_NUM_THREADS=" .. ctx.threads, "OPENBLAS_NUM_THREADS=" .. ctx.threads }
   if slot.device then env[#env + 1] = "CUDA_VISIBLE_DEVICES=" .. slot.device end
   local cargv = ffi.new("const char*[?]", #argv + 1)
   for i, a in ipairs(argv) do cargv[i - 1] = a end
