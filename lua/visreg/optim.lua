@@ -25,19 +25,30 @@ local C, check = core.C, core.check
 
 local M = { fused = true }
 
-local function spec(kind, t, defaults) return util.spec("vr.optim." .. kind, kind, t, defaults) end
+local function spec(kind, t, defaults, rules) return util.spec("vr.optim." .. kind, kind, t, defaults, rules) end
+
+-- the values each optimizer accepts (checked when the spec is made and again after --set)
+local LR = { gt = 0 }
+local NONNEG = { min = 0 }
+local MOMENTUM = { min = 0, lt = 1 }
 
 function M.sgd(t)
   return spec("sgd", t, { lr = 0.1, momentum = 0.9, nesterov = false, dampening = 0, weight_decay = 0,
-    no_decay = {}, groups = {}, clip_grad_norm = 0 })
+    no_decay = {}, groups = {}, clip_grad_norm = 0 }, { lr = LR, momentum = MOMENTUM, nesterov = { boolean = true },
+    dampening = { min = 0, max = 1 }, weight_decay = NONNEG, clip_grad_norm = NONNEG })
 end
 function M.adamw(t)
   return spec("adamw", t, { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0.05,
-    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0 })
+    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0 }, { lr = LR,
+    betas = { desc = "{beta1, beta2}, each in [0, 1)", test = function(v)
+      return type(v) == "table" and #v == 2 and util.rule_problem(v[1], MOMENTUM) == nil and
+        util.rule_problem(v[2], MOMENTUM) == nil end },
+    eps = { gt = 0 }, weight_decay = NONNEG, clip_grad_norm = NONNEG })
 end
 function M.lars(t)
   return spec("lars", t, { lr = 0.3, momentum = 0.9, weight_decay = 1e-6, eta = 0.02, eps = 1e-8,
-    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0, clip_lr = false })
+    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0, clip_lr = false }, { lr = LR, momentum = MOMENTUM,
+    weight_decay = NONNEG, eta = { gt = 0 }, eps = NONNEG, clip_grad_norm = NONNEG, clip_lr = { boolean = true } })
 end
 
 local function matches_rule(rule, name, p, mod)
