@@ -303,18 +303,34 @@ end
 
 function Optimizer:load_state_dict(tensors, meta, prefix)
   prefix = prefix or "optim."
+  local p = util.rule_problem(meta.step_count or 0, { int = true, min = 0 })
+  if p then util.error("load_state_dict: step_count: %s", p) end
   self.step_count = meta.step_count or 0
   for i, e in ipairs(self.params) do
     local st = {}
     local any = false
     for _, k in ipairs { "exp_avg", "exp_avg_sq", "momentum_buffer" } do
-      local t = tensors[prefix .. e.name .. "." .. k]
+      local name = prefix .. e.name .. "." .. k
+      local t = tensors[name]
       if t then
+        -- the parameter's dtype and shape, as saved: nothing is converted
+        if not tensor.is_tensor(t) then util.error("load_state_dict: '%s': expected a tensor, got %s", name, type(t)) end
+        if t:shape_str() ~= e.p:shape_str() then
+          util.error("load_state_dict: '%s': expected shape %s, got %s", name, e.p:shape_str(), t:shape_str())
+        end
+        if t:dtype() ~= e.p:dtype() then
+          util.error("load_state_dict: '%s': expected dtype %s, got %s", name, e.p:dtype(), t:dtype())
+        end
         st[k] = t:to { dtype = e.p:dtype(), device = e.p:device() }:clone()
         any = true
       end
     end
-    if meta.steps and meta.steps[e.name] then st.step = meta.steps[e.name] end
+    local step = type(meta.steps) == "table" and meta.steps[e.name]
+    if step ~= nil and step ~= false then
+      local p = util.rule_problem(step, { int = true, min = 0 })
+      if p then util.error("load_state_dict: steps['%s']: %s", e.name, p) end
+      st.step = step
+    end
     self.state[i] = any and st or nil
   end
 end

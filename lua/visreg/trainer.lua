@@ -206,16 +206,52 @@ function M.save(self, path)
   checkpoint.save(path, tensors, meta)
 end
 
--- restores a checkpoint's model, optimizers, RNG and position
+-- the checkpoint's state (JSON), its numbers checked: nil and the problem when one is wrong
+local function read_state(text)
+  local ok, st = pcall(util.json_decode, text or "")
+  if not ok or type(st) ~= "table" then return nil, "its state is not a JSON object" end
+  local count = { int = true, min = 0 }
+  for _, k in ipairs { "epoch", "batch_index", "step", "images" } do
+    local p = util.rule_problem(st[k], count)
+    if p then return nil, "state." .. k .. ": " .. p end
+  end
+  local p = util.rule_problem(st.train_seconds, { min = 0 })
+  if p then return nil, "state.train_seconds: " .. p end
+  local g = st.generator
+  if type(g) ~= "table" then return nil, "state.generator: expected {seed, stream, offset}, got " .. util.show_value(g) end
+  for _, k in ipairs { "seed", "stream", "offset" } do
+    p = util.rule_problem(g[k] or 0, count)
+    if p then return nil, "state.generator." .. k .. ": " .. p end
+  end
+  if st.epoch_sums ~= nil then
+    if type(st.epoch_sums) ~= "table" then return nil, "state.epoch_sums: expected a table" end
+    for _, k in ipairs { "loss_sum", "n_loss", "correct", "seen" } do
+      p = util.rule_problem(st.epoch_sums[k], k == "loss_sum" and {} or count)
+      if p then return nil, "state.epoch_sums." .. k .. ": " .. p end
+    end
+  end
+  for _, k in ipairs { "optim", "probe_optim" } do
+    if st[k] ~= nil and type(st[k]) ~= "table" then return nil, "state." .. k .. ": expected a table" end
+  end
+  return st
+end
+
+-- Restores a checkpoint's model, optimizers, RNG and position. Only data is read from it: every
+-- tensor must have the dtype and shape of the model's own (a tensor relabelled with another dtype
+-- is refused, naming it, never reinterpreted), and the state's numbers are checked.
 function M.restore(self, path)
   local tensors, meta = checkpoint.load(path)
   if meta.format ~= FORMAT then util.error("%s: not a visreg checkpoint (format %s)", path, tostring(meta.format)) end
-  local st = util.json_decode(meta.state)
-  self.enc:load_state_dict(checkpoint.with_prefix(tensors, "encoder."))
-  self.proj:load_state_dict(checkpoint.with_prefix(tensors, "projector."))
-  if self.head then self.head:load_state_dict(checkpoint.with_prefix(tensors, "probe.")) end
-  self.opt:load_state_dict(tensors, st.optim or {}, "optim.")
-  if self.probe_opt and st.probe_optim then self.probe_opt:load_state_dict(tensors, st.probe_optim, "probe_optim.") end
+  local st, why = read_state(meta.state)
+  if not st then util.error("%s: %s", path, why) end
+  local ok, err = pcall(function()
+    self.enc:load_state_dict(checkpoint.with_prefix(tensors, "encoder."), true, "encoder.")
+    self.proj:load_state_dict(checkpoint.with_prefix(tensors, "projector."), true, "projector.")
+    if self.head then self.head:load_state_dict(checkpoint.with_prefix(tensors, "probe."), true, "probe.") end
+    self.opt:load_state_dict(tensors, st.optim or {}, "optim.")
+    if self.probe_opt and st.probe_optim then self.probe_opt:load_state_dict(tensors, st.probe_optim, "probe_optim.") end
+  end)
+  if not ok then error(string.format("%s: %s", path, (tostring(err):gsub("^.-:%d+: ", ""))), 0) end
   random.default():set_state(st.generator)
   self.state = { epoch = st.epoch, batch_index = st.batch_index, step = st.step, train_seconds = st.train_seconds,
     images = st.images }
