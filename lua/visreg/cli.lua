@@ -55,7 +55,9 @@ end
 -- status 1, else fn's result
 local function run_protected(fn)
   local ok, res = xpcall(fn, function(e)
-    if type(e) == "string" and os.getenv("VISREG_TRACEBACK") then return debug.traceback(e, 2) end
+    if type(e) == "string" and os.getenv("VISREG_TRACEBACK") and not e:find("stack traceback:", 1, true) then
+      return debug.traceback(e, 2)
+    end
     return e
   end)
   if not ok then

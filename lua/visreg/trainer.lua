@@ -266,17 +266,50 @@ end
 
 local function scalar(t) return t and t:item() end
 
--- runs the remaining epochs; returns "done", "interrupted" or "paused" (opts.stop_at_epoch)
+-- the message of a run whose loss stopped being a number: the step, the learning rate, the fix
+local function diverged(r, step, value)
+  return string.format("loss became %s at step %d (lr %g): lower optim.lr%s", value, step, r.optim.lr,
+    (r.schedule.lr or r.schedule["optim.lr"]) and " or its schedule" or "")
+end
+
+local function nonfinite(x) return x ~= x or x == math.huge or x == -math.huge end
+local function num_name(x) return x ~= x and "nan" or (x > 0 and "inf" or "-inf") end
+
+-- the error handler of fit: the message, with a traceback under VISREG_TRACEBACK
+local function with_traceback(e)
+  if type(e) == "string" and os.getenv("VISREG_TRACEBACK") and not e:find("stack traceback:", 1, true) then
+    return debug.traceback(e, 2)
+  end
+  return e
+end
+
+local fit_epochs
+
+-- runs the remaining epochs; returns "done", "interrupted" or "paused" (opts.stop_at_epoch). The
+-- loader's workers are stopped on every way out, an error included.
 function M.fit(self)
-  local r, st, opts = self.r, self.state, self.opts
   local loader = make_loader(self)
   self.loader = loader
+  local ok, res = xpcall(fit_epochs, with_traceback, self, loader)
+  loader:close()
+  if self.metrics_file then
+    pcall(self.metrics_file.close, self.metrics_file) -- closed already on the normal ways out
+    self.metrics_file = nil
+  end
+  if not ok then error(res, 0) end
+  return res
+end
+
+function fit_epochs(self, loader)
+  local r, st, opts = self.r, self.state, self.opts
   local steps_per_epoch = loader:num_batches()
   local sctx = { steps_per_epoch = steps_per_epoch, total_steps = steps_per_epoch * r.epochs, epochs = r.epochs }
-  local bases = {}
+  local bases, rules = {}, {}
   for key in pairs(r.schedule) do
     local path = schedule.resolve_key(key)
     bases[path] = recipe_mod.get(r, path)
+    local rule, what = recipe_mod.rule_for(r, path)
+    rules[path] = { rule = rule or {}, what = what }
   end
   local G = r.views.global.n
   local Lv = r.views["local"] and r.views["local"].n or 0
@@ -284,16 +317,23 @@ function M.fit(self)
   local B = r.batch
   local out = opts.out
   local mf = out and io.open(out .. "/metrics.jsonl", "a")
+  self.metrics_file = mf
   local prog = progress(r.log.progress, opts.quiet)
   local log_every = math.max(1, r.log.every)
   local enc, proj, head = self.enc, self.proj, self.head
   enc:train(); proj:train()
   if head then head:train() end
 
+  -- a scheduled value keeps its key's rule (a bound may be reached: a learning rate decayed to 0)
   local function apply_schedules(epoch)
     for key, s in pairs(r.schedule) do
       local path = schedule.resolve_key(key)
-      recipe_mod.set(r, path, schedule.value(s, bases[path], epoch, st.step, sctx))
+      local v = schedule.value(s, bases[path], epoch, st.step, sctx)
+      local p = util.rule_problem(v, rules[path].rule, true)
+      if p then
+        error(string.format("schedule['%s'] at epoch %d, step %d: %s: %s", tostring(key), epoch, st.step, path, p), 0)
+      end
+      recipe_mod.set(r, path, v)
     end
   end
 
@@ -332,6 +372,7 @@ function M.fit(self)
       correct, seen = acc.seen > 0 and tensor.scalar(acc.correct, o) or nil, acc.seen
     end
     local last_z, last_info = nil, ""
+    local stopping -- "interrupted" or "stopped" on the epoch's last step: its line is still written
     while true do
       local t0 = core.now()
       local batch = loader:next()
@@ -344,7 +385,15 @@ function M.fit(self)
         local zl = encode(batch_views(self, batch, G, Lv, raw), Lv)
         z = tensor.cat({ zg, zl }, 0)
       end
-      local loss, terms = self.objective(z, { seed = r.seed, step = st.step, global_views = G })
+      -- a diverged model's embeddings are not numbers any more: the regularizer refuses them
+      local okl, loss, terms = xpcall(self.objective, with_traceback, z, { seed = r.seed, step = st.step, global_views = G })
+      if not okl then
+        local msg = tostring(loss)
+        if C.vr_last_status() == C.VR_E_VALUE and msg:find("expected finite values", 1, true) then
+          error(diverged(r, st.step + 1, (msg:match("got %-?(%a+)") or "nan"):lower()), 0)
+        end
+        error(loss, 0)
+      end
       local total = loss
       local probe_loss, labels
       if head then
@@ -383,6 +432,7 @@ function M.fit(self)
         local line = { type = "step", epoch = epoch, step = st.step, loss = loss:item(), lr = r.optim.lr,
           lambda = r.loss.lambda, images_per_second = img_log / math.max(1e-9, now - t_log),
           grad_norm = tensor.is_tensor(grad_norm) and grad_norm:item() or grad_norm } -- read only at log steps
+        if nonfinite(line.loss) then error(diverged(r, st.step, num_name(line.loss)), 0) end
         for k, v in pairs(terms) do line[k] = scalar(v) end
         if probe_loss then line.probe_loss = probe_loss:item() end
         append_line(mf, line)
@@ -398,12 +448,12 @@ function M.fit(self)
 
       local interrupted = C.vr_host_interrupted() ~= 0
       if interrupted or (opts.stop_at_step and st.step >= opts.stop_at_step) then
-        if last_of_epoch then
-          st.epoch, st.batch_index = epoch + 1, 0
-        else
-          self.epoch_sums = { loss_sum = sum_loss and sum_loss:item() or 0, n_loss = n_loss,
-            correct = correct and correct:item() or 0, seen = seen }
+        if last_of_epoch then -- the epoch's line, then the checkpoint (below)
+          stopping = interrupted and "interrupted" or "stopped"
+          break
         end
+        self.epoch_sums = { loss_sum = sum_loss and sum_loss:item() or 0, n_loss = n_loss,
+          correct = correct and correct:item() or 0, seen = seen }
         if out then M.save(self, out .. "/" .. CKPT) end
         self.epoch_sums = nil
         prog:finish()
@@ -430,18 +480,26 @@ function M.fit(self)
       eline.online_probe and string.format(" online-probe %.2f%%", 100 * eline.online_probe) or "", eline.embedding_std,
       eline.effective_rank or 0, eline.images_per_second, fmt_time(eline.seconds)))
     st.epoch, st.batch_index = epoch + 1, 0
+    if stopping then
+      if out then M.save(self, out .. "/" .. CKPT) end
+      if stopping == "interrupted" then
+        C.vr_host_clear_interrupt()
+        prog:line(string.format("interrupted at the end of epoch %d (step %d): checkpoint saved; resume with --resume %s",
+          epoch + 1, st.step, out or "(no --out)"))
+      end
+      if mf then mf:close() end
+      return "interrupted"
+    end
     local every = r.checkpoint.every
     -- opts.stop_at_epoch: a pause (the sweep's successive halving compares trials at an epoch)
     local pause = opts.stop_at_epoch and st.epoch >= opts.stop_at_epoch and st.epoch < r.epochs
     if out and ((every > 0 and st.epoch % every == 0) or st.epoch == r.epochs or pause) then M.save(self, out .. "/" .. CKPT) end
     if pause then
       if mf then mf:close() end
-      loader:close()
       return "paused"
     end
   end
   if mf then mf:close() end
-  loader:close()
   return "done"
 end
 
