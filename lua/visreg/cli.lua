@@ -106,35 +106,43 @@ function M.train(args)
   end)
 end
 
-local EVAL_USAGE = [[usage: visreg eval DIR_OR_CHECKPOINT [--device cpu|cuda|auto] [--set key=value ...]
-  linear probe and kNN of the encoder in a run folder or checkpoint; writes eval.json beside it]]
+local EVAL_USAGE = [[usage: visreg eval RUN_DIR | CHECKPOINT [--recipe FILE] [--device cpu|cuda|auto] [--set key=value ...]
+  linear probe and kNN of the encoder in a run folder or checkpoint; writes eval.json beside it.
+  The model is rebuilt from the run folder's recipe.lua (with run.json's overrides), or from
+  --recipe FILE (needed for a checkpoint outside a run folder); the recipe stored in the
+  checkpoint is never run, only compared with it.]]
 
 function M.eval(args)
-  local pos, o = parse(args, { device = "value", set = "list", quiet = "flag" })
+  local pos, o = parse(args, { device = "value", set = "list", quiet = "flag", recipe = "value" })
   if not pos then return fail(o .. "\n" .. EVAL_USAGE) end
   if o.help then print(EVAL_USAGE); return 0 end
   if #pos ~= 1 then return fail("expected one run folder or checkpoint\n" .. EVAL_USAGE) end
+  if o.device and o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
+    return fail("--device: expected cpu, cuda or auto, got " .. o.device)
+  end
   return run_protected(function()
     local trainer = require "visreg.trainer"
-    local checkpoint = require "visreg.checkpoint"
+    local embedding = require "visreg.embedding"
     local path = pos[1]
-    local dir = path
-    if util.is_dir(path) then path = path .. "/checkpoint.safetensors" else dir = path:match("^(.*)/[^/]*$") or "." end
-    local _, meta = checkpoint.load(path)
-    if not meta.recipe_source or meta.recipe_source == "" then
-      error(path .. ": the checkpoint holds no recipe source to rebuild the model from", 0)
+    local dir, ckpt = path, nil
+    if not util.is_dir(path) then
+      if not util.file_exists(path) then error(path .. ": no such run folder or checkpoint", 0) end
+      dir, ckpt = path:match("^(.*)/[^/]*$") or ".", path
+      if not o.recipe and not util.file_exists(dir .. "/recipe.lua") then
+        error(string.format("%s: a checkpoint outside a run folder: give the recipe it was trained with, --recipe FILE " ..
+          "(the recipe stored in a checkpoint is never run)", path), 0)
+      end
     end
-    local overrides = util.json_decode(meta.overrides or "[]") or {}
-    for _, s in ipairs(o.set) do overrides[#overrides + 1] = s end
-    local r = recipe.load_source(meta.recipe_source, meta.recipe_path ~= "" and meta.recipe_path or "recipe.lua", overrides)
-    local self = trainer.setup(r, { device = o.device, quiet = o.quiet })
-    trainer.restore(self, path)
-    local res = trainer.evaluate(self)
-    res.checkpoint = path
-    res.epoch = self.state.epoch
-    res.step = self.state.step
-    util.write_file(dir .. "/eval.json", util.json_encode(res, "  ") .. "\n")
-    print(string.format("%s (epoch %d): linear probe %s, kNN %s", path, res.epoch,
+    if o.recipe and not util.file_exists(o.recipe) then error("--recipe " .. o.recipe .. ": cannot open it", 0) end
+    local run = embedding.load_run(dir, { checkpoint = ckpt, recipe = o.recipe, overrides = o.set, device = o.device })
+    if run.warning then io.stderr:write("warning: ", run.warning, "\n") end
+    local t = run.trainer
+    local res = trainer.evaluate(t)
+    res.checkpoint = run.checkpoint
+    res.epoch = t.state.epoch
+    res.step = t.state.step
+    util.write_file(run.dir .. "/eval.json", util.json_encode(res, "  ") .. "\n")
+    print(string.format("%s (epoch %d): linear probe %s, kNN %s", run.checkpoint, res.epoch,
       res.linear_probe and string.format("%.2f%%", 100 * res.linear_probe) or "-",
       res.knn and string.format("%.2f%%", 100 * res.knn) or "-"))
     return 0
