@@ -10,11 +10,13 @@ local function fail(msg)
   return 2
 end
 
-local TRAIN_USAGE = [[usage: visreg train RECIPE.lua [--set key.path=value ...] [--out DIR] [--resume DIR]
+local TRAIN_USAGE = [[usage: visreg train RECIPE.lua [--set key.path=value ...] [--out DIR] [--resume DIR] [--force]
                     [--device cpu|cuda|auto] [--quiet]
   --set key=value  overrides a recipe value (numbers, strings, true/false, lists as {a,b})
-  --out DIR        the run folder (default runs/NAME-DATE)
-  --resume DIR     continues the run in DIR from its checkpoint (RECIPE defaults to DIR/recipe.lua)
+  --out DIR        the run folder (default runs/NAME-DATE); one that holds a run is refused
+  --force          starts over in an --out folder that holds a run: its files move to DIR/replaced-DATE/
+  --resume DIR     continues the run in DIR from its checkpoint (RECIPE defaults to DIR/recipe.lua);
+                   nothing in DIR changes until the checkpoint and the recipe have loaded
   --device D       overrides the recipe's device
   --stop-at-epoch E  saves a checkpoint after epoch E and stops (status 0), to be resumed later]]
 
@@ -69,7 +71,7 @@ end
 
 function M.train(args)
   local pos, o = parse(args, { set = "list", out = "value", resume = "value", device = "value", quiet = "flag",
-    ["stop-at-step"] = "value", ["stop-at-epoch"] = "value" })
+    force = "flag", ["stop-at-step"] = "value", ["stop-at-epoch"] = "value" })
   if not pos then return fail(o .. "\n" .. TRAIN_USAGE) end
   if o.help then print(TRAIN_USAGE); return 0 end
   if #pos > 1 then return fail("expected one recipe, got " .. #pos .. "\n" .. TRAIN_USAGE) end
@@ -94,8 +96,8 @@ function M.train(args)
     local r, source = recipe.load(path, overrides)
     local out = o.out or ("runs/" .. (r.name or "run") .. "-" .. os.date("%Y%m%d-%H%M%S"))
     local trainer = require "visreg.trainer"
-    local summary, _, status = trainer.train(r, { out = out, resume = o.resume, device = o.device, quiet = o.quiet,
-      source = source, recipe_path = path, overrides = overrides, stop_at_step = tonumber(o["stop-at-step"]),
+    local summary, _, status = trainer.train(r, { out = out, resume = o.resume, force = o.force, device = o.device,
+      quiet = o.quiet, source = source, recipe_path = path, overrides = overrides, stop_at_step = tonumber(o["stop-at-step"]),
       stop_at_epoch = tonumber(o["stop-at-epoch"]) })
     if status == "paused" then
       if not o.quiet then print(string.format("paused after epoch %s: resume with --resume %s", o["stop-at-epoch"], out)) end

@@ -583,38 +583,126 @@ function M.bench(r, opts)
     threads = C.vr_num_threads(), batch = r.batch, views = V, step_seconds = times, whole_window = whole }
 end
 
+---------------------------------------------------------------- the run folder
+-- What a run writes in its folder. A folder holding one of RUN_MARKERS holds a run; other files
+-- (a sweep's trial.json and train.log, the user's own) are left where they are.
+local RUN_FILES = { CKPT, "metrics.jsonl", "summary.json", "recipe.lua", "recipe.json", "run.json", "eval.json" }
+local RUN_MARKERS = { CKPT, "metrics.jsonl", "summary.json", "recipe.lua", "run.json" }
+M.run_files = RUN_FILES
+
+local function present(dir, names)
+  local out = {}
+  for _, f in ipairs(names) do
+    if util.file_exists(dir .. "/" .. f) then out[#out + 1] = f end
+  end
+  return out
+end
+
+-- removes what interrupted writes of the run's own files left behind (NAME.tmp, NAME.tmp.PID)
+local function clean_stale(dir)
+  local own = {}
+  for _, f in ipairs(RUN_FILES) do own[f] = true end
+  for _, name in ipairs(util.list_dir(dir)) do
+    local base = name:match("^(.-)%.tmp$") or name:match("^(.-)%.tmp%.%d+$")
+    if base and own[base] then os.remove(dir .. "/" .. name) end
+  end
+end
+
+-- moves files of dir into a new dir/replaced-YYYYmmdd-HHMMSS/ (never into an existing one)
+local function move_aside(dir, names)
+  local stamp = os.date("%Y%m%d-%H%M%S")
+  local dest, k = dir .. "/replaced-" .. stamp, 1
+  while util.file_exists(dest) or util.is_dir(dest) do
+    k = k + 1
+    dest = string.format("%s/replaced-%s-%d", dir, stamp, k)
+  end
+  util.mkdir_p(dest)
+  for _, f in ipairs(names) do util.rename(dir .. "/" .. f, dest .. "/" .. f) end
+  return dest
+end
+
+-- Keeps the lines of metrics.jsonl up to step (a resumed checkpoint's): those a crashed run logged
+-- past its last checkpoint, and a line cut short, are dropped, through a temporary file and a
+-- rename. Returns the number of lines dropped.
+function M.truncate_metrics(dir, step)
+  local path = dir .. "/metrics.jsonl"
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local keep, dropped = {}, 0
+  for line in f:lines() do
+    local ok, j = pcall(util.json_decode, line)
+    if ok and type(j) == "table" and (type(j.step) ~= "number" or j.step <= step) then
+      keep[#keep + 1] = line
+    else
+      dropped = dropped + 1
+    end
+  end
+  f:close()
+  if dropped > 0 then util.write_file(path, table.concat(keep, "\n") .. (#keep > 0 and "\n" or "")) end
+  return dropped
+end
+
+local function norm_dir(p) return (p:gsub("/+$", ""):gsub("^%./", "")) end
+
 ---------------------------------------------------------------- the command
--- train(r, opts): opts.out (run folder), opts.resume (a run folder to continue), opts.device,
--- opts.quiet, opts.source (the recipe's text), opts.recipe_path, opts.overrides, opts.stop_at_step,
--- opts.stop_at_epoch. Returns the summary table (nil when interrupted or paused), the trainer and
--- fit's status.
+-- train(r, opts): opts.out (run folder), opts.resume (a run folder or checkpoint to continue),
+-- opts.force (a fresh run into a folder that holds one: its files are moved to
+-- OUT/replaced-DATE/), opts.device, opts.quiet, opts.source (the recipe's text),
+-- opts.recipe_path, opts.overrides, opts.stop_at_step, opts.stop_at_epoch. Returns the summary
+-- table (nil when interrupted or paused), the trainer and fit's status.
+--
+-- The run folder is left as it is until the data, the model and (when resuming) the checkpoint
+-- have loaded: a run that fails before then changes nothing there.
 function M.train(r, opts)
   opts = opts or {}
-  local out = opts.out
-  if out then
+  local out = opts.out and norm_dir(opts.out)
+  local ckpt, from
+  if opts.resume then
+    from = util.is_dir(opts.resume) and norm_dir(opts.resume) or (opts.resume:match("^(.*)/[^/]*$") or ".")
+    ckpt = util.is_dir(opts.resume) and (from .. "/" .. CKPT) or opts.resume
+    if not util.file_exists(ckpt) then
+      error(string.format("--resume %s: no %s to continue from", opts.resume, ckpt), 0)
+    end
+  end
+  -- resuming in the checkpoint's own folder continues that run; another folder starts a new one
+  local continuing = ckpt and out and norm_dir(from) == out
+  local replace = false
+  if out and not continuing then
+    local held = present(out, RUN_MARKERS)
+    if #held > 0 then
+      if not opts.force then
+        error(string.format("%s holds a run (%s): continue it with --resume %s, or start a new one there with " ..
+          "--force (the old run's files are moved to %s/replaced-DATE/)", out, table.concat(held, ", "), out, out), 0)
+      end
+      replace = true
+    end
+  end
+  local self = M.setup(r, opts)
+  if ckpt then
+    M.restore(self, ckpt)
+    if not opts.quiet then
+      print(string.format("resumed from %s at epoch %d, step %d", ckpt, self.state.epoch + 1, self.state.step))
+    end
+  end
+  if out then -- everything has loaded: the folder changes from here on
     util.mkdir_p(out)
-    if not opts.resume and util.file_exists(out .. "/metrics.jsonl") then
-      -- a fresh run into an old run folder starts its metrics over
-      if not opts.quiet then print("note: starting a new run in " .. out .. " (its old metrics are replaced)") end
-      os.remove(out .. "/metrics.jsonl")
-      os.remove(out .. "/summary.json")
+    clean_stale(out)
+    if replace then
+      local dest = move_aside(out, present(out, RUN_FILES))
+      if not opts.quiet then print(string.format("note: the run that was in %s is now in %s", out, dest)) end
+    end
+    if continuing then
+      local n = M.truncate_metrics(out, self.state.step)
+      if n > 0 and not opts.quiet then
+        print(string.format("note: %d metrics line%s past the checkpoint's step %d dropped", n, n == 1 and "" or "s",
+          self.state.step))
+      end
     end
     if opts.source then util.write_file(out .. "/recipe.lua", opts.source) end
     util.write_file(out .. "/recipe.json", recipe_mod.to_json(r))
-  end
-  local self = M.setup(r, opts)
-  if out then
     util.write_file(out .. "/run.json", util.json_encode({ recipe = opts.recipe_path, overrides = opts.overrides or {},
       device = self.device, version = require("visreg").version, threads = C.vr_num_threads(),
       started = os.date("!%Y-%m-%dT%H:%M:%SZ") }, "  ") .. "\n")
-  end
-  if opts.resume then
-    local path = opts.resume
-    if util.is_dir(path) then path = path .. "/" .. CKPT end
-    M.restore(self, path)
-    if not opts.quiet then
-      print(string.format("resumed from %s at epoch %d, step %d", path, self.state.epoch + 1, self.state.step))
-    end
   end
   if not opts.quiet then
     print(string.format("visreg %s: %s on %s (%d threads), %d train / %d test images, %d epochs x %d steps of %d x %d views",

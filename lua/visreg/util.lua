@@ -459,6 +459,22 @@ function M.mkdir_p(path)
   if ok ~= 0 and ok ~= true then M.error("cannot create the folder %s", path) end
 end
 
+-- the names in a folder (without . and ..); {} when it cannot be read
+function M.list_dir(path)
+  local out = {}
+  local p = io.popen("ls -A " .. shell_quote(path) .. " 2>/dev/null")
+  if not p then return out end
+  for name in p:lines() do out[#out + 1] = name end
+  p:close()
+  return out
+end
+
+-- moves a file or folder (within one file system)
+function M.rename(from, to)
+  local ok, err = os.rename(from, to)
+  if not ok then M.error("cannot move %s to %s: %s", from, to, tostring(err)) end
+end
+
 function M.is_dir(path)
   local f = io.open(path .. "/.", "rb")
   if f then f:close(); return true end
