@@ -88,7 +88,10 @@ local function spec(kind, t, defaults, rules) return util.spec("vr.loss." .. kin
 
 -- the values each loss accepts (checked when the spec is made and again after --set)
 local LAMBDA = { min = 0, max = 1 }
-local SLICES = { int = true, min = 1, max = 2 ^ 30 }
+local COUNT = { int = true, min = 1, max = 2 ^ 30 }
+local SLICES = { desc = "a whole number of slices in [1, 2^30] or a D x K slice tensor", test = function(v, relaxed)
+  return tensor.is_tensor(v) or util.rule_problem(v, COUNT, relaxed) == nil
+end }
 local WEIGHT = { min = 0 }
 
 local VISREG_WEIGHTS = { scale = 1, shape = 1, center = 1 }

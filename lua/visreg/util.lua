@@ -158,7 +158,8 @@ end
 -- {low, high} with low <= high, both within the bounds), list (a number or a non-empty list of
 -- numbers, each within the bounds; empty = true allows {}), size (an image size: an integer or
 -- {h, w}, each 1..4096), oneof (a list of allowed values), boolean, test (a function of the
--- value, with desc saying what it wants). Numbers must be finite whatever the rule.
+-- value and relaxed, below, with desc saying what it wants). Numbers must be finite whatever the
+-- rule.
 local function finite(x) return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge end
 
 -- relaxed: for values set while training (schedules), where an exclusive bound may be reached
@@ -226,7 +227,9 @@ local function show(v)
     if ok and #s <= 60 then return s end
     return "a table"
   end
-  return tostring(v)
+  local s = tostring(v)
+  if #s > 60 then return "a " .. type(v) .. " value" end
+  return s
 end
 M.show_value = show
 
@@ -234,7 +237,7 @@ M.show_value = show
 function M.rule_problem(v, r, relaxed)
   local ok
   if r.optional and (v == false or v == nil) then return nil end
-  if r.test then ok = r.test(v)
+  if r.test then ok = r.test(v, relaxed)
   elseif r.oneof then
     ok = false
     for _, x in ipairs(r.oneof) do if v == x then ok = true end end
