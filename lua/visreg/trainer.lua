@@ -308,8 +308,7 @@ function fit_epochs(self, loader)
   for key in pairs(r.schedule) do
     local path = schedule.resolve_key(key)
     bases[path] = recipe_mod.get(r, path)
-    local rule, what = recipe_mod.rule_for(r, path)
-    rules[path] = { rule = rule or {}, what = what }
+    rules[path] = recipe_mod.rule_for(r, path) or {} -- {}: a finite number
   end
   local G = r.views.global.n
   local Lv = r.views["local"] and r.views["local"].n or 0
@@ -329,7 +328,7 @@ function fit_epochs(self, loader)
     for key, s in pairs(r.schedule) do
       local path = schedule.resolve_key(key)
       local v = schedule.value(s, bases[path], epoch, st.step, sctx)
-      local p = util.rule_problem(v, rules[path].rule, true)
+      local p = util.rule_problem(v, rules[path], true)
       if p then
         error(string.format("schedule['%s'] at epoch %d, step %d: %s: %s", tostring(key), epoch, st.step, path, p), 0)
       end

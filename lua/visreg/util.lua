@@ -158,20 +158,29 @@ end
 -- {low, high} with low <= high, both within the bounds), list (a number or a non-empty list of
 -- numbers, each within the bounds; empty = true allows {}), size (an image size: an integer or
 -- {h, w}, each 1..4096), oneof (a list of allowed values), boolean, test (a function of the
--- value and relaxed, below, with desc saying what it wants). Numbers must be finite whatever the
--- rule.
+-- value and relaxed (see relax), with desc saying what it wants). Numbers must be finite whatever
+-- the rule.
 local function finite(x) return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge end
 
--- relaxed: for values set while training (schedules), where an exclusive bound may be reached
--- (a learning rate decayed to 0) and whole numbers are rounded by their user
-local function number_ok(x, r, relaxed)
+local function number_ok(x, r)
   if not finite(x) then return false end
-  if r.int and not relaxed and x % 1 ~= 0 then return false end
+  if r.int and x % 1 ~= 0 then return false end
   if r.min and x < r.min then return false end
   if r.max and x > r.max then return false end
-  if r.gt and (x < r.gt or (x == r.gt and not relaxed)) then return false end
-  if r.lt and (x > r.lt or (x == r.lt and not relaxed)) then return false end
+  if r.gt and x <= r.gt then return false end
+  if r.lt and x >= r.lt then return false end
   return true
+end
+
+-- the rule for values set while training (schedules): exclusive bounds may be reached (a learning
+-- rate decayed to 0) and whole numbers may be fractional (their user rounds them)
+local function relax(r)
+  local c = {}
+  for k, v in pairs(r) do c[k] = v end
+  if c.gt then c.min, c.gt = math.max(c.min or c.gt, c.gt), nil end
+  if c.lt then c.max, c.lt = math.min(c.max or c.lt, c.lt), nil end
+  c.int = nil
+  return c
 end
 
 local function fmt_num(x)
@@ -236,6 +245,7 @@ M.show_value = show
 -- nil when v keeps rule r, else "expected ..., got ..."
 function M.rule_problem(v, r, relaxed)
   local ok
+  if relaxed then r = relax(r) end
   if r.optional and (v == false or v == nil) then return nil end
   if r.test then ok = r.test(v, relaxed)
   elseif r.oneof then
@@ -246,14 +256,14 @@ function M.rule_problem(v, r, relaxed)
     local size = { int = true, min = 1, max = 4096 }
     ok = number_ok(v, size) or (type(v) == "table" and #v == 2 and number_ok(v[1], size) and number_ok(v[2], size))
   elseif r.pair then
-    ok = number_ok(v, r, relaxed) or (type(v) == "table" and M.is_array(v) and #v == 2 and number_ok(v[1], r, relaxed) and
-      number_ok(v[2], r, relaxed) and v[1] <= v[2])
+    ok = number_ok(v, r) or (type(v) == "table" and M.is_array(v) and #v == 2 and number_ok(v[1], r) and
+      number_ok(v[2], r) and v[1] <= v[2])
   elseif r.list then
-    ok = (not r.empty and number_ok(v, r, relaxed)) or (type(v) == "table" and M.is_array(v) and (#v > 0 or r.empty))
+    ok = (not r.empty and number_ok(v, r)) or (type(v) == "table" and M.is_array(v) and (#v > 0 or r.empty))
     if ok and type(v) == "table" then
-      for _, x in ipairs(v) do if not number_ok(x, r, relaxed) then ok = false end end
+      for _, x in ipairs(v) do if not number_ok(x, r) then ok = false end end
     end
-  else ok = number_ok(v, r, relaxed) end
+  else ok = number_ok(v, r) end
   if ok then return nil end
   return string.format("expected %s, got %s", M.rule_desc(r), show(v))
 end
