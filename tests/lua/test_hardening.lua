@@ -276,6 +276,14 @@ rc, out = sh(q(exe) .. " train " .. q(plain) .. " --set optim.lr=1e30 --quiet --
 tap.ok(rc == 1 and out:find("loss became nan at step %d+ %(lr 1e%+30%): lower optim%.lr") and
   not out:find("expected finite values", 1, true), "a diverging learning rate is named, with the step", out)
 
+-- a scheduled value keeps its key's rule at every step
+local sched = base .. "/sched.lua"
+util.write_file(sched, (util.read_file(plain):gsub("schedule = {},",
+  'schedule = { ["loss.lambda"] = function(epoch, step) return step == 2 and 1.5 or 0.6 end },')))
+rc, out = sh(q(exe) .. " train " .. q(sched) .. " --quiet --out " .. q(base .. "/sched"))
+tap.ok(rc == 1 and out:find("schedule['loss.lambda'] at epoch 0, step 2: loss.lambda: expected a number in [0, 1], got 1.5",
+  1, true), "a schedule that leaves its key's range is stopped, naming the step", out)
+
 ---------------------------------------------------------------- an error mid-run shuts down cleanly
 local function schedule_error(bin, env)
   local crashed, bad_out = 0, nil
