@@ -120,7 +120,7 @@ asan:
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined"
 
 run: all
-	bin/visreg train recipes/fmnist_visreg.lua --out runs/fmnist_visreg
+	bin/visreg train recipes/fmnist_visreg.lua --out runs/fmnist_visreg --force # an earlier run moves to replaced-DATE/
 
 clean:
 	rm -rf build build-asan lib bin

@@ -474,6 +474,30 @@ START_TEST(loader_workers_resume) {
 }
 END_TEST
 
+/* the dataset freed before the loader, with workers building batches: the loader keeps what it
+ * reads (a garbage collector may free the two in any order) */
+START_TEST(loader_outlives_dataset) {
+  vr_dataset *d = synthetic(5, 1, 6, 6);
+  vr_loader *l = loader(d, 8, 0, 0);
+  vr_batch *b = NULL;
+  OK(vr_loader_next(l, &b));
+  double first = digest(b);
+  vr_batch_free(b);
+  vr_loader_free(l);
+  l = loader(d, 8, 0, 3);
+  vr_dataset_free(d);
+  OK(vr_loader_next(l, &b));
+  ck_assert(digest(b) == first);
+  vr_batch_free(b);
+  for (int k = 0; k < 4; k++) {
+    OK(vr_loader_next(l, &b));
+    ck_assert_ptr_nonnull(b);
+    vr_batch_free(b);
+  }
+  vr_loader_free(l); /* workers are building the next batches */
+}
+END_TEST
+
 /* raw mode: the same samples in the same order as the augmenting loader, their u8 images, and
  * vr_pipeline_apply_ids(images, indices, epoch, view) gives the augmenting loader's views exactly */
 START_TEST(loader_raw) {
@@ -562,6 +586,7 @@ static Suite *data_suite(void) {
   tcase_add_test(tl, loader_batches);
   tcase_add_test(tl, loader_workers_resume);
   tcase_add_test(tl, loader_raw);
+  tcase_add_test(tl, loader_outlives_dataset);
   suite_add_tcase(s, tl);
   return s;
 }

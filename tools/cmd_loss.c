@@ -1,7 +1,8 @@
 /* cmd_loss.c: `visreg loss METHOD --z Z.npy ...`: evaluates one regularizer on a V x B x D array
  * (.npy, float32 or float64, computed in that dtype), optionally mixed with the invariance term,
  * writes dL/dz with --grad-out and prints one JSON line: the loss, the method's terms, and the
- * Frobenius norm of dL/dz. */
+ * Frobenius norm of dL/dz. Non-finite inputs (--z, --slices) are refused; a result that is not
+ * finite (an overflow) is printed as null, with the reason in "error", and the status is 1. */
 #include "../core/visreg.h"
 #include "commands.h"
 #include <math.h>
@@ -37,6 +38,38 @@ static int parse_list(const char *s, double *w, int max) {
     else if (*s) return -1;
   }
   return *s ? -1 : n;
+}
+
+/* the first element of t that is NaN or infinite: 1 and its index and value, 0 when all are finite
+ * (-1 when t cannot be read) */
+static int first_nonfinite(const vr_tensor *t, int64_t *at, double *val) {
+  int all = 1;
+  if (vr_isfinite_all(t, &all)) return -1;
+  if (all) return 0;
+  vr_tensor *t64 = NULL;
+  int64_t n = vr_tensor_numel(t);
+  double *buf = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+  int found = -1;
+  if (buf && !vr_tensor_to_dtype(t, VR_F64, &t64) && !vr_tensor_to_buffer(t64, buf, sizeof(double) * (size_t)n)) {
+    found = 0;
+    for (int64_t k = 0; k < n && !found; k++)
+      if (!isfinite(buf[k])) *at = k, *val = buf[k], found = 1;
+  }
+  free(buf);
+  vr_tensor_free(t64);
+  return found;
+}
+
+/* a JSON number, or null (noting name in the list of non-finite results) */
+static char bad[256];
+static void put_num(const char *name, double v) {
+  if (isfinite(v)) {
+    printf("%.17g", v);
+    return;
+  }
+  printf("null");
+  size_t len = strlen(bad);
+  snprintf(bad + len, sizeof bad - len, "%s%s (%s)", len ? ", " : "", name, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
 }
 
 static int fail(const char *what) {
@@ -135,6 +168,18 @@ int vr_cmd_loss(int argc, char **argv) {
     goto done;
   }
   if (gpath && vr_npy_load(gpath, &G)) { rc = fail(gpath); goto done; }
+  for (int k = 0; k < 2; k++) { /* NaN or infinity in an input is refused, naming where it is */
+    const vr_tensor *in = k ? G : z;
+    int64_t at = 0;
+    double val = 0;
+    int found = in ? first_nonfinite(in, &at, &val) : 0;
+    if (found < 0) { rc = fail(k ? gpath : zpath); goto done; }
+    if (found) {
+      fprintf(stderr, "visreg loss: %s %s: expected finite values, got %s at element %lld\n", k ? "--slices" : "--z",
+              k ? gpath : zpath, isnan(val) ? "nan" : val > 0 ? "inf" : "-inf", (long long)at);
+      goto done;
+    }
+  }
   if (vr_tensor_set_requires_grad(z, 1)) { rc = fail("z"); goto done; }
   int64_t V = vr_tensor_ndim(z) == 3 ? vr_tensor_size(z, 0) : 0;
   int gv = global > 0 ? (int)global : (V >= 2 ? 2 : 1);
@@ -182,6 +227,11 @@ int vr_cmd_loss(int argc, char **argv) {
     goto done;
   }
   for (int64_t k = 0; k < n; k++) gn += gv64[k] * gv64[k];
+  if (!isfinite(gn)) { /* the norm of a gradient that overflowed: say which */
+    int any = 0;
+    for (int64_t k = 0; k < n && !any; k++) any = !isfinite(gv64[k]);
+    if (!any) gn = INFINITY; /* finite parts whose squares overflow a double */
+  }
   free(gv64);
   vr_tensor_free(g64);
   if (gout && vr_npy_save(gout, g)) { rc = fail(gout); goto done; }
@@ -190,24 +240,43 @@ int vr_cmd_loss(int argc, char **argv) {
          "", vr_tensor_dtype(z) == VR_F32 ? "float32" : "float64", (long long)V, (long long)vr_tensor_size(z, 1),
          (long long)vr_tensor_size(z, 2));
   if (m <= 2) printf(", \"K\": %lld", (long long)(G ? vr_tensor_size(G, 1) : K));
-  printf(", \"loss\": %.17g", v);
+  bad[0] = 0;
+  printf(", \"loss\": ");
+  put_num("loss", v);
   if (nt) {
     double tv[3] = {0, 0, 0};
     vr_tensor *t64 = NULL;
     if (!vr_tensor_to_dtype(T, VR_F64, &t64)) vr_tensor_to_buffer(t64, tv, sizeof(double) * (size_t)nt);
     vr_tensor_free(t64);
     printf(", \"terms\": {");
-    for (int k = 0; k < nt; k++) printf("%s\"%s\": %.17g", k ? ", " : "", tnames[k], tv[k]);
+    for (int k = 0; k < nt; k++) {
+      printf("%s\"%s\": ", k ? ", " : "", tnames[k]);
+      char tn[32];
+      snprintf(tn, sizeof tn, "terms.%s", tnames[k]);
+      put_num(tn, tv[k]);
+    }
     printf("}");
   }
   if (!isnan(lambda)) {
     double r = 0, iv = 0;
     vr_tensor_item(L, &r);
     vr_tensor_item(I, &iv);
-    printf(", \"lambda\": %.17g, \"global_views\": %d, \"reg\": %.17g, \"inv\": %.17g", lambda, gv, r, iv);
+    printf(", \"lambda\": %.17g, \"global_views\": %d, \"reg\": ", lambda, gv);
+    put_num("reg", r);
+    printf(", \"inv\": ");
+    put_num("inv", iv);
   }
-  printf(", \"grad_norm\": %.17g}\n", sqrt(gn));
+  printf(", \"grad_norm\": ");
+  put_num("grad_norm", sqrt(gn));
   rc = 0;
+  if (bad[0]) { /* an overflow: null above, the reason here and on stderr, status 1 */
+    printf(", \"error\": \"not finite: %s; the computation overflowed %s\"", bad,
+           vr_tensor_dtype(z) == VR_F32 ? "float32" : "float64");
+    fprintf(stderr, "visreg loss: not finite: %s (the computation overflowed %s)\n", bad,
+            vr_tensor_dtype(z) == VR_F32 ? "float32" : "float64");
+    rc = 1;
+  }
+  printf("}\n");
 done:;
   vr_tensor *objs[] = {z, G, L, T, I, a, b, tot, g};
   for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) vr_tensor_free(objs[k]);

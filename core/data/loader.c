@@ -6,7 +6,8 @@
  * Threads: `workers` pthreads take the next unassigned batch number (up to `prefetch` ahead of the
  * consumer), build the whole batch, and park it in a slot; vr_loader_next waits for the batch it
  * needs. vr_loader_set_position bumps a generation counter, so batches in flight are dropped.
- * The dataset must outlive the loader.
+ * The loader holds its own reference to the dataset's images and a copy of its labels, so the dataset
+ * may be freed before the loader (a garbage collector frees them in any order).
  *
  * Raw mode (vr_loader_set_raw): a batch holds its samples' u8 images (B x C x H x W, in batch order)
  * and no views; the caller makes the views, e.g. vr_pipeline_apply_ids(images, indices, epoch) on
@@ -40,7 +41,7 @@ struct vr_batch {
 };
 
 struct vr_loader {
-  const vr_dataset *d;
+  vr_dataset *d; /* the loader's own handle: the images shared, the labels copied */
   int64_t B, nb;
   int shuffle, drop_last, workers, prefetch;
   int raw, used; /* raw mode; used: vr_loader_next has been called */
@@ -168,8 +169,19 @@ vr_status vr_loader_new(const vr_dataset *d, int64_t batch, int shuffle, int dro
     return VR_FAIL(VR_E_ARG, "batch: %lld is larger than the dataset (%lld images) with drop_last: no batches",
                    (long long)batch, (long long)d->n);
   vr_loader *l = calloc(1, sizeof *l);
-  if (!l) return VR_FAIL(VR_E_OOM, "loader: out of host memory");
-  l->d = d;
+  int64_t *labels = malloc(sizeof(int64_t) * (size_t)(d->n ? d->n : 1));
+  if (!l || !labels) {
+    free(l);
+    free(labels);
+    return VR_FAIL(VR_E_OOM, "loader: out of host memory");
+  }
+  memcpy(labels, d->labels, sizeof(int64_t) * (size_t)d->n);
+  vr_tensor_retain(d->images);
+  vr_status st = vr_dataset_make(d->images, labels, d->num_classes, d->has_labels, &l->d); /* takes both */
+  if (st) {
+    free(l);
+    return st;
+  }
   l->B = batch;
   l->nb = nb;
   l->shuffle = shuffle;
@@ -212,6 +224,7 @@ void vr_loader_free(vr_loader *l) {
   pthread_mutex_destroy(&l->mu);
   pthread_cond_destroy(&l->cv_work);
   pthread_cond_destroy(&l->cv_done);
+  vr_dataset_free(l->d);
   free(l);
 }
 

@@ -11,32 +11,49 @@ local check = core.check
 
 local M = {}
 
-local function spec(kind, t, defaults) return util.spec("vr.augment." .. kind, kind, t, defaults) end
+local function spec(kind, t, defaults, rules) return util.spec("vr.augment." .. kind, kind, t, defaults, rules) end
 local function range(v, what)
   if type(v) == "number" then return v, v end
   if type(v) ~= "table" or #v ~= 2 then util.error("vr.augment: %s: expected {low, high}, got %s", what, type(v)) end
   return v[1], v[2]
 end
 
+-- the values each step accepts (checked when the step is made and again after --set), as the C
+-- pipeline (core/data/augment.c) would refuse them when the data loads
+local P = { min = 0, max = 1 }
+local SIZE = { size = true, optional = true }
+local AREA = { pair = true, min = 0, max = 1 }
+local RATIO = { pair = true, gt = 0 }
+local NONNEG = { min = 0 }
+
 -- random resized crop to the view's size (or size); scale: area fraction, ratio: aspect ratio range
 function M.random_resized_crop(t)
-  return spec("random_resized_crop", t, { scale = { 0.08, 1 }, ratio = { 3 / 4, 4 / 3 }, size = false, p = 1 })
+  return spec("random_resized_crop", t, { scale = { 0.08, 1 }, ratio = { 3 / 4, 4 / 3 }, size = false, p = 1 },
+    { scale = AREA, ratio = RATIO, size = SIZE, p = P })
 end
-function M.resize(t) return spec("resize", t, { size = false }) end
-function M.hflip(t) return spec("hflip", t, { p = 0.5 }) end
+function M.resize(t) return spec("resize", t, { size = false }, { size = SIZE }) end
+function M.hflip(t) return spec("hflip", t, { p = 0.5 }, { p = P }) end
 -- colour jitter as torchvision (saturation and hue act on 3-channel images only)
 function M.jitter(t)
-  return spec("jitter", t, { brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1, p = 0.8 })
+  return spec("jitter", t, { brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1, p = 0.8 },
+    { brightness = NONNEG, contrast = NONNEG, saturation = NONNEG, hue = { min = 0, max = 0.5 }, p = P })
 end
-function M.grayscale(t) return spec("grayscale", t, { p = 0.2 }) end
-function M.blur(t) return spec("blur", t, { sigma = { 0.1, 2 }, kernel_size = 0, p = 0.5 }) end
-function M.solarize(t) return spec("solarize", t, { threshold = 0.5, p = 0.2 }) end
+function M.grayscale(t) return spec("grayscale", t, { p = 0.2 }, { p = P }) end
+function M.blur(t)
+  return spec("blur", t, { sigma = { 0.1, 2 }, kernel_size = 0, p = 0.5 }, { sigma = { pair = true, gt = 0, max = 40 },
+    kernel_size = { desc = "0 (automatic) or an odd size up to 255",
+      test = function(v) return v == 0 or (type(v) == "number" and v % 2 == 1 and v <= 255) end }, p = P })
+end
+function M.solarize(t) return spec("solarize", t, { threshold = 0.5, p = 0.2 }, { threshold = {}, p = P }) end
 function M.erase(t)
-  return spec("erase", t, { scale = { 0.02, 0.33 }, ratio = { 0.3, 3.3 }, value = 0, p = 0.5 })
+  return spec("erase", t, { scale = { 0.02, 0.33 }, ratio = { 0.3, 3.3 }, value = 0, p = 0.5 },
+    { scale = AREA, ratio = RATIO, value = {}, p = P })
 end
-function M.noise(t) return spec("noise", t, { std = 0.1, p = 1 }) end
+function M.noise(t) return spec("noise", t, { std = 0.1, p = 1 }, { std = NONNEG, p = P }) end
 -- (x - mean) / std; numbers, or one value per channel
-function M.normalize(t) return spec("normalize", t, { mean = 0, std = 1 }) end
+function M.normalize(t)
+  return spec("normalize", t, { mean = 0, std = 1 }, { mean = { list = true }, std = { list = true, gt = 0 } })
+end
 
 local pp = ffi.new("vr_pipeline *[1]")
 

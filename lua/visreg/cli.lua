@@ -10,11 +10,13 @@ local function fail(msg)
   return 2
 end
 
-local TRAIN_USAGE = [[usage: visreg train RECIPE.lua [--set key.path=value ...] [--out DIR] [--resume DIR]
+local TRAIN_USAGE = [[usage: visreg train RECIPE.lua [--set key.path=value ...] [--out DIR] [--resume DIR] [--force]
                     [--device cpu|cuda|auto] [--quiet]
   --set key=value  overrides a recipe value (numbers, strings, true/false, lists as {a,b})
-  --out DIR        the run folder (default runs/NAME-DATE)
-  --resume DIR     continues the run in DIR from its checkpoint (RECIPE defaults to DIR/recipe.lua)
+  --out DIR        the run folder (default runs/NAME-DATE); one that holds a run is refused
+  --force          starts over in an --out folder that holds a run: its files move to DIR/replaced-DATE/
+  --resume DIR     continues the run in DIR from its checkpoint (RECIPE defaults to DIR/recipe.lua);
+                   nothing in DIR changes until the checkpoint and the recipe have loaded
   --device D       overrides the recipe's device
   --stop-at-epoch E  saves a checkpoint after epoch E and stops (status 0), to be resumed later]]
 
@@ -55,7 +57,9 @@ end
 -- status 1, else fn's result
 local function run_protected(fn)
   local ok, res = xpcall(fn, function(e)
-    if type(e) == "string" and os.getenv("VISREG_TRACEBACK") then return debug.traceback(e, 2) end
+    if type(e) == "string" and os.getenv("VISREG_TRACEBACK") and not e:find("stack traceback:", 1, true) then
+      return debug.traceback(e, 2)
+    end
     return e
   end)
   if not ok then
@@ -67,7 +71,7 @@ end
 
 function M.train(args)
   local pos, o = parse(args, { set = "list", out = "value", resume = "value", device = "value", quiet = "flag",
-    ["stop-at-step"] = "value", ["stop-at-epoch"] = "value" })
+    force = "flag", ["stop-at-step"] = "value", ["stop-at-epoch"] = "value" })
   if not pos then return fail(o .. "\n" .. TRAIN_USAGE) end
   if o.help then print(TRAIN_USAGE); return 0 end
   if #pos > 1 then return fail("expected one recipe, got " .. #pos .. "\n" .. TRAIN_USAGE) end
@@ -92,8 +96,8 @@ function M.train(args)
     local r, source = recipe.load(path, overrides)
     local out = o.out or ("runs/" .. (r.name or "run") .. "-" .. os.date("%Y%m%d-%H%M%S"))
     local trainer = require "visreg.trainer"
-    local summary, _, status = trainer.train(r, { out = out, resume = o.resume, device = o.device, quiet = o.quiet,
-      source = source, recipe_path = path, overrides = overrides, stop_at_step = tonumber(o["stop-at-step"]),
+    local summary, _, status = trainer.train(r, { out = out, resume = o.resume, force = o.force, device = o.device,
+      quiet = o.quiet, source = source, recipe_path = path, overrides = overrides, stop_at_step = tonumber(o["stop-at-step"]),
       stop_at_epoch = tonumber(o["stop-at-epoch"]) })
     if status == "paused" then
       if not o.quiet then print(string.format("paused after epoch %s: resume with --resume %s", o["stop-at-epoch"], out)) end
@@ -104,35 +108,43 @@ function M.train(args)
   end)
 end
 
-local EVAL_USAGE = [[usage: visreg eval DIR_OR_CHECKPOINT [--device cpu|cuda|auto] [--set key=value ...]
-  linear probe and kNN of the encoder in a run folder or checkpoint; writes eval.json beside it]]
+local EVAL_USAGE = [[usage: visreg eval RUN_DIR | CHECKPOINT [--recipe FILE] [--device cpu|cuda|auto] [--set key=value ...]
+  linear probe and kNN of the encoder in a run folder or checkpoint; writes eval.json beside it.
+  The model is rebuilt from the run folder's recipe.lua (with run.json's overrides), or from
+  --recipe FILE (needed for a checkpoint outside a run folder); the recipe stored in the
+  checkpoint is never run, only compared with it.]]
 
 function M.eval(args)
-  local pos, o = parse(args, { device = "value", set = "list", quiet = "flag" })
+  local pos, o = parse(args, { device = "value", set = "list", quiet = "flag", recipe = "value" })
   if not pos then return fail(o .. "\n" .. EVAL_USAGE) end
   if o.help then print(EVAL_USAGE); return 0 end
   if #pos ~= 1 then return fail("expected one run folder or checkpoint\n" .. EVAL_USAGE) end
+  if o.device and o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
+    return fail("--device: expected cpu, cuda or auto, got " .. o.device)
+  end
   return run_protected(function()
     local trainer = require "visreg.trainer"
-    local checkpoint = require "visreg.checkpoint"
+    local embedding = require "visreg.embedding"
     local path = pos[1]
-    local dir = path
-    if util.is_dir(path) then path = path .. "/checkpoint.safetensors" else dir = path:match("^(.*)/[^/]*$") or "." end
-    local _, meta = checkpoint.load(path)
-    if not meta.recipe_source or meta.recipe_source == "" then
-      error(path .. ": the checkpoint holds no recipe source to rebuild the model from", 0)
+    local dir, ckpt = path, nil
+    if not util.is_dir(path) then
+      if not util.file_exists(path) then error(path .. ": no such run folder or checkpoint", 0) end
+      dir, ckpt = path:match("^(.*)/[^/]*$") or ".", path
+      if not o.recipe and not util.file_exists(dir .. "/recipe.lua") then
+        error(string.format("%s: a checkpoint outside a run folder: give the recipe it was trained with, --recipe FILE " ..
+          "(the recipe stored in a checkpoint is never run)", path), 0)
+      end
     end
-    local overrides = util.json_decode(meta.overrides or "[]") or {}
-    for _, s in ipairs(o.set) do overrides[#overrides + 1] = s end
-    local r = recipe.load_source(meta.recipe_source, meta.recipe_path ~= "" and meta.recipe_path or "recipe.lua", overrides)
-    local self = trainer.setup(r, { device = o.device, quiet = o.quiet })
-    trainer.restore(self, path)
-    local res = trainer.evaluate(self)
-    res.checkpoint = path
-    res.epoch = self.state.epoch
-    res.step = self.state.step
-    util.write_file(dir .. "/eval.json", util.json_encode(res, "  ") .. "\n")
-    print(string.format("%s (epoch %d): linear probe %s, kNN %s", path, res.epoch,
+    if o.recipe and not util.file_exists(o.recipe) then error("--recipe " .. o.recipe .. ": cannot open it", 0) end
+    local run = embedding.load_run(dir, { checkpoint = ckpt, recipe = o.recipe, overrides = o.set, device = o.device })
+    if run.warning then io.stderr:write("warning: ", run.warning, "\n") end
+    local t = run.trainer
+    local res = trainer.evaluate(t)
+    res.checkpoint = run.checkpoint
+    res.epoch = t.state.epoch
+    res.step = t.state.step
+    util.write_file(run.dir .. "/eval.json", util.json_encode(res, "  ") .. "\n")
+    print(string.format("%s (epoch %d): linear probe %s, kNN %s", run.checkpoint, res.epoch,
       res.linear_probe and string.format("%.2f%%", 100 * res.linear_probe) or "-",
       res.knn and string.format("%.2f%%", 100 * res.knn) or "-"))
     return 0

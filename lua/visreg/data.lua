@@ -11,22 +11,35 @@ local new, outp = tensor.new, tensor.outp
 
 local M = {}
 
-local function spec(kind, t, defaults) return util.spec("vr.data." .. kind, kind, t, defaults) end
+local function spec(kind, t, defaults, rules) return util.spec("vr.data." .. kind, kind, t, defaults, rules) end
 local common = function(extra)
   local d = { root = false, subset = 0, test_subset = 0, long_tail = 0, classes = false }
   for k, v in pairs(extra or {}) do d[k] = v end
   return d
 end
+-- the values every dataset spec accepts (checked when the spec is made and again after --set)
+local COUNT0 = { int = true, min = 0 }
+local RULES = { subset = COUNT0, test_subset = COUNT0,
+  long_tail = { desc = "0 (off) or an imbalance ratio >= 1",
+    test = function(v) return v == 0 or (type(v) == "number" and v >= 1 and v < math.huge) end },
+  classes = { list = true, int = true, min = 0, optional = true } }
+local function rules(extra)
+  local r = {}
+  for k, v in pairs(RULES) do r[k] = v end
+  for k, v in pairs(extra or {}) do r[k] = v end
+  return r
+end
 
 -- root false: /usr/share/datasets/fashion-mnist. subset n: the first n training images (0: all);
 -- test_subset likewise for the test split; long_tail r: class c keeps n_max * r^(-c/(C-1)) images;
 -- classes: a list of classes to keep (relabelled 0..k-1)
-function M.fashion_mnist(t) return spec("fashion_mnist", t, common()) end
-function M.cifar10(t) return spec("cifar10", t, common()) end
-function M.cifar100(t) return spec("cifar100", t, common { coarse = false }) end
+function M.fashion_mnist(t) return spec("fashion_mnist", t, common(), rules()) end
+function M.cifar10(t) return spec("cifar10", t, common(), rules()) end
+function M.cifar100(t) return spec("cifar100", t, common { coarse = false }, rules()) end
 -- IDX files: images/labels for training, test_images/test_labels for evaluation
 function M.idx(t)
-  return spec("idx", t, common { images = false, labels = false, test_images = false, test_labels = false, num_classes = 0 })
+  return spec("idx", t, common { images = false, labels = false, test_images = false, test_labels = false, num_classes = 0 },
+    rules { num_classes = COUNT0 })
 end
 
 ---------------------------------------------------------------- Dataset

@@ -354,8 +354,9 @@ seed {
     "The trainer table (data, models, optimizers) for a recipe." },
   { "vr.trainer.evaluate", "trainer.evaluate(t)",
     "Linear probe and kNN of t's encoder on the train and test splits: {linear_probe =, knn =}." },
-  { "vr.trainer.train", "trainer.train(recipe [, {out =, resume =, device =, quiet =}])",
-    "Trains a recipe, saves checkpoints and evaluates; returns the summary." },
+  { "vr.trainer.train", "trainer.train(recipe [, {out =, resume =, force =, device =, quiet =}])",
+    "Trains a recipe, saves checkpoints and evaluates; returns the summary. A fresh run into a folder that\n" ..
+    "holds one is refused unless force (the old files move to replaced-DATE/)." },
 }
 
 return M

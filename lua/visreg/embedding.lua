@@ -47,29 +47,46 @@ function Run:__tostring()
     self.summary and self.summary.linear_probe and string.format(", linear probe %.2f%%", 100 * self.summary.linear_probe) or "")
 end
 
+-- load_run(dir, o): o.recipe (a recipe file instead of the folder's recipe.lua), o.checkpoint (a
+-- checkpoint file instead of dir/checkpoint.safetensors), o.overrides (--set values applied after
+-- run.json's), o.device. Only data is read from the checkpoint: its tensors are checked against
+-- the model the recipe builds, and its stored recipe is compared with the one used (run.warning).
 function M.load_run(dir, o)
   o = o or {}
   if type(dir) ~= "string" then util.error("load_run: expected a run folder, got %s", type(dir)) end
-  dir = dir:gsub("/+$", "")
+  dir = dir:gsub("(.)/+$", "%1")
   if not util.is_dir(dir) then util.error("load_run: %s is not a folder", dir) end
-  local ckpt = dir .. "/checkpoint.safetensors"
-  if not util.file_exists(ckpt) then util.error("load_run: %s has no checkpoint.safetensors", dir) end
+  local ckpt = o.checkpoint or (dir .. "/checkpoint.safetensors")
+  if not util.file_exists(ckpt) then
+    if o.checkpoint then util.error("load_run: no checkpoint %s", ckpt) end
+    util.error("load_run: %s has no checkpoint.safetensors", dir)
+  end
   local recipe_path = o.recipe or (dir .. "/recipe.lua")
   if not util.file_exists(recipe_path) then
-    util.error("load_run: %s has no recipe.lua; give the recipe the run was trained with: load_run(dir, {recipe = FILE})", dir)
+    if o.recipe then util.error("load_run: cannot open the recipe %s", o.recipe) end
+    util.error("load_run: %s has no recipe.lua; give the recipe the run was trained with: load_run(dir, {recipe = FILE}) " ..
+      "or visreg eval CHECKPOINT --recipe FILE (the recipe stored in a checkpoint is never run)", dir)
   end
   local recipe = require "visreg.recipe"
   local trainer = require "visreg.trainer"
   local run = read_json(dir .. "/run.json") or {}
-  local r, source = recipe.load(recipe_path, run.overrides or {})
+  local overrides = {}
+  if type(run.overrides) == "table" then
+    for _, s in ipairs(run.overrides) do
+      if type(s) == "string" then overrides[#overrides + 1] = s end
+    end
+  end
+  for _, s in ipairs(o.overrides or {}) do overrides[#overrides + 1] = s end
+  local r, source = recipe.load(recipe_path, overrides)
   local t = trainer.setup(r, { device = o.device, quiet = true })
   local meta = trainer.restore(t, ckpt)
   t.enc:eval()
   t.proj:eval()
-  local self = setmetatable({ dir = dir, recipe = r, trainer = t, enc = t.enc, proj = t.proj, ds = t.ds,
-    summary = read_json(dir .. "/summary.json"), history = {}, cache = {} }, Run)
+  local self = setmetatable({ dir = dir, checkpoint = ckpt, recipe_path = recipe_path, recipe = r, trainer = t,
+    enc = t.enc, proj = t.proj, ds = t.ds, summary = read_json(dir .. "/summary.json"), history = {}, cache = {} }, Run)
   if meta.recipe_source and meta.recipe_source ~= "" and meta.recipe_source ~= source then
-    self.warning = string.format("%s differs from the recipe saved in the checkpoint", recipe_path)
+    self.warning = string.format("%s differs from the recipe saved in %s (the model is built from %s)", recipe_path,
+      ckpt, recipe_path)
   end
   local f = io.open(dir .. "/metrics.jsonl", "rb")
   if f then

@@ -84,18 +84,41 @@ local term_names = {
   vicreg_repo = { "var", "cov" },
 }
 
-local function spec(kind, t, defaults) return util.spec("vr.loss." .. kind, kind, t, defaults) end
+local function spec(kind, t, defaults, rules) return util.spec("vr.loss." .. kind, kind, t, defaults, rules) end
 
+-- the values each loss accepts (checked when the spec is made and again after --set)
+local LAMBDA = { min = 0, max = 1 }
+local COUNT = { int = true, min = 1, max = 2 ^ 30 }
+local SLICES = { desc = "a whole number of slices in [1, 2^30] or a D x K slice tensor", test = function(v, relaxed)
+  return tensor.is_tensor(v) or util.rule_problem(v, COUNT, relaxed) == nil
+end }
+local WEIGHT = { min = 0 }
+
+local VISREG_WEIGHTS = { scale = 1, shape = 1, center = 1 }
 function M.visreg(t)
-  return spec("visreg", t, { lambda = 0.6, slices = 1024, weights = { scale = 1, shape = 1, center = 1 } })
+  -- weights given in part keep the others' defaults
+  if type(t) == "table" and type(t.weights) == "table" then
+    util.with_defaults("vr.loss.visreg: weights", t.weights, VISREG_WEIGHTS)
+  end
+  return spec("visreg", t, { lambda = 0.6, slices = 1024, weights = VISREG_WEIGHTS },
+    { lambda = LAMBDA, slices = SLICES, ["weights.scale"] = WEIGHT, ["weights.shape"] = WEIGHT,
+      ["weights.center"] = WEIGHT })
 end
-function M.sigreg(t) return spec("sigreg", t, { lambda = 0.02, slices = 1024, knots = 17, t_max = 3 }) end
-function M.swd(t) return spec("swd", t, { lambda = 0.6, slices = 1024 }) end
+function M.sigreg(t)
+  return spec("sigreg", t, { lambda = 0.02, slices = 1024, knots = 17, t_max = 3 },
+    { lambda = LAMBDA, slices = SLICES, knots = { int = true, min = 2, max = 4096 }, t_max = { gt = 0 } })
+end
+function M.swd(t) return spec("swd", t, { lambda = 0.6, slices = 1024 }, { lambda = LAMBDA, slices = SLICES }) end
 -- the official two-view VICReg (its own invariance term: lambda 1)
-function M.vicreg(t) return spec("vicreg", t, { lambda = 1, inv = 25, var = 25, cov = 1 }) end
+function M.vicreg(t)
+  return spec("vicreg", t, { lambda = 1, inv = 25, var = 25, cov = 1 },
+    { lambda = LAMBDA, inv = WEIGHT, var = WEIGHT, cov = WEIGHT })
+end
 -- the VISReg code's pooled squared-hinge variant, mixed with the invariance term
-function M.vicreg_repo(t) return spec("vicreg_repo", t, { lambda = 0.6, var = 25, cov = 1 }) end
-function M.barlow(t) return spec("barlow", t, { lambda = 1, offdiag = 0.0051 }) end
+function M.vicreg_repo(t)
+  return spec("vicreg_repo", t, { lambda = 0.6, var = 25, cov = 1 }, { lambda = LAMBDA, var = WEIGHT, cov = WEIGHT })
+end
+function M.barlow(t) return spec("barlow", t, { lambda = 1, offdiag = 0.0051 }, { lambda = LAMBDA, offdiag = WEIGHT }) end
 
 -- looked up in M at each call, so a script may replace one
 local regs = { visreg = "visreg_reg", sigreg = "sigreg_reg", swd = "swd_reg", vicreg = "vicreg_reg",
@@ -120,7 +143,9 @@ function Objective:forward(z, ctx)
   if z:dim() ~= 3 then util.error("loss: z: expected V x B x D, got %d dims", z:dim()) end
   local o = {}
   for k, v in pairs(s) do o[k] = v end
-  if type(o.slices) == "number" then o.slices = math.max(1, math.floor(o.slices + 0.5)) end
+  -- a scheduled slice count may be fractional: the nearest whole count (the recipe's own value is
+  -- checked to be a whole count >= 1, and so is every scheduled value)
+  if type(o.slices) == "number" then o.slices = math.floor(o.slices + 0.5) end
   o.seed, o.step = ctx.seed or 0, ctx.step or 0
   local reg, rterms = M[regs[s.kind]](z, o)
   local terms = { reg = reg:detach() }

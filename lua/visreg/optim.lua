@@ -25,19 +25,30 @@ local C, check = core.C, core.check
 
 local M = { fused = true }
 
-local function spec(kind, t, defaults) return util.spec("vr.optim." .. kind, kind, t, defaults) end
+local function spec(kind, t, defaults, rules) return util.spec("vr.optim." .. kind, kind, t, defaults, rules) end
+
+-- the values each optimizer accepts (checked when the spec is made and again after --set)
+local LR = { gt = 0 }
+local NONNEG = { min = 0 }
+local MOMENTUM = { min = 0, lt = 1 }
 
 function M.sgd(t)
   return spec("sgd", t, { lr = 0.1, momentum = 0.9, nesterov = false, dampening = 0, weight_decay = 0,
-    no_decay = {}, groups = {}, clip_grad_norm = 0 })
+    no_decay = {}, groups = {}, clip_grad_norm = 0 }, { lr = LR, momentum = MOMENTUM, nesterov = { boolean = true },
+    dampening = { min = 0, max = 1 }, weight_decay = NONNEG, clip_grad_norm = NONNEG })
 end
 function M.adamw(t)
   return spec("adamw", t, { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0.05,
-    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0 })
+    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0 }, { lr = LR,
+    betas = { desc = "{beta1, beta2}, each in [0, 1)", test = function(v)
+      return type(v) == "table" and #v == 2 and util.rule_problem(v[1], MOMENTUM) == nil and
+        util.rule_problem(v[2], MOMENTUM) == nil end },
+    eps = { gt = 0 }, weight_decay = NONNEG, clip_grad_norm = NONNEG })
 end
 function M.lars(t)
   return spec("lars", t, { lr = 0.3, momentum = 0.9, weight_decay = 1e-6, eta = 0.02, eps = 1e-8,
-    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0, clip_lr = false })
+    no_decay = { "bias", "norm" }, groups = {}, clip_grad_norm = 0, clip_lr = false }, { lr = LR, momentum = MOMENTUM,
+    weight_decay = NONNEG, eta = { gt = 0 }, eps = NONNEG, clip_grad_norm = NONNEG, clip_lr = { boolean = true } })
 end
 
 local function matches_rule(rule, name, p, mod)
@@ -292,18 +303,34 @@ end
 
 function Optimizer:load_state_dict(tensors, meta, prefix)
   prefix = prefix or "optim."
+  local p = util.rule_problem(meta.step_count or 0, { int = true, min = 0 })
+  if p then util.error("load_state_dict: step_count: %s", p) end
   self.step_count = meta.step_count or 0
   for i, e in ipairs(self.params) do
     local st = {}
     local any = false
     for _, k in ipairs { "exp_avg", "exp_avg_sq", "momentum_buffer" } do
-      local t = tensors[prefix .. e.name .. "." .. k]
+      local name = prefix .. e.name .. "." .. k
+      local t = tensors[name]
       if t then
+        -- the parameter's dtype and shape, as saved: nothing is converted
+        if not tensor.is_tensor(t) then util.error("load_state_dict: '%s': expected a tensor, got %s", name, type(t)) end
+        if t:shape_str() ~= e.p:shape_str() then
+          util.error("load_state_dict: '%s': expected shape %s, got %s", name, e.p:shape_str(), t:shape_str())
+        end
+        if t:dtype() ~= e.p:dtype() then
+          util.error("load_state_dict: '%s': expected dtype %s, got %s", name, e.p:dtype(), t:dtype())
+        end
         st[k] = t:to { dtype = e.p:dtype(), device = e.p:device() }:clone()
         any = true
       end
     end
-    if meta.steps and meta.steps[e.name] then st.step = meta.steps[e.name] end
+    local step = type(meta.steps) == "table" and meta.steps[e.name]
+    if step ~= nil and step ~= false then
+      local p = util.rule_problem(step, { int = true, min = 0 })
+      if p then util.error("load_state_dict: steps['%s']: %s", e.name, p) end
+      st.step = step
+    end
     self.state[i] = any and st or nil
   end
 end

@@ -28,7 +28,7 @@ local function word(name, fn, call, text)
   doc.add(fn, call, text, { group = "probe" })
 end
 
-word("load_run", embedding.load_run, "load_run(dir [, {recipe = FILE, device =}])",
+word("load_run", embedding.load_run, "load_run(dir [, {recipe = FILE, checkpoint = FILE, overrides = {...}, device =}])",
   "a run folder as a handle (recipe, enc, proj, ds, summary, history); rebuilds the model from the folder's recipe.lua")
 
 word("embed", function(x, split, o)

@@ -161,6 +161,12 @@ function M.apply_overrides(r, overrides)
       error("--set " .. unknown_key(key, key, r):gsub("^[^:]*: ", ""), 0)
     end
     local v = M.parse_value(text, old)
+    -- 0 and 1 stand for false and true only where the key takes a boolean (size = false is "not
+    -- set", and --set views.global.size=0 is a size of 0, not false)
+    local rule = M.rule_for(r, key)
+    if type(v) == "boolean" and type(old) == "boolean" and rule and not rule.boolean and text:match("^%s*[01]%s*$") then
+      v = tonumber(text)
+    end
     if type(old) == "number" and type(v) ~= "number" then
       error(string.format("--set %s: expected a number, got '%s'", key, text), 0)
     end
@@ -173,12 +179,26 @@ function M.apply_overrides(r, overrides)
 end
 
 ---------------------------------------------------------------- checks
-local function check_positive_int(r, key, allow_zero)
-  local v = r[key]
-  if type(v) ~= "number" or v % 1 ~= 0 or v < 0 or (v == 0 and not allow_zero) then
-    fail("%s: expected a %s integer, got %s", key, allow_zero and "non-negative" or "positive", tostring(v))
-  end
-end
+-- The recipe's own values and the values they may take, by key path (a path whose parent is not a
+-- table is skipped: views.local.n without local views, eval.knn.k with knn = true). The components'
+-- rules (loss, optim, data, augmentations, schedules) sit beside their defaults (util.spec).
+local COUNT, COUNT0 = { int = true, min = 1 }, { int = true, min = 0 }
+local VIEW_SIZE = { size = true, optional = true }
+local RULES = {
+  epochs = COUNT0, batch = COUNT, seed = COUNT0, threads = COUNT0,
+  device = { oneof = { "cpu", "cuda", "auto" } },
+  precision = { oneof = { "f32", "bf16" } },
+  memory_format = { oneof = { "contiguous", "channels_last" } },
+  cudnn_benchmark = { boolean = true },
+  ["log.every"] = COUNT, ["checkpoint.every"] = COUNT0,
+  ["loader.workers"] = { int = true, min = 0, max = 64 }, ["loader.prefetch"] = { int = true, min = 0, max = 64 },
+  ["loader.augment_on"] = { oneof = { "auto", "cpu", "device" } },
+  ["views.global.n"] = COUNT, ["views.global.size"] = VIEW_SIZE,
+  ["views.local.n"] = COUNT0, ["views.local.size"] = VIEW_SIZE,
+  ["eval.batch"] = COUNT, ["eval.probe_lr"] = { gt = 0 }, ["eval.probe_iters"] = COUNT,
+  ["eval.probe_l2"] = { list = true, min = 0 }, ["eval.knn.k"] = COUNT, ["eval.knn.T"] = { gt = 0 },
+}
+M.rules = RULES
 
 local function check_views(views)
   if type(views) ~= "table" then fail("views: expected a table like { global = { n = 2, pipeline = {...} } }, got %s", type(views)) end
@@ -188,11 +208,60 @@ local function check_views(views)
     local v = views[g]
     if v then
       util.with_defaults("vr.recipe: views." .. g, v, view_defaults)
-      if type(v.n) ~= "number" or v.n < 0 or v.n % 1 ~= 0 then fail("views.%s.n: expected a count, got %s", g, tostring(v.n)) end
       if type(v.pipeline) ~= "table" then fail("views.%s.pipeline: expected a list of augmentations", g) end
     end
   end
-  if views.global.n < 1 then fail("views.global.n: expected at least 1 global view, got %d", views.global.n) end
+end
+
+-- the recipe's component specs: {key path, spec, constructor name}
+local function components(r)
+  local out = {}
+  local function add(path, s, family)
+    if type(s) == "table" and type(s.kind) == "string" then out[#out + 1] = { path, s, family .. s.kind } end
+  end
+  add("data", r.data, "vr.data.")
+  add("loss", r.loss, "vr.loss.")
+  add("optim", r.optim, "vr.optim.")
+  for _, g in ipairs { "global", "local" } do
+    local v = type(r.views) == "table" and r.views[g]
+    if type(v) == "table" and type(v.pipeline) == "table" then
+      for i, s in ipairs(v.pipeline) do add(string.format("views.%s.pipeline.%d", g, i), s, "vr.augment.") end
+    end
+  end
+  if type(r.schedule) == "table" then
+    for _, k in ipairs(util.sorted_keys(r.schedule)) do add("schedule." .. tostring(k), r.schedule[k], "vr.schedule.") end
+  end
+  return out
+end
+
+-- The first value of r that breaks its rule: key path, message, and where the spec holding it was
+-- made (file:line, for a component's value); nil when every value keeps its rule.
+function M.problem(r)
+  for _, path in ipairs(util.sorted_keys(RULES)) do
+    local parent = path:match("^(.*)%.[^%.]+$")
+    if not parent or type(util.at_path(r, parent)) == "table" then
+      local p = util.rule_problem(util.at_path(r, path), RULES[path])
+      if p then return path, "vr.recipe: " .. path .. ": " .. p end
+    end
+  end
+  for _, c in ipairs(components(r)) do
+    local rules = util.spec_rules[c[3]]
+    local k, p
+    if rules then k, p = util.check_rules(c[2], rules) end
+    if k then return c[1] .. "." .. k, string.format("%s: %s: %s", c[3], k, p), util.spec_origin[c[2]] end
+  end
+end
+
+-- the rule of the value at a key path (nil when it has none) and the name to report it under
+function M.rule_for(r, path)
+  if RULES[path] then return RULES[path], "vr.recipe" end
+  for _, c in ipairs(components(r)) do
+    local prefix = c[1] .. "."
+    if path:sub(1, #prefix) == prefix then
+      local rules = util.spec_rules[c[3]]
+      return rules and rules[path:sub(#prefix + 1)], c[3]
+    end
+  end
 end
 
 -- The model is a function returning encoder, projector, or a table holding the model's numbers as
@@ -232,24 +301,61 @@ function M.define(r)
   return r
 end
 
--- checks that still hold after overrides
-function M.check(r)
-  check_positive_int(r, "epochs", true)
-  check_positive_int(r, "batch")
-  check_positive_int(r, "seed", true)
-  check_positive_int(r, "threads", true)
-  if r.device ~= "cpu" and r.device ~= "cuda" and r.device ~= "auto" then
-    fail("device: expected cpu, cuda or auto, got %s", tostring(r.device))
+---------------------------------------------------------------- files
+local function traceback(e)
+  if os.getenv("VISREG_TRACEBACK") then return debug.traceback(tostring(e), 2) end
+  return e
+end
+
+-- Runs a recipe's source (chunk named path, so errors carry the recipe's file:line), applies the
+-- overrides and checks the result.
+-- the line of source where key (a.b.c) is written, for errors whose recipe frame was lost to a
+-- tail call (`return vr.recipe{...}`)
+local function line_of_key(source, key)
+  -- the first place outside a comment line where find(pattern) matches
+  local function find(pattern, plain)
+    local at = 1
+    while true do
+      local i = source:find(pattern, at, plain)
+      if not i then return nil end
+      local bol = (source:sub(1, i):match(".*\n()") or 1)
+      if not source:sub(bol, i):match("^%s*%-%-") then return i end
+      at = i + 1
+    end
   end
-  if r.precision ~= "f32" and r.precision ~= "bf16" then fail("precision: expected f32 or bf16, got %s", tostring(r.precision)) end
-  if r.memory_format ~= "contiguous" and r.memory_format ~= "channels_last" then
-    fail("memory_format: expected contiguous or channels_last, got %s", tostring(r.memory_format))
+  local at = key:find(".", 1, true) and find(key, true)
+  if not at then
+    local last = key:match("([%w_]+)$")
+    at = last and find("%f[%w_]" .. last .. "%s*=")
   end
-  if type(r.cudnn_benchmark) ~= "boolean" then fail("cudnn_benchmark: expected true or false, got %s", tostring(r.cudnn_benchmark)) end
-  local on = r.loader and r.loader.augment_on
-  if on ~= "auto" and on ~= "cpu" and on ~= "device" then
-    fail("loader.augment_on: expected auto, cpu or device, got %s", tostring(on))
+  if not at then return nil end
+  local _, n = source:sub(1, at):gsub("\n", "")
+  return n + 1
+end
+
+local function locate(msg, source, path)
+  msg = tostring(msg)
+  if msg:find(path .. ":", 1, true) then return msg end
+  local key = msg:match("unknown key '([^']+)'") or msg:match("the key '([^']+)'") or msg:match("^vr%.recipe: ([%w_%.]+): ")
+  local line = key and line_of_key(source, key)
+  return string.format("%s:%s %s", path, line and (line .. ":") or "", msg)
+end
+
+-- the --set override of a key path, if one set it ("key=value")
+local function override_of(overrides, path)
+  local found
+  for _, o in ipairs(overrides or {}) do
+    local key = o:match("^%s*([^=]-)%s*=")
+    if key == path then found = o end
   end
+  return found
+end
+
+-- Checks a recipe after overrides: schedules name numbers, and every value keeps its rule
+-- (M.problem). ctx = {path =, source =, overrides =} (the recipe file's): a refused value is
+-- reported at the recipe's file:line (the line that made its spec, or where its key is written)
+-- and with the --set that gave it. Without ctx (vr.recipe{...}), at the caller's line.
+function M.check(r, ctx)
   for k, s in pairs(r.schedule) do
     if not schedule.is_schedule(s) then
       fail("schedule['%s']: expected vr.schedule.* or a function(epoch, step), got %s", tostring(k), type(s))
@@ -265,36 +371,19 @@ function M.check(r)
         table.concat(util.nearest(path, near, 5), ", "))
     end
   end
-  return r
-end
-
----------------------------------------------------------------- files
-local function traceback(e)
-  if os.getenv("VISREG_TRACEBACK") then return debug.traceback(tostring(e), 2) end
-  return e
-end
-
--- Runs a recipe's source (chunk named path, so errors carry the recipe's file:line), applies the
--- overrides and checks the result.
--- the line of source where key (a.b.c) is written, for errors whose recipe frame was lost to a
--- tail call (`return vr.recipe{...}`)
-local function line_of_key(source, key)
-  local at = source:find(key, 1, true)
-  if not at or not key:find(".", 1, true) then
-    local last = key:match("([%w_]+)$")
-    at = last and source:find("%f[%w_]" .. last .. "%s*=")
+  local path, msg, origin = M.problem(r)
+  if not path then return r end
+  if not ctx then
+    if origin then error(origin .. ": " .. msg, 0) end
+    util.error("%s", msg)
   end
-  if not at then return nil end
-  local _, n = source:sub(1, at):gsub("\n", "")
-  return n + 1
-end
-
-local function locate(msg, source, path)
-  msg = tostring(msg)
-  if msg:find(path .. ":", 1, true) then return msg end
-  local key = msg:match("unknown key '([^']+)'") or msg:match("the key '([^']+)'")
-  local line = key and line_of_key(source, key)
-  return string.format("%s:%s %s", path, line and (line .. ":") or "", msg)
+  local where = origin
+  if ctx.source and not (where and where:sub(1, #ctx.path + 1) == ctx.path .. ":") then
+    local line = line_of_key(ctx.source, path)
+    if line then where = ctx.path .. ":" .. line end
+  end
+  local set = override_of(ctx.overrides, path)
+  error(string.format("%s%s%s", where and (where .. ": ") or (ctx.path .. ": "), msg, set and (" (--set " .. set .. ")") or ""), 0)
 end
 
 function M.load_source(source, path, overrides)
@@ -310,8 +399,7 @@ function M.load_source(source, path, overrides)
   if not r.name then r.name = path:match("([^/]+)%.lua$") or path end
   if getmetatable(r) ~= nil then r = setmetatable(r, nil) end
   M.apply_overrides(r, overrides)
-  local ok3, e3 = pcall(M.check, r)
-  if not ok3 then error("after --set: " .. tostring(e3), 0) end
+  M.check(r, { path = path, source = source, overrides = overrides })
   return r
 end
 

@@ -9,29 +9,34 @@ local util = require "visreg.util"
 
 local M = {}
 
-local function spec(kind, what, t, defaults) return util.spec("vr.schedule." .. what, kind, t, defaults) end
+local function spec(kind, what, t, defaults, rules)
+  return util.spec("vr.schedule." .. what, kind, t, defaults, rules)
+end
 
 -- factor 1 (or value, when given, as the value itself)
 function M.constant(t)
-  return spec("constant", "constant", t, { value = false })
+  return spec("constant", "constant", t, { value = false }, { value = { optional = true } })
 end
 
 -- linear warmup from start_ratio to 1 over warmup_epochs (or warmup_steps), then cosine decay to
 -- final_ratio at the last step
 function M.warmup_cosine(t)
   return spec("warmup_cosine", "warmup_cosine", t, { warmup_epochs = 0, warmup_steps = false, final_ratio = 0,
-    start_ratio = 0 })
+    start_ratio = 0 }, { warmup_epochs = { min = 0 }, warmup_steps = { int = true, min = 0, optional = true },
+    final_ratio = { min = 0 }, start_ratio = { min = 0 } })
 end
 M.cosine = M.warmup_cosine
 
 -- multiplied by gamma at each milestone epoch
 function M.step(t)
-  return spec("step", "step", t, { milestones = {}, gamma = 0.1 })
+  return spec("step", "step", t, { milestones = {}, gamma = 0.1 }, { milestones = { list = true, empty = true, min = 0 },
+    gamma = { min = 0 } })
 end
 
 -- from `from` to `to` (factors) linearly over training (or over `epochs` epochs, then held)
 function M.linear(t)
-  return spec("linear", "linear", t, { from = 1, to = 0, epochs = false })
+  return spec("linear", "linear", t, { from = 1, to = 0, epochs = false }, { from = {}, to = {},
+    epochs = { gt = 0, optional = true } })
 end
 
 M.kinds = { constant = true, warmup_cosine = true, step = true, linear = true }

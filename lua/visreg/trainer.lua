@@ -206,16 +206,52 @@ function M.save(self, path)
   checkpoint.save(path, tensors, meta)
 end
 
--- restores a checkpoint's model, optimizers, RNG and position
+-- the checkpoint's state (JSON), its numbers checked: nil and the problem when one is wrong
+local function read_state(text)
+  local ok, st = pcall(util.json_decode, text or "")
+  if not ok or type(st) ~= "table" then return nil, "its state is not a JSON object" end
+  local count = { int = true, min = 0 }
+  for _, k in ipairs { "epoch", "batch_index", "step", "images" } do
+    local p = util.rule_problem(st[k], count)
+    if p then return nil, "state." .. k .. ": " .. p end
+  end
+  local p = util.rule_problem(st.train_seconds, { min = 0 })
+  if p then return nil, "state.train_seconds: " .. p end
+  local g = st.generator
+  if type(g) ~= "table" then return nil, "state.generator: expected {seed, stream, offset}, got " .. util.show_value(g) end
+  for _, k in ipairs { "seed", "stream", "offset" } do
+    p = util.rule_problem(g[k] or 0, count)
+    if p then return nil, "state.generator." .. k .. ": " .. p end
+  end
+  if st.epoch_sums ~= nil then
+    if type(st.epoch_sums) ~= "table" then return nil, "state.epoch_sums: expected a table" end
+    for _, k in ipairs { "loss_sum", "n_loss", "correct", "seen" } do
+      p = util.rule_problem(st.epoch_sums[k], k == "loss_sum" and {} or count)
+      if p then return nil, "state.epoch_sums." .. k .. ": " .. p end
+    end
+  end
+  for _, k in ipairs { "optim", "probe_optim" } do
+    if st[k] ~= nil and type(st[k]) ~= "table" then return nil, "state." .. k .. ": expected a table" end
+  end
+  return st
+end
+
+-- Restores a checkpoint's model, optimizers, RNG and position. Only data is read from it: every
+-- tensor must have the dtype and shape of the model's own (a tensor relabelled with another dtype
+-- is refused, naming it, never reinterpreted), and the state's numbers are checked.
 function M.restore(self, path)
   local tensors, meta = checkpoint.load(path)
   if meta.format ~= FORMAT then util.error("%s: not a visreg checkpoint (format %s)", path, tostring(meta.format)) end
-  local st = util.json_decode(meta.state)
-  self.enc:load_state_dict(checkpoint.with_prefix(tensors, "encoder."))
-  self.proj:load_state_dict(checkpoint.with_prefix(tensors, "projector."))
-  if self.head then self.head:load_state_dict(checkpoint.with_prefix(tensors, "probe.")) end
-  self.opt:load_state_dict(tensors, st.optim or {}, "optim.")
-  if self.probe_opt and st.probe_optim then self.probe_opt:load_state_dict(tensors, st.probe_optim, "probe_optim.") end
+  local st, why = read_state(meta.state)
+  if not st then util.error("%s: %s", path, why) end
+  local ok, err = pcall(function()
+    self.enc:load_state_dict(checkpoint.with_prefix(tensors, "encoder."), true, "encoder.")
+    self.proj:load_state_dict(checkpoint.with_prefix(tensors, "projector."), true, "projector.")
+    if self.head then self.head:load_state_dict(checkpoint.with_prefix(tensors, "probe."), true, "probe.") end
+    self.opt:load_state_dict(tensors, st.optim or {}, "optim.")
+    if self.probe_opt and st.probe_optim then self.probe_opt:load_state_dict(tensors, st.probe_optim, "probe_optim.") end
+  end)
+  if not ok then error(string.format("%s: %s", path, (tostring(err):gsub("^.-:%d+: ", ""))), 0) end
   random.default():set_state(st.generator)
   self.state = { epoch = st.epoch, batch_index = st.batch_index, step = st.step, train_seconds = st.train_seconds,
     images = st.images }
@@ -230,17 +266,49 @@ end
 
 local function scalar(t) return t and t:item() end
 
--- runs the remaining epochs; returns "done", "interrupted" or "paused" (opts.stop_at_epoch)
+-- the message of a run whose loss stopped being a number: the step, the learning rate, the fix
+local function diverged(r, step, value)
+  return string.format("loss became %s at step %d (lr %g): lower optim.lr%s", value, step, r.optim.lr,
+    (r.schedule.lr or r.schedule["optim.lr"]) and " or its schedule" or "")
+end
+
+local function nonfinite(x) return x ~= x or x == math.huge or x == -math.huge end
+local function num_name(x) return x ~= x and "nan" or (x > 0 and "inf" or "-inf") end
+
+-- the error handler of fit: the message, with a traceback under VISREG_TRACEBACK
+local function with_traceback(e)
+  if type(e) == "string" and os.getenv("VISREG_TRACEBACK") and not e:find("stack traceback:", 1, true) then
+    return debug.traceback(e, 2)
+  end
+  return e
+end
+
+local fit_epochs
+
+-- runs the remaining epochs; returns "done", "interrupted" or "paused" (opts.stop_at_epoch). The
+-- loader's workers are stopped on every way out, an error included.
 function M.fit(self)
-  local r, st, opts = self.r, self.state, self.opts
   local loader = make_loader(self)
   self.loader = loader
+  local ok, res = xpcall(fit_epochs, with_traceback, self, loader)
+  loader:close()
+  if self.metrics_file then
+    pcall(self.metrics_file.close, self.metrics_file) -- closed already on the normal ways out
+    self.metrics_file = nil
+  end
+  if not ok then error(res, 0) end
+  return res
+end
+
+function fit_epochs(self, loader)
+  local r, st, opts = self.r, self.state, self.opts
   local steps_per_epoch = loader:num_batches()
   local sctx = { steps_per_epoch = steps_per_epoch, total_steps = steps_per_epoch * r.epochs, epochs = r.epochs }
-  local bases = {}
+  local bases, rules = {}, {}
   for key in pairs(r.schedule) do
     local path = schedule.resolve_key(key)
     bases[path] = recipe_mod.get(r, path)
+    rules[path] = recipe_mod.rule_for(r, path) or {} -- {}: a finite number
   end
   local G = r.views.global.n
   local Lv = r.views["local"] and r.views["local"].n or 0
@@ -248,16 +316,23 @@ function M.fit(self)
   local B = r.batch
   local out = opts.out
   local mf = out and io.open(out .. "/metrics.jsonl", "a")
+  self.metrics_file = mf
   local prog = progress(r.log.progress, opts.quiet)
   local log_every = math.max(1, r.log.every)
   local enc, proj, head = self.enc, self.proj, self.head
   enc:train(); proj:train()
   if head then head:train() end
 
+  -- a scheduled value keeps its key's rule (a bound may be reached: a learning rate decayed to 0)
   local function apply_schedules(epoch)
     for key, s in pairs(r.schedule) do
       local path = schedule.resolve_key(key)
-      recipe_mod.set(r, path, schedule.value(s, bases[path], epoch, st.step, sctx))
+      local v = schedule.value(s, bases[path], epoch, st.step, sctx)
+      local p = util.rule_problem(v, rules[path], true)
+      if p then
+        error(string.format("schedule['%s'] at epoch %d, step %d: %s: %s", tostring(key), epoch, st.step, path, p), 0)
+      end
+      recipe_mod.set(r, path, v)
     end
   end
 
@@ -296,6 +371,7 @@ function M.fit(self)
       correct, seen = acc.seen > 0 and tensor.scalar(acc.correct, o) or nil, acc.seen
     end
     local last_z, last_info = nil, ""
+    local stopping -- "interrupted" or "stopped" on the epoch's last step: its line is still written
     while true do
       local t0 = core.now()
       local batch = loader:next()
@@ -308,7 +384,15 @@ function M.fit(self)
         local zl = encode(batch_views(self, batch, G, Lv, raw), Lv)
         z = tensor.cat({ zg, zl }, 0)
       end
-      local loss, terms = self.objective(z, { seed = r.seed, step = st.step, global_views = G })
+      -- a diverged model's embeddings are not numbers any more: the regularizer refuses them
+      local okl, loss, terms = xpcall(self.objective, with_traceback, z, { seed = r.seed, step = st.step, global_views = G })
+      if not okl then
+        local msg = tostring(loss)
+        if C.vr_last_status() == C.VR_E_VALUE and msg:find("expected finite values", 1, true) then
+          error(diverged(r, st.step + 1, (msg:match("got %-?(%a+)") or "nan"):lower()), 0)
+        end
+        error(loss, 0)
+      end
       local total = loss
       local probe_loss, labels
       if head then
@@ -347,6 +431,7 @@ function M.fit(self)
         local line = { type = "step", epoch = epoch, step = st.step, loss = loss:item(), lr = r.optim.lr,
           lambda = r.loss.lambda, images_per_second = img_log / math.max(1e-9, now - t_log),
           grad_norm = tensor.is_tensor(grad_norm) and grad_norm:item() or grad_norm } -- read only at log steps
+        if nonfinite(line.loss) then error(diverged(r, st.step, num_name(line.loss)), 0) end
         for k, v in pairs(terms) do line[k] = scalar(v) end
         if probe_loss then line.probe_loss = probe_loss:item() end
         append_line(mf, line)
@@ -362,12 +447,12 @@ function M.fit(self)
 
       local interrupted = C.vr_host_interrupted() ~= 0
       if interrupted or (opts.stop_at_step and st.step >= opts.stop_at_step) then
-        if last_of_epoch then
-          st.epoch, st.batch_index = epoch + 1, 0
-        else
-          self.epoch_sums = { loss_sum = sum_loss and sum_loss:item() or 0, n_loss = n_loss,
-            correct = correct and correct:item() or 0, seen = seen }
+        if last_of_epoch then -- the epoch's line, then the checkpoint (below)
+          stopping = interrupted and "interrupted" or "stopped"
+          break
         end
+        self.epoch_sums = { loss_sum = sum_loss and sum_loss:item() or 0, n_loss = n_loss,
+          correct = correct and correct:item() or 0, seen = seen }
         if out then M.save(self, out .. "/" .. CKPT) end
         self.epoch_sums = nil
         prog:finish()
@@ -394,18 +479,26 @@ function M.fit(self)
       eline.online_probe and string.format(" online-probe %.2f%%", 100 * eline.online_probe) or "", eline.embedding_std,
       eline.effective_rank or 0, eline.images_per_second, fmt_time(eline.seconds)))
     st.epoch, st.batch_index = epoch + 1, 0
+    if stopping then
+      if out then M.save(self, out .. "/" .. CKPT) end
+      if stopping == "interrupted" then
+        C.vr_host_clear_interrupt()
+        prog:line(string.format("interrupted at the end of epoch %d (step %d): checkpoint saved; resume with --resume %s",
+          epoch + 1, st.step, out or "(no --out)"))
+      end
+      if mf then mf:close() end
+      return "interrupted"
+    end
     local every = r.checkpoint.every
     -- opts.stop_at_epoch: a pause (the sweep's successive halving compares trials at an epoch)
     local pause = opts.stop_at_epoch and st.epoch >= opts.stop_at_epoch and st.epoch < r.epochs
     if out and ((every > 0 and st.epoch % every == 0) or st.epoch == r.epochs or pause) then M.save(self, out .. "/" .. CKPT) end
     if pause then
       if mf then mf:close() end
-      loader:close()
       return "paused"
     end
   end
   if mf then mf:close() end
-  loader:close()
   return "done"
 end
 
@@ -489,38 +582,126 @@ function M.bench(r, opts)
     threads = C.vr_num_threads(), batch = r.batch, views = V, step_seconds = times, whole_window = whole }
 end
 
+---------------------------------------------------------------- the run folder
+-- What a run writes in its folder. A folder holding one of RUN_MARKERS holds a run; other files
+-- (a sweep's trial.json and train.log, the user's own) are left where they are.
+local RUN_FILES = { CKPT, "metrics.jsonl", "summary.json", "recipe.lua", "recipe.json", "run.json", "eval.json" }
+local RUN_MARKERS = { CKPT, "metrics.jsonl", "summary.json", "recipe.lua", "run.json" }
+M.run_files = RUN_FILES
+
+local function present(dir, names)
+  local out = {}
+  for _, f in ipairs(names) do
+    if util.file_exists(dir .. "/" .. f) then out[#out + 1] = f end
+  end
+  return out
+end
+
+-- removes what interrupted writes of the run's own files left behind (NAME.tmp, NAME.tmp.PID)
+local function clean_stale(dir)
+  local own = {}
+  for _, f in ipairs(RUN_FILES) do own[f] = true end
+  for _, name in ipairs(util.list_dir(dir)) do
+    local base = name:match("^(.-)%.tmp$") or name:match("^(.-)%.tmp%.%d+$")
+    if base and own[base] then os.remove(dir .. "/" .. name) end
+  end
+end
+
+-- moves files of dir into a new dir/replaced-YYYYmmdd-HHMMSS/ (never into an existing one)
+local function move_aside(dir, names)
+  local stamp = os.date("%Y%m%d-%H%M%S")
+  local dest, k = dir .. "/replaced-" .. stamp, 1
+  while util.file_exists(dest) or util.is_dir(dest) do
+    k = k + 1
+    dest = string.format("%s/replaced-%s-%d", dir, stamp, k)
+  end
+  util.mkdir_p(dest)
+  for _, f in ipairs(names) do util.rename(dir .. "/" .. f, dest .. "/" .. f) end
+  return dest
+end
+
+-- Keeps the lines of metrics.jsonl up to step (a resumed checkpoint's): those a crashed run logged
+-- past its last checkpoint, and a line cut short, are dropped, through a temporary file and a
+-- rename. Returns the number of lines dropped.
+function M.truncate_metrics(dir, step)
+  local path = dir .. "/metrics.jsonl"
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local keep, dropped = {}, 0
+  for line in f:lines() do
+    local ok, j = pcall(util.json_decode, line)
+    if ok and type(j) == "table" and (type(j.step) ~= "number" or j.step <= step) then
+      keep[#keep + 1] = line
+    else
+      dropped = dropped + 1
+    end
+  end
+  f:close()
+  if dropped > 0 then util.write_file(path, table.concat(keep, "\n") .. (#keep > 0 and "\n" or "")) end
+  return dropped
+end
+
+local function norm_dir(p) return (p:gsub("/+$", ""):gsub("^%./", "")) end
+
 ---------------------------------------------------------------- the command
--- train(r, opts): opts.out (run folder), opts.resume (a run folder to continue), opts.device,
--- opts.quiet, opts.source (the recipe's text), opts.recipe_path, opts.overrides, opts.stop_at_step,
--- opts.stop_at_epoch. Returns the summary table (nil when interrupted or paused), the trainer and
--- fit's status.
+-- train(r, opts): opts.out (run folder), opts.resume (a run folder or checkpoint to continue),
+-- opts.force (a fresh run into a folder that holds one: its files are moved to
+-- OUT/replaced-DATE/), opts.device, opts.quiet, opts.source (the recipe's text),
+-- opts.recipe_path, opts.overrides, opts.stop_at_step, opts.stop_at_epoch. Returns the summary
+-- table (nil when interrupted or paused), the trainer and fit's status.
+--
+-- The run folder is left as it is until the data, the model and (when resuming) the checkpoint
+-- have loaded: a run that fails before then changes nothing there.
 function M.train(r, opts)
   opts = opts or {}
-  local out = opts.out
-  if out then
+  local out = opts.out and norm_dir(opts.out)
+  local ckpt, from
+  if opts.resume then
+    from = util.is_dir(opts.resume) and norm_dir(opts.resume) or (opts.resume:match("^(.*)/[^/]*$") or ".")
+    ckpt = util.is_dir(opts.resume) and (from .. "/" .. CKPT) or opts.resume
+    if not util.file_exists(ckpt) then
+      error(string.format("--resume %s: no %s to continue from", opts.resume, ckpt), 0)
+    end
+  end
+  -- resuming in the checkpoint's own folder continues that run; another folder starts a new one
+  local continuing = ckpt and out and norm_dir(from) == out
+  local replace = false
+  if out and not continuing then
+    local held = present(out, RUN_MARKERS)
+    if #held > 0 then
+      if not opts.force then
+        error(string.format("%s holds a run (%s): continue it with --resume %s, or start a new one there with " ..
+          "--force (the old run's files are moved to %s/replaced-DATE/)", out, table.concat(held, ", "), out, out), 0)
+      end
+      replace = true
+    end
+  end
+  local self = M.setup(r, opts)
+  if ckpt then
+    M.restore(self, ckpt)
+    if not opts.quiet then
+      print(string.format("resumed from %s at epoch %d, step %d", ckpt, self.state.epoch + 1, self.state.step))
+    end
+  end
+  if out then -- everything has loaded: the folder changes from here on
     util.mkdir_p(out)
-    if not opts.resume and util.file_exists(out .. "/metrics.jsonl") then
-      -- a fresh run into an old run folder starts its metrics over
-      if not opts.quiet then print("note: starting a new run in " .. out .. " (its old metrics are replaced)") end
-      os.remove(out .. "/metrics.jsonl")
-      os.remove(out .. "/summary.json")
+    clean_stale(out)
+    if replace then
+      local dest = move_aside(out, present(out, RUN_FILES))
+      if not opts.quiet then print(string.format("note: the run that was in %s is now in %s", out, dest)) end
+    end
+    if continuing then
+      local n = M.truncate_metrics(out, self.state.step)
+      if n > 0 and not opts.quiet then
+        print(string.format("note: %d metrics line%s past the checkpoint's step %d dropped", n, n == 1 and "" or "s",
+          self.state.step))
+      end
     end
     if opts.source then util.write_file(out .. "/recipe.lua", opts.source) end
     util.write_file(out .. "/recipe.json", recipe_mod.to_json(r))
-  end
-  local self = M.setup(r, opts)
-  if out then
     util.write_file(out .. "/run.json", util.json_encode({ recipe = opts.recipe_path, overrides = opts.overrides or {},
       device = self.device, version = require("visreg").version, threads = C.vr_num_threads(),
       started = os.date("!%Y-%m-%dT%H:%M:%SZ") }, "  ") .. "\n")
-  end
-  if opts.resume then
-    local path = opts.resume
-    if util.is_dir(path) then path = path .. "/" .. CKPT end
-    M.restore(self, path)
-    if not opts.quiet then
-      print(string.format("resumed from %s at epoch %d, step %d", path, self.state.epoch + 1, self.state.step))
-    end
   end
   if not opts.quiet then
     print(string.format("visreg %s: %s on %s (%d threads), %d train / %d test images, %d epochs x %d steps of %d x %d views",

@@ -32,6 +32,17 @@ function M.error(msg, ...)
   error(msg, M.user_level(2))
 end
 
+-- The file:line of the first caller outside the library (nil when there is none), for messages
+-- about values made there.
+function M.user_where()
+  local level = M.user_level(-1)
+  if level <= 0 then return nil end
+  local info = debug.getinfo(level, "Sl")
+  if not info or info.currentline < 1 then return nil end
+  local src = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+  return src .. ":" .. info.currentline
+end
+
 function M.is_callable(f)
   if type(f) == "function" then return true end
   local mt = getmetatable(f)
@@ -140,11 +151,158 @@ function M.with_defaults(what, t, defaults, extra_allowed)
   return t
 end
 
--- A component spec (recipe data): t's options checked against defaults and filled in, kind set.
--- what names the constructor in messages ("vr.loss.visreg").
-function M.spec(what, kind, t, defaults)
+---------------------------------------------------------------- value rules
+-- A rule says which values a setting may take; a component's rules sit beside its defaults
+-- (M.spec) and the recipe's own in visreg.recipe. Fields: min, max (inclusive bounds), gt, lt
+-- (exclusive), int (whole numbers), optional (false also allowed: "not set"), pair (a number or
+-- {low, high} with low <= high, both within the bounds), list (a number or a non-empty list of
+-- numbers, each within the bounds; empty = true allows {}), size (an image size: an integer or
+-- {h, w}, each 1..4096), oneof (a list of allowed values), boolean, test (a function of the
+-- value and relaxed (see relax), with desc saying what it wants). Numbers must be finite whatever
+-- the rule.
+local function finite(x) return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge end
+
+local function number_ok(x, r)
+  if not finite(x) then return false end
+  if r.int and x % 1 ~= 0 then return false end
+  if r.min and x < r.min then return false end
+  if r.max and x > r.max then return false end
+  if r.gt and x <= r.gt then return false end
+  if r.lt and x >= r.lt then return false end
+  return true
+end
+
+-- the rule for values set while training (schedules): exclusive bounds may be reached (a learning
+-- rate decayed to 0) and whole numbers may be fractional (their user rounds them)
+local function relax(r)
+  local c = {}
+  for k, v in pairs(r) do c[k] = v end
+  if c.gt then c.min, c.gt = math.max(c.min or c.gt, c.gt), nil end
+  if c.lt then c.max, c.lt = math.min(c.max or c.lt, c.lt), nil end
+  c.int = nil
+  return c
+end
+
+local function fmt_num(x)
+  if x == math.huge then return "inf" end
+  if x == -math.huge then return "-inf" end
+  if x ~= x then return "nan" end
+  return string.format("%.10g", x)
+end
+
+local function bounds(r)
+  local lo = r.min and { "[", r.min } or r.gt and { "(", r.gt }
+  local hi = r.max and { r.max, "]" } or r.lt and { r.lt, ")" }
+  if lo and hi then return string.format(" in %s%s, %s%s", lo[1], fmt_num(lo[2]), fmt_num(hi[1]), hi[2]) end
+  if lo then return string.format(" %s %s", lo[1] == "[" and ">=" or ">", fmt_num(lo[2])) end
+  if hi then return string.format(" %s %s", hi[2] == "]" and "<=" or "<", fmt_num(hi[1])) end
+  return ""
+end
+
+local function number_desc(r)
+  local noun = r.int and "integer" or "number"
+  if not r.max and not r.lt then
+    if (r.int and r.min == 1) or r.gt == 0 then return "a positive " .. noun end
+    if r.min == 0 then return "a non-negative " .. noun end
+  end
+  local b = bounds(r)
+  if b == "" then return r.int and "an integer" or "a finite number" end
+  return (r.int and "an " or "a ") .. noun .. b
+end
+
+function M.rule_desc(r)
+  local d
+  if r.desc then d = r.desc
+  elseif r.oneof then
+    local names = {}
+    for i, v in ipairs(r.oneof) do names[i] = tostring(v) end
+    d = table.concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
+  elseif r.boolean then d = "true or false"
+  elseif r.size then d = "an image size (an integer in [1, 4096] or {h, w})"
+  elseif r.pair then d = "a number or {low, high} with low <= high, each" .. (bounds(r) ~= "" and bounds(r) or " finite")
+  elseif r.list then
+    d = (r.empty and "a list of numbers" or "a number or a list of numbers") .. ", each" ..
+      (bounds(r) ~= "" and bounds(r) or " finite")
+  else d = number_desc(r) end
+  if r.optional then d = "false or " .. d end
+  return d
+end
+
+local function show(v)
+  if type(v) == "number" then return fmt_num(v) end
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "table" then
+    local ok, s = pcall(M.json_encode, v)
+    if ok and #s <= 60 then return s end
+    return "a table"
+  end
+  local s = tostring(v)
+  if #s > 60 then return "a " .. type(v) .. " value" end
+  return s
+end
+M.show_value = show
+
+-- nil when v keeps rule r, else "expected ..., got ..."
+function M.rule_problem(v, r, relaxed)
+  local ok
+  if relaxed then r = relax(r) end
+  if r.optional and (v == false or v == nil) then return nil end
+  if r.test then ok = r.test(v, relaxed)
+  elseif r.oneof then
+    ok = false
+    for _, x in ipairs(r.oneof) do if v == x then ok = true end end
+  elseif r.boolean then ok = type(v) == "boolean"
+  elseif r.size then
+    local size = { int = true, min = 1, max = 4096 }
+    ok = number_ok(v, size) or (type(v) == "table" and #v == 2 and number_ok(v[1], size) and number_ok(v[2], size))
+  elseif r.pair then
+    ok = number_ok(v, r) or (type(v) == "table" and M.is_array(v) and #v == 2 and number_ok(v[1], r) and
+      number_ok(v[2], r) and v[1] <= v[2])
+  elseif r.list then
+    ok = (not r.empty and number_ok(v, r)) or (type(v) == "table" and M.is_array(v) and (#v > 0 or r.empty))
+    if ok and type(v) == "table" then
+      for _, x in ipairs(v) do if not number_ok(x, r) then ok = false end end
+    end
+  else ok = number_ok(v, r) end
+  if ok then return nil end
+  return string.format("expected %s, got %s", M.rule_desc(r), show(v))
+end
+
+-- the value at a dotted key path of t ("weights.scale")
+local function at_path(t, path)
+  for part in path:gmatch("[^%.]+") do
+    if type(t) ~= "table" then return nil end
+    t = t[tonumber(part) or part]
+  end
+  return t
+end
+M.at_path = at_path
+
+-- the first key (in sorted order) of rules whose value in t breaks its rule: key, problem
+function M.check_rules(t, rules, relaxed)
+  for _, k in ipairs(M.sorted_keys(rules)) do
+    local p = M.rule_problem(at_path(t, k), rules[k], relaxed)
+    if p then return k, p end
+  end
+end
+
+-- each constructor's rules by name ("vr.loss.visreg"), for the recipe's checks after --set, and
+-- where each spec was made (file:line, for their messages); kept weakly
+M.spec_rules = {}
+M.spec_origin = setmetatable({}, { __mode = "k" })
+
+-- A component spec (recipe data): t's options checked against defaults and filled in, kind set,
+-- and its values checked against rules (key -> rule, beside the defaults). what names the
+-- constructor in messages ("vr.loss.visreg"), which point at the line that made the spec.
+function M.spec(what, kind, t, defaults, rules)
   t = M.with_defaults(what, t or {}, defaults)
   t.kind = kind
+  if rules then
+    M.spec_rules[what] = rules
+    local k, p = M.check_rules(t, rules)
+    if k then M.error("%s: %s: %s", what, k, p) end
+  end
+  M.spec_origin[t] = M.user_where()
   return t
 end
 
@@ -312,6 +470,22 @@ M.shell_quote = shell_quote
 function M.mkdir_p(path)
   local ok = os.execute("mkdir -p " .. shell_quote(path))
   if ok ~= 0 and ok ~= true then M.error("cannot create the folder %s", path) end
+end
+
+-- the names in a folder (without . and ..); {} when it cannot be read
+function M.list_dir(path)
+  local out = {}
+  local p = io.popen("ls -A " .. shell_quote(path) .. " 2>/dev/null")
+  if not p then return out end
+  for name in p:lines() do out[#out + 1] = name end
+  p:close()
+  return out
+end
+
+-- moves a file or folder (within one file system)
+function M.rename(from, to)
+  local ok, err = os.rename(from, to)
+  if not ok then M.error("cannot move %s to %s: %s", from, to, tostring(err)) end
 end
 
 function M.is_dir(path)

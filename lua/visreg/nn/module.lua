@@ -159,9 +159,12 @@ function Module:state_dict()
   return sd
 end
 
--- copies values in place; strict (default) refuses missing and unexpected names
-function Module:load_state_dict(sd, strict)
+-- copies values in place; strict (default) refuses missing and unexpected names. Each tensor must
+-- have the dtype and shape of the module's own (nothing is converted). prefix: put before the
+-- names in messages (the checkpoint's names, "encoder.")
+function Module:load_state_dict(sd, strict, prefix)
   if strict == nil then strict = true end
+  prefix = prefix or ""
   local own = {}
   for _, e in ipairs(self:named_parameters()) do own[#own + 1] = e end
   for _, e in ipairs(self:named_buffers()) do own[#own + 1] = e end
@@ -171,18 +174,22 @@ function Module:load_state_dict(sd, strict)
       local name, t = e[1], e[2]
       local src = sd[name]
       if src == nil then
-        if strict then util.error("load_state_dict: missing key '%s'", name) end
+        if strict then util.error("load_state_dict: missing key '%s%s'", prefix, name) end
       else
         seen[name] = true
+        if not tensor.is_tensor(src) then util.error("load_state_dict: '%s%s': expected a tensor, got %s", prefix, name, type(src)) end
         local a, b = t:shape_str(), src:shape_str()
-        if a ~= b then util.error("load_state_dict: '%s': expected shape %s, got %s", name, a, b) end
+        if a ~= b then util.error("load_state_dict: '%s%s': expected shape %s, got %s", prefix, name, a, b) end
+        if t:dtype() ~= src:dtype() then
+          util.error("load_state_dict: '%s%s': expected dtype %s, got %s", prefix, name, t:dtype(), src:dtype())
+        end
         t:copy_(src)
       end
     end
   end)
   if strict then
     for name in pairs(sd) do
-      if not seen[name] then util.error("load_state_dict: unexpected key '%s'", name) end
+      if not seen[name] then util.error("load_state_dict: unexpected key '%s%s'", prefix, name) end
     end
   end
   return self

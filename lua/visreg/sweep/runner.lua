@@ -36,7 +36,14 @@ local function launch(ctx, job, slot)
   local argv = { ctx.exe, "train", s.recipe }
   for _, o in ipairs(spec.overrides(s, t)) do argv[#argv + 1] = "--set"; argv[#argv + 1] = o end
   argv[#argv + 1] = "--out"; argv[#argv + 1] = tdir
-  if store.has_checkpoint(dir, t) then argv[#argv + 1] = "--resume"; argv[#argv + 1] = tdir end
+  -- a trial with a checkpoint continues from it; one without starts over (--force: what an earlier
+  -- attempt left, e.g. after a crash before its first checkpoint, moves to replaced-DATE/; the
+  -- trial's own trial.json and train.log stay)
+  if store.has_checkpoint(dir, t) then
+    argv[#argv + 1] = "--resume"; argv[#argv + 1] = tdir
+  else
+    argv[#argv + 1] = "--force"
+  end
   if job.stop_at then argv[#argv + 1] = "--stop-at-epoch"; argv[#argv + 1] = tostring(job.stop_at) end
   -- each trial gets its share of the cores, for its kernels and for OpenBLAS's own threads
   local env = { "OMP_NUM_THREADS=" .. ctx.threads, "OPENBLAS_NUM_THREADS=" .. ctx.threads }
