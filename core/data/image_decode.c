@@ -215,7 +215,9 @@ static int decode_jpeg(vr_img_decoder *d, const unsigned char *buf, size_t len, 
     const char *msg = tjGetErrorStr2(d->tj);
     int warning = tjGetErrorCode(d->tj) == TJERR_WARNING;
     if (!warning) return fail(why, wn, "corrupt JPEG: %s", msg);
-    if (strstr(msg, "Premature end")) return fail(why, wn, "truncated JPEG: %s", msg);
+    if (strcasestr(msg, "premature end")) return fail(why, wn, "truncated JPEG: %s", msg);
+    tjDestroy(d->tj); /* accepted with a warning: a fresh handle for the next file */
+    d->tj = tjInitDecompress();
   }
   int o, adobe;
   jpeg_markers(buf, len, &o, &adobe);
@@ -321,10 +323,18 @@ int vr_img_decode(vr_img_decoder *d, const unsigned char *buf, size_t len, int t
                   int *grey, char *why, size_t whylen) {
   *out = NULL;
   *grey = 0;
+  if (!d->tj && !(d->tj = tjInitDecompress())) return fail(why, whylen, "out of memory for the JPEG decoder");
   if (len == 0) return fail(why, whylen, "empty file (0 bytes)");
   int r;
-  if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF)
+  if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF) {
     r = decode_jpeg(d, buf, len, target_short, grey, why, whylen);
+    /* a failed decode can leave the handle in a state that changes how the next file reads: a
+     * fresh one keeps every file's result independent of the files before it */
+    if (r) {
+      tjDestroy(d->tj);
+      d->tj = tjInitDecompress(); /* NULL (out of memory): retried, and reported, on the next call */
+    }
+  }
   else if (len >= 8 && !memcmp(buf, "\x89PNG\r\n\x1a\n", 8))
     r = decode_png(d, buf, len, grey, why, whylen);
   else
