@@ -427,8 +427,8 @@ vr_status vr_image_pack(const vr_image_set *s, int size, const char *cache_dir, 
     if (have) fprintf(stderr, "resuming the pack of '%s' into '%s': %lld of %lld shards are done\n", s->root, cache_dir,
                       (long long)have, (long long)j.nshards);
     else if (have < j.nshards)
-      fprintf(stderr, "packing %lld images of '%s' at %d px into '%s' (%d threads)\n", (long long)s->n, s->root, size,
-              cache_dir, nt);
+      fprintf(stderr, "packing %lld images of '%s' at %d px into '%s' (%d thread%s)\n", (long long)s->n, s->root, size,
+              cache_dir, nt, nt == 1 ? "" : "s");
   }
   if (tty) j.verbose = 2;
   double t0 = now_s();
