@@ -306,6 +306,7 @@ end
 
 ---------------------------------------------------------------- `visreg bench data`
 local BENCH_USAGE = [[usage: visreg bench data DIR [--size 64] [--n 2000] [--batch 256] [--batches 20] [--workers N] [--json]
+                        [--make N]   (first writes N synthetic 500 x 375 JPEGs into DIR, when DIR is new)
   decode + resize images/s on one core and on every core, then the loader's images/s (2 augmented
   views a sample) reading the packed cache, beside the same loader on an in-memory dataset of the
   same shape (what the built-in datasets give)]]
