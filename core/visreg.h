@@ -577,7 +577,8 @@ vr_status vr_image_decode_bench(const vr_image_set *s, int size, int threads, in
                                 int64_t *decoded, int64_t *failed);
 /* images per class into counts[0..n) (n >= the class count) */
 vr_status vr_dataset_class_counts(const vr_dataset *d, int n, int64_t *counts);
-/* a stratified split: in each class, image j (in order) is held out when floor((j+1) f) > floor(j f);
+/* a stratified split: in each class, image j (in order) is held out when
+ * floor((j+1) f + 1/2) > floor(j f + 1/2) (with f = 0.1: images 4, 14, 24, ... of each class);
  * held_out 1 gives those images, 0 the others */
 vr_status vr_dataset_holdout(const vr_dataset *d, double fraction, int held_out, vr_dataset **out);
 

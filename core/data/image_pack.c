@@ -727,8 +727,9 @@ vr_status vr_dataset_holdout(const vr_dataset *d, double fraction, int held_out,
   for (int64_t i = 0; i < d->n; i++) {
     int64_t l = d->has_labels && d->labels[i] >= 0 && d->labels[i] < C ? d->labels[i] : 0;
     int64_t j = seen[l]++;
-    /* image j of its class is held out when floor((j+1) f) > floor(j f): every 1/f-th, spread evenly */
-    int h = floor((j + 1) * fraction) > floor(j * fraction);
+    /* image j of its class is held out when floor((j+1) f + 1/2) > floor(j f + 1/2): every 1/f-th,
+     * spread evenly, the first at j = round(1/(2f)) - 1 (so a class of 1/(2f) images gives one) */
+    int h = floor((j + 1) * fraction + 0.5) > floor(j * fraction + 0.5);
     if (h == (held_out != 0)) idx[m++] = i;
   }
   vr_status st = vr_dataset_subset(d, m, idx, out);

@@ -206,6 +206,11 @@ function M.open_split(s, train)
   local p = ffi.new("vr_dataset *[1]")
   local d = data().wrap(C.vr_dataset_holdout(full.handle, f, train and 0 or 1, p), p)
   d.classes, d.cache, d.source, d.skipped = full.classes, full.cache, full.source, full.skipped
+  if d:count() == 0 then
+    util.error("vr.data.%s: holdout %g of '%s' leaves no %s images (its classes are too small): raise holdout, "
+      .. "give test_root, or set holdout = 0 to evaluate on the training images", s.kind, f, s.root,
+      train and "training" or "test")
+  end
   return d
 end
 
