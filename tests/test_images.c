@@ -368,6 +368,48 @@ START_TEST(bad_files) {
 }
 END_TEST
 
+/* damaged copies of a JPEG (with EXIF) and a PNG: random bytes changed, cut at random lengths, a
+ * declared size patched; each decodes or fails with a message, never crashes (run it under `make asan`) */
+START_TEST(mutations) {
+  uint8_t px[40 * 36 * 3];
+  for (int i = 0; i < 40 * 36 * 3; i++) px[i] = (uint8_t)(i * 13 + i / 97);
+  unsigned char app1[64];
+  size_t an = exif_app1(app1, 7, 0);
+  write_jpeg(tu_in_dir("m.jpg"), px, 40, 36, TJPF_RGB, app1, an);
+  write_png(tu_in_dir("m.png"), 40, 36, PNG_COLOR_TYPE_RGB, 8, px, NULL, 0, 1);
+  const char *src[2] = {"m.jpg", "m.png"};
+  uint64_t r = 12345;
+  int ok = 0, bad = 0;
+  for (int f = 0; f < 2; f++) {
+    size_t n;
+    unsigned char *orig = read_file(tu_in_dir(src[f]), &n);
+    unsigned char *b = malloc(n);
+    for (int k = 0; k < 300; k++) {
+      memcpy(b, orig, n);
+      size_t len = n;
+      r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+      if (k % 3 == 0) len = 1 + r % n; /* cut */
+      else
+        for (int m = 0; m < 1 + k % 4; m++) {
+          r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+          b[r % n] = (unsigned char)(r >> 32);
+        }
+      write_file(tu_in_dir("mut.bin"), b, len);
+      vr_tensor *t = NULL;
+      vr_status st = vr_image_load(tu_in_dir("mut.bin"), 16, &t);
+      ck_assert_msg(st == VR_OK || st == VR_E_FORMAT, "%s mutation %d: %s", src[f], k, vr_last_error());
+      if (st == VR_OK) ck_assert(vr_tensor_size(t, 1) == 16 && vr_tensor_size(t, 2) == 16);
+      ok += st == VR_OK;
+      bad += st != VR_OK;
+      vr_tensor_free(t);
+    }
+    free(b);
+    free(orig);
+  }
+  ck_assert(ok > 0 && bad > 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- folders */
 
 /* root/{apple,banana,cherry}: apple 100 JPEGs of varying sizes and colours, banana 90 PNGs (RGB,
@@ -749,6 +791,7 @@ static Suite *images_suite(void) {
   tcase_add_test(tc, decode_png_kinds);
   tcase_add_test(tc, resize_area_exact);
   tcase_add_test(tc, bad_files);
+  tcase_add_test(tc, mutations);
   suite_add_tcase(s, tc);
   TCase *tf = tcase_create("folders");
   tcase_add_checked_fixture(tf, tu_tmpdir_setup, tu_tmpdir_teardown);

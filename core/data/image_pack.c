@@ -408,7 +408,12 @@ vr_status vr_image_pack(const vr_image_set *s, int size, const char *cache_dir, 
     if (verbose) fprintf(stderr, "'%s' holds a cache of another version of '%s': packing it anew\n", cache_dir, s->root);
   }
   j.per = per_shard ? per_shard : (s->n + 31) / 32;
-  if (!per_shard) j.per = j.per < 16 ? 16 : j.per > 1024 ? 1024 : j.per;
+  if (!per_shard) { /* 16 to 1024 images, and at most 64 MiB of pixels, a shard */
+    int64_t cap = (64ll << 20) / (3ll * size * size);
+    if (cap > 1024) cap = 1024;
+    if (cap < 16) cap = 16;
+    j.per = j.per < 16 ? 16 : j.per > cap ? cap : j.per;
+  }
   j.nshards = (s->n + j.per - 1) / j.per;
   sweep_dir(cache_dir, j.nshards);
   j.sh = calloc((size_t)j.nshards, sizeof *j.sh);

@@ -355,14 +355,16 @@ function M.bench(args)
     local function loader_rate(d)
       local l = data().loader(d, { batch = math.min(batch, d:count()), workers = workers, prefetch = 4, seed = 1 })
       l:add_view(size, pipeline); l:add_view(size, pipeline)
-      local b = l:next() -- warm-up
-      local t, imgs = C.vr_host_now(), 0
-      for _ = 1, nb do
-        b = l:next()
-        if not b then b = l:next() end
-        imgs = imgs + b:size()
+      local function take()
+        local b = l:next()
+        if not b then b = l:next() end -- the next epoch
+        local n = b:size()
         b:free()
+        return n
       end
+      for _ = 1, 5 do take() end -- warm-up: the threads start and the 4 prefetched batches are drained
+      local t, imgs = C.vr_host_now(), 0
+      for _ = 1, nb do imgs = imgs + take() end
       local r = imgs / (C.vr_host_now() - t)
       l:close()
       return r
