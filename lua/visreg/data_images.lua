@@ -290,7 +290,12 @@ function M.main(args)
     end)
   end
   if cmd ~= "pack" or #pos ~= 2 then io.stderr:write(USAGE, "\n"); return 2 end
-  return cli.run_protected(function()
+  return cli.run_protected(M.pack_command(pos, o))
+end
+
+-- the body of `visreg data pack`: errors carry no Lua position (util.boundaries)
+function M.pack_command(pos, o)
+  local function run()
     local size = tonumber(o.size or 64)
     local s = { root = pos[2], size = size, kind = o.list and "image_list" or "image_folder", train = o.list,
       test = o["test-list"], num_classes = 0, test_root = false }
@@ -306,7 +311,9 @@ function M.main(args)
       end
     end
     return 0
-  end)
+  end
+  util.boundaries[run] = true
+  return run
 end
 
 ---------------------------------------------------------------- `visreg bench data`
