@@ -28,7 +28,10 @@ void vr_image_set_free(vr_image_set *s) {
 
 static vr_status set_new(const char *root, vr_image_set **out) {
   vr_image_set *s = calloc(1, sizeof *s);
-  if (!s || !(s->root = strdup(root))) {
+  char abs[4096];
+  /* the absolute path: it names the cache, and messages show where a file is */
+  if (!realpath(root, abs)) snprintf(abs, sizeof abs, "%s", root);
+  if (!s || !(s->root = strdup(abs))) {
     free(s);
     return VR_FAIL(VR_E_OOM, "out of host memory");
   }
