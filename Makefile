@@ -16,8 +16,10 @@ OPT ?= -O3
 CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter $(OPT) $(ARCH) -fopenmp -g \
           -I/usr/include/luajit-2.1 -I/usr/include/x86_64-linux-gnu/openblas-pthread $(EXTRA_CFLAGS)
 LIBDIR := /usr/lib/x86_64-linux-gnu
-# LuaJIT, libyaml, OpenBLAS and libgomp are linked statically so the binary runs on machines without them
-STATIC_LIBS := $(LIBDIR)/libluajit-5.1.a $(LIBDIR)/libyaml.a $(LIBDIR)/openblas-pthread/libopenblas.a
+# LuaJIT, libyaml, OpenBLAS, TurboJPEG, libpng and libgomp are linked statically so the binary runs on
+# machines without them (libpng needs zlib, linked below)
+STATIC_LIBS := $(LIBDIR)/libluajit-5.1.a $(LIBDIR)/libyaml.a $(LIBDIR)/openblas-pthread/libopenblas.a \
+               $(LIBDIR)/libturbojpeg.a $(LIBDIR)/libpng16.a
 LDLIBS := $(STATIC_LIBS) -Wl,-Bstatic -lgomp -Wl,-Bdynamic -lz -lreadline -lpthread -ldl -lm
 LDFLAGS := -Wl,-E -fopenmp $(EXTRA_LDFLAGS)
 CHECK_LIBS := $(LIBDIR)/libcheck.a $(LIBDIR)/libsubunit.a -lrt
@@ -55,7 +57,8 @@ WHOLE := -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive
 all: deps $(LIBA) $(BIN) lua/visreg/cdef.lua
 
 # ---- dependencies (Debian packages) ----
-DEB_PKGS := luajit libluajit-5.1-dev libyaml-dev check libopenblas-dev zlib1g-dev libreadline-dev pkg-config dataset-fashion-mnist
+DEB_PKGS := luajit libluajit-5.1-dev libyaml-dev check libopenblas-dev zlib1g-dev libreadline-dev pkg-config dataset-fashion-mnist \
+            libturbojpeg0-dev libpng-dev
 # for the tests alone: a single-node Slurm that a sweep is submitted to (without the recommended
 # plugins, which bring dozens of packages the tests do not use), and tmux, the terminal that
 # tests/lua/test_repl.lua drives the interactive REPL through

@@ -535,4 +535,51 @@ void vr_profile_report(void);
 /* calls counted since the reset for one row name ("conv2d", "binary.add"), and their device ms */
 int64_t vr_profile_calls(const char *name, int backward, double *device_ms);
 
+/* ---- image folders (core/data/image_*.c): JPEG and PNG files decoded once into a packed cache ----
+ * An image set is the list of files a dataset is made of, with labels and class names. */
+typedef struct vr_image_set vr_image_set; /* opaque */
+/* root/CLASS/...: class folders sorted bytewise give labels 0..K-1, files found recursively (names
+ * starting with '.' ignored); an empty class folder is refused. classes_from (NULL or another set):
+ * its class names give the labels (a val/ split), and a class folder it lacks is refused. */
+vr_status vr_image_set_folder(const char *root, const vr_image_set *classes_from, vr_image_set **out);
+/* a list file of "relative/path label" lines (blank and '#' lines skipped) under root; a malformed or
+ * out-of-range label, a path leaving root (absolute, '..') or a missing file is refused with
+ * list_path:line. num_classes 0: the largest label + 1; class names are "0", "1", ... */
+vr_status vr_image_set_list(const char *root, const char *list_path, int num_classes, vr_image_set **out);
+vr_status vr_image_set_rename_classes(vr_image_set *s, int n, const char *const *names);
+void vr_image_set_free(vr_image_set *s);
+int64_t vr_image_set_count(const vr_image_set *s);
+int vr_image_set_num_classes(const vr_image_set *s);
+const char *vr_image_set_root(const vr_image_set *s);
+const char *vr_image_set_class_name(const vr_image_set *s, int cls);
+const char *vr_image_set_path(const vr_image_set *s, int64_t index); /* relative to the root */
+int64_t vr_image_set_label(const vr_image_set *s, int64_t index);
+/* 16 hex digits and a NUL into hex17: the hash of the cache format, size, class names and every
+ * file's path, label, byte size and mtime: what names and validates a packed cache */
+vr_status vr_image_set_hash(const vr_image_set *s, int size, char *hex17);
+/* one file decoded as the packer does: u8 3 x size x size (short side resized with area averaging,
+ * centre crop); size 0: the whole image (3 x H x W) with its EXIF orientation applied */
+vr_status vr_image_load(const char *path, int size, vr_tensor **out);
+/* decodes every file of s once (threads 0: every core) into cache_dir: shards, skipped.txt and
+ * index.txt (see core/data/image_pack.c). Resumes an interrupted pack; repacks a cache of another
+ * hash. A bad file is skipped (a line on stderr when verbose) unless strict, which stops at it.
+ * per_shard 0: chosen from the count. verbose: progress, ETA and a summary on stderr. */
+vr_status vr_image_pack(const vr_image_set *s, int size, const char *cache_dir, int threads, int strict, int per_shard,
+                        int verbose);
+/* 1 when cache_dir holds a finished cache of s at size */
+int vr_image_cache_valid(const vr_image_set *s, int size, const char *cache_dir);
+/* the decoded images of a cache as a dataset (skipped files left out). expect_hash: NULL or the set's
+ * hash (else VR_E_FORMAT). channels 3, 1 (luma) or 0 (1 when every file was grey, else 3). strict 1
+ * refuses a cache that skipped files. */
+vr_status vr_image_cache_load(const char *cache_dir, const char *expect_hash, int channels, int strict, vr_dataset **out);
+/* decodes (and resizes) the first limit files (0: all) on threads threads without storing them */
+vr_status vr_image_decode_bench(const vr_image_set *s, int size, int threads, int64_t limit, double *seconds,
+                                int64_t *decoded, int64_t *failed);
+/* images per class into counts[0..n) (n >= the class count) */
+vr_status vr_dataset_class_counts(const vr_dataset *d, int n, int64_t *counts);
+/* a stratified split: in each class, image j (in order) is held out when
+ * floor((j+1) f + 1/2) > floor(j f + 1/2) (with f = 0.1: images 4, 14, 24, ... of each class);
+ * held_out 1 gives those images, 0 the others */
+vr_status vr_dataset_holdout(const vr_dataset *d, double fraction, int held_out, vr_dataset **out);
+
 #endif

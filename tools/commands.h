@@ -11,8 +11,10 @@ VR_COMMAND(vr_cmd_bench);
 VR_COMMAND(vr_cmd_repl);
 VR_COMMAND(vr_cmd_sweep);
 VR_COMMAND(vr_cmd_probe);
+VR_COMMAND(vr_cmd_data);
 /* benchmarks under `visreg bench NAME` */
 VR_COMMAND(vr_bench_ops);
 VR_COMMAND(vr_bench_losses);
 VR_COMMAND(vr_bench_train);
+VR_COMMAND(vr_bench_data);
 #endif

@@ -16,9 +16,10 @@ static const command commands[] = {
     {"run", vr_cmd_run, "run SCRIPT.lua [args]      any Lua script with the toolkit loaded"},
     {"eval", vr_cmd_eval, "eval DIR_OR_CHECKPOINT       linear probe and kNN of a trained encoder"},
     {"loss", vr_cmd_loss, "loss METHOD --z Z.npy [--slices G.npy] [--lambda L --global-views G] [--weights s,sh,c] [--grad-out G.npy]"},
-    {"bench", vr_cmd_bench, "bench ops|losses|train ...   benchmarks"},
+    {"bench", vr_cmd_bench, "bench ops|losses|train|data ...   benchmarks"},
     {"repl", vr_cmd_repl, "repl [RUN_DIR]               interactive Lua with the toolkit loaded"},
     {"probe", vr_cmd_probe, "probe RUN_DIR [--json]       the metric table of a run's test embeddings"},
+    {"data", vr_cmd_data, "data pack SRC [--size 64] [--out CACHE] | info CACHE   image folders packed once"},
     {"sweep", vr_cmd_sweep, "sweep FILE.yaml | status DIR  hyperparameter sweeps from a YAML file (resumable, Slurm)"},
 };
 

@@ -42,17 +42,54 @@ function M.idx(t)
     rules { num_classes = COUNT0 })
 end
 
+-- A folder of JPEG/PNG images (see visreg.data_images and README "Your own images"): root/CLASS/...
+-- (sorted class names give the labels), or root/train/CLASS/... with root/val/ or root/test/. size:
+-- the stored side (short side resized with area averaging, centre crop); decoded once into a
+-- packed cache (cache false: under $VISREG_CACHE or ~/.cache/visreg). Without a val/test split,
+-- test_root gives the test images, else holdout (a stratified fraction of each class) is held out
+-- (0: the test split is the training set). channels 3, 1 (luma) or 0 (1 when every file is grey);
+-- strict: refuse bad files instead of skipping them; workers: packing threads (0: every core); quiet:
+-- no class summary when the dataset loads
+local image_common = { size = 64, channels = 3, strict = false, cache = false, workers = 0, holdout = 0.1, quiet = false }
+function M.image_folder(t)
+  local d = common { test_root = false }
+  for k, v in pairs(image_common) do d[k] = v end
+  return spec("image_folder", t, d)
+end
+-- "relative/path label" list files (ImageNet-LT style) under root; train/test relative to root;
+-- num_classes 0: the largest training label + 1; class_names: a list, or a file of one name a line
+function M.image_list(t)
+  local d = common { train = "train.txt", test = "test.txt", num_classes = 0, class_names = false }
+  for k, v in pairs(image_common) do d[k] = v end
+  return spec("image_list", t, d)
+end
+
 ---------------------------------------------------------------- Dataset
 local Dataset = {}
 Dataset.__index = Dataset
 M.Dataset = Dataset
 
 local dp = ffi.new("vr_dataset *[1]")
-local function wrap_ds(st)
-  if st ~= 0 then dp[0] = nil; util.error("%s", core.last_error()) end
-  local d = ffi.gc(dp[0], C.vr_dataset_free)
-  dp[0] = nil
+local function wrap_ds(st, p)
+  p = p or dp
+  if st ~= 0 then p[0] = nil; util.error("%s", core.last_error()) end
+  local d = ffi.gc(p[0], C.vr_dataset_free)
+  p[0] = nil
   return setmetatable({ handle = d }, Dataset)
+end
+M.wrap = wrap_ds
+-- a derived dataset keeps its parent's class names (map: new label -> old label, when relabelled)
+local function derive(parent, d, map)
+  if parent.classes then
+    if map then
+      d.classes = {}
+      for k, old in ipairs(map) do d.classes[k] = parent.classes[old + 1] end
+    else
+      d.classes = parent.classes
+    end
+  end
+  d.cache, d.source, d.skipped = parent.cache, parent.source, parent.skipped
+  return d
 end
 
 function M.from_tensors(images, labels, num_classes)
@@ -70,18 +107,29 @@ function Dataset:label(i) return tonumber(C.vr_dataset_label(self.handle, i)) en
 function Dataset:images() return new(C.vr_dataset_images(self.handle, outp)) end       -- u8 N x C x H x W
 function Dataset:images_f32() return new(C.vr_dataset_images_f32(self.handle, outp)) end
 function Dataset:labels() return new(C.vr_dataset_labels(self.handle, outp)) end       -- i64 N
-function Dataset:head(n) return wrap_ds(C.vr_dataset_head(self.handle, n, dp)) end
+function Dataset:head(n) return derive(self, wrap_ds(C.vr_dataset_head(self.handle, n, dp))) end
 function Dataset:subset(indices)
   local n, a = tensor.int64s(indices, "indices")
-  return wrap_ds(C.vr_dataset_subset(self.handle, n, a, dp))
+  return derive(self, wrap_ds(C.vr_dataset_subset(self.handle, n, a, dp)))
 end
 function Dataset:class_subset(classes, relabel)
   local a = ffi.new("int[?]", #classes, classes)
-  return wrap_ds(C.vr_dataset_class_subset(self.handle, #classes, a, relabel == false and 0 or 1, dp))
+  return derive(self, wrap_ds(C.vr_dataset_class_subset(self.handle, #classes, a, relabel == false and 0 or 1, dp)),
+    relabel ~= false and classes or nil)
 end
-function Dataset:long_tail(r) return wrap_ds(C.vr_dataset_long_tail(self.handle, r, dp)) end
+function Dataset:long_tail(r) return derive(self, wrap_ds(C.vr_dataset_long_tail(self.handle, r, dp))) end
 function Dataset:unlabeled() return wrap_ds(C.vr_dataset_unlabeled(self.handle, dp)) end
 function Dataset:class_count(c) return tonumber(C.vr_dataset_class_count(self.handle, c)) end
+-- the class names (self.classes for image folders, else "0", "1", ...), images per class (class c
+-- at c + 1) and the imbalance ratio (largest / smallest class)
+function Dataset:class_names()
+  if self.classes then return self.classes end
+  local t = {}
+  for c = 0, self:num_classes() - 1 do t[c + 1] = tostring(c) end
+  return t
+end
+function Dataset:class_counts() return require("visreg.data_images").class_counts(self) end
+function Dataset:imbalance() return require("visreg.data_images").imbalance(self:class_counts()) end
 function Dataset:__tostring()
   return string.format("Dataset(%d images, %dx%dx%d, %d classes)", self:count(), self:channels(), self:height(),
     self:width(), self:num_classes())
@@ -93,6 +141,8 @@ local openers = {
   fashion_mnist = function(s, train) return C.vr_dataset_fashion_mnist(root_of(s), train and 1 or 0, dp) end,
   cifar10 = function(s, train) return C.vr_dataset_cifar10(root_of(s), train and 1 or 0, dp) end,
   cifar100 = function(s, train) return C.vr_dataset_cifar100(root_of(s), train and 1 or 0, s.coarse and 1 or 0, dp) end,
+  image_folder = function(s, train) return require("visreg.data_images").open_split(s, train) end,
+  image_list = function(s, train) return require("visreg.data_images").open_split(s, train) end,
   idx = function(s, train)
     local im = train and s.images or s.test_images
     local lb = train and s.labels or s.test_labels
@@ -104,12 +154,19 @@ local openers = {
 -- one split of a dataset spec, with its subset, classes and long-tail options applied
 function M.open_split(s, train)
   local open = type(s) == "table" and openers[s.kind]
-  if not open then util.error("data: expected vr.data.fashion_mnist/cifar10/cifar100/idx{...}, got %s", type(s)) end
-  local d = wrap_ds(open(s, train))
+  if not open then
+    util.error("data: expected vr.data.fashion_mnist/cifar10/cifar100/idx/image_folder/image_list{...}, got %s", type(s))
+  end
+  local d = open(s, train)
+  if type(d) ~= "table" then d = wrap_ds(d) end
   if s.classes and #s.classes > 0 then d = d:class_subset(s.classes, true) end
   if train and s.long_tail and s.long_tail > 1 then d = d:long_tail(s.long_tail) end
   local n = train and s.subset or s.test_subset
   if n and n > 0 and n < d:count() then d = d:head(n) end
+  -- image folders: the classes, counts per class and the imbalance ratio as the dataset loads
+  if d.cache and not s.quiet then
+    print(require("visreg.data_images").summary(d, string.format("%s %s (%s)", s.kind, train and "train" or "test", d.source)))
+  end
   return d
 end
 

@@ -150,7 +150,8 @@ seed {
     "[\"loss.lambda\"] = fn }. Specs (constant, warmup_cosine, step, linear) give a factor of the recipe's\n" ..
     "value; a function fn(epoch, step, ctx) gives the value itself." },
   { "vr.data", "vr.data",
-    "Datasets and the multi-view loader: specs fashion_mnist, cifar10, cifar100, idx (recipe data);\n" ..
+    "Datasets and the multi-view loader: specs fashion_mnist, cifar10, cifar100, idx, image_folder,\n" ..
+    "image_list (recipe data);\n" ..
     "open(spec) gives {train =, test =} Dataset objects; from_tensors(images, labels); loader(ds, opts)." },
   { "vr.augment", "vr.augment",
     "Augmentation specs (random_resized_crop, resize, hflip, jitter, grayscale, blur, solarize, erase,\n" ..
@@ -320,6 +321,11 @@ seed {
     "data.fashion_mnist{root = false, subset = 0, test_subset = 0, long_tail = 0, classes = false}",
     "Fashion-MNIST (root false: /usr/share/datasets/fashion-mnist); subset n keeps the first n training images." },
   { "vr.data.cifar10", "data.cifar10{root =, subset = 0, ...}", "CIFAR-10 (binary version)." },
+  { "vr.data.image_folder",
+    "data.image_folder{root =, size = 64, test_root = false, holdout = 0.1, channels = 3, strict = false, cache = false, ...}",
+    "A folder of JPEG/PNG class folders (or train/ and val/), decoded once into a packed cache; bad files skipped." },
+  { "vr.data.image_list", "data.image_list{root =, train = \"train.txt\", test = \"test.txt\", size = 64, ...}",
+    "\"relative/path label\" list files under root (ImageNet-LT style), packed like image_folder." },
   { "vr.data.open", "data.open(spec)", "{train = Dataset, test = Dataset} for a dataset spec." },
   { "vr.data.loader", "data.loader(ds, {batch = 256, shuffle = true, drop_last = true, seed = 0, workers = 2})",
     "Shuffled multi-view batches on worker threads." },

@@ -150,7 +150,7 @@ function M.embed(run, split, o)
   local g = run.recipe.views.global
   local size = g.size
   if type(size) == "number" and size == ds:height() and size == ds:width() then size = nil end
-  local self = setmetatable({ run = run, split = split, classes = run.classes }, E)
+  local self = setmetatable({ run = run, split = split, classes = run.classes or ds.classes }, E)
   self.h, self.z = forward(run, images, augment.eval_pipeline(g.pipeline, size), { batch = o.batch, size = size })
   self.labels = ds:labels():narrow(0, 0, n)
   if o.views and o.views > 0 then
