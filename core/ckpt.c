@@ -34,7 +34,7 @@ struct vr_ckpt_writer {
 struct vr_ckpt_reader {
   char *path;
   uint64_t data_start;
-  int n, nm;
+  int n, nm, cap, capm;
   ck_entry *e;
   ck_meta *m;
 };
@@ -353,12 +353,16 @@ static char *jstring(jp *j) {
     unsigned cp = 0;
     for (int k = 0; k < 4; k++) {
       char h = *j->s++;
-      cp = cp * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                                : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 99);
-      if (cp > 0xffff) {
+      int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+      if (v < 0) {
         free(b.p);
-        return fail(j, "bad \\u escape in a JSON string"), NULL;
+        return fail(j, "bad \\u escape in a JSON string (expected 4 hex digits)"), NULL;
       }
+      cp = cp * 16 + (unsigned)v;
+    }
+    if (cp == 0) { /* names and metadata are C strings: a NUL would cut them short */
+      free(b.p);
+      return fail(j, "a \\u0000 (NUL) in a JSON string"), NULL;
     }
     char u[4];
     size_t n;
@@ -380,8 +384,9 @@ static int juint(jp *j, uint64_t *v) {
   if (j->s >= j->end || *j->s < '0' || *j->s > '9') return fail(j, "expected a non-negative integer in the JSON header");
   uint64_t x = 0;
   while (j->s < j->end && *j->s >= '0' && *j->s <= '9') {
-    if (x > (UINT64_MAX - 9) / 10) return fail(j, "integer overflow in the JSON header");
-    x = x * 10 + (uint64_t)(*j->s++ - '0');
+    if (!vr_mul_checked(x, 10, &x) || !vr_add_checked(x, (uint64_t)(*j->s - '0'), &x))
+      return fail(j, "integer overflow in the JSON header (more than 2^64 - 1)");
+    j->s++;
   }
   *v = x;
   return 1;
@@ -459,15 +464,21 @@ static int meta_pair(jp *j, const char *key, void *ctx) {
   if (j->s >= j->end || *j->s != '"') return fail(j, "__metadata__ values must be strings");
   char *v = jstring(j);
   if (!v) return 0;
-  ck_meta *m = realloc(r->m, sizeof *m * (size_t)(r->nm + 1));
+  if (r->nm == r->capm) {
+    int cap = r->capm ? 2 * r->capm : 8;
+    ck_meta *m = r->capm < INT32_MAX / 2 ? realloc(r->m, sizeof *m * (size_t)cap) : NULL;
+    if (!m) {
+      free(v);
+      return fail(j, "out of host memory");
+    }
+    r->m = m;
+    r->capm = cap;
+  }
   char *k = strdup(key);
-  if (!m || !k) {
+  if (!k) {
     free(v);
-    free(k);
-    if (m) r->m = m;
     return fail(j, "out of host memory");
   }
-  r->m = m;
   r->m[r->nm].key = k;
   r->m[r->nm].value = v;
   r->nm++;
@@ -481,7 +492,7 @@ static int entry_pair(jp *j, const char *key, void *ctx) {
     char *s = jstring(j);
     if (!s) return 0;
     int ok = parse_dtype(s, &e->dtype);
-    if (!ok) snprintf(j->err, sizeof j->err, "tensor '%s': unsupported dtype \"%.40s\"", e->name, s);
+    if (!ok) snprintf(j->err, sizeof j->err, "tensor '%.80s': unsupported dtype \"%.40s\"", e->name, s);
     free(s);
     c->have_dtype = ok;
     return ok;
@@ -494,8 +505,15 @@ static int entry_pair(jp *j, const char *key, void *ctx) {
     for (;;) {
       uint64_t v;
       if (!juint(j, &v)) return 0;
-      if (e->ndim >= VR_MAX_DIMS) return fail(j, "a shape has more than 8 dims");
-      if (v > ((uint64_t)1 << 40)) return fail(j, "a shape size is implausibly large");
+      if (e->ndim >= VR_MAX_DIMS) {
+        snprintf(j->err, sizeof j->err, "tensor '%.60s': a shape of more than %d dims", e->name, VR_MAX_DIMS);
+        return 0;
+      }
+      if (v > ((uint64_t)1 << 40)) {
+        snprintf(j->err, sizeof j->err, "tensor '%.60s': shape[%d] is %llu, implausibly large (at most 2^40)", e->name,
+                 e->ndim, (unsigned long long)v);
+        return 0;
+      }
       e->shape[e->ndim++] = (int64_t)v;
       ws(j);
       if (j->s < j->end && *j->s == ',') {
@@ -518,14 +536,14 @@ static int top_pair(jp *j, const char *key, void *ctx) {
   rd_ctx *c = ctx;
   vr_ckpt_reader *r = c->r;
   if (!strcmp(key, "__metadata__")) return jobject(j, meta_pair, r);
-  for (int k = 0; k < r->n; k++)
-    if (!strcmp(r->e[k].name, key)) {
-      snprintf(j->err, sizeof j->err, "tensor '%.60s' appears twice", key);
-      return 0;
-    }
-  ck_entry *e = realloc(r->e, sizeof *e * (size_t)(r->n + 1));
-  if (!e) return fail(j, "out of host memory");
-  r->e = e;
+  /* names appearing twice are found once the header is read (sorted, not compared pairwise) */
+  if (r->n == r->cap) {
+    int cap = r->cap ? 2 * r->cap : 16;
+    ck_entry *e = r->cap < INT32_MAX / 2 ? realloc(r->e, sizeof *e * (size_t)cap) : NULL;
+    if (!e) return fail(j, "out of host memory");
+    r->e = e;
+    r->cap = cap;
+  }
   c->cur = &r->e[r->n];
   memset(c->cur, 0, sizeof *c->cur);
   c->cur->name = strdup(key);
@@ -554,9 +572,14 @@ void vr_ckpt_close(vr_ckpt_reader *r) {
   free(r);
 }
 
+/* by offset; an empty tensor before a non-empty one at the same offset */
 static int by_begin(const void *a, const void *b) {
   const ck_entry *x = *(ck_entry *const *)a, *y = *(ck_entry *const *)b;
-  return x->begin < y->begin ? -1 : x->begin > y->begin;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  return x->end < y->end ? -1 : x->end > y->end;
+}
+static int by_name(const void *a, const void *b) {
+  return strcmp((*(ck_entry *const *)a)->name, (*(ck_entry *const *)b)->name);
 }
 
 vr_status vr_ckpt_open(const char *path, vr_ckpt_reader **out) {
@@ -578,6 +601,10 @@ vr_status vr_ckpt_open(const char *path, vr_ckpt_reader **out) {
     st = VR_FAIL(VR_E_IO, "path: cannot stat '%s': %s", path, strerror(errno));
     goto done;
   }
+  if (!S_ISREG(sb.st_mode)) {
+    st = VR_FAIL(VR_E_IO, "path: '%s' is not a regular file", path);
+    goto done;
+  }
   uint64_t fsize = (uint64_t)sb.st_size;
   unsigned char len8[8];
   if (fread(len8, 1, 8, f) != 8) {
@@ -587,7 +614,7 @@ vr_status vr_ckpt_open(const char *path, vr_ckpt_reader **out) {
   }
   uint64_t hlen = 0;
   for (int k = 7; k >= 0; k--) hlen = hlen << 8 | len8[k];
-  if (hlen > fsize - 8) {
+  if (fsize < 8 || hlen > fsize - 8) {
     st = VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated or not a safetensors file: header length %llu, only %llu bytes follow",
                  path, (unsigned long long)hlen, (unsigned long long)(fsize - 8));
     goto done;
@@ -621,16 +648,31 @@ vr_status vr_ckpt_open(const char *path, vr_ckpt_reader **out) {
     st = VR_FAIL(VR_E_OOM, "path: out of host memory");
     goto done;
   }
+  for (int k = 0; k < r->n; k++) order[k] = &r->e[k];
+  qsort(order, (size_t)r->n, sizeof *order, by_name);
+  for (int k = 1; k < r->n; k++)
+    if (!strcmp(order[k - 1]->name, order[k]->name)) {
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s': bad JSON header: tensor '%.60s' appears twice", path, order[k]->name);
+      goto done;
+    }
   for (int k = 0; k < r->n; k++) {
     ck_entry *e = &r->e[k];
-    uint64_t want = (uint64_t)vr_numel_of(e->ndim, e->shape) * vr_dtype_size(e->dtype);
+    /* dtype x shape, checked, must be the bytes data_offsets span, and those must be in the file */
+    uint64_t want;
+    char sbf[200];
+    if (!vr_nbytes_checked(e->ndim, e->shape, e->dtype, &want)) {
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s': tensor '%.80s' has shape %s, more than %lld elements (its sizes multiply past what a tensor can hold)",
+                   path, e->name, vr_shape_str(e->ndim, e->shape, sbf, sizeof sbf), (long long)VR_MAX_NUMEL);
+      goto done;
+    }
     if (e->end < e->begin || e->end - e->begin != want) {
-      st = VR_FAIL(VR_E_FORMAT, "path: '%s': tensor '%s' has data_offsets [%llu, %llu], expected %llu bytes for its dtype and shape",
-                   path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)want);
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s': tensor '%.80s' has data_offsets [%llu, %llu], expected %llu bytes for its dtype %s and shape %s",
+                   path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)want,
+                   st_dtype(e->dtype), vr_shape_str(e->ndim, e->shape, sbf, sizeof sbf));
       goto done;
     }
     if (e->end > dlen) {
-      st = VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated: tensor '%s' ends at data byte %llu, the file holds %llu data bytes",
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated: tensor '%.80s' ends at data byte %llu, the file holds %llu data bytes",
                    path, e->name, (unsigned long long)e->end, (unsigned long long)dlen);
       goto done;
     }
@@ -640,7 +682,7 @@ vr_status vr_ckpt_open(const char *path, vr_ckpt_reader **out) {
   uint64_t pos = 0;
   for (int k = 0; k < r->n; k++) {
     if (order[k]->begin != pos) {
-      st = VR_FAIL(VR_E_FORMAT, "path: '%s': tensor '%s' starts at data byte %llu, expected %llu (overlap or hole)", path,
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s': tensor '%.80s' starts at data byte %llu, expected %llu (overlap or hole)", path,
                    order[k]->name, (unsigned long long)order[k]->begin, (unsigned long long)pos);
       goto done;
     }
@@ -692,7 +734,7 @@ vr_status vr_ckpt_load(vr_ckpt_reader *r, const char *name, vr_tensor **out) {
   vr_status st = VR_OK;
   if (!f) st = VR_FAIL(VR_E_IO, "r: cannot reopen '%s': %s", r->path, strerror(errno));
   else if (fseeko(f, (off_t)(r->data_start + e->begin), SEEK_SET) || (nb && fread(vr_data(t), 1, nb, f) != nb))
-    st = VR_FAIL(VR_E_FORMAT, "r: '%s' changed or was truncated while reading tensor '%s'", r->path, name);
+    st = VR_FAIL(VR_E_FORMAT, "r: '%s' changed or was truncated while reading tensor '%.80s'", r->path, name);
   if (f) fclose(f);
   if (st) {
     vr_tensor_free(t);

@@ -85,6 +85,25 @@ static inline void vr_store(void *p, vr_dtype dt, double v) {
  * exactly by the caller, for accuracy in the tails */
 double vr_erfinv_f64(double y);
 double vr_erfinv_exact(double y, double opy, double omy);
+/* ---- sizes: every tensor's shape, and every size read from a file, goes through these ----
+ * A tensor holds at most VR_MAX_NUMEL elements, so that numel x the largest dtype size (8 bytes)
+ * fits an int64: the byte count of any tensor (view or not) is then safe to compute anywhere.
+ * The sizes of a shape are multiplied with zeros counted as ones, so that every partial product
+ * (contiguous strides, a flattened run of dims) is bounded too, even for tensors of 0 elements. */
+#define VR_MAX_NUMEL (INT64_MAX / 8)
+/* the element count of ndim sizes into *numel; false (and *numel untouched) when ndim is outside
+ * 0..VR_MAX_DIMS, shape is NULL with ndim > 0, a size is negative, or the sizes multiply past
+ * VR_MAX_NUMEL. No message: file readers say which file and field was wrong. */
+bool vr_numel_checked(int ndim, const int64_t *shape, int64_t *numel);
+/* the same with a VR_E_SHAPE (VR_E_ARG for a NULL shape) message naming func and the bad size */
+vr_status vr_shape_numel_at(const char *func, int ndim, const int64_t *shape, int64_t *numel);
+#define vr_shape_numel(ndim, shape, numel) vr_shape_numel_at(__func__, (ndim), (shape), (numel))
+/* a * b and a + b into *out; false on overflow (a byte count, an offset past a file's end) */
+bool vr_mul_checked(uint64_t a, uint64_t b, uint64_t *out);
+bool vr_add_checked(uint64_t a, uint64_t b, uint64_t *out);
+/* bytes of a shape of dtype: vr_numel_checked, then numel x the dtype's size, checked */
+bool vr_nbytes_checked(int ndim, const int64_t *shape, vr_dtype dtype, uint64_t *nbytes);
+/* the product of the sizes of a shape already checked (a tensor's own, or part of it) */
 int64_t vr_numel_of(int ndim, const int64_t *shape);
 void vr_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 bool vr_same_shape(const vr_tensor *a, const vr_tensor *b);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *descr_of(vr_dtype dt) {
   switch (dt) {
@@ -40,6 +41,36 @@ static const char *dict_value(const char *h, const char *key) {
   return p;
 }
 
+/* reads nb bytes of a stream (a pipe, whose size is not known before) into a buffer grown only as
+ * the bytes arrive, so that nothing is allocated for bytes that are not there: 1 read, 0 fewer
+ * follow, -1 out of memory */
+static int read_stream(FILE *f, size_t nb, unsigned char **out) {
+  size_t cap = nb < (1u << 20) ? nb : (1u << 20), n = 0;
+  unsigned char *buf = malloc(cap ? cap : 1);
+  if (!buf) return -1;
+  while (n < nb) {
+    if (n == cap) {
+      size_t nc = cap > nb / 2 ? nb : cap * 2;
+      unsigned char *q = realloc(buf, nc);
+      if (!q) {
+        free(buf);
+        return -1;
+      }
+      buf = q;
+      cap = nc;
+    }
+    size_t got = fread(buf + n, 1, cap - n, f);
+    if (!got) break;
+    n += got;
+  }
+  if (n < nb) {
+    free(buf);
+    return 0;
+  }
+  *out = buf;
+  return 1;
+}
+
 vr_status vr_npy_load(const char *path, vr_tensor **out) {
   VR_CHECK_OUT(out);
   if (!path) return VR_FAIL(VR_E_ARG, "path: expected a file name, got NULL");
@@ -47,31 +78,47 @@ vr_status vr_npy_load(const char *path, vr_tensor **out) {
   if (!f) return VR_FAIL(VR_E_IO, "path: cannot open '%s': %s", path, strerror(errno));
   vr_status st = VR_OK;
   char *hdr = NULL;
+  unsigned char *sbuf = NULL;
   vr_tensor *t = NULL, *tt = NULL;
   unsigned char magic[10];
+  struct stat sb;
+  /* a regular file's size bounds what its header may declare; a stream (pipe) is read as it comes */
+  int sized = !fstat(fileno(f), &sb) && S_ISREG(sb.st_mode);
+  uint64_t fsize = sized ? (uint64_t)sb.st_size : UINT64_MAX;
   if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "\x93NUMPY", 6)) {
     st = VR_FAIL(VR_E_FORMAT, "path: '%s' is not a .npy file (bad magic)", path);
     goto done;
   }
-  size_t hlen;
+  size_t hlen, pre;
   if (magic[6] == 1) {
     unsigned char b[2];
     if (fread(b, 1, 2, f) != 2) goto truncated;
     hlen = b[0] | (size_t)b[1] << 8;
+    pre = 10;
   } else if (magic[6] == 2 || magic[6] == 3) {
     unsigned char b[4];
     if (fread(b, 1, 4, f) != 4) goto truncated;
     hlen = b[0] | (size_t)b[1] << 8 | (size_t)b[2] << 16 | (size_t)b[3] << 24;
+    pre = 12;
   } else {
     st = VR_FAIL(VR_E_FORMAT, "path: '%s' has .npy version %d, expected 1, 2 or 3", path, magic[6]);
     goto done;
   }
   if (hlen > (1 << 20)) {
-    st = VR_FAIL(VR_E_FORMAT, "path: '%s' has a header of %zu bytes, expected a small one", path, hlen);
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s' has a header length of %zu bytes, expected at most 1 MiB", path, hlen);
+    goto done;
+  }
+  if (sized && pre + hlen > fsize) {
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated: header length %zu, only %llu bytes follow", path, hlen,
+                 (unsigned long long)(fsize - pre));
     goto done;
   }
   hdr = calloc(1, hlen + 1);
-  if (!hdr || fread(hdr, 1, hlen, f) != hlen) goto truncated;
+  if (!hdr) {
+    st = VR_FAIL(VR_E_OOM, "path: out of host memory for the header of '%s'", path);
+    goto done;
+  }
+  if (fread(hdr, 1, hlen, f) != hlen) goto truncated;
   const char *d = dict_value(hdr, "descr"), *fo = dict_value(hdr, "fortran_order"), *sh = dict_value(hdr, "shape");
   if (!d || !fo || !sh) {
     st = VR_FAIL(VR_E_FORMAT, "path: '%s' has a header without descr, fortran_order or shape", path);
@@ -100,19 +147,57 @@ vr_status vr_npy_load(const char *path, vr_tensor **out) {
     while (*p == ' ' || *p == ',') p++;
     if (*p == ')') break;
     char *e;
+    errno = 0;
     long long v = strtoll(p, &e, 10);
-    if (e == p || v < 0 || ndim == VR_MAX_DIMS) {
-      st = VR_FAIL(VR_E_FORMAT, "path: '%s' has a shape that is not up to %d sizes", path, VR_MAX_DIMS);
+    if (e == p) {
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s' has an unreadable shape (at '%.20s')", path, p);
+      goto done;
+    }
+    if (v < 0 || errno == ERANGE) {
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s': shape[%d] is %s, expected a size >= 0", path, ndim,
+                   v < 0 ? "negative" : "out of range");
+      goto done;
+    }
+    if (ndim == VR_MAX_DIMS) {
+      st = VR_FAIL(VR_E_FORMAT, "path: '%s' has a shape of more than %d dims, expected at most %d", path, VR_MAX_DIMS,
+                   VR_MAX_DIMS);
       goto done;
     }
     shape[ndim++] = v;
     p = e;
   }
+  if (*p != ')') {
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s' has an unreadable shape (no closing parenthesis)", path);
+    goto done;
+  }
   int64_t rshape[VR_MAX_DIMS];
   for (int i = 0; i < ndim; i++) rshape[i] = fortran ? shape[ndim - 1 - i] : shape[i];
-  VR_TRYG(vr_tensor_alloc(ndim, rshape, dt, VR_CPU, &t));
-  size_t nb = (size_t)vr_tensor_numel(t) * vr_dtype_size(dt);
-  if (fread(vr_data(t), 1, nb, f) != nb) goto truncated;
+  /* the declared size, checked, against the bytes that are there, before anything is allocated */
+  uint64_t nb;
+  char sbf[200];
+  if (!vr_nbytes_checked(ndim, rshape, dt, &nb)) {
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s': shape %s has more than %lld elements (its sizes multiply past what a tensor can hold)",
+                 path, vr_shape_str(ndim, shape, sbf, sizeof sbf), (long long)VR_MAX_NUMEL);
+    goto done;
+  }
+  if (sized && nb > fsize - pre - hlen) {
+    st = VR_FAIL(VR_E_FORMAT, "path: '%s' is truncated: shape %s of %s needs %llu data bytes, the file holds %llu", path,
+                 vr_shape_str(ndim, shape, sbf, sizeof sbf), descr, (unsigned long long)nb,
+                 (unsigned long long)(fsize - pre - hlen));
+    goto done;
+  }
+  if (sized) {
+    VR_TRYG(vr_tensor_alloc(ndim, rshape, dt, VR_CPU, &t));
+    if (fread(vr_data(t), 1, (size_t)nb, f) != nb) goto truncated;
+  } else {
+    int got = read_stream(f, (size_t)nb, &sbuf);
+    if (got < 0) {
+      st = VR_FAIL(VR_E_OOM, "path: out of host memory for the %llu data bytes of '%s'", (unsigned long long)nb, path);
+      goto done;
+    }
+    if (!got) goto truncated;
+    VR_TRYG(vr_tensor_from_buffer(sbuf, ndim, rshape, dt, VR_CPU, &t));
+  }
   if (fortran && ndim > 1) {
     int perm[VR_MAX_DIMS];
     for (int i = 0; i < ndim; i++) perm[i] = ndim - 1 - i;
@@ -131,6 +216,7 @@ done:
   vr_tensor_free(t);
   vr_tensor_free(tt);
   free(hdr);
+  free(sbuf);
   fclose(f);
   return st;
 }

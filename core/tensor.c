@@ -14,6 +14,57 @@ int64_t vr_numel_of(int ndim, const int64_t *shape) {
   return n;
 }
 
+bool vr_mul_checked(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_mul_overflow(a, b, out); }
+bool vr_add_checked(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_add_overflow(a, b, out); }
+
+/* 0: fine; 1: ndim out of range or NULL shape; 2: a negative size (at *bad); 3: too many elements */
+static int shape_verdict(int ndim, const int64_t *shape, int64_t *numel, int *bad) {
+  if (ndim < 0 || ndim > VR_MAX_DIMS || (ndim > 0 && !shape)) return 1;
+  int64_t n = 1;
+  int zero = 0;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0) {
+      *bad = i;
+      return 2;
+    }
+    if (shape[i] == 0) zero = 1;
+    else if (__builtin_mul_overflow(n, shape[i], &n) || n > VR_MAX_NUMEL)
+      return 3;
+  }
+  *numel = zero ? 0 : n;
+  return 0;
+}
+
+bool vr_numel_checked(int ndim, const int64_t *shape, int64_t *numel) {
+  int bad = 0;
+  return shape_verdict(ndim, shape, numel, &bad) == 0;
+}
+
+bool vr_nbytes_checked(int ndim, const int64_t *shape, vr_dtype dtype, uint64_t *nbytes) {
+  int64_t n;
+  return vr_numel_checked(ndim, shape, &n) && vr_mul_checked((uint64_t)n, vr_dtype_size(dtype), nbytes);
+}
+
+vr_status vr_shape_numel_at(const char *func, int ndim, const int64_t *shape, int64_t *numel) {
+  int bad = 0;
+  switch (shape_verdict(ndim, shape, numel, &bad)) {
+  case 0: return VR_OK;
+  case 1:
+    if (ndim < 0 || ndim > VR_MAX_DIMS)
+      return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "ndim: expected 0..%d, got %d", VR_MAX_DIMS, ndim);
+    return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "shape: expected %d sizes, got NULL", ndim);
+  case 2:
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "shape[%d]: expected a size >= 0, got %lld", bad,
+                        (long long)shape[bad]);
+  default: {
+    char b[200];
+    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__,
+                        "shape: %s has more than %lld elements (its sizes multiply past what a tensor can hold)",
+                        vr_shape_str(ndim, shape, b, sizeof b), (long long)VR_MAX_NUMEL);
+  }
+  }
+}
+
 void vr_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
   int64_t s = 1;
   for (int i = ndim - 1; i >= 0; i--) {
@@ -45,15 +96,8 @@ int vr_wrap_dim(int dim, int ndim) {
 }
 
 static vr_status check_shape(const char *func, int ndim, const int64_t *shape) {
-  if (ndim < 0 || ndim > VR_MAX_DIMS)
-    return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "ndim: expected 0..%d, got %d", VR_MAX_DIMS, ndim);
-  if (ndim > 0 && !shape)
-    return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "shape: expected %d sizes, got NULL", ndim);
-  for (int i = 0; i < ndim; i++)
-    if (shape[i] < 0)
-      return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "shape[%d]: expected a size >= 0, got %lld", i,
-                          (long long)shape[i]);
-  return VR_OK;
+  int64_t n;
+  return vr_shape_numel_at(func, ndim, shape, &n);
 }
 
 static vr_status check_dtype_device(const char *func, vr_dtype dt, vr_device dev) {
@@ -108,8 +152,12 @@ void vr_tensor_free(vr_tensor *t) {
   free(t);
 }
 
-static vr_status tensor_wrap(vr_storage *s, int ndim, const int64_t *shape, const int64_t *stride, int64_t offset,
-                             vr_dtype dt, vr_tensor **out) {
+/* every tensor, fresh or a view, is made here: its shape is checked (no size negative, at most
+ * VR_MAX_NUMEL elements), so that code holding a tensor can multiply its sizes freely */
+static vr_status tensor_wrap(const char *func, vr_storage *s, int ndim, const int64_t *shape, const int64_t *stride,
+                             int64_t offset, vr_dtype dt, vr_tensor **out) {
+  int64_t n;
+  VR_TRY(vr_shape_numel_at(func, ndim, shape, &n));
   vr_tensor *t = calloc(1, sizeof *t);
   if (!t) return VR_FAIL(VR_E_OOM, "tensor: out of host memory");
   t->refcount = 1;
@@ -127,12 +175,15 @@ static vr_status tensor_wrap(vr_storage *s, int ndim, const int64_t *shape, cons
 }
 
 vr_status vr_tensor_alloc(int ndim, const int64_t *shape, vr_dtype dtype, vr_device device, vr_tensor **out) {
-  int64_t stride[VR_MAX_DIMS];
+  int64_t stride[VR_MAX_DIMS], n;
+  VR_TRY(vr_shape_numel(ndim, shape, &n));
   vr_contiguous_strides(ndim, shape, stride);
-  size_t nbytes = (size_t)vr_numel_of(ndim, shape) * vr_dtype_size(dtype);
+  uint64_t nbytes;
+  if (!vr_mul_checked((uint64_t)n, vr_dtype_size(dtype), &nbytes) || nbytes > SIZE_MAX)
+    return VR_FAIL(VR_E_SHAPE, "shape: %lld elements of %s do not fit in memory", (long long)n, vr_dtype_name(dtype));
   vr_storage *s = NULL;
-  VR_TRY(storage_new(nbytes, device, &s));
-  vr_status st = tensor_wrap(s, ndim, shape, stride, 0, dtype, out);
+  VR_TRY(storage_new((size_t)nbytes, device, &s));
+  vr_status st = tensor_wrap(__func__, s, ndim, shape, stride, 0, dtype, out);
   if (st) storage_release(s);
   return st;
 }
@@ -144,7 +195,7 @@ vr_status vr_tensor_alloc_like(const vr_tensor *t, vr_tensor **out) {
 vr_status vr_tensor_view_raw(const vr_tensor *t, int ndim, const int64_t *shape, const int64_t *stride, int64_t offset,
                              vr_tensor **out) {
   __atomic_add_fetch(&t->storage->refcount, 1, __ATOMIC_RELAXED);
-  vr_status st = tensor_wrap(t->storage, ndim, shape, stride, offset, t->dtype, out);
+  vr_status st = tensor_wrap(__func__, t->storage, ndim, shape, stride, offset, t->dtype, out);
   if (st) storage_release(t->storage);
   return st;
 }
@@ -225,6 +276,9 @@ vr_status vr_tensor_arange(double start, double end, double step, vr_dtype dtype
                    start, end, step);
   VR_TRY(check_dtype_device(__func__, dtype, device));
   double n = ceil((end - start) / step);
+  if (!(n <= (double)VR_MAX_NUMEL))
+    return VR_FAIL(VR_E_ARG, "start, end, step: %g elements from %g to %g by %g, expected at most %lld", n, start, end,
+                   step, (long long)VR_MAX_NUMEL);
   int64_t len = n > 0 ? (int64_t)n : 0;
   vr_tensor *t = NULL;
   VR_TRY(vr_tensor_alloc(1, &len, dtype, device, &t));
@@ -241,9 +295,9 @@ vr_status vr_tensor_arange(double start, double end, double step, vr_dtype dtype
 vr_status vr_tensor_from_buffer(const void *data, int ndim, const int64_t *shape, vr_dtype dtype, vr_device device,
                                 vr_tensor **out) {
   VR_CHECK_OUT(out);
-  VR_TRY(check_shape(__func__, ndim, shape));
+  int64_t n;
+  VR_TRY(vr_shape_numel(ndim, shape, &n));
   VR_TRY(check_dtype_device(__func__, dtype, device));
-  int64_t n = vr_numel_of(ndim, shape);
   if (n && !data) return VR_FAIL(VR_E_ARG, "data: expected a buffer of %lld elements, got NULL", (long long)n);
   vr_tensor *t = NULL;
   VR_TRY(vr_tensor_alloc(ndim, shape, dtype, device, &t));

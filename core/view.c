@@ -111,7 +111,7 @@ static vr_status infer_shape(const char *func, const vr_tensor *t, int ndim, con
   if (ndim < 0 || ndim > VR_MAX_DIMS || (ndim && !shape))
     return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "shape: expected 0..%d sizes, got %d", VR_MAX_DIMS, ndim);
   int infer = -1;
-  int64_t known = 1;
+  int64_t known = 1, sizes[VR_MAX_DIMS], n = vr_tensor_numel(t);
   for (int i = 0; i < ndim; i++) {
     if (shape[i] == -1) {
       if (infer >= 0)
@@ -121,12 +121,11 @@ static vr_status infer_shape(const char *func, const vr_tensor *t, int ndim, con
     } else if (shape[i] < 0) {
       return vr_error_set(VR_E_SHAPE, func, __FILE__, __LINE__, "shape[%d]: expected a size >= 0 or -1, got %lld", i,
                           (long long)shape[i]);
-    } else {
-      known *= shape[i];
     }
+    sizes[i] = shape[i] == -1 ? 1 : shape[i];
     out[i] = shape[i];
   }
-  int64_t n = vr_tensor_numel(t);
+  if (!vr_numel_checked(ndim, sizes, &known)) goto bad;
   if (infer >= 0) {
     if (known == 0 || n % known)
       goto bad;
@@ -234,10 +233,13 @@ vr_status vr_slice(const vr_tensor *t, int dim, int64_t start, int64_t end, int6
   if (start < 0 || start > n)
     return VR_FAIL(VR_E_ARG, "start: expected 0..%lld on dim %d, got %lld", (long long)n, d, (long long)start);
   if (end < start) end = start;
+  /* a step past the size takes one element at most, as a step of the size does (and keeps
+   * stride x step within the tensor's extent) */
+  if (step > n) step = n > 0 ? n : 1;
   int64_t shape[VR_MAX_DIMS], stride[VR_MAX_DIMS];
   memcpy(shape, t->shape, sizeof shape);
   memcpy(stride, t->stride, sizeof stride);
-  shape[d] = (end - start + step - 1) / step;
+  shape[d] = end == start ? 0 : (end - start - 1) / step + 1;
   stride[d] = t->stride[d] * step;
   int64_t iv[4] = {d, start, step, 0};
   return finish_view("slice", slice_backward, t, t->ndim, shape, stride, t->offset + start * t->stride[d], iv, 4, out);
@@ -248,7 +250,7 @@ vr_status vr_narrow(const vr_tensor *t, int dim, int64_t start, int64_t length, 
   VR_CHECK_OUT(out);
   int d = vr_wrap_dim(dim, t->ndim);
   if (d < 0 || t->ndim == 0) return VR_FAIL(VR_E_ARG, "dim: expected a dim of a %d-dim tensor, got %d", t->ndim, dim);
-  if (start < 0 || length < 0 || start + length > t->shape[d])
+  if (start < 0 || length < 0 || start > t->shape[d] || length > t->shape[d] - start)
     return VR_FAIL(VR_E_ARG, "start, length: expected a range within 0..%lld on dim %d, got start %lld length %lld",
                    (long long)t->shape[d], d, (long long)start, (long long)length);
   return vr_slice(t, d, start, start + length, 1, out);
@@ -301,6 +303,8 @@ vr_status vr_expand(const vr_tensor *t, int ndim, const int64_t *shape, vr_tenso
                      (long long)t->shape[j], (long long)want);
     }
   }
+  int64_t n;
+  VR_TRY(vr_shape_numel(ndim, ns, &n));
   return finish_view("expand", expand_backward, t, ndim, ns, st, t->offset, NULL, 0, out);
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define vr_error_set_f(func, st, ...) vr_error_set((st), (func), __FILE__, __LINE__, __VA_ARGS__)
@@ -40,83 +41,173 @@ void vr_dataset_free(vr_dataset *d) {
 
 /* ---------------------------------------------------------------- reading files */
 
-/* reads the whole file (gunzipped when it is gzip data: gzread passes plain files through) */
-static vr_status read_all(const char *func, const char *path, unsigned char **data, size_t *len) {
-  *data = NULL;
-  *len = 0;
+/* Files are read through zlib's gz layer (plain files pass through). A file's header declares how
+ * many bytes follow; nothing is allocated for bytes that have not arrived: the payload buffer grows
+ * as they come, never past the declared size, so that neither a short file nor a gzip bomb (a few
+ * kilobytes that inflate to gigabytes) can make the reader allocate what the file does not hold,
+ * and a declared size above the machine's memory is refused before anything is read. */
+
+typedef struct gz_src {
+  const char *func, *path;
+  gzFile gz;
+} gz_src;
+
+static vr_status gz_open(const char *func, const char *path, gz_src *g) {
+  g->func = func;
+  g->path = path;
+  g->gz = NULL;
   FILE *probe = fopen(path, "rb");
   if (!probe) return vr_error_set_f(func, VR_E_IO, "path: cannot open '%s': %s", path, strerror(errno));
   fclose(probe);
-  gzFile gz = gzopen(path, "rb");
-  if (!gz) return vr_error_set_f(func, VR_E_IO, "path: cannot open '%s'", path);
-  size_t cap = 1 << 20, n = 0;
-  unsigned char *buf = malloc(cap);
-  if (!buf) {
-    gzclose(gz);
-    return vr_error_set_f(func, VR_E_OOM, "'%s': out of host memory", path);
-  }
-  for (;;) {
-    if (n == cap) {
-      unsigned char *nb = realloc(buf, cap * 2);
-      if (!nb) {
-        free(buf);
-        gzclose(gz);
-        return vr_error_set_f(func, VR_E_OOM, "'%s': out of host memory", path);
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    int r = gzread(gz, buf + n, (unsigned)(cap - n > (1u << 30) ? (1u << 30) : cap - n));
+  g->gz = gzopen(path, "rb");
+  if (!g->gz) return vr_error_set_f(func, VR_E_IO, "path: cannot open '%s'", path);
+  gzbuffer(g->gz, 1 << 17);
+  return VR_OK;
+}
+
+static void gz_close(gz_src *g) {
+  if (g->gz) gzclose(g->gz);
+  g->gz = NULL;
+}
+
+/* reads up to n bytes into dst; *got gets how many (fewer only at the end of the data); a damaged
+ * or cut gzip stream is VR_E_FORMAT */
+static vr_status gz_take(gz_src *g, void *dst, size_t n, size_t *got) {
+  *got = 0;
+  while (*got < n) {
+    size_t ask = n - *got > (1u << 30) ? (1u << 30) : n - *got;
+    int r = gzread(g->gz, (unsigned char *)dst + *got, (unsigned)ask);
     if (r < 0) {
       int e;
-      const char *msg = gzerror(gz, &e);
-      vr_status st = vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is a damaged gzip file: %s", path, msg);
-      free(buf);
-      gzclose(gz);
-      return st;
+      const char *msg = gzerror(g->gz, &e);
+      return vr_error_set_f(g->func, VR_E_FORMAT, "path: '%s' is a damaged gzip file: %s", g->path, msg);
     }
-    if (r == 0) break;
-    n += (size_t)r;
+    if (r == 0) {
+      /* a gzip stream cut short reads as the end with Z_BUF_ERROR */
+      int e = Z_OK;
+      gzerror(g->gz, &e);
+      if (e != Z_OK && e != Z_STREAM_END)
+        return vr_error_set_f(g->func, VR_E_FORMAT, "path: '%s' is a truncated gzip file", g->path);
+      break;
+    }
+    *got += (size_t)r;
   }
-  /* a gzip stream cut short reads as EOF with Z_BUF_ERROR */
-  int e = Z_OK;
-  gzerror(gz, &e);
-  gzclose(gz);
-  if (e != Z_OK && e != Z_STREAM_END) {
-    free(buf);
-    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is a truncated gzip file", path);
+  return VR_OK;
+}
+
+/* bytes of memory on this machine (0 when unknown) */
+static uint64_t host_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
+/* the rest of the data, at most max bytes, into a buffer grown as they arrive; *len gets how many.
+ * exact: fewer than max bytes is a truncated file. More than max bytes is an error either way
+ * (what: the message's description of the limit). */
+static vr_status gz_rest(gz_src *g, uint64_t max, int exact, const char *what, unsigned char **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  uint64_t mem = host_memory();
+  if (exact && mem && max > mem)
+    return vr_error_set_f(g->func, VR_E_FORMAT, "path: '%s' declares %llu data bytes (%s), more than this machine's memory (%llu bytes)",
+                          g->path, (unsigned long long)max, what, (unsigned long long)mem);
+  if (max > SIZE_MAX / 2) max = SIZE_MAX / 2;
+  size_t cap = max < (1u << 20) ? (size_t)max : (1u << 20), n = 0;
+  unsigned char *buf = malloc(cap ? cap : 1);
+  if (!buf) return vr_error_set_f(g->func, VR_E_OOM, "'%s': out of host memory", g->path);
+  vr_status st = VR_OK;
+  for (;;) {
+    if (n == cap) {
+      if (n == max) break;
+      size_t nc = cap > max / 2 ? (size_t)max : cap * 2;
+      unsigned char *q = realloc(buf, nc);
+      if (!q) {
+        st = vr_error_set_f(g->func, VR_E_OOM, "'%s': out of host memory after %zu bytes", g->path, n);
+        goto fail;
+      }
+      buf = q;
+      cap = nc;
+    }
+    size_t got;
+    st = gz_take(g, buf + n, cap - n, &got);
+    if (st) goto fail;
+    n += got;
+    if (n < cap) break; /* the end of the data */
   }
-  *data = buf;
+  if (n == max) { /* one byte more would be past what the header declares */
+    unsigned char extra;
+    size_t got;
+    st = gz_take(g, &extra, 1, &got);
+    if (st) goto fail;
+    if (got) {
+      st = vr_error_set_f(g->func, VR_E_FORMAT, "path: '%s' holds more than %llu data bytes (%s)", g->path,
+                          (unsigned long long)max, what);
+      goto fail;
+    }
+  } else if (exact) {
+    st = vr_error_set_f(g->func, VR_E_FORMAT, "path: '%s' is truncated: its header promises %llu data bytes (%s), the file has %zu",
+                        g->path, (unsigned long long)max, what, n);
+    goto fail;
+  }
+  *out = buf;
   *len = n;
   return VR_OK;
+fail:
+  free(buf);
+  return st;
 }
 
 static uint32_t be32(const unsigned char *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* parses an IDX file of u8 with ndim dims; dims[] gets the sizes; *payload points into data */
-static vr_status idx_parse(const char *func, const char *path, const unsigned char *data, size_t len, int want_ndim, int64_t *dims,
-                           const unsigned char **payload) {
-  if (len < 4) return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is truncated: %zu bytes, no IDX header", path, len);
-  if (data[0] != 0 || data[1] != 0)
-    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is not an IDX file (bad magic %02x%02x)", path, data[0], data[1]);
-  if (data[2] != 0x08)
-    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s': expected IDX type 0x08 (unsigned byte), got 0x%02x", path, data[2]);
-  if (data[3] != want_ndim)
-    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s': expected %d IDX dims, got %d", path, want_ndim, data[3]);
-  size_t hdr = 4 + 4 * (size_t)want_ndim;
-  if (len < hdr) return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is truncated: %zu bytes, header needs %zu", path, len, hdr);
-  size_t total = 1;
-  for (int k = 0; k < want_ndim; k++) {
-    dims[k] = be32(data + 4 + 4 * k);
-    total *= (size_t)dims[k];
+/* reads an IDX file of u8 with want_ndim dims: dims[] gets the sizes, *payload (malloc'd) the
+ * dims' product of bytes, checked against what the file holds */
+static vr_status idx_read(const char *func, const char *path, int want_ndim, int64_t *dims, unsigned char **payload) {
+  *payload = NULL;
+  gz_src g;
+  VR_TRY(gz_open(func, path, &g));
+  vr_status st = VR_OK;
+  unsigned char h[4 + 4 * 3];
+  size_t got, len;
+  VR_TRYG(gz_take(&g, h, 4, &got));
+  if (got < 4) {
+    st = vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is truncated: %zu bytes, no IDX header", path, got);
+    goto done;
   }
-  if (len < hdr + total)
-    return vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is truncated: header promises %zu data bytes, file has %zu", path, total,
-                   len - hdr);
-  *payload = data + hdr;
-  return VR_OK;
+  if (h[0] != 0 || h[1] != 0) {
+    st = vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is not an IDX file (bad magic %02x%02x)", path, h[0], h[1]);
+    goto done;
+  }
+  if (h[2] != 0x08) {
+    st = vr_error_set_f(func, VR_E_FORMAT, "path: '%s': expected IDX type 0x08 (unsigned byte), got 0x%02x", path, h[2]);
+    goto done;
+  }
+  if (h[3] != want_ndim) {
+    st = vr_error_set_f(func, VR_E_FORMAT, "path: '%s': expected %d IDX dims, got %d", path, want_ndim, h[3]);
+    goto done;
+  }
+  VR_TRYG(gz_take(&g, h + 4, 4 * (size_t)want_ndim, &got));
+  if (got < 4 * (size_t)want_ndim) {
+    st = vr_error_set_f(func, VR_E_FORMAT, "path: '%s' is truncated: %zu bytes, header needs %zu", path, 4 + got,
+                        4 + 4 * (size_t)want_ndim);
+    goto done;
+  }
+  for (int k = 0; k < want_ndim; k++) dims[k] = be32(h + 4 + 4 * k);
+  char what[160];
+  vr_shape_str(want_ndim, dims, what, sizeof what);
+  int64_t total;
+  if (!vr_numel_checked(want_ndim, dims, &total)) {
+    st = vr_error_set_f(func, VR_E_FORMAT, "path: '%s': IDX dims %s multiply past %lld bytes, not a real file", path, what,
+                        (long long)VR_MAX_NUMEL);
+    goto done;
+  }
+  char desc[200];
+  snprintf(desc, sizeof desc, "IDX dims %s", what);
+  VR_TRYG(gz_rest(&g, (uint64_t)total, 1, desc, payload, &len));
+done:
+  gz_close(&g);
+  return st;
 }
 
 vr_status vr_dataset_idx(const char *images_path, const char *labels_path, int num_classes, vr_dataset **out) {
@@ -125,26 +216,28 @@ vr_status vr_dataset_idx(const char *images_path, const char *labels_path, int n
   if (!images_path) return VR_FAIL(VR_E_ARG, "images_path: expected a file name, got NULL");
   if (num_classes < 0) return VR_FAIL(VR_E_ARG, "num_classes: expected >= 0, got %d", num_classes);
   vr_status st = VR_OK;
-  unsigned char *idata = NULL, *ldata = NULL;
-  size_t ilen = 0, llen = 0;
+  unsigned char *ipay = NULL, *lpay = NULL;
   int64_t *labels = NULL;
   vr_tensor *img = NULL;
   int64_t idims[3], ldims[1];
-  const unsigned char *ipay = NULL, *lpay = NULL;
-  VR_TRYG(read_all(__func__, images_path, &idata, &ilen));
-  VR_TRYG(idx_parse(__func__, images_path, idata, ilen, 3, idims, &ipay));
+  VR_TRYG(idx_read(__func__, images_path, 3, idims, &ipay));
+  if (idims[1] < 1 || idims[2] < 1) {
+    st = VR_FAIL(VR_E_FORMAT, "images_path: '%s' holds images of %lld x %lld pixels, expected at least 1 x 1", images_path,
+                 (long long)idims[1], (long long)idims[2]);
+    goto done;
+  }
   if (labels_path) {
-    VR_TRYG(read_all(__func__, labels_path, &ldata, &llen));
-    VR_TRYG(idx_parse(__func__, labels_path, ldata, llen, 1, ldims, &lpay));
+    VR_TRYG(idx_read(__func__, labels_path, 1, ldims, &lpay));
     if (ldims[0] != idims[0]) {
       st = VR_FAIL(VR_E_FORMAT, "labels_path: '%s' has %lld labels, expected %lld like '%s'", labels_path,
                    (long long)ldims[0], (long long)idims[0], images_path);
       goto done;
     }
   }
+  /* the images are there (idx_read checked), so n labels are no more than the pixels read */
   int64_t shape[4] = {idims[0], 1, idims[1], idims[2]};
   VR_TRYG(vr_tensor_alloc(4, shape, VR_U8, VR_CPU, &img));
-  memcpy(vr_data(img), ipay, (size_t)(idims[0] * idims[1] * idims[2]));
+  memcpy(vr_data(img), ipay, (size_t)vr_tensor_numel(img));
   labels = malloc(sizeof(int64_t) * (size_t)(idims[0] ? idims[0] : 1));
   if (!labels) {
     st = VR_FAIL(VR_E_OOM, "labels: out of host memory");
@@ -163,8 +256,8 @@ vr_status vr_dataset_idx(const char *images_path, const char *labels_path, int n
   img = NULL;
   labels = NULL;
 done:
-  free(idata);
-  free(ldata);
+  free(ipay);
+  free(lpay);
   free(labels);
   vr_tensor_free(img);
   return st;
@@ -195,7 +288,10 @@ vr_status vr_dataset_fashion_mnist(const char *root, int train, vr_dataset **out
   return vr_dataset_idx(ip, lp, 10, out);
 }
 
-/* CIFAR records: [coarse] label, 3072 bytes (R, G, B planes of 32 x 32) */
+/* CIFAR records: [coarse] label, 3072 bytes (R, G, B planes of 32 x 32); a file holds at most
+ * 50000 (CIFAR-100's train.bin; CIFAR-10's batches hold 10000) */
+#define CIFAR_MAX_RECORDS 50000
+#define CIFAR_MAX_RECORDS_S "50000"
 static vr_status cifar_load(const char *func, const char *root, const char *const *files, int nfiles, int label_bytes,
                             int label_pick, int num_classes, vr_dataset **out) {
   const size_t rec = (size_t)label_bytes + 3072;
@@ -208,7 +304,11 @@ static vr_status cifar_load(const char *func, const char *root, const char *cons
   char path[4096];
   for (int k = 0; k < nfiles; k++) {
     snprintf(path, sizeof path, "%s/%s", root, files[k]);
-    st = read_all(func, path, &bufs[k], &lens[k]);
+    gz_src g;
+    st = gz_open(func, path, &g);
+    if (!st) st = gz_rest(&g, (uint64_t)CIFAR_MAX_RECORDS * rec, 0, "the largest CIFAR file holds " CIFAR_MAX_RECORDS_S " records",
+                          &bufs[k], &lens[k]);
+    gz_close(&g);
     if (st) goto done;
     if (lens[k] == 0 || lens[k] % rec) {
       st = vr_error_set(VR_E_FORMAT, func, __FILE__, __LINE__,

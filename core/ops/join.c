@@ -66,7 +66,9 @@ static vr_status concat_flat(int n, vr_tensor *const *xs, int dim, vr_tensor **o
   int64_t shape[VR_MAX_DIMS];
   memcpy(shape, a->shape, sizeof shape);
   shape[dim] = 0;
-  for (int k = 0; k < n; k++) shape[dim] += xs[k]->shape[dim];
+  for (int k = 0; k < n; k++)
+    if (__builtin_add_overflow(shape[dim], xs[k]->shape[dim], &shape[dim]))
+      return VR_FAIL(VR_E_SHAPE, "xs: sizes at dim %d add up past 2^63", dim);
   vr_tensor *o = NULL, *v = NULL;
   vr_status st;
   VR_TRYG(vr_tensor_alloc(a->ndim, shape, a->dtype, a->device, &o));
@@ -160,9 +162,13 @@ vr_status vr_split(const vr_tensor *x, int n, const int64_t *sizes, int dim, vr_
   if (x->ndim == 0) return VR_FAIL(VR_E_SHAPE, "x: expected at least 1 dim, got a 0-dim tensor");
   int d = vr_wrap_dim(dim, x->ndim);
   if (d < 0) return VR_FAIL(VR_E_ARG, "dim: expected a dim of a %d-dim tensor, got %d", x->ndim, dim);
+  for (int k = 0; k < n; k++)
+    if (sizes[k] < 0) return VR_FAIL(VR_E_ARG, "sizes[%d]: expected a size >= 0, got %lld", k, (long long)sizes[k]);
   int64_t total = 0;
   for (int k = 0; k < n; k++) {
-    if (sizes[k] < 0) return VR_FAIL(VR_E_ARG, "sizes[%d]: expected a size >= 0, got %lld", k, (long long)sizes[k]);
+    if (sizes[k] > x->shape[d] - total)
+      return VR_FAIL(VR_E_SHAPE, "sizes: expected sizes summing to %lld (the size of dim %d), got more (past it at sizes[%d])",
+                     (long long)x->shape[d], d, k);
     total += sizes[k];
   }
   if (total != x->shape[d])
