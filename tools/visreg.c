@@ -20,6 +20,7 @@ static const command commands[] = {
     {"repl", vr_cmd_repl, "repl [RUN_DIR]               interactive Lua with the toolkit loaded"},
     {"probe", vr_cmd_probe, "probe RUN_DIR [--json]       the metric table of a run's test embeddings"},
     {"sweep", vr_cmd_sweep, "sweep FILE.yaml | status DIR  hyperparameter sweeps from a YAML file (resumable, Slurm)"},
+    {"report", vr_cmd_report, "report DIR                   a run's or a sweep's page as one HTML file (DIR/report.html)"},
 };
 
 static void usage(FILE *f) {
