@@ -57,9 +57,10 @@ all: deps $(LIBA) $(BIN) lua/visreg/cdef.lua
 # ---- dependencies (Debian packages) ----
 DEB_PKGS := luajit libluajit-5.1-dev libyaml-dev check libopenblas-dev zlib1g-dev libreadline-dev pkg-config dataset-fashion-mnist
 # for the tests alone: a single-node Slurm that a sweep is submitted to (without the recommended
-# plugins, which bring dozens of packages the tests do not use), and tmux, the terminal that
-# tests/lua/test_repl.lua drives the interactive REPL through
-TEST_PKGS := slurmctld slurmd slurm-client munge tmux
+# plugins, which bring dozens of packages the tests do not use), tmux, the terminal that
+# tests/lua/test_repl.lua drives the interactive REPL through, and chromium, the headless browser
+# that tests/lua/test_report.lua opens the HTML reports in
+TEST_PKGS := slurmctld slurmd slurm-client munge tmux chromium
 # $(call install,PACKAGES,APT_OPTIONS[,optional]): installs the missing ones when run as root; an
 # optional set only warns otherwise (the tests that need it skip)
 define install
