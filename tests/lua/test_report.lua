@@ -252,6 +252,15 @@ util.write_file(broken .. "/outside.html", (page:gsub("<main>", '<main><img src=
 bad = page_problems(broken .. "/outside.html", {})
 tap.ok(show(bad):find("outside URL", 1, true) and show(bad):find("log:", 1, true), "an outside URL fails the check (and the page's policy refuses it)", show(bad))
 
+-- a sweep's trial that failed: its page says so, with the reason and the end of its log
+os.remove(broken .. "/summary.json")
+util.write_file(broken .. "/trial.json", util.json_encode { status = "failed", reason = "diverged: the final loss is not a finite number",
+  exit_status = 1, log_tail = "epoch 2/2 loss nan", attempts = 2 })
+rc, out = sh(q(exe) .. " report " .. q(broken))
+local fp = util.read_file(broken .. "/report.html") or ""
+tap.ok(rc == 0 and fp:find('data-status="failed"', 1, true) and fp:find("diverged: the final loss is not a finite number (exit status 1)", 1, true)
+  and fp:find("epoch 2/2 loss nan", 1, true), "a failed trial's page says it failed, why, and shows the end of its log", out)
+
 ---------------------------------------------------------------- a page written during the run
 local mid = base .. "/mid"
 rc, out = sh(q(exe) .. " train recipes/fmnist_visreg.lua --set epochs=3 --set data.subset=512 --set batch=64 --set data.test_subset=500 " ..
@@ -328,6 +337,41 @@ local v1 = util.json_encode(results[1].summary.linear_probe)
 util.write_file(sb .. "/results.jsonl", (txt:gsub('"linear_probe":' .. v1:gsub("%p", "%%%0"), '"linear_probe":0.123', 1)))
 bad = page_problems(sb .. "/report.html", { ids = SWEEP_IDS, numbers = sweep_numbers(sb) })
 tap.ok(show(bad):find("trial 0 linear_probe", 1, true), "a trial's number that differs from results.jsonl fails the check", show(bad))
+
+-- the page's script at work: a click on a header sorts the trials, the select recolours the
+-- curves and shows its legend, a row under the pointer picks out its line (a script appended to a
+-- copy acts as the reader and leaves what it saw on <body>)
+local probe_js = [[<script>
+(function(){
+var d=document,b=d.body,t=d.getElementById('table-results'),hs=t.tHead.rows[0].cells,col=-1;
+for(var i=0;i<hs.length;i++)if(hs[i].textContent==='linear_probe')col=i;
+function first(){return t.tBodies[0].rows[0].getAttribute('data-trial')}
+hs[col].click();b.setAttribute('data-asc',first());
+hs[col].click();b.setAttribute('data-desc',first()+' '+hs[col].getAttribute('aria-sort'));
+var s=d.getElementById('select-grouping');s.value='1';s.dispatchEvent(new Event('change'));
+var g=d.querySelector('#plot-curves-loss [data-trial="0"]');b.setAttribute('data-class0',g.getAttribute('class'));
+var lg=d.querySelectorAll('#plot-curves .legend');b.setAttribute('data-legends',lg[0].hidden+' '+lg[1].hidden);
+var r=d.querySelector('#table-results tr[data-trial="3"]');r.dispatchEvent(new MouseEvent('mouseenter'));
+b.setAttribute('data-hi',String(d.querySelectorAll('#plot-parallel .hi[data-trial="3"]').length));
+})();
+</script></body>]]
+util.write_file(sb .. "/acting.html", (sp:gsub("</body>", function() return probe_js end, 1)))
+local dom, log = browse(sb .. "/acting.html")
+local lo, hi = math.huge, -math.huge
+local lo_i, hi_i
+for _, l in ipairs(results) do
+  local v = l.summary.linear_probe
+  if v < lo or (v == lo and l.index < lo_i) then lo, lo_i = v, l.index end
+  if v > hi then hi, hi_i = v, l.index end
+end
+local width_group = results[1].values["model.width"] == 8 and "k1" or "k2"
+tap.ok(dom:match('data%-asc="(%d+)"') == tostring(lo_i) and dom:match('data%-desc="([^"]*)"') == hi_i .. " descending",
+  "a click on a header sorts the trials by it, a second click the other way", string.format("%s %s (want %s, %s)",
+  tostring(dom:match('data%-asc="([^"]*)"')), tostring(dom:match('data%-desc="([^"]*)"')), lo_i, hi_i))
+tap.ok(dom:match('data%-class0="([^"]*)"') == "trial " .. width_group and dom:match('data%-legends="([^"]*)"') == "true false",
+  "the grouping select recolours each trial's curve by the chosen value and shows that value's legend",
+  tostring(dom:match('data%-class0="([^"]*)"')) .. " / " .. tostring(dom:match('data%-legends="([^"]*)"')))
+tap.ok(dom:match('data%-hi="(%d+)"') == "1" and #log_problems(log) == 0, "a row under the pointer picks out its trial's line", show(log_problems(log)))
 
 ---------------------------------------------------------------- 200 trials
 -- a synthetic sweep folder: random search over four values (one of them a list), 2 seeds, 30

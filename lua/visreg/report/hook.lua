@@ -10,7 +10,8 @@
 --                                of the projector's and the encoder's test features, kNN accuracy
 --                                per class and the confusion matrix, from the features evaluation
 --                                extracted) and the finished page
---   hook.sweep(dir, trial)       after a trial (its page) and at the sweep's end: the sweep's page
+--   hook.sweep(dir, trial)       after a trial: its page, and the sweep's (at most every 5 s);
+--                                at the sweep's end (no trial): the sweep's page
 local util = require "visreg.util"
 
 local M = {}
@@ -89,7 +90,8 @@ local function write_schedules(self, out)
 end
 
 local function page(self, state)
-  require("visreg.report.run").write(self.opts.out, { state = state })
+  self.report_cache = self.report_cache or {} -- metrics.jsonl is decoded once, a little after each epoch
+  require("visreg.report.run").write(self.opts.out, { state = state, cache = self.report_cache })
 end
 
 function M.epoch(self)
@@ -177,14 +179,22 @@ function M.finish(self)
 end
 
 ---------------------------------------------------------------- sweeps
+-- the sweep's page is written again at most every few seconds while trials finish (a large sweep's
+-- page takes a fraction of a second), and always at the end (no trial given)
+local last_sweep_page = {}
+M.SWEEP_PAGE_EVERY = 5
+
 local function sweep_pages(dir, trial)
+  local now = require("visreg.core").now()
   if trial and trial.folder then
     local tdir = dir .. "/" .. trial.folder
     if util.file_exists(tdir .. "/run.json") or util.file_exists(tdir .. "/trial.json") then
       require("visreg.report.run").write(tdir)
     end
+    if last_sweep_page[dir] and now - last_sweep_page[dir] < M.SWEEP_PAGE_EVERY then return end
   end
   require("visreg.report.sweep").write(dir)
+  last_sweep_page[dir] = now
 end
 
 function M.sweep(dir, trial)

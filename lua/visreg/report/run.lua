@@ -16,34 +16,42 @@ local M = {}
 local esc, finite, fmt = html.esc, html.finite, html.fmt
 
 -- the step and epoch lines of metrics.jsonl (a step or an epoch logged twice, as after a resume,
--- keeps its last line)
-function M.read_metrics(path)
-  local steps, epochs = {}, {}
+-- keeps its last line). cache (a table kept between calls, as the trainer does after each epoch)
+-- makes a call decode only the lines added since the last one.
+function M.read_metrics(path, cache)
+  local c = cache or {}
   local f = io.open(path, "rb")
-  if not f then return steps, epochs end
-  local by_step, by_epoch = {}, {}
-  for line in f:lines() do
+  if not f then return {}, {} end
+  local size = f:seek("end")
+  if not c.offset or size < c.offset then -- the first call, or a new run in the folder
+    c.offset, c.by_step, c.by_epoch = 0, {}, {}
+  end
+  f:seek("set", c.offset)
+  local text = f:read("*a") or ""
+  f:close()
+  local used = 0
+  for line, stop in text:gmatch("([^\n]*)\n()") do -- whole lines only: one being written waits for the next call
+    used = stop - 1
     local ok, e = pcall(util.json_decode, line)
     if ok and type(e) == "table" then
-      if e.type == "step" and type(e.step) == "number" then
-        if not by_step[e.step] then steps[#steps + 1] = e.step end
-        by_step[e.step] = e
-      elseif e.type == "epoch" and type(e.epoch) == "number" then
-        if not by_epoch[e.epoch] then epochs[#epochs + 1] = e.epoch end
-        by_epoch[e.epoch] = e
-      end
+      if e.type == "step" and type(e.step) == "number" then c.by_step[e.step] = e
+      elseif e.type == "epoch" and type(e.epoch) == "number" then c.by_epoch[e.epoch] = e end
     end
   end
-  f:close()
-  table.sort(steps)
-  table.sort(epochs)
-  for i, s in ipairs(steps) do steps[i] = by_step[s] end
-  for i, s in ipairs(epochs) do epochs[i] = by_epoch[s] end
+  c.offset = c.offset + used
+  local steps, epochs = {}, {}
+  for k, e in pairs(c.by_step) do steps[#steps + 1] = { k, e } end
+  for k, e in pairs(c.by_epoch) do epochs[#epochs + 1] = { k, e } end
+  table.sort(steps, function(a, b2) return a[1] < b2[1] end)
+  table.sort(epochs, function(a, b2) return a[1] < b2[1] end)
+  for i, p in ipairs(steps) do steps[i] = p[2] end
+  for i, p in ipairs(epochs) do epochs[i] = p[2] end
   return steps, epochs
 end
 
 -- everything the page shows, read from the folder
-function M.read(dir)
+function M.read(dir, o)
+  o = o or {}
   dir = dir:gsub("/+$", "")
   local d = { dir = dir }
   d.recipe = html.read_json(dir .. "/recipe.json")
@@ -54,7 +62,7 @@ function M.read(dir)
   d.schedules = html.read_json(dir .. "/schedules.json")
   d.trial = html.read_json(dir .. "/trial.json")
   d.source = util.read_file(dir .. "/recipe.lua")
-  d.steps, d.epochs = M.read_metrics(dir .. "/metrics.jsonl")
+  d.steps, d.epochs = M.read_metrics(dir .. "/metrics.jsonl", o.cache)
   d.metrics_age = html.age(dir .. "/metrics.jsonl") or html.age(dir .. "/run.json")
   d.has_checkpoint = util.file_exists(dir .. "/checkpoint.safetensors")
   return d
@@ -446,10 +454,11 @@ function M.render(d, o)
   return (page:gsub('<body data%-report="run">', string.format('<body data-report="run" data-status="%s">', st.state), 1)), st
 end
 
--- writes DIR/report.html (o.path elsewhere); returns the path, its size in bytes and the status
+-- writes DIR/report.html (o.path elsewhere; o.state, o.cache as for render and read_metrics);
+-- returns the path, its size in bytes and the status
 function M.write(dir, o)
   o = o or {}
-  local d = M.read(dir)
+  local d = M.read(dir, o)
   local text, st = M.render(d, o)
   local path = o.path or (d.dir .. "/report.html")
   html.write(path, text)
