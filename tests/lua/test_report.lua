@@ -261,6 +261,14 @@ local fp = util.read_file(broken .. "/report.html") or ""
 tap.ok(rc == 0 and fp:find('data-status="failed"', 1, true) and fp:find("diverged: the final loss is not a finite number (exit status 1)", 1, true)
   and fp:find("epoch 2/2 loss nan", 1, true), "a failed trial's page says it failed, why, and shows the end of its log", out)
 
+-- a page that cannot be written only warns: training goes on to its summary
+local nowrite = base .. "/nowrite"
+util.mkdir_p(nowrite .. "/report.html/x") -- a folder where the page would go
+rc, out = sh(q(exe) .. " train recipes/fmnist_visreg.lua --set epochs=1 --set data.subset=256 --set batch=64 --set data.test_subset=200 " ..
+  "--set log.progress=plain --out " .. q(nowrite))
+tap.ok(rc == 0 and util.file_exists(nowrite .. "/summary.json") and out:find("warning: report.html", 1, true) and out:find("training goes on", 1, true),
+  "a report that fails warns and training finishes", out)
+
 ---------------------------------------------------------------- a page written during the run
 local mid = base .. "/mid"
 rc, out = sh(q(exe) .. " train recipes/fmnist_visreg.lua --set epochs=3 --set data.subset=512 --set batch=64 --set data.test_subset=500 " ..

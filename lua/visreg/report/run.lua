@@ -255,6 +255,10 @@ end
 local function analysis_section(d)
   local a = d.analysis
   if not a then
+    if d.summary then
+      return '<p class="meta">No analysis.json: the run evaluated nothing at its end (eval.linear_probe and eval.knn off), or it ' ..
+        "was trained before the trainer wrote one.</p>"
+    end
     return '<p class="meta">The covariance spectra, the per-class kNN accuracy and the confusion matrix appear here at the end ' ..
       "of training (analysis.json).</p>"
   end
