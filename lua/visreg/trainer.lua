@@ -432,7 +432,8 @@ function M.evaluate(self, o)
       l2 = ev.probe_l2, max_iter = ev.probe_iters }) end
   if ev.knn then
     local k = type(ev.knn) == "table" and ev.knn or {}
-    res.knn = probe.knn(ftr, ytr, fte, yte, { num_classes = self.num_classes, k = k.k or 20, T = k.T or 0.07 })
+    res.knn, self.knn_predictions = probe.knn(ftr, ytr, fte, yte, { num_classes = self.num_classes, k = k.k or 20, T = k.T or 0.07,
+      predictions = true }) -- each test image's class, for the report's per-class accuracy and confusion
   end
   res.eval_seconds = core.now() - t0
   self.eval_features = { train = ftr, test = fte, train_labels = ytr, test_labels = yte } -- for the report's analysis
@@ -555,7 +556,7 @@ function M.train(r, opts)
   end
   for k, v in pairs(ev) do summary[k] = v end
   if out then util.write_file(out .. "/summary.json", util.json_encode(summary, "  ") .. "\n") end
-  require("visreg.report.hook").finish(self) -- analysis.json and the finished page (protected)
+  require("visreg.report.hook").finish(self, summary) -- analysis.json and the finished page (protected)
   if not opts.quiet then
     print(string.format("done: %s%s%strain %s, %.0f img/s", summary.linear_probe and string.format("linear probe %.2f%%, ",
       100 * summary.linear_probe) or "", summary.knn and string.format("kNN %.2f%%, ", 100 * summary.knn) or "",

@@ -117,7 +117,7 @@ end
 
 -- the analysis of the test split from the features evaluation extracted (self.eval_features):
 -- spectra of the encoder's features and of the projector's outputs, kNN per class and confusion
-function M.analysis(self)
+function M.analysis(self, summary_knn)
   local f = self.eval_features
   if not f or not f.test then return nil end
   local core = require "visreg.core"
@@ -141,9 +141,13 @@ function M.analysis(self)
     local kk = type(r.eval.knn) == "table" and r.eval.knn or {}
     local k, T = kk.k or 20, kk.T or 0.07
     local nc = self.num_classes
-    local predp, accp = core.ffi.new("vr_tensor *[1]"), core.ffi.new("double[1]")
-    core.check(C.vr_knn_classify(f.train, f.train_labels, f.test, f.test_labels, nc, k, T, predp, accp))
-    local pred = tensor.wrap(predp[0]):to_list()
+    local pred_t, acc = self.knn_predictions, summary_knn
+    if not pred_t then -- the evaluation did not keep its predictions: the same kNN again
+      local predp, accp = core.ffi.new("vr_tensor *[1]"), core.ffi.new("double[1]")
+      core.check(C.vr_knn_classify(f.train, f.train_labels, f.test, f.test_labels, nc, k, T, predp, accp))
+      pred_t, acc = tensor.wrap(predp[0]), accp[0]
+    end
+    local pred = pred_t:to_list()
     local y = f.test_labels:to_list()
     local confusion, count, right = {}, {}, {}
     for c = 1, nc do
@@ -159,22 +163,27 @@ function M.analysis(self)
     end
     local per_class = {}
     for c = 1, nc do per_class[c] = count[c] > 0 and right[c] / count[c] or 0 / 0 end
-    out.knn = { k = k, T = T, accuracy = accp[0], per_class = per_class, count = count, confusion = confusion,
+    if not acc then
+      local r_all = 0
+      for c = 1, nc do r_all = r_all + right[c] end
+      acc = #y > 0 and r_all / #y or 0 / 0
+    end
+    out.knn = { k = k, T = T, accuracy = acc, per_class = per_class, count = count, confusion = confusion,
       classes = require("visreg.embedding").class_names[r.data.kind] }
   end
   return out
 end
 
-local function finish(self)
+local function finish(self, summary)
   local out = self.opts.out
-  local a = M.analysis(self)
+  local a = M.analysis(self, summary and summary.knn)
   if a then util.write_file(out .. "/analysis.json", util.json_encode(a) .. "\n") end
 end
 
-function M.finish(self)
+function M.finish(self, summary)
   local out = self.opts and self.opts.out
-  if out then protected("analysis.json", finish, self) end
-  self.eval_features = nil
+  if out then protected("analysis.json", finish, self, summary) end
+  self.eval_features, self.knn_predictions = nil, nil
   if out then protected("report.html", page, self, "done") end
 end
 
