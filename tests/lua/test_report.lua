@@ -458,7 +458,7 @@ tap.ok(bp:find("plot-metric-optim-lr", 1, true) and bp:find('optim.lr (log scale
 -- VISREG_KEEP_SCRATCH is set)
 os.execute("cd " .. q(base) .. " && cp run/report.html run.html && cp sweep/report.html sweep.html && cp big/report.html big.html")
 if not os.getenv("VISREG_KEEP_SCRATCH") then
-  os.execute("cd " .. q(base) .. " && rm -rf run broken mid sweep sweep-broken big four.yaml chrome.log")
+  os.execute("cd " .. q(base) .. " && rm -rf run broken nowrite mid sweep sweep-broken big four.yaml chrome.log")
 end
 print("# screenshots and pages in " .. base)
 os.exit(tap.done(), true)
