@@ -12,6 +12,7 @@ VR_COMMAND(vr_cmd_repl);
 VR_COMMAND(vr_cmd_sweep);
 VR_COMMAND(vr_cmd_probe);
 VR_COMMAND(vr_cmd_data);
+VR_COMMAND(vr_cmd_report);
 /* benchmarks under `visreg bench NAME` */
 VR_COMMAND(vr_bench_ops);
 VR_COMMAND(vr_bench_losses);

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"probe", vr_cmd_probe, "probe RUN_DIR [--json]       the metric table of a run's test embeddings"},
     {"data", vr_cmd_data, "data pack SRC [--size 64] [--out CACHE] | info CACHE   image folders packed once"},
     {"sweep", vr_cmd_sweep, "sweep FILE.yaml | status DIR  hyperparameter sweeps from a YAML file (resumable, Slurm)"},
+    {"report", vr_cmd_report, "report DIR                   a run's or a sweep's page as one HTML file (DIR/report.html)"},
 };
 
 static void usage(FILE *f) {

@@ -31,6 +31,8 @@ local CLASS_NAMES = {
   cifar10 = { "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck" },
 }
 
+M.class_names = CLASS_NAMES
+
 local function read_json(path)
   local s = util.read_file(path)
   if not s then return nil end

@@ -1,15 +1,25 @@
 -- visreg.plot: pictures of numbers without a dependency, in the terminal (Unicode braille and
--- block characters) and as SVG files for a paper.
+-- block characters) and as SVG, in files for a paper and inline in the HTML reports
+-- (visreg.report): the one plotting module of the REPL and the reports.
 --
 --   plot.ticks(lo, hi, n)             "nice" tick values (1, 2, 5 x 10^k) covering [lo, hi]
+--   plot.log_ticks(lo, hi)            powers of ten in [lo, hi] (1, 2, 5 x 10^k within a decade)
 --   plot.scale(lo, hi, a, b, log)     a function mapping [lo, hi] to [a, b], linear or log10
 --   plot.line(ys, o)                  a curve as text: o.xs, o.log_y, o.width, o.height, o.title
 --   plot.hist(values, o)              a histogram as text: o.bins, o.width, o.height, o.title
 --   plot.bars(labels, values, o)      horizontal bars as text
---   plot.svg(series, o)               an SVG of lines or points: series = {{x =, y =, label =,
---                                     points = true}, ...}; o.path writes it (and o.csv the data),
---                                     o.title, o.xlabel, o.ylabel, o.log_x, o.log_y, o.colors
--- Values may be Lua lists or 1-D tensors; non-finite values are left out of every path.
+--   plot.svg(series, o)               lines, points and error bars with a legend: series = {{x =,
+--                                     y =, label =, points = true, err =, faint = true}, ...};
+--                                     o.title, o.xlabel, o.ylabel, o.log_x, o.log_y,
+--                                     o.x_categories, o.id; o.path writes it (and o.csv the data)
+--   plot.heatmap(rows, o)             a matrix as coloured cells with a colour scale
+--   plot.hbars(labels, values, o)     horizontal bars as SVG
+--   plot.parallel(axes, o)            parallel coordinates, lines coloured by a value
+--   plot.decimate(xs, ys, n)          a long curve in at most n points (extremes kept)
+--   plot.smooth(ys, span)             a centred moving average
+--   plot.colormap(t), plot.css()      viridis; the stylesheet of plots in a page (light, dark, print)
+-- Values may be Lua lists or 1-D tensors; non-finite values are left out of every path, and a plot
+-- with nothing to draw says "no data" (data-empty="true" on its <svg>).
 local bit = require "bit"
 local tensor = require "visreg.tensor"
 local util = require "visreg.util"
@@ -44,14 +54,40 @@ function M.ticks(lo, hi, n)
   return out
 end
 
--- powers of ten covering [lo, hi] (both > 0)
+-- ticks of a log axis over [lo, hi] (both > 0): the powers of ten inside (every k-th past 8 of
+-- them); with fewer than 3 of them 1, 2 and 5 times powers of ten (when that makes 2 to 7
+-- ticks), and within less than that a linear choice
 function M.log_ticks(lo, hi)
+  if not (finite(lo) and finite(hi)) or lo <= 0 or hi <= 0 then return {} end
+  if hi < lo then lo, hi = hi, lo end
+  local e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+  local function inside(v) return v >= lo * (1 - 1e-9) and v <= hi * (1 + 1e-9) end
   local out = {}
-  for e = math.floor(math.log10(lo)), math.ceil(math.log10(hi)) do
-    local v = 10 ^ e
-    if v >= lo * (1 - 1e-9) and v <= hi * (1 + 1e-9) then out[#out + 1] = v end
+  for e = e0, e1 do
+    local v = tonumber(string.format("%.12g", 10 ^ e))
+    if inside(v) then out[#out + 1] = v end
   end
-  if #out == 0 then out = { lo, hi } end
+  if #out > 8 then
+    local k, thin = math.ceil(#out / 6), {}
+    for _, v in ipairs(out) do
+      if math.floor(math.log10(v) + 0.5) % k == 0 then thin[#thin + 1] = v end
+    end
+    return thin
+  end
+  if #out >= 3 then return out end
+  local powers = out
+  out = {}
+  for e = e0 - 1, e1 do
+    for _, m in ipairs { 1, 2, 5 } do
+      local v = tonumber(string.format("%.12g", m * 10 ^ e))
+      if inside(v) then out[#out + 1] = v end
+    end
+  end
+  if #out >= 2 and #out <= 7 then return out end
+  if #powers >= 2 then return powers end
+  if #out >= 2 then return out end
+  out = {}
+  for _, v in ipairs(M.ticks(lo, hi, 4)) do if v > 0 then out[#out + 1] = v end end
   return out
 end
 
@@ -204,83 +240,356 @@ function M.bars(labels, values, o)
 end
 
 ---------------------------------------------------------------- SVG
+-- Every SVG reads on its own (presentation attributes: dark marks on white) and carries classes
+-- that a page's stylesheet (plot.css()) restyles for light, dark and print: svg.vp (the root),
+-- .bg (background), .fr (frame), .gr (grid), .fg (marks in the text colour), .k1 .. .k10 (series
+-- colours: a <g color=...> whose marks are drawn in currentColor), .dim, .nodata.
 local COLORS = { "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf" }
 M.COLORS = COLORS
+-- the same hues, lighter, for a dark background
+local DARK_COLORS = { "#5aa9e6", "#ff6b6b", "#5cd65c", "#ffa64d", "#b794f6", "#c8a098", "#f7a6d8", "#b0b0b0", "#dbdb5c", "#4dd8e6" }
 
 local function esc(s) return (tostring(s):gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;")) end
+M.esc = esc
 
--- the SVG text of series on one pair of axes
-function M.svg(series, o)
-  o = o or {}
-  local W, H = o.width or 640, o.height or 400
-  local labelled = false
-  for _, s in ipairs(series) do labelled = labelled or s.label ~= nil end
-  -- the legend stands right of the axes, never over the data
-  local ml, mr, mt, mb = 64, labelled and 140 or 16, o.title and 32 or 12, 48
-  local xs_all, ys_all = {}, {}
-  for i, s in ipairs(series) do
-    s.y = as_list(s.y)
-    s.x = as_list(s.x)
-    if not s.x then s.x = {} for k = 1, #s.y do s.x[k] = k end end
-    xs_all[i], ys_all[i] = s.x, s.y
+-- a coordinate: one decimal at most
+local function num(v)
+  local s = string.format("%.1f", v)
+  if s == "-0.0" then return "0" end
+  return (s:gsub("%.0$", ""))
+end
+M.num = num
+
+-- the width of a text in pixels, roughly (sans-serif, 12 px: 0.6 em a character)
+local function text_width(s, size) return #tostring(s) * (size or 12) * 0.6 end
+local function clip(s, n)
+  s = tostring(s)
+  if #s <= n then return s end
+  return s:sub(1, n - 1) .. "\226\128\166" -- an ellipsis
+end
+
+-- viridis, from dark blue-violet (0) to yellow (1); colormap(t) trims both ends a little so that
+-- every colour stands out on a white and on a dark background
+local VIRIDIS = { { 68, 1, 84 }, { 72, 36, 117 }, { 65, 68, 135 }, { 53, 95, 141 }, { 42, 120, 142 }, { 33, 145, 140 },
+  { 34, 168, 132 }, { 68, 191, 112 }, { 122, 209, 81 }, { 189, 223, 38 }, { 253, 231, 37 } }
+function M.colormap(t, full)
+  if not finite(t) then return "#999999" end
+  t = math.max(0, math.min(1, t))
+  if not full then t = 0.1 + 0.78 * t end
+  local p = t * (#VIRIDIS - 1)
+  local i = math.min(#VIRIDIS - 2, math.floor(p))
+  local f = p - i
+  local a, b = VIRIDIS[i + 1], VIRIDIS[i + 2]
+  return string.format("#%02x%02x%02x", math.floor(a[1] + (b[1] - a[1]) * f + 0.5), math.floor(a[2] + (b[2] - a[2]) * f + 0.5),
+    math.floor(a[3] + (b[3] - a[3]) * f + 0.5))
+end
+
+-- the stylesheet of plots in a page: theme colours as CSS variables (light, dark through
+-- prefers-color-scheme, light again on paper) and the classes above
+function M.css()
+  local function vars(fg, bg, pbg, grid, frame, muted, ks)
+    local t = { string.format("--fg:%s;--bg:%s;--plot-bg:%s;--grid:%s;--frame:%s;--muted:%s", fg, bg, pbg, grid, frame, muted) }
+    for i, c in ipairs(ks) do t[#t + 1] = string.format("--k%d:%s", i, c) end
+    return table.concat(t, ";")
   end
-  local xlo, xhi = range(xs_all, o.log_x)
-  local ylo, yhi = range(ys_all, o.log_y)
-  local parts = { string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" ' ..
-    'font-family="sans-serif" font-size="12">', W, H, W, H), '<rect width="100%" height="100%" fill="white"/>' }
-  if o.title then parts[#parts + 1] = string.format('<text x="%d" y="20" text-anchor="middle" font-size="14">%s</text>', W / 2, esc(o.title)) end
-  if not xlo or not ylo then
-    parts[#parts + 1] = string.format('<text x="%d" y="%d" text-anchor="middle">no finite values</text></svg>', W / 2, H / 2)
-    return table.concat(parts, "\n")
-  end
-  local sx, sy = M.scale(xlo, xhi, ml, W - mr, o.log_x), M.scale(ylo, yhi, H - mb, mt, o.log_y)
-  parts[#parts + 1] = string.format('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#444"/>', ml, mt, W - ml - mr, H - mt - mb)
-  for _, t in ipairs(o.log_x and M.log_ticks(xlo, xhi) or M.ticks(xlo, xhi, 6)) do
-    local x = sx(t)
-    parts[#parts + 1] = string.format('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" text-anchor="middle">%s</text>',
-      x, mt, x, H - mb, x, H - mb + 16, esc(fmt(t)))
-  end
-  for _, t in ipairs(o.log_y and M.log_ticks(ylo, yhi) or M.ticks(ylo, yhi, 5)) do
-    local y = sy(t)
-    parts[#parts + 1] = string.format('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%s</text>',
-      ml, y, W - mr, y, ml - 6, y + 4, esc(fmt(t)))
-  end
-  if o.xlabel then parts[#parts + 1] = string.format('<text x="%d" y="%d" text-anchor="middle">%s</text>', (ml + W - mr) / 2, H - 10, esc(o.xlabel)) end
-  if o.ylabel then
-    parts[#parts + 1] = string.format('<text transform="translate(16,%d) rotate(-90)" text-anchor="middle">%s</text>', (mt + H - mb) / 2, esc(o.ylabel))
-  end
-  local colors = o.colors or COLORS
-  for i, s in ipairs(series) do
-    local color = s.color or colors[(i - 1) % #colors + 1]
-    local pts, path = {}, {}
-    local pen = "M" -- a value left out (not finite, or <= 0 on a log axis) lifts the pen
-    for k = 1, #s.y do
-      local x, y = s.x[k], s.y[k]
-      if finite(x) and finite(y) and (not o.log_x or x > 0) and (not o.log_y or y > 0) then
-        local px, py = sx(x), sy(y)
-        if s.points then
-          pts[#pts + 1] = string.format('<circle cx="%.1f" cy="%.1f" r="%s" fill="%s"/>', px, py, s.radius or 2, color)
-        else
-          path[#path + 1] = string.format("%s%.1f %.1f", pen, px, py)
-          pen = "L"
-        end
+  local light = vars("#1d1d1f", "#ffffff", "#ffffff", "#e4e4e7", "#8a8a90", "#6b6b70", COLORS)
+  local dark = vars("#e4e4e7", "#15171b", "#1d2025", "#32363d", "#6f737a", "#a3a3aa", DARK_COLORS)
+  local rules = {
+    ":root{" .. light .. "}",
+    "@media (prefers-color-scheme:dark){:root{" .. dark .. "}}",
+    "@media print{:root{" .. light .. "}}",
+    "svg.vp{fill:var(--fg);color:var(--fg);max-width:100%;height:auto}",
+    "svg.vp .bg{fill:var(--plot-bg)}svg.vp .gr{stroke:var(--grid)}svg.vp .fr{stroke:var(--frame)}",
+    "svg.vp .fg{color:var(--fg)}svg.vp .dim{stroke:var(--muted);color:var(--muted)}svg.vp .nodata{fill:var(--muted)}",
+    "svg.vp .halo{stroke:var(--plot-bg)}",
+  }
+  for i = 1, #COLORS do rules[#rules + 1] = string.format("svg.vp .k%d{color:var(--k%d)}", i, i) end
+  return table.concat(rules, "\n")
+end
+
+-- a long curve in at most n points: the first and last point of each bucket of indices and its
+-- lowest and highest, in order, so that spikes survive. xs, ys: lists (gaps: non-finite values
+-- are kept where they fall, as breaks)
+function M.decimate(xs, ys, n)
+  n = math.max(4, n or 400)
+  local m = #ys
+  if m <= n then return xs, ys end
+  local buckets = math.max(1, math.floor(n / 4))
+  local ox, oy = {}, {}
+  local function add(k) if k then ox[#ox + 1], oy[#oy + 1] = xs[k], ys[k] end end
+  for b = 0, buckets - 1 do
+    local i0 = math.floor(b * m / buckets) + 1
+    local i1 = math.floor((b + 1) * m / buckets)
+    local lo, hi, gap
+    for k = i0, i1 do
+      local y = ys[k]
+      if finite(y) then
+        if not lo or y < ys[lo] then lo = k end
+        if not hi or y > ys[hi] then hi = k end
       else
-        pen = "M"
+        gap = gap or k
       end
     end
-    if #path > 0 then
-      parts[#parts + 1] = string.format('<path d="%s" fill="none" stroke="%s" stroke-width="1.5"/>', table.concat(path, " "), color)
-    end
-    for _, p in ipairs(pts) do parts[#parts + 1] = p end
-    if s.label then
-      local y = mt + 16 * i
-      parts[#parts + 1] = string.format('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>',
-        W - mr + 12, y - 9, color, W - mr + 28, y, esc(s.label))
+    local keep = { i0, i1 }
+    for _, k in ipairs { lo or i0, hi or i0, gap or i0 } do keep[#keep + 1] = k end
+    table.sort(keep)
+    local last
+    for _, k in ipairs(keep) do if k ~= last then add(k); last = k end end
+  end
+  return ox, oy
+end
+
+-- a centred moving average over about span points (default: a 30th of the list, at least 3),
+-- narrower at the ends, skipping non-finite values (which stay gaps): no lag behind the data
+function M.smooth(ys, span)
+  ys = as_list(ys)
+  local n = #ys
+  local h = math.max(1, math.floor((span or math.max(3, n / 30)) / 2))
+  local cs, cn = { [0] = 0 }, { [0] = 0 }
+  for i = 1, n do
+    local y = ys[i]
+    cs[i] = cs[i - 1] + (finite(y) and y or 0)
+    cn[i] = cn[i - 1] + (finite(y) and 1 or 0)
+  end
+  local out = {}
+  for i = 1, n do
+    if finite(ys[i]) then
+      local w = math.min(h, i - 1, n - i) -- symmetric, so the ends are not pulled inwards
+      local a, b = i - w - 1, i + w
+      out[i] = (cs[b] - cs[a]) / (cn[b] - cn[a])
+    else
+      out[i] = 0 / 0
     end
   end
+  return out
+end
+
+-- the root element; kind names the plot (data-kind), empty marks a plot without data
+local function svg_root(W, H, o, kind, empty)
+  local a = { "<svg" }
+  if not o.inline then a[#a + 1] = ' xmlns="http://www.w3.org/2000/svg"' end
+  if o.id then a[#a + 1] = string.format(' id="%s"', esc(o.id)) end
+  a[#a + 1] = string.format(' class="vp%s" data-kind="%s"', o.class and (" " .. esc(o.class)) or "", kind)
+  if empty then a[#a + 1] = ' data-empty="true"' end
+  for _, k in ipairs(util.sorted_keys(o.data or {})) do a[#a + 1] = string.format(' data-%s="%s"', k, esc(o.data[k])) end
+  a[#a + 1] = string.format(' width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12" fill="#222"',
+    W, H, W, H)
+  a[#a + 1] = string.format(' role="img" aria-label="%s">', esc(o.title or kind))
+  return table.concat(a)
+end
+
+local function finish(parts, o)
   parts[#parts + 1] = "</svg>"
   local text = table.concat(parts, "\n")
   if o.path then util.write_file(o.path, text .. "\n") end
+  return text
+end
+
+-- an explicit "no data" in place of an empty plot
+local function no_data(W, H, o, kind, why)
+  local parts = { svg_root(W, H, o, kind, true), string.format('<rect class="bg" width="100%%" height="100%%" fill="white"/>') }
+  if o.title then parts[#parts + 1] = string.format('<text x="%s" y="20" text-anchor="middle" font-size="14">%s</text>', num(W / 2), esc(o.title)) end
+  parts[#parts + 1] = string.format('<rect class="fr" x="8" y="%d" width="%d" height="%d" fill="none" stroke="#888" stroke-dasharray="4 4"/>',
+    o.title and 30 or 8, W - 16, H - (o.title and 38 or 16))
+  parts[#parts + 1] = string.format('<text class="nodata" x="%s" y="%s" text-anchor="middle" fill="#666" font-size="14">no data%s</text>',
+    num(W / 2), num(H / 2), why and (": " .. esc(why)) or "")
+  return finish(parts, o)
+end
+M.no_data = function(o) o = o or {}; return no_data(o.width or 640, o.height or 400, o, o.kind or "empty", o.why) end
+
+-- tick values of an axis: categories (1..n), log or linear
+local function axis_ticks(lo, hi, log, n, cats)
+  if cats then
+    local t = {}
+    for i = 1, #cats do t[i] = i end
+    return t
+  end
+  if log then return M.log_ticks(lo, hi) end
+  return M.ticks(lo, hi, n)
+end
+
+local function tick_label(v, cats) return cats and clip(cats[v], 14) or fmt(v) end
+
+-- the padded range of an axis: a share of the span on each side (on a log axis, of the decades)
+local function pad_range(lo, hi, log, share)
+  if share <= 0 then return lo, hi end
+  if log then
+    local l, h = math.log10(lo), math.log10(hi)
+    local p = (h - l) * share
+    return 10 ^ (l - p), 10 ^ (h + p)
+  end
+  local p = (hi - lo) * share
+  return lo - p, hi + p
+end
+
+-- plot.svg(series, o): lines, points and error bars on one pair of axes. A series is
+-- { x =, y =, label =, points = true (markers, else a line), line = true (with points: both),
+--   err = {half widths} (error bars), faint = true (thin and translucent), dash = true, radius =,
+--   color = "#hex" (else the palette's colour k, k = s.color_index or the series' place),
+--   fg = true (the text colour), jitter = pixels (points moved sideways), titles = {hover text of
+--   each point} or one string, title = hover text of the series, opacity = of its line (or of
+--   its points), width = of its line, attrs = ' data-x="..."' (on the series' group) }.
+-- o: width, height, title, xlabel, ylabel, log_x, log_y, x_categories (x = 1..n are these
+-- labels), xlim, ylim ({lo, hi}), pad_y (share of the span, default 0.04), pad_x (default 0), max_points (a longer
+-- line is decimated, default 400), legend (false: none), id, class, data ({key = value}: data-
+-- attributes of the root), inline (no xmlns: an SVG inside HTML), x_integer (whole x ticks
+-- only), path (writes the file), csv.
+-- Values may be Lua lists or 1-D tensors; non-finite values (and values <= 0 on a log axis) are
+-- left out of every path (a break in a line). No drawable value gives an explicit "no data".
+function M.svg(series, o)
+  o = o or {}
+  local W, H = o.width or 640, o.height or 400
+  local cats = o.x_categories
+  local function ok(x, y)
+    return finite(x) and finite(y) and (not o.log_x or x > 0) and (not o.log_y or y > 0)
+  end
+  local xlo, xhi, ylo, yhi = math.huge, -math.huge, math.huge, -math.huge
+  local labels, drawable = {}, 0
+  for _, s in ipairs(series) do
+    s.y = as_list(s.y) or {}
+    s.x = as_list(s.x)
+    if not s.x then s.x = {} for k = 1, #s.y do s.x[k] = k end end
+    local err = as_list(s.err)
+    s.err = err
+    for k = 1, #s.y do
+      local x, y = s.x[k], s.y[k]
+      if ok(x, y) then
+        drawable = drawable + 1
+        xlo, xhi = math.min(xlo, x), math.max(xhi, x)
+        local e = err and finite(err[k]) and math.abs(err[k]) or 0
+        local a, b = y - e, y + e
+        if o.log_y and a <= 0 then a = y end
+        ylo, yhi = math.min(ylo, a), math.max(yhi, b)
+      end
+    end
+    if s.label ~= nil then labels[#labels + 1] = s end
+  end
+  if drawable == 0 then return no_data(W, H, o, "xy") end
+  if cats then xlo, xhi = 0.5, #cats + 0.5 end
+  if o.xlim then xlo, xhi = o.xlim[1], o.xlim[2] end
+  if o.ylim then ylo, yhi = o.ylim[1], o.ylim[2] end
+  if xlo == xhi then if o.log_x then xlo, xhi = xlo / 2, xhi * 2 else xlo, xhi = xlo - 0.5, xhi + 0.5 end end
+  if ylo == yhi then if o.log_y then ylo, yhi = ylo / 2, yhi * 2 else ylo, yhi = ylo - 0.5, yhi + 0.5 end end
+  if not o.ylim then ylo, yhi = pad_range(ylo, yhi, o.log_y, o.pad_y or 0.04) end
+  if not o.xlim and not cats then xlo, xhi = pad_range(xlo, xhi, o.log_x, o.pad_x or 0) end
+  local xt = axis_ticks(xlo, xhi, o.log_x, o.xticks or 6, cats)
+  if o.x_integer and not cats and not o.log_x then -- counts (epochs): whole ticks only
+    local whole = {}
+    for _, t in ipairs(xt) do if t % 1 == 0 then whole[#whole + 1] = t end end
+    if #whole < 2 and xhi - xlo <= 12 then
+      whole = {}
+      for t = math.ceil(xlo), math.floor(xhi) do whole[#whole + 1] = t end
+    end
+    if #whole > 0 then xt = whole end
+  end
+  local yt = axis_ticks(ylo, yhi, o.log_y, o.yticks or 5)
+  local ytw = 0
+  for _, t in ipairs(yt) do ytw = math.max(ytw, text_width(fmt(t))) end
+  local legend = o.legend ~= false and #labels > 0
+  local lw = 0
+  if legend then for _, s in ipairs(labels) do lw = math.max(lw, text_width(clip(s.label, 24))) end end
+  local ml = math.max(40, ytw + 14) + (o.ylabel and 18 or 0)
+  local mr = legend and math.min(220, lw * 1.2 + 36) or 16 -- room for larger print text
+  local mt, mb = o.title and 32 or 12, (o.xlabel and 48 or 32) + (cats and 6 or 0)
+  local sx, sy = M.scale(xlo, xhi, ml, W - mr, o.log_x), M.scale(ylo, yhi, H - mb, mt, o.log_y)
+  local parts = { svg_root(W, H, o, "xy"), '<rect class="bg" width="100%" height="100%" fill="white"/>' }
+  if o.title then parts[#parts + 1] = string.format('<text x="%s" y="20" text-anchor="middle" font-size="14">%s</text>', num((ml + W - mr) / 2), esc(o.title)) end
+  -- grid and ticks
+  local grid, labels_t = {}, {}
+  for _, t in ipairs(xt) do
+    local x = sx(t)
+    if x >= ml - 0.5 and x <= W - mr + 0.5 then
+      grid[#grid + 1] = string.format("M%s,%dV%d", num(x), mt, H - mb)
+      labels_t[#labels_t + 1] = string.format('<text x="%s" y="%d" text-anchor="middle">%s</text>', num(x), H - mb + 16, esc(tick_label(t, cats)))
+    end
+  end
+  for _, t in ipairs(yt) do
+    local y = sy(t)
+    if y >= mt - 0.5 and y <= H - mb + 0.5 then
+      grid[#grid + 1] = string.format("M%d,%sH%d", ml, num(y), W - mr)
+      labels_t[#labels_t + 1] = string.format('<text x="%d" y="%s" text-anchor="end">%s</text>', ml - 6, num(y + 4), esc(fmt(t)))
+    end
+  end
+  parts[#parts + 1] = string.format('<path class="gr" d="%s" fill="none" stroke="#ddd"/>', table.concat(grid))
+  parts[#parts + 1] = string.format('<rect class="fr" x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#888"/>', ml, mt, W - ml - mr, H - mt - mb)
+  parts[#parts + 1] = "<g>" .. table.concat(labels_t) .. "</g>"
+  if o.xlabel then parts[#parts + 1] = string.format('<text x="%s" y="%d" text-anchor="middle">%s</text>', num((ml + W - mr) / 2), H - 12, esc(o.xlabel)) end
+  if o.ylabel then
+    parts[#parts + 1] = string.format('<text transform="translate(14,%s) rotate(-90)" text-anchor="middle">%s</text>', num((mt + H - mb) / 2), esc(o.ylabel))
+  end
+  local colors = o.colors or COLORS
+  local function paint(s, i)
+    if s.fg then return ' class="fg" color="#222"' end
+    if s.color then return string.format(' color="%s"', s.color) end
+    local k = ((s.color_index or i) - 1) % #colors + 1
+    return string.format(' class="k%d" color="%s"', k, colors[k])
+  end
+  local max_points = o.max_points or 400
+  for i, s in ipairs(series) do
+    local g = { string.format("<g%s%s>", paint(s, i), s.attrs or "") }
+    if s.title then g[#g + 1] = "<title>" .. esc(s.title) .. "</title>" end
+    local jit = s.jitter or 0
+    if not s.points or s.line then
+      local xs, ys = s.x, s.y
+      if #ys > max_points then xs, ys = M.decimate(xs, ys, max_points) end
+      local d, pen = {}, "M"
+      for k = 1, #ys do
+        if ok(xs[k], ys[k]) then
+          d[#d + 1] = (pen == "M" and (#d > 0 and " M" or "M") or "L") .. num(sx(xs[k]) + jit) .. "," .. num(sy(ys[k]))
+          pen = "L"
+        else
+          pen = "M"
+        end
+      end
+      if #d > 0 then
+        local op = s.faint and 0.35 or (not s.points and s.opacity)
+        g[#g + 1] = string.format('<path d="%s" fill="none" stroke="currentColor" stroke-width="%s"%s%s/>', table.concat(d),
+          s.width or (s.faint and 1 or 1.8), op and string.format(' stroke-opacity="%s"', op) or "", s.dash and ' stroke-dasharray="5 3"' or "")
+      end
+    end
+    if s.err then
+      local d = {}
+      for k = 1, #s.y do
+        local x, y, e = s.x[k], s.y[k], s.err[k]
+        if ok(x, y) and finite(e) then
+          local px = sx(x) + jit
+          local lo = y - math.abs(e)
+          if o.log_y and lo <= 0 then lo = ylo end
+          local y1, y2 = sy(lo), sy(y + math.abs(e))
+          d[#d + 1] = string.format("M%s,%sV%sM%s,%sh8M%s,%sh8", num(px), num(y1), num(y2), num(px - 4), num(y1), num(px - 4), num(y2))
+        end
+      end
+      if #d > 0 then g[#g + 1] = string.format('<path d="%s" fill="none" stroke="currentColor" stroke-width="1.5"/>', table.concat(d)) end
+    end
+    if s.points then
+      local r = s.radius or 2.5
+      for k = 1, #s.y do
+        local x, y = s.x[k], s.y[k]
+        if ok(x, y) then
+          local tt = type(s.titles) == "table" and s.titles[k] or (type(s.titles) == "string" and s.titles or nil)
+          g[#g + 1] = string.format('<circle cx="%s" cy="%s" r="%s" fill="currentColor"%s>%s</circle>', num(sx(x) + jit), num(sy(y)), r,
+            s.opacity and string.format(' fill-opacity="%s"', s.opacity) or "", tt and ("<title>" .. esc(tt) .. "</title>") or "")
+        end
+      end
+    end
+    g[#g + 1] = "</g>"
+    parts[#parts + 1] = table.concat(g)
+  end
+  if legend then
+    local rows = math.max(1, math.floor((H - mt - mb) / 16))
+    for j, s in ipairs(labels) do
+      local y = mt + 16 * j
+      if j == rows and #labels > rows then
+        parts[#parts + 1] = string.format('<text x="%d" y="%d">+%d more</text>', W - mr + 12, y, #labels - rows + 1)
+        break
+      end
+      local i = 0
+      for k, t in ipairs(series) do if t == s then i = k end end
+      parts[#parts + 1] = string.format('<g%s><rect x="%d" y="%d" width="10" height="10" fill="currentColor"/></g><text x="%d" y="%d">%s</text>',
+        paint(s, i), W - mr + 12, y - 9, W - mr + 28, y, esc(clip(s.label, 24)))
+    end
+  end
+  local text = finish(parts, o)
   if o.csv then
     local rows = { "series,x,y" }
     for i, s in ipairs(series) do
@@ -289,6 +598,231 @@ function M.svg(series, o)
     util.write_file(o.csv, table.concat(rows, "\n") .. "\n")
   end
   return text
+end
+
+-- plot.heatmap(rows, o): a matrix as coloured cells (rows[i][j]). o: row_labels, col_labels,
+-- title, xlabel, ylabel, text (a function(i, j, v) giving a cell's text, or true for the value),
+-- color (a matrix of the values that set the colour, default rows; lo..hi by default their
+-- range), lo, hi, cell (pixels), id, class, data, inline, path. Cells carry data-i, data-j and
+-- data-v (the value) and a hover title.
+function M.heatmap(rows, o)
+  o = o or {}
+  local n = #rows
+  local m = n > 0 and #rows[1] or 0
+  local color = o.color or rows
+  local lo, hi = math.huge, -math.huge
+  for i = 1, n do for j = 1, m do
+    local v = color[i] and color[i][j]
+    if finite(v) then lo, hi = math.min(lo, v), math.max(hi, v) end
+  end end
+  if n == 0 or m == 0 or lo > hi then return no_data(o.width or 480, o.height or 320, o, "heatmap") end
+  lo, hi = o.lo or lo, o.hi or hi
+  if hi <= lo then hi = lo + 1 end
+  local rl, cl = o.row_labels or {}, o.col_labels or {}
+  local rw, cw = 0, 0
+  for i = 1, n do rw = math.max(rw, text_width(clip(rl[i] or i, 16))) end
+  for j = 1, m do cw = math.max(cw, text_width(clip(cl[j] or j, 16))) end
+  local cell = o.cell or math.max(18, math.min(44, math.floor(440 / math.max(n, m))))
+  local ml = rw + 12 + (o.ylabel and 20 or 0)
+  local mt = o.title and 32 or 10
+  local mb = cw * 0.72 + 18 + (o.xlabel and 20 or 0) -- column labels at 45 degrees
+  local W = math.ceil(ml + m * cell + 40 + math.max(50, o.scale_label and text_width(o.scale_label) or 0))
+  local H = math.ceil(mt + n * cell + mb)
+  local parts = { svg_root(W, H, o, "heatmap"), '<rect class="bg" width="100%" height="100%" fill="white"/>' }
+  if o.title then parts[#parts + 1] = string.format('<text x="%s" y="20" text-anchor="middle" font-size="14">%s</text>', num(ml + m * cell / 2), esc(o.title)) end
+  local cells = {}
+  for i = 1, n do
+    for j = 1, m do
+      local v = rows[i][j]
+      local c = color[i] and color[i][j]
+      local t = finite(c) and (c - lo) / (hi - lo) or nil
+      local fill = t and M.colormap(t, true) or "none"
+      local x, y = ml + (j - 1) * cell, mt + (i - 1) * cell
+      local txt = ""
+      if o.text and finite(v) then
+        local s = type(o.text) == "function" and o.text(i, j, v) or fmt(v)
+        if s and s ~= "" then
+          txt = string.format('<text x="%s" y="%s" text-anchor="middle" font-size="%d" fill="%s">%s</text>', num(x + cell / 2),
+            num(y + cell / 2 + 4), cell < 26 and 9 or 11, t and t > 0.55 and "#000" or "#fff", esc(s))
+        end
+      end
+      cells[#cells + 1] = string.format('<g><rect x="%s" y="%s" width="%d" height="%d" fill="%s" data-i="%d" data-j="%d" data-v="%s"><title>%s</title></rect>%s</g>',
+        num(x), num(y), cell, cell, fill, i - 1, j - 1, finite(v) and util.json_encode(v) or "", esc(string.format("%s -> %s: %s",
+          rl[i] or i, cl[j] or j, finite(v) and fmt(v) or "-")), txt)
+    end
+  end
+  parts[#parts + 1] = table.concat(cells)
+  local lab = {}
+  for i = 1, n do
+    lab[#lab + 1] = string.format('<text x="%d" y="%s" text-anchor="end">%s</text>', ml - 6, num(mt + (i - 0.5) * cell + 4), esc(clip(rl[i] or i, 16)))
+  end
+  for j = 1, m do
+    local x, y = ml + (j - 0.5) * cell, mt + n * cell + 8
+    lab[#lab + 1] = string.format('<text transform="translate(%s,%s) rotate(-45)" text-anchor="end">%s</text>', num(x + 4), num(y + 4), esc(clip(cl[j] or j, 16)))
+  end
+  parts[#parts + 1] = "<g>" .. table.concat(lab) .. "</g>"
+  if o.xlabel then parts[#parts + 1] = string.format('<text x="%s" y="%d" text-anchor="middle">%s</text>', num(ml + m * cell / 2), H - 8, esc(o.xlabel)) end
+  if o.ylabel then parts[#parts + 1] = string.format('<text transform="translate(14,%s) rotate(-90)" text-anchor="middle">%s</text>', num(mt + n * cell / 2), esc(o.ylabel)) end
+  -- the colour scale
+  local bx, bh = ml + m * cell + 20, math.min(n * cell, 200)
+  local bar = {}
+  for k = 0, 19 do
+    bar[#bar + 1] = string.format('<rect x="%d" y="%s" width="14" height="%s" fill="%s"/>', bx, num(mt + bh - (k + 1) * bh / 20), num(bh / 20 + 0.5), M.colormap((k + 0.5) / 20, true))
+  end
+  parts[#parts + 1] = "<g>" .. table.concat(bar) .. string.format('<text x="%d" y="%d">%s</text><text x="%d" y="%s">%s</text>', bx + 18, mt + 10,
+    esc(fmt(hi)), bx + 18, num(mt + bh), esc(fmt(lo))) .. (o.scale_label and string.format('<text x="%d" y="%s">%s</text>', bx, num(mt + bh + 16), esc(o.scale_label)) or "") .. "</g>"
+  return finish(parts, o)
+end
+
+-- plot.hbars(labels, values, o): horizontal bars, one row a label. o: max (the full length, default
+-- the largest value), title, fmt (a function giving each value's text), err ({half widths}),
+-- note (text under the bars), id, class, data, inline, path, width. Bars carry data-label and
+-- data-v (the value).
+function M.hbars(labels, values, o)
+  o = o or {}
+  values = as_list(values)
+  local W = o.width or 560
+  local maxv = o.max or 0
+  local any = false
+  for _, v in ipairs(values) do if finite(v) then any = true; if not o.max then maxv = math.max(maxv, v) end end end
+  if #values == 0 or not any then return no_data(W, o.height or 200, o, "bars") end
+  if maxv <= 0 then maxv = 1 end
+  local lw = 0
+  for i = 1, #values do lw = math.max(lw, text_width(clip(labels[i] or i, 28))) end
+  local ml, mr, mt, row = lw + 14, 70, o.title and 32 or 10, o.row or 20
+  local H = mt + #values * row + (o.note and 26 or 10)
+  local parts = { svg_root(W, H, o, "bars"), '<rect class="bg" width="100%" height="100%" fill="white"/>' }
+  if o.title then parts[#parts + 1] = string.format('<text x="%s" y="20" text-anchor="middle" font-size="14">%s</text>', num(W / 2), esc(o.title)) end
+  local sx = M.scale(0, maxv, ml, W - mr)
+  local bars = {}
+  for i, v in ipairs(values) do
+    local y = mt + (i - 1) * row
+    local label = labels[i] or tostring(i)
+    bars[#bars + 1] = string.format('<text x="%d" y="%s" text-anchor="end">%s</text>', ml - 6, num(y + row / 2 + 4), esc(clip(label, 28)))
+    if finite(v) then
+      local x1 = sx(math.max(0, math.min(v, maxv)))
+      local e = o.err and o.err[i]
+      bars[#bars + 1] = string.format('<g class="k%d" color="%s"><rect x="%d" y="%s" width="%s" height="%s" fill="currentColor" data-label="%s" data-v="%s"><title>%s</title></rect>%s</g>',
+        o.color_index or 1, COLORS[o.color_index or 1], ml, num(y + 3), num(math.max(0.5, x1 - ml)), num(row - 6), esc(label), util.json_encode(v),
+        esc(label .. ": " .. (o.fmt and o.fmt(v) or fmt(v))),
+        finite(e) and string.format('<path class="fg" d="M%s,%sH%s" stroke="currentColor" color="#222"/>', num(sx(math.max(0, v - e))), num(y + row / 2), num(sx(math.min(maxv, v + e)))) or "")
+      bars[#bars + 1] = string.format('<text x="%s" y="%s">%s</text>', num(x1 + 4), num(y + row / 2 + 4), esc(o.fmt and o.fmt(v) or fmt(v)))
+    else
+      bars[#bars + 1] = string.format('<text class="nodata" x="%d" y="%s" fill="#666">-</text>', ml + 4, num(y + row / 2 + 4))
+    end
+  end
+  parts[#parts + 1] = string.format('<path class="fr" d="M%d,%dV%d" stroke="#888"/>', ml, mt, mt + #values * row)
+  parts[#parts + 1] = table.concat(bars)
+  if o.note then parts[#parts + 1] = string.format('<text x="%d" y="%d" font-size="11">%s</text>', ml, H - 8, esc(o.note)) end
+  return finish(parts, o)
+end
+
+-- plot.parallel(axes, o): parallel coordinates, one polyline a row. axes: {{label =, values =
+-- {one per row}, log = true, categories = {the values in axis order} (values matched to them)}};
+-- o.color: {one number per row} sets each line's colour (viridis, with a colour bar labelled
+-- o.color_label; a row without one is grey and dashed); o.titles: hover text per row; o.attrs:
+-- attributes per row (' data-trial="3"'); o.order: the drawing order (later on top); width,
+-- height, title, id, class, data, inline, path. An axis without a finite value is flat.
+function M.parallel(axes, o)
+  o = o or {}
+  local W, H = o.width or 900, o.height or 380
+  local n = 0
+  for _, a in ipairs(axes) do n = math.max(n, #(a.values or {})) end
+  if #axes == 0 or n == 0 then return no_data(W, H, o, "parallel") end
+  local has_color = false
+  local clo, chi = math.huge, -math.huge
+  for r = 1, n do
+    local c = o.color and o.color[r]
+    if finite(c) then has_color = true; clo, chi = math.min(clo, c), math.max(chi, c) end
+  end
+  local ml, mr, mt, mb = 40, has_color and 110 or 40, (o.title and 30 or 8) + 22, 30
+  local step = #axes > 1 and (W - ml - mr) / (#axes - 1) or 0
+  local ax = {}
+  for j, a in ipairs(axes) do
+    local x = #axes > 1 and ml + (j - 1) * step or (ml + W - mr) / 2
+    local e = { x = x, label = a.label }
+    if a.categories then
+      local idx = {}
+      for k, c in ipairs(a.categories) do idx[util.json_encode(c)] = k end
+      local m = #a.categories
+      e.map = function(v)
+        local k = v ~= nil and idx[util.json_encode(v)]
+        if not k then return nil end
+        return m == 1 and (mt + H - mb) / 2 or (H - mb) - (k - 1) / (m - 1) * (H - mb - mt)
+      end
+      e.ticks = {}
+      for k, c in ipairs(a.categories) do e.ticks[k] = { e.map(c), type(c) == "number" and fmt(c) or (type(c) == "table" and util.json_encode(c) or tostring(c)) } end
+    else
+      local lo, hi = math.huge, -math.huge
+      for r = 1, n do
+        local v = a.values[r]
+        if finite(v) and (not a.log or v > 0) then lo, hi = math.min(lo, v), math.max(hi, v) end
+      end
+      if lo <= hi then
+        if lo == hi then if a.log then lo, hi = lo / 2, hi * 2 else lo, hi = lo - 0.5, hi + 0.5 end end
+        local sc = M.scale(lo, hi, H - mb, mt, a.log)
+        e.map = function(v) if finite(v) and (not a.log or v > 0) then return sc(v) end end
+        e.ticks = {}
+        for _, t in ipairs(a.log and M.log_ticks(lo, hi) or M.ticks(lo, hi, 4)) do
+          local y = sc(t)
+          if y >= mt - 0.5 and y <= H - mb + 0.5 then e.ticks[#e.ticks + 1] = { y, fmt(t) } end
+        end
+      else
+        e.map = function() return nil end
+        e.ticks = {}
+      end
+    end
+    ax[j] = e
+  end
+  local lines, drawn = {}, 0
+  local order = o.order
+  if not order then order = {} for r = 1, n do order[r] = r end end
+  for _, r in ipairs(order) do
+    local d, pen, pts = {}, "M", 0
+    for j, a in ipairs(axes) do
+      local y = ax[j].map(a.values[r])
+      if y and finite(y) then
+        d[#d + 1] = (pen == "M" and (#d > 0 and " M" or "M") or "L") .. num(ax[j].x) .. "," .. num(y)
+        pen, pts = "L", pts + 1
+      else
+        pen = "M"
+      end
+    end
+    if pts > 0 then
+      drawn = drawn + 1
+      local c = o.color and o.color[r]
+      local t = finite(c) and (chi > clo and (c - clo) / (chi - clo) or 0.5) or nil
+      local tt = o.titles and o.titles[r]
+      lines[#lines + 1] = string.format('<path d="%s"%s%s>%s</path>', table.concat(d),
+        t and string.format(' stroke="%s"', M.colormap(t)) or ' class="dim" stroke="#999" stroke-dasharray="4 3"',
+        o.attrs and o.attrs[r] or "", tt and ("<title>" .. esc(tt) .. "</title>") or "")
+    end
+  end
+  if drawn == 0 then return no_data(W, H, o, "parallel") end
+  local parts = { svg_root(W, H, o, "parallel"), '<rect class="bg" width="100%" height="100%" fill="white"/>' }
+  if o.title then parts[#parts + 1] = string.format('<text x="%s" y="20" text-anchor="middle" font-size="14">%s</text>', num(W / 2), esc(o.title)) end
+  parts[#parts + 1] = '<g class="lines" fill="none" stroke-width="1.4" stroke-opacity="0.75">' .. table.concat(lines) .. "</g>"
+  local ag = {}
+  for j, e in ipairs(ax) do
+    ag[#ag + 1] = string.format('<path class="fr" d="M%s,%dV%d" stroke="#888" stroke-width="1.5"/>', num(e.x), mt, H - mb)
+    local anchor = j == 1 and #ax > 1 and "start" or (j == #ax and #ax > 1 and "end" or "middle")
+    ag[#ag + 1] = string.format('<text x="%s" y="%d" text-anchor="%s" font-weight="bold">%s</text>', num(e.x), mt - 12, anchor, esc(clip(e.label, 28)))
+    for _, t in ipairs(e.ticks) do
+      ag[#ag + 1] = string.format('<path class="fr" d="M%s,%sh5" stroke="#888"/><text x="%s" y="%s" font-size="11" paint-order="stroke" stroke="white" stroke-width="3" class="halo">%s</text>',
+        num(e.x - 2), num(t[1]), num(e.x + 5), num(t[1] + 4), esc(clip(t[2], 14)))
+    end
+  end
+  parts[#parts + 1] = "<g>" .. table.concat(ag) .. "</g>"
+  if has_color then
+    local bx, bh = W - mr + 40, H - mt - mb
+    local bar = {}
+    for k = 0, 19 do
+      bar[#bar + 1] = string.format('<rect x="%d" y="%s" width="14" height="%s" fill="%s"/>', bx, num(mt + bh - (k + 1) * bh / 20), num(bh / 20 + 0.5), M.colormap((k + 0.5) / 20))
+    end
+    parts[#parts + 1] = "<g>" .. table.concat(bar) .. string.format('<text x="%d" y="%d">%s</text><text x="%d" y="%d">%s</text><text x="%d" y="%d" text-anchor="middle">%s</text>',
+      bx + 18, mt + 10, esc(fmt(chi)), bx + 18, H - mb, esc(fmt(clo)), bx + 7, mt - 12, esc(clip(o.color_label or "", 18))) .. "</g>"
+  end
+  return finish(parts, o)
 end
 
 return M

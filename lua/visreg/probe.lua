@@ -50,8 +50,15 @@ function M.linear_probe(train_x, train_y, test_x, test_y, o)
   return best
 end
 
+-- accuracy in [0, 1] of the weighted kNN (k neighbours, temperature T) on cosine similarity;
+-- o.predictions: also the predicted class of each test row (an i64 tensor), at no extra cost
+local predp = ffi.new("vr_tensor *[1]")
 function M.knn(train_x, train_y, test_x, test_y, o)
   o = o or {}
+  if o.predictions then
+    check(C.vr_knn_classify(train_x, train_y, test_x, test_y, o.num_classes or 0, o.k or 20, o.T or 0.07, predp, accp))
+    return accp[0], tensor.wrap(predp[0])
+  end
   check(C.vr_knn_probe(train_x, train_y, test_x, test_y, o.num_classes or 0, o.k or 20, o.T or 0.07, accp))
   return accp[0]
 end

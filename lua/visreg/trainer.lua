@@ -493,6 +493,7 @@ function fit_epochs(self, loader)
     -- opts.stop_at_epoch: a pause (the sweep's successive halving compares trials at an epoch)
     local pause = opts.stop_at_epoch and st.epoch >= opts.stop_at_epoch and st.epoch < r.epochs
     if out and ((every > 0 and st.epoch % every == 0) or st.epoch == r.epochs or pause) then M.save(self, out .. "/" .. CKPT) end
+    require("visreg.report.hook").epoch(self) -- the run's page (protected: a failure only warns)
     if pause then
       if mf then mf:close() end
       return "paused"
@@ -524,9 +525,11 @@ function M.evaluate(self, o)
       l2 = ev.probe_l2, max_iter = ev.probe_iters }) end
   if ev.knn then
     local k = type(ev.knn) == "table" and ev.knn or {}
-    res.knn = probe.knn(ftr, ytr, fte, yte, { num_classes = self.num_classes, k = k.k or 20, T = k.T or 0.07 })
+    res.knn, self.knn_predictions = probe.knn(ftr, ytr, fte, yte, { num_classes = self.num_classes, k = k.k or 20, T = k.T or 0.07,
+      predictions = true }) -- each test image's class, for the report's per-class accuracy and confusion
   end
   res.eval_seconds = core.now() - t0
+  self.eval_features = { train = ftr, test = fte, train_labels = ytr, test_labels = yte } -- for the report's analysis
   return res
 end
 
@@ -734,6 +737,7 @@ function M.train(r, opts)
   end
   for k, v in pairs(ev) do summary[k] = v end
   if out then util.write_file(out .. "/summary.json", util.json_encode(summary, "  ") .. "\n") end
+  require("visreg.report.hook").finish(self, summary) -- analysis.json and the finished page (protected)
   if not opts.quiet then
     print(string.format("done: %s%s%strain %s, %.0f img/s", summary.linear_probe and string.format("linear probe %.2f%%, ",
       100 * summary.linear_probe) or "", summary.knn and string.format("kNN %.2f%%, ", 100 * summary.knn) or "",

@@ -78,6 +78,7 @@ end
 local function summarize(dir, rec, parallel, quiet, name)
   local lines = results.collect(dir, rec, runner.hostname())
   results.write(dir, rec, lines)
+  require("visreg.report.hook").sweep(dir) -- the sweep's page (protected: a failure only warns)
   if not quiet then
     results.print_table(rec, lines, { exe = exe(), name = name })
     print(results.progress(lines, parallel))
@@ -200,6 +201,7 @@ function M.main(args)
           runner.fmt_time(st.wall_seconds or 0))
         -- results as the sweep goes, so that status and reports see them
         results.write(dir, record, results.collect(dir, record, host))
+        require("visreg.report.hook").sweep(dir, t) -- the trial's and the sweep's pages (protected)
       end })
     C.vr_host_clear_interrupt()
     if not okr then error(status, 0) end
