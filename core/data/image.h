@@ -12,6 +12,7 @@
 #define VR_IMG_MAX_PIXELS (1ll << 26)     /* 64 Mpx decoded (after JPEG's DCT scaling): 192 MiB as RGB */
 #define VR_IMG_MAX_FILE (512ll << 20)     /* bytes in one file */
 #define VR_IMG_MAX_SIZE 4096              /* the stored side (size) */
+#define VR_IMG_MAX_CLASSES 100000         /* labels in a list (as the probes accept): a class table each */
 
 /* a decoded image: h x w x c interleaved (c 1 or 3), orientation applied */
 typedef struct vr_img {

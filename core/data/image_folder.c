@@ -241,7 +241,8 @@ vr_status vr_image_set_list(const char *root, const char *list_path, int num_cla
   *out = NULL;
   if (!root || !*root) return VR_FAIL(VR_E_ARG, "root: expected the folder the list's paths start from, got none");
   if (!list_path || !*list_path) return VR_FAIL(VR_E_ARG, "list_path: expected a list file, got none");
-  if (num_classes < 0) return VR_FAIL(VR_E_ARG, "num_classes: expected >= 0, got %d", num_classes);
+  if (num_classes < 0 || num_classes > VR_IMG_MAX_CLASSES)
+    return VR_FAIL(VR_E_ARG, "num_classes: expected 0..%d, got %d", VR_IMG_MAX_CLASSES, num_classes);
   FILE *f = fopen(list_path, "rb");
   if (!f) return VR_FAIL(VR_E_IO, "list_path: cannot open '%s': %s", list_path, strerror(errno));
   vr_image_set *s;
@@ -280,9 +281,9 @@ vr_status vr_image_set_list(const char *root, const char *list_path, int num_cla
     char *end;
     errno = 0;
     long long v = strtoll(lab, &end, 10);
-    if (*end || end == lab || errno || v < 0 || v > (1 << 30)) {
+    if (*end || end == lab || errno || v < 0 || v >= VR_IMG_MAX_CLASSES) {
       st = VR_FAIL(VR_E_FORMAT, "%s:%lld: label '%s' of '%s': expected an integer 0..%d", list_path, (long long)lineno,
-                   lab, p, num_classes ? num_classes - 1 : (1 << 30));
+                   lab, p, num_classes ? num_classes - 1 : VR_IMG_MAX_CLASSES - 1);
       goto done;
     }
     if (num_classes && v >= num_classes) {

@@ -127,3 +127,9 @@ printf -- '--- a\n--- b\n' > $C/yaml/two_docs
 printf 'a: "\377\376"\n' > $C/yaml/bad_utf8
 printf '? [a]\n: b\n' > $C/yaml/complex_key
 printf 'a: *nope\n' > $C/yaml/unknown_alias
+
+# ---- image (the first byte picks the decode target side) and image_list: the images are small
+# JPEGs (RGB, grey, CMYK, EXIF orientation 6) and PNGs (RGB, palette, 16-bit grey, RGBA, grey with
+# alpha) written once with TurboJPEG and libpng and committed as they are; the list seeds are
+# "path label" lines, good and hostile (a path up and out of the root, an absolute path, a missing,
+# negative or overflowing label, extra fields, blank lines and CRLF).
