@@ -205,21 +205,7 @@ function E:knn(o)
   local predp, accp = core.ffi.new("vr_tensor *[1]"), core.ffi.new("double[1]")
   core.check(C.vr_knn_classify(tr.h, tr.labels, self.h, self.labels, nc, o.k or kk.k or 20, o.T or kk.T or 0.07, predp, accp))
   local pred = tensor.wrap(predp[0])
-  local p, y = pred:to_list(), self.labels:to_list()
-  local confusion, count, right = {}, {}, {}
-  for c = 1, nc do
-    confusion[c] = {}
-    for c2 = 1, nc do confusion[c][c2] = 0 end
-    count[c], right[c] = 0, 0
-  end
-  for i = 1, #y do
-    local t, q = y[i] + 1, p[i] + 1
-    confusion[t][q] = confusion[t][q] + 1
-    count[t] = count[t] + 1
-    if t == q then right[t] = right[t] + 1 end
-  end
-  local per_class = {}
-  for c = 1, nc do per_class[c] = count[c] > 0 and right[c] / count[c] or nil end
+  local confusion, per_class = probe.confusion(pred, self.labels, nc)
   return { accuracy = accp[0], predictions = pred, per_class = per_class, confusion = confusion, classes = self.classes }
 end
 

@@ -63,4 +63,28 @@ function M.knn(train_x, train_y, test_x, test_y, o)
   return accp[0]
 end
 
+-- confusion(pred, labels, num_classes) from two lists or i64 tensors of class indices: the
+-- confusion matrix (rows the true class, columns the predicted one, 1-based), each class's accuracy
+-- (NaN for a class with no test row), the overall accuracy and each class's row count
+function M.confusion(pred, labels, nc)
+  if tensor.is_tensor(pred) then pred = pred:to_list() end
+  if tensor.is_tensor(labels) then labels = labels:to_list() end
+  local confusion, count, right = {}, {}, {}
+  for c = 1, nc do
+    confusion[c] = {}
+    for c2 = 1, nc do confusion[c][c2] = 0 end
+    count[c], right[c] = 0, 0
+  end
+  local all = 0
+  for i = 1, #labels do
+    local t, q = labels[i] + 1, pred[i] + 1
+    confusion[t][q] = confusion[t][q] + 1
+    count[t] = count[t] + 1
+    if t == q then right[t], all = right[t] + 1, all + 1 end
+  end
+  local per_class = {}
+  for c = 1, nc do per_class[c] = count[c] > 0 and right[c] / count[c] or 0 / 0 end
+  return confusion, per_class, #labels > 0 and all / #labels or 0 / 0, count
+end
+
 return M

@@ -458,6 +458,20 @@ function M.write_file(path, s)
   if not ok then M.error("cannot write %s: %s", path, rerr) end
 end
 
+-- the same through a temporary file of this process's own: several processes may rewrite one file
+-- at once (Slurm tasks sharing a sweep folder, a sweep's page) and a reader sees one whole version
+M.pid = tonumber((M.read_file("/proc/self/stat") or ""):match("^(%d+)")) or 0 -- /proc/self: the opener
+function M.write_shared(path, s)
+  local tmp = string.format("%s.%d.tmp", path, M.pid)
+  local f, err = io.open(tmp, "wb")
+  if not f then M.error("cannot write %s: %s", path, err) end
+  f:write(s)
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then os.remove(tmp); M.error("cannot write %s: %s", path, rerr) end
+  return #s
+end
+
 function M.file_exists(path)
   local f = io.open(path, "rb")
   if f then f:close(); return true end

@@ -120,9 +120,8 @@ end
 function M.analysis(self, summary_knn)
   local f = self.eval_features
   if not f or not f.test then return nil end
-  local core = require "visreg.core"
   local tensor = require "visreg.tensor"
-  local C = core.C
+  local probe = require "visreg.probe"
   local r = self.r
   local out = { format = "visreg-analysis-1", split = "test", n = f.test:size(0), spectra = {} }
   out.spectra.encoder = spectrum(f.test)
@@ -143,31 +142,11 @@ function M.analysis(self, summary_knn)
     local nc = self.num_classes
     local pred_t, acc = self.knn_predictions, summary_knn
     if not pred_t then -- the evaluation did not keep its predictions: the same kNN again
-      local predp, accp = core.ffi.new("vr_tensor *[1]"), core.ffi.new("double[1]")
-      core.check(C.vr_knn_classify(f.train, f.train_labels, f.test, f.test_labels, nc, k, T, predp, accp))
-      pred_t, acc = tensor.wrap(predp[0]), accp[0]
+      acc, pred_t = probe.knn(f.train, f.train_labels, f.test, f.test_labels, { num_classes = nc, k = k, T = T,
+        predictions = true })
     end
-    local pred = pred_t:to_list()
-    local y = f.test_labels:to_list()
-    local confusion, count, right = {}, {}, {}
-    for c = 1, nc do
-      confusion[c] = {}
-      for c2 = 1, nc do confusion[c][c2] = 0 end
-      count[c], right[c] = 0, 0
-    end
-    for i = 1, #y do
-      local t, q = y[i] + 1, pred[i] + 1
-      confusion[t][q] = confusion[t][q] + 1
-      count[t] = count[t] + 1
-      if t == q then right[t] = right[t] + 1 end
-    end
-    local per_class = {}
-    for c = 1, nc do per_class[c] = count[c] > 0 and right[c] / count[c] or 0 / 0 end
-    if not acc then
-      local r_all = 0
-      for c = 1, nc do r_all = r_all + right[c] end
-      acc = #y > 0 and r_all / #y or 0 / 0
-    end
+    local confusion, per_class, all, count = probe.confusion(pred_t, f.test_labels, nc)
+    acc = acc or all
     out.knn = { k = k, T = T, accuracy = acc, per_class = per_class, count = count, confusion = confusion,
       classes = require("visreg.embedding").class_names[r.data.kind] }
   end

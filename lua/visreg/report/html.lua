@@ -224,19 +224,9 @@ function M.page(o)
   }, "\n")
 end
 
--- writes a file through a temporary file of this process's own and a rename (a reader, or
--- another process writing the same page, never sees half a file)
-local pid = tonumber((util.read_file("/proc/self/stat") or ""):match("^(%d+)")) or 0
-function M.write(path, text)
-  local tmp = string.format("%s.%d.tmp", path, pid)
-  local f, err = io.open(tmp, "wb")
-  if not f then error("cannot write " .. path .. ": " .. tostring(err), 0) end
-  f:write(text)
-  f:close()
-  local ok, rerr = os.rename(tmp, path)
-  if not ok then os.remove(tmp); error("cannot write " .. path .. ": " .. tostring(rerr), 0) end
-  return #text
-end
+-- a page through a temporary file of this process's own and a rename: a reader, or another
+-- process writing the same page, never sees half a file
+M.write = util.write_shared
 
 -- JSON files of a folder, nil when missing or unreadable
 function M.read_json(path)

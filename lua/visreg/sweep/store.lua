@@ -23,20 +23,8 @@ local function read_json(path)
 end
 M.read_json = read_json
 
--- writes through a temporary file of this process's own and a rename: Slurm tasks sharing the
--- folder may rewrite the same file at once, and a reader sees one whole version or the other
--- this process's id (/proc/self is whoever opens it)
-local pid = tonumber((util.read_file("/proc/self/stat") or ""):match("^(%d+)")) or 0
-M.pid = pid
-function M.write(path, text)
-  local tmp = string.format("%s.%d.tmp", path, pid)
-  local f, err = io.open(tmp, "wb")
-  if not f then error("cannot write " .. path .. ": " .. tostring(err), 0) end
-  f:write(text)
-  f:close()
-  local ok, rerr = os.rename(tmp, path)
-  if not ok then os.remove(tmp); error("cannot write " .. path .. ": " .. tostring(rerr), 0) end
-end
+M.pid = util.pid
+M.write = util.write_shared -- Slurm tasks sharing the folder may rewrite the same file at once
 
 local function write_json(path, v) M.write(path, util.json_encode(v, "  ") .. "\n") end
 M.write_json = write_json
