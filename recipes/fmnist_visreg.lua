@@ -1,8 +1,6 @@
 -- The default recipe (`make run`): VISReg on Fashion-MNIST with a small CNN, sized for a 2-core
--- CPU (training and the final probes in under 15 minutes). Measured (2026-11-28, this recipe, 2
--- cores shared with other jobs, load 9-15): linear probe 88.36%, kNN 86.92%, online probe 75.6%;
--- training took 29 min of wall time there, about 0.8 CPU-seconds per step of 2 x 256 images
--- (~750 CPU-seconds for the 936 steps), plus ~3 min for features and probes. Try:
+-- CPU. Measured on 2 cores (README, "Measured results"; history in bench/train_cpu.md): linear
+-- probe 88.13%, kNN 87.05%, about 3 min 40 s of training for the 4 epochs. Try:
 --   bin/visreg train recipes/fmnist_visreg.lua --set loss.lambda=0.7 --out runs/a
 local vr = require "visreg"
 local nn, aug = vr.nn, vr.augment

@@ -30,7 +30,7 @@ static double median(double *v, int n) {
 /* The floor of VISReg: its two GEMMs (4 V B D K flops), the forward projection and the backward
  * product as the kernel calls them, timed alone, alternately with the loss itself so that both see
  * the same machine load. On CUDA (through the public matmul, i.e. cuBLAS) the floor adds one read
- * and write of the projections (an elementwise pass over V B x K), as issue 6 defines it. */
+ * and write of the projections (an elementwise pass over V B x K), the GPU floor the CUDA kernel is compared with. */
 typedef struct {
   vr_device dev;
   float *x, *w, *p, *h;        /* CPU: host buffers for cblas */
@@ -188,7 +188,7 @@ int vr_bench_losses(int argc, char **argv) {
     fprintf(stderr, "visreg bench losses: --device cuda: no CUDA device in this build or machine\n");
     return 2;
   }
-  /* the peer's sizes (shared/peers/torch_anchor.py): its CPU pair, or issue 6's four on CUDA */
+  /* the peer's sizes (shared/peers/torch_anchor.py): its CPU pair, or its four CUDA sizes */
   int64_t sizes[4][3] = {{256, 512, 256}, {1024, 512, 1024}};
   int nsizes = 2;
   if (c.dev == VR_CUDA) {

@@ -1,7 +1,7 @@
 /* conv_plan.cu: cuDNN convolutions through the graph (backend) API, with one execution plan per
  * geometry built on the first call and kept. cuDNN 9's legacy calls (cudnnConvolutionForward and
  * the backward pair) build a plan inside every call: 120 us of host time per forward and 240 us per
- * backward on the H200's host (VISREG_PROFILE, session 3), ~7 ms a ResNet-18 step, more than the
+ * backward on the H200's host (VISREG_PROFILE), ~7 ms a ResNet-18 step, more than the
  * GPU needs for the convolutions themselves. A cached plan costs a variant pack and an execute.
  *
  * Engines come from cuDNN's heuristics (mode A, then its fallback list) and are kept only when

@@ -15,8 +15,8 @@
  *   VISReg's gradient through the standardisation (reg_colstats.cu, two launches), with the loss
  *   and terms summed from the device accumulators in the first of them (else alone, reg.cu). At
  *   (V, B, D, K) = (2, 256, 2048, 256) a forward and backward is 9 stream operations: 2 GEMMs and
- *   7 kernels, the autograd's included (the fifth session cut 20 to 9, as launch latency set the
- *   time at that size).
+ *   7 kernels, the autograd's included (few launches, as launch latency sets the time at that
+ *   size).
  * f32 projections use 3xTF32 GEMMs at large sizes (use_3xtf32).
  * f32 segments of 129..8192 projections go to the register-tiled sort of reg_segsort.cu instead.
  * Segments longer than shared memory holds are ranked by a stable CUB radix sort over all the
