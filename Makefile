@@ -54,7 +54,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 WHOLE := -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive
 
-.PHONY: all deps test-deps test asan run clean cdef check-deps fuzz fuzz-build fuzz-check
+.PHONY: all deps test-deps test asan run clean fuzz fuzz-build fuzz-check
 all: deps $(LIBA) $(BIN) lua/visreg/cdef.lua
 
 # ---- dependencies (Debian packages) ----
