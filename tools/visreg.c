@@ -12,16 +12,16 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"train", vr_cmd_train, "train RECIPE.lua [--set key=value ...] [--out DIR] [--resume DIR] [--device cpu|cuda|auto]"},
-    {"run", vr_cmd_run, "run SCRIPT.lua [args]      any Lua script with the toolkit loaded"},
-    {"eval", vr_cmd_eval, "eval DIR_OR_CHECKPOINT       linear probe and kNN of a trained encoder"},
-    {"loss", vr_cmd_loss, "loss METHOD --z Z.npy [--slices G.npy] [--lambda L --global-views G] [--weights s,sh,c] [--grad-out G.npy]"},
-    {"bench", vr_cmd_bench, "bench ops|losses|train|data ...   benchmarks"},
-    {"repl", vr_cmd_repl, "repl [RUN_DIR]               interactive Lua with the toolkit loaded"},
-    {"probe", vr_cmd_probe, "probe RUN_DIR [--json]       the metric table of a run's test embeddings"},
-    {"data", vr_cmd_data, "data pack SRC [--size 64] [--out CACHE] | info CACHE   image folders packed once"},
-    {"sweep", vr_cmd_sweep, "sweep FILE.yaml | status DIR  hyperparameter sweeps from a YAML file (resumable, Slurm)"},
-    {"report", vr_cmd_report, "report DIR                   a run's or a sweep's page as one HTML file (DIR/report.html)"},
+    {"train", vr_cmd_train, "RECIPE.lua [--set key=value ...] [--out DIR] [--resume DIR] [--force]   train a recipe"},
+    {"run", vr_cmd_run, "SCRIPT.lua [args]             any Lua script with the toolkit loaded"},
+    {"eval", vr_cmd_eval, "RUN_DIR | CHECKPOINT --recipe FILE   linear probe and kNN of a trained encoder"},
+    {"loss", vr_cmd_loss, "METHOD --z Z.npy [--slices G.npy] [--grad-out G.npy] ...   a regularizer on arrays"},
+    {"bench", vr_cmd_bench, "ops | losses | train | data ...   benchmarks"},
+    {"repl", vr_cmd_repl, "[RUN_DIR] [-e CODE] [-i SCRIPT]   interactive Lua and the probing words"},
+    {"probe", vr_cmd_probe, "RUN_DIR [--json]              the metric table of a run's test embeddings"},
+    {"data", vr_cmd_data, "pack SRC [--size 64] | info CACHE   image folders, packed once"},
+    {"sweep", vr_cmd_sweep, "FILE.yaml | status DIR        hyperparameter sweeps (resumable, Slurm)"},
+    {"report", vr_cmd_report, "DIR                           a run's or a sweep's page (DIR/report.html)"},
 };
 
 static void usage(FILE *f) {
