@@ -163,6 +163,16 @@ static int64_t first_nonfinite(const void *p, vr_dtype dt, int64_t rows, int64_t
   return -1;
 }
 
+/* VR_E_VALUE naming the first non-finite element of the rows x cols matrix a (lower: only its
+ * lower triangle is read), reported as func's; VR_OK when every element read is finite */
+static vr_status check_finite(const char *func, const vr_tensor *a, int64_t rows, int64_t cols, int lower) {
+  int64_t bad = first_nonfinite(vr_data((vr_tensor *)a), a->dtype, rows, cols, lower);
+  if (bad < 0) return VR_OK;
+  return vr_error_set(VR_E_VALUE, func, __FILE__, __LINE__, "a: expected finite values, got %g at [%lld, %lld]",
+                      vr_load((char *)vr_data((vr_tensor *)a) + (size_t)bad * vr_dtype_size(a->dtype), a->dtype),
+                      (long long)(bad / cols), (long long)(bad % cols));
+}
+
 /* a LAPACK workspace size from a query's answer (a float for f32: round up, then a margin) */
 static vr_status work_size(double q, int64_t at_least, int *out) {
   double w = ceil(q * (1 + 1e-6)) + 1;
@@ -189,11 +199,8 @@ static vr_status eigh_fwd(const vr_kernel_args *a) {
                    (long long)n64);
   if (n64 == 0) return VR_OK;
   size_t es = vr_dtype_size(dt), nn = (size_t)(n64 * n64);
-  int64_t bad = first_nonfinite(vr_data(A), dt, n64, n64, 1);
-  if (bad >= 0)
-    return vr_error_set(VR_E_VALUE, "vr_eigh", __FILE__, __LINE__, "a: expected finite values, got %g at [%lld, %lld]",
-                        vr_load((char *)vr_data(A) + (size_t)bad * es, dt), (long long)(bad / n64),
-                        (long long)(bad % n64));
+  vr_status fin = check_finite("vr_eigh", A, n64, n64, 1);
+  if (fin) return fin;
   int n = (int)n64, lwork = -1, liwork = -1, info = 0, iq = 0;
   const char *jobz = V ? "V" : "N";
   void *m = V ? vr_data(V) : work_alloc(nn, es), *work = NULL;
@@ -270,11 +277,8 @@ static vr_status svd_fwd(const vr_kernel_args *a) {
                    (long long)n64);
   if (k64 == 0) return VR_OK;
   size_t es = vr_dtype_size(dt), mn = (size_t)(m64 * n64);
-  int64_t bad = first_nonfinite(vr_data(A), dt, m64, n64, 0);
-  if (bad >= 0)
-    return vr_error_set(VR_E_VALUE, "vr_svd", __FILE__, __LINE__, "a: expected finite values, got %g at [%lld, %lld]",
-                        vr_load((char *)vr_data(A) + (size_t)bad * es, dt), (long long)(bad / n64),
-                        (long long)(bad % n64));
+  vr_status fin = check_finite("vr_svd", A, m64, n64, 0);
+  if (fin) return fin;
   /* LAPACK's view: M' = n rows, N' = m columns */
   int M = (int)n64, N = (int)m64, k = (int)k64, lwork = -1, info = 0, ldu = M, ldvt = k;
   const char *jobz = U ? "S" : "N";

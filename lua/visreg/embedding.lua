@@ -33,12 +33,7 @@ local CLASS_NAMES = {
 
 M.class_names = CLASS_NAMES
 
-local function read_json(path)
-  local s = util.read_file(path)
-  if not s then return nil end
-  local ok, v = pcall(util.json_decode, s)
-  return ok and v or nil
-end
+local read_json = util.read_json
 
 ---------------------------------------------------------------- runs
 local Run = {}

@@ -458,6 +458,15 @@ function M.write_file(path, s)
   if not ok then M.error("cannot write %s: %s", path, rerr) end
 end
 
+-- a JSON file's table (an object or array); nil when the file is missing, unreadable or not JSON
+function M.read_json(path)
+  local s = M.read_file(path)
+  if not s then return nil end
+  local ok, v = pcall(M.json_decode, s)
+  if ok and type(v) == "table" then return v end
+  return nil
+end
+
 -- the same through a temporary file of this process's own: several processes may rewrite one file
 -- at once (Slurm tasks sharing a sweep folder, a sweep's page) and a reader sees one whole version
 M.pid = tonumber((M.read_file("/proc/self/stat") or ""):match("^(%d+)")) or 0 -- /proc/self: the opener

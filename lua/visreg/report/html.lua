@@ -229,13 +229,7 @@ end
 M.write = util.write_shared
 
 -- JSON files of a folder, nil when missing or unreadable
-function M.read_json(path)
-  local s = util.read_file(path)
-  if not s then return nil end
-  local ok, v = pcall(util.json_decode, s)
-  if ok and type(v) == "table" then return v end
-  return nil
-end
+M.read_json = util.read_json
 
 -- seconds since a file was last written (nil when it does not exist)
 function M.age(path)

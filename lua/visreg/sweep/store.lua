@@ -14,13 +14,7 @@ local spec = require "visreg.sweep.spec"
 
 local M = {}
 
-local function read_json(path)
-  local s = util.read_file(path)
-  if not s then return nil end
-  local ok, v = pcall(util.json_decode, s)
-  if ok and type(v) == "table" then return v end
-  return nil
-end
+local read_json = util.read_json
 M.read_json = read_json
 
 M.pid = util.pid
