@@ -49,10 +49,64 @@ static vr_status check_dt(vr_dtype dt) {
 MAXPOOL_FWD(float, maxpool_fwd_f32)
 MAXPOOL_FWD(double, maxpool_fwd_f64)
 
+/* 2x2 windows at stride 2 without padding, f32: the windows tile the plane, so each output reads
+ * two row pairs and the backward pass writes every input once (no zeroing pass, no scatter).
+ * Same choice as the general loop: the first of the largest wins, the first NaN wins over numbers. */
+static inline int takes(float v, float best) { return v > best || (v != v && best == best); }
+
+static void maxpool2_fwd_f32(const pgeo *g, const float *x, float *y, int64_t *idx) {
+#pragma omp parallel for schedule(static)
+  for (int64_t pl = 0; pl < g->NC; pl++) {
+    const float *xp = x + pl * g->H * g->W;
+    for (int64_t oh = 0; oh < g->Ho; oh++) {
+      const float *r0 = xp + 2 * oh * g->W, *r1 = r0 + g->W;
+      float *yo = y + (pl * g->Ho + oh) * g->Wo;
+      int64_t *io = idx + (pl * g->Ho + oh) * g->Wo, base = 2 * oh * g->W;
+      for (int64_t ow = 0; ow < g->Wo; ow++) {
+        float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1], best = a;
+        int64_t bi = base + 2 * ow;
+        if (takes(b, best)) { best = b; bi = base + 2 * ow + 1; }
+        if (takes(c, best)) { best = c; bi = base + g->W + 2 * ow; }
+        if (takes(d, best)) { best = d; bi = base + g->W + 2 * ow + 1; }
+        yo[ow] = best;
+        io[ow] = bi;
+      }
+    }
+  }
+}
+
+static void maxpool2_bwd_f32(const pgeo *g, const float *gy, const int64_t *idx, float *gx) {
+#pragma omp parallel for schedule(static)
+  for (int64_t pl = 0; pl < g->NC; pl++) {
+    float *gp = gx + pl * g->H * g->W;
+    for (int64_t oh = 0; oh < g->Ho; oh++) {
+      float *r0 = gp + 2 * oh * g->W, *r1 = r0 + g->W;
+      const float *go = gy + (pl * g->Ho + oh) * g->Wo;
+      const int64_t *io = idx + (pl * g->Ho + oh) * g->Wo, base = 2 * oh * g->W;
+      for (int64_t ow = 0; ow < g->Wo; ow++) {
+        int64_t k = io[ow] - base - 2 * ow; /* 0, 1, W, W + 1 */
+        float v = go[ow];
+        r0[2 * ow] = k == 0 ? v : 0.0f;
+        r0[2 * ow + 1] = k == 1 ? v : 0.0f;
+        r1[2 * ow] = k == g->W ? v : 0.0f;
+        r1[2 * ow + 1] = k == g->W + 1 ? v : 0.0f;
+      }
+      for (int64_t w = 2 * g->Wo; w < g->W; w++) r0[w] = r1[w] = 0.0f; /* an odd last column */
+    }
+    if (2 * g->Ho < g->H) memset(gp + 2 * g->Ho * g->W, 0, sizeof(float) * (size_t)((g->H - 2 * g->Ho) * g->W));
+  }
+}
+
+static int is_pool2(const int64_t *iv) {
+  return iv[0] == 2 && iv[1] == 2 && iv[2] == 2 && iv[3] == 2 && iv[4] == 0 && iv[5] == 0;
+}
+
 static vr_status maxpool_fwd(const vr_kernel_args *a) {
   VR_TRY(check_dt(a->in[0]->dtype));
   pgeo g = geo_of(a->in[0], a->out[0]);
-  if (a->in[0]->dtype == VR_F32)
+  if (a->in[0]->dtype == VR_F32 && is_pool2(a->i) && g.Ho == g.H / 2 && g.Wo == g.W / 2)
+    maxpool2_fwd_f32(&g, vr_data(a->in[0]), vr_data(a->out[0]), vr_data(a->out[1]));
+  else if (a->in[0]->dtype == VR_F32)
     maxpool_fwd_f32(&g, a->i, vr_data(a->in[0]), vr_data(a->out[0]), vr_data(a->out[1]));
   else
     maxpool_fwd_f64(&g, a->i, vr_data(a->in[0]), vr_data(a->out[0]), vr_data(a->out[1]));
@@ -74,7 +128,9 @@ MAXPOOL_BWD(double, maxpool_bwd_f64)
 static vr_status maxpool_bwd(const vr_kernel_args *a) {
   VR_TRY(check_dt(a->in[0]->dtype));
   pgeo g = geo_of(a->out[0], a->in[0]);
-  if (a->in[0]->dtype == VR_F32) maxpool_bwd_f32(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
+  if (a->in[0]->dtype == VR_F32 && is_pool2(a->i) && g.Ho == g.H / 2 && g.Wo == g.W / 2)
+    maxpool2_bwd_f32(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
+  else if (a->in[0]->dtype == VR_F32) maxpool_bwd_f32(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
   else maxpool_bwd_f64(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
   return VR_OK;
 }
