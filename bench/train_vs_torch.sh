@@ -42,15 +42,15 @@ for r in $(seq 1 "$REPS"); do
     wall=$(median_s "$TMP/$side.$r.long")
     cpu=$(awk -v a="$(cat "$TMP/$side.$r.long.cpu")" -v b="$(cat "$TMP/$side.$r.short.cpu")" \
           -v n=$((STEPS - STEPS_SHORT)) 'BEGIN { printf "%.5f", (a - b) / n }')
-    echo "$wall $cpu" > "$TMP/$side.$r"
+    echo "$wall $cpu" >> "$TMP/$side.runs"
     printf "run %d %-6s  step %7.1f ms  cpu/step %7.1f ms\n" "$r" "$side" \
       "$(awk -v w="$wall" 'BEGIN { print 1e3 * w }')" "$(awk -v c="$cpu" 'BEGIN { print 1e3 * c }')"
   done
 done
 med() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for side in ours theirs; do
-  cat "$TMP/$side".[0-9]* | awk '{ print $1 }' | med > "$TMP/$side.wall"
-  cat "$TMP/$side".[0-9]* | awk '{ print $2 }' | med > "$TMP/$side.cpu"
+  awk '{ print $1 }' "$TMP/$side.runs" | med > "$TMP/$side.wall"
+  awk '{ print $2 }' "$TMP/$side.runs" | med > "$TMP/$side.cpu"
 done
 awk -v ow="$(cat "$TMP/ours.wall")" -v tw="$(cat "$TMP/theirs.wall")" -v oc="$(cat "$TMP/ours.cpu")" \
     -v tc="$(cat "$TMP/theirs.cpu")" 'BEGIN {
