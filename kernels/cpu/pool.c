@@ -1,6 +1,7 @@
 /* pool.c: CPU max / average / adaptive-average 2-D pooling, forward and backward (args documented
  * in core/ops/pool.c). Planes (n, c) run in parallel; within a plane the order is fixed. */
 #include "cpu.h"
+#include <immintrin.h>
 #include <math.h>
 
 typedef struct { int64_t NC, H, W, Ho, Wo; } pgeo;
@@ -54,7 +55,45 @@ MAXPOOL_FWD(double, maxpool_fwd_f64)
  * Same choice as the general loop: the first of the largest wins, the first NaN wins over numbers. */
 static inline int takes(float v, float best) { return v > best || (v != v && best == best); }
 
+/* the outputs of a row 8 at a time (AVX2; the last 1 to 8 through masked loads and stores): the
+ * four window elements of each as vectors, the choice made with the scalar rule's comparisons as
+ * masks; k = 0, 1, 2, 3 names the winner */
+__attribute__((target("avx2,fma"))) static void maxpool2_row_avx2(const float *r0, const float *r1, int64_t Wo,
+                                                                  int64_t W, int64_t base, float *yo, int64_t *io) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  for (int64_t ow = 0; ow < Wo; ow += 8) {
+    int rem = Wo - ow < 8 ? (int)(Wo - ow) : 8;
+    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), lane);
+    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), lane);
+    __m256 t0 = _mm256_maskload_ps(r0 + 2 * ow, m0), t1 = _mm256_maskload_ps(r0 + 2 * ow + 8, m1);
+    __m256 u0 = _mm256_maskload_ps(r1 + 2 * ow, m0), u1 = _mm256_maskload_ps(r1 + 2 * ow + 8, m1);
+    /* even and odd columns, in the lane order 0 1 4 5 2 3 6 7 (fixed at the end) */
+    __m256 v[4] = {_mm256_shuffle_ps(t0, t1, 0x88), _mm256_shuffle_ps(t0, t1, 0xdd), _mm256_shuffle_ps(u0, u1, 0x88),
+                   _mm256_shuffle_ps(u0, u1, 0xdd)};
+    __m256 best = v[0], k = _mm256_setzero_ps();
+    for (int j = 1; j < 4; j++) {
+      __m256 nan_v = _mm256_cmp_ps(v[j], v[j], _CMP_UNORD_Q), num_b = _mm256_cmp_ps(best, best, _CMP_ORD_Q);
+      __m256 t = _mm256_or_ps(_mm256_cmp_ps(v[j], best, _CMP_GT_OQ), _mm256_and_ps(nan_v, num_b));
+      best = _mm256_blendv_ps(best, v[j], t);
+      k = _mm256_blendv_ps(k, _mm256_set1_ps((float)j), t);
+    }
+    best = _mm256_permutevar8x32_ps(best, perm);
+    __m256i ki = _mm256_permutevar8x32_epi32(_mm256_cvtps_epi32(k), perm);
+    /* index: base + 2 ow + (k & 1) + (k >> 1) W */
+    __m256i off = _mm256_add_epi32(_mm256_and_si256(ki, _mm256_set1_epi32(1)),
+                                   _mm256_mullo_epi32(_mm256_srli_epi32(ki, 1), _mm256_set1_epi32((int)W)));
+    off = _mm256_add_epi32(off, _mm256_add_epi32(lane, lane));
+    __m256i b64 = _mm256_set1_epi64x(base + 2 * ow), mo = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), lane);
+    _mm256_maskstore_ps(yo + ow, mo, best);
+    _mm256_maskstore_epi64((long long *)(io + ow), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mo)),
+                           _mm256_add_epi64(b64, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(off))));
+    _mm256_maskstore_epi64((long long *)(io + ow + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mo, 1)),
+                           _mm256_add_epi64(b64, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1))));
+  }
+}
+
 static void maxpool2_fwd_f32(const pgeo *g, const float *x, float *y, int64_t *idx) {
+  int avx2 = __builtin_cpu_supports("avx2") && g->W < (1 << 30);
 #pragma omp parallel for schedule(static)
   for (int64_t pl = 0; pl < g->NC; pl++) {
     const float *xp = x + pl * g->H * g->W;
@@ -62,6 +101,10 @@ static void maxpool2_fwd_f32(const pgeo *g, const float *x, float *y, int64_t *i
       const float *r0 = xp + 2 * oh * g->W, *r1 = r0 + g->W;
       float *yo = y + (pl * g->Ho + oh) * g->Wo;
       int64_t *io = idx + (pl * g->Ho + oh) * g->Wo, base = 2 * oh * g->W;
+      if (avx2) {
+        maxpool2_row_avx2(r0, r1, g->Wo, g->W, base, yo, io);
+        continue;
+      }
       for (int64_t ow = 0; ow < g->Wo; ow++) {
         float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1], best = a;
         int64_t bi = base + 2 * ow;
