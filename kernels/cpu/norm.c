@@ -24,35 +24,43 @@ static inline void st1(vr_tensor *t, int64_t k, double v) {
 typedef struct { const vr_kernel_args *a; int64_t N, C, S; } bn_ctx;
 
 /* Channels are handled in blocks of BN_BLK. With S > 1 each channel's data is N runs of S
- * contiguous elements, summed into 8 lane accumulators (vectorisable, fixed order); with S = 1
+ * contiguous elements, summed into BN_LANES lane accumulators (vectorisable, fixed order); with S = 1
  * (N x C) rows are walked once per pass and the block's channels accumulate side by side. */
 #define BN_BLK 64
 
 static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+/* the reductions of batch and layer norm keep BN_LANES accumulators: independent chains of adds that the vector
+ * units run side by side (8 would leave them waiting on each add's latency) */
+#define BN_LANES 32
+static inline double bn_lanes(const double *a) {
+  double t[BN_LANES / 8];
+  for (int k = 0; k < BN_LANES / 8; k++) t[k] = lanes(a + 8 * k);
+  return (t[0] + t[1]) + (t[2] + t[3]);
+}
 
 #define BN_KERNELS(T, SUF)                                                                                           \
   static inline void lsum_##SUF(const T *p, int64_t n, double *acc) {                                                \
     int64_t k = 0;                                                                                                   \
-    for (; k + 8 <= n; k += 8)                                                                                       \
-      for (int j = 0; j < 8; j++) acc[j] += p[k + j];                                                                \
-    for (; k < n; k++) acc[k & 7] += p[k];                                                                           \
+    for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
+      for (int j = 0; j < BN_LANES; j++) acc[j] += p[k + j];                                                         \
+    for (; k < n; k++) acc[k & (BN_LANES - 1)] += p[k];                                                              \
   }                                                                                                                  \
   static inline void lsq_##SUF(const T *p, int64_t n, double m, double *acc) {                                       \
     int64_t k = 0;                                                                                                   \
-    for (; k + 8 <= n; k += 8)                                                                                       \
-      for (int j = 0; j < 8; j++) acc[j] += (p[k + j] - m) * (p[k + j] - m);                                         \
-    for (; k < n; k++) acc[k & 7] += (p[k] - m) * (p[k] - m);                                                        \
+    for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
+      for (int j = 0; j < BN_LANES; j++) acc[j] += (p[k + j] - m) * (p[k + j] - m);                                  \
+    for (; k < n; k++) acc[k & (BN_LANES - 1)] += (p[k] - m) * (p[k] - m);                                           \
   }                                                                                                                  \
   static inline void ldot_##SUF(const T *g, const T *x, int64_t n, double m, double *ag, double *agx) {              \
     int64_t k = 0;                                                                                                   \
-    for (; k + 8 <= n; k += 8)                                                                                       \
-      for (int j = 0; j < 8; j++) {                                                                                  \
+    for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
+      for (int j = 0; j < BN_LANES; j++) {                                                                           \
         ag[j] += g[k + j];                                                                                           \
         agx[j] += g[k + j] * (x[k + j] - m);                                                                         \
       }                                                                                                              \
     for (; k < n; k++) {                                                                                             \
-      ag[k & 7] += g[k];                                                                                             \
-      agx[k & 7] += g[k] * (x[k] - m);                                                                               \
+      ag[k & (BN_LANES - 1)] += g[k];                                                                                \
+      agx[k & (BN_LANES - 1)] += g[k] * (x[k] - m);                                                                  \
     }                                                                                                                \
   }                                                                                                                  \
   /* per channel of [c0, c0+nb): sum (or with mean given, sum of squared deviations) */                           \
@@ -70,13 +78,13 @@ static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[
       return;                                                                                                        \
     }                                                                                                                \
     for (int64_t j = 0; j < nb; j++) {                                                                               \
-      double acc[8] = {0};                                                                                           \
+      double acc[BN_LANES] = {0};                                                                                    \
       for (int64_t n = 0; n < N; n++) {                                                                              \
         const T *p = x + (n * C + c0 + j) * S;                                                                       \
         if (mean) lsq_##SUF(p, S, mean[j], acc);                                                                     \
         else lsum_##SUF(p, S, acc);                                                                                  \
       }                                                                                                              \
-      out[j] = lanes(acc);                                                                                           \
+      out[j] = bn_lanes(acc);                                                                                        \
     }                                                                                                                \
   }                                                                                                                  \
   /* o = x * sc + sh per channel (sc, sh in double) */                                                               \
@@ -159,13 +167,13 @@ static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[
         }                                                                                                            \
       } else {                                                                                                       \
         for (int64_t j = 0; j < nb; j++) {                                                                           \
-          double ag[8] = {0}, agx[8] = {0};                                                                          \
+          double ag[BN_LANES] = {0}, agx[BN_LANES] = {0};                                                            \
           for (int64_t n = 0; n < N; n++) {                                                                          \
             int64_t off = (n * C + c0 + j) * S;                                                                      \
             ldot_##SUF(g + off, x + off, S, mean[j], ag, agx);                                                       \
           }                                                                                                          \
-          sg[j] = lanes(ag);                                                                                         \
-          sgx[j] = lanes(agx);                                                                                       \
+          sg[j] = bn_lanes(ag);                                                                                      \
+          sgx[j] = bn_lanes(agx);                                                                                    \
         }                                                                                                            \
       }                                                                                                              \
       for (int64_t j = 0; j < nb; j++) {                                                                             \
@@ -287,11 +295,11 @@ typedef struct { const vr_kernel_args *a; int64_t R, D; } ln_ctx;
     for (int64_t r = lo; r < hi; r++) {                                                                              \
       const T *p = x + r * D;                                                                                        \
       T *q = y + r * D;                                                                                              \
-      double acc[8] = {0}, acq[8] = {0};                                                                             \
+      double acc[BN_LANES] = {0}, acq[BN_LANES] = {0};                                                               \
       lsum_##SUF(p, D, acc);                                                                                         \
-      double mean = lanes(acc) / (double)D;                                                                          \
+      double mean = bn_lanes(acc) / (double)D;                                                                       \
       lsq_##SUF(p, D, mean, acq);                                                                                    \
-      double invstd = 1.0 / sqrt(lanes(acq) / (double)D + a->f[0]);                                                  \
+      double invstd = 1.0 / sqrt(bn_lanes(acq) / (double)D + a->f[0]);                                               \
       T tm = (T)mean, ti = (T)invstd;                                                                                \
       for (int64_t d = 0; d < D; d++) {                                                                              \
         T v = (p[d] - tm) * ti;                                                                                      \
