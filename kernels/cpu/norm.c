@@ -31,14 +31,39 @@ typedef struct { const vr_kernel_args *a; int64_t N, C, S; int relu; const void 
 #define BN_BLK 64
 
 static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
-/* the reductions of batch and layer norm keep BN_LANES accumulators: independent chains of adds that the vector
- * units run side by side (8 would leave them waiting on each add's latency) */
+/* the reductions of batch and layer norm keep BN_LANES accumulators: independent chains of adds
+ * that the vector units run side by side (8 would leave them waiting on each add's latency) */
 #define BN_LANES 32
 static inline double bn_lanes(const double *a) {
   double t[BN_LANES / 8];
   for (int k = 0; k < BN_LANES / 8; k++) t[k] = lanes(a + 8 * k);
   return (t[0] + t[1]) + (t[2] + t[3]);
 }
+
+/* grad_y read as GV(i) (plain, or through the mask: zero where the output is not > 0) */
+static inline float bn_sel_f(float m, float v) { return m > 0 ? v : 0.0f; } /* both read: a vector select */
+static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
+#define BN_SEL(m, v) _Generic((v), float: bn_sel_f, default: bn_sel_d)((m), (v))
+#define BN_GPLAIN(i) g[i]
+#define BN_GMASK(i) BN_SEL(mk[i], g[i])
+#define BN_LDOT(T, NAME, GV)                                                                                         \
+  static inline void NAME(const T *g, const T *mk, const T *x, int64_t n, double m, double *ag, double *agx) {       \
+    int64_t k = 0;                                                                                                   \
+    for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
+      for (int j = 0; j < BN_LANES; j++) {                                                                           \
+        ag[j] += GV(k + j);                                                                                          \
+        agx[j] += GV(k + j) * (x[k + j] - m);                                                                        \
+      }                                                                                                              \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) {                                                                                  \
+        ag[j] += GV(k + j);                                                                                          \
+        agx[j] += GV(k + j) * (x[k + j] - m);                                                                        \
+      }                                                                                                              \
+    for (; k < n; k++) {                                                                                             \
+      ag[k & (BN_LANES - 1)] += GV(k);                                                                               \
+      agx[k & (BN_LANES - 1)] += GV(k) * (x[k] - m);                                                                 \
+    }                                                                                                                \
+  }
 
 #define BN_KERNELS(T, SUF)                                                                                           \
   static inline void lsum_##SUF(const T *p, int64_t n, double *acc) {                                                \
@@ -57,27 +82,8 @@ static inline double bn_lanes(const double *a) {
       for (int j = 0; j < 8; j++) acc[j] += (p[k + j] - m) * (p[k + j] - m);                                         \
     for (; k < n; k++) acc[k & (BN_LANES - 1)] += (p[k] - m) * (p[k] - m);                                           \
   }                                                                                                                  \
-  /* grad_y read through the mask when there is one (zero where the output is not > 0) */                            \
-  static inline void ldot_##SUF(const T *g, const T *mk, const T *x, int64_t n, double m, double *ag, double *agx) { \
-    int64_t k = 0;                                                                                                   \
-    for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
-      for (int j = 0; j < BN_LANES; j++) {                                                                           \
-        T gv = !mk || mk[k + j] > 0 ? g[k + j] : (T)0;                                                               \
-        ag[j] += gv;                                                                                                 \
-        agx[j] += gv * (x[k + j] - m);                                                                               \
-      }                                                                                                              \
-    for (; k + 8 <= n; k += 8)                                                                                       \
-      for (int j = 0; j < 8; j++) {                                                                                  \
-        T gv = !mk || mk[k + j] > 0 ? g[k + j] : (T)0;                                                               \
-        ag[j] += gv;                                                                                                 \
-        agx[j] += gv * (x[k + j] - m);                                                                               \
-      }                                                                                                              \
-    for (; k < n; k++) {                                                                                             \
-      T gv = !mk || mk[k] > 0 ? g[k] : (T)0;                                                                         \
-      ag[k & (BN_LANES - 1)] += gv;                                                                                  \
-      agx[k & (BN_LANES - 1)] += gv * (x[k] - m);                                                                    \
-    }                                                                                                                \
-  }                                                                                                                  \
+  BN_LDOT(T, ldot_##SUF, BN_GPLAIN)                                                                                  \
+  BN_LDOT(T, ldotm_##SUF, BN_GMASK)                                                                                  \
   /* per channel of [c0, c0+nb): sum (or with mean given, sum of squared deviations) */                           \
   static void bn_reduce_##SUF(const T *x, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb,                   \
                               const double *mean, double *out) {                                                     \
@@ -175,6 +181,7 @@ static inline double bn_lanes(const double *a) {
     T *gw = a->out[1] ? vr_data(a->out[1]) : NULL, *gb = a->out[2] ? vr_data(a->out[2]) : NULL;                      \
     int64_t N = c->N, C = c->C, S = c->S, M = N * S;                                                                 \
     double mean[BN_BLK], sg[BN_BLK], sgx[BN_BLK], k1[BN_BLK], k2[BN_BLK], wi[BN_BLK];                                \
+    T *gvb = mk ? malloc(sizeof(T) * (size_t)S) : NULL; /* a row of the masked grad_y */                             \
     for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
       int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
       for (int64_t j = 0; j < nb; j++) mean[j] = sm[c0 + j];                                                         \
@@ -192,7 +199,12 @@ static inline double bn_lanes(const double *a) {
           double ag[BN_LANES] = {0}, agx[BN_LANES] = {0};                                                            \
           for (int64_t n = 0; n < N; n++) {                                                                          \
             int64_t off = (n * C + c0 + j) * S;                                                                      \
-            ldot_##SUF(g + off, mk ? mk + off : NULL, x + off, S, mean[j], ag, agx);                                                       \
+            if (gvb) {                                                                                               \
+              for (int64_t s = 0; s < S; s++) gvb[s] = BN_SEL(mk[off + s], g[off + s]);                              \
+              ldot_##SUF(gvb, NULL, x + off, S, mean[j], ag, agx);                                                   \
+            } else if (mk)                                                                                           \
+              ldotm_##SUF(g + off, mk + off, x + off, S, mean[j], ag, agx);                                          \
+            else ldot_##SUF(g + off, NULL, x + off, S, mean[j], ag, agx);                                            \
           }                                                                                                          \
           sg[j] = bn_lanes(ag);                                                                                      \
           sgx[j] = bn_lanes(agx);                                                                                    \
@@ -217,13 +229,18 @@ static inline double bn_lanes(const double *a) {
         }                                                                                                            \
         for (int64_t j = 0; j < nb; j++) {                                                                           \
           int64_t off = (n * C + c0 + j) * S;                                                                        \
-          const T *gp = g + off, *xp = x + off;                                                                      \
+          const T *gp = g + off, *xp = x + off, *xm = mk ? mk + off : NULL;                                          \
           T *o = gx + off;                                                                                           \
           double m = mean[j], q1 = k1[j], q2 = k2[j], s0 = wi[j];                                                    \
-          for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * ((!mk || mk[off + s] > 0 ? gp[s] : (T)0) - q1 - (xp[s] - m) * q2));                        \
+          if (mk) { /* the masked row first, then the plain formula over it: two loops that vectorize */             \
+            for (int64_t s = 0; s < S; s++) o[s] = BN_SEL(xm[s], gp[s]);                                             \
+            for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (o[s] - q1 - (xp[s] - m) * q2));                         \
+          } else                                                                                                     \
+            for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (gp[s] - q1 - (xp[s] - m) * q2));                        \
         }                                                                                                            \
       }                                                                                                              \
     }                                                                                                                \
+    free(gvb);                                                                                                       \
   }
 
 BN_KERNELS(float, f32)
