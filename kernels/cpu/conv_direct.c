@@ -139,11 +139,16 @@ static void tap_offsets(const dgeo *g, int64_t *offs, int64_t n) {
   }
 }
 
+/* n floats from src to dst: rows are short (7 to 32), where a loop beats a call to memcpy */
+static inline void copy_row(float *restrict dst, const float *restrict src, int64_t n) {
+  for (int64_t k = 0; k < n; k++) dst[k] = src[k];
+}
+
 /* x [C, H, W] into the interior of xp (whose borders stay zero) */
 static void pad_in(const dgeo *g, const float *x, float *xp) {
   for (int64_t c = 0; c < g->C; c++)
     for (int64_t h = 0; h < g->H; h++)
-      memcpy(xp + c * g->plane + (h + g->ph) * g->Wp + g->pw, x + (c * g->H + h) * g->W, sizeof(float) * (size_t)g->W);
+      copy_row(xp + c * g->plane + (h + g->ph) * g->Wp + g->pw, x + (c * g->H + h) * g->W, g->W);
 }
 
 static float *zalloc(size_t n) {
@@ -248,7 +253,7 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
         float *gpn = gp + (n - n0) * gs;
         for (int64_t co = 0; co < g->Co; co++)
           for (int64_t oh = 0; oh < g->Ho; oh++)
-            memcpy(gpn + co * Qv + oh * g->Wp, gyn + co * P + oh * g->Wo, sizeof(float) * (size_t)g->Wo);
+            copy_row(gpn + co * Qv + oh * g->Wp, gyn + co * P + oh * g->Wo, g->Wo);
       }
       im->wgrad(xp, gx.xlen, gp, gs, Qv, Qv / im->vl, n1 - n0, offs, Coa / im->cbw, Ka / im->kb, part + c * wsize, Ka);
     }
@@ -264,7 +269,8 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
       }
   free(part);
   free(offs);
-  if (failed) return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(per * (gx.xlen + gs)));
+  if (failed)
+    return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(per * (gx.xlen + gs)));
   return VR_OK;
 }
 
