@@ -126,13 +126,17 @@ static void maxpool2_bwd_f32(const pgeo *g, const float *gy, const int64_t *idx,
       float *r0 = gp + 2 * oh * g->W, *r1 = r0 + g->W;
       const float *go = gy + (pl * g->Ho + oh) * g->Wo;
       const int64_t *io = idx + (pl * g->Ho + oh) * g->Wo, base = 2 * oh * g->W;
-      for (int64_t ow = 0; ow < g->Wo; ow++) {
+      /* each window's two pairs as 64-bit words (the bits of grad_y or of +0), so that the loop
+       * vectorizes over windows */
+      const int64_t W = g->W, Wo = g->Wo;
+      for (int64_t ow = 0; ow < Wo; ow++) {
         int64_t k = io[ow] - base - 2 * ow; /* 0, 1, W, W + 1 */
-        float v = go[ow];
-        r0[2 * ow] = k == 0 ? v : 0.0f;
-        r0[2 * ow + 1] = k == 1 ? v : 0.0f;
-        r1[2 * ow] = k == g->W ? v : 0.0f;
-        r1[2 * ow + 1] = k == g->W + 1 ? v : 0.0f;
+        uint32_t vb;
+        memcpy(&vb, go + ow, 4);
+        uint64_t v = vb, top = (k == 0 ? v : 0) | (k == 1 ? v : 0) << 32;
+        uint64_t bot = (k == W ? v : 0) | (k == W + 1 ? v : 0) << 32;
+        memcpy(r0 + 2 * ow, &top, 8);
+        memcpy(r1 + 2 * ow, &bot, 8);
       }
       for (int64_t w = 2 * g->Wo; w < g->W; w++) r0[w] = r1[w] = 0.0f; /* an odd last column */
     }
