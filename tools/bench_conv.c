@@ -2,7 +2,9 @@
  * [--isa auto|avx512|avx2|im2col]`: per-layer time of f32 conv2d forward and backward (grad x and
  * grad w; grad w only for a network's first layer, whose input needs no gradient) on the shapes
  * of the default recipe (batch 512: two views of 256) and of ResNet-18 at 32 x 32 (batch 128).
- * Medians of several runs after a warm-up; bench/conv_torch.py times PyTorch on the same shapes. */
+ * Medians of several runs after a warm-up, wall time and (cpu_ms) the process's CPU time over all
+ * threads, which other processes on the same cores disturb less; bench/conv_torch.py times
+ * PyTorch on the same shapes. */
 #include "../core/visreg.h"
 #include "../kernels/cpu/conv_direct.h"
 #include "commands.h"
@@ -23,11 +25,13 @@ static const layer layers[] = {
     {"resnet18", 512, 512, 4, 3, 1, 1, 0},
 };
 
-static double now(void) {
+static double clock_s(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
+static double cpu_now(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); } /* all threads */
 static int cmp_dbl(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -37,12 +41,12 @@ static double median(double *t, int n) {
   return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
-/* median forward and backward seconds of one layer */
-static int time_layer(const layer *l, int64_t N, int runs, double *tf, double *tb) {
+/* median forward and backward seconds of one layer, and the median CPU seconds (all threads) of both */
+static int time_layer(const layer *l, int64_t N, int runs, double *tf, double *tb, double *tc) {
   int64_t Ho = (l->H + 2 * l->p - l->k) / l->s + 1;
   vr_generator *g = NULL;
   vr_tensor *x = NULL, *w = NULL, *gy = NULL;
-  double f[64], b[64];
+  double f[64], b[64], cp[64];
   int rc = 1;
   if (vr_generator_new(0, 0, &g) || vr_rand_uniform(g, 4, (int64_t[]){N, l->C, l->H, l->H}, -1, 1, VR_F32, VR_CPU, &x) ||
       vr_rand_uniform(g, 4, (int64_t[]){l->Co, l->C, l->k, l->k}, -0.1, 0.1, VR_F32, VR_CPU, &w) ||
@@ -51,11 +55,11 @@ static int time_layer(const layer *l, int64_t N, int runs, double *tf, double *t
     goto done;
   for (int r = -2; r < runs; r++) {
     vr_tensor *y = NULL;
-    double t0 = now();
+    double c0 = cpu_now(), t0 = now();
     if (vr_conv2d(x, w, NULL, l->s, l->s, l->p, l->p, 1, 1, 1, &y)) goto done;
     double t1 = now();
     vr_status st = vr_backward(y, gy, 0);
-    double t2 = now();
+    double t2 = now(), c2 = cpu_now();
     vr_tensor_free(y);
     vr_tensor_set_grad(x, NULL);
     vr_tensor_set_grad(w, NULL);
@@ -63,10 +67,12 @@ static int time_layer(const layer *l, int64_t N, int runs, double *tf, double *t
     if (r >= 0) {
       f[r] = t1 - t0;
       b[r] = t2 - t1;
+      cp[r] = c2 - c0;
     }
   }
   *tf = median(f, runs);
   *tb = median(b, runs);
+  *tc = median(cp, runs);
   rc = 0;
 done:
   if (rc) fprintf(stderr, "bench conv: %s\n", vr_last_error());
@@ -104,15 +110,15 @@ int vr_bench_conv(int argc, char **argv) {
   static const char *names[] = {"im2col", "avx2", "avx512"};
   printf("visreg bench conv: %d threads, direct kernels: %s, median of %d runs after 2 warm-up\n", vr_num_threads(),
          names[vr_cpu_conv_isa()], runs);
-  printf("%-9s %5s %5s %5s %3s %2s %2s %6s  %9s %9s %9s %8s\n", "net", "N", "C", "Co", "HxW", "k", "s", "path",
-         "fwd_ms", "bwd_ms", "total_ms", "GFLOP/s");
-  double sum[2] = {0, 0};
+  printf("%-9s %5s %5s %5s %3s %2s %2s %6s  %9s %9s %9s %8s %9s\n", "net", "N", "C", "Co", "HxW", "k", "s", "path",
+         "fwd_ms", "bwd_ms", "total_ms", "GFLOP/s", "cpu_ms");
+  double sum[2] = {0, 0}, csum[2] = {0, 0};
   for (size_t k = 0; k < sizeof layers / sizeof *layers; k++) {
     const layer *l = &layers[k];
     if (strcmp(net, "all") && strcmp(net, l->net)) continue;
     int64_t N = batch > 0 ? batch : !strcmp(l->net, "recipe") ? 512 : 128;
-    double tf, tb;
-    if (time_layer(l, N, runs, &tf, &tb)) return 1;
+    double tf, tb, tc;
+    if (time_layer(l, N, runs, &tf, &tb, &tc)) return 1;
     int64_t Ho = (l->H + 2 * l->p - l->k) / l->s + 1;
     double fl = 2.0 * N * l->Co * l->C * l->k * l->k * Ho * Ho * (l->first ? 2 : 3);
     int64_t iv[8] = {l->s, l->s, l->p, l->p, 1, 1, 1, 0};
@@ -123,12 +129,13 @@ int vr_bench_conv(int argc, char **argv) {
       direct = vr_cpu_conv_direct_ok(xs, ws, iv);
     vr_tensor_free(xs);
     vr_tensor_free(ws);
-    printf("%-9s %5lld %5lld %5lld %3lld %2lld %2lld %6s  %9.2f %9.2f %9.2f %8.1f\n", l->net, (long long)N,
+    printf("%-9s %5lld %5lld %5lld %3lld %2lld %2lld %6s  %9.2f %9.2f %9.2f %8.1f %9.2f\n", l->net, (long long)N,
            (long long)l->C, (long long)l->Co, (long long)l->H, (long long)l->k, (long long)l->s,
-           direct ? names[vr_cpu_conv_isa()] : "im2col", tf * 1e3, tb * 1e3, (tf + tb) * 1e3, fl / (tf + tb) * 1e-9);
+           direct ? names[vr_cpu_conv_isa()] : "im2col", tf * 1e3, tb * 1e3, (tf + tb) * 1e3, fl / (tf + tb) * 1e-9, tc * 1e3);
     sum[strcmp(l->net, "recipe") ? 1 : 0] += tf + tb;
+    csum[strcmp(l->net, "recipe") ? 1 : 0] += tc;
   }
-  if (sum[0] > 0) printf("recipe layers in all: %.2f ms\n", sum[0] * 1e3);
-  if (sum[1] > 0) printf("resnet18 layers in all: %.2f ms\n", sum[1] * 1e3);
+  if (sum[0] > 0) printf("recipe layers in all: %.2f ms, cpu %.2f ms\n", sum[0] * 1e3, csum[0] * 1e3);
+  if (sum[1] > 0) printf("resnet18 layers in all: %.2f ms, cpu %.2f ms\n", sum[1] * 1e3, csum[1] * 1e3);
   return 0;
 }
