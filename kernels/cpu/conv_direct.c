@@ -139,7 +139,7 @@ static void tap_offsets(const dgeo *g, int64_t *offs, int64_t n) {
   }
 }
 
-/* n floats from src to dst: rows are short (7 to 32), where a loop beats a call to memcpy */
+/* n floats from src to dst (one row of a plane) */
 static inline void copy_row(float *restrict dst, const float *restrict src, int64_t n) {
   for (int64_t k = 0; k < n; k++) dst[k] = src[k];
 }
