@@ -310,6 +310,38 @@ START_TEST(maxpool_values) {
 }
 END_TEST
 
+START_TEST(maxpool_2x2_f32) {
+  /* the f32 2x2 stride-2 path against the general f64 loop: odd sizes (a dropped last row and
+   * column), ties (values rounded to a coarse grid), a NaN and -inf, and the gradient's scatter */
+  const int64_t hw[][2] = {{28, 28}, {7, 9}, {2, 3}};
+  for (size_t c = 0; c < sizeof hw / sizeof *hw; c++) {
+    int64_t H = hw[c][0], W = hw[c][1], Ho = H / 2, Wo = W / 2;
+    vr_tensor *r = tu_rand(VR_F64, 4, TU_SHAPE(2, 3, H, W), 60 + c), *x64 = NULL, *x32 = NULL;
+    OK(vr_mul_scalar(r, 4, &x64));
+    double *v = tu_values(x64);
+    for (int64_t k = 0; k < 2 * 3 * H * W; k++) v[k] = floor(v[k]);
+    v[1] = NAN;
+    v[W + 2 < H * W ? W + 2 : 0] = -INFINITY;
+    vr_tensor_free(x64);
+    OK(vr_tensor_from_buffer(v, 4, TU_SHAPE(2, 3, H, W), VR_F64, VR_CPU, &x64));
+    free(v);
+    OK(vr_tensor_to_dtype(x64, VR_F32, &x32));
+    vr_tensor *y[2], *gx[2], *g64 = tu_rand(VR_F64, 4, TU_SHAPE(2, 3, Ho, Wo), 70 + c), *g32 = NULL;
+    OK(vr_tensor_to_dtype(g64, VR_F32, &g32));
+    vr_tensor *xs[2] = {x64, x32}, *gs[2] = {g64, g32};
+    for (int d = 0; d < 2; d++) {
+      OK(vr_tensor_set_requires_grad(xs[d], 1));
+      OK(vr_max_pool2d(xs[d], 2, 2, 2, 2, 0, 0, &y[d]));
+      OK(vr_backward(y[d], gs[d], 0));
+      gx[d] = vr_tensor_grad(xs[d]);
+    }
+    tu_assert_close(y[1], y[0], 0, 0, "max pool 2x2 f32 values");
+    tu_assert_close(gx[1], gx[0], 1e-7, 0, "max pool 2x2 f32 gradient");
+    FREE(r, x64, x32, y[0], y[1], gx[0], gx[1], g64, g32);
+  }
+}
+END_TEST
+
 START_TEST(maxpool_ties_first_index) {
   /* a constant plane: each window's gradient goes to its first (top-left) element */
   vr_tensor *x = NULL, *y = NULL, *g = NULL;
@@ -440,6 +472,7 @@ static Suite *conv_suite(void) {
   tcase_set_timeout(p, 60);
   tcase_add_test(p, maxpool_values);
   tcase_add_test(p, maxpool_ties_first_index);
+  tcase_add_test(p, maxpool_2x2_f32);
   tcase_add_test(p, maxpool_grad);
   tcase_add_test(p, avgpool_values);
   tcase_add_test(p, avgpool_grad);

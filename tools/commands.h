@@ -18,4 +18,5 @@ VR_COMMAND(vr_bench_ops);
 VR_COMMAND(vr_bench_losses);
 VR_COMMAND(vr_bench_train);
 VR_COMMAND(vr_bench_data);
+VR_COMMAND(vr_bench_conv);
 #endif

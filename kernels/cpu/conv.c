@@ -1,6 +1,7 @@
 /* conv.c: CPU conv2d forward and backward by im2col + OpenBLAS gemm (args documented in
  * core/ops/conv.c). Samples run in parallel on OpenMP threads, each gemm on one BLAS thread;
- * 1x1 stride-1 unpadded convolutions skip im2col. grad_w sums per-chunk partials in chunk order,
+ * 1x1 stride-1 unpadded convolutions skip im2col. Small f32 stride-1 convolutions go to the direct
+ * kernels of conv_direct.c instead (vr_cpu_conv_direct_ok says which). grad_w sums per-chunk partials in chunk order,
  * the chunks fixed by the batch size alone, so results do not depend on the thread count.
  * A batch too small to fill the threads runs sample by sample with multithreaded gemms.
  * bf16 (autocast, and the reference for the CUDA bf16 convolution): inputs widened to f32 (exact),
@@ -8,6 +9,7 @@
  * Channels-last (i[7] = 1): x and w permuted into NCHW scratch copies, the NCHW kernel, the
  * results permuted back: simple and exact; CPU speed does not matter for this layout (it is
  * cuDNN's fast layout on the GPU). */
+#include "conv_direct.h"
 #include "cpu.h"
 #include <cblas.h>
 #include <omp.h>
@@ -124,6 +126,7 @@ static vr_status conv2d_fwd(const vr_kernel_args *a) {
   vr_tensor *y = a->out[0];
   vr_dtype dt = x->dtype;
   VR_TRY(check_dtype(dt));
+  if (vr_cpu_conv_direct_ok(x, w, a->i)) return vr_cpu_conv_direct_fwd(x, w, b, a->i, y);
   geo g = make_geo(x, w, a->i);
   size_t es = vr_dtype_size(dt);
   const char *px = vr_data(x), *pw = vr_data(w), *pb = b ? vr_data(b) : NULL;
@@ -198,6 +201,7 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
     }
   }
   if (!gx && !gw) return VR_OK;
+  if (vr_cpu_conv_direct_ok(x, w, a->i)) return vr_cpu_conv_direct_bwd(gy, x, w, a->i, gx, gw);
   if (gx && vr_tensor_numel(gx) > 0) memset(pgx, 0, (size_t)vr_tensor_numel(gx) * es);
   int64_t wsize = g.Co * g.K;
   if (gw && wsize > 0) memset(pgw, 0, (size_t)wsize * es);

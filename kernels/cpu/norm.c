@@ -21,40 +21,69 @@ static inline void st1(vr_tensor *t, int64_t k, double v) {
 
 /* ================================================================ batch norm */
 
-typedef struct { const vr_kernel_args *a; int64_t N, C, S; } bn_ctx;
+/* relu: forward applies vr_relu's ReLU as it writes y; mask: backward reads grad_y as zero where
+ * mask (the forward's output) is not > 0. Both only with S > 1 and no residual (bn_fwd, bn_bwd). */
+typedef struct { const vr_kernel_args *a; int64_t N, C, S; int relu; const void *mask; } bn_ctx;
 
 /* Channels are handled in blocks of BN_BLK. With S > 1 each channel's data is N runs of S
- * contiguous elements, summed into 8 lane accumulators (vectorisable, fixed order); with S = 1
+ * contiguous elements, summed into BN_LANES lane accumulators (vectorisable, fixed order); with S = 1
  * (N x C) rows are walked once per pass and the block's channels accumulate side by side. */
 #define BN_BLK 64
 
 static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+/* the reductions of batch and layer norm keep BN_LANES accumulators: independent chains of adds
+ * that the vector units run side by side (8 would leave them waiting on each add's latency) */
+#define BN_LANES 32
+static inline double bn_lanes(const double *a) {
+  double t[BN_LANES / 8];
+  for (int k = 0; k < BN_LANES / 8; k++) t[k] = lanes(a + 8 * k);
+  return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+/* grad_y read as GV(i) (plain, or through the mask: zero where the output is not > 0) */
+static inline float bn_sel_f(float m, float v) { return m > 0 ? v : 0.0f; } /* both read: a vector select */
+static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
+#define BN_SEL(m, v) _Generic((v), float: bn_sel_f, default: bn_sel_d)((m), (v))
+#define BN_GPLAIN(i) g[i]
+#define BN_GMASK(i) BN_SEL(mk[i], g[i])
+#define BN_LDOT(T, NAME, GV)                                                                                         \
+  static inline void NAME(const T *g, const T *mk, const T *x, int64_t n, double m, double *ag, double *agx) {       \
+    int64_t k = 0;                                                                                                   \
+    for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
+      for (int j = 0; j < BN_LANES; j++) {                                                                           \
+        ag[j] += GV(k + j);                                                                                          \
+        agx[j] += GV(k + j) * (x[k + j] - m);                                                                        \
+      }                                                                                                              \
+    for (; k + 8 <= n; k += 8)                                                                                       \
+      for (int j = 0; j < 8; j++) {                                                                                  \
+        ag[j] += GV(k + j);                                                                                          \
+        agx[j] += GV(k + j) * (x[k + j] - m);                                                                        \
+      }                                                                                                              \
+    for (; k < n; k++) {                                                                                             \
+      ag[k & (BN_LANES - 1)] += GV(k);                                                                               \
+      agx[k & (BN_LANES - 1)] += GV(k) * (x[k] - m);                                                                 \
+    }                                                                                                                \
+  }
 
 #define BN_KERNELS(T, SUF)                                                                                           \
   static inline void lsum_##SUF(const T *p, int64_t n, double *acc) {                                                \
     int64_t k = 0;                                                                                                   \
+    for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
+      for (int j = 0; j < BN_LANES; j++) acc[j] += p[k + j];                                                         \
     for (; k + 8 <= n; k += 8)                                                                                       \
       for (int j = 0; j < 8; j++) acc[j] += p[k + j];                                                                \
-    for (; k < n; k++) acc[k & 7] += p[k];                                                                           \
+    for (; k < n; k++) acc[k & (BN_LANES - 1)] += p[k];                                                              \
   }                                                                                                                  \
   static inline void lsq_##SUF(const T *p, int64_t n, double m, double *acc) {                                       \
     int64_t k = 0;                                                                                                   \
+    for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
+      for (int j = 0; j < BN_LANES; j++) acc[j] += (p[k + j] - m) * (p[k + j] - m);                                  \
     for (; k + 8 <= n; k += 8)                                                                                       \
       for (int j = 0; j < 8; j++) acc[j] += (p[k + j] - m) * (p[k + j] - m);                                         \
-    for (; k < n; k++) acc[k & 7] += (p[k] - m) * (p[k] - m);                                                        \
+    for (; k < n; k++) acc[k & (BN_LANES - 1)] += (p[k] - m) * (p[k] - m);                                           \
   }                                                                                                                  \
-  static inline void ldot_##SUF(const T *g, const T *x, int64_t n, double m, double *ag, double *agx) {              \
-    int64_t k = 0;                                                                                                   \
-    for (; k + 8 <= n; k += 8)                                                                                       \
-      for (int j = 0; j < 8; j++) {                                                                                  \
-        ag[j] += g[k + j];                                                                                           \
-        agx[j] += g[k + j] * (x[k + j] - m);                                                                         \
-      }                                                                                                              \
-    for (; k < n; k++) {                                                                                             \
-      ag[k & 7] += g[k];                                                                                             \
-      agx[k & 7] += g[k] * (x[k] - m);                                                                               \
-    }                                                                                                                \
-  }                                                                                                                  \
+  BN_LDOT(T, ldot_##SUF, BN_GPLAIN)                                                                                  \
+  BN_LDOT(T, ldotm_##SUF, BN_GMASK)                                                                                  \
   /* per channel of [c0, c0+nb): sum (or with mean given, sum of squared deviations) */                           \
   static void bn_reduce_##SUF(const T *x, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb,                   \
                               const double *mean, double *out) {                                                     \
@@ -70,18 +99,18 @@ static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[
       return;                                                                                                        \
     }                                                                                                                \
     for (int64_t j = 0; j < nb; j++) {                                                                               \
-      double acc[8] = {0};                                                                                           \
+      double acc[BN_LANES] = {0};                                                                                    \
       for (int64_t n = 0; n < N; n++) {                                                                              \
         const T *p = x + (n * C + c0 + j) * S;                                                                       \
         if (mean) lsq_##SUF(p, S, mean[j], acc);                                                                     \
         else lsum_##SUF(p, S, acc);                                                                                  \
       }                                                                                                              \
-      out[j] = lanes(acc);                                                                                           \
+      out[j] = bn_lanes(acc);                                                                                        \
     }                                                                                                                \
   }                                                                                                                  \
   /* o = x * sc + sh per channel (sc, sh in double) */                                                               \
   static void bn_affine_##SUF(const T *x, T *o, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb,             \
-                              const double *sc, const double *sh) {                                                  \
+                              const double *sc, const double *sh, int relu) {                                        \
     for (int64_t n = 0; n < N; n++) {                                                                                \
       if (S == 1) {                                                                                                  \
         const T *r = x + n * C + c0;                                                                                 \
@@ -93,7 +122,13 @@ static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[
         const T *p = x + (n * C + c0 + j) * S;                                                                       \
         T *q = o + (n * C + c0 + j) * S;                                                                             \
         T ts = (T)sc[j], tsh = (T)sh[j];                                                                             \
-        for (int64_t s = 0; s < S; s++) q[s] = p[s] * ts + tsh;                                                      \
+        if (relu)                                                                                                    \
+          for (int64_t s = 0; s < S; s++) {                                                                          \
+            T v = p[s] * ts + tsh;                                                                                   \
+            q[s] = v > 0 ? v : (v != v ? v : (T)0); /* vr_relu's: NaN kept, -0 to +0 */                              \
+          }                                                                                                          \
+        else                                                                                                         \
+          for (int64_t s = 0; s < S; s++) q[s] = p[s] * ts + tsh;                                                    \
       }                                                                                                              \
     }                                                                                                                \
   }                                                                                                                  \
@@ -132,7 +167,7 @@ static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[
         sm[ch] = (T)mean[j];                                                                                         \
         si[ch] = (T)invstd;                                                                                          \
       }                                                                                                              \
-      bn_affine_##SUF(x, y, N, C, S, c0, nb, sc, sh);                                                                \
+      bn_affine_##SUF(x, y, N, C, S, c0, nb, sc, sh, c->relu);                                                                \
     }                                                                                                                \
   }                                                                                                                  \
   static void bn_bwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
@@ -142,9 +177,11 @@ static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[
     const T *w = a->in[2] ? vr_data(a->in[2]) : NULL;                                                                \
     const T *sm = vr_data(a->in[3]), *si = vr_data(a->in[4]);                                                        \
     T *gx = a->out[0] ? vr_data(a->out[0]) : NULL;                                                                   \
+    const T *mk = c->mask;                                                                                           \
     T *gw = a->out[1] ? vr_data(a->out[1]) : NULL, *gb = a->out[2] ? vr_data(a->out[2]) : NULL;                      \
     int64_t N = c->N, C = c->C, S = c->S, M = N * S;                                                                 \
     double mean[BN_BLK], sg[BN_BLK], sgx[BN_BLK], k1[BN_BLK], k2[BN_BLK], wi[BN_BLK];                                \
+    T *gvb = mk ? malloc(sizeof(T) * (size_t)S) : NULL; /* a row of the masked grad_y */                             \
     for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
       int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
       for (int64_t j = 0; j < nb; j++) mean[j] = sm[c0 + j];                                                         \
@@ -159,13 +196,18 @@ static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[
         }                                                                                                            \
       } else {                                                                                                       \
         for (int64_t j = 0; j < nb; j++) {                                                                           \
-          double ag[8] = {0}, agx[8] = {0};                                                                          \
+          double ag[BN_LANES] = {0}, agx[BN_LANES] = {0};                                                            \
           for (int64_t n = 0; n < N; n++) {                                                                          \
             int64_t off = (n * C + c0 + j) * S;                                                                      \
-            ldot_##SUF(g + off, x + off, S, mean[j], ag, agx);                                                       \
+            if (gvb) {                                                                                               \
+              for (int64_t s = 0; s < S; s++) gvb[s] = BN_SEL(mk[off + s], g[off + s]);                              \
+              ldot_##SUF(gvb, NULL, x + off, S, mean[j], ag, agx);                                                   \
+            } else if (mk)                                                                                           \
+              ldotm_##SUF(g + off, mk + off, x + off, S, mean[j], ag, agx);                                          \
+            else ldot_##SUF(g + off, NULL, x + off, S, mean[j], ag, agx);                                            \
           }                                                                                                          \
-          sg[j] = lanes(ag);                                                                                         \
-          sgx[j] = lanes(agx);                                                                                       \
+          sg[j] = bn_lanes(ag);                                                                                      \
+          sgx[j] = bn_lanes(agx);                                                                                    \
         }                                                                                                            \
       }                                                                                                              \
       for (int64_t j = 0; j < nb; j++) {                                                                             \
@@ -187,13 +229,18 @@ static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[
         }                                                                                                            \
         for (int64_t j = 0; j < nb; j++) {                                                                           \
           int64_t off = (n * C + c0 + j) * S;                                                                        \
-          const T *gp = g + off, *xp = x + off;                                                                      \
+          const T *gp = g + off, *xp = x + off, *xm = mk ? mk + off : NULL;                                          \
           T *o = gx + off;                                                                                           \
           double m = mean[j], q1 = k1[j], q2 = k2[j], s0 = wi[j];                                                    \
-          for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (gp[s] - q1 - (xp[s] - m) * q2));                          \
+          if (mk) { /* the masked row first, then the plain formula over it: two loops that vectorize */             \
+            for (int64_t s = 0; s < S; s++) o[s] = BN_SEL(xm[s], gp[s]);                                             \
+            for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (o[s] - q1 - (xp[s] - m) * q2));                         \
+          } else                                                                                                     \
+            for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (gp[s] - q1 - (xp[s] - m) * q2));                        \
         }                                                                                                            \
       }                                                                                                              \
     }                                                                                                                \
+    free(gvb);                                                                                                       \
   }
 
 BN_KERNELS(float, f32)
@@ -203,8 +250,9 @@ BN_KERNELS(double, f64)
 static int64_t bn_grain(int64_t M) { return M >= 32768 ? 1 : 32768 / (M ? M : 1); }
 
 /* The fused activation of vr_batch_norm_act (i[4] ReLU, in[5] the residual or, backward, the
- * output) as one pass beside the plain kernels: the CPU gains little from fusing it into them, and
- * this way its results are those of the unfused ops (batch norm, add, relu) bit for bit.
+ * output) as one pass beside the plain kernels where there is a residual or one value a channel
+ * (S = 1); otherwise the plain kernels apply it as they go (bn_ctx's relu and mask), with the same
+ * arithmetic, so that results are those of the unfused ops (batch norm, add, relu) bit for bit.
  * Forward: y = act(y + r) in place. Backward: dst = grad_y, zeroed where the output is not > 0. */
 typedef struct { const void *src, *aux; void *dst; int relu; vr_dtype dt; } act_ctx;
 #define ACT_PARTS(T, SUF)                                                                                            \
@@ -239,14 +287,14 @@ static void act_bwd_part(void *cv, int64_t lo, int64_t hi) {
 
 static vr_status bn_fwd(const vr_kernel_args *a) {
   if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, bn_fwd); /* bf16 x (autocast), f32 parameters */
-  bn_ctx c = {a, a->i[1], a->i[2], a->i[3]};
+  const vr_tensor *r = a->n_in > 5 ? a->in[5] : NULL;
+  bn_ctx c = {a, a->i[1], a->i[2], a->i[3], a->i[4] && !r && a->i[3] > 1, NULL};
   switch (a->in[0]->dtype) {
   case VR_F32: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_fwd_f32, &c); break;
   case VR_F64: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_fwd_f64, &c); break;
   default: return unsupported(__func__, a->in[0]->dtype);
   }
-  const vr_tensor *r = a->n_in > 5 ? a->in[5] : NULL;
-  if (r || a->i[4]) {
+  if (r || (a->i[4] && !c.relu)) {
     act_ctx ac = {NULL, r ? vr_data(r) : NULL, vr_data(a->out[0]), (int)a->i[4], a->in[0]->dtype};
     vr_parallel_for(vr_tensor_numel(a->out[0]), 1 << 15, act_fwd_part, &ac);
   }
@@ -259,14 +307,15 @@ static vr_status bn_bwd(const vr_kernel_args *a) {
   if (dt != VR_F32 && dt != VR_F64) return unsupported(__func__, dt);
   vr_tensor *gr = a->n_out > 3 ? a->out[3] : NULL, *geff = NULL;
   vr_kernel_args b = *a;
-  if (a->i[4] || gr) { /* the activation's gradient g, written into grad_residual when wanted, feeds the plain backward */
+  bn_ctx c = {&b, a->i[1], a->i[2], a->i[3], 0, NULL};
+  if (a->i[4] && !gr && c.S > 1) c.mask = vr_data(a->in[5]); /* read through the mask, no pass of its own */
+  else if (a->i[4] || gr) { /* the activation's gradient g, written into grad_residual when wanted, feeds the plain backward */
     if (!gr) VR_TRY(vr_tensor_alloc_like(a->in[0], &geff));
     vr_tensor *dst = gr ? gr : geff;
     act_ctx ac = {vr_data(a->in[0]), a->i[4] ? vr_data(a->in[5]) : NULL, vr_data(dst), 1, dt};
     vr_parallel_for(vr_tensor_numel(dst), 1 << 15, act_bwd_part, &ac);
     b.in[0] = dst;
   }
-  bn_ctx c = {&b, a->i[1], a->i[2], a->i[3]};
   vr_parallel_for(c.C, bn_grain(c.N * c.S), dt == VR_F32 ? bn_bwd_f32 : bn_bwd_f64, &c);
   vr_tensor_free(geff);
   return VR_OK;
@@ -287,11 +336,11 @@ typedef struct { const vr_kernel_args *a; int64_t R, D; } ln_ctx;
     for (int64_t r = lo; r < hi; r++) {                                                                              \
       const T *p = x + r * D;                                                                                        \
       T *q = y + r * D;                                                                                              \
-      double acc[8] = {0}, acq[8] = {0};                                                                             \
+      double acc[BN_LANES] = {0}, acq[BN_LANES] = {0};                                                               \
       lsum_##SUF(p, D, acc);                                                                                         \
-      double mean = lanes(acc) / (double)D;                                                                          \
+      double mean = bn_lanes(acc) / (double)D;                                                                       \
       lsq_##SUF(p, D, mean, acq);                                                                                    \
-      double invstd = 1.0 / sqrt(lanes(acq) / (double)D + a->f[0]);                                                  \
+      double invstd = 1.0 / sqrt(bn_lanes(acq) / (double)D + a->f[0]);                                               \
       T tm = (T)mean, ti = (T)invstd;                                                                                \
       for (int64_t d = 0; d < D; d++) {                                                                              \
         T v = (p[d] - tm) * ti;                                                                                      \

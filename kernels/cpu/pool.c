@@ -1,6 +1,7 @@
 /* pool.c: CPU max / average / adaptive-average 2-D pooling, forward and backward (args documented
  * in core/ops/pool.c). Planes (n, c) run in parallel; within a plane the order is fixed. */
 #include "cpu.h"
+#include <immintrin.h>
 #include <math.h>
 
 typedef struct { int64_t NC, H, W, Ho, Wo; } pgeo;
@@ -49,10 +50,110 @@ static vr_status check_dt(vr_dtype dt) {
 MAXPOOL_FWD(float, maxpool_fwd_f32)
 MAXPOOL_FWD(double, maxpool_fwd_f64)
 
+/* 2x2 windows at stride 2 without padding, f32: the windows tile the plane, so each output reads
+ * two row pairs and the backward pass writes every input once (no zeroing pass, no scatter).
+ * Same choice as the general loop: the first of the largest wins, the first NaN wins over numbers. */
+static inline int takes(float v, float best) { return v > best || (v != v && best == best); }
+
+/* the outputs of a row 8 at a time (AVX2; the last 1 to 8 through masked loads and stores): the
+ * four window elements of each as vectors, the choice made with the scalar rule's comparisons as
+ * masks; k = 0, 1, 2, 3 names the winner */
+__attribute__((target("avx2,fma"))) static void maxpool2_row_avx2(const float *r0, const float *r1, int64_t Wo,
+                                                                  int64_t W, int64_t base, float *yo, int64_t *io) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  for (int64_t ow = 0; ow < Wo; ow += 8) {
+    int rem = Wo - ow < 8 ? (int)(Wo - ow) : 8;
+    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), lane);
+    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), lane);
+    __m256 t0 = _mm256_maskload_ps(r0 + 2 * ow, m0), t1 = _mm256_maskload_ps(r0 + 2 * ow + 8, m1);
+    __m256 u0 = _mm256_maskload_ps(r1 + 2 * ow, m0), u1 = _mm256_maskload_ps(r1 + 2 * ow + 8, m1);
+    /* even and odd columns, in the lane order 0 1 4 5 2 3 6 7 (fixed at the end) */
+    __m256 v[4] = {_mm256_shuffle_ps(t0, t1, 0x88), _mm256_shuffle_ps(t0, t1, 0xdd), _mm256_shuffle_ps(u0, u1, 0x88),
+                   _mm256_shuffle_ps(u0, u1, 0xdd)};
+    __m256 best = v[0], k = _mm256_setzero_ps();
+    for (int j = 1; j < 4; j++) {
+      __m256 nan_v = _mm256_cmp_ps(v[j], v[j], _CMP_UNORD_Q), num_b = _mm256_cmp_ps(best, best, _CMP_ORD_Q);
+      __m256 t = _mm256_or_ps(_mm256_cmp_ps(v[j], best, _CMP_GT_OQ), _mm256_and_ps(nan_v, num_b));
+      best = _mm256_blendv_ps(best, v[j], t);
+      k = _mm256_blendv_ps(k, _mm256_set1_ps((float)j), t);
+    }
+    best = _mm256_permutevar8x32_ps(best, perm);
+    __m256i ki = _mm256_permutevar8x32_epi32(_mm256_cvtps_epi32(k), perm);
+    /* index: base + 2 ow + (k & 1) + (k >> 1) W */
+    __m256i off = _mm256_add_epi32(_mm256_and_si256(ki, _mm256_set1_epi32(1)),
+                                   _mm256_mullo_epi32(_mm256_srli_epi32(ki, 1), _mm256_set1_epi32((int)W)));
+    off = _mm256_add_epi32(off, _mm256_add_epi32(lane, lane));
+    __m256i b64 = _mm256_set1_epi64x(base + 2 * ow), mo = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), lane);
+    _mm256_maskstore_ps(yo + ow, mo, best);
+    _mm256_maskstore_epi64((long long *)(io + ow), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mo)),
+                           _mm256_add_epi64(b64, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(off))));
+    _mm256_maskstore_epi64((long long *)(io + ow + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mo, 1)),
+                           _mm256_add_epi64(b64, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1))));
+  }
+}
+
+static void maxpool2_fwd_f32(const pgeo *g, const float *x, float *y, int64_t *idx) {
+  int avx2 = __builtin_cpu_supports("avx2") && g->W < (1 << 30);
+#pragma omp parallel for schedule(static)
+  for (int64_t pl = 0; pl < g->NC; pl++) {
+    const float *xp = x + pl * g->H * g->W;
+    for (int64_t oh = 0; oh < g->Ho; oh++) {
+      const float *r0 = xp + 2 * oh * g->W, *r1 = r0 + g->W;
+      float *yo = y + (pl * g->Ho + oh) * g->Wo;
+      int64_t *io = idx + (pl * g->Ho + oh) * g->Wo, base = 2 * oh * g->W;
+      if (avx2) {
+        maxpool2_row_avx2(r0, r1, g->Wo, g->W, base, yo, io);
+        continue;
+      }
+      for (int64_t ow = 0; ow < g->Wo; ow++) {
+        float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1], best = a;
+        int64_t bi = base + 2 * ow;
+        if (takes(b, best)) { best = b; bi = base + 2 * ow + 1; }
+        if (takes(c, best)) { best = c; bi = base + g->W + 2 * ow; }
+        if (takes(d, best)) { best = d; bi = base + g->W + 2 * ow + 1; }
+        yo[ow] = best;
+        io[ow] = bi;
+      }
+    }
+  }
+}
+
+static void maxpool2_bwd_f32(const pgeo *g, const float *gy, const int64_t *idx, float *gx) {
+#pragma omp parallel for schedule(static)
+  for (int64_t pl = 0; pl < g->NC; pl++) {
+    float *gp = gx + pl * g->H * g->W;
+    for (int64_t oh = 0; oh < g->Ho; oh++) {
+      float *r0 = gp + 2 * oh * g->W, *r1 = r0 + g->W;
+      const float *go = gy + (pl * g->Ho + oh) * g->Wo;
+      const int64_t *io = idx + (pl * g->Ho + oh) * g->Wo, base = 2 * oh * g->W;
+      /* each window's two pairs as 64-bit words (the bits of grad_y or of +0), so that the loop
+       * vectorizes over windows */
+      const int64_t W = g->W, Wo = g->Wo;
+      for (int64_t ow = 0; ow < Wo; ow++) {
+        int64_t k = io[ow] - base - 2 * ow; /* 0, 1, W, W + 1 */
+        uint32_t vb;
+        memcpy(&vb, go + ow, 4);
+        uint64_t v = vb, top = (k == 0 ? v : 0) | (k == 1 ? v : 0) << 32;
+        uint64_t bot = (k == W ? v : 0) | (k == W + 1 ? v : 0) << 32;
+        memcpy(r0 + 2 * ow, &top, 8);
+        memcpy(r1 + 2 * ow, &bot, 8);
+      }
+      for (int64_t w = 2 * g->Wo; w < g->W; w++) r0[w] = r1[w] = 0.0f; /* an odd last column */
+    }
+    if (2 * g->Ho < g->H) memset(gp + 2 * g->Ho * g->W, 0, sizeof(float) * (size_t)((g->H - 2 * g->Ho) * g->W));
+  }
+}
+
+static int is_pool2(const int64_t *iv) {
+  return iv[0] == 2 && iv[1] == 2 && iv[2] == 2 && iv[3] == 2 && iv[4] == 0 && iv[5] == 0;
+}
+
 static vr_status maxpool_fwd(const vr_kernel_args *a) {
   VR_TRY(check_dt(a->in[0]->dtype));
   pgeo g = geo_of(a->in[0], a->out[0]);
-  if (a->in[0]->dtype == VR_F32)
+  if (a->in[0]->dtype == VR_F32 && is_pool2(a->i) && g.Ho == g.H / 2 && g.Wo == g.W / 2)
+    maxpool2_fwd_f32(&g, vr_data(a->in[0]), vr_data(a->out[0]), vr_data(a->out[1]));
+  else if (a->in[0]->dtype == VR_F32)
     maxpool_fwd_f32(&g, a->i, vr_data(a->in[0]), vr_data(a->out[0]), vr_data(a->out[1]));
   else
     maxpool_fwd_f64(&g, a->i, vr_data(a->in[0]), vr_data(a->out[0]), vr_data(a->out[1]));
@@ -74,7 +175,9 @@ MAXPOOL_BWD(double, maxpool_bwd_f64)
 static vr_status maxpool_bwd(const vr_kernel_args *a) {
   VR_TRY(check_dt(a->in[0]->dtype));
   pgeo g = geo_of(a->out[0], a->in[0]);
-  if (a->in[0]->dtype == VR_F32) maxpool_bwd_f32(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
+  if (a->in[0]->dtype == VR_F32 && is_pool2(a->i) && g.Ho == g.H / 2 && g.Wo == g.W / 2)
+    maxpool2_bwd_f32(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
+  else if (a->in[0]->dtype == VR_F32) maxpool_bwd_f32(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
   else maxpool_bwd_f64(&g, vr_data(a->in[0]), vr_data(a->in[1]), vr_data(a->out[0]));
   return VR_OK;
 }

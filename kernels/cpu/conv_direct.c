@@ -1,0 +1,292 @@
+/* conv_direct.c: direct f32 convolution (stride 1, dilation 1, one group, NCHW) with
+ * register-blocked FMA micro-kernels for AVX-512 and AVX2, chosen at run time by CPUID.
+ *
+ * Each sample's input is copied into a zero-bordered plane per channel of Hp x Wp (H and W plus
+ * the padding). Outputs are computed on the padded-width grid q = oh * Wp + ow (ow < Wp; the
+ * columns ow >= Wo are computed and dropped), where tap (c, i, j) reads the padded input at
+ * q + c * Hp * Wp + i * Wp + j: a contiguous shifted load, so no im2col matrix is built.
+ *   forward:          y  = sum over taps of w x shifted x            (tiles of output channels x positions)
+ *   backward-data:    gx = the forward kernel on gy with w transposed and flipped, padding k - 1 - p
+ *   backward-weights: gw[co][tap] = sum over samples and positions of gy x shifted x (gy on the same
+ *                     grid, zero in the dropped columns)
+ * Samples run in parallel; the weight gradient sums fixed chunks of the batch (fixed by the batch
+ * size alone) in chunk order, so results do not depend on the thread count. */
+#include "conv_direct.h"
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- micro-kernels, once per ISA */
+#define VTARGET __attribute__((target("avx512f,avx2,fma")))
+#define SFX(name) name##_avx512
+#define V __m512
+#define VL 16
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VSET1(s) _mm512_set1_ps(s)
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VHSUM(v) _mm512_reduce_add_ps(v)
+#define CB 6
+#define RV 4
+#define CBW 4
+#define KB 5
+#include "conv_direct_kern.inc"
+#undef VTARGET
+#undef SFX
+#undef V
+#undef VL
+#undef VZERO
+#undef VLOAD
+#undef VSTORE
+#undef VSET1
+#undef VFMA
+#undef VHSUM
+#undef CB
+#undef RV
+#undef CBW
+#undef KB
+
+__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+#define VTARGET __attribute__((target("avx2,fma")))
+#define SFX(name) name##_avx2
+#define V __m256
+#define VL 8
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define VSET1(s) _mm256_set1_ps(s)
+#define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define VHSUM(v) hsum8(v)
+#define CB 4
+#define RV 3
+#define CBW 2
+#define KB 5
+#include "conv_direct_kern.inc"
+
+/* ---------------------------------------------------------------- ISA choice */
+typedef void (*fwd_fn)(const float *, const int64_t *, int64_t, const float *, int64_t, int64_t, float *, int64_t);
+typedef void (*wgrad_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, const int64_t *,
+                         int64_t, int64_t, float *, int64_t);
+typedef struct {
+  int cb, rv, vl, cbw, kb;
+  fwd_fn fwd;
+  wgrad_fn wgrad;
+} isa_impl;
+static const isa_impl impls[3] = {
+    {0, 0, 0, 0, 0, NULL, NULL},
+    {4, 3, 8, 2, 5, fwd_tiles_avx2, wgrad_tiles_avx2},
+    {6, 4, 16, 4, 5, fwd_tiles_avx512, wgrad_tiles_avx512},
+};
+
+static int cpu_isa(void) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return VR_CONV_ISA_AVX512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return VR_CONV_ISA_AVX2;
+  return VR_CONV_ISA_NONE;
+}
+static int forced = VR_CONV_ISA_AUTO;
+
+int vr_cpu_conv_isa(void) { return forced == VR_CONV_ISA_AUTO ? cpu_isa() : forced; }
+
+int vr_cpu_conv_force_isa(int isa) {
+  if (isa == VR_CONV_ISA_AUTO || (isa >= VR_CONV_ISA_NONE && isa <= cpu_isa())) forced = isa;
+  return vr_cpu_conv_isa();
+}
+
+bool vr_cpu_conv_direct_ok(const vr_tensor *x, const vr_tensor *w, const int64_t *i) {
+  if (x->dtype != VR_F32 || vr_cpu_conv_isa() == VR_CONV_ISA_NONE) return false;
+  if (i[0] != 1 || i[1] != 1 || i[4] != 1 || i[5] != 1 || i[6] != 1 || i[7] != 0) return false;
+  int64_t C = x->shape[1], Co = w->shape[0], kh = w->shape[2], kw = w->shape[3];
+  if (C < 1 || Co < 1 || x->shape[2] < 1 || x->shape[3] < 1) return false;
+  if (i[2] > kh - 1 || i[3] > kw - 1) return false;  /* backward-data pads by k - 1 - p */
+  if (kh == 1 && kw == 1) return false;              /* a plain gemm on the plane (conv.c) */
+  return C * Co <= 128 * 128 && x->shape[2] * x->shape[3] >= 36; /* where it beats im2col + gemm */
+}
+
+/* ---------------------------------------------------------------- geometry */
+typedef struct {
+  int64_t C, H, W, Co, kh, kw, ph, pw; /* input [C, H, W], Co outputs, kernel, padding */
+  int64_t Hp, Wp, plane, Ho, Wo, Q, Qa, K, xlen;
+} dgeo;
+
+static dgeo make_dgeo(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int64_t ph, int64_t pw,
+                      int64_t qblock) {
+  dgeo g = {.C = C, .H = H, .W = W, .Co = Co, .kh = kh, .kw = kw, .ph = ph, .pw = pw};
+  g.Hp = H + 2 * ph;
+  g.Wp = W + 2 * pw;
+  g.plane = g.Hp * g.Wp;
+  g.Ho = g.Hp - kh + 1;
+  g.Wo = g.Wp - kw + 1;
+  g.Q = g.Ho * g.Wp;
+  g.Qa = (g.Q + qblock - 1) / qblock * qblock;
+  g.K = C * kh * kw;
+  g.xlen = C * g.plane + g.Qa + kh * g.Wp + kw + 64; /* reads reach Qa + the last tap's offset */
+  return g;
+}
+
+static void tap_offsets(const dgeo *g, int64_t *offs, int64_t n) {
+  int64_t kk = g->kh * g->kw;
+  for (int64_t k = 0; k < n; k++) {
+    int64_t kq = k < g->K ? k : 0, c = kq / kk, t = kq % kk;
+    offs[k] = c * g->plane + (t / g->kw) * g->Wp + t % g->kw;
+  }
+}
+
+/* n floats from src to dst (one row of a plane) */
+static inline void copy_row(float *restrict dst, const float *restrict src, int64_t n) {
+  for (int64_t k = 0; k < n; k++) dst[k] = src[k];
+}
+
+/* x [C, H, W] into the interior of xp (whose borders stay zero) */
+static void pad_in(const dgeo *g, const float *x, float *xp) {
+  for (int64_t c = 0; c < g->C; c++)
+    for (int64_t h = 0; h < g->H; h++)
+      copy_row(xp + c * g->plane + (h + g->ph) * g->Wp + g->pw, x + (c * g->H + h) * g->W, g->W);
+}
+
+static float *zalloc(size_t n) {
+  float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+  if (p) memset(p, 0, n * sizeof(float));
+  return p;
+}
+
+/* y [N, Co, Ho, Wo] = conv(x [N, C, H, W], wt) + b, wt [Co][K] read through get(wt, co, k) */
+typedef float (*wget_fn)(const float *w, const dgeo *g, int64_t co, int64_t k);
+static float w_plain(const float *w, const dgeo *g, int64_t co, int64_t k) { return w[co * g->K + k]; }
+/* the backward-data weight: w [Cx, Cy, kh, kw] seen as [Cy][Cx * kh * kw] with taps flipped */
+static float w_flipped(const float *w, const dgeo *g, int64_t co, int64_t k) {
+  int64_t kk = g->kh * g->kw, c = k / kk, t = kk - 1 - k % kk;
+  return w[(c * g->Co + co) * kk + t];
+}
+
+static vr_status run_fwd(const isa_impl *im, const dgeo *g, int64_t N, const float *x, const float *w, wget_fn get,
+                         const float *b, float *y) {
+  int64_t ncb = (g->Co + im->cb - 1) / im->cb, nqb = g->Qa / (im->rv * im->vl);
+  float *wpk = zalloc((size_t)(ncb * im->cb * g->K));
+  int64_t *offs = malloc(sizeof(int64_t) * (size_t)g->K);
+  if (!wpk || !offs) {
+    free(wpk);
+    free(offs);
+    return VR_FAIL(VR_E_OOM, "w: no memory for the packed weights (%lld floats)", (long long)(ncb * im->cb * g->K));
+  }
+  for (int64_t co = 0; co < g->Co; co++)
+    for (int64_t k = 0; k < g->K; k++) wpk[((co / im->cb) * g->K + k) * im->cb + co % im->cb] = get(w, g, co, k);
+  tap_offsets(g, offs, g->K);
+  int failed = 0;
+  int64_t ylen = ncb * im->cb * g->Qa, P = g->Ho * g->Wo;
+#pragma omp parallel if (N > 1)
+  {
+    float *xp = zalloc((size_t)g->xlen), *yp = zalloc((size_t)ylen);
+    if (!xp || !yp) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t n = 0; n < N; n++) {
+      if (!xp || !yp) continue;
+      pad_in(g, x + n * g->C * g->H * g->W, xp);
+      im->fwd(xp, offs, g->K, wpk, ncb, nqb, yp, g->Qa);
+      float *yn = y + n * g->Co * P;
+      for (int64_t co = 0; co < g->Co; co++) {
+        float bv = b ? b[co] : 0.0f;
+        for (int64_t oh = 0; oh < g->Ho; oh++) {
+          const float *src = yp + co * g->Qa + oh * g->Wp;
+          float *dst = yn + co * P + oh * g->Wo;
+          for (int64_t ow = 0; ow < g->Wo; ow++) dst[ow] = src[ow] + bv;
+        }
+      }
+    }
+    free(xp);
+    free(yp);
+  }
+  free(wpk);
+  free(offs);
+  if (failed) return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(g->xlen + ylen));
+  return VR_OK;
+}
+
+vr_status vr_cpu_conv_direct_fwd(const vr_tensor *x, const vr_tensor *w, const vr_tensor *b, const int64_t *i,
+                                 vr_tensor *y) {
+  const isa_impl *im = &impls[vr_cpu_conv_isa()];
+  dgeo g = make_dgeo(x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3], i[2], i[3],
+                     im->rv * im->vl);
+  return run_fwd(im, &g, x->shape[0], vr_data(x), vr_data(w), w_plain, b ? vr_data(b) : NULL, vr_data(y));
+}
+
+/* gw [Co][K] from gy [N, Co, Ho, Wo] and x [N, C, H, W] (g: the forward geometry) */
+static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x, float *gw) {
+  int64_t Coa = (g->Co + im->cbw - 1) / im->cbw * im->cbw, Ka = (g->K + im->kb - 1) / im->kb * im->kb;
+  int64_t Qv = (g->Q + im->vl - 1) / im->vl * im->vl, wsize = Coa * Ka, P = g->Ho * g->Wo;
+  int64_t nch = N < 16 ? N : 16, per = (N + nch - 1) / nch, gs = Coa * Qv;
+  dgeo gx = *g;
+  gx.xlen = g->C * g->plane + Qv + g->kh * g->Wp + g->kw + 64;
+  float *part = malloc(sizeof(float) * (size_t)(nch * wsize));
+  int64_t *offs = malloc(sizeof(int64_t) * (size_t)Ka);
+  if (!part || !offs) {
+    free(part);
+    free(offs);
+    return VR_FAIL(VR_E_OOM, "weight: no memory for grad_w partials (%lld floats)", (long long)(nch * wsize));
+  }
+  tap_offsets(g, offs, Ka);
+  int failed = 0;
+#pragma omp parallel if (nch > 1)
+  {
+    float *xp = zalloc((size_t)(per * gx.xlen)), *gp = zalloc((size_t)(per * gs));
+    if (!xp || !gp) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < nch; c++) {
+      if (!xp || !gp) continue;
+      int64_t n0 = N * c / nch, n1 = N * (c + 1) / nch;
+      for (int64_t n = n0; n < n1; n++) {
+        pad_in(&gx, x + n * g->C * g->H * g->W, xp + (n - n0) * gx.xlen);
+        const float *gyn = gy + n * g->Co * P;
+        float *gpn = gp + (n - n0) * gs;
+        for (int64_t co = 0; co < g->Co; co++)
+          for (int64_t oh = 0; oh < g->Ho; oh++)
+            copy_row(gpn + co * Qv + oh * g->Wp, gyn + co * P + oh * g->Wo, g->Wo);
+      }
+      im->wgrad(xp, gx.xlen, gp, gs, Qv, Qv / im->vl, n1 - n0, offs, Coa / im->cbw, Ka / im->kb, part + c * wsize, Ka);
+    }
+    free(xp);
+    free(gp);
+  }
+  if (!failed)
+    for (int64_t co = 0; co < g->Co; co++)
+      for (int64_t k = 0; k < g->K; k++) {
+        float s = part[co * Ka + k];
+        for (int64_t c = 1; c < nch; c++) s += part[c * wsize + co * Ka + k];
+        gw[co * g->K + k] = s;
+      }
+  free(part);
+  free(offs);
+  if (failed)
+    return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(per * (gx.xlen + gs)));
+  return VR_OK;
+}
+
+vr_status vr_cpu_conv_direct_bwd(const vr_tensor *gy, const vr_tensor *x, const vr_tensor *w, const int64_t *i,
+                                 vr_tensor *gx, vr_tensor *gw) {
+  const isa_impl *im = &impls[vr_cpu_conv_isa()];
+  int64_t N = x->shape[0], C = x->shape[1], Co = w->shape[0], kh = w->shape[2], kw = w->shape[3];
+  dgeo g = make_dgeo(C, x->shape[2], x->shape[3], Co, kh, kw, i[2], i[3], im->rv * im->vl);
+  if (gw && vr_tensor_numel(gw) > 0) {
+    if (N == 0 || g.Ho * g.Wo == 0) memset(vr_data(gw), 0, sizeof(float) * (size_t)vr_tensor_numel(gw));
+    else VR_TRY(run_wgrad(im, &g, N, vr_data(gy), vr_data(x), vr_data(gw)));
+  }
+  if (gx && vr_tensor_numel(gx) > 0) {
+    /* gy [N, Co, Ho, Wo] convolved with the flipped, transposed w at padding k - 1 - p gives [N, C, H, W] */
+    dgeo b = make_dgeo(Co, g.Ho, g.Wo, C, kh, kw, kh - 1 - i[2], kw - 1 - i[3], im->rv * im->vl);
+    VR_TRY(run_fwd(im, &b, N, vr_data(gy), vr_data(w), w_flipped, NULL, vr_data(gx)));
+  }
+  return VR_OK;
+}

@@ -1,0 +1,40 @@
+-- training parity of the direct convolution kernels: the default recipe's first steps give the
+-- same losses with the direct kernels (the best instruction set this CPU has) as with im2col +
+-- gemm, within the tolerance of reordered f32 sums (the two paths add the same products in a
+-- different order; training carries the difference forward a few steps)
+local tap = require "tap"
+local ffi = require "ffi"
+local util = require "visreg.util"
+local recipe = require "visreg.recipe"
+local trainer = require "visreg.trainer"
+
+if not tap.can_train("direct convolution parity") then os.exit(tap.done(), true) end
+ffi.cdef [[ int vr_cpu_conv_force_isa(int isa); ]]
+
+local base = tap.scratch("conv_direct_parity")
+local STEPS = 4
+local function losses(isa, out)
+  local got = ffi.C.vr_cpu_conv_force_isa(isa)
+  local r = recipe.load("recipes/fmnist_visreg.lua",
+    { "device=cpu", "log.every=1", "eval.online_probe=false", "eval.linear_probe=false", "eval.knn=false" })
+  trainer.train(r, { out = out, quiet = true, stop_at_step = STEPS })
+  ffi.C.vr_cpu_conv_force_isa(-1)
+  local l = {}
+  for line in io.lines(out .. "/metrics.jsonl") do
+    local m = util.json_decode(line)
+    if m.type == "step" then l[#l + 1] = m.loss end
+  end
+  return l, got
+end
+
+local ref = losses(0, base .. "/im2col")
+local direct, isa = losses(-1, base .. "/direct")
+tap.ok(isa > 0, "the direct kernels run on this CPU", "instruction set " .. isa)
+tap.eq(#direct, STEPS, "a loss for each step")
+local worst = 0
+for i = 1, STEPS do worst = math.max(worst, math.abs(direct[i] - ref[i]) / math.abs(ref[i])) end
+print(string.format("# largest relative loss difference %.3g over %d steps", worst, STEPS))
+tap.ok(worst < 1e-4, "the direct kernels' losses equal im2col's within reordered f32 sums",
+  string.format("largest relative difference %.3g over %d steps (%s vs %s)", worst, STEPS,
+    table.concat(direct, " "), table.concat(ref, " ")))
+os.exit(tap.done(), true)

@@ -1,0 +1,180 @@
+/* test_conv_direct.c: the direct f32 convolution kernels (kernels/cpu/conv_direct.c) on the AVX2
+ * and the AVX-512 path, each forced through vr_cpu_conv_force_isa: forward, backward-data and
+ * backward-weights against the f64 reference path (im2col, itself checked by finite differences
+ * in test_conv.c), a finite-difference check of the f32 kernels themselves, independence from
+ * the thread count, and the shapes the direct path leaves to im2col (stride 2, 1x1). */
+#include "testutil.h"
+#include "../kernels/cpu/conv_direct.h"
+
+typedef struct { int64_t N, C, H, W, Co, kh, kw, ph, pw; const char *what; } shape;
+
+/* every shape class: the default recipe's layers, odd sizes, padding 0 and 1, non-square kernels,
+ * channel counts that are no multiple of a block, batch 1, a batch that splits into uneven chunks */
+static const shape shapes[] = {
+    {2, 1, 28, 28, 16, 3, 3, 1, 1, "1->16 28x28 (recipe layer 1)"},
+    {2, 16, 14, 14, 32, 3, 3, 1, 1, "16->32 14x14 (recipe layer 2)"},
+    {2, 32, 7, 7, 64, 3, 3, 1, 1, "32->64 7x7 (recipe layer 3)"},
+    {1, 3, 9, 11, 5, 3, 3, 1, 1, "batch 1, odd sizes, 3->5"},
+    {2, 5, 8, 7, 7, 3, 3, 0, 0, "padding 0, 5->7"},
+    {2, 4, 10, 9, 6, 5, 3, 2, 0, "5x3 kernel, padding 2x0"},
+    {3, 3, 8, 8, 3, 2, 2, 1, 0, "2x2 kernel, padding 1x0"},
+    {17, 2, 6, 7, 9, 3, 3, 1, 1, "batch 17 (uneven chunks), 2->9"},
+};
+
+static vr_tensor *f32_of(const vr_tensor *t) {
+  vr_tensor *o = NULL;
+  OK(vr_tensor_to_dtype(t, VR_F32, &o));
+  return o;
+}
+
+/* y = conv(x, w), then backward with gy; grads returned (f32 or f64 as x and w are) */
+static void conv_and_grads(vr_tensor *x, vr_tensor *w, vr_tensor *gy, const shape *s, vr_tensor **y, vr_tensor **gx,
+                           vr_tensor **gw) {
+  OK(vr_tensor_set_requires_grad(x, 1));
+  OK(vr_tensor_set_requires_grad(w, 1));
+  OK(vr_conv2d(x, w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, y));
+  OK(vr_backward(*y, gy, 0));
+  *gx = vr_tensor_grad(x);
+  *gw = vr_tensor_grad(w);
+  vr_tensor_set_grad(x, NULL);
+  vr_tensor_set_grad(w, NULL);
+  OK(vr_tensor_set_requires_grad(x, 0));
+  OK(vr_tensor_set_requires_grad(w, 0));
+}
+
+/* sum of a * b over all elements, in f64 */
+static double dot(const vr_tensor *a, const vr_tensor *b) {
+  double *u = tu_values(a), *v = tu_values(b), s = 0;
+  for (int64_t k = 0; k < vr_tensor_numel(a); k++) s += u[k] * v[k];
+  free(u);
+  free(v);
+  return s;
+}
+
+static vr_tensor *axpy(const vr_tensor *x, double a, const vr_tensor *v) { /* x + a v, f32 */
+  vr_tensor *av = NULL, *o = NULL;
+  OK(vr_mul_scalar(v, a, &av));
+  OK(vr_add(x, av, &o));
+  vr_tensor_free(av);
+  return o;
+}
+
+static void check_shape(const shape *s, int isa) {
+  char what[160];
+  int64_t Ho = s->H + 2 * s->ph - s->kh + 1, Wo = s->W + 2 * s->pw - s->kw + 1;
+  vr_tensor *x64 = tu_rand(VR_F64, 4, TU_SHAPE(s->N, s->C, s->H, s->W), 1);
+  vr_tensor *w64 = tu_rand(VR_F64, 4, TU_SHAPE(s->Co, s->C, s->kh, s->kw), 2);
+  vr_tensor *gy64 = tu_rand(VR_F64, 4, TU_SHAPE(s->N, s->Co, Ho, Wo), 3);
+  vr_tensor *x = f32_of(x64), *w = f32_of(w64), *gy = f32_of(gy64);
+  /* the f32 values exactly in f64: the reference sees the same inputs */
+  vr_tensor *xr = NULL, *wr = NULL, *gyr = NULL;
+  OK(vr_tensor_to_dtype(x, VR_F64, &xr));
+  OK(vr_tensor_to_dtype(w, VR_F64, &wr));
+  OK(vr_tensor_to_dtype(gy, VR_F64, &gyr));
+  vr_tensor *y, *gx, *gw, *yr, *gxr, *gwr;
+  ck_assert_int_eq(vr_cpu_conv_force_isa(VR_CONV_ISA_NONE), VR_CONV_ISA_NONE);
+  conv_and_grads(xr, wr, gyr, s, &yr, &gxr, &gwr);
+  ck_assert_int_eq(vr_cpu_conv_force_isa(isa), isa);
+  const int64_t iv[8] = {1, 1, s->ph, s->pw, 1, 1, 1, 0};
+  snprintf(what, sizeof what, "%s: takes the direct path", s->what);
+  ck_assert_msg(vr_cpu_conv_direct_ok(x, w, iv), "%s", what);
+  conv_and_grads(x, w, gy, s, &y, &gx, &gw);
+  double tol = 2e-5 * sqrt((double)(s->C * s->kh * s->kw)), tolw = 2e-5 * sqrt((double)(s->N * Ho * Wo));
+  snprintf(what, sizeof what, "%s, isa %d: forward", s->what, isa);
+  tu_assert_close(y, yr, tol, tol, what);
+  snprintf(what, sizeof what, "%s, isa %d: grad x", s->what, isa);
+  tu_assert_close(gx, gxr, tol, tol, what);
+  snprintf(what, sizeof what, "%s, isa %d: grad w", s->what, isa);
+  tu_assert_close(gw, gwr, tolw, tolw, what);
+
+  /* finite differences of the f32 forward kernel: conv is linear in x and in w, so the central
+   * difference <gy, conv(x + v, w) - conv(x - v, w)> / 2 is <gx, v> up to f32 rounding (w alike) */
+  vr_tensor *vx = tu_rand(VR_F32, 4, TU_SHAPE(s->N, s->C, s->H, s->W), 4);
+  vr_tensor *vw = tu_rand(VR_F32, 4, TU_SHAPE(s->Co, s->C, s->kh, s->kw), 5);
+  for (int which = 0; which < 2; which++) {
+    vr_tensor *v = which ? vw : vx, *base = which ? w : x, *p = axpy(base, 1, v), *m = axpy(base, -1, v);
+    vr_tensor *yp = NULL, *ym = NULL;
+    OK(vr_conv2d(which ? x : p, which ? p : w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &yp));
+    OK(vr_conv2d(which ? x : m, which ? m : w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &ym));
+    double num = (dot(gy, yp) - dot(gy, ym)) / 2, ana = dot(which ? gw : gx, v);
+    double scale = sqrt((double)vr_tensor_numel(yp)) * sqrt((double)(s->C * s->kh * s->kw));
+    ck_assert_msg(fabs(num - ana) <= 1e-5 * scale, "%s, isa %d: finite difference in %s: numeric %.8g vs analytic %.8g",
+                  s->what, isa, which ? "w" : "x", num, ana);
+    vr_tensor_free(p);
+    vr_tensor_free(m);
+    vr_tensor_free(yp);
+    vr_tensor_free(ym);
+  }
+
+  /* the same bits with 1 and 2 threads */
+  int prev = vr_num_threads();
+  vr_set_num_threads(prev == 1 ? 2 : 1);
+  vr_tensor *y2, *gx2, *gw2;
+  conv_and_grads(x, w, gy, s, &y2, &gx2, &gw2);
+  vr_set_num_threads(prev);
+  snprintf(what, sizeof what, "%s, isa %d: thread count", s->what, isa);
+  tu_assert_close(y2, y, 0, 0, what);
+  tu_assert_close(gx2, gx, 0, 0, what);
+  tu_assert_close(gw2, gw, 0, 0, what);
+  vr_tensor *all[] = {x64, w64, gy64, x, w, gy, xr, wr, gyr, y, gx, gw, yr, gxr, gwr, vx, vw, y2, gx2, gw2};
+  for (size_t k = 0; k < sizeof all / sizeof *all; k++) vr_tensor_free(all[k]);
+}
+
+static int have_isa(int isa) {
+  int got = vr_cpu_conv_force_isa(isa);
+  vr_cpu_conv_force_isa(VR_CONV_ISA_AUTO);
+  return got == isa;
+}
+
+START_TEST(direct_avx2) {
+  if (!have_isa(VR_CONV_ISA_AVX2)) {
+    fprintf(stderr, "test_conv_direct: this CPU has no AVX2; the AVX2 kernels are not run\n");
+    return;
+  }
+  check_shape(&shapes[_i], VR_CONV_ISA_AVX2);
+}
+END_TEST
+
+START_TEST(direct_avx512) {
+  if (!have_isa(VR_CONV_ISA_AVX512)) {
+    fprintf(stderr, "test_conv_direct: this CPU has no AVX-512; the AVX-512 kernels are not run\n");
+    return;
+  }
+  check_shape(&shapes[_i], VR_CONV_ISA_AVX512);
+}
+END_TEST
+
+START_TEST(direct_declines) {
+  /* stride 2, 1x1, dilation, groups, f64 and channels-last stay on im2col + gemm */
+  vr_tensor *x = tu_rand(VR_F32, 4, TU_SHAPE(2, 4, 8, 8), 1), *w = tu_rand(VR_F32, 4, TU_SHAPE(4, 4, 3, 3), 2);
+  vr_tensor *w1 = tu_rand(VR_F32, 4, TU_SHAPE(4, 4, 1, 1), 3), *x64 = tu_rand(VR_F64, 4, TU_SHAPE(2, 4, 8, 8), 4);
+  ck_assert(vr_cpu_conv_direct_ok(x, w, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 0}));
+  ck_assert(!vr_cpu_conv_direct_ok(x, w, (int64_t[]){2, 2, 1, 1, 1, 1, 1, 0}));
+  ck_assert(!vr_cpu_conv_direct_ok(x, w1, (int64_t[]){1, 1, 0, 0, 1, 1, 1, 0}));
+  ck_assert(!vr_cpu_conv_direct_ok(x, w, (int64_t[]){1, 1, 1, 1, 2, 2, 1, 0}));
+  ck_assert(!vr_cpu_conv_direct_ok(x, w, (int64_t[]){1, 1, 1, 1, 1, 1, 2, 0}));
+  ck_assert(!vr_cpu_conv_direct_ok(x, w, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 1}));
+  ck_assert(!vr_cpu_conv_direct_ok(x64, w, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 0}));
+  ck_assert(!vr_cpu_conv_direct_ok(x, w, (int64_t[]){1, 1, 3, 1, 1, 1, 1, 0})); /* padding > k - 1 */
+  ck_assert_int_eq(vr_cpu_conv_force_isa(VR_CONV_ISA_NONE), VR_CONV_ISA_NONE);
+  ck_assert(!vr_cpu_conv_direct_ok(x, w, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 0}));
+  ck_assert_int_eq(vr_cpu_conv_force_isa(99), VR_CONV_ISA_NONE); /* refused: the setting stays */
+  vr_cpu_conv_force_isa(VR_CONV_ISA_AUTO);
+  vr_tensor *all[] = {x, w, w1, x64};
+  for (size_t k = 0; k < sizeof all / sizeof *all; k++) vr_tensor_free(all[k]);
+}
+END_TEST
+
+static Suite *conv_direct_suite(void) {
+  Suite *s = suite_create("conv_direct");
+  TCase *c = tcase_create("direct");
+  tcase_set_timeout(c, 120);
+  int n = (int)(sizeof shapes / sizeof *shapes);
+  tcase_add_loop_test(c, direct_avx2, 0, n);
+  tcase_add_loop_test(c, direct_avx512, 0, n);
+  tcase_add_test(c, direct_declines);
+  suite_add_tcase(s, c);
+  return s;
+}
+
+VR_TEST_MAIN(conv_direct_suite)
