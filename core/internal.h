@@ -350,6 +350,16 @@ bool vr_autocast_mixed(int n, const vr_tensor *const *ts);
 /* wide[k] = ts[k] in f32 (differentiable; a new reference) */
 vr_status vr_autocast_widen(int n, const vr_tensor *const *ts, vr_tensor **wide);
 
+/* ---------------------------------------------------------------- kernel variants */
+/* The paths chosen by vr_set_variant (core/variants.c): each entry is its value's index, 0 the
+ * default. Kernels read them at each call. */
+typedef enum { VR_VARIANT_CONV, VR_VARIANT_3XTF32, VR_VARIANT_COLSUMS, VR_VARIANT_SORT, VR_VARIANT_BN_ACT, VR_VARIANT_N } vr_variant_id;
+enum { VR_CONV_CUDNN, VR_CONV_CUDNN_LEGACY, VR_CONV_IM2COL };
+enum { VR_3XTF32_AUTO, VR_3XTF32_OFF, VR_3XTF32_ON };
+extern int vr_variants[VR_VARIANT_N];
+/* VISREG_PROFILE holds "phases": the CUDA regularizers print the device time of each phase */
+int vr_profile_phases(void);
+
 /* ---------------------------------------------------------------- threads */
 /* Runs fn(ctx, lo, hi) over [0, n) split into contiguous chunks on the library's threads. */
 void vr_parallel_for(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);

@@ -6,12 +6,12 @@
  *
  * With cuDNN (VR_HAVE_CUDNN), in order:
  *  1. a cached execution plan of the graph API (conv_plan.cu): deterministic engines, host cost of
- *     a few us per call (VISREG_CUDA_CONV_LEGACY=1 skips it);
+ *     a few us per call (the variant conv=legacy skips it);
  *  2. the legacy calls cudnnConvolutionForward / BackwardData / BackwardFilter, one handle per
  *     device bound to the backend's stream, algorithms from cuDNN's heuristics restricted to
  *     deterministic ones (cached per geometry; VISREG_CUDA_CONV_FIND=1 or benchmark mode: the
  *     fastest that cuDNN measures instead), workspace from the caching allocator;
- *  3. im2col + cuBLAS per sample (also without cuDNN, with VISREG_CUDA_CONV=im2col, or when cuDNN
+ *  3. im2col + cuBLAS per sample (also without cuDNN, with the variant conv=im2col, or when cuDNN
  *     has no handle): grad_w accumulated over the batch in order on the stream, grad_x by a col2im
  *     gather (one thread per input pixel, fixed order); NHWC runs it on NCHW copies.
  * f32 runs without TF32 (CUDNN_FMA_MATH, or engines without tensor cores) unless VISREG_CUDA_TF32=1.
@@ -284,10 +284,7 @@ bool find_mode(void) {
   const char *e = getenv("VISREG_CUDA_CONV_FIND");
   return e && e[0] == '1';
 }
-bool force_im2col(void) {
-  const char *e = getenv("VISREG_CUDA_CONV");
-  return e && !strcmp(e, "im2col");
-}
+bool force_im2col(void) { return vr_variants[VR_VARIANT_CONV] == VR_CONV_IM2COL; }
 
 #define VR_DNN(call)                                                                                     \
   do {                                                                                                   \

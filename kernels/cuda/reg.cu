@@ -101,8 +101,7 @@ vr_status vr_cu_reg_check_finite(const char *func, const vr_tensor *z) {
 }
 
 vr_cu_phases::vr_cu_phases() {
-  const char *e = getenv("VISREG_CUDA_PHASES");
-  on = e && e[0] == '1';
+  on = vr_profile_phases();
 }
 void vr_cu_phases::mark(const char *what) {
   if (!on || n == 16 || cudaEventCreate(&ev[n]) != cudaSuccess) return;

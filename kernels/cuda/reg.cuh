@@ -97,7 +97,7 @@ vr_status vr_cu_vicreg_repo_fwd(const vr_kernel_args *a);
 vr_status vr_cu_barlow_fwd(const vr_kernel_args *a);
 vr_status vr_cu_invariance_fwd(const vr_kernel_args *a);
 
-/* VISREG_CUDA_PHASES=1: device time between marks, printed to stderr by report() (a host
+/* VISREG_PROFILE=phases: device time between marks, printed to stderr by report() (a host
  * synchronisation, so only for measuring); off, each call is one branch */
 struct vr_cu_phases {
   bool on = false;

@@ -211,8 +211,8 @@ vr_status split_tf32(const float *x, int64_t n, float *hi, float *lo) {
 }
 
 /* f32 projections on TF32 tensor cores in three products (reg_gemm.cu: an SGEMM's precision) on
- * sm_80 and later when the GEMMs are large enough to pay for the splits; VISREG_CUDA_3XTF32=0
- * turns it off, =1 on at every size */
+ * sm_80 and later when the GEMMs are large enough to pay for the splits; the variant 3xtf32=off
+ * turns it off, =on on at every size (core/variants.c) */
 bool use_3xtf32(int64_t VB, int64_t D, int64_t K) {
   static int major = -1;
   if (major < 0) {
@@ -221,9 +221,8 @@ bool use_3xtf32(int64_t VB, int64_t D, int64_t K) {
     cudaGetLastError();
   }
   if (major < 8) return false;
-  const char *e = getenv("VISREG_CUDA_3XTF32");
-  if (e && e[0] == '0') return false;
-  if (e && e[0] == '1') return true;
+  if (vr_variants[VR_VARIANT_3XTF32] == VR_3XTF32_OFF) return false;
+  if (vr_variants[VR_VARIANT_3XTF32] == VR_3XTF32_ON) return true;
   return (double)VB * (double)D * (double)K >= 2147483648.0;
 }
 

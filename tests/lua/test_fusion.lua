@@ -12,7 +12,7 @@ local function maxdiff(a, b)
   return (a:to("f64") - b:to("f64")):abs():max():item()
 end
 
-tap.eq(nn.fusion.bn_act, os.getenv("VISREG_FUSE_BN_ACT") ~= "0", "nn.fusion.bn_act follows VISREG_FUSE_BN_ACT")
+tap.eq(nn.fusion.bn_act, true, "nn.fusion.bn_act is on by default (the variant bn_act=fused)")
 
 -- F.batch_norm with residual and relu against the three ops
 vr.manual_seed(3)
