@@ -222,12 +222,6 @@ typedef enum vr_op {
   /* data and optimisers (core/data/, core/optim.c) */
   VR_OP_AUGMENT,
   VR_OP_ADAMW,
-  VR_OP_SGD,
-  VR_OP_LARS,
-  VR_OP_RESERVED_0,
-  VR_OP_RESERVED_1,
-  VR_OP_RESERVED_2,
-  VR_OP_RESERVED_3,
   VR_OP_COUNT
 } vr_op;
 
@@ -280,8 +274,6 @@ const vr_device_api *vr_device_get(vr_device dev); /* NULL when the device is ab
 
 void vr_cpu_register(void);
 void vr_cuda_register(void); /* no-op stub when built without CUDA */
-/* the second group of CUDA kernels (kernels/cuda/register_more.cu); weak: absent in CPU-only builds */
-void vr_cuda_register_more(void) __attribute__((weak));
 
 /* ---------------------------------------------------------------- autograd */
 

@@ -31,20 +31,19 @@ void vr_iter_parallel(const vr_iter *it, int64_t grain, vr_iter_run_fn run, void
 vr_status vr_cpu_via_f32(const vr_kernel_args *a, vr_kernel_fn fn);
 bool vr_cpu_any_bf16(const vr_kernel_args *a);
 
-/* ---- kernel families: each kernels/cpu/<family>.c defines its hook; weak so that the library
- * links while a family is absent (its ops then report VR_E_UNSUPPORTED) ---- */
-#define VR_CPU_FAMILY(name) void vr_cpu_register_##name(void) __attribute__((weak))
-VR_CPU_FAMILY(basic);
-VR_CPU_FAMILY(elementwise);
-VR_CPU_FAMILY(reduce);
-VR_CPU_FAMILY(linalg);
-VR_CPU_FAMILY(conv);
-VR_CPU_FAMILY(pool);
-VR_CPU_FAMILY(norm);
-VR_CPU_FAMILY(softmax);
-VR_CPU_FAMILY(index);
-VR_CPU_FAMILY(sort);
-VR_CPU_FAMILY(reg);
-VR_CPU_FAMILY(augment);
-VR_CPU_FAMILY(optim);
+/* ---- kernel families: each kernels/cpu/<family>.c registers its kernels (register.c lists them
+ * all: a missing family fails at link time) ---- */
+void vr_cpu_register_basic(void);
+void vr_cpu_register_elementwise(void);
+void vr_cpu_register_reduce(void);
+void vr_cpu_register_linalg(void);
+void vr_cpu_register_conv(void);
+void vr_cpu_register_pool(void);
+void vr_cpu_register_norm(void);
+void vr_cpu_register_softmax(void);
+void vr_cpu_register_index(void);
+void vr_cpu_register_sort(void);
+void vr_cpu_register_reg(void);
+void vr_cpu_register_augment(void);
+void vr_cpu_register_optim(void);
 #endif

@@ -12,7 +12,7 @@
  * (the noise values and, at a rounding boundary, a crop size). The contrast mean is summed in
  * double by one thread in the CPU's order (a fixed tree above 4096 values). */
 #include "blockreduce.cuh"
-#include "more.cuh"
+#include "scratch.cuh"
 #include "../../core/data/aug_math.h"
 
 namespace {

@@ -24,7 +24,7 @@
  * where 64-row chunks would leave thousands of partials per column to add. */
 #ifndef VISREG_CUDA_COLSUM_CUH
 #define VISREG_CUDA_COLSUM_CUH
-#include "more.cuh"
+#include "scratch.cuh"
 #include <stdlib.h>
 
 namespace vr_colsum {

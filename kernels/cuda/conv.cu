@@ -744,4 +744,5 @@ extern "C" {
 void vr_cuda_set_conv_benchmark(int on) { conv_benchmark = on ? 1 : 0; }
 vr_status vr_cuda_conv2d_fwd(const vr_kernel_args *a) { return conv_fwd(a); }
 vr_status vr_cuda_conv2d_bwd(const vr_kernel_args *a) { return conv_bwd(a); }
+void vr_cuda_register_conv(void) { vr_kernel_register(VR_OP_CONV2D, VR_CUDA, vr_cuda_conv2d_fwd, vr_cuda_conv2d_bwd); }
 }

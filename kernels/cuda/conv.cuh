@@ -2,7 +2,8 @@
  * conv_plan.cu (cuDNN execution plans, cached per geometry) share: the geometry of one call. */
 #ifndef VISREG_CUDA_CONV_CUH
 #define VISREG_CUDA_CONV_CUH
-#include "more.cuh"
+#include "gemm.cuh"
+#include "scratch.cuh"
 #ifdef VR_HAVE_CUDNN
 #include <cudnn.h>
 #endif

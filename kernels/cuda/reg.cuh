@@ -3,7 +3,9 @@
  * loss needs stays on the device (double accumulators), so no kernel synchronises with the host. */
 #ifndef VISREG_CUDA_REG_CUH
 #define VISREG_CUDA_REG_CUH
-#include "more.cuh"
+#include "gemm.cuh"
+#include "scratch.cuh"
+#include "sorting.cuh"
 
 /* *out = sum of x[0, n) in a fixed tree (one block): deterministic */
 vr_status vr_cu_reg_sum(const double *x, int64_t n, double *out);

@@ -3,7 +3,7 @@
  * cuBLAS is column-major, so it computes C^T = op(B)^T op(A)^T with the operands swapped; the
  * transpose flags carry over unchanged. The handle is linalg.cu's (the backend's stream; TF32 only
  * when VISREG_CUDA_TF32=1). f32, f64, and bf16 accumulating in f32. */
-#include "more.cuh"
+#include "gemm.cuh"
 #include <cublas_v2.h>
 
 vr_status vr_cuda_cublas(cublasHandle_t *h); /* kernels/cuda/linalg.cu */
