@@ -216,7 +216,7 @@ typedef enum vr_op {
   VR_OP_SWD,
   VR_OP_SIGREG,
   VR_OP_VICREG,
-  VR_OP_VICREG_REPO,
+  VR_OP_VICREG_POOLED,
   VR_OP_BARLOW,
   VR_OP_INVARIANCE,
   /* data and optimisers (core/data/, core/optim.c) */

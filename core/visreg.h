@@ -295,7 +295,7 @@ vr_status vr_sigreg(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint
 /* official two-view VICReg: w_inv * mean (z0-z1)^2 + w_var * var + w_cov * cov; terms: inv, var, cov */
 vr_status vr_vicreg(const vr_tensor *z, double w_inv, double w_var, double w_cov, vr_tensor **loss, vr_tensor **terms);
 /* the VISReg code's pooled squared-hinge variant: w_var * var + w_cov * cov; terms: var, cov */
-vr_status vr_vicreg_repo(const vr_tensor *z, double w_var, double w_cov, vr_tensor **loss, vr_tensor **terms);
+vr_status vr_vicreg_pooled(const vr_tensor *z, double w_var, double w_cov, vr_tensor **loss, vr_tensor **terms);
 vr_status vr_barlow(const vr_tensor *z, double offdiag_weight, vr_tensor **loss);
 /* mean over views, batch and dims of (z - mean of the first global_views views)^2 */
 vr_status vr_invariance(const vr_tensor *z, int global_views, vr_tensor **loss);

@@ -607,13 +607,13 @@ START_TEST(test_reg_gram) {
   for (int dt = 0; dt < 2; dt++) {
     vr_dtype d = dt ? VR_F64 : VR_F32;
     reg_case(VR_OP_VICREG, d, 2, 33, 20, 0, 0, 3, (const double[8]){25, 25, 1}, (const int64_t[16]){0}, "vicreg");
-    reg_case(VR_OP_VICREG_REPO, d, 3, 17, 12, 0, 0, 2, (const double[8]){25, 1}, (const int64_t[16]){0}, "vicreg_repo");
+    reg_case(VR_OP_VICREG_POOLED, d, 3, 17, 12, 0, 0, 2, (const double[8]){25, 1}, (const int64_t[16]){0}, "vicreg_pooled");
     reg_case(VR_OP_BARLOW, d, 3, 40, 10, 0, 0, 0, (const double[8]){0.005}, (const int64_t[16]){0}, "barlow");
     reg_case(VR_OP_INVARIANCE, d, 4, 30, 7, 0, 0, 0, (const double[8]){0}, (const int64_t[16]){2}, "invariance");
     /* the column passes over several chunks of 64 rows and an odd number of columns (two groups of 32) */
     reg_case(VR_OP_VICREG, d, 2, 300, 37, 0, 0, 3, (const double[8]){25, 25, 1}, (const int64_t[16]){0}, "vicreg chunks");
-    reg_case(VR_OP_VICREG_REPO, d, 3, 100, 37, 0, 0, 2, (const double[8]){25, 1}, (const int64_t[16]){0},
-             "vicreg_repo chunks");
+    reg_case(VR_OP_VICREG_POOLED, d, 3, 100, 37, 0, 0, 2, (const double[8]){25, 1}, (const int64_t[16]){0},
+             "vicreg_pooled chunks");
     reg_case(VR_OP_BARLOW, d, 3, 300, 37, 0, 0, 0, (const double[8]){0.005}, (const int64_t[16]){0}, "barlow chunks");
     reg_case(VR_OP_INVARIANCE, d, 3, 300, 37, 0, 0, 0, (const double[8]){0}, (const int64_t[16]){1}, "invariance chunks");
   }

@@ -31,10 +31,21 @@ void vr_iter_parallel(const vr_iter *it, int64_t grain, vr_iter_run_fn run, void
 vr_status vr_cpu_via_f32(const vr_kernel_args *a, vr_kernel_fn fn);
 bool vr_cpu_any_bf16(const vr_kernel_args *a);
 
+/* one element of es bytes (1, 2, 4 or 8) copied as bits */
+static inline void vr_cpu_copy_elem(char *dst, const char *src, size_t es) {
+  switch (es) {
+  case 4: *(uint32_t *)dst = *(const uint32_t *)src; break;
+  case 8: *(uint64_t *)dst = *(const uint64_t *)src; break;
+  case 2: *(uint16_t *)dst = *(const uint16_t *)src; break;
+  default: *dst = *src; break;
+  }
+}
+
 /* ---- kernel families: each kernels/cpu/<family>.c registers its kernels (register.c lists them
  * all: a missing family fails at link time) ---- */
 void vr_cpu_register_basic(void);
 void vr_cpu_register_elementwise(void);
+void vr_cpu_register_where(void);
 void vr_cpu_register_reduce(void);
 void vr_cpu_register_linalg(void);
 void vr_cpu_register_conv(void);

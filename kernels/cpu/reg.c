@@ -11,12 +11,12 @@ vr_status vr_cpu_visreg_fwd(const vr_kernel_args *a);
 vr_status vr_cpu_swd_fwd(const vr_kernel_args *a);
 vr_status vr_cpu_sigreg_fwd(const vr_kernel_args *a);
 vr_status vr_cpu_vicreg_fwd(const vr_kernel_args *a);
-vr_status vr_cpu_vicreg_repo_fwd(const vr_kernel_args *a);
+vr_status vr_cpu_vicreg_pooled_fwd(const vr_kernel_args *a);
 vr_status vr_cpu_barlow_fwd(const vr_kernel_args *a);
 vr_status vr_cpu_invariance_fwd(const vr_kernel_args *a);
 
 /* out[0] = in[0] (0-dim upstream gradient) * in[1] (the saved dL/dz, contiguous) */
-static vr_status reg_bwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_reg_bwd(const vr_kernel_args *a) {
   const vr_tensor *go = a->in[0], *g = a->in[1];
   vr_tensor *o = a->out[0];
   double s = vr_load(vr_data(go), go->dtype);
@@ -68,11 +68,11 @@ vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
 }
 
 void vr_cpu_register_reg(void) {
-  vr_kernel_register(VR_OP_VISREG, VR_CPU, vr_cpu_visreg_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_SWD, VR_CPU, vr_cpu_swd_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_SIGREG, VR_CPU, vr_cpu_sigreg_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_VICREG, VR_CPU, vr_cpu_vicreg_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_VICREG_REPO, VR_CPU, vr_cpu_vicreg_repo_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_BARLOW, VR_CPU, vr_cpu_barlow_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_INVARIANCE, VR_CPU, vr_cpu_invariance_fwd, reg_bwd);
+  vr_kernel_register(VR_OP_VISREG, VR_CPU, vr_cpu_visreg_fwd, vr_cpu_reg_bwd);
+  vr_kernel_register(VR_OP_SWD, VR_CPU, vr_cpu_swd_fwd, vr_cpu_reg_bwd);
+  vr_kernel_register(VR_OP_SIGREG, VR_CPU, vr_cpu_sigreg_fwd, vr_cpu_reg_bwd);
+  vr_kernel_register(VR_OP_VICREG, VR_CPU, vr_cpu_vicreg_fwd, vr_cpu_reg_bwd);
+  vr_kernel_register(VR_OP_VICREG_POOLED, VR_CPU, vr_cpu_vicreg_pooled_fwd, vr_cpu_reg_bwd);
+  vr_kernel_register(VR_OP_BARLOW, VR_CPU, vr_cpu_barlow_fwd, vr_cpu_reg_bwd);
+  vr_kernel_register(VR_OP_INVARIANCE, VR_CPU, vr_cpu_invariance_fwd, vr_cpu_reg_bwd);
 }

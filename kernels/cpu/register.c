@@ -4,6 +4,7 @@
 void vr_cpu_register(void) {
   vr_cpu_register_basic();
   vr_cpu_register_elementwise();
+  vr_cpu_register_where();
   vr_cpu_register_reduce();
   vr_cpu_register_linalg();
   vr_cpu_register_conv();

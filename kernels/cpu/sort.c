@@ -221,7 +221,7 @@ static void sort_body(void *c, int64_t lo, int64_t hi) {
   free(buf);
 }
 
-static vr_status sort_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_sort_fwd(const vr_kernel_args *a) {
   const vr_tensor *x = a->in[0];
   int dim = (int)a->i[0];
   int64_t outer = 1, inner = 1, n = x->ndim ? x->shape[dim] : 1;
@@ -236,4 +236,4 @@ static vr_status sort_fwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-void vr_cpu_register_sort(void) { vr_kernel_register(VR_OP_SORT, VR_CPU, sort_fwd, NULL); }
+void vr_cpu_register_sort(void) { vr_kernel_register(VR_OP_SORT, VR_CPU, vr_cpu_sort_fwd, NULL); }

@@ -49,6 +49,10 @@ static inline unsigned vr_cu_blocks(int64_t n, int threads = VR_CU_THREADS) {
   return (unsigned)(b < 1 ? 1 : b);
 }
 
+/* a grid-stride loop over [0, n): every kernel launched with vr_cu_blocks(n) blocks */
+#define GRID_LOOP(i, n) \
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
 /* ---- strided geometry over same-shaped operands (stride 0 for broadcast dims) ---- */
 #define VR_CU_MAX_OPS 5
 struct vr_cu_geom {
@@ -151,6 +155,7 @@ extern "C" {
 void vr_cuda_register_alloc(void);
 void vr_cuda_register_basic(void);
 void vr_cuda_register_elementwise(void);
+void vr_cuda_register_where(void);
 void vr_cuda_register_reduce(void);
 void vr_cuda_register_linalg(void);
 void vr_cuda_register_softmax(void);

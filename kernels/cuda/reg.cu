@@ -19,7 +19,7 @@ template <typename T> __global__ void scale_k(const void *go, int godt, const T 
     o[i] = s * g[i];
 }
 
-vr_status reg_bwd(const vr_kernel_args *a) {
+vr_status vr_cuda_reg_bwd(const vr_kernel_args *a) {
   const vr_tensor *go = a->in[0], *g = a->in[1];
   vr_tensor *o = a->out[0];
   int64_t n = vr_tensor_numel(g);
@@ -126,11 +126,11 @@ vr_cu_phases::~vr_cu_phases() {
 }
 
 extern "C" void vr_cuda_register_reg(void) {
-  vr_kernel_register(VR_OP_VISREG, VR_CUDA, vr_cu_visreg_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_SWD, VR_CUDA, vr_cu_swd_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_SIGREG, VR_CUDA, vr_cu_sigreg_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_VICREG, VR_CUDA, vr_cu_vicreg_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_VICREG_REPO, VR_CUDA, vr_cu_vicreg_repo_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_BARLOW, VR_CUDA, vr_cu_barlow_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_INVARIANCE, VR_CUDA, vr_cu_invariance_fwd, reg_bwd);
+  vr_kernel_register(VR_OP_VISREG, VR_CUDA, vr_cuda_visreg_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_SWD, VR_CUDA, vr_cuda_swd_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_SIGREG, VR_CUDA, vr_cuda_sigreg_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_VICREG, VR_CUDA, vr_cuda_vicreg_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_VICREG_POOLED, VR_CUDA, vr_cuda_vicreg_pooled_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_BARLOW, VR_CUDA, vr_cuda_barlow_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_INVARIANCE, VR_CUDA, vr_cuda_invariance_fwd, vr_cuda_reg_bwd);
 }

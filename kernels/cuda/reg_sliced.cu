@@ -234,18 +234,18 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   static const char *names[] = {"vr_visreg", "vr_swd", "vr_sigreg"};
   const vr_tensor *zt = a->in[0];
   vr_dtype dt = zt->dtype;
-  int64_t V = zt->shape[0], B = zt->shape[1], D = zt->shape[2], K = a->in[1] ? a->in[1]->shape[1] : a->i[4], VB = V * B;
+  int64_t V = zt->shape[0], B = zt->shape[1], D = zt->shape[2], K = a->in[1] ? a->in[1]->shape[1] : a->i[VR_SLICED_I_K], VB = V * B;
   if (K < 1) return VR_FAIL(VR_E_ARG, "K: expected at least 1 slice, got %lld", (long long)K);
   VR_TRY(vr_cu_reg_check_finite(names[mode], zt));
   cudaStream_t st = vr_cuda_stream();
   const T *z = (const T *)vr_data(zt);
   T *grad = a->out[2] ? (T *)vr_data(a->out[2]) : nullptr;
-  double eps = mode == SL_SIGREG ? a->f[1] : a->f[3];
-  int J = mode == SL_SIGREG ? (int)a->i[1] : 0;
+  double eps = VR_SLICED_EPS(a, mode == SL_SIGREG);
+  int J = mode == SL_SIGREG ? (int)a->i[VR_SIGREG_I_KNOTS] : 0;
   if (mode == SL_SIGREG && (J < 2 || J > 4096)) return VR_FAIL(VR_E_ARG, "knots: expected 2..4096, got %d", J);
 
   /* chunk of slices: the caller's, or P^T of at most 2^24 elements */
-  int64_t chunk = a->i[0] > 0 ? a->i[0] : ((int64_t)1 << 24) / VB;
+  int64_t chunk = a->i[VR_SLICED_I_CHUNK] > 0 ? a->i[VR_SLICED_I_CHUNK] : ((int64_t)1 << 24) / VB;
   if (chunk < 1) chunk = 1;
   if (chunk > K) chunk = K;
 
@@ -269,8 +269,8 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
     VR_TRY(vr_cu_reg_slices_check(a, dt, D, K));
     VR_TRY(invb.get(sizeof(double) * (size_t)K));
-    vr_cu_slices_in sl = {a->in[1] ? vr_data(a->in[1]) : nullptr, Wb.p, invb.as<double>(), eps, (uint64_t)a->i[2],
-                          (uint64_t)a->i[3], D, K};
+    vr_cu_slices_in sl = {a->in[1] ? vr_data(a->in[1]) : nullptr, Wb.p, invb.as<double>(), eps, (uint64_t)a->i[VR_SLICED_I_SEED],
+                          (uint64_t)a->i[VR_SLICED_I_STEP], D, K};
     /* the slices are made in the same two launches; with 3xTF32, X's high part goes to Xb and the
      * rest to Xlb in the same pass */
     VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p, x3 ? Xlb.p : nullptr, sl));
@@ -279,7 +279,7 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   }
   if (mode == SL_SIGREG) {
     VR_TRY(epb.get(sizeof(double) * 3 * (size_t)J));
-    ep_k<<<1, 256, 0, st>>>(J, a->f[0] / (J - 1), (double)(V * K), epb.as<double>());
+    ep_k<<<1, 256, 0, st>>>(J, a->f[VR_SIGREG_F_TMAX] / (J - 1), (double)(V * K), epb.as<double>());
     VR_CU_LAUNCHED("sigreg knots");
   }
 
@@ -304,7 +304,7 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(vb2.get(8 * n));
     VR_TRY(sqb.get(8 * n));
   }
-  double coef = mode == SL_SIGREG ? 0 : 2.0 * a->f[1] / (double)(VB * K);
+  double coef = mode == SL_SIGREG ? 0 : 2.0 * a->f[VR_VISREG_F_SHAPE] / (double)(VB * K);
   const T *q = mode == SL_SIGREG ? nullptr : (const T *)vr_data(a->in[2]);
   const T *W = Wb.as<T>();
   T *Pt = Ptb.as<T>();
@@ -335,7 +335,7 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
       VR_TRY(vr_cu_gemm_rm(dt, 1, 1, kc, VB, D, 1.0, W + k0, K, X, D, 0.0, Pt, VB));
     if (k0 == 0) ph.mark("gemm");
     if (mode == SL_SIGREG) {
-      seg_ep_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, J, a->f[0] / (J - 1), epb.as<double>(),
+      seg_ep_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, J, a->f[VR_SIGREG_F_TMAX] / (J - 1), epb.as<double>(),
                                                              grad != nullptr, stage, part);
       VR_CU_LAUNCHED("sigreg segments");
     } else if (reg_sort) {
@@ -383,10 +383,10 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   }
   /* the loss: SIGReg total / (V K), SWD total / (V B K), VISReg's shape term likewise */
   vr_cu_loss_in L = {partb.as<double>(), acc, K * V, mode == SL_VISREG, (double)(mode == SL_SIGREG ? V * K : VB * K),
-                     (double)(V * D), a->f[0], a->f[1], a->f[2], dt, vr_data(a->out[0]),
+                     (double)(V * D), a->f[VR_VISREG_F_SCALE], a->f[VR_VISREG_F_SHAPE], a->f[VR_VISREG_F_CENTER], dt, vr_data(a->out[0]),
                      mode == SL_VISREG && a->out[1] ? vr_data(a->out[1]) : nullptr};
   if (grad && mode == SL_VISREG) { /* the loss in the launch of the gradient's column sums */
-    double cc = 2.0 * a->f[2] / (double)(V * D * B), sc = 2.0 * a->f[0] / (double)(V * D * B);
+    double cc = 2.0 * a->f[VR_VISREG_F_CENTER] / (double)(V * D * B), sc = 2.0 * a->f[VR_VISREG_F_SCALE] / (double)(V * D * B);
     VR_TRY(vr_cu_visreg_grad(dt, grad, z, V, B, D, mub.as<double>(), sigb.as<double>(), cc, sc, L));
     ph.mark("grad");
   } else {
@@ -407,6 +407,6 @@ vr_status sliced(const vr_kernel_args *a, int mode) {
 
 } // namespace
 
-vr_status vr_cu_visreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_VISREG); }
-vr_status vr_cu_swd_fwd(const vr_kernel_args *a) { return sliced(a, SL_SWD); }
-vr_status vr_cu_sigreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_SIGREG); }
+vr_status vr_cuda_visreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_VISREG); }
+vr_status vr_cuda_swd_fwd(const vr_kernel_args *a) { return sliced(a, SL_SWD); }
+vr_status vr_cuda_sigreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_SIGREG); }

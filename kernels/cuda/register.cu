@@ -48,6 +48,7 @@ void vr_cuda_register(void) {
   vr_cuda_register_alloc();
   vr_cuda_register_basic();
   vr_cuda_register_elementwise();
+  vr_cuda_register_where();
   vr_cuda_register_reduce();
   vr_cuda_register_linalg();
   vr_cuda_register_softmax();

@@ -134,6 +134,7 @@ __attribute__((constructor(200))) static void emu_register(void) {
   /* the foundation's basic, elementwise and reduction kernels, for the public-API cases */
   vr_cuda_register_basic();
   vr_cuda_register_elementwise();
+  vr_cuda_register_where();
   vr_cuda_register_reduce();
   vr_cuda_register_norm();
   /* index, sort, pooling, conv, regularizers, optimizer, augmentations, as on a GPU */
