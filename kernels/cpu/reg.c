@@ -1,7 +1,16 @@
 /* reg.c: the CPU column of the regularizer ops (VR_OP_VISREG .. VR_OP_INVARIANCE), the shared
  * backward kernel (the forward already computed dL/dz; backward scales it by the upstream
  * gradient), and the finite check of z (the slice draws are in reg_draw.c).
- * The kernel-args convention of each op is documented at the top of its front-end in core/reg/. */
+ * The kernel-args convention of each op is documented at the top of its front-end in core/reg/,
+ * its slots named in core/reg/reg_args.h.
+ *
+ * The regularizers on the CPU, file by file:
+ *   reg.c              registration, the shared backward, the finite check
+ *   reg_sliced.c/.inc  VISReg, SWD and SIGReg: projections by GEMM, rank sort, terms, gradient
+ *   reg_draw.c         their slice matrices, drawn from Philox (core/reg/slices.h)
+ *   reg_zpass.c        VISReg's passes over z by blocks of dims (centre and scale terms)
+ *   reg_sort.c         the rank sort (radix), reg_sort_net.c the short segments' AVX-512 network
+ *   reg_gram.c/.inc    VICReg (two views and pooled), Barlow Twins and the invariance term */
 #include "cpu.h"
 #include "../../core/reg/reg.h"
 #include <math.h>

@@ -1,7 +1,16 @@
 /* reg.cu: the CUDA column of the regularizer ops (VR_OP_VISREG .. VR_OP_INVARIANCE): registration,
  * the shared backward (the forward already computed dL/dz for an upstream gradient of 1; backward
  * scales it by the upstream gradient, read on the device), the deterministic sum, the sliced
- * regularizers' loss, the optional finite check and the shared-memory limit. */
+ * regularizers' loss, the optional finite check and the shared-memory limit.
+ *
+ * The regularizers on CUDA, file by file (the same work as the CPU's kernels/cpu/reg*.c):
+ *   reg.cu, reg.cuh    registration, the shared backward, loss sums, phase timers
+ *   reg_sliced.cu      VISReg, SWD and SIGReg: projections, rank sorts, terms, gradient
+ *   reg_draw.cu        their slice matrices (reg_slices.cuh: the column pass it shares)
+ *   reg_colstats.cu    VISReg's per-column statistics of z (centre and scale terms)
+ *   reg_segsort.cu     the register-tiled sort of the projections' segments
+ *   gemm.cu            the GEMMs, plain and 3xTF32
+ *   reg_gram.cu        VICReg (two views and pooled), Barlow Twins and the invariance term */
 #include "reg.cuh"
 #include "blockreduce.cuh"
 #include "colsum.cuh"

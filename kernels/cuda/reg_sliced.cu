@@ -210,7 +210,7 @@ vr_status split_tf32(const float *x, int64_t n, float *hi, float *lo) {
   return VR_OK;
 }
 
-/* f32 projections on TF32 tensor cores in three products (reg_gemm.cu: an SGEMM's precision) on
+/* f32 projections on TF32 tensor cores in three products (gemm.cu: an SGEMM's precision) on
  * sm_80 and later when the GEMMs are large enough to pay for the splits; the variant 3xtf32=off
  * turns it off, =on on at every size (core/variants.c) */
 bool use_3xtf32(int64_t VB, int64_t D, int64_t K) {

@@ -1,4 +1,4 @@
-/* reg_gemm.cu: a row-major GEMM on cuBLAS for the conv fallback and the regularizers:
+/* gemm.cu: a row-major GEMM on cuBLAS for the conv fallback and the regularizers:
  * C[m, n] = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n, leading dims as stored (row-major).
  * cuBLAS is column-major, so it computes C^T = op(B)^T op(A)^T with the operands swapped; the
  * transpose flags carry over unchanged. The handle is linalg.cu's (the backend's stream; TF32 only
