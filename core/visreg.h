@@ -322,7 +322,7 @@ vr_status vr_adamw_step(vr_tensor *const *params, vr_tensor *const *grads, vr_te
  * min(1, max_norm / (norm + 1e-6)) (1 when max_norm <= 0), as torch.nn.utils.clip_grad_norm_ */
 vr_status vr_grad_norm(vr_tensor *const *tensors, int n, double max_norm, vr_tensor **norm, vr_tensor **clip);
 
-/* ---- data, augmentation, loader, checkpoints, probes (core/data/, core/ckpt.c, core/probe.c) ---- */
+/* ---- data, augmentation, loader, checkpoints, probes (core/data/, core/ckpt_write.c, ckpt_read.c, core/probe.c) ---- */
 typedef struct vr_dataset vr_dataset;         /* opaque: u8 images N x C x H x W and i64 labels in memory */
 typedef struct vr_pipeline vr_pipeline;       /* opaque: a list of augmentation specs */
 typedef struct vr_loader vr_loader;           /* opaque: multi-view batch loader with worker threads */

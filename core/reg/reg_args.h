@@ -31,6 +31,6 @@ enum vr_barlow_f { VR_BARLOW_F_OFFDIAG = 0 };
 enum vr_invariance_i { VR_INVARIANCE_I_GLOBAL = 0 };
 
 /* the slice normalisation's eps of a sliced regularizer (sigreg: 1 for SIGReg, 0 for VISReg and SWD) */
-#define VR_SLICED_EPS(a, sigreg) ((a)->f[(sigreg) ? VR_SIGREG_F_EPS : VR_VISREG_F_EPS])
+#define VR_SLICED_EPS(a, sigreg) ((a)->f[(sigreg) ? (int)VR_SIGREG_F_EPS : (int)VR_VISREG_F_EPS])
 
 #endif
