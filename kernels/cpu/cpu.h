@@ -41,6 +41,16 @@ static inline void vr_cpu_copy_elem(char *dst, const char *src, size_t es) {
   }
 }
 
+/* a radix sort pass's histogram of 256 digit counts turned into each digit's first output slot */
+static inline void vr_cpu_digit_offsets(uint32_t *h) {
+  uint32_t sum = 0;
+  for (int d = 0; d < 256; d++) {
+    uint32_t c = h[d];
+    h[d] = sum;
+    sum += c;
+  }
+}
+
 /* ---- kernel families: each kernels/cpu/<family>.c registers its kernels (register.c lists them
  * all: a missing family fails at link time) ---- */
 void vr_cpu_register_basic(void);

@@ -49,25 +49,22 @@ static vr_status vr_cpu_reg_bwd(const vr_kernel_args *a) {
 }
 
 
-vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
-  int64_t n = vr_tensor_numel(z), bad = -1;
-  if (z->dtype == VR_F32) {
-    const float *x = vr_data(z);
-    int any = 0;
-#pragma omp parallel for schedule(static) reduction(| : any) if (n > (1 << 18))
-    for (int64_t i = 0; i < n; i++) any |= !isfinite(x[i]);
-    if (any)
-      for (int64_t i = 0; i < n && bad < 0; i++)
-        if (!isfinite(x[i])) bad = i;
-  } else {
-    const double *x = vr_data(z);
-    int any = 0;
-#pragma omp parallel for schedule(static) reduction(| : any) if (n > (1 << 18))
-    for (int64_t i = 0; i < n; i++) any |= !isfinite(x[i]);
-    if (any)
-      for (int64_t i = 0; i < n && bad < 0; i++)
-        if (!isfinite(x[i])) bad = i;
+/* the index of x's first non-finite element, -1 when none (a parallel test first: the usual case) */
+#define FIRST_NONFINITE(T)                                                        \
+  static int64_t first_nonfinite_##T(const T *x, int64_t n) {                     \
+    int any = 0;                                                                  \
+    _Pragma("omp parallel for schedule(static) reduction(| : any) if (n > (1 << 18))") \
+    for (int64_t i = 0; i < n; i++) any |= !isfinite(x[i]);                       \
+    for (int64_t i = 0; any && i < n; i++)                                        \
+      if (!isfinite(x[i])) return i;                                              \
+    return -1;                                                                    \
   }
+FIRST_NONFINITE(float)
+FIRST_NONFINITE(double)
+
+vr_status vr_reg_check_finite(const char *func, const vr_tensor *z) {
+  int64_t n = vr_tensor_numel(z);
+  int64_t bad = z->dtype == VR_F32 ? first_nonfinite_float(vr_data(z), n) : first_nonfinite_double(vr_data(z), n);
   if (bad < 0) return VR_OK;
   double v = vr_load((const char *)vr_data(z) + bad * vr_dtype_size(z->dtype), z->dtype);
   int64_t D = z->shape[z->ndim - 1], B = z->ndim >= 2 ? z->shape[z->ndim - 2] : 1;

@@ -110,12 +110,7 @@ static uint64_t *packed_sort(uint64_t *k, uint64_t *k2, int64_t n) {
     uint32_t *h = hist[b];
     int sh = 32 + 8 * b;
     if (h[(k[0] >> sh) & 255] == (uint32_t)n) continue; /* every key has this digit */
-    uint32_t sum = 0;
-    for (int d = 0; d < 256; d++) {
-      uint32_t c = h[d];
-      h[d] = sum;
-      sum += c;
-    }
+    vr_cpu_digit_offsets(h);
     for (int64_t i = 0; i < n; i++) {
       uint64_t v = k[i];
       k2[h[(v >> sh) & 255]++] = v;
