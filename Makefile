@@ -95,6 +95,8 @@ $(B)/%.o: %.cu core/visreg.h core/internal.h $(wildcard kernels/cuda/*.cuh)
 $(B)/kernels/cuda/reg_draw.o: NVFLAGS += -fmad=false
 $(B)/kernels/cuda/reg_colstats.o: NVFLAGS += -fmad=false
 $(B)/kernels/cuda/reg_draw.o $(B)/kernels/cuda/reg_colstats.o: core/reg/slices.h core/philox.h
+# the regularizer kernels read their arguments by the slot names of core/reg/reg_args.h
+$(patsubst %.cu,$(B)/%.o,$(wildcard kernels/cuda/reg*.cu)): core/reg/reg_args.h
 # the augmentations compute every pixel as kernels/cpu/augment.c does (no fused multiply-adds)
 $(B)/kernels/cuda/augment.o: NVFLAGS += -fmad=false
 $(B)/kernels/cuda/augment.o: core/data/aug_math.h core/data/data.h core/philox.h

@@ -1,16 +1,17 @@
-/* cpu_defaults.c: process-wide defaults set before the libraries read their environment: the OpenMP
- * and OpenBLAS thread pools, the OpenBLAS kernels, and the heap. Every CPU op relies on them. */
+/* cpu_defaults.c: vr_cpu_defaults(), the process-wide settings the CPU ops are fast with: the OpenMP
+ * and OpenBLAS thread pools, the OpenBLAS kernels, and the heap. The library never calls it: the
+ * host (bin/visreg, the test suites) does, from a constructor that runs before libgomp's and
+ * OpenBLAS's own constructors read their environment variables. */
+#include "visreg.h"
 #include <malloc.h>
 #include <stdlib.h>
 
-/* Process-wide defaults for the two thread pools, set before either library starts.
- * libgomp's idle workers spin after each parallel region (GOMP_SPINCOUNT pause instructions,
+/* The two thread pools. libgomp's idle workers spin after each parallel region (GOMP_SPINCOUNT pause instructions,
  * milliseconds on recent Intel cores) while the pthread OpenBLAS starts its own threads for the
  * next GEMM: with few cores the spinning workers take the cores the GEMM needs (VISReg
  * forward+backward measured 3 to 6 times slower on 2 cores). Unless the user chose a policy,
- * idle workers sleep instead. A priority constructor runs before libgomp's (default priority)
- * one reads the environment, in the statically linked binary and test suites. */
-__attribute__((constructor(101))) static void reg_omp_wait_policy(void) {
+ * idle workers sleep instead. */
+static void thread_pool_defaults(void) {
   if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "passive", 0);
   /* Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not know recent Xeons (Sapphire and Emerald
    * Rapids) and falls back to its generic "Prescott" SSE3 kernels: sgemm then runs 2 to 3 times
@@ -36,8 +37,13 @@ __attribute__((constructor(101))) static void reg_omp_wait_policy(void) {
  * unmaps them on free, so each new buffer pays a page fault per 4 KB page (a fresh 1024 x 1024
  * output costs a fifth of the sgemm that fills it). Keeping such buffers in the heap, and the heap
  * from being trimmed at every free, lets the next op reuse memory already mapped. */
-__attribute__((constructor(101))) static void heap_defaults(void) {
+static void heap_defaults(void) {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+void vr_cpu_defaults(void) {
+  thread_pool_defaults();
+  heap_defaults();
 }
 

@@ -15,15 +15,14 @@ static const char *op_names[VR_OP_COUNT] = {
     "copy", "fill", "arange", "rand", "unary", "binary", "where", "sum", "var", "maxmin", "norm",
     "matmul", "eigh", "svd", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
     "layer_norm", "softmax", "cross_entropy", "index_select", "gather", "scatter_add", "sort",
-    "one_hot", "visreg", "swd", "sigreg", "vicreg", "vicreg_repo", "barlow", "invariance",
-    "augment", "adamw", "sgd", "lars", "reserved0", "reserved1", "reserved2", "reserved3"};
+    "one_hot", "visreg", "swd", "sigreg", "vicreg", "vicreg_pooled", "barlow", "invariance",
+    "augment", "adamw"};
 
 const char *vr_op_name(vr_op op) { return (op >= 0 && op < VR_OP_COUNT) ? op_names[op] : "?"; }
 
 static void init_backends(void) {
   vr_cpu_register();
   vr_cuda_register();
-  if (vr_cuda_register_more) vr_cuda_register_more();
 }
 void vr_backends_init(void) { pthread_once(&init_once, init_backends); }
 

@@ -216,18 +216,12 @@ typedef enum vr_op {
   VR_OP_SWD,
   VR_OP_SIGREG,
   VR_OP_VICREG,
-  VR_OP_VICREG_REPO,
+  VR_OP_VICREG_POOLED,
   VR_OP_BARLOW,
   VR_OP_INVARIANCE,
   /* data and optimisers (core/data/, core/optim.c) */
   VR_OP_AUGMENT,
   VR_OP_ADAMW,
-  VR_OP_SGD,
-  VR_OP_LARS,
-  VR_OP_RESERVED_0,
-  VR_OP_RESERVED_1,
-  VR_OP_RESERVED_2,
-  VR_OP_RESERVED_3,
   VR_OP_COUNT
 } vr_op;
 
@@ -280,8 +274,6 @@ const vr_device_api *vr_device_get(vr_device dev); /* NULL when the device is ab
 
 void vr_cpu_register(void);
 void vr_cuda_register(void); /* no-op stub when built without CUDA */
-/* the second group of CUDA kernels (kernels/cuda/register_more.cu); weak: absent in CPU-only builds */
-void vr_cuda_register_more(void) __attribute__((weak));
 
 /* ---------------------------------------------------------------- autograd */
 
@@ -349,6 +341,16 @@ vr_status vr_autocast_cast(int n, const vr_tensor *const *ts, vr_tensor **casted
 bool vr_autocast_mixed(int n, const vr_tensor *const *ts);
 /* wide[k] = ts[k] in f32 (differentiable; a new reference) */
 vr_status vr_autocast_widen(int n, const vr_tensor *const *ts, vr_tensor **wide);
+
+/* ---------------------------------------------------------------- kernel variants */
+/* The paths chosen by vr_set_variant (core/variants.c): each entry is its value's index, 0 the
+ * default. Kernels read them at each call. */
+typedef enum { VR_VARIANT_CONV, VR_VARIANT_3XTF32, VR_VARIANT_COLSUMS, VR_VARIANT_SORT, VR_VARIANT_BN_ACT, VR_VARIANT_N } vr_variant_id;
+enum { VR_CONV_CUDNN, VR_CONV_CUDNN_LEGACY, VR_CONV_IM2COL };
+enum { VR_3XTF32_AUTO, VR_3XTF32_OFF, VR_3XTF32_ON };
+extern int vr_variants[VR_VARIANT_N];
+/* VISREG_PROFILE holds "phases": the CUDA regularizers print the device time of each phase */
+int vr_profile_phases(void);
 
 /* ---------------------------------------------------------------- threads */
 /* Runs fn(ctx, lo, hi) over [0, n) split into contiguous chunks on the library's threads. */

@@ -43,13 +43,28 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* VISREG_PROFILE is a comma-separated list: "1" (the op table) and "phases" (the CUDA
+ * regularizers' phase times) */
+static int profile_has(const char *word) {
+  const char *e = getenv("VISREG_PROFILE");
+  size_t n = strlen(word);
+  for (const char *p = e; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, word, n) && (p[n] == ',' || p[n] == 0)) return 1;
+  return 0;
+}
+
 int vr_profile_enabled(void) {
   if (enabled < 0) {
-    const char *e = getenv("VISREG_PROFILE");
-    enabled = e && e[0] == '1';
+    enabled = profile_has("1");
     t_reset = now_s();
   }
   return enabled;
+}
+
+int vr_profile_phases(void) {
+  static int on = -1;
+  if (on < 0) on = profile_has("phases");
+  return on;
 }
 
 void vr_profile_enable(int on) {

@@ -53,6 +53,12 @@ void vr_set_num_threads(int n);
 int vr_cuda_available(void);          /* 1 when the CUDA backend is compiled in and sees a GPU */
 const char *vr_cuda_device_name(void); /* "" when none */
 int vr_cuda_compiled(void);
+/* The process-wide CPU settings the ops are fast with (core/cpu_defaults.c): idle OpenMP workers
+ * sleep, OpenBLAS's idle workers sleep soon and use the CPU's AVX-512 or AVX2 kernels, and tensor
+ * buffers stay in the heap. Each is left alone where the user set its variable. The host calls it
+ * before libgomp and OpenBLAS start (a constructor of priority 101, as bin/visreg does); the
+ * library never calls it. */
+void vr_cpu_defaults(void);
 
 /* The interrupt request (core/interrupt.c): a process-wide flag that a signal handler may set
  * (Ctrl-C, SIGTERM) and that long loops read: the probes stop with VR_E_INTERRUPTED (taking the
@@ -289,7 +295,7 @@ vr_status vr_sigreg(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint
 /* official two-view VICReg: w_inv * mean (z0-z1)^2 + w_var * var + w_cov * cov; terms: inv, var, cov */
 vr_status vr_vicreg(const vr_tensor *z, double w_inv, double w_var, double w_cov, vr_tensor **loss, vr_tensor **terms);
 /* the VISReg code's pooled squared-hinge variant: w_var * var + w_cov * cov; terms: var, cov */
-vr_status vr_vicreg_repo(const vr_tensor *z, double w_var, double w_cov, vr_tensor **loss, vr_tensor **terms);
+vr_status vr_vicreg_pooled(const vr_tensor *z, double w_var, double w_cov, vr_tensor **loss, vr_tensor **terms);
 vr_status vr_barlow(const vr_tensor *z, double offdiag_weight, vr_tensor **loss);
 /* mean over views, batch and dims of (z - mean of the first global_views views)^2 */
 vr_status vr_invariance(const vr_tensor *z, int global_views, vr_tensor **loss);
@@ -316,7 +322,7 @@ vr_status vr_adamw_step(vr_tensor *const *params, vr_tensor *const *grads, vr_te
  * min(1, max_norm / (norm + 1e-6)) (1 when max_norm <= 0), as torch.nn.utils.clip_grad_norm_ */
 vr_status vr_grad_norm(vr_tensor *const *tensors, int n, double max_norm, vr_tensor **norm, vr_tensor **clip);
 
-/* ---- data, augmentation, loader, checkpoints, probes (core/data/, core/ckpt.c, core/probe.c) ---- */
+/* ---- data, augmentation, loader, checkpoints, probes (core/data/, core/ckpt_write.c, ckpt_read.c, core/probe.c) ---- */
 typedef struct vr_dataset vr_dataset;         /* opaque: u8 images N x C x H x W and i64 labels in memory */
 typedef struct vr_pipeline vr_pipeline;       /* opaque: a list of augmentation specs */
 typedef struct vr_loader vr_loader;           /* opaque: multi-view batch loader with worker threads */
@@ -511,6 +517,18 @@ vr_status vr_cuda_synchronize(void);   /* waits for the stream's pending work; r
  * call (torch.backends.cudnn.benchmark); 0: cuDNN's heuristic choice. Default: VISREG_CUDA_CONV_FIND=1 or 0 */
 void vr_cuda_set_conv_benchmark(int on);
 
+/* ---- kernel variants (core/variants.c), for tests and benchmarks ----
+ * Paths that give the same results up to rounding, chosen by NAME and VALUE (the first value is
+ * the default): conv = cudnn | legacy | im2col (CUDA convolutions: cached cuDNN plans, cuDNN's
+ * legacy calls, im2col + cuBLAS), 3xtf32 = auto | off | on (VISReg's CUDA projections),
+ * colsums = one | two (CUDA column sums in one launch or two), sort = register | shared (the CUDA
+ * rank sort), bn_act = fused | unfused (nn's batch norm + ReLU, read when nn is loaded).
+ * VR_E_ARG names an unknown name or value. set_variants takes "NAME=VALUE[,NAME=VALUE...]";
+ * vr_variant gives the current value (NULL for an unknown name). */
+vr_status vr_set_variant(const char *name, const char *value);
+vr_status vr_set_variants(const char *list);
+const char *vr_variant(const char *name);
+
 /* ---- child processes (core/proc.c): the sweep driver runs each trial as a `visreg train` ----
  * spawn starts argv[0] (searched in PATH) with argv (NULL-terminated) in a process group of its
  * own, so that a terminal's Ctrl-C reaches only the driver, which forwards it; env (NULL or
@@ -526,6 +544,7 @@ void vr_sleep(double seconds);
 int vr_cpu_count(void); /* processors this process may run on */
 
 /* ---- the op profiler (core/profile.c): VISREG_PROFILE=1 in the environment turns it on ----
+ * (VISREG_PROFILE=phases: the CUDA regularizers' phase times instead; 1,phases: both) ----
  * Counts each kernel call's device and host time per (op, variant, direction, dtypes, device);
  * report prints the table (stderr) sorted by device time, beside the wall time since reset. */
 void vr_profile_enable(int on);

@@ -1050,11 +1050,11 @@ START_TEST(test_conv2d) {
                                     {1, 6, 11, 9, 6, 3, 2, 1, 2, 0, 1, 2, 1, 3},
                                     {4, 16, 8, 8, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1}};
   /* f32 twice: through cuDNN where the build has it, and through im2col */
+  const char *conv0 = vr_variant("conv"); /* the suite's own (VISREG_TEST_VARIANT) */
   for (int dt = 0; dt < 3; dt++) {
     vr_dtype d = dt == 2 ? VR_F64 : VR_F32;
-    /* read by every conv call: VISREG_CUDA_CONV=im2col forces the im2col path */
-    if (dt == 0) unsetenv("VISREG_CUDA_CONV");
-    else setenv("VISREG_CUDA_CONV", "im2col", 1);
+    /* read by every conv call: the variant conv=im2col forces the im2col path */
+    vr_set_variant("conv", dt == 0 ? conv0 : "im2col");
     double rtol = d == VR_F64 ? 1e-10 : 1e-4, atol = d == VR_F64 ? 1e-11 : 1e-4;
     for (int g = 0; g < 4; g++)
       for (int bias = 0; bias < 2; bias++) {
@@ -1085,7 +1085,7 @@ START_TEST(test_conv2d) {
         free_args(&a);
       }
   }
-  unsetenv("VISREG_CUDA_CONV");
+  vr_set_variant("conv", conv0);
 }
 END_TEST
 

@@ -208,8 +208,9 @@ START_TEST(test_bf16_conv2d_parity) {
   static const int64_t geo[][14] = {{8, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1}, {8, 64, 14, 14, 128, 1, 1, 2, 2, 0, 0, 1, 1, 1},
                                     {8, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1},  {4, 128, 7, 7, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1},
                                     {3, 4, 9, 11, 6, 3, 3, 2, 1, 1, 1, 1, 2, 2},    {2, 8, 7, 7, 8, 1, 1, 1, 1, 0, 0, 1, 1, 8}};
+  const char *conv0 = vr_variant("conv"); /* the suite's own (VISREG_TEST_VARIANT) */
   for (int path = 0; path < 2; path++) {
-    if (path) setenv("VISREG_CUDA_CONV", "im2col", 1);
+    if (path) vr_set_variant("conv", "im2col");
     for (size_t g = 0; g < sizeof geo / sizeof *geo; g++) {
       conv_case(geo[g], 7, 0, path ? "im2col" : "default");
       if (g == 0 || g == 4) {
@@ -217,7 +218,7 @@ START_TEST(test_bf16_conv2d_parity) {
         conv_case(geo[g], 2, 0, path ? "im2col" : "default");
       }
     }
-    unsetenv("VISREG_CUDA_CONV");
+    vr_set_variant("conv", conv0);
   }
 }
 END_TEST

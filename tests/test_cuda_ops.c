@@ -392,15 +392,16 @@ START_TEST(test_conv2d_paths) {
   /* {N, C, H, W, Cout, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups} */
   static const int64_t geo[][14] = {{3, 4, 9, 11, 6, 3, 3, 2, 1, 1, 1, 1, 2, 2}, {2, 8, 7, 7, 8, 1, 1, 1, 1, 0, 0, 1, 1, 8},
                                     {5, 3, 6, 5, 4, 2, 3, 1, 2, 1, 0, 1, 1, 1}};
+  const char *conv0 = vr_variant("conv"); /* the suite's own (VISREG_TEST_VARIANT) */
   for (int path = 0; path < 2; path++) {
-    if (path) setenv("VISREG_CUDA_CONV", "im2col", 1);
+    if (path) vr_set_variant("conv", "im2col");
     for (int dt = 0; dt < 2; dt++)
       for (int g = 0; g < 3; g++)
         for (int k = 0; k < 3; k++) { /* grad_x only, grad_w only, all three */
           static const int wants[3] = {1, 2, 7};
           conv_case(dt ? VR_F64 : VR_F32, geo[g], wants[k], path ? "im2col" : "default");
         }
-    unsetenv("VISREG_CUDA_CONV");
+    vr_set_variant("conv", conv0);
   }
 }
 END_TEST
@@ -590,14 +591,14 @@ START_TEST(test_reg_sliced) {
   reg_case_ties(VR_OP_SWD, VR_F32, 3, 777, 6, 2, 0, 0, (const double[8]){0, 1, 0, 1e-6}, (const int64_t[16]){0, 0, 3, 4, 2},
                 5, "swd tiles");
   /* f32 projections through 3xTF32 GEMMs (forced; on its own above 2^31 V B D K), chunked and not */
-  setenv("VISREG_CUDA_3XTF32", "1", 1);
+  vr_set_variant("3xtf32", "on");
   for (int64_t chunk = 0; chunk <= 5; chunk += 5) {
     reg_case(VR_OP_VISREG, VR_F32, 2, 300, 37, 11, 1, 3, (const double[8]){1, 1, 1, 1e-12},
              (const int64_t[16]){chunk, 0, 5, 6, 11}, "visreg 3xtf32");
     reg_case(VR_OP_SIGREG, VR_F32, 2, 40, 8, 30, 0, 0, (const double[8]){3, 1e-12}, (const int64_t[16]){chunk, 17, 7, 1, 30},
              "sigreg 3xtf32");
   }
-  unsetenv("VISREG_CUDA_3XTF32");
+  vr_set_variant("3xtf32", "auto");
 }
 END_TEST
 
@@ -606,13 +607,13 @@ START_TEST(test_reg_gram) {
   for (int dt = 0; dt < 2; dt++) {
     vr_dtype d = dt ? VR_F64 : VR_F32;
     reg_case(VR_OP_VICREG, d, 2, 33, 20, 0, 0, 3, (const double[8]){25, 25, 1}, (const int64_t[16]){0}, "vicreg");
-    reg_case(VR_OP_VICREG_REPO, d, 3, 17, 12, 0, 0, 2, (const double[8]){25, 1}, (const int64_t[16]){0}, "vicreg_repo");
+    reg_case(VR_OP_VICREG_POOLED, d, 3, 17, 12, 0, 0, 2, (const double[8]){25, 1}, (const int64_t[16]){0}, "vicreg_pooled");
     reg_case(VR_OP_BARLOW, d, 3, 40, 10, 0, 0, 0, (const double[8]){0.005}, (const int64_t[16]){0}, "barlow");
     reg_case(VR_OP_INVARIANCE, d, 4, 30, 7, 0, 0, 0, (const double[8]){0}, (const int64_t[16]){2}, "invariance");
     /* the column passes over several chunks of 64 rows and an odd number of columns (two groups of 32) */
     reg_case(VR_OP_VICREG, d, 2, 300, 37, 0, 0, 3, (const double[8]){25, 25, 1}, (const int64_t[16]){0}, "vicreg chunks");
-    reg_case(VR_OP_VICREG_REPO, d, 3, 100, 37, 0, 0, 2, (const double[8]){25, 1}, (const int64_t[16]){0},
-             "vicreg_repo chunks");
+    reg_case(VR_OP_VICREG_POOLED, d, 3, 100, 37, 0, 0, 2, (const double[8]){25, 1}, (const int64_t[16]){0},
+             "vicreg_pooled chunks");
     reg_case(VR_OP_BARLOW, d, 3, 300, 37, 0, 0, 0, (const double[8]){0.005}, (const int64_t[16]){0}, "barlow chunks");
     reg_case(VR_OP_INVARIANCE, d, 3, 300, 37, 0, 0, 0, (const double[8]){0}, (const int64_t[16]){1}, "invariance chunks");
   }

@@ -44,8 +44,8 @@ static vr_tensor *normal(int ndim, const int64_t *shape, uint64_t seed, vr_dtype
 
 /* ---------------------------------------------------------------- running a method */
 
-enum { M_VISREG, M_SWD, M_SIGREG, M_VICREG_REPO, M_VICREG, M_BARLOW, M_INV, M_COUNT };
-static const char *mnames[] = {"visreg", "swd", "sigreg", "vicreg_repo", "vicreg", "barlow", "invariance"};
+enum { M_VISREG, M_SWD, M_SIGREG, M_VICREG_POOLED, M_VICREG, M_BARLOW, M_INV, M_COUNT };
+static const char *mnames[] = {"visreg", "swd", "sigreg", "vicreg_pooled", "vicreg", "barlow", "invariance"};
 
 typedef struct {
   int method;
@@ -60,7 +60,7 @@ static vr_status reg_loss(const mctx *c, const vr_tensor *z, vr_tensor **out) {
   case M_VISREG: return vr_visreg(z, c->slices, 0, 0, 0, c->w[0], c->w[1], c->w[2], out, NULL);
   case M_SWD: return vr_swd(z, c->slices, 0, 0, 0, out);
   case M_SIGREG: return vr_sigreg(z, c->slices, 0, 0, 0, 17, 3.0, out);
-  case M_VICREG_REPO: return vr_vicreg_repo(z, 25, 1, out, NULL);
+  case M_VICREG_POOLED: return vr_vicreg_pooled(z, 25, 1, out, NULL);
   case M_VICREG: return vr_vicreg(z, 25, 25, 1, out, NULL);
   case M_BARLOW: return vr_barlow(z, 0.0051, out);
   default: return vr_invariance(z, c->global, out);
@@ -140,7 +140,7 @@ static const struct {
     {M_VISREG, 1.4324645553e-01, 4.4214079108e-02, 1.7960797450e-01, {-3.859271958e-03, -4.015963991e-03, -1.053796751e-03}},
     {M_SWD, 9.9203230602e-02, 5.7429350645e-02, 1.3996907206e-01, {2.165127572e-05, -1.264854067e-03, -1.065111053e-03}},
     {M_SIGREG, 1.5834118458e+00, 8.1557127797e-01, 1.4757568258e+00, {1.489686521e-02, 3.578847197e-03, -8.381603843e-03}},
-    {M_VICREG_REPO, 2.8500020031e+00, 5.4270844580e-01, 2.6156879673e+00, {-2.878829394e-02, -6.088939242e-02, -6.733683246e-02}},
+    {M_VICREG_POOLED, 2.8500020031e+00, 5.4270844580e-01, 2.6156879673e+00, {-2.878829394e-02, -6.088939242e-02, -6.733683246e-02}},
     {M_VICREG, 2.7103631285e+01, 4.8889570881e+00, 0, {-3.058243749e-01, -1.359890594e-01, 2.138476809e-02}},
     {M_BARLOW, 4.6426149030e+00, 9.7785380960e-01, 4.2290395772e+00, {-7.909656092e-02, -7.946186143e-02, -5.621267728e-02}},
 };
@@ -204,9 +204,9 @@ START_TEST(vicreg_terms_are_unweighted) {
   OK(vr_vicreg(z, 25, 25, 1, &L, &T));
   double *t = tu_values(T);
   CLOSE(tu_item(L), 25 * t[0] + 25 * t[1] + t[2], 1e-12, "vicreg total");
-  OK(vr_vicreg_repo(z, 25, 1, &L2, &T2));
+  OK(vr_vicreg_pooled(z, 25, 1, &L2, &T2));
   double *t2 = tu_values(T2);
-  CLOSE(tu_item(L2), 25 * t2[0] + t2[1], 1e-12, "vicreg_repo total");
+  CLOSE(tu_item(L2), 25 * t2[0] + t2[1], 1e-12, "vicreg_pooled total");
   free(t);
   free(t2);
   vr_tensor *objs[] = {z, L, T, L2, T2};
@@ -468,8 +468,8 @@ static double collapse_grad(int method, double r) {
 START_TEST(gradient_at_collapse) {
   double sig1 = collapse_grad(M_SIGREG, 1), sig0 = collapse_grad(M_SIGREG, 1e-4);
   double vis1 = collapse_grad(M_VISREG, 1), vis0 = collapse_grad(M_VISREG, 1e-4);
-  double swd0 = collapse_grad(M_SWD, 1e-4), vic0 = collapse_grad(M_VICREG_REPO, 1e-4);
-  printf("collapse (mean row |dL/dz|, r = 1 -> 1e-4): sigreg %.3g -> %.3g, visreg %.3g -> %.3g, swd %.3g, vicreg_repo %.3g\n",
+  double swd0 = collapse_grad(M_SWD, 1e-4), vic0 = collapse_grad(M_VICREG_POOLED, 1e-4);
+  printf("collapse (mean row |dL/dz|, r = 1 -> 1e-4): sigreg %.3g -> %.3g, visreg %.3g -> %.3g, swd %.3g, vicreg_pooled %.3g\n",
          sig1, sig0, vis1, vis0, swd0, vic0);
   ck_assert_msg(sig1 / sig0 > 3e3 && sig1 / sig0 < 3e4, "SIGReg shrinks %.4g-fold (%.4g -> %.4g)", sig1 / sig0, sig1, sig0);
   ck_assert_msg(sig0 > 1e-7 && sig0 < 1e-5, "SIGReg at r = 1e-4: %.4g, expected about 1e-6", sig0);
@@ -639,7 +639,7 @@ START_TEST(bad_input_gets_a_clear_error) {
   FAILS(vr_visreg(z, G, 5, 0, 0, 1, 1, 1, &L, NULL), VR_E_VALUE, "z: expected finite values, got nan at [1, 2, 3]");
   FAILS(vr_swd(z, G, 5, 0, 0, &L), VR_E_VALUE, "vr_swd: z: expected finite");
   FAILS(vr_sigreg(z, G, 5, 0, 0, 17, 3, &L), VR_E_VALUE, "finite");
-  FAILS(vr_vicreg_repo(z, 25, 1, &L, NULL), VR_E_VALUE, "finite");
+  FAILS(vr_vicreg_pooled(z, 25, 1, &L, NULL), VR_E_VALUE, "finite");
   FAILS(vr_barlow(z, 0.0051, &L), VR_E_VALUE, "finite");
   FAILS(vr_invariance(z, 1, &L), VR_E_VALUE, "finite");
   OK(vr_tensor_set(z, TU_SHAPE(1, 2, 3), INFINITY));

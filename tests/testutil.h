@@ -15,6 +15,13 @@
     ck_assert_msg(s_ == (st), "%s: expected %s, got %s (%s)", #expr, vr_status_name(st), vr_status_name(s_), vr_last_error()); \
     ck_assert_msg(strstr(vr_last_error(), (needle)) != NULL, "%s: message '%s' lacks '%s'", #expr, vr_last_error(), (needle)); } while (0)
 
+/* a suite is a host: the CPU settings bin/visreg runs with, before libgomp and OpenBLAS start; and
+ * the kernel variants it runs with, VISREG_TEST_VARIANT=NAME=VALUE[,...] (vr_set_variants) */
+__attribute__((constructor(101))) static void tu_host_defaults(void) {
+  vr_cpu_defaults();
+  if (vr_set_variants(getenv("VISREG_TEST_VARIANT")) != VR_OK) fprintf(stderr, "VISREG_TEST_VARIANT: %s\n", vr_last_error());
+}
+
 static inline vr_tensor *tu_tensor(vr_dtype dt, int ndim, const int64_t *shape, const double *vals) {
   vr_tensor *t;
   if (vr_tensor_zeros(ndim, shape, dt, VR_CPU, &t)) return NULL;

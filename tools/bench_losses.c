@@ -93,7 +93,7 @@ typedef struct {
   int reps, warm;
 } cfg;
 
-static const char *all_methods[] = {"visreg", "swd", "sigreg", "vicreg", "vicreg_repo", "barlow"};
+static const char *all_methods[] = {"visreg", "swd", "sigreg", "vicreg", "vicreg_pooled", "barlow"};
 
 static vr_status run_once(const char *m, vr_tensor *z, int64_t K, uint64_t step) {
   vr_tensor *L = NULL;
@@ -102,7 +102,7 @@ static vr_status run_once(const char *m, vr_tensor *z, int64_t K, uint64_t step)
   else if (!strcmp(m, "swd")) st = vr_swd(z, NULL, K, 0, step, &L);
   else if (!strcmp(m, "sigreg")) st = vr_sigreg(z, NULL, K, 0, step, 17, 3.0, &L);
   else if (!strcmp(m, "vicreg")) st = vr_vicreg(z, 25, 25, 1, &L, NULL);
-  else if (!strcmp(m, "vicreg_repo")) st = vr_vicreg_repo(z, 25, 1, &L, NULL);
+  else if (!strcmp(m, "vicreg_pooled") || !strcmp(m, "vicreg_repo")) st = vr_vicreg_pooled(z, 25, 1, &L, NULL);
   else st = vr_barlow(z, 0.0051, &L);
   if (!st) st = vr_backward(L, NULL, 0);
   vr_tensor_free(L);
@@ -148,14 +148,14 @@ done:
 
 static void usage(void) {
   fprintf(stderr, "usage: visreg bench losses [--V 2] [--B N --D N --K N] [--methods visreg,swd,sigreg,vicreg,"
-                  "vicreg_repo,barlow] [--reps 7] [--warmup 2] [--threads N] [--scaling] [--json] [--device cpu|cuda]\n");
+                  "vicreg_pooled,barlow] [--reps 7] [--warmup 2] [--threads N] [--scaling] [--json] [--device cpu|cuda]\n");
 }
 
 int vr_bench_losses(int argc, char **argv) {
   cfg c = {.V = 2, .dev = VR_CPU, .reps = 7, .warm = 2};
   int64_t B = 0, D = 0, K = 0;
   int json = 0, scaling = 0;
-  char methods[256] = "visreg,swd,sigreg,vicreg,vicreg_repo,barlow";
+  char methods[256] = "visreg,swd,sigreg,vicreg,vicreg_pooled,barlow";
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--json")) json = 1;
@@ -217,7 +217,7 @@ int vr_bench_losses(int argc, char **argv) {
     snprintf(list, sizeof list, "%s", methods);
     for (char *save = NULL, *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
       int known = 0;
-      for (size_t i = 0; i < sizeof all_methods / sizeof *all_methods; i++) known |= !strcmp(m, all_methods[i]);
+      for (size_t i = 0; i < sizeof all_methods / sizeof *all_methods; i++) known |= !strcmp(m, all_methods[i]) || !strcmp(m, "vicreg_repo");
       if (!known) {
         fprintf(stderr, "visreg bench losses: unknown method '%s'\n", m);
         return 2;

@@ -13,7 +13,7 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: visreg loss METHOD --z Z.npy [options]\n"
-          "  METHOD            visreg, swd, sigreg, vicreg, barlow (vicreg_repo: vicreg --pooled)\n"
+          "  METHOD            visreg, swd, sigreg, vicreg, barlow (vicreg_pooled: vicreg --pooled)\n"
           "  --z Z.npy         V x B x D projections, float32 or float64 (the loss is computed in that dtype)\n"
           "  --slices G.npy    raw D x K slice matrix (each method normalises its columns); default: drawn\n"
           "  --K K             slices drawn from Philox (seed, step) when --slices is absent (default 1024)\n"
@@ -120,7 +120,7 @@ int vr_cmd_loss(int argc, char **argv) {
       return 2;
     }
   }
-  if (!strcmp(method, "vicreg_repo")) {
+  if (!strcmp(method, "vicreg_pooled") || !strcmp(method, "vicreg_repo")) { /* vicreg_repo: its former name */
     method = "vicreg";
     pooled = 1;
   }
@@ -195,7 +195,7 @@ int vr_cmd_loss(int argc, char **argv) {
   case 2: st = vr_sigreg(z, G, G ? 0 : K, seed, step, (int)knots, tmax, &L); break;
   case 3:
     if (pooled) {
-      st = vr_vicreg_repo(z, w[0], w[1], &L, &T);
+      st = vr_vicreg_pooled(z, w[0], w[1], &L, &T);
       tnames[0] = "var", tnames[1] = "cov", nt = 2;
     } else {
       st = vr_vicreg(z, w[0], w[1], w[2], &L, &T);
@@ -236,7 +236,7 @@ int vr_cmd_loss(int argc, char **argv) {
   vr_tensor_free(g64);
   if (gout && vr_npy_save(gout, g)) { rc = fail(gout); goto done; }
   vr_tensor_item(root, &v);
-  printf("{\"method\": \"%s%s\", \"dtype\": \"%s\", \"V\": %lld, \"B\": %lld, \"D\": %lld", m == 3 && pooled ? "vicreg_repo" : method,
+  printf("{\"method\": \"%s%s\", \"dtype\": \"%s\", \"V\": %lld, \"B\": %lld, \"D\": %lld", m == 3 && pooled ? "vicreg_pooled" : method,
          "", vr_tensor_dtype(z) == VR_F32 ? "float32" : "float64", (long long)V, (long long)vr_tensor_size(z, 1),
          (long long)vr_tensor_size(z, 2));
   if (m <= 2) printf(", \"K\": %lld", (long long)(G ? vr_tensor_size(G, 1) : K));

@@ -1,8 +1,8 @@
 /* commands.h: the subcommands of bin/visreg, each defined in its own file under tools/.
- * Weak, so that the binary links while one is still missing. argv[0] is the command name. */
+ * argv[0] is the command name. */
 #ifndef VISREG_COMMANDS_H
 #define VISREG_COMMANDS_H
-#define VR_COMMAND(name) int name(int argc, char **argv) __attribute__((weak))
+#define VR_COMMAND(name) int name(int argc, char **argv)
 VR_COMMAND(vr_cmd_train);
 VR_COMMAND(vr_cmd_run);
 VR_COMMAND(vr_cmd_eval);

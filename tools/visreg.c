@@ -1,9 +1,13 @@
 /* visreg.c: the command-line entry. Each command lives in its own file (tools/cmd_*.c,
- * tools/bench_*.c) and is linked in when present; a missing one says so instead of failing. */
+ * tools/bench_*.c). */
 #include "../core/visreg.h"
 #include "commands.h"
 #include <stdio.h>
 #include <string.h>
+
+/* The CPU settings (vr_cpu_defaults) are environment variables that libgomp and OpenBLAS read in
+ * their own constructors: this one runs first (priority 101; theirs have the default). */
+__attribute__((constructor(101))) static void host_cpu_defaults(void) { vr_cpu_defaults(); }
 
 typedef struct {
   const char *name;
@@ -27,7 +31,7 @@ static const command commands[] = {
 static void usage(FILE *f) {
   fprintf(f, "visreg %s: self-supervised learning with VISReg\n\nusage: visreg COMMAND [args]\n\ncommands:\n", vr_version());
   for (size_t k = 0; k < sizeof commands / sizeof *commands; k++)
-    fprintf(f, "  %-6s %s%s\n", commands[k].name, commands[k].help, commands[k].fn ? "" : "   (not in this build)");
+    fprintf(f, "  %-6s %s\n", commands[k].name, commands[k].help);
   fprintf(f, "\noptions:\n  --version   version, CUDA backend and GPU\n  --help      this text\n");
 }
 
@@ -48,10 +52,6 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "--version")) return version();
   for (size_t k = 0; k < sizeof commands / sizeof *commands; k++) {
     if (strcmp(argv[1], commands[k].name)) continue;
-    if (!commands[k].fn) {
-      fprintf(stderr, "visreg: command '%s' is not in this build\n", argv[1]);
-      return 2;
-    }
     int rc = commands[k].fn(argc - 1, argv + 1);
     if (vr_profile_enabled()) vr_profile_report(); /* VISREG_PROFILE=1: the op table of the whole command */
     return rc;

@@ -11,6 +11,7 @@
 #ifndef VISREG_REG_H
 #define VISREG_REG_H
 #include "../internal.h"
+#include "reg_args.h"
 #include <string.h>
 
 /* q[i-1] = sqrt(2) erfinv(2i/(B+1) - 1), i = 1..B, in double */
@@ -25,7 +26,7 @@ vr_status vr_reg_check_z(const char *func, const vr_tensor *z, int64_t min_views
 vr_status vr_reg_check_slices(const char *func, const vr_tensor *z, const vr_tensor *slices, int64_t K,
                               int64_t *k_out);
 /* slices made contiguous in z's dtype, or *out = NULL when slices is NULL: the kernel then draws
- * the raw matrix itself (slices.h) from i[2] = seed, i[3] = step, i[4] = K */
+ * the raw matrix itself (slices.h) from i[SEED] = seed, i[STEP] = step, i[K] = K */
 vr_status vr_reg_raw_slices(const vr_tensor *z, const vr_tensor *slices, vr_tensor **out);
 
 /* Runs the forward kernel of op and wraps its outputs. The caller fills a (in, f, i) and the

@@ -3,9 +3,9 @@
  * Kernel arguments of VR_OP_SIGREG (every device implements the same):
  *   forward: in[0] = z, V x B x D contiguous (f32 or f64); in[1] = G, raw D x K slices,
  *            contiguous, z's dtype, or NULL: then drawn by the kernel (core/reg/slices.h) from
- *            i[2] = seed, i[3] = step, i[4] = K; normalised by the kernel with f[1] (1e-12):
- *            W[:, k] = G[:, k] / (||G[:, k]|| + f[1]).
- *            f[0] = t_max; i[0] = slices per chunk (0: the kernel chooses); i[1] = knots (>= 2).
+ *            i[SEED] = seed, i[STEP] = step, i[K] = K; normalised by the kernel with f[EPS] (1e-12):
+ *            W[:, k] = G[:, k] / (||G[:, k]|| + f[EPS]).
+ *            f[TMAX] = t_max; i[CHUNK] = slices per chunk (0: the kernel chooses); i[KNOTS] = knots (>= 2).
  *            Knots t_j = t_max j / (knots - 1), trapezoid weights a_0 = a_last = dt, interior
  *            2 dt, phi_j = exp(-t_j^2 / 2). Per view and slice, x = z W,
  *            T = B sum_j a_j phi_j ((mean_b cos(t_j x) - phi_j)^2 + (mean_b sin(t_j x))^2);
@@ -29,7 +29,8 @@ vr_status vr_sigreg(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint
   vr_status st = VR_OK;
   VR_TRYG(vr_contiguous_raw(z, &zc));
   VR_TRYG(vr_reg_raw_slices(z, slices, &G));
-  vr_kernel_args a = {.in = {zc, G}, .n_in = 2, .f = {t_max, 1e-12}, .i = {0, knots, (int64_t)seed, (int64_t)step, k}};
+  vr_kernel_args a = {.in = {zc, G}, .n_in = 2, .f = {[VR_SIGREG_F_TMAX] = t_max, [VR_SIGREG_F_EPS] = 1e-12},
+                      .i = {[VR_SLICED_I_CHUNK] = 0, [VR_SIGREG_I_KNOTS] = knots, [VR_SLICED_I_SEED] = (int64_t)seed, [VR_SLICED_I_STEP] = (int64_t)step, [VR_SLICED_I_K] = k}};
   st = vr_reg_run("sigreg", VR_OP_SIGREG, z, &a, 0, loss, NULL);
 done:
   vr_tensor_free(zc);

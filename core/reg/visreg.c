@@ -3,12 +3,12 @@
  * Kernel arguments of VR_OP_VISREG (every device implements the same):
  *   forward: in[0] = z, V x B x D contiguous (f32 or f64)
  *            in[1] = G, the raw D x K slice matrix, contiguous, z's dtype, or NULL: then the
- *                    kernel draws it from Philox (core/reg/slices.h) with i[2] = seed,
- *                    i[3] = step, i[4] = K; either way it normalises the columns,
- *                    W[:, k] = G[:, k] / (||G[:, k]|| + f[3])
+ *                    kernel draws it from Philox (core/reg/slices.h) with i[SEED] = seed,
+ *                    i[STEP] = step, i[K] = K; either way it normalises the columns,
+ *                    W[:, k] = G[:, k] / (||G[:, k]|| + f[EPS])
  *            in[2] = q, the B quantile targets (vr_gauss_quantiles), z's dtype
- *            f[0] = w_scale, f[1] = w_shape, f[2] = w_center, f[3] = slice eps (1e-12)
- *            i[0] = slices per chunk (0: the kernel chooses); memory is O(V B D + V B chunk)
+ *            f[SCALE] = w_scale, f[SHAPE] = w_shape, f[CENTER] = w_center, f[EPS] = slice eps (1e-12)
+ *            i[CHUNK] = slices per chunk (0: the kernel chooses); memory is O(V B D + V B chunk)
  *            out[0] = loss (0-dim), out[1] = terms {center, scale, shape} (3) or NULL,
  *            out[2] = dL/dz for an upstream gradient of 1 (V x B x D) or NULL when not needed.
  *            A non-finite z gives VR_E_VALUE.
@@ -34,7 +34,8 @@ vr_status vr_visreg(const vr_tensor *z, const vr_tensor *slices, int64_t K, uint
   VR_TRYG(vr_contiguous_raw(z, &zc));
   VR_TRYG(vr_reg_raw_slices(z, slices, &G));
   VR_TRYG(vr_reg_targets(z->shape[1], z->dtype, z->device, &q));
-  vr_kernel_args a = {.in = {zc, G, q}, .n_in = 3, .f = {w_scale, w_shape, w_center, 1e-12}, .i = {0, 0, (int64_t)seed, (int64_t)step, k}};
+  vr_kernel_args a = {.in = {zc, G, q}, .n_in = 3, .f = {[VR_VISREG_F_SCALE] = w_scale, [VR_VISREG_F_SHAPE] = w_shape, [VR_VISREG_F_CENTER] = w_center, [VR_VISREG_F_EPS] = 1e-12},
+                      .i = {[VR_SLICED_I_CHUNK] = 0, [VR_SLICED_I_SEED] = (int64_t)seed, [VR_SLICED_I_STEP] = (int64_t)step, [VR_SLICED_I_K] = k}};
   st = vr_reg_run("visreg", VR_OP_VISREG, z, &a, 3, loss, terms);
 done:
   vr_tensor_free(zc);

@@ -194,7 +194,7 @@ vr_status vr_augment_image(const vr_pipeline *p, const void *src, int src_u8, in
 /* VR_OP_AUGMENT: in[0] images N x C x H x W contiguous (u8 or f32), in[1] NULL or the sample ids
  * (i64 N, contiguous), out[0] f32 N x C x oh x ow contiguous, i[0] seed, i[1] epoch, i[2] sample of
  * image 0 (image k is sample i[2] + k when in[1] is NULL), i[3] view, ctx the vr_pipeline */
-static vr_status augment_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_augment_fwd(const vr_kernel_args *a) {
   const vr_tensor *x = a->in[0];
   vr_tensor *y = a->out[0];
   const vr_pipeline *p = a->ctx;
@@ -224,4 +224,4 @@ static vr_status augment_fwd(const vr_kernel_args *a) {
   return st;
 }
 
-void vr_cpu_register_augment(void) { vr_kernel_register(VR_OP_AUGMENT, VR_CPU, augment_fwd, NULL); }
+void vr_cpu_register_augment(void) { vr_kernel_register(VR_OP_AUGMENT, VR_CPU, vr_cpu_augment_fwd, NULL); }

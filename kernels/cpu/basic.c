@@ -64,7 +64,7 @@ static void copy_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   for (int64_t k = 0; k < n; k++) vr_store(o + k * s[0] * eo, cc->dout, vr_load(i + k * s[1] * ei, cc->din));
 }
 
-static vr_status copy_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_copy_fwd(const vr_kernel_args *a) {
   vr_tensor *ts[2] = {a->out[0], a->in[0]};
   vr_iter it;
   vr_iter_init(&it, 2, ts);
@@ -85,7 +85,7 @@ static void fill_run(void *c, char *const *p, const int64_t *s, int64_t n) {
     for (int64_t k = 0; k < n; k++) vr_store(p[0] + k * s[0] * es, fc->dt, fc->v);
   }
 }
-static vr_status fill_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_fill_fwd(const vr_kernel_args *a) {
   vr_iter it;
   vr_iter_init(&it, 1, a->out);
   fill_ctx fc = {a->out[0]->dtype, a->f[0]};
@@ -94,7 +94,7 @@ static vr_status fill_fwd(const vr_kernel_args *a) {
 }
 
 /* ---- arange (out is contiguous and 1-D) ---- */
-static vr_status arange_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_arange_fwd(const vr_kernel_args *a) {
   vr_tensor *t = a->out[0];
   char *p = vr_data(t);
   size_t es = vr_dtype_size(t->dtype);
@@ -114,7 +114,7 @@ static void rand_body(void *c, int64_t lo, int64_t hi) {
   for (int64_t k = lo; k < hi; k++)
     vr_store(p + k * es, t->dtype, vr_philox_sample(seed, stream, off + (uint64_t)k, a->sub, a->f[0], a->f[1]));
 }
-static vr_status rand_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_rand_fwd(const vr_kernel_args *a) {
   rand_ctx rc = {a};
   vr_parallel_for(vr_tensor_numel(a->out[0]), 1 << 14, rand_body, &rc);
   return VR_OK;
@@ -123,8 +123,8 @@ static vr_status rand_fwd(const vr_kernel_args *a) {
 void vr_cpu_register_basic(void) {
   static const vr_device_api api = {cpu_alloc, cpu_release, cpu_memcpy, cpu_sync, NULL, NULL, NULL}; /* no events: host time */
   vr_device_register(VR_CPU, &api);
-  vr_kernel_register(VR_OP_COPY, VR_CPU, copy_fwd, NULL);
-  vr_kernel_register(VR_OP_FILL, VR_CPU, fill_fwd, NULL);
-  vr_kernel_register(VR_OP_ARANGE, VR_CPU, arange_fwd, NULL);
-  vr_kernel_register(VR_OP_RAND, VR_CPU, rand_fwd, NULL);
+  vr_kernel_register(VR_OP_COPY, VR_CPU, vr_cpu_copy_fwd, NULL);
+  vr_kernel_register(VR_OP_FILL, VR_CPU, vr_cpu_fill_fwd, NULL);
+  vr_kernel_register(VR_OP_ARANGE, VR_CPU, vr_cpu_arange_fwd, NULL);
+  vr_kernel_register(VR_OP_RAND, VR_CPU, vr_cpu_rand_fwd, NULL);
 }

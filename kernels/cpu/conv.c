@@ -382,11 +382,11 @@ static vr_status conv2d_bwd_layout(const vr_kernel_args *a) {
   return a->i[7] ? conv2d_bwd_nhwc(a) : conv2d_bwd(a);
 }
 
-static vr_status conv2d_fwd_any(const vr_kernel_args *a) {
+static vr_status vr_cpu_conv2d_fwd(const vr_kernel_args *a) {
   return a->in[0]->dtype == VR_BF16 ? vr_cpu_via_f32(a, conv2d_fwd_layout) : conv2d_fwd_layout(a);
 }
-static vr_status conv2d_bwd_any(const vr_kernel_args *a) {
+static vr_status vr_cpu_conv2d_bwd(const vr_kernel_args *a) {
   return a->in[1]->dtype == VR_BF16 ? vr_cpu_via_f32(a, conv2d_bwd_layout) : conv2d_bwd_layout(a);
 }
 
-void vr_cpu_register_conv(void) { vr_kernel_register(VR_OP_CONV2D, VR_CPU, conv2d_fwd_any, conv2d_bwd_any); }
+void vr_cpu_register_conv(void) { vr_kernel_register(VR_OP_CONV2D, VR_CPU, vr_cpu_conv2d_fwd, vr_cpu_conv2d_bwd); }

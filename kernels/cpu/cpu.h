@@ -31,20 +31,40 @@ void vr_iter_parallel(const vr_iter *it, int64_t grain, vr_iter_run_fn run, void
 vr_status vr_cpu_via_f32(const vr_kernel_args *a, vr_kernel_fn fn);
 bool vr_cpu_any_bf16(const vr_kernel_args *a);
 
-/* ---- kernel families: each kernels/cpu/<family>.c defines its hook; weak so that the library
- * links while a family is absent (its ops then report VR_E_UNSUPPORTED) ---- */
-#define VR_CPU_FAMILY(name) void vr_cpu_register_##name(void) __attribute__((weak))
-VR_CPU_FAMILY(basic);
-VR_CPU_FAMILY(elementwise);
-VR_CPU_FAMILY(reduce);
-VR_CPU_FAMILY(linalg);
-VR_CPU_FAMILY(conv);
-VR_CPU_FAMILY(pool);
-VR_CPU_FAMILY(norm);
-VR_CPU_FAMILY(softmax);
-VR_CPU_FAMILY(index);
-VR_CPU_FAMILY(sort);
-VR_CPU_FAMILY(reg);
-VR_CPU_FAMILY(augment);
-VR_CPU_FAMILY(optim);
+/* one element of es bytes (1, 2, 4 or 8) copied as bits */
+static inline void vr_cpu_copy_elem(char *dst, const char *src, size_t es) {
+  switch (es) {
+  case 4: *(uint32_t *)dst = *(const uint32_t *)src; break;
+  case 8: *(uint64_t *)dst = *(const uint64_t *)src; break;
+  case 2: *(uint16_t *)dst = *(const uint16_t *)src; break;
+  default: *dst = *src; break;
+  }
+}
+
+/* a radix sort pass's histogram of 256 digit counts turned into each digit's first output slot */
+static inline void vr_cpu_digit_offsets(uint32_t *h) {
+  uint32_t sum = 0;
+  for (int d = 0; d < 256; d++) {
+    uint32_t c = h[d];
+    h[d] = sum;
+    sum += c;
+  }
+}
+
+/* ---- kernel families: each kernels/cpu/<family>.c registers its kernels (register.c lists them
+ * all: a missing family fails at link time) ---- */
+void vr_cpu_register_basic(void);
+void vr_cpu_register_elementwise(void);
+void vr_cpu_register_where(void);
+void vr_cpu_register_reduce(void);
+void vr_cpu_register_linalg(void);
+void vr_cpu_register_conv(void);
+void vr_cpu_register_pool(void);
+void vr_cpu_register_norm(void);
+void vr_cpu_register_softmax(void);
+void vr_cpu_register_index(void);
+void vr_cpu_register_sort(void);
+void vr_cpu_register_reg(void);
+void vr_cpu_register_augment(void);
+void vr_cpu_register_optim(void);
 #endif

@@ -254,7 +254,7 @@ static void bin_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   }
 }
 
-static vr_status binary_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_binary_fwd(const vr_kernel_args *a) {
   vr_tensor *ts[3] = {a->out[0], a->in[0], a->in[1]};
   bin_ctx bc = {a->sub, a->in[0]->dtype, a->in[1]->dtype, a->out[0]->dtype};
   vr_iter it;
@@ -296,7 +296,7 @@ static void binb_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   }
 }
 
-static vr_status binary_bwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_binary_bwd(const vr_kernel_args *a) {
   for (int which = 0; which < 2; which++) {
     if (!a->out[which]) continue;
     vr_tensor *ts[4] = {a->out[which], a->in[0], a->in[1], a->in[2]};
@@ -378,7 +378,7 @@ static void un_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   }
 }
 
-static vr_status unary_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_unary_fwd(const vr_kernel_args *a) {
   vr_tensor *ts[2] = {a->out[0], a->in[0]};
   un_ctx u = {a->sub, a->in[0]->dtype, a->f[0], a->f[1]};
   vr_iter it;
@@ -424,7 +424,7 @@ static void unb_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   }
 }
 
-static vr_status unary_bwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_unary_bwd(const vr_kernel_args *a) {
   vr_tensor *ts[4] = {a->out[0], a->in[0], a->in[1], a->in[2]};
   un_ctx u = {a->sub, a->in[0]->dtype, a->f[0], a->f[1]};
   vr_iter it;
@@ -434,6 +434,6 @@ static vr_status unary_bwd(const vr_kernel_args *a) {
 }
 
 void vr_cpu_register_elementwise(void) {
-  vr_kernel_register(VR_OP_BINARY, VR_CPU, binary_fwd, binary_bwd);
-  vr_kernel_register(VR_OP_UNARY, VR_CPU, unary_fwd, unary_bwd);
+  vr_kernel_register(VR_OP_BINARY, VR_CPU, vr_cpu_binary_fwd, vr_cpu_binary_bwd);
+  vr_kernel_register(VR_OP_UNARY, VR_CPU, vr_cpu_unary_fwd, vr_cpu_unary_bwd);
 }

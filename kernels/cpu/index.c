@@ -1,5 +1,5 @@
 /* index.c: CPU kernels for index_select (and its backward, an index_add into zeros), gather,
- * scatter_add, where and one_hot. The argument layout of each op is documented at the top of
+ * scatter_add and one_hot. The argument layout of each op is documented at the top of
  * core/ops/index.c and core/ops/where.c; the front-ends pass contiguous tensors and indices that
  * are already range-checked. Every kernel is deterministic: a thread owns whole output elements
  * and adds into them in a fixed order, so no atomics are needed. */
@@ -9,15 +9,6 @@
 /* index element k of a contiguous i32 or i64 tensor */
 static inline int64_t ix_at(const void *p, int is64, int64_t k) {
   return is64 ? ((const int64_t *)p)[k] : (int64_t)((const int32_t *)p)[k];
-}
-
-static inline void copy_elem(char *dst, const char *src, size_t es) {
-  switch (es) {
-  case 4: *(uint32_t *)dst = *(const uint32_t *)src; break;
-  case 8: *(uint64_t *)dst = *(const uint64_t *)src; break;
-  case 2: *(uint16_t *)dst = *(const uint16_t *)src; break;
-  default: *dst = *src; break;
-  }
 }
 
 /* x viewed as [outer, n, inner] around dim */
@@ -56,7 +47,7 @@ static int64_t grain_for(int64_t per_item) {
   return g > 0 ? g : 1;
 }
 
-static vr_status index_select_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_index_select_fwd(const vr_kernel_args *a) {
   const vr_tensor *x = a->in[0], *ix = a->in[1];
   vr_tensor *out = a->out[0];
   int dim = (int)a->i[0];
@@ -110,7 +101,7 @@ static void isel_bwd_body(void *c, int64_t lo, int64_t hi) {
   }
 }
 
-static vr_status index_select_bwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_index_select_bwd(const vr_kernel_args *a) {
   const vr_tensor *g = a->in[0], *ix = a->in[1];
   vr_tensor *gx = a->out[0];
   int dim = (int)a->i[0];
@@ -153,7 +144,7 @@ static void gather_body(void *c, int64_t lo, int64_t hi) {
   }
   for (int64_t p = lo; p < hi; p++) {
     int64_t j = ix_at(s->ix, s->is64, p);
-    copy_elem(s->o + (size_t)p * s->es, s->x + (size_t)(xoff + j * s->xst[s->dim]) * s->es, s->es);
+    vr_cpu_copy_elem(s->o + (size_t)p * s->es, s->x + (size_t)(xoff + j * s->xst[s->dim]) * s->es, s->es);
     for (int d = s->ndim - 1; d >= 0; d--) {
       co[d]++;
       if (d != s->dim) xoff += s->xst[d];
@@ -164,7 +155,7 @@ static void gather_body(void *c, int64_t lo, int64_t hi) {
   }
 }
 
-static vr_status gather_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_gather_fwd(const vr_kernel_args *a) {
   const vr_tensor *x = a->in[0], *ix = a->in[1];
   vr_tensor *out = a->out[0];
   gather_ctx s = {vr_data(x), vr_data(out), vr_data(ix), ix->dtype == VR_I64, (int)a->i[0], ix->ndim, {0}, {0},
@@ -222,7 +213,7 @@ static void scatter_body(void *c, int64_t lo, int64_t hi) {
   }
 }
 
-static vr_status scatter_add_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_scatter_add_fwd(const vr_kernel_args *a) {
   const vr_tensor *x = a->in[0], *ix = a->in[1], *src = a->in[2];
   vr_tensor *out = a->out[0];
   if (x->storage != out->storage)
@@ -237,41 +228,6 @@ static vr_status scatter_add_fwd(const vr_kernel_args *a) {
     if (d != s.dim) s.lines *= ix->shape[d];
   if (vr_tensor_numel(ix) == 0) return VR_OK;
   vr_parallel_for(s.lines, grain_for(ix->shape[s.dim]), scatter_body, &s);
-  return VR_OK;
-}
-
-/* ---------------------------------------------------------------- where */
-
-static void where_run(void *c, char *const *p, const int64_t *s, int64_t n) {
-  size_t es = *(const size_t *)c;
-  const uint8_t *m = (const uint8_t *)p[1];
-  if (es == 4) {
-    uint32_t *o = (uint32_t *)p[0];
-    const uint32_t *x = (const uint32_t *)p[2], *y = (const uint32_t *)p[3];
-    if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {
-      for (int64_t k = 0; k < n; k++) o[k] = m[k] ? x[k] : y[k];
-      return;
-    }
-    for (int64_t k = 0; k < n; k++) o[k * s[0]] = m[k * s[1]] ? x[k * s[2]] : y[k * s[3]];
-    return;
-  }
-  if (es == 8) {
-    uint64_t *o = (uint64_t *)p[0];
-    const uint64_t *x = (const uint64_t *)p[2], *y = (const uint64_t *)p[3];
-    for (int64_t k = 0; k < n; k++) o[k * s[0]] = m[k * s[1]] ? x[k * s[2]] : y[k * s[3]];
-    return;
-  }
-  for (int64_t k = 0; k < n; k++)
-    copy_elem(p[0] + (size_t)(k * s[0]) * es, (m[k * s[1]] ? p[2] + (size_t)(k * s[2]) * es : p[3] + (size_t)(k * s[3]) * es),
-              es);
-}
-
-static vr_status where_fwd(const vr_kernel_args *a) {
-  vr_tensor *ts[4] = {a->out[0], a->in[0], a->in[1], a->in[2]};
-  vr_iter it;
-  vr_iter_init(&it, 4, ts);
-  size_t es = vr_dtype_size(a->out[0]->dtype);
-  vr_iter_parallel(&it, 1 << 15, where_run, &es);
   return VR_OK;
 }
 
@@ -292,16 +248,15 @@ static void onehot_body(void *c, int64_t lo, int64_t hi) {
   for (int64_t r = lo; r < hi; r++) vr_store(s->o + (size_t)(r * s->C + ix_at(s->ix, s->is64, r)) * es, s->dt, 1.0);
 }
 
-static vr_status one_hot_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_one_hot_fwd(const vr_kernel_args *a) {
   onehot_ctx s = {vr_data(a->out[0]), vr_data(a->in[0]), a->in[0]->dtype == VR_I64, a->i[0], a->out[0]->dtype};
   vr_parallel_for(vr_tensor_numel(a->in[0]), grain_for(s.C), onehot_body, &s);
   return VR_OK;
 }
 
 void vr_cpu_register_index(void) {
-  vr_kernel_register(VR_OP_INDEX_SELECT, VR_CPU, index_select_fwd, index_select_bwd);
-  vr_kernel_register(VR_OP_GATHER, VR_CPU, gather_fwd, NULL);
-  vr_kernel_register(VR_OP_SCATTER_ADD, VR_CPU, scatter_add_fwd, NULL);
-  vr_kernel_register(VR_OP_WHERE, VR_CPU, where_fwd, NULL);
-  vr_kernel_register(VR_OP_ONE_HOT, VR_CPU, one_hot_fwd, NULL);
+  vr_kernel_register(VR_OP_INDEX_SELECT, VR_CPU, vr_cpu_index_select_fwd, vr_cpu_index_select_bwd);
+  vr_kernel_register(VR_OP_GATHER, VR_CPU, vr_cpu_gather_fwd, NULL);
+  vr_kernel_register(VR_OP_SCATTER_ADD, VR_CPU, vr_cpu_scatter_add_fwd, NULL);
+  vr_kernel_register(VR_OP_ONE_HOT, VR_CPU, vr_cpu_one_hot_fwd, NULL);
 }

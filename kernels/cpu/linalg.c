@@ -94,7 +94,7 @@ done:
   return st;
 }
 
-static vr_status matmul_any(const vr_kernel_args *a) {
+static vr_status vr_cpu_matmul_fwd(const vr_kernel_args *a) {
   if (a->out[0]->dtype == VR_BF16) {
     if (a->in[0]->dtype != VR_BF16 || a->in[1]->dtype != VR_BF16)
       return VR_FAIL(VR_E_DTYPE, "A, B: expected bf16 like C, got %s, %s", vr_dtype_name(a->in[0]->dtype),
@@ -188,7 +188,7 @@ static void *work_alloc(size_t count, size_t es) { return malloc((count ? count 
 /* VR_OP_EIGH on the CPU: syevd. A row-major n x n buffer read column-major is A^T, whose upper
  * triangle is A's lower one: uplo 'U' reads A's lower triangle. The eigenvectors come back as the
  * columns of a column-major matrix, i.e. as the rows of the row-major buffer, hence the transpose. */
-static vr_status eigh_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_eigh_fwd(const vr_kernel_args *a) {
   vr_tensor *A = a->in[0], *L = a->out[0], *V = a->n_out > 1 ? a->out[1] : NULL;
   vr_dtype dt = A->dtype;
   int64_t n64 = A->shape[0];
@@ -265,7 +265,7 @@ done:
 /* VR_OP_SVD on the CPU: gesdd on A^T (A's row-major buffer read column-major, n x m, lda n).
  * A^T = U' S V'^T gives A = V' S U'^T: LAPACK's U' (n x k, ldu n) read row-major is vh (k x n)
  * and its V'^T (k x m, ldvt k) read row-major is u (m x k), so both land in place. */
-static vr_status svd_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_svd_fwd(const vr_kernel_args *a) {
   vr_tensor *A = a->in[0], *S = a->out[0], *U = a->n_out > 1 ? a->out[1] : NULL, *VH = a->n_out > 2 ? a->out[2] : NULL;
   vr_dtype dt = A->dtype;
   int64_t m64 = A->shape[0], n64 = A->shape[1], k64 = m64 < n64 ? m64 : n64;
@@ -353,13 +353,13 @@ done:
   for (int k = 0; k < 4; k++) vr_tensor_free(h.out[k]);
   return st;
 }
-static vr_status eigh_staged(const vr_kernel_args *a) { return host_staged(a, eigh_fwd); }
-static vr_status svd_staged(const vr_kernel_args *a) { return host_staged(a, svd_fwd); }
+static vr_status vr_cuda_eigh_fwd(const vr_kernel_args *a) { return host_staged(a, vr_cpu_eigh_fwd); }
+static vr_status vr_cuda_svd_fwd(const vr_kernel_args *a) { return host_staged(a, vr_cpu_svd_fwd); }
 
 void vr_cpu_register_linalg(void) {
-  vr_kernel_register(VR_OP_MATMUL, VR_CPU, matmul_any, NULL);
-  vr_kernel_register(VR_OP_EIGH, VR_CPU, eigh_fwd, NULL);
-  vr_kernel_register(VR_OP_SVD, VR_CPU, svd_fwd, NULL);
-  vr_kernel_register(VR_OP_EIGH, VR_CUDA, eigh_staged, NULL);
-  vr_kernel_register(VR_OP_SVD, VR_CUDA, svd_staged, NULL);
+  vr_kernel_register(VR_OP_MATMUL, VR_CPU, vr_cpu_matmul_fwd, NULL);
+  vr_kernel_register(VR_OP_EIGH, VR_CPU, vr_cpu_eigh_fwd, NULL);
+  vr_kernel_register(VR_OP_SVD, VR_CPU, vr_cpu_svd_fwd, NULL);
+  vr_kernel_register(VR_OP_EIGH, VR_CUDA, vr_cuda_eigh_fwd, NULL);
+  vr_kernel_register(VR_OP_SVD, VR_CUDA, vr_cuda_svd_fwd, NULL);
 }

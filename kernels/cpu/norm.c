@@ -22,7 +22,7 @@ static inline void st1(vr_tensor *t, int64_t k, double v) {
 /* ================================================================ batch norm */
 
 /* relu: forward applies vr_relu's ReLU as it writes y; mask: backward reads grad_y as zero where
- * mask (the forward's output) is not > 0. Both only with S > 1 and no residual (bn_fwd, bn_bwd). */
+ * mask (the forward's output) is not > 0. Both only with S > 1 and no residual (vr_cpu_batchnorm_fwd, vr_cpu_batchnorm_bwd). */
 typedef struct { const vr_kernel_args *a; int64_t N, C, S; int relu; const void *mask; } bn_ctx;
 
 /* Channels are handled in blocks of BN_BLK. With S > 1 each channel's data is N runs of S
@@ -285,8 +285,8 @@ static void act_bwd_part(void *cv, int64_t lo, int64_t hi) {
   else act_bwd_f64(c, lo, hi);
 }
 
-static vr_status bn_fwd(const vr_kernel_args *a) {
-  if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, bn_fwd); /* bf16 x (autocast), f32 parameters */
+static vr_status vr_cpu_batchnorm_fwd(const vr_kernel_args *a) {
+  if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, vr_cpu_batchnorm_fwd); /* bf16 x (autocast), f32 parameters */
   const vr_tensor *r = a->n_in > 5 ? a->in[5] : NULL;
   bn_ctx c = {a, a->i[1], a->i[2], a->i[3], a->i[4] && !r && a->i[3] > 1, NULL};
   switch (a->in[0]->dtype) {
@@ -301,8 +301,8 @@ static vr_status bn_fwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-static vr_status bn_bwd(const vr_kernel_args *a) {
-  if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, bn_bwd);
+static vr_status vr_cpu_batchnorm_bwd(const vr_kernel_args *a) {
+  if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, vr_cpu_batchnorm_bwd);
   vr_dtype dt = a->in[1]->dtype;
   if (dt != VR_F32 && dt != VR_F64) return unsupported(__func__, dt);
   vr_tensor *gr = a->n_out > 3 ? a->out[3] : NULL, *geff = NULL;
@@ -416,7 +416,7 @@ LN_KERNELS(double, f64)
 
 static int64_t row_grain(int64_t D) { return D >= 16384 ? 1 : 16384 / (D ? D : 1); }
 
-static vr_status ln_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_layernorm_fwd(const vr_kernel_args *a) {
   ln_ctx c = {a, a->i[0], a->i[1]};
   switch (a->in[0]->dtype) {
   case VR_F32: vr_parallel_for(c.R, row_grain(c.D), ln_fwd_f32, &c); return VR_OK;
@@ -425,7 +425,7 @@ static vr_status ln_fwd(const vr_kernel_args *a) {
   }
 }
 
-static vr_status ln_bwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_layernorm_bwd(const vr_kernel_args *a) {
   ln_ctx c = {a, a->i[0], a->i[1]};
   vr_dtype dt = a->in[1]->dtype;
   if (dt != VR_F32 && dt != VR_F64) return unsupported(__func__, dt);
@@ -436,6 +436,6 @@ static vr_status ln_bwd(const vr_kernel_args *a) {
 }
 
 void vr_cpu_register_norm(void) {
-  vr_kernel_register(VR_OP_BATCHNORM, VR_CPU, bn_fwd, bn_bwd);
-  vr_kernel_register(VR_OP_LAYERNORM, VR_CPU, ln_fwd, ln_bwd);
+  vr_kernel_register(VR_OP_BATCHNORM, VR_CPU, vr_cpu_batchnorm_fwd, vr_cpu_batchnorm_bwd);
+  vr_kernel_register(VR_OP_LAYERNORM, VR_CPU, vr_cpu_layernorm_fwd, vr_cpu_layernorm_bwd);
 }

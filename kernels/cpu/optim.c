@@ -55,7 +55,7 @@ static chunk *chunks_of(vr_tensor *const *ts, int n, int64_t *nch) {
 DEFINE_ADAMW(float, sqrtf)
 DEFINE_ADAMW(double, sqrt)
 
-static vr_status adamw_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_adamw_fwd(const vr_kernel_args *a) {
   const vr_multi_tensor_args *mt = a->ctx;
   if (a->sub == 1) { /* the global norm */
     int64_t nch = 0;
@@ -102,4 +102,4 @@ static vr_status adamw_fwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-void vr_cpu_register_optim(void) { vr_kernel_register(VR_OP_ADAMW, VR_CPU, adamw_fwd, NULL); }
+void vr_cpu_register_optim(void) { vr_kernel_register(VR_OP_ADAMW, VR_CPU, vr_cpu_adamw_fwd, NULL); }

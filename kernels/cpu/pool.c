@@ -266,17 +266,17 @@ static vr_status adaptive_fwd(const vr_kernel_args *a) { return avg_fwd_any(a, 1
 static vr_status adaptive_bwd(const vr_kernel_args *a) { return avg_bwd_any(a, 1); }
 
 /* bf16 (activations under autocast) through f32 twins */
-#define BF16_TOO(fn) \
-  static vr_status fn##_any(const vr_kernel_args *a) { return vr_cpu_any_bf16(a) ? vr_cpu_via_f32(a, fn) : fn(a); }
-BF16_TOO(maxpool_fwd)
-BF16_TOO(maxpool_bwd)
-BF16_TOO(avgpool_fwd)
-BF16_TOO(avgpool_bwd)
-BF16_TOO(adaptive_fwd)
-BF16_TOO(adaptive_bwd)
+#define BF16_TOO(name, fn) \
+  static vr_status name(const vr_kernel_args *a) { return vr_cpu_any_bf16(a) ? vr_cpu_via_f32(a, fn) : fn(a); }
+BF16_TOO(vr_cpu_max_pool2d_fwd, maxpool_fwd)
+BF16_TOO(vr_cpu_max_pool2d_bwd, maxpool_bwd)
+BF16_TOO(vr_cpu_avg_pool2d_fwd, avgpool_fwd)
+BF16_TOO(vr_cpu_avg_pool2d_bwd, avgpool_bwd)
+BF16_TOO(vr_cpu_adaptive_avg_pool2d_fwd, adaptive_fwd)
+BF16_TOO(vr_cpu_adaptive_avg_pool2d_bwd, adaptive_bwd)
 
 void vr_cpu_register_pool(void) {
-  vr_kernel_register(VR_OP_MAXPOOL2D, VR_CPU, maxpool_fwd_any, maxpool_bwd_any);
-  vr_kernel_register(VR_OP_AVGPOOL2D, VR_CPU, avgpool_fwd_any, avgpool_bwd_any);
-  vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CPU, adaptive_fwd_any, adaptive_bwd_any);
+  vr_kernel_register(VR_OP_MAXPOOL2D, VR_CPU, vr_cpu_max_pool2d_fwd, vr_cpu_max_pool2d_bwd);
+  vr_kernel_register(VR_OP_AVGPOOL2D, VR_CPU, vr_cpu_avg_pool2d_fwd, vr_cpu_avg_pool2d_bwd);
+  vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CPU, vr_cpu_adaptive_avg_pool2d_fwd, vr_cpu_adaptive_avg_pool2d_bwd);
 }

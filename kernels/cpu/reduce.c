@@ -321,7 +321,7 @@ static void store_outs(const rplan *p, vr_tensor *y, const double *res) {
 
 /* ---------------------------------------------------------------- sum */
 
-static vr_status sum_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_sum_fwd(const vr_kernel_args *a) {
   rplan p;
   rplan_init(&p, a->in[0], a->out[0], a->i[0]);
   vr_tensor *y = a->out[0];
@@ -357,7 +357,7 @@ static vr_status sum_fwd(const vr_kernel_args *a) {
 
 /* ---------------------------------------------------------------- var */
 
-static vr_status var_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_var_fwd(const vr_kernel_args *a) {
   rplan p;
   rplan_init(&p, a->in[0], a->out[0], a->i[0]);
   size_t n = (size_t)(p.nout ? p.nout : 1);
@@ -383,7 +383,7 @@ done:
 
 /* ---------------------------------------------------------------- norm */
 
-static vr_status norm_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_norm_fwd(const vr_kernel_args *a) {
   rplan p;
   rplan_init(&p, a->in[0], a->out[0], a->i[0]);
   double pn = a->f[0];
@@ -434,7 +434,7 @@ static void normb_run(void *c, char *const *p, const int64_t *s, int64_t n) {
   }
 }
 
-static vr_status norm_bwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_norm_bwd(const vr_kernel_args *a) {
   vr_tensor *ts[4] = {a->out[0], a->in[0], a->in[1], a->in[2]};
   normb_ctx nc = {a->f[0], a->in[1]->dtype};
   vr_iter it;
@@ -581,7 +581,7 @@ static void mmc_body(void *ctx, int64_t lo, int64_t hi) {
   }
 }
 
-static vr_status maxmin_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_maxmin_fwd(const vr_kernel_args *a) {
   mm_ctx m;
   int64_t mask = (int64_t)1 << a->i[0];
   rplan_init(&m.pv, a->in[0], a->out[0], mask);
@@ -603,7 +603,7 @@ static vr_status maxmin_fwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-static vr_status maxmin_bwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_maxmin_bwd(const vr_kernel_args *a) {
   vr_tensor *gx = a->out[0], *g = a->in[0], *ix = a->in[1];
   int64_t dim = a->i[0], mask = (int64_t)1 << dim;
   rplan pg, pi;
@@ -628,8 +628,8 @@ static vr_status maxmin_bwd(const vr_kernel_args *a) {
 }
 
 void vr_cpu_register_reduce(void) {
-  vr_kernel_register(VR_OP_SUM, VR_CPU, sum_fwd, NULL);
-  vr_kernel_register(VR_OP_VAR, VR_CPU, var_fwd, NULL);
-  vr_kernel_register(VR_OP_NORM, VR_CPU, norm_fwd, norm_bwd);
-  vr_kernel_register(VR_OP_MAXMIN, VR_CPU, maxmin_fwd, maxmin_bwd);
+  vr_kernel_register(VR_OP_SUM, VR_CPU, vr_cpu_sum_fwd, NULL);
+  vr_kernel_register(VR_OP_VAR, VR_CPU, vr_cpu_var_fwd, NULL);
+  vr_kernel_register(VR_OP_NORM, VR_CPU, vr_cpu_norm_fwd, vr_cpu_norm_bwd);
+  vr_kernel_register(VR_OP_MAXMIN, VR_CPU, vr_cpu_maxmin_fwd, vr_cpu_maxmin_bwd);
 }

@@ -27,8 +27,8 @@
 vr_status vr_cpu_vicreg_fwd(const vr_kernel_args *a) {
   return a->in[0]->dtype == VR_F32 ? vicreg_f32(a) : vicreg_f64(a);
 }
-vr_status vr_cpu_vicreg_repo_fwd(const vr_kernel_args *a) {
-  return a->in[0]->dtype == VR_F32 ? vicreg_repo_f32(a) : vicreg_repo_f64(a);
+vr_status vr_cpu_vicreg_pooled_fwd(const vr_kernel_args *a) {
+  return a->in[0]->dtype == VR_F32 ? vicreg_pooled_f32(a) : vicreg_pooled_f64(a);
 }
 vr_status vr_cpu_barlow_fwd(const vr_kernel_args *a) {
   return a->in[0]->dtype == VR_F32 ? barlow_f32(a) : barlow_f64(a);

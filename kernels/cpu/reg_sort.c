@@ -105,12 +105,7 @@ const uint64_t *vr_reg_sort_pairs_f32(const float *x, int64_t n, uint64_t *work)
     int sh = 32 + 8 * p;
     uint32_t *h = hist[p];
     if (h[(a[0] >> sh) & 255] == (uint32_t)n) continue;
-    uint32_t sum = 0;
-    for (int d = 0; d < 256; d++) {
-      uint32_t c = h[d];
-      h[d] = sum;
-      sum += c;
-    }
+    vr_cpu_digit_offsets(h);
     for (int64_t i = 0; i < n; i++) b[h[(a[i] >> sh) & 255]++] = a[i];
     uint64_t *t = a;
     a = b;
@@ -141,12 +136,7 @@ void vr_reg_argsort_f64(const double *x, int64_t n, uint32_t *perm, uint64_t *wo
     int sh = 8 * p;
     uint32_t *h = hist[p];
     if (h[(a[0] >> sh) & 255] == (uint32_t)n) continue;
-    uint32_t sum = 0;
-    for (int d = 0; d < 256; d++) {
-      uint32_t c = h[d];
-      h[d] = sum;
-      sum += c;
-    }
+    vr_cpu_digit_offsets(h);
     for (int64_t i = 0; i < n; i++) {
       uint32_t pos = h[(a[i] >> sh) & 255]++;
       b[pos] = a[i];

@@ -2,11 +2,18 @@
 #include "cpu.h"
 
 void vr_cpu_register(void) {
-  void (*families[])(void) = {vr_cpu_register_basic, vr_cpu_register_elementwise, vr_cpu_register_reduce,
-                              vr_cpu_register_linalg, vr_cpu_register_conv,        vr_cpu_register_pool,
-                              vr_cpu_register_norm,   vr_cpu_register_softmax,     vr_cpu_register_index,
-                              vr_cpu_register_sort,   vr_cpu_register_reg,         vr_cpu_register_augment,
-                              vr_cpu_register_optim};
-  for (size_t k = 0; k < sizeof families / sizeof *families; k++)
-    if (families[k]) families[k]();
+  vr_cpu_register_basic();
+  vr_cpu_register_elementwise();
+  vr_cpu_register_where();
+  vr_cpu_register_reduce();
+  vr_cpu_register_linalg();
+  vr_cpu_register_conv();
+  vr_cpu_register_pool();
+  vr_cpu_register_norm();
+  vr_cpu_register_softmax();
+  vr_cpu_register_index();
+  vr_cpu_register_sort();
+  vr_cpu_register_reg();
+  vr_cpu_register_augment();
+  vr_cpu_register_optim();
 }

@@ -123,7 +123,7 @@ SM_KERNELS(double, f64)
 
 static int64_t line_grain(int64_t D) { return D >= 8192 ? 1 : 8192 / (D ? D : 1); }
 
-static vr_status sm_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_softmax_fwd(const vr_kernel_args *a) {
   sm_ctx c = {a, a->i[0], a->i[1], a->i[2]};
   switch (a->in[0]->dtype) {
   case VR_F32: vr_parallel_for(c.outer * c.inner, line_grain(c.D), sm_fwd_f32, &c); return VR_OK;
@@ -132,7 +132,7 @@ static vr_status sm_fwd(const vr_kernel_args *a) {
   }
 }
 
-static vr_status sm_bwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_softmax_bwd(const vr_kernel_args *a) {
   sm_ctx c = {a, a->i[0], a->i[1], a->i[2]};
   switch (a->in[1]->dtype) {
   case VR_F32: vr_parallel_for(c.outer * c.inner, line_grain(c.D), sm_bwd_f32, &c); return VR_OK;
@@ -184,7 +184,7 @@ typedef struct { const vr_kernel_args *a; int64_t N, C; double *row; } ce_ctx;
 CE_KERNELS(float, f32)
 CE_KERNELS(double, f64)
 
-static vr_status ce_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_cross_entropy_fwd(const vr_kernel_args *a) {
   vr_dtype dt = a->in[0]->dtype;
   if (dt != VR_F32 && dt != VR_F64) return unsupported(__func__, "logits", dt);
   int64_t N = a->i[0];
@@ -198,7 +198,7 @@ static vr_status ce_fwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-static vr_status ce_bwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_cross_entropy_bwd(const vr_kernel_args *a) {
   vr_dtype dt = a->in[1]->dtype;
   if (dt != VR_F32 && dt != VR_F64) return unsupported(__func__, "logits", dt);
   ce_ctx c = {a, a->i[0], a->i[1], NULL};
@@ -207,6 +207,6 @@ static vr_status ce_bwd(const vr_kernel_args *a) {
 }
 
 void vr_cpu_register_softmax(void) {
-  vr_kernel_register(VR_OP_SOFTMAX, VR_CPU, sm_fwd, sm_bwd);
-  vr_kernel_register(VR_OP_CROSS_ENTROPY, VR_CPU, ce_fwd, ce_bwd);
+  vr_kernel_register(VR_OP_SOFTMAX, VR_CPU, vr_cpu_softmax_fwd, vr_cpu_softmax_bwd);
+  vr_kernel_register(VR_OP_CROSS_ENTROPY, VR_CPU, vr_cpu_cross_entropy_fwd, vr_cpu_cross_entropy_bwd);
 }

@@ -110,12 +110,7 @@ static uint64_t *packed_sort(uint64_t *k, uint64_t *k2, int64_t n) {
     uint32_t *h = hist[b];
     int sh = 32 + 8 * b;
     if (h[(k[0] >> sh) & 255] == (uint32_t)n) continue; /* every key has this digit */
-    uint32_t sum = 0;
-    for (int d = 0; d < 256; d++) {
-      uint32_t c = h[d];
-      h[d] = sum;
-      sum += c;
-    }
+    vr_cpu_digit_offsets(h);
     for (int64_t i = 0; i < n; i++) {
       uint64_t v = k[i];
       k2[h[(v >> sh) & 255]++] = v;
@@ -221,7 +216,7 @@ static void sort_body(void *c, int64_t lo, int64_t hi) {
   free(buf);
 }
 
-static vr_status sort_fwd(const vr_kernel_args *a) {
+static vr_status vr_cpu_sort_fwd(const vr_kernel_args *a) {
   const vr_tensor *x = a->in[0];
   int dim = (int)a->i[0];
   int64_t outer = 1, inner = 1, n = x->ndim ? x->shape[dim] : 1;
@@ -236,4 +231,4 @@ static vr_status sort_fwd(const vr_kernel_args *a) {
   return VR_OK;
 }
 
-void vr_cpu_register_sort(void) { vr_kernel_register(VR_OP_SORT, VR_CPU, sort_fwd, NULL); }
+void vr_cpu_register_sort(void) { vr_kernel_register(VR_OP_SORT, VR_CPU, vr_cpu_sort_fwd, NULL); }

@@ -12,7 +12,7 @@
  * (the noise values and, at a rounding boundary, a crop size). The contrast mean is summed in
  * double by one thread in the CPU's order (a fixed tree above 4096 values). */
 #include "blockreduce.cuh"
-#include "more.cuh"
+#include "scratch.cuh"
 #include "../../core/data/aug_math.h"
 
 namespace {
@@ -237,7 +237,7 @@ __global__ void augment_kernel(aug_args a) {
   }
 }
 
-vr_status augment_fwd(const vr_kernel_args *a) {
+vr_status vr_cuda_augment_fwd(const vr_kernel_args *a) {
   const vr_tensor *x = a->in[0];
   vr_tensor *y = a->out[0];
   const vr_pipeline *p = (const vr_pipeline *)a->ctx;
@@ -296,4 +296,4 @@ vr_status augment_fwd(const vr_kernel_args *a) {
 
 } // namespace
 
-extern "C" void vr_cuda_register_augment(void) { vr_kernel_register(VR_OP_AUGMENT, VR_CUDA, augment_fwd, NULL); }
+extern "C" void vr_cuda_register_augment(void) { vr_kernel_register(VR_OP_AUGMENT, VR_CUDA, vr_cuda_augment_fwd, NULL); }

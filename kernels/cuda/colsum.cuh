@@ -24,7 +24,7 @@
  * where 64-row chunks would leave thousands of partials per column to add. */
 #ifndef VISREG_CUDA_COLSUM_CUH
 #define VISREG_CUDA_COLSUM_CUH
-#include "more.cuh"
+#include "scratch.cuh"
 #include <stdlib.h>
 
 namespace vr_colsum {
@@ -145,14 +145,8 @@ template <typename J> vr_status launch(const J &j) {
   return VR_OK;
 }
 
-/* VISREG_CUDA_ONE_LAUNCH_SUMS=0: the partials' kernel, then fin_k (two launches), to compare */
-inline bool one_launch() {
-  static const bool on = [] {
-    const char *e = getenv("VISREG_CUDA_ONE_LAUNCH_SUMS");
-    return !(e && e[0] == '0');
-  }();
-  return on;
-}
+/* the variant colsums=two: the partials' kernel, then fin_k (two launches), to compare */
+inline bool one_launch() { return vr_variants[VR_VARIANT_COLSUMS] == 0; }
 
 /* fin(e, {sum_r f.x, sum_r f.y}) for every column e of the nmat matrices in one launch (the
  * partials in scratch; two launches if the counters cannot be had); rows == 0 gives fin(e, {0, 0}) */

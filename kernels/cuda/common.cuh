@@ -49,6 +49,10 @@ static inline unsigned vr_cu_blocks(int64_t n, int threads = VR_CU_THREADS) {
   return (unsigned)(b < 1 ? 1 : b);
 }
 
+/* a grid-stride loop over [0, n): every kernel launched with vr_cu_blocks(n) blocks */
+#define GRID_LOOP(i, n) \
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
 /* ---- strided geometry over same-shaped operands (stride 0 for broadcast dims) ---- */
 #define VR_CU_MAX_OPS 5
 struct vr_cu_geom {
@@ -145,18 +149,23 @@ template <> __device__ __forceinline__ vr_bf16 vr_cu_st<vr_bf16>(float v) { retu
   default: return VR_CU_UNSUPPORTED_DTYPE(what, dt);             \
   }
 
-/* ---- families: each kernels/cuda/<family>.cu registers its kernels ---- */
-/* weak, so that the backend links while a family is absent (its ops then report VR_E_UNSUPPORTED) */
+/* ---- families: each kernels/cuda/<family>.cu registers its kernels (register.cu lists them all:
+ * a missing family fails at link time) ---- */
 extern "C" {
-#define VR_CUDA_FAMILY(name) void vr_cuda_register_##name(void) __attribute__((weak))
-VR_CUDA_FAMILY(alloc);
-VR_CUDA_FAMILY(basic);
-VR_CUDA_FAMILY(elementwise);
-VR_CUDA_FAMILY(reduce);
-VR_CUDA_FAMILY(linalg);
-VR_CUDA_FAMILY(softmax);
-VR_CUDA_FAMILY(norm);
-VR_CUDA_FAMILY(pool);
-VR_CUDA_FAMILY(conv);
+void vr_cuda_register_alloc(void);
+void vr_cuda_register_basic(void);
+void vr_cuda_register_elementwise(void);
+void vr_cuda_register_where(void);
+void vr_cuda_register_reduce(void);
+void vr_cuda_register_linalg(void);
+void vr_cuda_register_softmax(void);
+void vr_cuda_register_norm(void);
+void vr_cuda_register_pool(void);
+void vr_cuda_register_conv(void);
+void vr_cuda_register_index(void);
+void vr_cuda_register_sort(void);
+void vr_cuda_register_reg(void);
+void vr_cuda_register_optim(void);
+void vr_cuda_register_augment(void);
 }
 #endif

@@ -335,7 +335,7 @@ bool aligned(const void *p) { return ((uintptr_t)p % (uintptr_t)kAlign) == 0; }
 
 vr_status vr_cudnn_plan_run(cudnnHandle_t h, const vr_conv_geo &g, vr_dtype dt, int dir, void *x, void *w, void *y,
                             bool measure, bool tf32) {
-  if (!aligned(x) || !aligned(w) || !aligned(y) || getenv("VISREG_CUDA_CONV_LEGACY")) return VR_E_UNSUPPORTED;
+  if (!aligned(x) || !aligned(w) || !aligned(y) || vr_variants[VR_VARIANT_CONV] == VR_CONV_CUDNN_LEGACY) return VR_E_UNSUPPORTED;
   int dev = 0;
   VR_CU(cudaGetDevice(&dev));
   std::array<int64_t, 24> key = {g.N,  g.C,  g.H,  g.W,           g.Co, g.kh,    g.kw, g.sh,    g.sw, g.ph, g.pw, g.dh,

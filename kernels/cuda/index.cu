@@ -10,7 +10,8 @@
  *    dim in increasing order. Many lines: one thread per line (the CPU's loop). Few long lines:
  *    (line, destination) keys are radix-sorted with the entry's position, and one thread per output
  *    element adds its run in order. */
-#include "more.cuh"
+#include "scratch.cuh"
+#include "sorting.cuh"
 
 namespace {
 
@@ -367,4 +368,10 @@ vr_status vr_cuda_index_select_bwd(const vr_kernel_args *a) { return index_selec
 vr_status vr_cuda_gather_fwd(const vr_kernel_args *a) { return gather_fwd(a); }
 vr_status vr_cuda_scatter_add_fwd(const vr_kernel_args *a) { return scatter_add_fwd(a); }
 vr_status vr_cuda_one_hot_fwd(const vr_kernel_args *a) { return one_hot_fwd(a); }
+void vr_cuda_register_index(void) {
+  vr_kernel_register(VR_OP_INDEX_SELECT, VR_CUDA, vr_cuda_index_select_fwd, vr_cuda_index_select_bwd);
+  vr_kernel_register(VR_OP_GATHER, VR_CUDA, vr_cuda_gather_fwd, NULL);
+  vr_kernel_register(VR_OP_SCATTER_ADD, VR_CUDA, vr_cuda_scatter_add_fwd, NULL);
+  vr_kernel_register(VR_OP_ONE_HOT, VR_CUDA, vr_cuda_one_hot_fwd, NULL);
+}
 }

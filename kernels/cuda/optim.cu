@@ -229,7 +229,7 @@ static vr_status launch(const vr_kernel_args *a, const mt_entry *e, double wd_ma
 
 } // namespace
 
-static vr_status adamw_fwd(const vr_kernel_args *a) {
+static vr_status vr_cuda_adamw_fwd(const vr_kernel_args *a) {
   const vr_multi_tensor_args *mt = (const vr_multi_tensor_args *)a->ctx;
   int n = mt->n;
   vr_dtype dt = mt->t[0][0]->dtype;
@@ -266,4 +266,4 @@ static vr_status adamw_fwd(const vr_kernel_args *a) {
   return st;
 }
 
-extern "C" void vr_cuda_register_optim(void) { vr_kernel_register(VR_OP_ADAMW, VR_CUDA, adamw_fwd, NULL); }
+extern "C" void vr_cuda_register_optim(void) { vr_kernel_register(VR_OP_ADAMW, VR_CUDA, vr_cuda_adamw_fwd, NULL); }

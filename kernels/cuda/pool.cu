@@ -6,7 +6,7 @@
  * Backward is a gather: one thread per input pixel visits the outputs whose window holds it, in
  * increasing output order, which is the order in which kernels/cpu/pool.c adds into that pixel:
  * no atomics, and the same result bit for bit. f32 and f64 as the CPU; bf16 computes in float. */
-#include "more.cuh"
+#include "common.cuh"
 
 namespace {
 
@@ -222,4 +222,9 @@ vr_status vr_cuda_avg_pool2d_fwd(const vr_kernel_args *a) { return pool_fwd(a, 1
 vr_status vr_cuda_avg_pool2d_bwd(const vr_kernel_args *a) { return pool_bwd(a, 1); }
 vr_status vr_cuda_adaptive_avg_pool2d_fwd(const vr_kernel_args *a) { return pool_fwd(a, 2); }
 vr_status vr_cuda_adaptive_avg_pool2d_bwd(const vr_kernel_args *a) { return pool_bwd(a, 2); }
+void vr_cuda_register_pool(void) {
+  vr_kernel_register(VR_OP_MAXPOOL2D, VR_CUDA, vr_cuda_max_pool2d_fwd, vr_cuda_max_pool2d_bwd);
+  vr_kernel_register(VR_OP_AVGPOOL2D, VR_CUDA, vr_cuda_avg_pool2d_fwd, vr_cuda_avg_pool2d_bwd);
+  vr_kernel_register(VR_OP_ADAPTIVE_AVGPOOL2D, VR_CUDA, vr_cuda_adaptive_avg_pool2d_fwd, vr_cuda_adaptive_avg_pool2d_bwd);
+}
 }

@@ -1,7 +1,16 @@
 /* reg.cu: the CUDA column of the regularizer ops (VR_OP_VISREG .. VR_OP_INVARIANCE): registration,
  * the shared backward (the forward already computed dL/dz for an upstream gradient of 1; backward
  * scales it by the upstream gradient, read on the device), the deterministic sum, the sliced
- * regularizers' loss, the optional finite check and the shared-memory limit. */
+ * regularizers' loss, the optional finite check and the shared-memory limit.
+ *
+ * The regularizers on CUDA, file by file (the same work as the CPU's kernels/cpu/reg*.c):
+ *   reg.cu, reg.cuh    registration, the shared backward, loss sums, phase timers
+ *   reg_sliced.cu      VISReg, SWD and SIGReg: projections, rank sorts, terms, gradient
+ *   reg_draw.cu        their slice matrices (reg_slices.cuh: the column pass it shares)
+ *   reg_colstats.cu    VISReg's per-column statistics of z (centre and scale terms)
+ *   reg_segsort.cu     the register-tiled sort of the projections' segments
+ *   gemm.cu            the GEMMs, plain and 3xTF32
+ *   reg_gram.cu        VICReg (two views and pooled), Barlow Twins and the invariance term */
 #include "reg.cuh"
 #include "blockreduce.cuh"
 #include "colsum.cuh"
@@ -19,7 +28,7 @@ template <typename T> __global__ void scale_k(const void *go, int godt, const T 
     o[i] = s * g[i];
 }
 
-vr_status reg_bwd(const vr_kernel_args *a) {
+vr_status vr_cuda_reg_bwd(const vr_kernel_args *a) {
   const vr_tensor *go = a->in[0], *g = a->in[1];
   vr_tensor *o = a->out[0];
   int64_t n = vr_tensor_numel(g);
@@ -101,8 +110,7 @@ vr_status vr_cu_reg_check_finite(const char *func, const vr_tensor *z) {
 }
 
 vr_cu_phases::vr_cu_phases() {
-  const char *e = getenv("VISREG_CUDA_PHASES");
-  on = e && e[0] == '1';
+  on = vr_profile_phases();
 }
 void vr_cu_phases::mark(const char *what) {
   if (!on || n == 16 || cudaEventCreate(&ev[n]) != cudaSuccess) return;
@@ -127,11 +135,11 @@ vr_cu_phases::~vr_cu_phases() {
 }
 
 extern "C" void vr_cuda_register_reg(void) {
-  vr_kernel_register(VR_OP_VISREG, VR_CUDA, vr_cu_visreg_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_SWD, VR_CUDA, vr_cu_swd_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_SIGREG, VR_CUDA, vr_cu_sigreg_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_VICREG, VR_CUDA, vr_cu_vicreg_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_VICREG_REPO, VR_CUDA, vr_cu_vicreg_repo_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_BARLOW, VR_CUDA, vr_cu_barlow_fwd, reg_bwd);
-  vr_kernel_register(VR_OP_INVARIANCE, VR_CUDA, vr_cu_invariance_fwd, reg_bwd);
+  vr_kernel_register(VR_OP_VISREG, VR_CUDA, vr_cuda_visreg_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_SWD, VR_CUDA, vr_cuda_swd_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_SIGREG, VR_CUDA, vr_cuda_sigreg_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_VICREG, VR_CUDA, vr_cuda_vicreg_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_VICREG_POOLED, VR_CUDA, vr_cuda_vicreg_pooled_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_BARLOW, VR_CUDA, vr_cuda_barlow_fwd, vr_cuda_reg_bwd);
+  vr_kernel_register(VR_OP_INVARIANCE, VR_CUDA, vr_cuda_invariance_fwd, vr_cuda_reg_bwd);
 }

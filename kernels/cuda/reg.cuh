@@ -3,7 +3,10 @@
  * loss needs stays on the device (double accumulators), so no kernel synchronises with the host. */
 #ifndef VISREG_CUDA_REG_CUH
 #define VISREG_CUDA_REG_CUH
-#include "more.cuh"
+#include "../../core/reg/reg_args.h"
+#include "gemm.cuh"
+#include "scratch.cuh"
+#include "sorting.cuh"
 
 /* *out = sum of x[0, n) in a fixed tree (one block): deterministic */
 vr_status vr_cu_reg_sum(const double *x, int64_t n, double *out);
@@ -89,15 +92,15 @@ vr_status vr_cu_seg_sort_f32(float *Pt, int64_t nseg, int64_t B, const float *q,
                              float *lo);
 
 /* kernels in reg_sliced.cu and reg_gram.cu */
-vr_status vr_cu_visreg_fwd(const vr_kernel_args *a);
-vr_status vr_cu_swd_fwd(const vr_kernel_args *a);
-vr_status vr_cu_sigreg_fwd(const vr_kernel_args *a);
-vr_status vr_cu_vicreg_fwd(const vr_kernel_args *a);
-vr_status vr_cu_vicreg_repo_fwd(const vr_kernel_args *a);
-vr_status vr_cu_barlow_fwd(const vr_kernel_args *a);
-vr_status vr_cu_invariance_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_visreg_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_swd_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_sigreg_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_vicreg_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_vicreg_pooled_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_barlow_fwd(const vr_kernel_args *a);
+vr_status vr_cuda_invariance_fwd(const vr_kernel_args *a);
 
-/* VISREG_CUDA_PHASES=1: device time between marks, printed to stderr by report() (a host
+/* VISREG_PROFILE=phases: device time between marks, printed to stderr by report() (a host
  * synchronisation, so only for measuring); off, each call is one branch */
 struct vr_cu_phases {
   bool on = false;

@@ -19,7 +19,7 @@ template <typename T> vr_status slices_typed(const vr_kernel_args *a, int64_t D,
   const T *G = a->in[1] ? (const T *)vr_data(a->in[1]) : nullptr;
   vr_cu_buf ib;
   VR_TRY(ib.get(sizeof(double) * (size_t)K));
-  VR_TRY(vr_colsum::sums(vr_cu_slice_terms<T>{G, W, (uint64_t)a->i[2], (uint64_t)a->i[3]},
+  VR_TRY(vr_colsum::sums(vr_cu_slice_terms<T>{G, W, (uint64_t)a->i[VR_SLICED_I_SEED], (uint64_t)a->i[VR_SLICED_I_STEP]},
                          vr_cu_inv_norm_fin{eps, ib.as<double>()}, 1, D, K));
   col_scale_k<T><<<(unsigned)(D < 65535 ? D : 65535), VR_CU_THREADS, 0, vr_cuda_stream()>>>(G ? G : W, ib.as<double>(), D,
                                                                                               K, W);

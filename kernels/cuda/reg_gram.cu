@@ -160,7 +160,7 @@ template <typename T> vr_status vicreg_typed(const vr_kernel_args *a) {
   cudaStream_t st = vr_cuda_stream();
   const T *z = (const T *)vr_data(zt);
   T *grad = a->out[2] ? (T *)vr_data(a->out[2]) : nullptr;
-  double wi = a->f[0], wv = a->f[1], wc = a->f[2];
+  double wi = a->f[VR_VICREG_F_INV], wv = a->f[VR_VICREG_F_VAR], wc = a->f[VR_VICREG_F_COV];
   vr_cu_buf xb, Cb, mb, coefb, vvb, rowb, accb;
   VR_TRY(xb.get(sizeof(T) * (size_t)BD));
   VR_TRY(Cb.get(sizeof(T) * (size_t)(D * D)));
@@ -206,15 +206,15 @@ __global__ void repo_finish_k(const double *acc, double D, double wv, double wc,
   }
 }
 
-template <typename T> vr_status vicreg_repo_typed(const vr_kernel_args *a) {
+template <typename T> vr_status vicreg_pooled_typed(const vr_kernel_args *a) {
   const vr_tensor *zt = a->in[0];
   vr_dtype dt = zt->dtype;
   int64_t N = zt->shape[0] * zt->shape[1], D = zt->shape[2];
-  VR_TRY(vr_cu_reg_check_finite("vr_vicreg_repo", zt));
+  VR_TRY(vr_cu_reg_check_finite("vr_vicreg_pooled", zt));
   cudaStream_t st = vr_cuda_stream();
   const T *z = (const T *)vr_data(zt);
   T *grad = a->out[2] ? (T *)vr_data(a->out[2]) : nullptr;
-  double wv = a->f[0], wc = a->f[1];
+  double wv = a->f[VR_VICREG_POOLED_F_VAR], wc = a->f[VR_VICREG_POOLED_F_COV];
   vr_cu_buf xb, Cb, mb, coefb, vvb, rowb, accb;
   VR_TRY(xb.get(sizeof(T) * (size_t)(N * D)));
   VR_TRY(Cb.get(sizeof(T) * (size_t)(D * D)));
@@ -229,7 +229,7 @@ template <typename T> vr_status vicreg_repo_typed(const vr_kernel_args *a) {
   VR_TRY(vr_cu_reg_sum(vvb.as<double>(), D, acc));
   VR_TRY(vr_cu_gemm_rm(dt, 1, 0, D, D, N, 1.0 / (double)(N - 1), x, D, x, D, 0.0, C, D));
   offdiag_k<T><<<rows_grid(D), kRowT, 0, st>>>(C, D, rowb.as<double>());
-  VR_CU_LAUNCHED("vicreg_repo covariance");
+  VR_CU_LAUNCHED("vicreg_pooled covariance");
   VR_TRY(vr_cu_reg_sum(rowb.as<double>(), D, acc + 1));
   if (grad) {
     VR_TRY(vr_cu_gemm_rm(dt, 0, 0, N, D, D, 4.0 * wc / ((double)D * (double)(N - 1)), x, D, C, D, 0.0, grad, D));
@@ -238,7 +238,7 @@ template <typename T> vr_status vicreg_repo_typed(const vr_kernel_args *a) {
   }
   repo_finish_k<T><<<1, 1, 0, st>>>(acc, (double)D, wv, wc, (T *)vr_data(a->out[0]),
                                     a->out[1] ? (T *)vr_data(a->out[1]) : nullptr);
-  VR_CU_LAUNCHED("vicreg_repo loss");
+  VR_CU_LAUNCHED("vicreg_pooled loss");
   return VR_OK;
 }
 
@@ -322,7 +322,7 @@ template <typename T> vr_status barlow_typed(const vr_kernel_args *a) {
   cudaStream_t st = vr_cuda_stream();
   const T *z = (const T *)vr_data(zt);
   T *grad = a->out[2] ? (T *)vr_data(a->out[2]) : nullptr;
-  double lam = a->f[0], P = (double)(V - 1);
+  double lam = a->f[VR_BARLOW_F_OFFDIAG], P = (double)(V - 1);
   vr_cu_buf znb, Cb, sb, rtb, mb, tb, rowb, pairb;
   VR_TRY(znb.get(sizeof(T) * (size_t)(V * BD)));
   VR_TRY(Cb.get(sizeof(T) * (size_t)(D * D)));
@@ -394,7 +394,7 @@ template <typename T> __global__ void invariance_finish_k(const double *s, doubl
 
 template <typename T> vr_status invariance_typed(const vr_kernel_args *a) {
   const vr_tensor *zt = a->in[0];
-  int64_t V = zt->shape[0], B = zt->shape[1], D = zt->shape[2], BD = B * D, G = a->i[0];
+  int64_t V = zt->shape[0], B = zt->shape[1], D = zt->shape[2], BD = B * D, G = a->i[VR_INVARIANCE_I_GLOBAL];
   if (G < 1 || G > V) return VR_FAIL(VR_E_ARG, "global_views: expected 1 <= G <= V = %lld, got %lld", (long long)V, (long long)G);
   VR_TRY(vr_cu_reg_check_finite("vr_invariance", zt));
   cudaStream_t st = vr_cuda_stream();
@@ -422,7 +422,7 @@ template <typename T> vr_status invariance_typed(const vr_kernel_args *a) {
 
 } // namespace
 
-vr_status vr_cu_vicreg_fwd(const vr_kernel_args *a) { VR_REG_SWITCH(vicreg_typed) }
-vr_status vr_cu_vicreg_repo_fwd(const vr_kernel_args *a) { VR_REG_SWITCH(vicreg_repo_typed) }
-vr_status vr_cu_barlow_fwd(const vr_kernel_args *a) { VR_REG_SWITCH(barlow_typed) }
-vr_status vr_cu_invariance_fwd(const vr_kernel_args *a) { VR_REG_SWITCH(invariance_typed) }
+vr_status vr_cuda_vicreg_fwd(const vr_kernel_args *a) { VR_REG_SWITCH(vicreg_typed) }
+vr_status vr_cuda_vicreg_pooled_fwd(const vr_kernel_args *a) { VR_REG_SWITCH(vicreg_pooled_typed) }
+vr_status vr_cuda_barlow_fwd(const vr_kernel_args *a) { VR_REG_SWITCH(barlow_typed) }
+vr_status vr_cuda_invariance_fwd(const vr_kernel_args *a) { VR_REG_SWITCH(invariance_typed) }

@@ -108,10 +108,9 @@ vr_status launch(float *Pt, int64_t nseg, int64_t B, const float *q, double coef
 
 } // namespace
 
-/* VISREG_CUDA_REGSORT=0 sends every segment to the shared-memory sort of reg_sliced.cu */
+/* the variant sort=shared sends every segment to the shared-memory sort of reg_sliced.cu */
 int vr_cu_seg_sort_f32_fits(int64_t B) {
-  const char *e = getenv("VISREG_CUDA_REGSORT");
-  if (e && e[0] == '0') return 0;
+  if (vr_variants[VR_VARIANT_SORT]) return 0;
   return B > 128 && B <= 32 * kThreads;
 }
 

@@ -210,9 +210,9 @@ vr_status split_tf32(const float *x, int64_t n, float *hi, float *lo) {
   return VR_OK;
 }
 
-/* f32 projections on TF32 tensor cores in three products (reg_gemm.cu: an SGEMM's precision) on
- * sm_80 and later when the GEMMs are large enough to pay for the splits; VISREG_CUDA_3XTF32=0
- * turns it off, =1 on at every size */
+/* f32 projections on TF32 tensor cores in three products (gemm.cu: an SGEMM's precision) on
+ * sm_80 and later when the GEMMs are large enough to pay for the splits; the variant 3xtf32=off
+ * turns it off, =on on at every size (core/variants.c) */
 bool use_3xtf32(int64_t VB, int64_t D, int64_t K) {
   static int major = -1;
   if (major < 0) {
@@ -221,9 +221,8 @@ bool use_3xtf32(int64_t VB, int64_t D, int64_t K) {
     cudaGetLastError();
   }
   if (major < 8) return false;
-  const char *e = getenv("VISREG_CUDA_3XTF32");
-  if (e && e[0] == '0') return false;
-  if (e && e[0] == '1') return true;
+  if (vr_variants[VR_VARIANT_3XTF32] == VR_3XTF32_OFF) return false;
+  if (vr_variants[VR_VARIANT_3XTF32] == VR_3XTF32_ON) return true;
   return (double)VB * (double)D * (double)K >= 2147483648.0;
 }
 
@@ -231,22 +230,145 @@ bool use_3xtf32(int64_t VB, int64_t D, int64_t K) {
 
 unsigned seg_grid(int64_t nseg) { return (unsigned)(nseg < 65535 ? (nseg < 1 ? 1 : nseg) : 65535); }
 
+/* How a chunk's segments are ranked: SIGReg's Epps-Pulley pass over each segment in shared memory;
+ * for VISReg and SWD the register-tiled sort (f32, reg_segsort.cu), the shared-memory sort, or a
+ * CUB radix sort over the whole chunk for segments longer than shared memory holds. */
+enum rank_path { RANK_EP, RANK_REGISTERS, RANK_SHARED, RANK_RADIX };
+struct rank_plan {
+  rank_path path;
+  int P;                           /* the power of two >= B */
+  size_t smem;                     /* dynamic shared memory of a segment's block */
+  int stage;                       /* SIGReg: the segment staged in shared memory */
+  vr_cu_buf kb, kb2, vb, vb2, sqb; /* RANK_RADIX: keys, values and squares of the chunk */
+};
+
+template <typename T> vr_status plan_ranking(int mode, int64_t B, int J, int64_t chunk_values, rank_plan *r) {
+  r->P = vr_cu_pow2_at_least(B);
+  r->smem = mode == SL_SIGREG ? 16 * (size_t)J : (size_t)r->P * (sizeof(T) == 8 ? 12 : 8);
+  size_t optin = vr_cu_smem_optin(), static_smem = sizeof(double) * 2 * kSegThreads;
+  bool in_smem = r->smem + static_smem <= optin;
+  r->stage = mode == SL_SIGREG && r->smem + 8 * (size_t)B + static_smem <= optin;
+  if (r->stage) r->smem += 8 * (size_t)B;
+  if (mode == SL_SIGREG && !in_smem) return VR_FAIL(VR_E_UNSUPPORTED, "knots: %d knots need more shared memory", J);
+  if (in_smem && r->smem + static_smem > 48 * 1024) { /* static + dynamic above the default 48 KB */
+    if (mode == SL_SIGREG) VR_CU(cudaFuncSetAttribute(seg_ep_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)r->smem));
+    else VR_CU(cudaFuncSetAttribute(seg_sort_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)r->smem));
+  }
+  if (!in_smem) {
+    size_t n = (size_t)chunk_values;
+    VR_TRY(r->kb.get(8 * n));
+    VR_TRY(r->kb2.get(8 * n));
+    VR_TRY(r->vb.get(8 * n));
+    VR_TRY(r->vb2.get(8 * n));
+    VR_TRY(r->sqb.get(8 * n));
+  }
+  bool reg_sort = sizeof(T) == 4 && mode != SL_SIGREG && vr_cu_seg_sort_f32_fits(B);
+  r->path = mode == SL_SIGREG ? RANK_EP : reg_sort ? RANK_REGISTERS : in_smem ? RANK_SHARED : RANK_RADIX;
+  return VR_OK;
+}
+
+/* what ranking a chunk needs beside its projections Pt (nseg segments of B): SIGReg's knots (J,
+ * their spacing dt and the ep table), the targets q and the gradient's coefficient (VISReg, SWD),
+ * whether the gradient is wanted, the segments' sums out and, for the register sort with 3xTF32,
+ * where dL/dP's low part goes */
+template <typename T> struct rank_args {
+  int64_t B;
+  int J;
+  double dt;
+  const double *ep;
+  const T *q;
+  double coef;
+  bool grad;
+  float *grad_lo;
+};
+
+/* part[s] = segment s's sum; with grad, Pt overwritten by dL/dP */
+template <typename T> vr_status rank_chunk(rank_plan &r, const rank_args<T> &x, T *Pt, int64_t nseg, double *part) {
+  cudaStream_t st = vr_cuda_stream();
+  int64_t B = x.B;
+  switch (r.path) {
+  case RANK_EP:
+    seg_ep_k<T><<<seg_grid(nseg), kSegThreads, r.smem, st>>>(Pt, nseg, B, x.J, x.dt, x.ep, x.grad, r.stage, part);
+    VR_CU_LAUNCHED("sigreg segments");
+    return VR_OK;
+  case RANK_REGISTERS:
+    return vr_cu_seg_sort_f32((float *)Pt, nseg, B, (const float *)x.q, x.coef, x.grad, part, x.grad_lo);
+  case RANK_SHARED:
+    seg_sort_k<T><<<seg_grid(nseg), kSegThreads, r.smem, st>>>(Pt, nseg, B, r.P, x.q, x.coef, x.grad, part);
+    VR_CU_LAUNCHED("sorted segments");
+    return VR_OK;
+  case RANK_RADIX: break;
+  }
+  int64_t n = nseg * B;
+  long_keys_k<T><<<vr_cu_blocks(n), VR_CU_THREADS, 0, st>>>(Pt, n, B, r.kb.as<uint64_t>(), r.vb.as<int64_t>());
+  VR_CU_LAUNCHED("segment keys");
+  uint64_t *ko = nullptr;
+  int64_t *vo = nullptr;
+  int sbits = vr_cu_bits_for((uint64_t)nseg);
+  if (sizeof(T) == 4) {
+    VR_TRY(vr_cu_radix_pairs(r.kb.as<uint64_t>(), r.kb2.as<uint64_t>(), r.vb.as<int64_t>(), r.vb2.as<int64_t>(), n, 32 + sbits,
+                             &ko, &vo));
+  } else {
+    VR_TRY(vr_cu_radix_pairs(r.kb.as<uint64_t>(), r.kb2.as<uint64_t>(), r.vb.as<int64_t>(), r.vb2.as<int64_t>(), n, 64, &ko,
+                             &vo));
+    if (nseg > 1) {
+      uint64_t *kalt = ko == r.kb.as<uint64_t>() ? r.kb2.as<uint64_t>() : r.kb.as<uint64_t>();
+      int64_t *valt = vo == r.vb.as<int64_t>() ? r.vb2.as<int64_t>() : r.vb.as<int64_t>();
+      seg_keys_k<<<vr_cu_blocks(n), VR_CU_THREADS, 0, st>>>(vo, ko, B, n);
+      VR_CU_LAUNCHED("segment ids");
+      VR_TRY(vr_cu_radix_pairs(ko, kalt, vo, valt, n, sbits, &ko, &vo));
+    }
+  }
+  long_rank_k<T><<<vr_cu_blocks(n), VR_CU_THREADS, 0, st>>>(Pt, vo, n, B, x.q, x.coef, x.grad, r.sqb.as<double>());
+  VR_CU_LAUNCHED("ranked segments");
+  seg_sum_k<<<seg_grid(nseg), kSegThreads, 0, st>>>(r.sqb.as<double>(), nseg, B, part);
+  VR_CU_LAUNCHED("segment sums");
+  return VR_OK;
+}
+
+/* The two GEMMs of a chunk of slices [k0, k0 + kc): P^T = W_c^T X^T and dL/dz (+)= dL/dP W_c^T,
+ * in z's dtype or, f32 with x3, in 3xTF32 from the operands' high and low parts */
+template <typename T> struct projections {
+  vr_dtype dt;
+  bool x3;
+  int64_t VB, D, K;
+  const T *W, *X;
+  const float *Wh, *Wl, *Xh, *Xl;
+};
+template <typename T> vr_status project(const projections<T> &p, int64_t k0, int64_t kc, T *Pt) {
+  if (p.x3) return vr_cu_gemm_rm_3xtf32(1, 1, kc, p.VB, p.D, 1.0, p.Wh + k0, p.Wl + k0, p.K, p.Xh, p.Xl, p.D, 0.0, (float *)Pt, p.VB);
+  return vr_cu_gemm_rm(p.dt, 1, 1, kc, p.VB, p.D, 1.0, p.W + k0, p.K, p.X, p.D, 0.0, Pt, p.VB);
+}
+/* dL/dP is in Pt; with x3, its low part in Gl (the register sort wrote it: split_done) or split here */
+template <typename T>
+vr_status project_back(const projections<T> &p, int64_t k0, int64_t kc, T *Pt, float *Gl, bool split_done, T *grad) {
+  double beta = k0 == 0 ? 0.0 : 1.0;
+  if (p.x3) {
+    if (!split_done) VR_TRY(split_tf32((const float *)Pt, kc * p.VB, (float *)Pt, Gl));
+    return vr_cu_gemm_rm_3xtf32(1, 1, p.VB, p.D, kc, 1.0, (const float *)Pt, Gl, p.VB, p.Wh + k0, p.Wl + k0, p.K, beta,
+                                (float *)grad, p.D);
+  }
+  return vr_cu_gemm_rm(p.dt, 1, 1, p.VB, p.D, kc, 1.0, Pt, p.VB, p.W + k0, p.K, beta, grad, p.D);
+}
+
+/* The driver: slices, (VISReg) statistics, then per chunk the projections, their ranking and the
+ * gradient's GEMM, then the loss; phase marks for VISREG_PROFILE=phases. */
 template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) {
   static const char *names[] = {"vr_visreg", "vr_swd", "vr_sigreg"};
   const vr_tensor *zt = a->in[0];
   vr_dtype dt = zt->dtype;
-  int64_t V = zt->shape[0], B = zt->shape[1], D = zt->shape[2], K = a->in[1] ? a->in[1]->shape[1] : a->i[4], VB = V * B;
+  int64_t V = zt->shape[0], B = zt->shape[1], D = zt->shape[2], K = a->in[1] ? a->in[1]->shape[1] : a->i[VR_SLICED_I_K], VB = V * B;
   if (K < 1) return VR_FAIL(VR_E_ARG, "K: expected at least 1 slice, got %lld", (long long)K);
   VR_TRY(vr_cu_reg_check_finite(names[mode], zt));
   cudaStream_t st = vr_cuda_stream();
   const T *z = (const T *)vr_data(zt);
   T *grad = a->out[2] ? (T *)vr_data(a->out[2]) : nullptr;
-  double eps = mode == SL_SIGREG ? a->f[1] : a->f[3];
-  int J = mode == SL_SIGREG ? (int)a->i[1] : 0;
+  double eps = VR_SLICED_EPS(a, mode == SL_SIGREG);
+  int J = mode == SL_SIGREG ? (int)a->i[VR_SIGREG_I_KNOTS] : 0;
   if (mode == SL_SIGREG && (J < 2 || J > 4096)) return VR_FAIL(VR_E_ARG, "knots: expected 2..4096, got %d", J);
 
   /* chunk of slices: the caller's, or P^T of at most 2^24 elements */
-  int64_t chunk = a->i[0] > 0 ? a->i[0] : ((int64_t)1 << 24) / VB;
+  int64_t chunk = a->i[VR_SLICED_I_CHUNK] > 0 ? a->i[VR_SLICED_I_CHUNK] : ((int64_t)1 << 24) / VB;
   if (chunk < 1) chunk = 1;
   if (chunk > K) chunk = K;
 
@@ -270,8 +392,8 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
     VR_TRY(Xb.get(sizeof(T) * (size_t)(VB * D)));
     VR_TRY(vr_cu_reg_slices_check(a, dt, D, K));
     VR_TRY(invb.get(sizeof(double) * (size_t)K));
-    vr_cu_slices_in sl = {a->in[1] ? vr_data(a->in[1]) : nullptr, Wb.p, invb.as<double>(), eps, (uint64_t)a->i[2],
-                          (uint64_t)a->i[3], D, K};
+    vr_cu_slices_in sl = {a->in[1] ? vr_data(a->in[1]) : nullptr, Wb.p, invb.as<double>(), eps, (uint64_t)a->i[VR_SLICED_I_SEED],
+                          (uint64_t)a->i[VR_SLICED_I_STEP], D, K};
     /* the slices are made in the same two launches; with 3xTF32, X's high part goes to Xb and the
      * rest to Xlb in the same pass */
     VR_TRY(vr_cu_visreg_stats(dt, z, V, B, D, mub.as<double>(), sigb.as<double>(), acc, Xb.p, x3 ? Xlb.p : nullptr, sl));
@@ -280,114 +402,51 @@ template <typename T> vr_status sliced_typed(const vr_kernel_args *a, int mode) 
   }
   if (mode == SL_SIGREG) {
     VR_TRY(epb.get(sizeof(double) * 3 * (size_t)J));
-    ep_k<<<1, 256, 0, st>>>(J, a->f[0] / (J - 1), (double)(V * K), epb.as<double>());
+    ep_k<<<1, 256, 0, st>>>(J, a->f[VR_SIGREG_F_TMAX] / (J - 1), (double)(V * K), epb.as<double>());
     VR_CU_LAUNCHED("sigreg knots");
   }
 
-  /* how the segments are ranked */
-  int P = vr_cu_pow2_at_least(B);
-  size_t smem = mode == SL_SIGREG ? 16 * (size_t)J : (size_t)P * (sizeof(T) == 8 ? 12 : 8);
-  size_t optin = vr_cu_smem_optin(), static_smem = sizeof(double) * 2 * kSegThreads;
-  bool in_smem = smem + static_smem <= optin;
-  int stage = mode == SL_SIGREG && smem + 8 * (size_t)B + static_smem <= optin;
-  if (stage) smem += 8 * (size_t)B;
-  if (mode == SL_SIGREG && !in_smem) return VR_FAIL(VR_E_UNSUPPORTED, "knots: %d knots need more shared memory", J);
-  if (in_smem && smem + static_smem > 48 * 1024) { /* static + dynamic above the default 48 KB */
-    if (mode == SL_SIGREG) VR_CU(cudaFuncSetAttribute(seg_ep_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    else VR_CU(cudaFuncSetAttribute(seg_sort_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  }
-  vr_cu_buf kb, kb2, vb, vb2, sqb;
-  if (!in_smem) {
-    size_t n = (size_t)(chunk * VB);
-    VR_TRY(kb.get(8 * n));
-    VR_TRY(kb2.get(8 * n));
-    VR_TRY(vb.get(8 * n));
-    VR_TRY(vb2.get(8 * n));
-    VR_TRY(sqb.get(8 * n));
-  }
-  double coef = mode == SL_SIGREG ? 0 : 2.0 * a->f[1] / (double)(VB * K);
+  rank_plan rp;
+  VR_TRY(plan_ranking<T>(mode, B, J, chunk * VB, &rp));
+  double coef = mode == SL_SIGREG ? 0 : 2.0 * a->f[VR_VISREG_F_SHAPE] / (double)(VB * K);
   const T *q = mode == SL_SIGREG ? nullptr : (const T *)vr_data(a->in[2]);
   const T *W = Wb.as<T>();
   T *Pt = Ptb.as<T>();
   /* 3xTF32: W split once in place (its high part), X split by the statistics pass (VISReg) or here,
    * dL/dP by the register sort or after the segment pass */
-  const float *Wh = (const float *)W, *Wl = nullptr, *Xh = (const float *)X, *Xl = nullptr;
+  projections<T> pj = {dt, x3, VB, D, K, W, X, (const float *)W, nullptr, (const float *)X, nullptr};
   if (x3) {
     VR_TRY(Wlb.get(sizeof(float) * (size_t)(D * K)));
     VR_TRY(split_tf32((const float *)W, D * K, (float *)Wb.p, Wlb.as<float>()));
     if (mode != SL_VISREG) {
       VR_TRY(Xhb.get(sizeof(float) * (size_t)(VB * D)));
       VR_TRY(split_tf32((const float *)X, VB * D, Xhb.as<float>(), Xlb.as<float>()));
-      Xh = Xhb.as<float>();
+      pj.Xh = Xhb.as<float>();
     }
-    Wl = Wlb.as<float>(), Xl = Xlb.as<float>();
+    pj.Wl = Wlb.as<float>(), pj.Xl = Xlb.as<float>();
     if (grad) VR_TRY(Glb.get(sizeof(float) * (size_t)(chunk * VB)));
     ph.mark("split");
   }
-  bool reg_sort = sizeof(T) == 4 && mode != SL_SIGREG && vr_cu_seg_sort_f32_fits(B);
+  rank_args<T> ra = {B, J, mode == SL_SIGREG ? a->f[VR_SIGREG_F_TMAX] / (J - 1) : 0.0, epb.as<double>(), q, coef,
+                     grad != nullptr, x3 && grad ? Glb.as<float>() : nullptr};
 
   for (int64_t k0 = 0; k0 < K; k0 += chunk) {
-    int64_t kc = K - k0 < chunk ? K - k0 : chunk, nseg = kc * V;
-    double *part = partb.as<double>() + k0 * V;
+    int64_t kc = K - k0 < chunk ? K - k0 : chunk;
     /* P^T (kc x VB) = W_c^T X^T: row k holds the V segments of slice k0 + k */
-    if (x3)
-      VR_TRY(vr_cu_gemm_rm_3xtf32(1, 1, kc, VB, D, 1.0, Wh + k0, Wl + k0, K, Xh, Xl, D, 0.0, (float *)Pt, VB));
-    else
-      VR_TRY(vr_cu_gemm_rm(dt, 1, 1, kc, VB, D, 1.0, W + k0, K, X, D, 0.0, Pt, VB));
+    VR_TRY(project(pj, k0, kc, Pt));
     if (k0 == 0) ph.mark("gemm");
-    if (mode == SL_SIGREG) {
-      seg_ep_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, J, a->f[0] / (J - 1), epb.as<double>(),
-                                                             grad != nullptr, stage, part);
-      VR_CU_LAUNCHED("sigreg segments");
-    } else if (reg_sort) {
-      VR_TRY(vr_cu_seg_sort_f32((float *)Pt, nseg, B, (const float *)q, coef, grad != nullptr, part,
-                                x3 && grad ? Glb.as<float>() : nullptr));
-    } else if (in_smem) {
-      seg_sort_k<T><<<seg_grid(nseg), kSegThreads, smem, st>>>(Pt, nseg, B, P, q, coef, grad != nullptr, part);
-      VR_CU_LAUNCHED("sorted segments");
-    } else {
-      int64_t n = nseg * B;
-      long_keys_k<T><<<vr_cu_blocks(n), VR_CU_THREADS, 0, st>>>(Pt, n, B, kb.as<uint64_t>(), vb.as<int64_t>());
-      VR_CU_LAUNCHED("segment keys");
-      uint64_t *ko = nullptr;
-      int64_t *vo = nullptr;
-      int sbits = vr_cu_bits_for((uint64_t)nseg);
-      if (sizeof(T) == 4) {
-        VR_TRY(vr_cu_radix_pairs(kb.as<uint64_t>(), kb2.as<uint64_t>(), vb.as<int64_t>(), vb2.as<int64_t>(), n, 32 + sbits,
-                                 &ko, &vo));
-      } else {
-        VR_TRY(vr_cu_radix_pairs(kb.as<uint64_t>(), kb2.as<uint64_t>(), vb.as<int64_t>(), vb2.as<int64_t>(), n, 64, &ko,
-                                 &vo));
-        if (nseg > 1) {
-          uint64_t *kalt = ko == kb.as<uint64_t>() ? kb2.as<uint64_t>() : kb.as<uint64_t>();
-          int64_t *valt = vo == vb.as<int64_t>() ? vb2.as<int64_t>() : vb.as<int64_t>();
-          seg_keys_k<<<vr_cu_blocks(n), VR_CU_THREADS, 0, st>>>(vo, ko, B, n);
-          VR_CU_LAUNCHED("segment ids");
-          VR_TRY(vr_cu_radix_pairs(ko, kalt, vo, valt, n, sbits, &ko, &vo));
-        }
-      }
-      long_rank_k<T><<<vr_cu_blocks(n), VR_CU_THREADS, 0, st>>>(Pt, vo, n, B, q, coef, grad != nullptr, sqb.as<double>());
-      VR_CU_LAUNCHED("ranked segments");
-      seg_sum_k<<<seg_grid(nseg), kSegThreads, 0, st>>>(sqb.as<double>(), nseg, B, part);
-      VR_CU_LAUNCHED("segment sums");
-    }
-    /* H (VB x D) += dL/dP W_c^T, straight into dL/dz */
+    VR_TRY(rank_chunk(rp, ra, Pt, kc * V, partb.as<double>() + k0 * V));
     if (k0 == 0) ph.mark("segments");
-    if (grad && x3) {
-      if (!reg_sort) VR_TRY(split_tf32((const float *)Pt, kc * VB, (float *)Pt, Glb.as<float>()));
-      VR_TRY(vr_cu_gemm_rm_3xtf32(1, 1, VB, D, kc, 1.0, (const float *)Pt, Glb.as<float>(), VB, Wh + k0, Wl + k0, K,
-                                  k0 == 0 ? 0.0 : 1.0, (float *)grad, D));
-    } else if (grad) {
-      VR_TRY(vr_cu_gemm_rm(dt, 1, 1, VB, D, kc, 1.0, Pt, VB, W + k0, K, k0 == 0 ? 0.0 : 1.0, grad, D));
-    }
+    /* H (VB x D) += dL/dP W_c^T, straight into dL/dz */
+    if (grad) VR_TRY(project_back(pj, k0, kc, Pt, x3 ? Glb.as<float>() : nullptr, rp.path == RANK_REGISTERS, grad));
     if (k0 == 0) ph.mark("gemm back");
   }
   /* the loss: SIGReg total / (V K), SWD total / (V B K), VISReg's shape term likewise */
   vr_cu_loss_in L = {partb.as<double>(), acc, K * V, mode == SL_VISREG, (double)(mode == SL_SIGREG ? V * K : VB * K),
-                     (double)(V * D), a->f[0], a->f[1], a->f[2], dt, vr_data(a->out[0]),
+                     (double)(V * D), a->f[VR_VISREG_F_SCALE], a->f[VR_VISREG_F_SHAPE], a->f[VR_VISREG_F_CENTER], dt, vr_data(a->out[0]),
                      mode == SL_VISREG && a->out[1] ? vr_data(a->out[1]) : nullptr};
   if (grad && mode == SL_VISREG) { /* the loss in the launch of the gradient's column sums */
-    double cc = 2.0 * a->f[2] / (double)(V * D * B), sc = 2.0 * a->f[0] / (double)(V * D * B);
+    double cc = 2.0 * a->f[VR_VISREG_F_CENTER] / (double)(V * D * B), sc = 2.0 * a->f[VR_VISREG_F_SCALE] / (double)(V * D * B);
     VR_TRY(vr_cu_visreg_grad(dt, grad, z, V, B, D, mub.as<double>(), sigb.as<double>(), cc, sc, L));
     ph.mark("grad");
   } else {
@@ -408,6 +467,6 @@ vr_status sliced(const vr_kernel_args *a, int mode) {
 
 } // namespace
 
-vr_status vr_cu_visreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_VISREG); }
-vr_status vr_cu_swd_fwd(const vr_kernel_args *a) { return sliced(a, SL_SWD); }
-vr_status vr_cu_sigreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_SIGREG); }
+vr_status vr_cuda_visreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_VISREG); }
+vr_status vr_cuda_swd_fwd(const vr_kernel_args *a) { return sliced(a, SL_SWD); }
+vr_status vr_cuda_sigreg_fwd(const vr_kernel_args *a) { return sliced(a, SL_SIGREG); }

@@ -45,11 +45,21 @@ const char *vr_cuda_device_name(void) {
 
 void vr_cuda_register(void) {
   if (!vr_cuda_available()) return;
-  void (*families[])(void) = {vr_cuda_register_alloc,   vr_cuda_register_basic,   vr_cuda_register_elementwise,
-                              vr_cuda_register_reduce,  vr_cuda_register_linalg,  vr_cuda_register_softmax,
-                              vr_cuda_register_norm,    vr_cuda_register_pool,    vr_cuda_register_conv};
-  for (size_t k = 0; k < sizeof families / sizeof *families; k++)
-    if (families[k]) families[k]();
+  vr_cuda_register_alloc();
+  vr_cuda_register_basic();
+  vr_cuda_register_elementwise();
+  vr_cuda_register_where();
+  vr_cuda_register_reduce();
+  vr_cuda_register_linalg();
+  vr_cuda_register_softmax();
+  vr_cuda_register_norm();
+  vr_cuda_register_pool();
+  vr_cuda_register_conv();
+  vr_cuda_register_index();
+  vr_cuda_register_sort();
+  vr_cuda_register_reg();
+  vr_cuda_register_optim();
+  vr_cuda_register_augment();
 }
 
 } // extern "C"

@@ -13,7 +13,8 @@
  *    flat position, then stably by line.
  * vr_cu_radix_pairs is the one CUB instantiation of the backend (also used by index.cu and the
  * regularizers), to keep compile time down. */
-#include "more.cuh"
+#include "scratch.cuh"
+#include "sorting.cuh"
 #include <cub/device/device_radix_sort.cuh>
 
 vr_status vr_cu_radix_pairs(uint64_t *keys, uint64_t *keys_alt, int64_t *vals, int64_t *vals_alt, int64_t n,
@@ -250,4 +251,7 @@ vr_status sort_fwd(const vr_kernel_args *a) {
 
 } // namespace
 
-extern "C" vr_status vr_cuda_sort_fwd(const vr_kernel_args *a) { return sort_fwd(a); }
+extern "C" {
+vr_status vr_cuda_sort_fwd(const vr_kernel_args *a) { return sort_fwd(a); }
+void vr_cuda_register_sort(void) { vr_kernel_register(VR_OP_SORT, VR_CUDA, vr_cuda_sort_fwd, NULL); }
+}

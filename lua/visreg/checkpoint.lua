@@ -1,4 +1,4 @@
--- visreg.checkpoint: safetensors checkpoints (core/ckpt.c). save(path, tensors, meta) writes
+-- visreg.checkpoint: safetensors checkpoints (core/ckpt_write.c, ckpt_read.c). save(path, tensors, meta) writes
 -- name -> tensor pairs and string metadata atomically; load(path) reads them back (CPU tensors)
 -- after the C reader has validated the whole file. Non-string metadata is stored as JSON.
 local ffi = require "ffi"

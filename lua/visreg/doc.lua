@@ -137,7 +137,7 @@ seed {
     "MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout, Sequential; the model builders mlp, smallcnn,\n" ..
     "resnet18, vit; nn.Module (parameters, train/eval, state_dict, to) and nn.init." },
   { "vr.loss", "vr.loss",
-    "The SSL objectives. A spec (vr.loss.visreg{...}, sigreg, swd, vicreg, vicreg_repo, barlow) is\n" ..
+    "The SSL objectives. A spec (vr.loss.visreg{...}, sigreg, swd, vicreg, vicreg_pooled, barlow) is\n" ..
     "recipe data; build(spec) gives an object whose forward(z, ctx) returns the loss and its terms.\n" ..
     "z is V x B x D (views, batch, dims); L = lambda * L_reg + (1 - lambda) * L_inv. The regularizers as\n" ..
     "functions: visreg_reg, sigreg_reg, swd_reg, vicreg_reg, barlow_reg, invariance, cross_entropy." },

@@ -251,7 +251,7 @@ function E:losses(o)
   local function put(name, loss, terms)
     local row = { loss = loss:item() }
     if terms then
-      local names = { visreg = { "center", "scale", "shape" }, vicreg = { "inv", "var", "cov" }, vicreg_repo = { "var", "cov" } }
+      local names = { visreg = { "center", "scale", "shape" }, vicreg = { "inv", "var", "cov" }, vicreg_pooled = { "var", "cov" } }
       local tl = terms:to_list()
       for i, nm in ipairs(names[name] or {}) do row[nm] = tl[i] end
     end
@@ -262,7 +262,7 @@ function E:losses(o)
     put("visreg", lossm.visreg_reg(z, { slices = slices, seed = o.seed }))
     put("sigreg", lossm.sigreg_reg(z, { slices = slices, seed = o.seed }))
     put("swd", lossm.swd_reg(z, { slices = slices, seed = o.seed }))
-    put("vicreg_repo", lossm.vicreg_repo_reg(z))
+    put("vicreg_pooled", lossm.vicreg_pooled_reg(z))
     if z:size(0) >= 2 then -- the two-view methods
       put("vicreg", lossm.vicreg_reg(z))
       put("barlow", lossm.barlow_reg(z))

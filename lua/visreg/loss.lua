@@ -53,9 +53,9 @@ function M.vicreg_reg(z, o)
   o = o or {}
   return with_terms(C.vr_vicreg(z, o.inv or 25, o.var or 25, o.cov or 1, outp, termsp))
 end
-function M.vicreg_repo_reg(z, o)
+function M.vicreg_pooled_reg(z, o)
   o = o or {}
-  return with_terms(C.vr_vicreg_repo(z, o.var or 25, o.cov or 1, outp, termsp))
+  return with_terms(C.vr_vicreg_pooled(z, o.var or 25, o.cov or 1, outp, termsp))
 end
 function M.barlow_reg(z, o)
   o = o or {}
@@ -81,8 +81,9 @@ end
 local term_names = {
   visreg = { "center", "scale", "shape" },
   vicreg = { "inv", "var", "cov" },
-  vicreg_repo = { "var", "cov" },
+  vicreg_pooled = { "var", "cov" },
 }
+term_names.vicreg_repo = term_names.vicreg_pooled
 
 local function spec(kind, t, defaults, rules) return util.spec("vr.loss." .. kind, kind, t, defaults, rules) end
 
@@ -115,14 +116,15 @@ function M.vicreg(t)
     { lambda = LAMBDA, inv = WEIGHT, var = WEIGHT, cov = WEIGHT })
 end
 -- the VISReg code's pooled squared-hinge variant, mixed with the invariance term
-function M.vicreg_repo(t)
-  return spec("vicreg_repo", t, { lambda = 0.6, var = 25, cov = 1 }, { lambda = LAMBDA, var = WEIGHT, cov = WEIGHT })
+function M.vicreg_pooled(t)
+  return spec("vicreg_pooled", t, { lambda = 0.6, var = 25, cov = 1 }, { lambda = LAMBDA, var = WEIGHT, cov = WEIGHT })
 end
+M.vicreg_repo = M.vicreg_pooled -- its former name, for older recipes
 function M.barlow(t) return spec("barlow", t, { lambda = 1, offdiag = 0.0051 }, { lambda = LAMBDA, offdiag = WEIGHT }) end
 
 -- looked up in M at each call, so a script may replace one
 local regs = { visreg = "visreg_reg", sigreg = "sigreg_reg", swd = "swd_reg", vicreg = "vicreg_reg",
-  vicreg_repo = "vicreg_repo_reg", barlow = "barlow_reg" }
+  vicreg_pooled = "vicreg_pooled_reg", vicreg_repo = "vicreg_pooled_reg", barlow = "barlow_reg" }
 
 ---------------------------------------------------------------- the objective
 local Objective = {}
@@ -130,7 +132,7 @@ Objective.__index = Objective
 
 function M.build(s)
   if type(s) ~= "table" or not regs[s.kind] then
-    util.error("loss: expected vr.loss.visreg/sigreg/swd/vicreg/vicreg_repo/barlow{...}, got %s",
+    util.error("loss: expected vr.loss.visreg/sigreg/swd/vicreg/vicreg_pooled/barlow{...}, got %s",
       type(s) == "table" and tostring(s.kind) or type(s))
   end
   return setmetatable({ spec = s }, Objective)

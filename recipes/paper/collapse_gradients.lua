@@ -20,9 +20,9 @@ local methods = {
   { "VISReg", function(z, seed) return (loss.visreg_reg(z, { slices = K, seed = seed })) end, true },
   { "SIGReg", function(z, seed) return loss.sigreg_reg(z, { slices = K, seed = seed }) end, true },
   { "SWD", function(z, seed) return loss.swd_reg(z, { slices = K, seed = seed }) end, true },
-  -- the paper's VICReg is its code's pooled squared-hinge variant (vr.loss.vicreg_repo); the official
+  -- the paper's VICReg is its code's pooled squared-hinge variant (vr.loss.vicreg_pooled); the official
   -- two-view VICReg's hinge on sqrt(var + eps) vanishes with r instead
-  { "VICReg", function(z) return (loss.vicreg_repo_reg(z)) end, false },
+  { "VICReg", function(z) return (loss.vicreg_pooled_reg(z)) end, false },
   { "Barlow", function(z) return loss.barlow_reg(z) end, false },
 }
 

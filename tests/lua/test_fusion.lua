@@ -12,7 +12,18 @@ local function maxdiff(a, b)
   return (a:to("f64") - b:to("f64")):abs():max():item()
 end
 
-tap.eq(nn.fusion.bn_act, os.getenv("VISREG_FUSE_BN_ACT") ~= "0", "nn.fusion.bn_act follows VISREG_FUSE_BN_ACT")
+tap.eq(nn.fusion.bn_act, true, "nn.fusion.bn_act is on by default (the variant bn_act=fused)")
+
+-- the kernel variants (vr_set_variant): known names and values are taken, others refused by name
+local ffi = require "ffi"
+local C = require("visreg.core").C
+tap.eq(C.vr_set_variant("conv", "legacy"), 0, "vr_set_variant conv=legacy")
+tap.eq(ffi.string(C.vr_variant("conv")), "legacy", "vr_variant reads it back")
+tap.ok(C.vr_set_variant("conv", "nope") ~= 0 and ffi.string(C.vr_last_error()):find("cudnn, legacy, im2col", 1, true),
+  "an unknown value is refused, naming the values")
+tap.ok(C.vr_set_variants("conv=cudnn,foo=1") ~= 0 and ffi.string(C.vr_last_error()):find("got 'foo'", 1, true),
+  "an unknown name is refused")
+tap.eq(ffi.string(C.vr_variant("conv")), "cudnn", "conv back to its default")
 
 -- F.batch_norm with residual and relu against the three ops
 vr.manual_seed(3)

@@ -22,9 +22,10 @@ tap.near(loss.invariance(z3, 1):item(), (z3 - m1):square():mean():item(), 1e-12,
 
 -- the objective mixes the regularizer and the invariance term
 local G = vr.randn(8, 16, f64)
-for _, kind in ipairs { "visreg", "sigreg", "swd", "vicreg_repo" } do
+tap.eq(loss.vicreg_repo { lambda = 0.3 }.kind, "vicreg_pooled", "vr.loss.vicreg_repo, the former name, makes vicreg_pooled")
+for _, kind in ipairs { "visreg", "sigreg", "swd", "vicreg_pooled" } do
   local spec = loss[kind] { lambda = 0.3 }
-  spec.slices = (kind ~= "vicreg_repo") and 16 or nil
+  spec.slices = (kind ~= "vicreg_pooled") and 16 or nil
   local obj = loss.build(spec)
   local total, terms = obj(z, { seed = 5, step = 7, global_views = 2 })
   local reg = loss[kind .. "_reg"](z, { slices = 16, seed = 5, step = 7 })

@@ -1,7 +1,7 @@
 /* emu_rt.cpp: the emulator's runtime: thread and block indices, scratch memory, a naive GEMM for
  * vr_cu_gemm_rm, a generic COPY, and a host-memory "CUDA" device whose kernel column holds the
  * emulated kernels. See tools/cuda-emu/run. */
-#include "kernels/cuda/more.cuh"
+#include "kernels/cuda/gemm.cuh"
 #include <cstdio>
 thread_local emu_dim3 threadIdx, blockIdx;
 emu_dim3 blockDim, gridDim;
@@ -85,7 +85,13 @@ void vr_cuda_register_basic(void);
 void vr_cuda_register_elementwise(void);
 void vr_cuda_register_reduce(void);
 void vr_cuda_register_norm(void);
-void vr_cuda_register_more(void);
+void vr_cuda_register_index(void);
+void vr_cuda_register_sort(void);
+void vr_cuda_register_pool(void);
+void vr_cuda_register_conv(void);
+void vr_cuda_register_reg(void);
+void vr_cuda_register_optim(void);
+void vr_cuda_register_augment(void);
 }
 static double ld(const void *p, vr_dtype dt) {
   switch (dt) {
@@ -128,8 +134,15 @@ __attribute__((constructor(200))) static void emu_register(void) {
   /* the foundation's basic, elementwise and reduction kernels, for the public-API cases */
   vr_cuda_register_basic();
   vr_cuda_register_elementwise();
+  vr_cuda_register_where();
   vr_cuda_register_reduce();
   vr_cuda_register_norm();
-  /* the second group (index, sort, pooling, conv, regularizers, optimizer, augmentations) as on a GPU */
-  vr_cuda_register_more();
+  /* index, sort, pooling, conv, regularizers, optimizer, augmentations, as on a GPU */
+  vr_cuda_register_index();
+  vr_cuda_register_sort();
+  vr_cuda_register_pool();
+  vr_cuda_register_conv();
+  vr_cuda_register_reg();
+  vr_cuda_register_optim();
+  vr_cuda_register_augment();
 }

@@ -7,6 +7,8 @@
 -- [N, H, W, C] tensors; every other op is layout-agnostic. Parameters keep their usual shapes, so
 -- checkpoints do not depend on the layout. A module with layout_agnostic = true works unchanged on
 -- either layout; any other module (without _set_memory_format) refuses channels_last.
+local ffi = require "ffi"
+local C = require("visreg.core").C
 local tensor = require "visreg.tensor"
 local util = require "visreg.util"
 local F = require "visreg.functional"
@@ -290,10 +292,10 @@ function ConvNet:__init(...)
   Sequential.__init(self, ...)
   self.channels_last = false
 end
--- L.fusion.bn_act (default true; VISREG_FUSE_BN_ACT=0 turns it off, to compare): a BatchNorm2d
+-- L.fusion.bn_act (default true; the variant bn_act=unfused turns it off, to compare): a BatchNorm2d
 -- followed by a ReLU, here and in nn.BasicBlock, runs as one fused op (F.batch_norm's relu), one
 -- pass over the activations instead of three on the GPU; the results are the same ops'.
-L.fusion = { bn_act = os.getenv("VISREG_FUSE_BN_ACT") ~= "0" }
+L.fusion = { bn_act = ffi.string(C.vr_variant("bn_act")) == "fused" }
 
 function ConvNet:forward(x)
   if self.channels_last then

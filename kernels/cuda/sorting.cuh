@@ -1,9 +1,9 @@
-/* more.cuh: what the second group of CUDA kernels (index, sort, where, pool, conv, regularizers;
- * registered by register_more.cu) share: sort keys that order exactly as the CPU's
- * (kernels/cpu/sort.c), an in-shared-memory bitonic sort of distinct 64-bit words, the one CUB
- * radix sort instantiation (sort.cu), and index loads. */
-#ifndef VISREG_CUDA_MORE_CUH
-#define VISREG_CUDA_MORE_CUH
+/* sorting.cuh: what the CUDA sorts share (sort.cu, index.cu, pool.cu, the regularizers' rank
+ * sorts): sort keys that order exactly as the CPU's (kernels/cpu/sort.c), in-shared-memory bitonic
+ * sorts, the one CUB radix sort instantiation (sort.cu), the runs of a sorted key array (index.cu),
+ * and index loads. */
+#ifndef VISREG_CUDA_SORTING_CUH
+#define VISREG_CUDA_SORTING_CUH
 #include "common.cuh"
 
 /* ---- sort keys: unsigned integers whose order is the value order (NaN largest, -0 as +0) ---- */
@@ -88,40 +88,4 @@ vr_status vr_cu_radix_pairs(uint64_t *keys, uint64_t *keys_alt, int64_t *vals, i
 /* CSR of a sorted key array: for every key value v in [0, nkeys), [start[v], end[v]) is its run
  * in sorted (both zeroed first). Defined in index.cu. */
 vr_status vr_cu_runs(const uint64_t *sorted, int64_t n, int64_t nkeys, int64_t *start, int64_t *end);
-
-/* row-major C[m, n] = alpha op(A) op(B) + beta C on cuBLAS (f32, f64, bf16); reg_gemm.cu */
-vr_status vr_cu_gemm_rm(vr_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const void *A,
-                        int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
-
-/* C = alpha (Ah Bh + Ah Bl + Al Bh) + beta C on TF32 tensor cores, operands split as hi + lo (f32
- * precision at the tensor cores' rate); reg_gemm.cu */
-vr_status vr_cu_gemm_rm_3xtf32(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const float *Ah,
-                               const float *Al, int64_t lda, const float *Bh, const float *Bl, int64_t ldb, double beta,
-                               float *C, int64_t ldc);
-
-/* a failed launch as VR_E_CUDA (for paths that must free scratch before returning) */
-static inline vr_status vr_cu_launch_status(const char *func, const char *file, int line, const char *what) {
-  cudaError_t e = cudaGetLastError();
-  if (e == cudaSuccess) return VR_OK;
-  return vr_error_set(VR_E_CUDA, func, file, line, "launch of %s: %s (%s)", what, cudaGetErrorString(e),
-                      cudaGetErrorName(e));
-}
-#define VR_CU_LAUNCH_ST(what) vr_cu_launch_status(__func__, __FILE__, __LINE__, what)
-
-/* scratch that frees itself (stream-ordered through the caching allocator) */
-struct vr_cu_buf {
-  void *p = nullptr;
-  size_t n = 0;
-  vr_status get(size_t bytes) {
-    n = bytes ? bytes : 1;
-    return vr_cuda_scratch(n, &p);
-  }
-  template <typename T> T *as() const { return (T *)p; }
-  ~vr_cu_buf() {
-    if (p) vr_cuda_scratch_free(p, n);
-  }
-  vr_cu_buf() = default;
-  vr_cu_buf(const vr_cu_buf &) = delete;
-  vr_cu_buf &operator=(const vr_cu_buf &) = delete;
-};
 #endif

@@ -1,9 +1,9 @@
-/* reg_gemm.cu: a row-major GEMM on cuBLAS for the conv fallback and the regularizers:
+/* gemm.cu: a row-major GEMM on cuBLAS for the conv fallback and the regularizers:
  * C[m, n] = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n, leading dims as stored (row-major).
  * cuBLAS is column-major, so it computes C^T = op(B)^T op(A)^T with the operands swapped; the
  * transpose flags carry over unchanged. The handle is linalg.cu's (the backend's stream; TF32 only
  * when VISREG_CUDA_TF32=1). f32, f64, and bf16 accumulating in f32. */
-#include "more.cuh"
+#include "gemm.cuh"
 #include <cublas_v2.h>
 
 vr_status vr_cuda_cublas(cublasHandle_t *h); /* kernels/cuda/linalg.cu */
