@@ -439,7 +439,7 @@ function fit_epochs(self, loader)
           grad_norm = tensor.is_tensor(grad_norm) and grad_norm:item() or grad_norm } -- read only at log steps
         if nonfinite(line.loss) then error(diverged(r, st.step, num_name(line.loss)), 0) end
         for k, v in pairs(terms) do line[k] = scalar(v) end
-        if probe_loss then line.probe_loss = probe_loss:item() end
+        if probe_loss then line.probe_loss = tdist.mean(probe_loss:item()) end -- over every rank's samples
         append_line(mf, line)
         t_log, img_log = now, 0
         last_info = string.format("loss %.4f lr %.2e %.0f img/s", line.loss, line.lr, line.images_per_second)

@@ -113,6 +113,12 @@ end
 -- true on every rank when any rank was asked to stop
 function M.any(flag) return dist.size() > 1 and dist.any(flag) or flag end
 
+-- the mean over the ranks of a host number
+function M.mean(x)
+  if dist.size() == 1 then return x end
+  return dist.sum_numbers(x) / dist.size()
+end
+
 -- correct / seen over every rank's samples (the online probe's accuracy)
 function M.ratio(correct, seen)
   local c = correct:item()
@@ -123,8 +129,8 @@ end
 -- the end of train on this rank: rc 0 or 130 (stopped) leaves the job; any other (an error, its
 -- message printed) ends every rank with a message, instead of leaving them waiting for this one
 function M.finish(rc)
-  if dist.size() == 1 then return rc end
-  if rc ~= 0 and rc ~= 130 then
+  if dist.backend() == "none" then return rc end
+  if rc ~= 0 and rc ~= 130 and dist.size() > 1 then
     io.stderr:write(string.format("visreg: rank %d of %d stopped with the error above: ending the job\n", dist.rank(),
       dist.size()))
     io.stderr:flush()
