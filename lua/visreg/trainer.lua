@@ -709,7 +709,7 @@ function M.train(r, opts)
     if opts.source then util.write_file(out .. "/recipe.lua", opts.source) end
     util.write_file(out .. "/recipe.json", recipe_mod.to_json(r))
     util.write_file(out .. "/run.json", util.json_encode({ recipe = opts.recipe_path, overrides = opts.overrides or {},
-      device = self.device, version = require("visreg").version, threads = C.vr_num_threads(),
+      device = self.device, version = require("visreg").version, threads = C.vr_num_threads(), ranks = self.ranks,
       started = os.date("!%Y-%m-%dT%H:%M:%SZ") }, "  ") .. "\n")
   end
   if not opts.quiet then

@@ -21,11 +21,25 @@ local util = require "visreg.util"
 
 local M = {}
 
+local function slice_mode(r)
+  local m = (r.dist and r.dist.slices) or "shared"
+  if m ~= "shared" and m ~= "per_rank" then
+    util.error("dist.slices: expected \"shared\" or \"per_rank\", got %s", tostring(m))
+  end
+  return m
+end
+M.slice_mode = slice_mode
+
 -- joins the job (alone: rank 0 of 1); on several ranks, CUDA tensors go through NCCL
 function M.setup(self)
   dist.init()
   self.rank, self.ranks = dist.rank(), dist.size()
   if self.ranks > 1 and self.device == "cuda" then dist.use_nccl() end
+  if self.ranks > 1 and self.rank == 0 and not (self.opts and self.opts.quiet) then
+    local r = self.r
+    print(string.format("data-parallel: %d ranks (%s, %s), global batch %d = %d x %d, slices %s", self.ranks,
+      dist.launcher() or "?", dist.backend(), r.batch, self.ranks, M.local_batch(r.batch), slice_mode(r)))
+  end
 end
 
 -- train's options on this rank: rank 0 keeps them; the others write nothing (no run folder, quiet)
@@ -52,14 +66,6 @@ function M.shard(loader)
   return loader
 end
 
-local function slice_mode(r)
-  local m = (r.dist and r.dist.slices) or "shared"
-  if m ~= "shared" and m ~= "per_rank" then
-    util.error("dist.slices: expected \"shared\" or \"per_rank\", got %s", tostring(m))
-  end
-  return m
-end
-M.slice_mode = slice_mode
 
 -- the seed a rank draws its slices from
 function M.slice_seed(seed, mode, rank)

@@ -119,6 +119,15 @@ for _, n in ipairs { 1, 2 } do
     orr .. (ran(rr) and ran(r1) and string.format(" (max relative difference %.3g)", diff(dir, base .. "/one")) or ""))
 end
 
+-- a sweep whose trials ask for 2 ranks
+util.write_file(base .. "/two.yaml", "recipe: tiny.lua\nname: two\nset: { epochs: 1 }\ngrid:\n  loss.lambda: [0.5]\n" ..
+  "metric: online_probe\nranks: 2\n")
+local rw, ow = tap.sh("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 240 " .. bin .. " sweep " .. base ..
+  "/two.yaml --out " .. base .. "/sweep")
+local tlog = util.read_file(base .. "/sweep/0000-loss.lambda=0.5/train.log") or ""
+tap.ok(rw == 0 and ow:find("1/1 done", 1, true) and tlog:find("data-parallel: 2 ranks", 1, true),
+  "a sweep's trial runs on the 2 ranks it asks for (ranks: 2)", ow .. tlog)
+
 -- a rank that fails ends the job with a message, not a hang
 local fail_src = src:gsub("loss = vr.loss.visreg", [[schedule = { ["loss.lambda"] = function(epoch, step)
     if require("visreg.dist").rank() == 1 and step == 2 then FAIL end
