@@ -164,6 +164,40 @@ vr_status vr_dist_all_gather(const vr_tensor *t, vr_tensor **out) {
   return VR_OK;
 }
 
+/* the backward of a summed tensor: every rank's loss depended on the sum, so each rank's input
+ * gets the sum over the ranks of the gradients that reached the sum */
+static vr_status all_reduce_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
+  (void)n;
+  vr_tensor *g = NULL;
+  VR_TRY(vr_tensor_clone(gout, &g));
+  vr_status st = vr_dist_all_reduce_sum(&g, 1);
+  if (st) {
+    vr_tensor_free(g);
+    return st;
+  }
+  gin[0] = g;
+  return VR_OK;
+}
+
+vr_status vr_dist_all_reduce_sum_ad(const vr_tensor *x, vr_tensor **out) {
+  VR_CHECK_OUT(out);
+  *out = NULL;
+  VR_CHECK_TENSOR(x);
+  vr_tensor *y = NULL;
+  int grad = vr_needs_grad(1, &x);
+  int was = vr_set_grad_enabled(0);
+  vr_status st = vr_tensor_clone(x, &y);
+  vr_set_grad_enabled(was);
+  if (!st) st = vr_dist_all_reduce_sum(&y, 1);
+  if (!st && grad) st = vr_record("dist_all_reduce", all_reduce_backward, 1, &x, 0, NULL, NULL, 0, NULL, 0, y, NULL);
+  if (st) {
+    vr_tensor_free(y);
+    return st;
+  }
+  *out = y;
+  return VR_OK;
+}
+
 vr_status vr_dist_broadcast(vr_tensor *t, int root) {
   VR_TRY(check_tensor("t", 0, t, 0));
   if (root < 0 || root >= D.size) return VR_FAIL(VR_E_ARG, "root: expected 0..%d, got %d", D.size - 1, root);

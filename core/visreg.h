@@ -604,6 +604,9 @@ vr_status vr_dist_use_nccl(void);        /* NCCL for CUDA tensors (one GPU per l
 vr_status vr_dist_all_reduce_sum(vr_tensor *const *ts, int n);
 /* the ranks' tensors (same shape) concatenated along dim 0, rank 0's first */
 vr_status vr_dist_all_gather(const vr_tensor *t, vr_tensor **out);
+/* differentiable: the sum over the ranks of x (a new tensor); its gradient is the sum over the
+ * ranks of the gradients that reach the result (synchronized batch norm's statistics) */
+vr_status vr_dist_all_reduce_sum_ad(const vr_tensor *x, vr_tensor **out);
 vr_status vr_dist_broadcast(vr_tensor *t, int root); /* in place: root's values on every rank */
 vr_status vr_dist_all_reduce_max(int64_t *values, int n); /* in place, host integers (flags) */
 vr_status vr_dist_barrier(void);

@@ -129,6 +129,7 @@ function M.setup(r, opts)
   self.channels, self.height, self.width = train:channels(), train:height(), train:width()
   self.num_classes = math.max(train:num_classes(), self.ds.test:num_classes())
   self.enc, self.proj = build_model(r, self.device)
+  tdist.sync_bn(self) -- recipe dist.sync_bn on several ranks
   if self.num_classes > 0 and r.eval.online_probe then
     random.manual_seed(r.seed, 1)
     self.head = nn.Linear(self.enc.out_dim, self.num_classes, { device = self.device })

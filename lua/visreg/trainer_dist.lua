@@ -42,6 +42,14 @@ function M.setup(self)
   end
 end
 
+-- dist.sync_bn: the model's batch norms take the global batch's statistics (several ranks)
+function M.sync_bn(self)
+  if self.ranks > 1 and self.r.dist and self.r.dist.sync_bn then
+    local sb = require "visreg.nn.sync_bn"
+    self.synced_norms = sb.convert(self.enc) + sb.convert(self.proj)
+  end
+end
+
 -- train's options on this rank: rank 0 keeps them; the others write nothing (no run folder, quiet)
 function M.run_opts(opts)
   dist.init()

@@ -111,4 +111,42 @@ for _, name in ipairs(names) do
     report(worst_p <= TOL, what .. ": every parameter after the step", string.format("max relative difference %.3g", worst_p))
   end
 end
+-- synchronized batch norm: 2 ranks with dist.sync_bn equal one process's batch norm (statistics
+-- of the global batch), gradients, parameters and running statistics included
+do
+  local function bn_model()
+    random.manual_seed(7, 0)
+    return nn.mlp { F, 12, D, norm = "batch", dtype = "f64" }
+  end
+  local obj = lossm.build(specs.visreg)
+  local ctx = { seed = 11, step = 3, global_views = 2 }
+  local m1 = bn_model()
+  m1:train()
+  local o1 = optim.build(vr.optim.adamw { lr = 1e-2 }, m1:named_parameters())
+  local l1 = obj(forward(m1, x), ctx)
+  o1:zero_grad()
+  l1:backward()
+  local g1 = {}
+  for _, e in ipairs(m1:named_parameters()) do g1[#g1 + 1] = flat(e[2]:grad()) end
+  o1:step()
+  local m2 = bn_model()
+  m2:train()
+  local synced = require("visreg.nn.sync_bn").convert(m2)
+  local o2 = optim.build(vr.optim.adamw { lr = 1e-2 }, m2:named_parameters())
+  local l2 = tdist.global_objective(obj, "shared")(forward(m2, x:narrow(1, R * b, b)), ctx)
+  o2:zero_grad()
+  l2:backward()
+  tdist.sync_grads { m2 }
+  local wg = 0
+  for i, e in ipairs(m2:named_parameters()) do wg = math.max(wg, max_rel(flat(e[2]:grad()), g1[i], 1e-3)) end
+  o2:step()
+  local wp = 0
+  local s1 = m1:state_dict()
+  for k, t in pairs(m2:state_dict()) do wp = math.max(wp, max_rel(flat(t), flat(s1[k]), 1)) end
+  report(synced == 1 and math.abs(l2:item() - l1:item()) <= TOL * math.max(1, math.abs(l1:item())),
+    "sync batch norm: loss", string.format("%d synchronized, %.17g vs %.17g", synced, l2:item(), l1:item()))
+  report(wg <= TOL, "sync batch norm: every gradient", string.format("max relative difference %.3g", wg))
+  report(wp <= TOL, "sync batch norm: every parameter and running statistic after the step",
+    string.format("max relative difference %.3g", wp))
+end
 dist.finalize()
