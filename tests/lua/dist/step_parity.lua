@@ -52,6 +52,36 @@ local function max_rel(a, bb, floor)
   return m
 end
 
+-- one process's step from its loss: the gradients (flat lists), then AdamW's step
+local function one_step(opt, m, loss)
+  opt:zero_grad()
+  loss:backward()
+  local g = {}
+  for _, e in ipairs(m:named_parameters()) do g[#g + 1] = flat(e[2]:grad()) end
+  opt:step()
+  return g
+end
+
+-- the ranks' step on this rank's rows of xv: the loss, and the largest difference of the averaged
+-- gradients from g1 (one process's)
+local function ranks_step(opt, m, xv, obj, mode, ctx, g1)
+  local l = tdist.global_objective(obj, mode)(forward(m, xv:narrow(1, R * b, b)), ctx)
+  opt:zero_grad()
+  l:backward()
+  tdist.sync_grads { m }
+  local worst = 0
+  for i, e in ipairs(m:named_parameters()) do worst = math.max(worst, max_rel(flat(e[2]:grad()), g1[i], 1e-3)) end
+  opt:step()
+  return l, worst
+end
+
+-- the largest difference between two models' parameters and buffers
+local function state_diff(a, bm)
+  local worst, sb = 0, bm:state_dict()
+  for k, t in pairs(a:state_dict()) do worst = math.max(worst, max_rel(flat(t), flat(sb[k]), 1)) end
+  return worst
+end
+
 local specs = {
   visreg = vr.loss.visreg { lambda = 0.6, slices = 5 },
   swd = vr.loss.swd { lambda = 0.6, slices = 5 },
@@ -80,27 +110,12 @@ for _, name in ipairs(names) do
       if r == 0 then ref_loss = l:item() end
       total = total and total + l or l
     end
-    total = total * (1 / draws)
-    o1:zero_grad()
-    total:backward()
-    local g1 = {}
-    for _, e in ipairs(m1:named_parameters()) do g1[#g1 + 1] = flat(e[2]:grad()) end
-    o1:step()
+    local g1 = one_step(o1, m1, total * (1 / draws))
     -- the ranks, each with its part
     local m2 = model()
     local o2 = optim.build(vr.optim.adamw { lr = 1e-2, weight_decay = 0.05 }, m2:named_parameters())
-    local z2 = forward(m2, xv:narrow(1, R * b, b))
-    local gobj = tdist.global_objective(obj, mode)
-    local l2 = gobj(z2, ctx)
-    o2:zero_grad()
-    l2:backward()
-    tdist.sync_grads { m2 }
-    local worst_g = 0
-    for i, e in ipairs(m2:named_parameters()) do worst_g = math.max(worst_g, max_rel(flat(e[2]:grad()), g1[i], 1e-3)) end
-    o2:step()
-    local worst_p = 0
-    local p1 = m1:named_parameters()
-    for i, e in ipairs(m2:named_parameters()) do worst_p = math.max(worst_p, max_rel(flat(e[2]), flat(p1[i][2]), 1)) end
+    local l2, worst_g = ranks_step(o2, m2, xv, obj, mode, ctx, g1)
+    local worst_p = state_diff(m2, m1)
     local what = name .. " " .. mode
     -- "per_rank": rank r's loss is its own draw's; rank 0's draw is the one-process draw 0
     if mode == "shared" or R == 0 then
@@ -124,25 +139,13 @@ do
   m1:train()
   local o1 = optim.build(vr.optim.adamw { lr = 1e-2 }, m1:named_parameters())
   local l1 = obj(forward(m1, x), ctx)
-  o1:zero_grad()
-  l1:backward()
-  local g1 = {}
-  for _, e in ipairs(m1:named_parameters()) do g1[#g1 + 1] = flat(e[2]:grad()) end
-  o1:step()
+  local g1 = one_step(o1, m1, l1)
   local m2 = bn_model()
   m2:train()
   local synced = require("visreg.nn.sync_bn").convert(m2)
   local o2 = optim.build(vr.optim.adamw { lr = 1e-2 }, m2:named_parameters())
-  local l2 = tdist.global_objective(obj, "shared")(forward(m2, x:narrow(1, R * b, b)), ctx)
-  o2:zero_grad()
-  l2:backward()
-  tdist.sync_grads { m2 }
-  local wg = 0
-  for i, e in ipairs(m2:named_parameters()) do wg = math.max(wg, max_rel(flat(e[2]:grad()), g1[i], 1e-3)) end
-  o2:step()
-  local wp = 0
-  local s1 = m1:state_dict()
-  for k, t in pairs(m2:state_dict()) do wp = math.max(wp, max_rel(flat(t), flat(s1[k]), 1)) end
+  local l2, wg = ranks_step(o2, m2, x, obj, "shared", ctx, g1)
+  local wp = state_diff(m2, m1)
   report(synced == 1 and math.abs(l2:item() - l1:item()) <= TOL * math.max(1, math.abs(l1:item())),
     "sync batch norm: loss", string.format("%d synchronized, %.17g vs %.17g", synced, l2:item(), l1:item()))
   report(wg <= TOL, "sync batch norm: every gradient", string.format("max relative difference %.3g", wg))
