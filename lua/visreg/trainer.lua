@@ -259,7 +259,8 @@ function M.restore(self, path)
   random.default():set_state(st.generator)
   self.state = { epoch = st.epoch, batch_index = st.batch_index, step = st.step, train_seconds = st.train_seconds,
     images = st.images }
-  self.epoch_sums = st.epoch_sums -- the interrupted epoch's loss and probe sums (fit goes on from them)
+  -- the interrupted epoch's loss and probe sums (fit goes on from them; the probe's on rank 0)
+  self.epoch_sums = tdist.resumed_sums(self, st.epoch_sums)
   return meta
 end
 
@@ -460,6 +461,7 @@ function fit_epochs(self, loader)
         end
         self.epoch_sums = { loss_sum = sum_loss and sum_loss:item() or 0, n_loss = n_loss,
           correct = correct and correct:item() or 0, seen = seen }
+        tdist.total_sums(self.epoch_sums) -- the probe's counts over every rank
         if out then M.save(self, out .. "/" .. CKPT) end
         self.epoch_sums = nil
         prog:finish()

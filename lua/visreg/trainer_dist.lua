@@ -133,6 +133,17 @@ function M.mean(x)
   return dist.sum_numbers(x) / dist.size()
 end
 
+-- an interrupted epoch's sums, saved: the online probe's counts over every rank (in place)
+function M.total_sums(sums)
+  if dist.size() > 1 then sums.correct, sums.seen = dist.sum_numbers(sums.correct, sums.seen) end
+  return sums
+end
+-- and restored: every rank goes on from the same loss sum; rank 0 alone holds the probe's counts
+function M.resumed_sums(self, sums)
+  if sums and self.rank > 0 then sums.correct, sums.seen = 0, 0 end
+  return sums
+end
+
 -- correct / seen over every rank's samples (the online probe's accuracy)
 function M.ratio(correct, seen)
   local c = correct:item()

@@ -70,6 +70,12 @@ local function losses(dir)
   end
   return out
 end
+local function online_probe(dir) -- the first epoch line's accuracy
+  for line in io.lines(dir .. "/metrics.jsonl") do
+    local j = util.json_decode(line)
+    if j.type == "epoch" then return j.online_probe end
+  end
+end
 local function params(dir)
   local t = vr.checkpoint.load(dir .. "/checkpoint.safetensors")
   local out = {}
@@ -104,6 +110,7 @@ if ran(r1) and ran(r2) then
   local logged = 0
   for _ in io.lines(base .. "/two/metrics.jsonl") do logged = logged + 1 end
   tap.eq(logged, 5, "rank 0 alone writes the metrics (4 steps + 1 epoch)")
+  tap.eq(online_probe(base .. "/two"), online_probe(base .. "/one"), "the online probe's accuracy counts every rank's samples")
 end
 
 -- a 2-rank checkpoint at step 2, resumed on 1 rank and on 2
@@ -114,6 +121,8 @@ for _, n in ipairs { 1, 2 } do
   util.mkdir_p(dir)
   tap.sh(string.format("cp %s/half/* %s/", base, dir))
   local rr, orr = train(n, "--resume " .. dir .. " --stop-at-step 4")
+  tap.eq(ran(rr) and online_probe(dir), online_probe(base .. "/one"),
+    string.format("resumed mid-epoch on %d rank%s, the epoch's online probe counts the whole epoch once", n, n == 1 and "" or "s"))
   tap.ok(ran(rr) and ran(r1) and diff(dir, base .. "/one") <= TOL,
     string.format("the 2-rank checkpoint resumes on %d rank%s and ends as the uninterrupted run", n, n == 1 and "" or "s"),
     orr .. (ran(rr) and ran(r1) and string.format(" (max relative difference %.3g)", diff(dir, base .. "/one")) or ""))
