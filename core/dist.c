@@ -6,7 +6,11 @@
  * Tensors are moved in buckets: vr_dist_all_reduce_sum packs many tensors (the gradients) into one
  * buffer of at most BUCKET bytes per call to the transport. */
 #include "dist.h"
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #define BUCKET ((size_t)32 << 20)
 
@@ -14,6 +18,56 @@ static struct {
   int ready, rank, size, local_rank;
   const vr_dist_ops *ops; /* NULL alone */
 } D = { 0, 0, 1, 0, NULL };
+
+/* ---------------------------------------------------------------- the watchdog
+ * A rank that stops (its process exits) ends the job through the launcher; a rank that hangs, or a
+ * machine that drops out without its processes exiting, would leave the others waiting in a
+ * collective for ever. So every host collective is timed: a watchdog thread ends this process
+ * with a message when one has waited longer than the timeout (vr_dist_set_timeout; 0: no limit),
+ * and the launcher then ends the others. It exits without an MPI call (MPI runs on the main thread
+ * only). NCCL's collectives are queued on the GPU and are not timed. */
+static double timeout_s = 600;
+static int64_t wait_since_ns; /* 0: not in a collective (atomic) */
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *watchdog(void *arg) {
+  (void)arg;
+  for (;;) {
+    struct timespec nap = { 0, 100000000 };
+    nanosleep(&nap, NULL);
+    int64_t since = __atomic_load_n(&wait_since_ns, __ATOMIC_RELAXED);
+    double limit = timeout_s;
+    if (since && limit > 0 && (now_ns() - since) / 1e9 > limit) {
+      fprintf(stderr, "visreg: rank %d of %d has waited %.0f s for the other ranks in a collective (a rank hangs or its "
+              "machine dropped out): ending the job\n", D.rank, D.size, limit);
+      fflush(stderr);
+      _exit(1);
+    }
+  }
+  return NULL;
+}
+
+static const vr_dist_ops *real;
+static void wait_begin(void) { __atomic_store_n(&wait_since_ns, now_ns(), __ATOMIC_RELAXED); }
+static void wait_end(void) { __atomic_store_n(&wait_since_ns, 0, __ATOMIC_RELAXED); }
+#define WATCHED(call) do { wait_begin(); vr_status st_ = (call); wait_end(); return st_; } while (0)
+static vr_status w_all_reduce_sum(void *buf, size_t count, vr_dtype dt) { WATCHED(real->all_reduce_sum(buf, count, dt)); }
+static vr_status w_all_reduce_max_i64(int64_t *buf, size_t count) { WATCHED(real->all_reduce_max_i64(buf, count)); }
+static vr_status w_all_gather(const void *send, void *recv, size_t nbytes) { WATCHED(real->all_gather(send, recv, nbytes)); }
+static vr_status w_broadcast(void *buf, size_t nbytes, int root) { WATCHED(real->broadcast(buf, nbytes, root)); }
+static vr_status w_barrier(void) { WATCHED(real->barrier()); }
+static void w_abort(int code) { real->abort(code); }
+static vr_status w_finalize(void) { WATCHED(real->finalize()); }
+static vr_dist_ops watched = { NULL, w_all_reduce_sum, w_all_reduce_max_i64, w_all_gather, w_broadcast, w_barrier, w_abort,
+                               w_finalize };
+
+void vr_dist_set_timeout(double seconds) { timeout_s = seconds > 0 ? seconds : 0; }
+double vr_dist_timeout(void) { return timeout_s; }
 
 const char *vr_dist_launcher(void) {
   const char *s;
@@ -28,7 +82,13 @@ const char *vr_dist_launcher(void) {
 
 vr_status vr_dist_init(void) {
   if (D.ready) return VR_OK;
-  if (vr_dist_launcher()) VR_TRY(vr_dist_mpi_open(&D.ops, &D.rank, &D.size, &D.local_rank));
+  if (vr_dist_launcher()) {
+    VR_TRY(vr_dist_mpi_open(&real, &D.rank, &D.size, &D.local_rank));
+    watched.name = real->name;
+    D.ops = &watched;
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog, NULL) == 0) pthread_detach(t);
+  }
   D.ready = 1;
   return VR_OK;
 }

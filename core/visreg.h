@@ -610,6 +610,10 @@ vr_status vr_dist_all_reduce_sum_ad(const vr_tensor *x, vr_tensor **out);
 vr_status vr_dist_broadcast(vr_tensor *t, int root); /* in place: root's values on every rank */
 vr_status vr_dist_all_reduce_max(int64_t *values, int n); /* in place, host integers (flags) */
 vr_status vr_dist_barrier(void);
+/* a collective that waits longer than this for the other ranks ends the process with a message
+ * (the launcher then ends the others): a hung rank stops the job; 0: no limit; default 600 s */
+void vr_dist_set_timeout(double seconds);
+double vr_dist_timeout(void);
 void vr_dist_abort(int code);            /* ends every rank of the job (nothing alone) */
 vr_status vr_dist_finalize(void);        /* leaves the job (after the last collective) */
 

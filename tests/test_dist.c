@@ -55,6 +55,11 @@ START_TEST(collectives) {
   ck_assert_int_eq(flags[0], N - 1);
   ck_assert_int_eq(flags[1], 1);
   OK(vr_dist_barrier());
+  vr_dist_set_timeout(5);
+  ck_assert_double_eq(vr_dist_timeout(), 5);
+  vr_dist_set_timeout(-1); /* no limit */
+  ck_assert_double_eq(vr_dist_timeout(), 0);
+  vr_dist_set_timeout(600);
 
   /* what a collective refuses, the same on every rank (so no rank waits for another) */
   vr_tensor *m = NULL, *mt = NULL, *ints = filled(VR_I32, 4, 1);

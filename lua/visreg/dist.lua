@@ -85,6 +85,9 @@ function M.sum_numbers(...)
 end
 
 function M.barrier() check(C.vr_dist_barrier()) end
+-- a collective waiting longer than this for the other ranks ends the job (0: no limit)
+function M.set_timeout(seconds) C.vr_dist_set_timeout(seconds) end
+function M.timeout() return C.vr_dist_timeout() end
 -- ends every rank of the job (alone: nothing)
 function M.abort(code) C.vr_dist_abort(code or 1) end
 function M.finalize() check(C.vr_dist_finalize()) end

@@ -43,8 +43,9 @@ local function defaults()
     memory_format = "contiguous",
     -- several ranks (mpirun, srun): slices "shared" (the same on every rank: the loss equals one
     -- process's on the global batch) or "per_rank" (each rank its own draw: K x ranks slices);
-    -- sync_bn: batch norm with the global batch's statistics (default: each rank its own)
-    dist = { slices = "shared", sync_bn = false },
+    -- sync_bn: batch norm with the global batch's statistics (default: each rank its own);
+    -- timeout: seconds a rank waits for the others in a collective before it ends the job
+    dist = { slices = "shared", sync_bn = false, timeout = 600 },
   }
 end
 -- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference
@@ -197,7 +198,7 @@ local RULES = {
   ["log.every"] = COUNT, ["checkpoint.every"] = COUNT0,
   ["loader.workers"] = { int = true, min = 0, max = 64 }, ["loader.prefetch"] = { int = true, min = 0, max = 64 },
   ["loader.augment_on"] = { oneof = { "auto", "cpu", "device" } },
-  ["dist.slices"] = { oneof = { "shared", "per_rank" } }, ["dist.sync_bn"] = { boolean = true },
+  ["dist.slices"] = { oneof = { "shared", "per_rank" } }, ["dist.sync_bn"] = { boolean = true }, ["dist.timeout"] = { min = 0 },
   ["views.global.n"] = COUNT, ["views.global.size"] = VIEW_SIZE,
   ["views.local.n"] = COUNT0, ["views.local.size"] = VIEW_SIZE,
   ["eval.batch"] = COUNT, ["eval.probe_lr"] = { gt = 0 }, ["eval.probe_iters"] = COUNT,

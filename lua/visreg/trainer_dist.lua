@@ -34,6 +34,7 @@ M.slice_mode = slice_mode
 function M.setup(self)
   dist.init()
   self.rank, self.ranks = dist.rank(), dist.size()
+  if self.r.dist and self.r.dist.timeout then dist.set_timeout(self.r.dist.timeout) end
   if self.ranks > 1 and self.device == "cuda" then dist.use_nccl() end
   if self.ranks > 1 and self.rank == 0 and not (self.opts and self.opts.quiet) then
     local r = self.r

@@ -138,7 +138,7 @@ tap.ok(rw == 0 and ow:find("1/1 done", 1, true) and tlog:find("data-parallel: 2 
   "a sweep's trial runs on the 2 ranks it asks for (ranks: 2)", ow .. tlog)
 
 -- a rank that fails ends the job with a message, not a hang
-local fail_src = src:gsub("loss = vr.loss.visreg", [[schedule = { ["loss.lambda"] = function(epoch, step)
+local fail_src = src:gsub("loader = { workers = 1 },", "loader = { workers = 1 }, dist = { timeout = 3 },"):gsub("loss = vr.loss.visreg", [[schedule = { ["loss.lambda"] = function(epoch, step)
     if require("visreg.dist").rank() == 1 and step == 2 then FAIL end
     return 0.6
   end },
@@ -146,6 +146,7 @@ local fail_src = src:gsub("loss = vr.loss.visreg", [[schedule = { ["loss.lambda"
 for ci, case in ipairs {
   { "error('rank 1 is out of data')", "an error on rank 1", "rank 1 of 2 stopped with the error above: ending the job" },
   { "os.exit(3)", "rank 1 exiting", "exited" },
+  { "os.execute('sleep 30 >/dev/null 2>&1')", "rank 1 hanging (dist.timeout = 3 s)", "rank 0 of 2 has waited 3 s for the other ranks" },
 } do
   local p = base .. "/fail.lua"
   util.write_file(p, (fail_src:gsub("FAIL", case[1])))
