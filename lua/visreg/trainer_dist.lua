@@ -8,8 +8,8 @@
 --     same loss, equal to one process's on the global batch; its gradient for the global batch is
 --     the same on every rank, and rank r keeps N x its own rows (the gradients are averaged over
 --     the ranks afterwards, which divides by N);
---   - slices "per_rank": rank r draws its own slices (seed + r), the objective is the mean over
---     ranks of their losses (K x N slices in effect, the reference code's behaviour), and the
+--   - slices "per_rank": rank r draws its own slices (seed + r), the objective (and the logged
+--     loss) is the mean over ranks of their losses (K x N slices in effect, the reference code's behaviour), and the
 --     gradients for the global batch are summed over the ranks (an all-reduce) before rank r
 --     keeps its rows.
 -- The embedding's own graph is then driven by a surrogate <z, g_r> whose value is replaced by the
@@ -98,7 +98,13 @@ function M.global_objective(objective, mode)
     local b = z:size(1)
     local mine = g:narrow(1, rank * b, b):contiguous()
     local s = (z * mine):sum()
-    return loss:detach() + (s - s:detach()), terms
+    local value = loss:detach()
+    if mode == "per_rank" then -- the objective's value: the mean of the ranks' losses (terms stay this rank's)
+      value = value:contiguous():clone()
+      dist.all_reduce_sum { value }
+      value = value * (1 / N)
+    end
+    return value + (s - s:detach()), terms
   end
 end
 
