@@ -95,11 +95,15 @@ vr_status vr_dist_init(void) {
 int vr_dist_rank(void) { return D.rank; }
 int vr_dist_size(void) { return D.size; }
 int vr_dist_local_rank(void) { return D.local_rank; }
-const char *vr_dist_backend(void) { return !D.ops ? "none" : vr_nccl_ready() ? "mpi+nccl" : "mpi"; }
+const char *vr_dist_backend(void) {
+  return !D.ops ? (vr_nccl_ready() ? "nccl" : "none") : vr_nccl_ready() ? "mpi+nccl" : "mpi";
+}
 
 vr_status vr_dist_use_nccl(void) {
-  if (!D.ops || vr_nccl_ready()) return VR_OK;
-  return vr_nccl_open(D.rank, D.size, D.local_rank, D.ops->broadcast);
+  if (vr_nccl_ready()) return VR_OK;
+  /* alone: a communicator of one rank (no id to send), so that the GPU path can be checked on a
+   * machine without MPI */
+  return vr_nccl_open(D.rank, D.size, D.local_rank, D.ops ? D.ops->broadcast : NULL);
 }
 
 static vr_status check_tensor(const char *what, int i, const vr_tensor *t, int need_float) {
@@ -136,7 +140,7 @@ vr_status vr_dist_all_reduce_sum(vr_tensor *const *ts, int n) {
       return VR_FAIL(VR_E_ARG, "ts[%d]: expected %s on the device of ts[0] like it, got %s", i,
                      vr_dtype_name(ts[0]->dtype), vr_dtype_name(ts[i]->dtype));
   }
-  if (!D.ops || n == 0) return VR_OK;
+  if (n == 0 || (!D.ops && !(ts[0]->device == VR_CUDA && vr_nccl_ready()))) return VR_OK;
   vr_device dev = ts[0]->device;
   vr_dtype dt = ts[0]->dtype;
   size_t es = vr_dtype_size(dt);
@@ -202,10 +206,10 @@ vr_status vr_dist_all_gather(const vr_tensor *t, vr_tensor **out) {
   VR_TRY(vr_tensor_empty(t->ndim, shape, t->dtype, t->device, &o));
   size_t nb = (size_t)vr_tensor_numel(t) * vr_dtype_size(t->dtype);
   vr_status st = VR_OK;
-  if (!D.ops) {
-    st = copy(t->device, vr_data(o), vr_data(t), nb, 2);
-  } else if (t->device == VR_CUDA && vr_nccl_ready()) {
+  if (t->device == VR_CUDA && vr_nccl_ready()) {
     st = vr_nccl_all_gather(vr_data(t), vr_data(o), nb);
+  } else if (!D.ops) {
+    st = copy(t->device, vr_data(o), vr_data(t), nb, 2);
   } else if (t->device == VR_CPU) {
     st = D.ops->all_gather(vr_data(t), vr_data(o), nb);
   } else { /* a device tensor through the host */
@@ -261,10 +265,11 @@ vr_status vr_dist_all_reduce_sum_ad(const vr_tensor *x, vr_tensor **out) {
 vr_status vr_dist_broadcast(vr_tensor *t, int root) {
   VR_TRY(check_tensor("t", 0, t, 0));
   if (root < 0 || root >= D.size) return VR_FAIL(VR_E_ARG, "root: expected 0..%d, got %d", D.size - 1, root);
-  if (!D.ops) return VR_OK;
+  int nccl = t->device == VR_CUDA && vr_nccl_ready();
+  if (!D.ops && !nccl) return VR_OK;
   size_t nb = (size_t)vr_tensor_numel(t) * vr_dtype_size(t->dtype);
   vr_status st;
-  if (t->device == VR_CUDA && vr_nccl_ready()) st = vr_nccl_broadcast(vr_data(t), nb, root);
+  if (nccl) st = vr_nccl_broadcast(vr_data(t), nb, root);
   else if (t->device == VR_CPU) st = D.ops->broadcast(vr_data(t), nb, root);
   else {
     char *h = malloc(nb + 1);
@@ -291,8 +296,8 @@ void vr_dist_abort(int code) {
 }
 
 vr_status vr_dist_finalize(void) {
-  if (!D.ops) return VR_OK;
   vr_nccl_close();
+  if (!D.ops) return VR_OK;
   vr_status st = D.ops->finalize();
   D.ops = NULL;
   D.rank = 0;

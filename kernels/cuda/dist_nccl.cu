@@ -1,7 +1,8 @@
 /* dist_nccl.cu: NCCL collectives for CUDA tensors (core/dist.c). libnccl is opened at run time
  * (dlopen), so the binary needs it only on a machine where a job asks for it; nccl.h gives the
  * types alone. Bootstrap: rank 0 makes the unique id and MPI broadcasts it; each rank takes GPU
- * local_rank modulo the GPUs it sees. The collectives run on the stream of every kernel. */
+ * local_rank modulo the GPUs it sees. One process alone opens a communicator of one rank (the
+ * check of this path on a single GPU). The collectives run on the stream of every kernel. */
 #include "common.cuh"
 #include <dlfcn.h>
 #include <nccl.h>
@@ -55,7 +56,10 @@ extern "C" vr_status vr_nccl_open(int rank, int size, int local_rank,
   ncclUniqueId id;
   memset(&id, 0, sizeof id);
   if (rank == 0) NCCL_TRY("ncclGetUniqueId", N.get_unique_id(&id));
-  VR_TRY(bcast(&id, sizeof id, 0));
+  if (size > 1) {
+    if (!bcast) return VR_FAIL(VR_E_ARG, "bcast: expected the transport that sends rank 0's id, got NULL");
+    VR_TRY(bcast(&id, sizeof id, 0));
+  }
   NCCL_TRY("ncclCommInitRank", N.comm_init_rank(&N.comm, size, id, rank));
   N.ready = 1;
   return VR_OK;
