@@ -73,6 +73,18 @@ function M.any(b)
   return flag[0] ~= 0
 end
 
+-- a list of booleans: each true on every rank when it is true on any
+function M.any_each(list)
+  local n = #list
+  if n == 0 then return list end
+  local buf = ffi.new("int64_t[?]", n)
+  for i = 1, n do buf[i - 1] = list[i] and 1 or 0 end
+  check(C.vr_dist_all_reduce_max(buf, n))
+  local out = {}
+  for i = 1, n do out[i] = buf[i - 1] ~= 0 end
+  return out
+end
+
 -- the sum over ranks of a few host numbers (f64)
 function M.sum_numbers(...)
   local n = select("#", ...)

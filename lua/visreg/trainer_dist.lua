@@ -108,20 +108,27 @@ function M.global_objective(objective, mode)
   end
 end
 
--- sums every parameter's gradient over the ranks and divides by N (a missing gradient counts as 0)
+-- sums every parameter's gradient over the ranks and divides by N. A parameter that got a
+-- gradient on some rank only (a branch taken by some samples) counts 0 on the others; one that got
+-- none anywhere keeps none, as alone; frozen parameters are left out.
 function M.sync_grads(modules)
   local N = dist.size()
   if N == 1 then return end
-  local grads = {}
+  local params = {}
   for _, m in ipairs(modules) do
     for _, e in ipairs(m:named_parameters()) do
-      local p = e[2]
+      if e[2]:requires_grad() then params[#params + 1] = e[2] end
+    end
+  end
+  local has = {}
+  for i, p in ipairs(params) do has[i] = p:grad() ~= nil end
+  has = dist.any_each(has)
+  local grads = {}
+  for i, p in ipairs(params) do
+    if has[i] then
       local g = p:grad()
-      if not g then
-        g = p:detach():mul(0)
-        p:set_grad(g)
-      elseif not g:is_contiguous() then
-        g = g:contiguous()
+      if not g or not g:is_contiguous() then
+        g = g and g:contiguous() or p:detach():mul(0)
         p:set_grad(g)
       end
       grads[#grads + 1] = g

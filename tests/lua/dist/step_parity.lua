@@ -147,4 +147,13 @@ do
   report(wp <= TOL, "sync batch norm: every parameter and running statistic after the step",
     string.format("max relative difference %.3g", wp))
 end
+-- a gradient that only rank 0 has is averaged with zeros; a parameter with none anywhere keeps none
+do
+  local used, unused = nn.Linear(2, 1, { dtype = "f64" }), nn.Linear(2, 1, { dtype = "f64" })
+  if R == 0 then used(tensor.ones({ 1, 2 }, { dtype = "f64" })):sum():backward() end
+  tdist.sync_grads { used, unused }
+  local g = used.weight:grad()
+  report(g ~= nil and math.abs(g:get(0, 0) - 1 / N) < 1e-15 and unused.weight:grad() == nil,
+    "a gradient on rank 0 only is averaged with zeros; none anywhere stays none", g and g:get(0, 0))
+end
 dist.finalize()
