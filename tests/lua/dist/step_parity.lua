@@ -147,6 +147,20 @@ do
   report(wp <= TOL, "sync batch norm: every parameter and running statistic after the step",
     string.format("max relative difference %.3g", wp))
 end
+-- synchronized BatchNorm2d on N x C x H x W: each rank's rows of one process's output, and the
+-- same running statistics
+do
+  local x4 = tensor.zeros({ 4, 3, 2, 2 }, { dtype = "f64" })
+  for i = 0, 47 do x4:view(-1):set(i, math.cos(0.7 * i + 0.1 * i * i)) end
+  local b1, b2 = nn.BatchNorm2d(3, { dtype = "f64" }), nn.BatchNorm2d(3, { dtype = "f64" })
+  b1:train(); b2:train()
+  require("visreg.nn.sync_bn").convert(b2)
+  local y1 = b1(x4):narrow(0, R * 2, 2)
+  local y2 = b2(x4:narrow(0, R * 2, 2))
+  local d = math.max(max_rel(flat(y2), flat(y1), 1), state_diff(b2, b1))
+  report(d <= TOL, "sync BatchNorm2d: the output rows and running statistics of one process's", d)
+end
+
 -- a gradient that only rank 0 has is averaged with zeros; a parameter with none anywhere keeps none
 do
   local used, unused = nn.Linear(2, 1, { dtype = "f64" }), nn.Linear(2, 1, { dtype = "f64" })
