@@ -64,8 +64,10 @@ DEB_PKGS := luajit libluajit-5.1-dev libyaml-dev check libopenblas-dev zlib1g-de
 # plugins, which bring dozens of packages the tests do not use), tmux, the terminal that
 # tests/lua/test_repl.lua drives the interactive REPL through, chromium, the headless browser
 # that tests/lua/test_report.lua opens the HTML reports in, and clang with its libFuzzer and
-# sanitizer runtimes (libclang-rt-dev) and OpenMP runtime (libomp-dev) for the fuzz targets
-TEST_PKGS := slurmctld slurmd slurm-client munge tmux chromium clang libclang-rt-dev libomp-dev
+# sanitizer runtimes (libclang-rt-dev) and OpenMP runtime (libomp-dev) for the fuzz targets, and
+# Open MPI (openmpi-bin), whose mpirun tests/lua/test_dist.lua starts 2 ranks with (the binary
+# links nothing of MPI: libmpi is opened at run time, only under a launcher)
+TEST_PKGS := slurmctld slurmd slurm-client munge tmux chromium clang libclang-rt-dev libomp-dev openmpi-bin
 # $(call install,PACKAGES,APT_OPTIONS[,optional]): installs the missing ones when run as root; an
 # optional set only warns otherwise (the tests that need it skip)
 define install

@@ -436,6 +436,10 @@ vr_status vr_batch_indices(const vr_batch *b, vr_tensor **out); /* i64 B: datase
  * views made elsewhere, e.g. on the GPU with vr_pipeline_apply_ids */
 vr_status vr_loader_set_raw(vr_loader *l, int raw);
 int vr_loader_raw(const vr_loader *l);
+/* data-parallel: batch g of every epoch is the same global batch of B samples as one process's,
+ * and this loader gives rank's part of it (samples rank*B/size .. (rank+1)*B/size - 1). B must split
+ * evenly and drop_last be on. Set before the first vr_loader_next. */
+vr_status vr_loader_set_shard(vr_loader *l, int rank, int size);
 vr_status vr_batch_images(const vr_batch *b, vr_tensor **out); /* raw batches: u8 B x C x H x W */
 
 /* checkpoints: safetensors files (F32, F64, I64, I32, U8, BF16), written atomically (tmp + fsync +
@@ -600,5 +604,36 @@ vr_status vr_dataset_class_counts(const vr_dataset *d, int n, int64_t *counts);
  * floor((j+1) f + 1/2) > floor(j f + 1/2) (with f = 0.1: images 4, 14, 24, ... of each class);
  * held_out 1 gives those images, 0 the others */
 vr_status vr_dataset_holdout(const vr_dataset *d, double fraction, int held_out, vr_dataset **out);
+
+
+/* ---- data-parallel collectives (core/dist.c) ----
+ * A process started by mpirun (Open MPI) or srun is one rank of a job; vr_dist_init joins it
+ * (libmpi is opened then, at run time). Alone, it is rank 0 of 1 and every collective returns its
+ * input. Tensors must be contiguous; CUDA tensors go through NCCL after vr_dist_use_nccl, else
+ * through host memory. Every rank must call each collective in the same order. */
+vr_status vr_dist_init(void); /* idempotent */
+int vr_dist_rank(void);
+int vr_dist_size(void);
+int vr_dist_local_rank(void);            /* the rank among those on this machine */
+const char *vr_dist_launcher(void);      /* "mpirun", "srun" or NULL (one process) */
+const char *vr_dist_backend(void);       /* "none", "mpi" or "mpi+nccl" */
+vr_status vr_dist_use_nccl(void);        /* NCCL for CUDA tensors (one GPU per local rank) */
+/* in place: each tensor becomes the sum of its copies on every rank (f32 or f64, one dtype and
+ * device); the tensors are packed into buckets of 32 MiB */
+vr_status vr_dist_all_reduce_sum(vr_tensor *const *ts, int n);
+/* the ranks' tensors (same shape) concatenated along dim 0, rank 0's first */
+vr_status vr_dist_all_gather(const vr_tensor *t, vr_tensor **out);
+/* differentiable: the sum over the ranks of x (a new tensor); its gradient is the sum over the
+ * ranks of the gradients that reach the result (synchronized batch norm's statistics) */
+vr_status vr_dist_all_reduce_sum_ad(const vr_tensor *x, vr_tensor **out);
+vr_status vr_dist_broadcast(vr_tensor *t, int root); /* in place: root's values on every rank */
+vr_status vr_dist_all_reduce_max(int64_t *values, int n); /* in place, host integers (flags) */
+vr_status vr_dist_barrier(void);
+/* a collective that waits longer than this for the other ranks ends the process with a message
+ * (the launcher then ends the others): a hung rank stops the job; 0: no limit; default 600 s */
+void vr_dist_set_timeout(double seconds);
+double vr_dist_timeout(void);
+void vr_dist_abort(int code);            /* ends every rank of the job (nothing alone) */
+vr_status vr_dist_finalize(void);        /* leaves the job (after the last collective) */
 
 #endif

@@ -43,6 +43,7 @@ struct vr_batch {
 struct vr_loader {
   vr_dataset *d; /* the loader's own handle: the images shared, the labels copied */
   int64_t B, nb;
+  int64_t shard_rank, shard_size; /* vr_loader_set_shard: this rank's part of every batch */
   int shuffle, drop_last, workers, prefetch;
   int raw, used; /* raw mode; used: vr_loader_next has been called */
   uint64_t seed;
@@ -190,6 +191,7 @@ vr_status vr_loader_new(const vr_dataset *d, int64_t batch, int shuffle, int dro
   l->workers = workers;
   l->prefetch = workers ? (prefetch > workers ? prefetch : workers + 1) : 0;
   l->perm_epoch[0] = l->perm_epoch[1] = -1;
+  l->shard_size = 1;
   pthread_mutex_init(&l->mu, NULL);
   pthread_cond_init(&l->cv_work, NULL);
   pthread_cond_init(&l->cv_done, NULL);
@@ -264,6 +266,18 @@ vr_status vr_loader_set_raw(vr_loader *l, int raw) {
   return VR_OK;
 }
 
+vr_status vr_loader_set_shard(vr_loader *l, int rank, int size) {
+  if (!l) return VR_FAIL(VR_E_ARG, "l: expected a loader, got NULL");
+  if (l->used) return VR_FAIL(VR_E_ARG, "l: the shard must be set before the first vr_loader_next");
+  if (size < 1 || rank < 0 || rank >= size) return VR_FAIL(VR_E_ARG, "rank, size: expected 0 <= rank < size, got %d, %d", rank, size);
+  if (!l->drop_last || l->B % size)
+    return VR_FAIL(VR_E_ARG, "size: expected the batch (%lld) to split evenly over %d ranks, with drop_last",
+                   (long long)l->B, size);
+  l->shard_rank = rank;
+  l->shard_size = size;
+  return VR_OK;
+}
+
 int vr_loader_raw(const vr_loader *l) { return l ? l->raw : 0; }
 int vr_loader_num_views(const vr_loader *l) { return l ? l->nviews : 0; }
 int64_t vr_loader_num_batches(const vr_loader *l) { return l ? l->nb : 0; }
@@ -326,6 +340,10 @@ static vr_status build_batch(vr_loader *l, int64_t g, int parallel, vr_batch **o
   *out = NULL;
   int64_t epoch = g / l->nb, index = g % l->nb;
   int64_t start = index * l->B, bsz = l->d->n - start < l->B ? l->d->n - start : l->B;
+  if (l->shard_size > 1) { /* drop_last: every batch is whole, and splits evenly */
+    bsz = l->B / l->shard_size;
+    start += l->shard_rank * bsz;
+  }
   pthread_mutex_lock(&l->mu);
   const int64_t *perm = perm_of(l, epoch);
   vr_tensor *indices = NULL, *labels = NULL;

@@ -92,7 +92,7 @@ function M.train(args)
   if o.device and o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
     return fail("--device: expected cpu, cuda or auto, got " .. o.device)
   end
-  return run_protected(function()
+  local rc = run_protected(function()
     local r, source = recipe.load(path, overrides)
     local out = o.out or ("runs/" .. (r.name or "run") .. "-" .. os.date("%Y%m%d-%H%M%S"))
     local trainer = require "visreg.trainer"
@@ -106,6 +106,7 @@ function M.train(args)
     if not summary then return 130 end
     return 0
   end)
+  return require("visreg.trainer_dist").finish(rc) -- several ranks: leave the job, or end it on an error
 end
 
 local EVAL_USAGE = [[usage: visreg eval RUN_DIR | CHECKPOINT [--recipe FILE] [--device cpu|cuda|auto] [--set key=value ...]

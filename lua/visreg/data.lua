@@ -205,6 +205,11 @@ function Loader:add_view(size, pipeline)
   check(C.vr_loader_add_view(self.handle, h, w, p))
   return self
 end
+-- set_shard(rank, size): this rank's part of every global batch (data-parallel training)
+function Loader:set_shard(rank, size)
+  check(C.vr_loader_set_shard(self.handle, rank, size))
+  return self
+end
 function Loader:num_views() return C.vr_loader_num_views(self.handle) end
 function Loader:raw() return C.vr_loader_raw(self.handle) ~= 0 end
 function Loader:num_batches() return tonumber(C.vr_loader_num_batches(self.handle)) end

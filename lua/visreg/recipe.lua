@@ -41,6 +41,11 @@ local function defaults()
     -- cuDNN's bf16 tensor-core convolutions work in without transposes; the same parameters,
     -- checkpoints and features. The projector (an MLP) is left as it is
     memory_format = "contiguous",
+    -- several ranks (mpirun, srun): slices "shared" (the same on every rank: the loss equals one
+    -- process's on the global batch) or "per_rank" (each rank its own draw: K x ranks slices);
+    -- sync_bn: batch norm with the global batch's statistics (default: each rank its own);
+    -- timeout: seconds a rank waits for the others in a collective before it ends the job
+    dist = { slices = "shared", sync_bn = false, timeout = 600 },
   }
 end
 -- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference
@@ -193,6 +198,7 @@ local RULES = {
   ["log.every"] = COUNT, ["checkpoint.every"] = COUNT0,
   ["loader.workers"] = { int = true, min = 0, max = 64 }, ["loader.prefetch"] = { int = true, min = 0, max = 64 },
   ["loader.augment_on"] = { oneof = { "auto", "cpu", "device" } },
+  ["dist.slices"] = { oneof = { "shared", "per_rank" } }, ["dist.sync_bn"] = { boolean = true }, ["dist.timeout"] = { min = 0 },
   ["views.global.n"] = COUNT, ["views.global.size"] = VIEW_SIZE,
   ["views.local.n"] = COUNT0, ["views.local.size"] = VIEW_SIZE,
   ["eval.batch"] = COUNT, ["eval.probe_lr"] = { gt = 0 }, ["eval.probe_iters"] = COUNT,
@@ -291,6 +297,7 @@ function M.define(r)
   r.log = util.with_defaults("vr.recipe: log", r.log, defaults().log)
   r.checkpoint = util.with_defaults("vr.recipe: checkpoint", r.checkpoint, defaults().checkpoint)
   r.loader = util.with_defaults("vr.recipe: loader", r.loader, defaults().loader)
+  r.dist = util.with_defaults("vr.recipe: dist", r.dist, defaults().dist)
   if not M.model_builder(r.model) then
     fail("model: expected a function returning encoder, projector, or a table of the model's numbers with a build " ..
       "function (model = { width = 16, build = function(m) ... end }); got %s", type(r.model))

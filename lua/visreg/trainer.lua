@@ -21,6 +21,7 @@ local checkpoint = require "visreg.checkpoint"
 local probe = require "visreg.probe"
 local metrics = require "visreg.metrics"
 local nn = require "visreg.nn"
+local tdist = require "visreg.trainer_dist"
 local C = core.C
 
 local M = {}
@@ -116,6 +117,7 @@ function M.setup(r, opts)
   if self.device == "cuda" and C.vr_cuda_available() == 0 then
     util.error("device cuda: no GPU is available (%s)", C.vr_cuda_compiled() ~= 0 and "none found" or "built without CUDA")
   end
+  tdist.setup(self) -- self.rank; NCCL for CUDA tensors on several ranks
   local on = r.loader.augment_on or "auto"
   self.augment_on = on == "auto" and (self.device == "cuda" and "device" or "cpu") or on
   -- precision = "bf16": the encoder and projector forward run under autocast (their matmuls and
@@ -127,6 +129,7 @@ function M.setup(r, opts)
   self.channels, self.height, self.width = train:channels(), train:height(), train:width()
   self.num_classes = math.max(train:num_classes(), self.ds.test:num_classes())
   self.enc, self.proj = build_model(r, self.device)
+  tdist.sync_bn(self) -- recipe dist.sync_bn on several ranks
   if self.num_classes > 0 and r.eval.online_probe then
     random.manual_seed(r.seed, 1)
     self.head = nn.Linear(self.enc.out_dim, self.num_classes, { device = self.device })
@@ -148,6 +151,7 @@ local function make_loader(self)
   local raw = self.augment_on == "device"
   local l = data.loader(self.ds.train, { batch = r.batch, shuffle = true, drop_last = true, seed = r.seed,
     workers = r.loader.workers, prefetch = r.loader.prefetch, raw = raw })
+  tdist.shard(l) -- several ranks: this rank's part of every global batch
   local g, lo = r.views.global, r.views["local"]
   self.view_specs = raw and {} or nil
   local function add(group, n)
@@ -255,7 +259,8 @@ function M.restore(self, path)
   random.default():set_state(st.generator)
   self.state = { epoch = st.epoch, batch_index = st.batch_index, step = st.step, train_seconds = st.train_seconds,
     images = st.images }
-  self.epoch_sums = st.epoch_sums -- the interrupted epoch's loss and probe sums (fit goes on from them)
+  -- the interrupted epoch's loss and probe sums (fit goes on from them; the probe's on rank 0)
+  self.epoch_sums = tdist.resumed_sums(self, st.epoch_sums)
   return meta
 end
 
@@ -314,6 +319,8 @@ function fit_epochs(self, loader)
   local Lv = r.views["local"] and r.views["local"].n or 0
   local V = G + Lv
   local B = r.batch
+  local Bl = tdist.local_batch(B) -- this rank's part of the batch
+  local objective = tdist.global_objective(self.objective, tdist.slice_mode(r))
   local out = opts.out
   local mf = out and io.open(out .. "/metrics.jsonl", "a")
   self.metrics_file = mf
@@ -385,7 +392,7 @@ function fit_epochs(self, loader)
         z = tensor.cat({ zg, zl }, 0)
       end
       -- a diverged model's embeddings are not numbers any more: the regularizer refuses them
-      local okl, loss, terms = xpcall(self.objective, with_traceback, z, { seed = r.seed, step = st.step, global_views = G })
+      local okl, loss, terms = xpcall(objective, with_traceback, z, { seed = r.seed, step = st.step, global_views = G })
       if not okl then
         local msg = tostring(loss)
         if C.vr_last_status() == C.VR_E_VALUE and msg:find("expected finite values", 1, true) then
@@ -398,18 +405,19 @@ function fit_epochs(self, loader)
       if head then
         labels = batch:labels()
         local dev_labels = self.device ~= "cpu" and labels:to(self.device) or labels
-        local feats = h:narrow(0, 0, B):detach()
+        local feats = h:narrow(0, 0, Bl):detach()
         local logits = head(feats)
         probe_loss = lossm.cross_entropy(logits, dev_labels)
         total = loss + probe_loss
         -- accuracy counted where the logits are: no host synchronisation in the step (read once an epoch)
         local c = tensor.no_grad(function() return logits:detach():argmax(1):eq(dev_labels):to("f32"):sum() end)
         correct = correct and correct + c or c
-        seen = seen + B
+        seen = seen + Bl
       end
       self.opt:zero_grad()
       if self.probe_opt then self.probe_opt:zero_grad() end
       total:backward()
+      tdist.sync_grads { enc, proj, head } -- several ranks: the mean of their gradients
       local grad_norm = self.opt:step()
       if self.probe_opt then self.probe_opt:step() end
       local ld = loss:detach()
@@ -433,7 +441,7 @@ function fit_epochs(self, loader)
           grad_norm = tensor.is_tensor(grad_norm) and grad_norm:item() or grad_norm } -- read only at log steps
         if nonfinite(line.loss) then error(diverged(r, st.step, num_name(line.loss)), 0) end
         for k, v in pairs(terms) do line[k] = scalar(v) end
-        if probe_loss then line.probe_loss = probe_loss:item() end
+        if probe_loss then line.probe_loss = tdist.mean(probe_loss:item()) end -- over every rank's samples
         append_line(mf, line)
         t_log, img_log = now, 0
         last_info = string.format("loss %.4f lr %.2e %.0f img/s", line.loss, line.lr, line.images_per_second)
@@ -445,7 +453,7 @@ function fit_epochs(self, loader)
       local eta = per_step * ((steps_per_epoch - st.batch_index) + steps_per_epoch * (r.epochs - epoch - 1))
       prog:bar(epoch + 1, r.epochs, st.batch_index, steps_per_epoch, last_info, eta)
 
-      local interrupted = C.vr_host_interrupted() ~= 0
+      local interrupted = tdist.any(C.vr_host_interrupted() ~= 0)
       if interrupted or (opts.stop_at_step and st.step >= opts.stop_at_step) then
         if last_of_epoch then -- the epoch's line, then the checkpoint (below)
           stopping = interrupted and "interrupted" or "stopped"
@@ -453,6 +461,7 @@ function fit_epochs(self, loader)
         end
         self.epoch_sums = { loss_sum = sum_loss and sum_loss:item() or 0, n_loss = n_loss,
           correct = correct and correct:item() or 0, seen = seen }
+        tdist.total_sums(self.epoch_sums) -- the probe's counts over every rank
         if out then M.save(self, out .. "/" .. CKPT) end
         self.epoch_sums = nil
         prog:finish()
@@ -472,7 +481,7 @@ function fit_epochs(self, loader)
       lr = r.optim.lr, lambda = r.loss.lambda, seconds = core.now() - t_epoch,
       images_per_second = n_here * B * V / math.max(1e-9, core.now() - t_epoch),
       embedding_std = metrics.embedding_std(zl), effective_rank = metrics.effective_rank(zl) }
-    if correct then eline.online_probe = correct:item() / seen end
+    if correct then eline.online_probe = tdist.ratio(correct, seen) end
     append_line(mf, eline)
     self.last_epoch = eline
     prog:line(string.format("epoch %d/%d loss %.4f%s std %.3f rank %.1f %.0f img/s %s", epoch + 1, r.epochs, eline.loss or 0,
@@ -656,7 +665,7 @@ local function norm_dir(p) return (p:gsub("/+$", ""):gsub("^%./", "")) end
 -- The run folder is left as it is until the data, the model and (when resuming) the checkpoint
 -- have loaded: a run that fails before then changes nothing there.
 function M.train(r, opts)
-  opts = opts or {}
+  opts = tdist.run_opts(opts or {}) -- on ranks other than 0: no run folder, no output
   local out = opts.out and norm_dir(opts.out)
   local ckpt, from
   if opts.resume then
@@ -703,7 +712,7 @@ function M.train(r, opts)
     if opts.source then util.write_file(out .. "/recipe.lua", opts.source) end
     util.write_file(out .. "/recipe.json", recipe_mod.to_json(r))
     util.write_file(out .. "/run.json", util.json_encode({ recipe = opts.recipe_path, overrides = opts.overrides or {},
-      device = self.device, version = require("visreg").version, threads = C.vr_num_threads(),
+      device = self.device, version = require("visreg").version, threads = C.vr_num_threads(), ranks = self.ranks,
       started = os.date("!%Y-%m-%dT%H:%M:%SZ") }, "  ") .. "\n")
   end
   if not opts.quiet then
@@ -716,6 +725,7 @@ function M.train(r, opts)
   end
   local status = M.fit(self)
   if status ~= "done" then return nil, self, status end
+  if self.rank > 0 then return {}, self, status end -- rank 0 evaluates and writes the summary
   local st = self.state
   local summary = { recipe = r.name, epochs = r.epochs, steps = st.step, train_seconds = st.train_seconds,
     images_per_second = st.images / math.max(1e-9, st.train_seconds), device = self.device, threads = C.vr_num_threads() }

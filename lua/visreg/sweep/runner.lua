@@ -33,7 +33,10 @@ local function launch(ctx, job, slot)
   local s, t, dir = ctx.s, job.trial, ctx.dir
   local tdir = store.trial_dir(dir, t)
   util.mkdir_p(tdir)
-  local argv = { ctx.exe, "train", s.recipe }
+  -- ranks > 1: the trial is a data-parallel job under mpirun (inside a Slurm allocation, mpirun
+  -- places the ranks on its tasks)
+  local argv = (s.ranks or 1) > 1 and { "mpirun", "-np", tostring(s.ranks), ctx.exe, "train", s.recipe }
+    or { ctx.exe, "train", s.recipe }
   for _, o in ipairs(spec.overrides(s, t)) do argv[#argv + 1] = "--set"; argv[#argv + 1] = o end
   argv[#argv + 1] = "--out"; argv[#argv + 1] = tdir
   -- a trial with a checkpoint continues from it; one without starts over (--force: what an earlier

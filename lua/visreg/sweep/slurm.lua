@@ -65,6 +65,7 @@ function M.script(s, dir, exe, indices, o)
   opt("partition", cfg.partition)
   opt("time", cfg.time)
   opt("cpus-per-task", cfg.cpus)
+  if (s.ranks or 1) > 1 then opt("ntasks", s.ranks) end -- a trial's ranks, started by its mpirun
   if cfg.gpus and tonumber(cfg.gpus) > 0 then opt("gpus-per-task", cfg.gpus) end
   opt("mem", cfg.mem)
   opt("account", cfg.account)

@@ -15,7 +15,7 @@ local M = {}
 M.MAX_TRIALS = 10000
 
 local TOP_KEYS = { "recipe", "name", "set", "grid", "zip", "random", "seeds", "metric", "mode", "parallel", "devices",
-  "per_device", "early_stop", "retries", "slurm", "max_trials" }
+  "per_device", "early_stop", "retries", "slurm", "max_trials", "ranks" }
 local DISTRIBUTIONS = { "uniform", "loguniform", "choice", "randint" }
 local SLURM_KEYS = { "partition", "time", "gpus", "cpus", "mem", "account", "qos", "parallel", "extra" }
 
@@ -262,7 +262,7 @@ local function normalize(path)
 end
 
 -- read(path, opts) -> the checked sweep: { file, dir, recipe (path), name, set = {{k, v}...},
--- blocks, seeds, metric, mode, parallel, devices, per_device, early_stop, retries, slurm,
+-- blocks, seeds, metric, mode, parallel, devices, per_device, early_stop, retries, ranks, slurm,
 -- count (trials), where = function(key) -> position }; trials come from M.trials(s)
 function M.read(path, opts)
   opts = opts or {}
@@ -328,6 +328,8 @@ function M.read(path, opts)
   s.mode = doc.mode == nil and "max" or doc.mode
   if s.mode ~= "max" and s.mode ~= "min" then fail(at("mode"), "mode: expected max or min, got %s", describe(s.mode)) end
   s.retries = doc.retries == nil and 0 or want_int(doc.retries, at("retries"), "retries", 0)
+  -- ranks: each trial a data-parallel job of that many processes (mpirun locally, srun's tasks on Slurm)
+  s.ranks = doc.ranks == nil and 1 or want_int(doc.ranks, at("ranks"), "ranks", 1)
   s.per_device = doc.per_device == nil and 1 or want_int(doc.per_device, at("per_device"), "per_device", 1)
   if doc.devices ~= nil then
     want_list(doc.devices, at("devices"), "devices")
