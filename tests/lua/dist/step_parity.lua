@@ -87,10 +87,10 @@ local specs = {
   swd = vr.loss.swd { lambda = 0.6, slices = 5 },
   sigreg = vr.loss.sigreg { lambda = 0.6, slices = 5 },
   vicreg = vr.loss.vicreg {},
-  vicreg_repo = vr.loss.vicreg_repo { lambda = 0.6 },
+  vicreg_pooled = vr.loss.vicreg_pooled { lambda = 0.6 },
   barlow = vr.loss.barlow {},
 }
-local names = { "visreg", "swd", "sigreg", "vicreg", "vicreg_repo", "barlow" }
+local names = { "visreg", "swd", "sigreg", "vicreg", "vicreg_pooled", "barlow" }
 
 for _, name in ipairs(names) do
   for _, mode in ipairs { "shared", "per_rank" } do
