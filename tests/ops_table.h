@@ -3,8 +3,8 @@
  * exercises, the dtypes it runs in, and the inputs whose gradient is checked.
  *
  * Input specs: IN(kind, layout, lo, hi, shape...). Kinds: R real values uniform in [lo, hi); W whole
- * numbers in [lo, hi) (ties); S real values with NaN, -0, +0, +-inf sprinkled; IX i64 indices in
- * [lo, hi); MK u8 0/1 mask; U8 u8 whole numbers. R, W and S take the case's dtype. Layouts: C
+ * numbers in [lo, hi) (ties); S real values with NaN, -0, +0, +-inf sprinkled; IX i64 (IX32 i32)
+ * indices in [lo, hi); MK u8 0/1 mask; U8 u8 whole numbers. R, W and S take the case's dtype. Layouts: C
  * contiguous; T the transpose of a contiguous tensor (strided); B stride 0 along dim 0 (broadcast);
  * O one element into its buffer (misaligned).
  *
@@ -15,7 +15,7 @@
 #include "testutil.h"
 #include "../core/internal.h"
 
-enum { K_R, K_W, K_S, K_IX, K_MK, K_U8 };
+enum { K_R, K_W, K_S, K_IX, K_IX32, K_MK, K_U8 };
 enum { L_C, L_T, L_B, L_O };
 typedef struct op_in {
   int kind, layout, ndim;
@@ -185,6 +185,10 @@ FN(f_avgpool_odd, vr_avg_pool2d(in[0], 3, 2, 1, 3, 1, 0, 0, out))
 FN(f_adaptive_1, vr_adaptive_avg_pool2d(in[0], 1, 1, out))
 FN(f_adaptive_35, vr_adaptive_avg_pool2d(in[0], 3, 5, out))
 FN(f_adaptive_77, vr_adaptive_avg_pool2d(in[0], 7, 7, out))
+FN(f_adaptive_43, vr_adaptive_avg_pool2d(in[0], 4, 3, out))
+FN(f_adaptive_55, vr_adaptive_avg_pool2d(in[0], 5, 5, out))
+FN(f_maxpool_overlap, vr_max_pool2d(in[0], 4, 2, 3, 1, 2, 1, out))
+FN(f_avgpool_overlap, vr_avg_pool2d(in[0], 3, 3, 1, 1, 1, 1, 0, out))
 
 /* ---- normalisation ---- */
 /* batch norm on copies of the running statistics (in[3], in[4]); training or eval */
@@ -397,13 +401,18 @@ static const op_case OP_CASES[] = {
     {"max pool 2x2", VR_OP_MAXPOOL2D, FLB, f_maxpool_222, G0, EXACT | NO_FD, 0, 1, {IN(W, C, -5, 5, 1, 5, 8, 8)}},
     {"max pool 3x2 odd strides", VR_OP_MAXPOOL2D, FLB, f_maxpool_odd, G0, EXACT | NO_FD, 0, 1, {IN(W, T, -5, 5, 3, 2, 13, 17)}},
     {"max pool specials", VR_OP_MAXPOOL2D, FL, f_maxpool_332, 0, EXACT, 0, 1, {IN(S, C, -1, 1, 2, 3, 11, 10)}},
+    {"max pool specials overlapping", VR_OP_MAXPOOL2D, FL, f_maxpool_overlap, 0, EXACT, 0, 1, {IN(S, C, -1, 1, 1, 2, 9, 13)}},
+    {"max pool overlapping ties", VR_OP_MAXPOOL2D, FL, f_maxpool_overlap, G0, EXACT | NO_FD, 0, 1, {IN(W, C, -4, 4, 1, 2, 9, 13)}},
     {"max pool (small)", VR_OP_MAXPOOL2D, FL, f_maxpool_332, G0, 0, 0, 1, {IN(R, C, -1, 1, 1, 2, 5, 4)}},
     {"avg pool 3x3 stride 2", VR_OP_AVGPOOL2D, FLB, f_avgpool_332, G0, 0, 0, 1, {IN(R, C, -1, 1, 2, 3, 37, 29)}},
     {"avg pool 3x2 odd strides", VR_OP_AVGPOOL2D, FLB, f_avgpool_odd, G0, 0, 0, 1, {IN(R, T, -1, 1, 3, 2, 13, 17)}},
+    {"avg pool overlapping", VR_OP_AVGPOOL2D, FL, f_avgpool_overlap, G0, 0, 0, 1, {IN(R, C, -1, 1, 2, 3, 11, 10)}},
     {"avg pool (small)", VR_OP_AVGPOOL2D, FL, f_avgpool_odd, G0, 0, 0, 1, {IN(R, C, -1, 1, 1, 2, 5, 4)}},
     {"adaptive avg pool 1x1", VR_OP_ADAPTIVE_AVGPOOL2D, FLB, f_adaptive_1, G0, 0, 0, 1, {IN(R, C, -1, 1, 2, 3, 37, 29)}},
     {"adaptive avg pool 3x5", VR_OP_ADAPTIVE_AVGPOOL2D, FLB, f_adaptive_35, G0, 0, 0, 1, {IN(R, T, -1, 1, 3, 2, 13, 17)}},
     {"adaptive avg pool 7x7", VR_OP_ADAPTIVE_AVGPOOL2D, FLB, f_adaptive_77, G0, 0, 0, 1, {IN(R, C, -1, 1, 1, 5, 8, 8)}},
+    {"adaptive avg pool overlapping bins", VR_OP_ADAPTIVE_AVGPOOL2D, FL, f_adaptive_43, G0, 0, 0, 1, {IN(R, C, -1, 1, 2, 3, 7, 10)}},
+    {"adaptive avg pool upsampling", VR_OP_ADAPTIVE_AVGPOOL2D, FL, f_adaptive_55, G0, 0, 0, 1, {IN(R, C, -1, 1, 2, 3, 3, 3)}},
     {"adaptive avg pool (small)", VR_OP_ADAPTIVE_AVGPOOL2D, FL, f_adaptive_35, G0, 0, 0, 1, {IN(R, C, -1, 1, 1, 2, 5, 7)}},
     /* batch norm: training and eval, N x C x S and rows (the channels-last path), fused activation */
 #define BN_IN(lo, hi, ...) {IN(R, C, lo, hi, __VA_ARGS__), IN(R, C, 0.5, 1.5, C_), IN(R, C, -1, 1, C_), IN(R, C, -0.5, 0.5, C_), IN(R, C, 0.5, 2, C_), IN(R, C, -1, 1, __VA_ARGS__)}
@@ -451,16 +460,19 @@ static const op_case OP_CASES[] = {
     {"index_select dim 2", VR_OP_INDEX_SELECT, ALL, f_index_select2, G0, EXACT, 0, 2, {IN(W, C, 0, 100, 5, 37, 9), IN(IX, C, 0, 9, 7)}},
     {"index_select backward runs", VR_OP_INDEX_SELECT, FLB, f_index_select0, G0, 0, 0, 2, {IN(R, C, -1, 1, 40, 33), IN(IX, C, 0, 37, 3000)}},
     {"index_select backward runs dim 1", VR_OP_INDEX_SELECT, FLB, f_index_select1, G0, 0, 0, 2, {IN(R, C, -1, 1, 6, 40), IN(IX, C, 0, 37, 3000)}},
+    {"index_select i32 indices", VR_OP_INDEX_SELECT, ALL, f_index_select1, G0, EXACT, 0, 2, {IN(W, C, 0, 100, 5, 37, 9), IN(IX32, C, 0, 37, 50)}},
     {"index_select (small)", VR_OP_INDEX_SELECT, FL, f_index_select1, G0, 0, 0, 2, {IN(R, C, -1, 1, 3, 4), IN(IX, C, 0, 4, 6)}},
     {"gather dim 0", VR_OP_GATHER, ALL, f_gather0, G0, EXACT, 0, 2, {IN(W, C, 0, 50, 6, 7, 8), IN(IX, C, 0, 6, 11, 6, 4)}},
     {"gather dim 1", VR_OP_GATHER, ALL, f_gather1, G0, EXACT, 0, 2, {IN(W, T, 0, 50, 6, 7, 8), IN(IX, C, 0, 7, 5, 11, 4)}},
     {"gather dim 2", VR_OP_GATHER, ALL, f_gather2, G0, EXACT, 0, 2, {IN(W, C, 0, 50, 6, 7, 8), IN(IX, C, 0, 8, 5, 6, 11)}},
+    {"gather i32 indices", VR_OP_GATHER, ALL, f_gather2, G0, EXACT, 0, 2, {IN(W, C, 0, 50, 6, 7, 8), IN(IX32, C, 0, 8, 5, 6, 11)}},
     {"gather (small)", VR_OP_GATHER, FL, f_gather1, G0, 0, 0, 2, {IN(R, C, -1, 1, 3, 4), IN(IX, C, 0, 4, 3, 6)}},
     {"scatter_add dim 0", VR_OP_SCATTER_ADD, FLB, f_scatter_add0, G0 | G2, 0, 0, 3, {IN(R, C, -1, 1, 6, 7, 8), IN(IX, C, 0, 6, 9, 6, 4), IN(R, C, -1, 1, 10, 7, 9)}},
     {"scatter_add dim 1", VR_OP_SCATTER_ADD, FLB, f_scatter_add1, G0 | G2, 0, 0, 3, {IN(R, C, -1, 1, 6, 7, 8), IN(IX, C, 0, 7, 5, 9, 4), IN(R, C, -1, 1, 6, 10, 9)}},
     {"scatter_add dim 2", VR_OP_SCATTER_ADD, FLB, f_scatter_add2, G0 | G2, 0, 0, 3, {IN(R, C, -1, 1, 6, 7, 8), IN(IX, C, 0, 8, 5, 6, 9), IN(R, C, -1, 1, 6, 7, 10)}},
     {"scatter_add runs dim 1", VR_OP_SCATTER_ADD, FLB, f_scatter_add1, G0 | G2, NO_REF_BF16, 0, 3, {IN(R, C, -1, 1, 3, 50), IN(IX, C, 0, 45, 3, 2000), IN(R, C, -1, 1, 3, 2000)}},
     {"scatter_add runs dim 0", VR_OP_SCATTER_ADD, FLB, f_scatter_add0, G0 | G2, NO_REF_BF16, 0, 3, {IN(R, C, -1, 1, 50, 3), IN(IX, C, 0, 45, 2000, 3), IN(R, C, -1, 1, 2000, 3)}},
+    {"scatter_add runs i32 indices", VR_OP_SCATTER_ADD, FLB, f_scatter_add1, G0 | G2, NO_REF_BF16, 0, 3, {IN(R, C, -1, 1, 3, 50), IN(IX32, C, 0, 45, 3, 2000), IN(R, C, -1, 1, 3, 2000)}},
     {"scatter_add (small)", VR_OP_SCATTER_ADD, FL, f_scatter_add1, G0 | G2, 0, 0, 3, {IN(R, C, -1, 1, 3, 4), IN(IX, C, 0, 4, 3, 5), IN(R, C, -1, 1, 3, 6)}},
     {"one_hot", VR_OP_ONE_HOT, ALL, f_one_hot, 0, EXACT, 0, 1, {IN(IX, C, 0, 10, 37, 13)}},
     /* sorting: ties (stability shows in the indices), specials, short, long and strided lines */

@@ -39,7 +39,7 @@ static int selected(const char *name) {
 
 /* ---- inputs ---- */
 static vr_dtype input_dtype(const op_in *s, vr_dtype dt) {
-  return s->kind == K_IX ? VR_I64 : s->kind == K_MK || s->kind == K_U8 ? VR_U8 : dt;
+  return s->kind == K_IX ? VR_I64 : s->kind == K_IX32 ? VR_I32 : s->kind == K_MK || s->kind == K_U8 ? VR_U8 : dt;
 }
 
 /* input k of case c in dtype dt on dev, laid out as its spec says (flat: contiguous instead of a
@@ -60,7 +60,7 @@ static vr_tensor *make_input(int ci, int k, vr_dtype dt, vr_device dev, int flat
   vr_generator_free(g);
   double *x = vr_tensor_data(v);
   for (int64_t e = 0; e < n1; e++) {
-    if (s->kind == K_W || s->kind == K_IX || s->kind == K_U8) x[e] = floor(x[e]);
+    if (s->kind == K_W || s->kind == K_IX || s->kind == K_IX32 || s->kind == K_U8) x[e] = floor(x[e]);
     if (s->kind == K_MK) x[e] = x[e] < 1 ? 0 : 1;
     if (s->kind == K_S && e % 7 == 0) {
       static const double sp[5] = {NAN, -0.0, 0.0, INFINITY, -INFINITY};
