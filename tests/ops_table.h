@@ -13,7 +13,6 @@
 #ifndef VISREG_OPS_TABLE_H
 #define VISREG_OPS_TABLE_H
 #include "testutil.h"
-#include "../core/internal.h"
 
 enum { K_R, K_W, K_S, K_IX, K_IX32, K_MK, K_U8 };
 enum { L_C, L_T, L_B, L_O };

@@ -12,16 +12,12 @@
  *
  * Tolerances (|cuda - cpu| <= atol + rtol |cpu|): f64 1e-10 relative, f32 1e-4, bf16 one
  * rounding step. */
-#include "cuda_parity.h"
+#include "testutil.h"
 
 static int have_dev(const char *name) {
-  const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
-  DEV = (e && e[0] == '1') ? VR_CPU : VR_CUDA;
-  if (DEV == VR_CUDA && !vr_cuda_available()) {
-    printf("SKIP %s: no CUDA device\n", name);
-    return 0;
-  }
-  return 1;
+  if (tu_dev_present()) return 1;
+  printf("SKIP %s: no CUDA device\n", name);
+  return 0;
 }
 /* Check names the function NAME_fn; print the test's own name */
 static int have_dev_fn(const char *fn) {

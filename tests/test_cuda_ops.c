@@ -9,7 +9,7 @@
  *
  * conv2d compares at 1e-4 (f32) and 1e-10 (f64) relative, since cuDNN and OpenBLAS sum in
  * different orders. */
-#include "cuda_parity.h"
+#include "testutil.h"
 
 /* ---------------------------------------------------------------- tensors */
 

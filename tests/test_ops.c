@@ -15,18 +15,6 @@
  * difference. */
 #include "ops_table.h"
 
-/* ---- the backends: the CPU, then the device under test ---- */
-static vr_device OTHER = VR_CUDA;
-static int other_backend(void) {
-  const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
-  if (e && e[0] == '1') {
-    OTHER = VR_CPU;
-    return 1;
-  }
-  OTHER = VR_CUDA;
-  return vr_cuda_available();
-}
-
 static int selected(const char *name) {
   const char *only = getenv("VISREG_TEST_ONLY");
   if (!only || !*only) return 1;
@@ -195,7 +183,7 @@ static int fd_affordable(const op_case *c) {
 START_TEST(test_case) {
   const op_case *c = &OP_CASES[_i];
   if (!selected(c->name)) return;
-  int other = other_backend();
+  int other = tu_dev_present(); /* the CPU, then DEV */
   char what[200];
   op_result f64 = {0};
   if (c->dtypes & D_(VR_F64)) run_case(_i, VR_F64, VR_CPU, &f64);
@@ -213,11 +201,11 @@ START_TEST(test_case) {
     /* the other backend against the CPU in the same dtype */
     if (!other) {
       if (dt == VR_F32 && _i == 0) printf("SKIP %s: no CUDA device\n", "test_ops on cuda");
-    } else if (!vr_kernel_exists(c->op, OTHER, 0)) {
-      printf("SKIP %s: no %s kernel for %s\n", c->name, vr_device_name(OTHER), vr_op_name(c->op));
+    } else if (!vr_kernel_exists(c->op, DEV, 0)) {
+      printf("SKIP %s: no %s kernel for %s\n", c->name, vr_device_name(DEV), vr_op_name(c->op));
     } else {
-      run_case(_i, dt, OTHER, &dev);
-      snprintf(what, sizeof what, "%s: %s %s against cpu", c->name, OTHER == VR_CPU ? "cuda-as-cpu" : "cuda", vr_dtype_name(dt));
+      run_case(_i, dt, DEV, &dev);
+      snprintf(what, sizeof what, "%s: %s %s against cpu", c->name, DEV == VR_CPU ? "cuda-as-cpu" : "cuda", vr_dtype_name(dt));
       compare_results(what, &dev, &cpu, case_tol(c, dt), 1);
       result_free(&dev);
     }
