@@ -325,6 +325,7 @@ static const op_case OP_CASES[] = {
     {"eq ties", VR_OP_BINARY, FL, f_eq, 0, EXACT, 0, 2, {IN(W, C, 0, 3, 37, 129), IN(W, T, 0, 3, 37, 129)}},
     {"add 1000003", VR_OP_BINARY, FLB, f_add, G0 | G1, 0, 0, 2, {IN(R, C, -2, 2, BIG), IN(R, C, -2, 2, BIG)}},
     {"mul 1000003", VR_OP_BINARY, FL, f_mul, G0 | G1, 0, 0, 2, {IN(R, C, -2, 2, BIG), IN(R, C, -2, 2, BIG)}},
+    {"add misaligned", VR_OP_BINARY, FLB, f_add, G0 | G1, 0, 0, 2, {IN(R, O, -2, 2, BIG), IN(R, O, -2, 2, BIG)}},
     {"add in place", VR_OP_BINARY, FL, f_add_inplace, 0, 0, 0, 2, {IN(R, C, -1, 1, BIG), IN(R, C, -1, 1, BIG)}},
     {"add integers", VR_OP_BINARY, INTS, f_add, 0, EXACT, 0, 2, {IN(W, T, 0, 16, 37, 129), IN(W, C, 0, 16, 37, 129)}},
     {"sub integers", VR_OP_BINARY, D_(VR_I32) | D_(VR_I64), f_sub, 0, EXACT, 0, 2, {IN(W, T, -100, 100, 37, 129), IN(W, C, -100, 100, 37, 129)}},
@@ -426,6 +427,8 @@ static const op_case OP_CASES[] = {
     {"batch norm rows mean 1000", VR_OP_BATCHNORM, FL, f_bn_train, G0 | G1 | G2, 0, 1e-3, 5, BN_IN(998.3, 1001.7, 1000, 64)},
     {"batch norm rows add relu", VR_OP_BATCHNORM, FL, f_bn_add_relu, G0 | G1 | G2 | (1u << 5), 0, 0, 6, BN_IN(-2, 3, 1000, 64)},
     {"batch norm rows add eval", VR_OP_BATCHNORM, FL, f_bn_add_eval, G0 | G1 | G2 | (1u << 5), 0, 0, 6, BN_IN(-2, 3, 1000, 64)},
+    {"batch norm rows misaligned", VR_OP_BATCHNORM, FL, f_bn_add_relu, G0 | G1 | G2 | (1u << 5), 0, 0, 6,
+     {IN(R, O, -2, 3, 1000, 64), IN(R, C, 0.5, 1.5, 64), IN(R, C, -1, 1, 64), IN(R, C, -0.5, 0.5, 64), IN(R, C, 0.5, 2, 64), IN(R, O, -1, 1, 1000, 64)}},
 #undef C_
 #define C_ 7
     {"batch norm rows C = 7", VR_OP_BATCHNORM, FL, f_bn_train, G0 | G1 | G2, 0, 0, 5, BN_IN(-2, 3, 301, 7)},
