@@ -273,6 +273,9 @@ function M.model_builder(model)
   if type(model) == "table" and util.is_callable(model.build) then return function() return model.build(model) end end
 end
 
+-- the tables define has checked (a recipe file may return a plain table instead)
+local defined = setmetatable({}, { __mode = "k" })
+
 -- Checks a recipe table and fills its defaults (what vr.recipe{...} calls).
 function M.define(r)
   if type(r) ~= "table" then fail("expected a table, got %s", type(r)) end
@@ -299,6 +302,7 @@ function M.define(r)
   check_views(r.views)
   if type(r.schedule) ~= "table" then fail("schedule: expected a table of key = schedule, got %s", type(r.schedule)) end
   M.check(r)
+  defined[r] = true
   return r
 end
 
@@ -457,7 +461,7 @@ function M.load_source(source, path, overrides)
   M.last_read, loading = loading.read, saved
   if not ok then error(locate(r, source, path), 0) end
   if type(r) ~= "table" then error(string.format("%s: the recipe must return vr.recipe{...}, got %s", path, type(r)), 0) end
-  if r.model == nil or r.epochs == nil then -- a plain table, not made by vr.recipe
+  if not defined[r] then -- a plain table, not made by vr.recipe
     local ok2, e = pcall(M.define, r)
     if not ok2 then error(path .. ": " .. tostring(e), 0) end
   end

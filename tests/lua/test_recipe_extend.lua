@@ -78,6 +78,8 @@ util.write_file(dir .. "/typo.lua", 'local vr = require "visreg"\nreturn vr.reci
 tap.raises(function() recipe.load(dir .. "/typo.lua") end, { "unknown key 'lossx'" }, "an unknown key in the overrides is refused")
 util.write_file(dir .. "/noloss.lua", 'return require("visreg").recipe.extend("base/small.lua", {})\n')
 tap.raises(function() recipe.load(dir .. "/noloss.lua") end, { "the key 'loss' is required" }, "a base without a loss needs one")
+tap.raises(function() recipe.load("recipes/base/fmnist.lua") end, { "recipes/base/fmnist.lua", "the key 'loss' is required" },
+  "the Fashion-MNIST base alone is not a recipe: it has no loss")
 
 -- the Fashion-MNIST recipes: the base's fields and their own loss
 local want = { visreg = "visreg", vicreg = "vicreg", barlow = "barlow", sigreg = "sigreg", swd = "swd" }
