@@ -3,15 +3,16 @@
  * For each case and each of its dtypes, the front-end call runs on the CPU and on each other
  * backend (CUDA when a GPU is present; VISREG_TEST_CUDA_AS_CPU=1 runs that pass on the CPU, which
  * checks the harness without a GPU) on the same values and layouts; outputs, and the gradients of
- * the case's inputs for one fixed random output weighting, must agree with the CPU's (bit for bit
- * for EXACT cases). On the CPU, f32 and bf16 results must agree with f64 within the case's
+ * the case's inputs for one fixed random output weighting, must agree with the CPU's (outputs bit
+ * for bit for EXACT cases; a backend without a kernel the call needs skips the case with a SKIP
+ * line; tools/cuda-emu/run test_ops runs the CUDA kernels emulated on the CPU). On the CPU, f32 and bf16 results must agree with f64 within the case's
  * tolerance, and gradients small enough are checked against central finite differences in f64.
  * The coverage case fails when a registered (op, device) kernel has no case, or a backward kernel
  * has no case whose gradient goes through finite differences.
  *
  * Tolerances (|x - ref| <= tol (1 + |ref|)): f64 1e-10 across devices; f32 1e-4 (or the case's);
- * bf16 one rounding step (1/128) across devices, 1/32 against f64. VISREG_TEST_ONLY=w1,w2 runs only the
- * cases whose name holds one of the words; VISREG_TEST_VERBOSE=1 prints each comparison's worst
+ * bf16 one rounding step (1/128) across devices, 1/32 against f64; gradients ten times that.
+ * VISREG_TEST_ONLY=w1,w2 runs only the cases whose name holds one of the words; VISREG_TEST_VERBOSE=1 prints each comparison's worst
  * difference. */
 #include "ops_table.h"
 
