@@ -8,7 +8,7 @@
  * Without a GPU each case prints "SKIP <case>: no CUDA device" and passes;
  * VISREG_TEST_CUDA_AS_CPU=1 runs the harness CPU against CPU; tools/cuda-emu/run runs it against
  * the CUDA kernel emulated on the CPU. */
-#include "cuda_parity.h"
+#include "testutil.h"
 #include <time.h>
 
 

@@ -4,11 +4,9 @@
  * batches of launches after a warm-up, timed on the host around vr_cuda_synchronize. The only
  * checks are that every launch succeeds; correctness is test_cuda's. About 5 s on an H100. */
 #include "testutil.h"
-#include "../core/internal.h"
 #include <time.h>
 
-/* VISREG_TEST_CUDA_AS_CPU=1: the CPU stands in (small sizes), to check the arguments without a GPU */
-static vr_device DEV = VR_CUDA;
+/* DEV: VISREG_TEST_CUDA_AS_CPU=1 has the CPU stand in (small sizes), to check the arguments without a GPU */
 static void dev_sync(void) { OK(vr_device_get(DEV)->synchronize()); }
 
 static double now_s(void) {
@@ -59,9 +57,7 @@ static void row_fl(const char *what, double s, double flops) {
 }
 
 START_TEST(test_cuda_bench) {
-  const char *e = getenv("VISREG_TEST_CUDA_AS_CPU");
-  DEV = (e && e[0] == '1') ? VR_CPU : VR_CUDA;
-  if (DEV == VR_CUDA && !vr_cuda_available()) {
+  if (!tu_dev_present()) {
     printf("SKIP test_cuda_bench: no CUDA device\n");
     return;
   }

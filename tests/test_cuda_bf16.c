@@ -9,7 +9,7 @@
  * test_bf16_timing prints fwd+bwd times of f32 and autocast bf16 (a ResNet-18 conv, a GEMM).
  * Without a GPU each case prints "SKIP <case>: no CUDA device" and passes;
  * VISREG_TEST_CUDA_AS_CPU=1 runs the harness with the CPU standing in for the GPU. */
-#include "cuda_parity.h"
+#include "testutil.h"
 #include <time.h>
 
 

@@ -9,7 +9,7 @@
  * kernels round like the CPU (no fused multiply-adds), so the tolerances are a few ulps. */
 /* the harness's run_cmp and poisoned outputs serve kernels with in/out tensors; not used here */
 #pragma GCC diagnostic ignored "-Wunused-function"
-#include "cuda_parity.h"
+#include "testutil.h"
 
 
 #define MAXP 8

@@ -58,8 +58,10 @@ vr.check_interrupt = core.check_interrupt
 vr.last_error = core.last_error
 vr.error = util.error
 
--- vr.recipe{...}: the recipe table, checked (see visreg.recipe)
-function vr.recipe(t) return require("visreg.recipe").define(t) end
+-- vr.recipe{...}: the recipe table, checked; vr.recipe.extend(base, overrides): a recipe built on a
+-- base recipe file (see visreg.recipe)
+vr.recipe = setmetatable({ extend = function(...) return require("visreg.recipe").extend(...) end },
+  { __call = function(_, t) return require("visreg.recipe").define(t) end })
 
 local lazy = { nn = "visreg.nn", loss = "visreg.loss", optim = "visreg.optim", schedule = "visreg.schedule",
   data = "visreg.data", augment = "visreg.augment", trainer = "visreg.trainer", probe = "visreg.probe",

@@ -1,7 +1,8 @@
 -- visreg.recipe: recipes are data. vr.recipe{...} checks a recipe table and fills its defaults;
--- load(path, overrides) runs a recipe file (errors name the recipe's file:line), applies
--- `--set key.path=value` overrides (numbers, strings, booleans and lists; an unknown key is
--- refused with the nearest valid keys), checks the result and returns it.
+-- vr.recipe.extend(base, overrides) builds one on a base recipe file; load(path, overrides) runs a
+-- recipe file (errors name the recipe's file:line), applies `--set key.path=value` overrides
+-- (numbers, strings, booleans and lists; an unknown key is refused with the nearest valid keys),
+-- checks the result and returns it with the recipe's self-contained text.
 local util = require "visreg.util"
 local schedule = require "visreg.schedule"
 
@@ -278,6 +279,9 @@ function M.model_builder(model)
   if type(model) == "table" and util.is_callable(model.build) then return function() return model.build(model) end end
 end
 
+-- the tables define has checked (a recipe file may return a plain table instead)
+local defined = setmetatable({}, { __mode = "k" })
+
 -- Checks a recipe table and fills its defaults (what vr.recipe{...} calls).
 function M.define(r)
   if type(r) ~= "table" then fail("expected a table, got %s", type(r)) end
@@ -305,6 +309,7 @@ function M.define(r)
   check_views(r.views)
   if type(r.schedule) ~= "table" then fail("schedule: expected a table of key = schedule, got %s", type(r.schedule)) end
   M.check(r)
+  defined[r] = true
   return r
 end
 
@@ -314,8 +319,6 @@ local function traceback(e)
   return e
 end
 
--- Runs a recipe's source (chunk named path, so errors carry the recipe's file:line), applies the
--- overrides and checks the result.
 -- the line of source where key (a.b.c) is written, for errors whose recipe frame was lost to a
 -- tail call (`return vr.recipe{...}`)
 local function line_of_key(source, key)
@@ -393,13 +396,79 @@ function M.check(r, ctx)
   error(string.format("%s%s%s", where and (where .. ": ") or (ctx.path .. ": "), msg, set and (" (--set " .. set .. ")") or ""), 0)
 end
 
+---------------------------------------------------------------- bases
+-- A base is a recipe file that returns a plain table of recipe fields (the loss may be missing);
+-- vr.recipe.extend(base, overrides) runs it, deep-merges overrides into it and checks the result.
+-- The base's path is relative to the folder of the recipe file being loaded (or the working
+-- directory outside one). The bases read while loading a recipe are bundled into the text load
+-- returns (one line in front of the recipe's own, so its line numbers hold), so a run folder's
+-- recipe.lua runs the same recipe however the base files change later.
+local loading = { dir = nil, bundled = {}, read = {} }
+
+-- merges over into base: tables of settings merge key by key; lists, components (tables with a
+-- kind: losses, optimisers, augmentations), functions and other values replace
+local function merge(base, over)
+  for k, v in pairs(over) do
+    local b = base[k]
+    if type(v) == "table" and type(b) == "table" and v.kind == nil and getmetatable(v) == nil
+      and not (util.is_array(v) and next(v) ~= nil) and not util.is_array(b) then
+      merge(b, v)
+    else
+      base[k] = v
+    end
+  end
+  return base
+end
+M.merge = merge
+
+-- the bases a recipe's text carries: called by the first line of a bundled recipe
+function M.bundle(bases)
+  for k, v in pairs(bases) do loading.bundled[k] = v end
+end
+
+function M.extend(base, overrides)
+  if type(base) ~= "string" then fail("extend: expected the path of a base recipe, got %s", type(base)) end
+  if overrides ~= nil and type(overrides) ~= "table" then fail("extend: overrides: expected a table, got %s", type(overrides)) end
+  local path = (base:sub(1, 1) == "/" or not loading.dir) and base or (loading.dir .. "/" .. base)
+  local text = loading.bundled[base]
+  if not text then
+    text = util.read_file(path)
+    if not text then fail("extend: cannot open the base recipe %s", path) end
+    loading.read[#loading.read + 1] = { base, text }
+  end
+  local chunk, err = loadstring(text, "@" .. path)
+  if not chunk then error(err, 0) end
+  local ok, t = xpcall(chunk, traceback)
+  if not ok then error(t, 0) end
+  if type(t) ~= "table" then fail("extend: the base %s must return a table of recipe fields, got %s", path, type(t)) end
+  return M.define(merge(setmetatable(t, nil), overrides or {}))
+end
+
+-- a Lua string literal of s on one line
+local function one_line(s)
+  return '"' .. s:gsub('[%z\1-\31"\\\127]', function(c) return string.format("\\%03d", c:byte()) end) .. '"'
+end
+
+-- source with the bases in read ({name, text} in reading order) bundled in front of its first line
+local function bundled_source(source, read)
+  if #read == 0 then return source end
+  local parts = {}
+  for _, b in ipairs(read) do parts[#parts + 1] = "[" .. one_line(b[1]) .. "] = " .. one_line(b[2]) end
+  return 'require("visreg.recipe").bundle { ' .. table.concat(parts, ", ") .. " }; " .. source
+end
+
+-- Runs a recipe's source (chunk named path, so errors carry the recipe's file:line; the bases it
+-- extends are found beside it), applies the overrides and checks the result.
 function M.load_source(source, path, overrides)
   local chunk, err = loadstring(source, "@" .. path)
   if not chunk then error(err, 0) end
+  local saved = loading
+  loading = { dir = path:match("^(.*)/[^/]*$") or ".", bundled = {}, read = {} }
   local ok, r = xpcall(chunk, traceback)
+  M.last_read, loading = loading.read, saved
   if not ok then error(locate(r, source, path), 0) end
   if type(r) ~= "table" then error(string.format("%s: the recipe must return vr.recipe{...}, got %s", path, type(r)), 0) end
-  if r.model == nil or r.epochs == nil then -- a plain table, not made by vr.recipe
+  if not defined[r] then -- a plain table, not made by vr.recipe
     local ok2, e = pcall(M.define, r)
     if not ok2 then error(path .. ": " .. tostring(e), 0) end
   end
@@ -410,11 +479,13 @@ function M.load_source(source, path, overrides)
   return r
 end
 
--- Runs a recipe file; returns the recipe table and the file's text.
+-- Runs a recipe file; returns the recipe table and its self-contained text (the file's, with the
+-- bases it extends bundled in).
 function M.load(path, overrides)
   local source = util.read_file(path)
   if not source then error("cannot open recipe " .. path, 0) end
-  return M.load_source(source, path, overrides), source
+  local r = M.load_source(source, path, overrides)
+  return r, bundled_source(source, M.last_read)
 end
 
 util.boundaries[M.load_source] = true

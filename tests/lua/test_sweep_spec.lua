@@ -86,7 +86,7 @@ local long = read("grid:\n  optim.weight_decay: [0.05]\n  loss.weights.shape: [1
 local f = spec.trials(long)[1].folder
 tap.ok(#f <= 96 and f:match("^0000%-") and f:match("~%x+$"), "a long folder name is shortened with a hash", f)
 
--- the issue's full example
+-- the grid of recipes/sweeps/lambda_slices.yaml: every kind of axis with early stopping
 s = spec.read("recipes/sweeps/lambda_slices.yaml")
 tap.eq(#spec.trials(s), 288, "recipes/sweeps/lambda_slices.yaml: 6 x 2 x 8 x 3 trials")
 tap.eq(s.early_stop.rungs[2] .. " " .. s.early_stop.keep, "2 0.5", "early_stop read")
