@@ -244,7 +244,7 @@ FN(f_visreg_slices, vr_visreg(in[0], in[1], 0, 0, 0, 1, 0.5, 2, out, NULL))
 FN(f_swd, vr_swd(in[0], NULL, 16, 7, 3, out))
 FN(f_sigreg, vr_sigreg(in[0], NULL, 16, 7, 3, 17, 3, out))
 FN(f_vicreg, vr_vicreg(in[0], 25, 25, 1, out, NULL))
-FN(f_vicreg_pooled, vr_vicreg_repo(in[0], 25, 1, out, NULL))
+FN(f_vicreg_pooled, vr_vicreg_pooled(in[0], 25, 1, out, NULL))
 FN(f_barlow, vr_barlow(in[0], 0.005, out))
 FN(f_invariance, vr_invariance(in[0], 2, out))
 FN(f_invariance1, vr_invariance(in[0], 1, out))
@@ -542,20 +542,20 @@ static const op_case OP_CASES[] = {
     {"swd", VR_OP_SWD, FL, f_swd, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 64, 24)}},
     {"sigreg", VR_OP_SIGREG, FL, f_sigreg, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 64, 24)}},
     {"vicreg", VR_OP_VICREG, FL, f_vicreg, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 64, 24)}},
-    {"vicreg pooled", VR_OP_VICREG_REPO, FL, f_vicreg_pooled, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 64, 24)}},
+    {"vicreg pooled", VR_OP_VICREG_POOLED, FL, f_vicreg_pooled, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 64, 24)}},
     {"barlow", VR_OP_BARLOW, FL, f_barlow, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 64, 24)}},
     {"invariance", VR_OP_INVARIANCE, FL, f_invariance, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 4, 64, 24)}},
     {"visreg 256 slices", VR_OP_VISREG, FL, f_visreg_256, G0, NO_FD, 1e-3, 1, {IN(R, C, -1, 1, 2, 128, 32)}},
     /* the column passes over several chunks of 64 rows and an odd number of columns */
     {"vicreg chunks", VR_OP_VICREG, FL, f_vicreg, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 300, 37)}},
-    {"vicreg pooled chunks", VR_OP_VICREG_REPO, FL, f_vicreg_pooled, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 3, 100, 37)}},
+    {"vicreg pooled chunks", VR_OP_VICREG_POOLED, FL, f_vicreg_pooled, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 3, 100, 37)}},
     {"barlow chunks", VR_OP_BARLOW, FL, f_barlow, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 3, 300, 37)}},
     {"invariance chunks", VR_OP_INVARIANCE, FL, f_invariance1, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 3, 300, 37)}},
     {"visreg center and scale (small)", VR_OP_VISREG, FL, f_visreg_center_scale, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 8, 4)}},
     {"swd (small)", VR_OP_SWD, FL, f_swd, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 8, 4)}},
     {"sigreg (small)", VR_OP_SIGREG, FL, f_sigreg, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 8, 4)}},
     {"vicreg (small)", VR_OP_VICREG, FL, f_vicreg, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 8, 4)}},
-    {"vicreg pooled (small)", VR_OP_VICREG_REPO, FL, f_vicreg_pooled, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 8, 4)}},
+    {"vicreg pooled (small)", VR_OP_VICREG_POOLED, FL, f_vicreg_pooled, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 8, 4)}},
     {"barlow (small)", VR_OP_BARLOW, FL, f_barlow, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 2, 8, 4)}},
     {"invariance (small)", VR_OP_INVARIANCE, FL, f_invariance, G0, 0, 1e-3, 1, {IN(R, C, -1, 1, 3, 8, 4)}},
     /* augmentation of u8 images with their sample ids; AdamW */
