@@ -455,6 +455,13 @@ static void moments(const float *x, int64_t n, int64_t d, double *mean, double *
 vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
                           const vr_tensor *test_y, int num_classes, double l2, int max_iter, double *accuracy) {
   if (!accuracy) return VR_FAIL(VR_E_ARG, "accuracy: expected an output pointer, got NULL");
+  return vr_linear_probe_classify(train_x, train_y, test_x, test_y, num_classes, l2, max_iter, NULL, accuracy);
+}
+
+vr_status vr_linear_probe_classify(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                                   const vr_tensor *test_y, int num_classes, double l2, int max_iter, vr_tensor **pred,
+                                   double *accuracy) {
+  if (pred) *pred = NULL;
   if (!(l2 >= 0) || !isfinite(l2)) return VR_FAIL(VR_E_ARG, "l2: expected a finite value >= 0, got %g", l2);
   if (max_iter < 0) return VR_FAIL(VR_E_ARG, "max_iter: expected >= 0 (0: 300), got %d", max_iter);
   probe_in p;
@@ -483,14 +490,20 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
   for (int64_t k = 0; k < d * C; k++) wf[k] = (float)theta[k];
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)C, (int)d, 1.0f, p.xte, (int)d, wf, (int)C, 0.0f,
               logits, (int)C);
+  int64_t *out = NULL;
+  if (pred) {
+    if ((st = vr_tensor_empty(1, &m, VR_I64, VR_CPU, pred))) goto done;
+    out = vr_tensor_data(*pred);
+  }
   int64_t correct = 0;
   for (int64_t i = 0; i < m; i++) {
     int64_t best = 0;
     for (int64_t c = 1; c < C; c++)
       if (logits[i * C + c] + theta[d * C + c] > logits[i * C + best] + theta[d * C + best]) best = c;
     correct += best == p.yte[i];
+    if (out) out[i] = best;
   }
-  *accuracy = (double)correct / (double)m;
+  if (accuracy) *accuracy = (double)correct / (double)m;
 done:
   free(mean);
   free(sd);
