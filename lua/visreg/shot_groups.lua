@@ -15,7 +15,7 @@ function M.groups(train_counts)
     if train_counts[a] ~= train_counts[b] then return train_counts[a] > train_counts[b] end
     return a < b
   end)
-  local third = math.floor(C / 3)
+  local third = C >= 2 and math.max(1, math.floor(C / 3)) or 0 -- 2 classes: one many, one few
   local g = {}
   for rank, c in ipairs(order) do
     g[c] = rank <= third and "many" or (rank > C - third and "few" or "medium")
