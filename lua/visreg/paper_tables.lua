@@ -11,21 +11,28 @@ local LT_METRICS = { "linear_probe", "linear_probe_many", "linear_probe_medium",
 local LT_NAMES = { "overall", "many", "medium", "few" }
 
 -- the tables: the sweep (its folder name), the swept key that makes the columns (nil: one
--- column group) and the summary numbers shown under each column
+-- column group) and the summary numbers shown under each column. floor: the untrained encoder's
+-- trials (recipes/paper/untrained.yaml) on the same training set, the last row
+local UNTRAINED = "paper-untrained"
+local BALANCED = { ["data.reduce.per_class"] = 1000, ["data.reduce.long_tail"] = 0, ["data.reduce.low_rank"] = 0 }
 M.TABLES = {
   { sweep = "paper-slices", title = "Linear probe (%) against the number of slices K (D = 128)",
-    column = "loss.slices", label = "K = %g" },
+    column = "loss.slices", label = "K = %g", floor = BALANCED },
   { sweep = "paper-dims", title = "Linear probe (%) against the embedding dimension D (K = 256)",
-    column = "model.dim", label = "D = %g" },
+    column = "model.dim", label = "D = %g", floor = BALANCED },
   { sweep = "paper-long-tail", title = "Long-tailed training set: linear probe (%) on the balanced test images",
-    column = "data.reduce.long_tail", label = "imbalance %g", metrics = LT_METRICS, names = LT_NAMES },
+    column = "data.reduce.long_tail", label = "imbalance %g", metrics = LT_METRICS, names = LT_NAMES,
+    floor = { ["data.reduce.per_class"] = 3000, ["data.reduce.low_rank"] = 0 } },
   { sweep = "paper-ablations", title = "VISReg without one term, imbalance 100: linear probe (%)",
     metrics = LT_METRICS, names = LT_NAMES,
     -- the full VISReg row comes from the long-tail sweep at the same ratio
-    borrow = { sweep = "paper-long-tail", where = { ["data.reduce.long_tail"] = 100 }, method = "VISReg" } },
+    borrow = { sweep = "paper-long-tail", where = { ["data.reduce.long_tail"] = 100 }, method = "VISReg" },
+    floor = { ["data.reduce.per_class"] = 3000, ["data.reduce.long_tail"] = 100, ["data.reduce.low_rank"] = 0 } },
   { sweep = "paper-low-rank", title = "Low-rank images (top r principal components): linear probe (%)",
-    column = "data.reduce.low_rank", label = "r = %g" },
+    column = "data.reduce.low_rank", label = "r = %g",
+    floor = { ["data.reduce.per_class"] = 1000, ["data.reduce.long_tail"] = 0 } },
 }
+M.FLOOR_ROW = "untrained encoder (0 epochs)"
 
 -- the method a trial ran, from its swept values: VISReg, VISReg* (0.5, 2, 0.5), VISReg without a
 -- term (its weight 0), SIGReg, SWD, VICReg
@@ -82,15 +89,17 @@ local function matches(l, where)
   return true
 end
 
--- one table's markdown lines from its trials (and the borrowed ones); nil when no trial is done
-function M.table(t, lines, borrowed)
+-- one table's markdown lines from its trials, the borrowed ones (first rows) and the untrained
+-- encoder's (the last row: in its own column when it has the column's key, else in every column);
+-- nil when no trial is done
+function M.table(t, lines, borrowed, floor)
   local metrics, names = t.metrics or { "linear_probe" }, t.names or { "" }
   local rows, row_of, cols, col_seen = {}, {}, {}, {}
   local cells = {} -- cells[method][column][metric] = { values }
   local done, total, wall, seeds, seed_seen = 0, 0, 0, {}, {}
-  local function add(l, method)
+  local function add(l, method, col)
     if not row_of[method] then row_of[method] = true; rows[#rows + 1] = method; cells[method] = {} end
-    local col = t.column and l.values[t.column] or "all"
+    col = col or (t.column and l.values[t.column] or "all")
     if not col_seen[col] then col_seen[col] = true; cols[#cols + 1] = col end
     cells[method][col] = cells[method][col] or {}
     for _, m in ipairs(metrics) do
@@ -112,6 +121,16 @@ function M.table(t, lines, borrowed)
     end
   end
   if done == 0 then return nil end
+  for _, l in ipairs(floor or {}) do
+    if l.status == "done" then
+      local own = t.column and l.values[t.column]
+      if own == nil then
+        for _, c in ipairs(cols) do add(l, M.FLOOR_ROW, c) end
+      elseif col_seen[own] then
+        add(l, M.FLOOR_ROW, own)
+      end
+    end
+  end
   table.sort(cols, function(a, b)
     if type(a) == "number" and type(b) == "number" then return a < b end
     return tostring(a) < tostring(b)
@@ -167,7 +186,12 @@ function M.render(dir, o)
           if matches(l, t.borrow.where) and M.method(l.values) == t.borrow.method then borrowed[#borrowed + 1] = l end
         end
       end
-      local tab = M.table(t, lines, borrowed)
+      local floor = {}
+      for _, l in ipairs(t.floor and M.find(dir, UNTRAINED) or {}) do
+        l.values = l.values or {}
+        if matches(l, t.floor) then floor[#floor + 1] = l end
+      end
+      local tab = M.table(t, lines, borrowed, floor)
       if tab then parts[#parts + 1] = table.concat(tab, "\n") end
     end
   end

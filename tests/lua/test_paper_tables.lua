@@ -31,7 +31,17 @@ util.write_file(dir .. "/paper-ablations.jsonl", line { status = "done", seed = 
   values = { ["loss.weights.scale"] = 0, ["loss.weights.shape"] = 1, ["loss.weights.center"] = 1 },
   summary = { linear_probe = 0.6, linear_probe_many = 0.8, linear_probe_medium = 0.5, linear_probe_few = 0.4 } } .. "\n")
 
+-- the untrained encoder: a balanced trial fills every K column; a long-tail one only its own column
+local function floor(lt, acc)
+  return line { status = "done", seed = 0, wall_seconds = 5, values = { ["data.reduce.per_class"] = lt == 0 and 1000 or 3000,
+    ["data.reduce.long_tail"] = lt, ["data.reduce.low_rank"] = 0 }, summary = { linear_probe = acc } }
+end
+util.write_file(dir .. "/paper-untrained.jsonl", table.concat({ floor(0, 0.6), floor(100, 0.5), floor(10, 0.4) }, "\n") .. "\n")
+
 local text = pt.render(dir, { machine = "test machine", date = "2026-12-06" })
+tap.ok(text:find("| untrained encoder (0 epochs) | 60.0 | 60.0 |", 1, true), "the untrained row in every K column")
+tap.ok(text:find("| untrained encoder (0 epochs) | 50.0 | - | - | - |\n", 1, true), "the untrained row of the long tail, its ratio only")
+tap.ok(not text:find("imbalance 10,", 1, true), "an untrained trial adds no column")
 tap.ok(text and text:find("| VISReg | 81.0 ± 1.4 | 85.0 |", 1, true), "K = 32: mean ± std over two seeds; K = 256: one", text)
 tap.ok(text:find("| SIGReg | 71.0 ± 1.4 | - |", 1, true), "a missing cell is -")
 tap.ok(text:find("| method | K = 32 | K = 256 |", 1, true), "columns sorted by value")
