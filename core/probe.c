@@ -452,13 +452,17 @@ static void moments(const float *x, int64_t n, int64_t d, double *mean, double *
   }
 }
 
-vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
-                          const vr_tensor *test_y, int num_classes, double l2, int max_iter, double *accuracy) {
-  if (!accuracy) return VR_FAIL(VR_E_ARG, "accuracy: expected an output pointer, got NULL");
-  if (!(l2 >= 0) || !isfinite(l2)) return VR_FAIL(VR_E_ARG, "l2: expected a finite value >= 0, got %g", l2);
-  if (max_iter < 0) return VR_FAIL(VR_E_ARG, "max_iter: expected >= 0 (0: 300), got %d", max_iter);
+/* the probe behind vr_linear_probe and vr_linear_probe_classify; func names the entry in messages */
+static vr_status linear_probe(const char *func, const vr_tensor *train_x, const vr_tensor *train_y,
+                              const vr_tensor *test_x, const vr_tensor *test_y, int num_classes, double l2, int max_iter,
+                              vr_tensor **pred, double *accuracy) {
+  if (pred) *pred = NULL;
+  if (!(l2 >= 0) || !isfinite(l2))
+    return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "l2: expected a finite value >= 0, got %g", l2);
+  if (max_iter < 0)
+    return vr_error_set(VR_E_ARG, func, __FILE__, __LINE__, "max_iter: expected >= 0 (0: 300), got %d", max_iter);
   probe_in p;
-  VR_TRY(probe_load(__func__, train_x, train_y, test_x, test_y, num_classes, &p));
+  VR_TRY(probe_load(func, train_x, train_y, test_x, test_y, num_classes, &p));
   int64_t n = p.n, m = p.m, d = p.d, C = p.C, CP = (C + CB - 1) / CB * CB, nchunk = (n + CHUNK - 1) / CHUNK;
   vr_status st = VR_OK;
   double *mean = calloc((size_t)d, sizeof(double)), *sd = calloc((size_t)d, sizeof(double));
@@ -477,20 +481,26 @@ vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, co
   int stopped = 0, iters = lbfgs(&lp, theta, d * C + C, max_iter ? max_iter : 300, &stopped);
   if (stopped) {
     vr_interrupt_clear();
-    st = VR_FAIL(VR_E_INTERRUPTED, "interrupted after %d L-BFGS iterations", iters);
+    st = vr_error_set(VR_E_INTERRUPTED, func, __FILE__, __LINE__, "interrupted after %d L-BFGS iterations", iters);
     goto done;
   }
   for (int64_t k = 0; k < d * C; k++) wf[k] = (float)theta[k];
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)C, (int)d, 1.0f, p.xte, (int)d, wf, (int)C, 0.0f,
               logits, (int)C);
+  int64_t *out = NULL;
+  if (pred) {
+    if ((st = vr_tensor_empty(1, &m, VR_I64, VR_CPU, pred))) goto done;
+    out = vr_tensor_data(*pred);
+  }
   int64_t correct = 0;
   for (int64_t i = 0; i < m; i++) {
     int64_t best = 0;
     for (int64_t c = 1; c < C; c++)
       if (logits[i * C + c] + theta[d * C + c] > logits[i * C + best] + theta[d * C + best]) best = c;
     correct += best == p.yte[i];
+    if (out) out[i] = best;
   }
-  *accuracy = (double)correct / (double)m;
+  if (accuracy) *accuracy = (double)correct / (double)m;
 done:
   free(mean);
   free(sd);
@@ -502,6 +512,18 @@ done:
   free(gpart);
   probe_free(&p);
   return st;
+}
+
+vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                          const vr_tensor *test_y, int num_classes, double l2, int max_iter, double *accuracy) {
+  if (!accuracy) return VR_FAIL(VR_E_ARG, "accuracy: expected an output pointer, got NULL");
+  return linear_probe(__func__, train_x, train_y, test_x, test_y, num_classes, l2, max_iter, NULL, accuracy);
+}
+
+vr_status vr_linear_probe_classify(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                                   const vr_tensor *test_y, int num_classes, double l2, int max_iter, vr_tensor **pred,
+                                   double *accuracy) {
+  return linear_probe(__func__, train_x, train_y, test_x, test_y, num_classes, l2, max_iter, pred, accuracy);
 }
 
 /* ---------------------------------------------------------------- kNN */

@@ -468,6 +468,11 @@ const char *vr_ckpt_meta(const vr_ckpt_reader *r, const char *key); /* NULL when
  * l2 = 1e-3 gives about 84.7% on raw Fashion-MNIST pixels */
 vr_status vr_linear_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
                           const vr_tensor *test_y, int num_classes, double l2, int max_iter, double *accuracy);
+/* the same probe, also giving each test row's predicted class (pred: i64 M on the CPU; either output
+ * may be NULL) */
+vr_status vr_linear_probe_classify(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
+                                   const vr_tensor *test_y, int num_classes, double l2, int max_iter, vr_tensor **pred,
+                                   double *accuracy);
 /* weighted kNN (DINO / solo-learn): cosine similarity, the k nearest vote with exp(sim / temperature) */
 vr_status vr_knn_probe(const vr_tensor *train_x, const vr_tensor *train_y, const vr_tensor *test_x,
                        const vr_tensor *test_y, int num_classes, int k, double temperature, double *accuracy);

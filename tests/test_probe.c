@@ -26,6 +26,20 @@ START_TEST(synthetic) {
   double acc = 0;
   OK(vr_linear_probe(xtr, ytr, xte, yte, 0, 1e-4, 200, &acc));
   ck_assert_msg(acc > 0.97, "linear probe %g", acc);
+  { /* the predictions agree with the accuracy and the labels */
+    vr_tensor *pred = NULL;
+    double acc2 = 0;
+    OK(vr_linear_probe_classify(xtr, ytr, xte, yte, 0, 1e-4, 200, &pred, &acc2));
+    ck_assert_double_eq(acc2, acc);
+    ck_assert_int_eq(vr_tensor_dtype(pred), VR_I64);
+    ck_assert_int_eq(vr_tensor_numel(pred), 200);
+    const int64_t *pp = vr_tensor_data(pred), *yy = vr_tensor_data(yte);
+    int64_t right = 0;
+    for (int i = 0; i < 200; i++) right += pp[i] == yy[i];
+    ck_assert_double_eq_tol((double)right / 200, acc, 1e-12);
+    vr_tensor_free(pred);
+    OK(vr_linear_probe_classify(xtr, ytr, xte, yte, 0, 1e-4, 20, NULL, NULL)); /* both outputs optional */
+  }
   OK(vr_knn_probe(xtr, ytr, xte, yte, 0, 20, 0.07, &acc));
   ck_assert_msg(acc > 0.97, "knn %g", acc);
   /* f64 features and i32 labels work too */

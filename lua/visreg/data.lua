@@ -13,7 +13,7 @@ local M = {}
 
 local function spec(kind, t, defaults, rules) return util.spec("vr.data." .. kind, kind, t, defaults, rules) end
 local common = function(extra)
-  local d = { root = false, subset = 0, test_subset = 0, long_tail = 0, classes = false }
+  local d = { root = false, subset = 0, test_subset = 0, long_tail = 0, classes = false, reduce = false }
   for k, v in pairs(extra or {}) do d[k] = v end
   return d
 end
@@ -22,7 +22,9 @@ local COUNT0 = { int = true, min = 0 }
 local RULES = { subset = COUNT0, test_subset = COUNT0,
   long_tail = { desc = "0 (off) or an imbalance ratio >= 1",
     test = function(v) return v == 0 or (type(v) == "number" and v >= 1 and v < math.huge) end },
-  classes = { list = true, int = true, min = 0, optional = true } }
+  classes = { list = true, int = true, min = 0, optional = true },
+  reduce = { desc = "false or a table { per_class =, long_tail =, low_rank =, seed = } (visreg.data_reduce)",
+    test = function(v) return v == false or type(v) == "table" end } }
 local function rules(extra)
   local r = {}
   for k, v in pairs(RULES) do r[k] = v end
@@ -32,7 +34,8 @@ end
 
 -- root false: /usr/share/datasets/fashion-mnist. subset n: the first n training images (0: all);
 -- test_subset likewise for the test split; long_tail r: class c keeps n_max * r^(-c/(C-1)) images;
--- classes: a list of classes to keep (relabelled 0..k-1)
+-- classes: a list of classes to keep (relabelled 0..k-1); reduce: per-class, long-tailed and
+-- low-rank training sets (visreg.data_reduce)
 function M.fashion_mnist(t) return spec("fashion_mnist", t, common(), rules()) end
 function M.cifar10(t) return spec("cifar10", t, common(), rules()) end
 function M.cifar100(t) return spec("cifar100", t, common { coarse = false }, rules()) end
@@ -171,7 +174,9 @@ function M.open_split(s, train)
 end
 
 function M.open(s)
-  return { train = M.open_split(s, true), test = M.open_split(s, false) }
+  local train, test = M.open_split(s, true), M.open_split(s, false)
+  if s.reduce then train, test = require("visreg.data_reduce").apply(s.reduce, train, test) end
+  return { train = train, test = test }
 end
 
 ---------------------------------------------------------------- Loader

@@ -39,15 +39,19 @@ function M.features(enc, ds, o)
 end
 
 -- accuracy in [0, 1] of a logistic regression fitted on (train_x, train_y), the best over the
--- l2 penalties given (default {0, 1e-4, 1e-3}, as the reference does)
+-- l2 penalties given (default {0, 1e-4, 1e-3}, as the reference does); o.predictions: also the
+-- best probe's predicted class of each test row (an i64 tensor)
+local lpredp = ffi.new("vr_tensor *[1]")
 function M.linear_probe(train_x, train_y, test_x, test_y, o)
   o = o or {}
-  local best = 0
+  local best, best_pred = 0, nil
   for _, l2 in ipairs(o.l2 or { 0, 1e-4, 1e-3 }) do
-    check(C.vr_linear_probe(train_x, train_y, test_x, test_y, o.num_classes or 0, l2, o.max_iter or 0, accp))
-    if accp[0] > best then best = accp[0] end
+    check(C.vr_linear_probe_classify(train_x, train_y, test_x, test_y, o.num_classes or 0, l2, o.max_iter or 0,
+      o.predictions and lpredp or nil, accp))
+    local pred = o.predictions and tensor.wrap(lpredp[0]) or nil
+    if accp[0] > best or (pred and not best_pred) then best, best_pred = math.max(best, accp[0]), pred end
   end
-  return best
+  return best, best_pred
 end
 
 -- accuracy in [0, 1] of the weighted kNN (k neighbours, temperature T) on cosine similarity;

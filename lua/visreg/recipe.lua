@@ -52,7 +52,7 @@ end
 -- probe_l2: the L2 penalties tried by the offline linear probe (the best is kept, as the reference
 -- does); probe_iters: its L-BFGS iterations; probe_lr: the online probe's AdamW learning rate
 local eval_defaults = { online_probe = true, linear_probe = true, knn = { k = 20, T = 0.07 }, batch = 1000,
-  probe_lr = 1e-2, probe_l2 = { 0, 1e-4, 1e-3 }, probe_iters = 200 }
+  probe_lr = 1e-2, probe_l2 = { 0, 1e-4, 1e-3 }, probe_iters = 200, shot_groups = false }
 local view_defaults = { n = 2, size = false, pipeline = {} }
 
 local function fail(msg, ...) util.error("vr.recipe: " .. msg, ...) end

@@ -530,8 +530,13 @@ function M.evaluate(self, o)
   local ftr = probe.features(self.enc, self.ds.train, fo)
   local fte = probe.features(self.enc, self.ds.test, fo)
   local ytr, yte = self.ds.train:labels(), self.ds.test:labels()
-  if ev.linear_probe then res.linear_probe = probe.linear_probe(ftr, ytr, fte, yte, { num_classes = self.num_classes,
-      l2 = ev.probe_l2, max_iter = ev.probe_iters }) end
+  if ev.linear_probe then
+    local pred
+    res.linear_probe, pred = probe.linear_probe(ftr, ytr, fte, yte, { num_classes = self.num_classes,
+      l2 = ev.probe_l2, max_iter = ev.probe_iters, predictions = ev.shot_groups })
+    -- eval.shot_groups: the probe's accuracy on many/medium/few-shot classes (visreg.shot_groups)
+    if pred then require("visreg.shot_groups").add_to(res, pred, yte, self.ds.train, self.num_classes) end
+  end
   if ev.knn then
     local k = type(ev.knn) == "table" and ev.knn or {}
     res.knn, self.knn_predictions = probe.knn(ftr, ytr, fte, yte, { num_classes = self.num_classes, k = k.k or 20, T = k.T or 0.07,

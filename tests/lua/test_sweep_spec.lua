@@ -142,4 +142,12 @@ tap.raises(function() spec.read(p) end, { ":1:1:", "1000000 trials", "limit of 1
   "a grid of 10^6 trials is refused past the limit")
 tap.check("--max-trials raises the limit", function() return spec.read(p, { max_trials = 1000000 }).count == 1000000 end)
 
+-- --set on the command line: replaces a fixed value, adds one, refuses a swept key
+local so = read("set: { epochs: 2 }\ngrid:\n  loss.lambda: [0.4, 0.6]\n")
+spec.override(so, { "epochs=50", "data.subset=0", "loss.kind=swd" })
+tap.eq(table.concat(spec.overrides(so, spec.trials(so)[1]), " "), "epochs=50 data.subset=0 loss.kind=swd loss.lambda=0.4",
+  "--set replaces the file's value and adds new ones")
+tap.raises(function() spec.override(so, { "loss.lambda=0.5" }) end, { "loss.lambda", "sweeps this key" },
+  "--set of a swept key is refused")
+
 os.exit(tap.done(), true)

@@ -16,7 +16,7 @@ M.OK, M.FAILED_TRIALS, M.USAGE, M.INTERRUPTED = 0, 3, 2, 130
 
 local USAGE = [=[usage: visreg sweep FILE.yaml [--out DIR] [--dry-run] [--parallel N] [--extend] [--force]
                     [--max-trials N] [--trial I] [--slurm [--print] [--partition P] [--time T]
-                    [--gpus N] [--cpus N]]
+                    [--gpus N] [--cpus N]] [--set key=value ...]
        visreg sweep status DIR
   --out DIR        the sweep folder (default runs/sweeps/NAME)
   --dry-run        lists the trials and checks each one's values against the recipe; runs nothing
@@ -24,6 +24,7 @@ local USAGE = [=[usage: visreg sweep FILE.yaml [--out DIR] [--dry-run] [--parall
   --extend         runs the trials that values added to the file make
   --force          starts over after the file changed (the old trials are moved aside)
   --max-trials N   the most trials accepted (default 10000)
+  --set key=value  replaces (or adds) a fixed value of the file's set for every trial
   --trial I        runs trial I only (what each Slurm array task does)
   --slurm          writes DIR/sweep.sbatch, a job array of the unfinished trials, and submits it
                    (--print: only writes it); --partition, --time, --gpus, --cpus per task
@@ -115,7 +116,7 @@ function M.main(args)
   end
   local pos, o = cli.parse(args, { out = "value", ["dry-run"] = "flag", parallel = "value", extend = "flag",
     force = "flag", ["max-trials"] = "value", trial = "value", slurm = "flag", print = "flag", partition = "value",
-    time = "value", gpus = "value", cpus = "value", quiet = "flag" })
+    time = "value", gpus = "value", cpus = "value", quiet = "flag", set = "list" })
   if not pos then return fail(o .. "\n" .. USAGE) end
   if o.help then print(USAGE); return 0 end
   if #pos ~= 1 then return fail((#pos == 0 and "a sweep file is required" or "expected one sweep file") .. "\n" .. USAGE) end
@@ -138,7 +139,7 @@ function M.main(args)
   -- the file and its trials: every error here is the file's, with its line and column
   local s, trials
   ok, err = pcall(function()
-    s = spec.read(pos[1], { max_trials = o.max_trials })
+    s = spec.override(spec.read(pos[1], { max_trials = o.max_trials }), o.set)
     trials = spec.trials(s)
     spec.validate(s, trials)
   end)

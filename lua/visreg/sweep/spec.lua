@@ -419,6 +419,25 @@ function M.trials(s)
   return out
 end
 
+-- command-line `--set key=value` for a whole sweep (e.g. larger subsets and more epochs on a
+-- GPU): replaces the file's fixed value of key, or adds one; a swept key is refused
+function M.override(s, list)
+  for _, o in ipairs(list or {}) do
+    local k, text = o:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
+    if not k or k == "" then error(string.format("--set: expected key.path=value, got '%s'", o), 0) end
+    local where = s.positions[k]
+    if where and where.block ~= "set" then
+      error(string.format("--set %s: the file sweeps this key (%s, %s)", k, where.block, where.at), 0)
+    end
+    local v = tonumber(text)
+    if v == nil then if text == "true" then v = true elseif text == "false" then v = false else v = text end end
+    local found = false
+    for _, kv in ipairs(s.set) do if kv[1] == k then kv[2], found = v, true end end
+    if not found then s.set[#s.set + 1] = { k, v }; s.positions[k] = { at = "--set", block = "set" } end
+  end
+  return s
+end
+
 -- the --set list of a trial: the file's fixed values, then the trial's own
 function M.overrides(s, t)
   local out = {}
