@@ -6,7 +6,7 @@ local util = require "visreg.util"
 
 local M = {}
 
-local NAMES = { sigreg = "SIGReg", swd = "SWD", vicreg = "VICReg", vicreg_repo = "VICReg (pooled)", barlow = "Barlow Twins" }
+local NAMES = { sigreg = "SIGReg", swd = "SWD", vicreg = "VICReg", vicreg_pooled = "VICReg (pooled)", barlow = "Barlow Twins" }
 local LT_METRICS = { "linear_probe", "linear_probe_many", "linear_probe_medium", "linear_probe_few" }
 local LT_NAMES = { "overall", "many", "medium", "few" }
 
