@@ -13,8 +13,12 @@ if rc0 ~= 0 then
   tap.skip("data-parallel training", "mpirun is not installed (Debian's openmpi-bin; make test-deps as root)")
   os.exit(tap.done(), true)
 end
--- mpirun as root (the test machine's user) is allowed through Open MPI's two variables
-local MPIRUN = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 240 mpirun --oversubscribe -np %d "
+-- mpirun as root (the test machine's user) is allowed through Open MPI's two variables. Under
+-- `make asan` the ranks keep AddressSanitizer's memory checks but not its leak report: Open MPI
+-- never frees its own tables (allocated in plugins it unloads at exit, so they cannot be
+-- suppressed by name); the leak checks of our code run in every other suite.
+local MPIRUN = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 " ..
+  "timeout 240 mpirun --oversubscribe -np %d "
 local MPI = MPIRUN .. bin .. " "
 
 -- the C interface on 2 ranks (make test runs it alone too)
@@ -131,7 +135,7 @@ end
 -- a sweep whose trials ask for 2 ranks
 util.write_file(base .. "/two.yaml", "recipe: tiny.lua\nname: two\nset: { epochs: 1 }\ngrid:\n  loss.lambda: [0.5]\n" ..
   "metric: online_probe\nranks: 2\n")
-local rw, ow = tap.sh("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 240 " .. bin .. " sweep " .. base ..
+local rw, ow = tap.sh("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 timeout 240 " .. bin .. " sweep " .. base ..
   "/two.yaml --out " .. base .. "/sweep")
 local tlog = util.read_file(base .. "/sweep/0000-loss.lambda=0.5/train.log") or ""
 tap.ok(rw == 0 and ow:find("1/1 done", 1, true) and tlog:find("data-parallel: 2 ranks", 1, true),
