@@ -54,6 +54,12 @@ __attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+/* dst[0..3] += the sums of a[0..3]: two rounds of pairwise adds, then the two 128-bit halves */
+__attribute__((target("avx2,fma"))) static inline void hsum4_add(float *dst, const __m256 *a) {
+  __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), s));
+}
 #define VTARGET __attribute__((target("avx2,fma")))
 #define SFX(name) name##_avx2
 #define V __m256
@@ -64,10 +70,11 @@ __attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
 #define VSET1(s) _mm256_set1_ps(s)
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VHSUM(v) hsum8(v)
+#define VHSUM_ADD(dst, acc) hsum4_add((dst), (acc))
 #define CB 4
 #define RV 3
-#define CBW 2
-#define KB 5
+#define CBW 3
+#define KB 4
 #include "conv_direct_kern.inc"
 
 /* ---------------------------------------------------------------- ISA choice */
@@ -81,7 +88,7 @@ typedef struct {
 } isa_impl;
 static const isa_impl impls[3] = {
     {0, 0, 0, 0, 0, NULL, NULL},
-    {4, 3, 8, 2, 5, fwd_tiles_avx2, wgrad_tiles_avx2},
+    {4, 3, 8, 3, 4, fwd_tiles_avx2, wgrad_tiles_avx2},
     {6, 4, 16, 4, 5, fwd_tiles_avx512, wgrad_tiles_avx512},
 };
 
@@ -220,14 +227,20 @@ vr_status vr_cpu_conv_direct_fwd(const vr_tensor *x, const vr_tensor *w, const v
   return run_fwd(im, &g, x->shape[0], vr_data(x), vr_data(w), w_plain, b ? vr_data(b) : NULL, vr_data(y));
 }
 
-/* gw [Co][K] from gy [N, Co, Ho, Wo] and x [N, C, H, W] (g: the forward geometry) */
+/* gw [Co][K] from gy [N, Co, Ho, Wo] and x [N, C, H, W] (g: the forward geometry). The batch is cut
+ * into at most 16 chunks fixed by N alone, summed in chunk order, so the result does not depend on
+ * the thread count. Within a chunk, samples go through the micro-kernels in groups small enough for
+ * the group's padded planes to stay in a core's L2 cache while every tile of gw passes over them. */
+#define WGRAD_GROUP_BYTES (192 * 1024)
 static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x, float *gw) {
   int64_t Coa = (g->Co + im->cbw - 1) / im->cbw * im->cbw, Ka = (g->K + im->kb - 1) / im->kb * im->kb;
   int64_t Qv = (g->Q + im->vl - 1) / im->vl * im->vl, wsize = Coa * Ka, P = g->Ho * g->Wo;
   int64_t nch = N < 16 ? N : 16, per = (N + nch - 1) / nch, gs = Coa * Qv;
   dgeo gx = *g;
   gx.xlen = g->C * g->plane + Qv + g->kh * g->Wp + g->kw + 64;
-  float *part = malloc(sizeof(float) * (size_t)(nch * wsize));
+  int64_t group = WGRAD_GROUP_BYTES / ((gx.xlen + gs) * (int64_t)sizeof(float));
+  group = group < 1 ? 1 : group > per ? per : group;
+  float *part = calloc((size_t)(nch * wsize), sizeof(float));
   int64_t *offs = malloc(sizeof(int64_t) * (size_t)Ka);
   if (!part || !offs) {
     free(part);
@@ -238,7 +251,7 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
   int failed = 0;
 #pragma omp parallel if (nch > 1)
   {
-    float *xp = zalloc((size_t)(per * gx.xlen)), *gp = zalloc((size_t)(per * gs));
+    float *xp = zalloc((size_t)(group * gx.xlen)), *gp = zalloc((size_t)(group * gs));
     if (!xp || !gp) {
 #pragma omp atomic write
       failed = 1;
@@ -246,16 +259,19 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < nch; c++) {
       if (!xp || !gp) continue;
-      int64_t n0 = N * c / nch, n1 = N * (c + 1) / nch;
-      for (int64_t n = n0; n < n1; n++) {
-        pad_in(&gx, x + n * g->C * g->H * g->W, xp + (n - n0) * gx.xlen);
-        const float *gyn = gy + n * g->Co * P;
-        float *gpn = gp + (n - n0) * gs;
-        for (int64_t co = 0; co < g->Co; co++)
-          for (int64_t oh = 0; oh < g->Ho; oh++)
-            copy_row(gpn + co * Qv + oh * g->Wp, gyn + co * P + oh * g->Wo, g->Wo);
+      int64_t n1 = N * (c + 1) / nch;
+      for (int64_t n0 = N * c / nch; n0 < n1; n0 += group) {
+        int64_t nn = n1 - n0 < group ? n1 - n0 : group;
+        for (int64_t n = n0; n < n0 + nn; n++) {
+          pad_in(&gx, x + n * g->C * g->H * g->W, xp + (n - n0) * gx.xlen);
+          const float *gyn = gy + n * g->Co * P;
+          float *gpn = gp + (n - n0) * gs;
+          for (int64_t co = 0; co < g->Co; co++)
+            for (int64_t oh = 0; oh < g->Ho; oh++)
+              copy_row(gpn + co * Qv + oh * g->Wp, gyn + co * P + oh * g->Wo, g->Wo);
+        }
+        im->wgrad(xp, gx.xlen, gp, gs, Qv, Qv / im->vl, nn, offs, Coa / im->cbw, Ka / im->kb, part + c * wsize, Ka);
       }
-      im->wgrad(xp, gx.xlen, gp, gs, Qv, Qv / im->vl, n1 - n0, offs, Coa / im->cbw, Ka / im->kb, part + c * wsize, Ka);
     }
     free(xp);
     free(gp);
@@ -270,7 +286,7 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
   free(part);
   free(offs);
   if (failed)
-    return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(per * (gx.xlen + gs)));
+    return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(group * (gx.xlen + gs)));
   return VR_OK;
 }
 
