@@ -75,21 +75,30 @@ __attribute__((target("avx2,fma"))) static inline void hsum4_add(float *dst, con
 #define RV 3
 #define CBW 3
 #define KB 4
+#define CV_NV 2
+#define CV_RMAX 6
 #include "conv_direct_kern.inc"
 
 /* ---------------------------------------------------------------- ISA choice */
 typedef void (*fwd_fn)(const float *, const int64_t *, int64_t, const float *, int64_t, int64_t, float *, int64_t);
 typedef void (*wgrad_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, const int64_t *,
                          int64_t, int64_t, float *, int64_t);
+typedef void (*cv_fn)(const float *, const int64_t *, int64_t, int64_t, const float *, const int32_t *,
+                      const int32_t *, int64_t, float *, int);
+typedef void (*cvw_fn)(const float *, int64_t, const float *, int64_t, int64_t, const int32_t *, int64_t,
+                       const int64_t *, const int32_t *, int64_t, float *, int64_t);
 typedef struct {
-  int cb, rv, vl, cbw, kb;
+  int cb, rv, vl, cbw, kb; /* the position-vector tiles: forward CB x RV, weight gradient CBW x KB */
   fwd_fn fwd;
   wgrad_fn wgrad;
+  int cv_nv, cv_rmax; /* the output-channel-vector kernels (cv == NULL: none for this ISA) */
+  cv_fn cv;
+  cvw_fn cvw;
 } isa_impl;
 static const isa_impl impls[3] = {
-    {0, 0, 0, 0, 0, NULL, NULL},
-    {4, 3, 8, 3, 4, fwd_tiles_avx2, wgrad_tiles_avx2},
-    {6, 4, 16, 4, 5, fwd_tiles_avx512, wgrad_tiles_avx512},
+    {0, 0, 0, 0, 0, NULL, NULL, 0, 0, NULL, NULL},
+    {4, 3, 8, 3, 4, fwd_tiles_avx2, wgrad_tiles_avx2, 2, 6, cv_tiles_avx2, cvw_tiles_avx2},
+    {6, 4, 16, 4, 5, fwd_tiles_avx512, wgrad_tiles_avx512, 0, 0, NULL, NULL},
 };
 
 static int cpu_isa(void) {
@@ -173,8 +182,68 @@ static float w_flipped(const float *w, const dgeo *g, int64_t co, int64_t k) {
   return w[(c * g->Co + co) * kk + t];
 }
 
+/* The output-channel-vector forward (im->cv): per sample, the padded input planes and an output
+ * buffer [Co blocks][P][NVL] the tiles accumulate into over chunks of taps (a chunk's weights stay
+ * in L1), then written out as NCHW with the bias. Tiles cut each sample's P = Ho * Wo positions
+ * into runs of at most cv_rmax, as even as they go, so no tile is much shorter than the rest. */
+#define CV_WCHUNK_BYTES (16 * 1024)
+static vr_status run_fwd_cv(const isa_impl *im, const dgeo *g, int64_t N, const float *x, const float *w,
+                            wget_fn get, const float *b, float *y) {
+  int64_t nvl = im->cv_nv * im->vl, ncob = (g->Co + nvl - 1) / nvl, P = g->Ho * g->Wo;
+  int64_t nt = (P + im->cv_rmax - 1) / im->cv_rmax, kc = CV_WCHUNK_BYTES / (nvl * (int64_t)sizeof(float));
+  float *wpk = zalloc((size_t)(ncob * g->K * nvl));
+  int64_t *offs = malloc(sizeof(int64_t) * (size_t)g->K);
+  int32_t *pos = malloc(sizeof(int32_t) * (size_t)P), *tstart = malloc(sizeof(int32_t) * (size_t)(nt + 1));
+  if (!wpk || !offs || !pos || !tstart) {
+    free(wpk);
+    free(offs);
+    free(pos);
+    free(tstart);
+    return VR_FAIL(VR_E_OOM, "w: no memory for the packed weights (%lld floats)", (long long)(ncob * g->K * nvl));
+  }
+  for (int64_t co = 0; co < g->Co; co++)
+    for (int64_t k = 0; k < g->K; k++) wpk[((co / nvl) * g->K + k) * nvl + co % nvl] = get(w, g, co, k);
+  tap_offsets(g, offs, g->K);
+  for (int64_t p = 0; p < P; p++) pos[p] = (int32_t)((p / g->Wo) * g->Wp + p % g->Wo);
+  for (int64_t t = 0; t <= nt; t++) tstart[t] = (int32_t)(P * t / nt);
+  int failed = 0;
+  int64_t ylen = ncob * P * nvl;
+#pragma omp parallel if (N > 1)
+  {
+    float *xp = zalloc((size_t)g->xlen), *yb = zalloc((size_t)ylen);
+    if (!xp || !yb) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t n = 0; n < N; n++) {
+      if (!xp || !yb) continue;
+      pad_in(g, x + n * g->C * g->H * g->W, xp);
+      for (int64_t k0 = 0; k0 < g->K; k0 += kc)
+        for (int64_t cob = 0; cob < ncob; cob++)
+          im->cv(xp, offs, k0, k0 + kc < g->K ? k0 + kc : g->K, wpk + cob * g->K * nvl, pos, tstart, nt,
+                 yb + cob * P * nvl, k0 > 0);
+      float *yn = y + n * g->Co * P;
+      for (int64_t co = 0; co < g->Co; co++) {
+        const float *src = yb + (co / nvl) * P * nvl + co % nvl;
+        float bv = b ? b[co] : 0.0f, *dst = yn + co * P;
+        for (int64_t p = 0; p < P; p++) dst[p] = src[p * nvl] + bv;
+      }
+    }
+    free(xp);
+    free(yb);
+  }
+  free(wpk);
+  free(offs);
+  free(pos);
+  free(tstart);
+  if (failed) return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(g->xlen + ylen));
+  return VR_OK;
+}
+
 static vr_status run_fwd(const isa_impl *im, const dgeo *g, int64_t N, const float *x, const float *w, wget_fn get,
                          const float *b, float *y) {
+  if (im->cv) return run_fwd_cv(im, g, N, x, w, get, b, y);
   int64_t ncb = (g->Co + im->cb - 1) / im->cb, nqb = g->Qa / (im->rv * im->vl);
   float *wpk = zalloc((size_t)(ncb * im->cb * g->K));
   int64_t *offs = malloc(sizeof(int64_t) * (size_t)g->K);
@@ -232,7 +301,10 @@ vr_status vr_cpu_conv_direct_fwd(const vr_tensor *x, const vr_tensor *w, const v
  * the thread count. Within a chunk, samples go through the micro-kernels in groups small enough for
  * the group's padded planes to stay in a core's L2 cache while every tile of gw passes over them. */
 #define WGRAD_GROUP_BYTES (192 * 1024)
+static vr_status run_wgrad_cv(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x,
+                              float *gw);
 static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x, float *gw) {
+  if (im->cvw) return run_wgrad_cv(im, g, N, gy, x, gw);
   int64_t Coa = (g->Co + im->cbw - 1) / im->cbw * im->cbw, Ka = (g->K + im->kb - 1) / im->kb * im->kb;
   int64_t Qv = (g->Q + im->vl - 1) / im->vl * im->vl, wsize = Coa * Ka, P = g->Ho * g->Wo;
   int64_t nch = N < 16 ? N : 16, per = (N + nch - 1) / nch, gs = Coa * Qv;
@@ -287,6 +359,77 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
   free(offs);
   if (failed)
     return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(group * (gx.xlen + gs)));
+  return VR_OK;
+}
+
+/* run_wgrad with the output-channel-vector kernels (im->cvw): each sample's gy transposed into
+ * blocks [Co / NVL][P][NVL], tiles of taps x one block, partials [K][Co blocks * NVL] per chunk */
+static vr_status run_wgrad_cv(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x,
+                              float *gw) {
+  int64_t nvl = im->cv_nv * im->vl, ncob = (g->Co + nvl - 1) / nvl, Coa = ncob * nvl, P = g->Ho * g->Wo;
+  int64_t nt = (g->K + im->cv_rmax - 1) / im->cv_rmax, wsize = g->K * Coa, gs = ncob * P * nvl;
+  int64_t nch = N < 16 ? N : 16, per = (N + nch - 1) / nch;
+  int64_t group = WGRAD_GROUP_BYTES / ((g->xlen + gs) * (int64_t)sizeof(float));
+  group = group < 1 ? 1 : group > per ? per : group;
+  float *part = calloc((size_t)(nch * wsize), sizeof(float));
+  int64_t *offs = malloc(sizeof(int64_t) * (size_t)g->K);
+  int32_t *pos = malloc(sizeof(int32_t) * (size_t)P), *kstart = malloc(sizeof(int32_t) * (size_t)(nt + 1));
+  if (!part || !offs || !pos || !kstart) {
+    free(part);
+    free(offs);
+    free(pos);
+    free(kstart);
+    return VR_FAIL(VR_E_OOM, "weight: no memory for grad_w partials (%lld floats)", (long long)(nch * wsize));
+  }
+  tap_offsets(g, offs, g->K);
+  for (int64_t p = 0; p < P; p++) pos[p] = (int32_t)((p / g->Wo) * g->Wp + p % g->Wo);
+  for (int64_t t = 0; t <= nt; t++) kstart[t] = (int32_t)(g->K * t / nt);
+  int failed = 0;
+#pragma omp parallel if (nch > 1)
+  {
+    float *xp = zalloc((size_t)(group * g->xlen)), *gt = zalloc((size_t)(group * gs));
+    if (!xp || !gt) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < nch; c++) {
+      if (!xp || !gt) continue;
+      int64_t n1 = N * (c + 1) / nch;
+      for (int64_t n0 = N * c / nch; n0 < n1; n0 += group) {
+        int64_t nn = n1 - n0 < group ? n1 - n0 : group;
+        for (int64_t n = n0; n < n0 + nn; n++) {
+          pad_in(g, x + n * g->C * g->H * g->W, xp + (n - n0) * g->xlen);
+          const float *gyn = gy + n * g->Co * P;
+          float *gtn = gt + (n - n0) * gs;
+          for (int64_t cob = 0; cob < ncob; cob++) { /* nvl sequential reads, one sequential write */
+            int64_t nj = g->Co - cob * nvl < nvl ? g->Co - cob * nvl : nvl;
+            const float *src = gyn + cob * nvl * P;
+            float *dst = gtn + cob * P * nvl;
+            for (int64_t p = 0; p < P; p++)
+              for (int64_t j = 0; j < nj; j++) dst[p * nvl + j] = src[j * P + p];
+          }
+        }
+        for (int64_t cob = 0; cob < ncob; cob++)
+          im->cvw(xp, g->xlen, gt + cob * P * nvl, gs, nn, pos, P, offs, kstart, nt, part + c * wsize + cob * nvl, Coa);
+      }
+    }
+    free(xp);
+    free(gt);
+  }
+  if (!failed)
+    for (int64_t co = 0; co < g->Co; co++)
+      for (int64_t k = 0; k < g->K; k++) {
+        float s = part[k * Coa + co];
+        for (int64_t c = 1; c < nch; c++) s += part[c * wsize + k * Coa + co];
+        gw[co * g->K + k] = s;
+      }
+  free(part);
+  free(offs);
+  free(pos);
+  free(kstart);
+  if (failed)
+    return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(group * (g->xlen + gs)));
   return VR_OK;
 }
 
