@@ -345,9 +345,13 @@ vr_status vr_autocast_widen(int n, const vr_tensor *const *ts, vr_tensor **wide)
 /* ---------------------------------------------------------------- kernel variants */
 /* The paths chosen by vr_set_variant (core/variants.c): each entry is its value's index, 0 the
  * default. Kernels read them at each call. */
-typedef enum { VR_VARIANT_CONV, VR_VARIANT_3XTF32, VR_VARIANT_COLSUMS, VR_VARIANT_SORT, VR_VARIANT_BN_ACT, VR_VARIANT_N } vr_variant_id;
+typedef enum {
+  VR_VARIANT_CONV, VR_VARIANT_3XTF32, VR_VARIANT_COLSUMS, VR_VARIANT_SORT, VR_VARIANT_BN_ACT, VR_VARIANT_CPU_TILES,
+  VR_VARIANT_N
+} vr_variant_id;
 enum { VR_CONV_CUDNN, VR_CONV_CUDNN_LEGACY, VR_CONV_IM2COL };
 enum { VR_3XTF32_AUTO, VR_3XTF32_OFF, VR_3XTF32_ON };
+enum { VR_CPU_TILES_CHANNELS, VR_CPU_TILES_POSITIONS };
 extern int vr_variants[VR_VARIANT_N];
 /* VISREG_PROFILE holds "phases": the CUDA regularizers print the device time of each phase */
 int vr_profile_phases(void);

@@ -21,6 +21,9 @@ static const struct {
     [VR_VARIANT_SORT] = {"sort", {"register", "shared"}},
     /* nn's batch norm followed by ReLU (and a residual add): one fused op, or the separate ops */
     [VR_VARIANT_BN_ACT] = {"bn_act", {"fused", "unfused"}},
+    /* the CPU direct convolution's micro-kernels: vectors of output channels (where the instruction
+     * set has them), or vectors of positions */
+    [VR_VARIANT_CPU_TILES] = {"cpu_tiles", {"channels", "positions"}},
 };
 
 static int find_name(const char *name) {
@@ -31,7 +34,7 @@ static int find_name(const char *name) {
 
 vr_status vr_set_variant(const char *name, const char *value) {
   int v = find_name(name);
-  if (v < 0) return VR_FAIL(VR_E_ARG, "name: expected conv, 3xtf32, colsums, sort or bn_act, got '%s'", name ? name : "(null)");
+  if (v < 0) return VR_FAIL(VR_E_ARG, "name: expected conv, 3xtf32, colsums, sort, bn_act or cpu_tiles, got '%s'", name ? name : "(null)");
   char allowed[96] = "";
   for (int k = 0; k < 4 && table[v].values[k]; k++) {
     if (value && !strcmp(value, table[v].values[k])) {

@@ -1,24 +1,31 @@
 /* test_conv_direct.c: the direct f32 convolution kernels (kernels/cpu/conv_direct.c) on the AVX2
- * and the AVX-512 path, each forced through vr_cpu_conv_force_isa: forward, backward-data and
+ * and the AVX-512 path, each forced through vr_cpu_conv_force_isa, and with both families of
+ * micro-kernels (variant cpu_tiles: vectors of output channels or of positions): forward, backward-data and
  * backward-weights against the f64 reference path (im2col, itself checked by finite differences
  * in test_conv.c), a finite-difference check of the f32 kernels themselves, independence from
- * the thread count, and the shapes the direct path leaves to im2col (stride 2, 1x1). */
+ * the thread count, and the shapes the direct path leaves to im2col (1x1; stride 2 without the
+ * channel-vector kernels). */
 #include "testutil.h"
 #include "../kernels/cpu/conv_direct.h"
 
-typedef struct { int64_t N, C, H, W, Co, kh, kw, ph, pw; const char *what; } shape;
+typedef struct { int64_t N, C, H, W, Co, kh, kw, ph, pw; const char *what; int64_t stride; } shape;
 
 /* every shape class: the default recipe's layers, odd sizes, padding 0 and 1, non-square kernels,
  * channel counts that are no multiple of a block, batch 1, a batch that splits into uneven chunks */
 static const shape shapes[] = {
-    {2, 1, 28, 28, 16, 3, 3, 1, 1, "1->16 28x28 (recipe layer 1)"},
-    {2, 16, 14, 14, 32, 3, 3, 1, 1, "16->32 14x14 (recipe layer 2)"},
-    {2, 32, 7, 7, 64, 3, 3, 1, 1, "32->64 7x7 (recipe layer 3)"},
-    {1, 3, 9, 11, 5, 3, 3, 1, 1, "batch 1, odd sizes, 3->5"},
-    {2, 5, 8, 7, 7, 3, 3, 0, 0, "padding 0, 5->7"},
-    {2, 4, 10, 9, 6, 5, 3, 2, 0, "5x3 kernel, padding 2x0"},
-    {3, 3, 8, 8, 3, 2, 2, 1, 0, "2x2 kernel, padding 1x0"},
-    {17, 2, 6, 7, 9, 3, 3, 1, 1, "batch 17 (uneven chunks), 2->9"},
+    {2, 1, 28, 28, 16, 3, 3, 1, 1, "1->16 28x28 (recipe layer 1)", 1},
+    {2, 16, 14, 14, 32, 3, 3, 1, 1, "16->32 14x14 (recipe layer 2)", 1},
+    {2, 32, 7, 7, 64, 3, 3, 1, 1, "32->64 7x7 (recipe layer 3)", 1},
+    {1, 3, 9, 11, 5, 3, 3, 1, 1, "batch 1, odd sizes, 3->5", 1},
+    {2, 5, 8, 7, 7, 3, 3, 0, 0, "padding 0, 5->7", 1},
+    {2, 4, 10, 9, 6, 5, 3, 2, 0, "5x3 kernel, padding 2x0", 1},
+    {3, 3, 8, 8, 3, 2, 2, 1, 0, "2x2 kernel, padding 1x0", 1},
+    {17, 2, 6, 7, 9, 3, 3, 1, 1, "batch 17 (uneven chunks), 2->9", 1},
+    {2, 8, 6, 6, 20, 3, 3, 1, 1, "8->20 6x6 (a partial block of output channels)", 1},
+    {3, 64, 7, 7, 64, 3, 3, 1, 1, "64->64 7x7 (recipe layer 4: taps in several chunks)", 1},
+    {2, 6, 9, 8, 20, 3, 3, 1, 1, "stride 2, odd height, 6->20", 2},
+    {3, 4, 11, 11, 16, 5, 5, 2, 2, "stride 3, 5x5 kernel", 3},
+    {2, 40, 4, 4, 36, 3, 3, 1, 1, "4x4 planes, 40->36", 1},
 };
 
 static vr_tensor *f32_of(const vr_tensor *t) {
@@ -32,7 +39,8 @@ static void conv_and_grads(vr_tensor *x, vr_tensor *w, vr_tensor *gy, const shap
                            vr_tensor **gw) {
   OK(vr_tensor_set_requires_grad(x, 1));
   OK(vr_tensor_set_requires_grad(w, 1));
-  OK(vr_conv2d(x, w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, y));
+  int64_t st = s->stride;
+  OK(vr_conv2d(x, w, NULL, st, st, s->ph, s->pw, 1, 1, 1, y));
   OK(vr_backward(*y, gy, 0));
   *gx = vr_tensor_grad(x);
   *gw = vr_tensor_grad(w);
@@ -59,9 +67,17 @@ static vr_tensor *axpy(const vr_tensor *x, double a, const vr_tensor *v) { /* x 
   return o;
 }
 
+/* the channel-vector kernels (only the AVX2 path has them) take every shape, strided ones too
+ * (forward and grad w; grad x by im2col); the position-vector ones stride 1 on planes of 36 and more */
+static int takes_direct(const shape *s, int isa) {
+  if (isa == VR_CONV_ISA_AVX2 && !strcmp(vr_variant("cpu_tiles"), "channels")) return 1;
+  return s->stride == 1 && s->H * s->W >= 36 && s->C * s->Co <= 128 * 128;
+}
+
 static void check_shape(const shape *s, int isa) {
   char what[160];
-  int64_t Ho = s->H + 2 * s->ph - s->kh + 1, Wo = s->W + 2 * s->pw - s->kw + 1;
+  int64_t st = s->stride;
+  int64_t Ho = (s->H + 2 * s->ph - s->kh) / st + 1, Wo = (s->W + 2 * s->pw - s->kw) / st + 1;
   vr_tensor *x64 = tu_rand(VR_F64, 4, TU_SHAPE(s->N, s->C, s->H, s->W), 1);
   vr_tensor *w64 = tu_rand(VR_F64, 4, TU_SHAPE(s->Co, s->C, s->kh, s->kw), 2);
   vr_tensor *gy64 = tu_rand(VR_F64, 4, TU_SHAPE(s->N, s->Co, Ho, Wo), 3);
@@ -75,9 +91,9 @@ static void check_shape(const shape *s, int isa) {
   ck_assert_int_eq(vr_cpu_conv_force_isa(VR_CONV_ISA_NONE), VR_CONV_ISA_NONE);
   conv_and_grads(xr, wr, gyr, s, &yr, &gxr, &gwr);
   ck_assert_int_eq(vr_cpu_conv_force_isa(isa), isa);
-  const int64_t iv[8] = {1, 1, s->ph, s->pw, 1, 1, 1, 0};
+  const int64_t iv[8] = {st, st, s->ph, s->pw, 1, 1, 1, 0};
   snprintf(what, sizeof what, "%s: takes the direct path", s->what);
-  ck_assert_msg(vr_cpu_conv_direct_ok(x, w, iv), "%s", what);
+  ck_assert_msg(vr_cpu_conv_direct_ok(x, w, iv) == (takes_direct(s, isa) != 0), "%s", what);
   conv_and_grads(x, w, gy, s, &y, &gx, &gw);
   double tol = 2e-5 * sqrt((double)(s->C * s->kh * s->kw)), tolw = 2e-5 * sqrt((double)(s->N * Ho * Wo));
   snprintf(what, sizeof what, "%s, isa %d: forward", s->what, isa);
@@ -94,8 +110,8 @@ static void check_shape(const shape *s, int isa) {
   for (int which = 0; which < 2; which++) {
     vr_tensor *v = which ? vw : vx, *base = which ? w : x, *p = axpy(base, 1, v), *m = axpy(base, -1, v);
     vr_tensor *yp = NULL, *ym = NULL;
-    OK(vr_conv2d(which ? x : p, which ? p : w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &yp));
-    OK(vr_conv2d(which ? x : m, which ? m : w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &ym));
+    OK(vr_conv2d(which ? x : p, which ? p : w, NULL, st, st, s->ph, s->pw, 1, 1, 1, &yp));
+    OK(vr_conv2d(which ? x : m, which ? m : w, NULL, st, st, s->ph, s->pw, 1, 1, 1, &ym));
     double num = (dot(gy, yp) - dot(gy, ym)) / 2, ana = dot(which ? gw : gx, v);
     double scale = sqrt((double)vr_tensor_numel(yp)) * sqrt((double)(s->C * s->kh * s->kw));
     ck_assert_msg(fabs(num - ana) <= 1e-5 * scale, "%s, isa %d: finite difference in %s: numeric %.8g vs analytic %.8g",
@@ -135,6 +151,15 @@ START_TEST(direct_avx2) {
 }
 END_TEST
 
+/* the position-vector micro-kernels, which the AVX2 path leaves for the channel-vector ones */
+START_TEST(direct_avx2_positions) {
+  if (!have_isa(VR_CONV_ISA_AVX2)) return;
+  OK(vr_set_variant("cpu_tiles", "positions"));
+  check_shape(&shapes[_i], VR_CONV_ISA_AVX2);
+  OK(vr_set_variant("cpu_tiles", "channels"));
+}
+END_TEST
+
 START_TEST(direct_avx512) {
   if (!have_isa(VR_CONV_ISA_AVX512)) {
     fprintf(stderr, "test_conv_direct: this CPU has no AVX-512; the AVX-512 kernels are not run\n");
@@ -149,7 +174,9 @@ START_TEST(direct_declines) {
   vr_tensor *x = tu_rand(VR_F32, 4, TU_SHAPE(2, 4, 8, 8), 1), *w = tu_rand(VR_F32, 4, TU_SHAPE(4, 4, 3, 3), 2);
   vr_tensor *w1 = tu_rand(VR_F32, 4, TU_SHAPE(4, 4, 1, 1), 3), *x64 = tu_rand(VR_F64, 4, TU_SHAPE(2, 4, 8, 8), 4);
   ck_assert(vr_cpu_conv_direct_ok(x, w, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 0}));
+  OK(vr_set_variant("cpu_tiles", "positions")); /* stride 2: the channel-vector kernels only */
   ck_assert(!vr_cpu_conv_direct_ok(x, w, (int64_t[]){2, 2, 1, 1, 1, 1, 1, 0}));
+  OK(vr_set_variant("cpu_tiles", "channels"));
   ck_assert(!vr_cpu_conv_direct_ok(x, w1, (int64_t[]){1, 1, 0, 0, 1, 1, 1, 0}));
   ck_assert(!vr_cpu_conv_direct_ok(x, w, (int64_t[]){1, 1, 1, 1, 2, 2, 1, 0}));
   ck_assert(!vr_cpu_conv_direct_ok(x, w, (int64_t[]){1, 1, 1, 1, 1, 1, 2, 0}));
@@ -171,6 +198,7 @@ static Suite *conv_direct_suite(void) {
   tcase_set_timeout(c, 120);
   int n = (int)(sizeof shapes / sizeof *shapes);
   tcase_add_loop_test(c, direct_avx2, 0, n);
+  tcase_add_loop_test(c, direct_avx2_positions, 0, n);
   tcase_add_loop_test(c, direct_avx512, 0, n);
   tcase_add_test(c, direct_declines);
   suite_add_tcase(s, c);

@@ -201,7 +201,13 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
     }
   }
   if (!gx && !gw) return VR_OK;
-  if (vr_cpu_conv_direct_ok(x, w, a->i)) return vr_cpu_conv_direct_bwd(gy, x, w, a->i, gx, gw);
+  if (vr_cpu_conv_direct_ok(x, w, a->i)) { /* strided: grad w direct, grad x by im2col below */
+    bool gx_direct = vr_cpu_conv_direct_gx_ok(a->i);
+    VR_TRY(vr_cpu_conv_direct_bwd(gy, x, w, a->i, gx_direct ? gx : NULL, gw));
+    if (gx_direct || !gx) return VR_OK;
+    gw = NULL;
+    pgw = NULL;
+  }
   if (gx && vr_tensor_numel(gx) > 0) memset(pgx, 0, (size_t)vr_tensor_numel(gx) * es);
   int64_t wsize = g.Co * g.K;
   if (gw && wsize > 0) memset(pgw, 0, (size_t)wsize * es);

@@ -1,14 +1,20 @@
-/* conv_direct.c: direct f32 convolution (stride 1, dilation 1, one group, NCHW) with
- * register-blocked FMA micro-kernels for AVX-512 and AVX2, chosen at run time by CPUID.
+/* conv_direct.c: direct f32 convolution (dilation 1, one group, NCHW) with register-blocked FMA
+ * micro-kernels for AVX-512 and AVX2, chosen at run time by CPUID. No im2col matrix is built.
  *
  * Each sample's input is copied into a zero-bordered plane per channel of Hp x Wp (H and W plus
- * the padding). Outputs are computed on the padded-width grid q = oh * Wp + ow (ow < Wp; the
- * columns ow >= Wo are computed and dropped), where tap (c, i, j) reads the padded input at
- * q + c * Hp * Wp + i * Wp + j: a contiguous shifted load, so no im2col matrix is built.
- *   forward:          y  = sum over taps of w x shifted x            (tiles of output channels x positions)
+ * the padding), where tap (c, i, j) of an output position starting at s reads s + c * Hp * Wp +
+ * i * Wp + j. Two families of micro-kernels (variant cpu_tiles) use it:
+ *   channels (AVX2): a tile is a few output positions x 16 output channels; per tap it loads the
+ *     weight vectors and broadcasts one input value per position, so positions can sit anywhere
+ *     (any stride, any plane size) and none is computed for nothing. The weight gradient tiles
+ *     taps x output channels over positions, with gy transposed to [positions][channels].
+ *   positions (AVX-512, and AVX2 on request): a tile is output channels x vectors of positions on
+ *     the padded-width grid q = oh * Wp + ow (the columns ow >= Wo are computed and dropped), one
+ *     contiguous shifted load per tap; stride 1 only.
+ *   forward:          y  = sum over taps of w x shifted x
  *   backward-data:    gx = the forward kernel on gy with w transposed and flipped, padding k - 1 - p
- *   backward-weights: gw[co][tap] = sum over samples and positions of gy x shifted x (gy on the same
- *                     grid, zero in the dropped columns)
+ *                     (stride 1; strided layers leave grad x to conv.c's im2col)
+ *   backward-weights: gw[co][tap] = sum over samples and positions of gy x shifted x
  * Samples run in parallel; the weight gradient sums fixed chunks of the batch (fixed by the batch
  * size alone) in chunk order, so results do not depend on the thread count. */
 #include "conv_direct.h"
@@ -116,25 +122,34 @@ int vr_cpu_conv_force_isa(int isa) {
   return vr_cpu_conv_isa();
 }
 
+static bool channel_tiles(void) {
+  return impls[vr_cpu_conv_isa()].cv && vr_variants[VR_VARIANT_CPU_TILES] == VR_CPU_TILES_CHANNELS;
+}
+
 bool vr_cpu_conv_direct_ok(const vr_tensor *x, const vr_tensor *w, const int64_t *i) {
   if (x->dtype != VR_F32 || vr_cpu_conv_isa() == VR_CONV_ISA_NONE) return false;
-  if (i[0] != 1 || i[1] != 1 || i[4] != 1 || i[5] != 1 || i[6] != 1 || i[7] != 0) return false;
+  if (i[0] < 1 || i[1] < 1 || i[4] != 1 || i[5] != 1 || i[6] != 1 || i[7] != 0) return false;
   int64_t C = x->shape[1], Co = w->shape[0], kh = w->shape[2], kw = w->shape[3];
   if (C < 1 || Co < 1 || x->shape[2] < 1 || x->shape[3] < 1) return false;
   if (i[2] > kh - 1 || i[3] > kw - 1) return false;  /* backward-data pads by k - 1 - p */
   if (kh == 1 && kw == 1) return false;              /* a plain gemm on the plane (conv.c) */
+  if (x->shape[2] + 2 * i[2] < kh || x->shape[3] + 2 * i[3] < kw) return false;
+  if (channel_tiles()) return true; /* strides too: positions are broadcast, so any step is one load */
+  if (i[0] != 1 || i[1] != 1) return false;
   return C * Co <= 128 * 128 && x->shape[2] * x->shape[3] >= 36; /* where it beats im2col + gemm */
 }
 
+bool vr_cpu_conv_direct_gx_ok(const int64_t *i) { return i[0] == 1 && i[1] == 1; }
+
 /* ---------------------------------------------------------------- geometry */
 typedef struct {
-  int64_t C, H, W, Co, kh, kw, ph, pw; /* input [C, H, W], Co outputs, kernel, padding */
+  int64_t C, H, W, Co, kh, kw, ph, pw, sh, sw; /* input [C, H, W], Co outputs, kernel, padding, stride */
   int64_t Hp, Wp, plane, Ho, Wo, Q, Qa, K, xlen;
 } dgeo;
 
 static dgeo make_dgeo(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int64_t ph, int64_t pw,
                       int64_t qblock) {
-  dgeo g = {.C = C, .H = H, .W = W, .Co = Co, .kh = kh, .kw = kw, .ph = ph, .pw = pw};
+  dgeo g = {.C = C, .H = H, .W = W, .Co = Co, .kh = kh, .kw = kw, .ph = ph, .pw = pw, .sh = 1, .sw = 1};
   g.Hp = H + 2 * ph;
   g.Wp = W + 2 * pw;
   g.plane = g.Hp * g.Wp;
@@ -145,6 +160,20 @@ static dgeo make_dgeo(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, i
   g.K = C * kh * kw;
   g.xlen = C * g.plane + g.Qa + kh * g.Wp + kw + 64; /* reads reach Qa + the last tap's offset */
   return g;
+}
+
+/* g with strides sh x sw (the channel-vector kernels only: the positions' step in the padded input) */
+static dgeo strided(dgeo g, int64_t sh, int64_t sw) {
+  g.sh = sh;
+  g.sw = sw;
+  g.Ho = (g.Hp - g.kh) / sh + 1;
+  g.Wo = (g.Wp - g.kw) / sw + 1;
+  return g;
+}
+
+/* pos[p]: where output position p (of Ho x Wo) starts in the padded input plane */
+static void out_positions(const dgeo *g, int32_t *pos) {
+  for (int64_t p = 0; p < g->Ho * g->Wo; p++) pos[p] = (int32_t)((p / g->Wo) * g->sh * g->Wp + (p % g->Wo) * g->sw);
 }
 
 static void tap_offsets(const dgeo *g, int64_t *offs, int64_t n) {
@@ -204,7 +233,7 @@ static vr_status run_fwd_cv(const isa_impl *im, const dgeo *g, int64_t N, const 
   for (int64_t co = 0; co < g->Co; co++)
     for (int64_t k = 0; k < g->K; k++) wpk[((co / nvl) * g->K + k) * nvl + co % nvl] = get(w, g, co, k);
   tap_offsets(g, offs, g->K);
-  for (int64_t p = 0; p < P; p++) pos[p] = (int32_t)((p / g->Wo) * g->Wp + p % g->Wo);
+  out_positions(g, pos);
   for (int64_t t = 0; t <= nt; t++) tstart[t] = (int32_t)(P * t / nt);
   int failed = 0;
   int64_t ylen = ncob * P * nvl;
@@ -243,7 +272,7 @@ static vr_status run_fwd_cv(const isa_impl *im, const dgeo *g, int64_t N, const 
 
 static vr_status run_fwd(const isa_impl *im, const dgeo *g, int64_t N, const float *x, const float *w, wget_fn get,
                          const float *b, float *y) {
-  if (im->cv) return run_fwd_cv(im, g, N, x, w, get, b, y);
+  if (channel_tiles()) return run_fwd_cv(im, g, N, x, w, get, b, y); /* the other tiles take stride 1 */
   int64_t ncb = (g->Co + im->cb - 1) / im->cb, nqb = g->Qa / (im->rv * im->vl);
   float *wpk = zalloc((size_t)(ncb * im->cb * g->K));
   int64_t *offs = malloc(sizeof(int64_t) * (size_t)g->K);
@@ -291,8 +320,9 @@ static vr_status run_fwd(const isa_impl *im, const dgeo *g, int64_t N, const flo
 vr_status vr_cpu_conv_direct_fwd(const vr_tensor *x, const vr_tensor *w, const vr_tensor *b, const int64_t *i,
                                  vr_tensor *y) {
   const isa_impl *im = &impls[vr_cpu_conv_isa()];
-  dgeo g = make_dgeo(x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3], i[2], i[3],
-                     im->rv * im->vl);
+  dgeo g = strided(make_dgeo(x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3], i[2], i[3],
+                             im->rv * im->vl),
+                   i[0], i[1]);
   return run_fwd(im, &g, x->shape[0], vr_data(x), vr_data(w), w_plain, b ? vr_data(b) : NULL, vr_data(y));
 }
 
@@ -304,7 +334,7 @@ vr_status vr_cpu_conv_direct_fwd(const vr_tensor *x, const vr_tensor *w, const v
 static vr_status run_wgrad_cv(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x,
                               float *gw);
 static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x, float *gw) {
-  if (im->cvw) return run_wgrad_cv(im, g, N, gy, x, gw);
+  if (channel_tiles()) return run_wgrad_cv(im, g, N, gy, x, gw); /* the other tiles take stride 1 */
   int64_t Coa = (g->Co + im->cbw - 1) / im->cbw * im->cbw, Ka = (g->K + im->kb - 1) / im->kb * im->kb;
   int64_t Qv = (g->Q + im->vl - 1) / im->vl * im->vl, wsize = Coa * Ka, P = g->Ho * g->Wo;
   int64_t nch = N < 16 ? N : 16, per = (N + nch - 1) / nch, gs = Coa * Qv;
@@ -382,7 +412,7 @@ static vr_status run_wgrad_cv(const isa_impl *im, const dgeo *g, int64_t N, cons
     return VR_FAIL(VR_E_OOM, "weight: no memory for grad_w partials (%lld floats)", (long long)(nch * wsize));
   }
   tap_offsets(g, offs, g->K);
-  for (int64_t p = 0; p < P; p++) pos[p] = (int32_t)((p / g->Wo) * g->Wp + p % g->Wo);
+  out_positions(g, pos);
   for (int64_t t = 0; t <= nt; t++) kstart[t] = (int32_t)(g->K * t / nt);
   int failed = 0;
 #pragma omp parallel if (nch > 1)
@@ -437,7 +467,9 @@ vr_status vr_cpu_conv_direct_bwd(const vr_tensor *gy, const vr_tensor *x, const 
                                  vr_tensor *gx, vr_tensor *gw) {
   const isa_impl *im = &impls[vr_cpu_conv_isa()];
   int64_t N = x->shape[0], C = x->shape[1], Co = w->shape[0], kh = w->shape[2], kw = w->shape[3];
-  dgeo g = make_dgeo(C, x->shape[2], x->shape[3], Co, kh, kw, i[2], i[3], im->rv * im->vl);
+  dgeo g = strided(make_dgeo(C, x->shape[2], x->shape[3], Co, kh, kw, i[2], i[3], im->rv * im->vl), i[0], i[1]);
+  if (gx && vr_tensor_numel(gx) > 0 && !vr_cpu_conv_direct_gx_ok(i))
+    return VR_FAIL(VR_E_ARG, "gx: the direct backward-data takes stride 1, got %lldx%lld", (long long)i[0], (long long)i[1]);
   if (gw && vr_tensor_numel(gw) > 0) {
     if (N == 0 || g.Ho * g.Wo == 0) memset(vr_data(gw), 0, sizeof(float) * (size_t)vr_tensor_numel(gw));
     else VR_TRY(run_wgrad(im, &g, N, vr_data(gy), vr_data(x), vr_data(gw)));

@@ -1,4 +1,4 @@
-/* conv_direct.h: the direct f32 convolution of kernels/cpu/conv_direct.c (stride 1, dilation 1,
+/* conv_direct.h: the direct f32 convolution of kernels/cpu/conv_direct.c (dilation 1,
  * one group, NCHW), used by kernels/cpu/conv.c where it applies; and its test hook. */
 #ifndef VISREG_CONV_DIRECT_H
 #define VISREG_CONV_DIRECT_H
@@ -17,6 +17,8 @@ int vr_cpu_conv_isa(void);
 /* whether conv2d with these arguments (core/ops/conv.c's i[]) on x [N, C, H, W] and w [Co, C, kh, kw]
  * runs on the direct kernels */
 bool vr_cpu_conv_direct_ok(const vr_tensor *x, const vr_tensor *w, const int64_t *i);
+/* whether its backward-data runs on the direct kernels too (stride 1; otherwise conv.c's im2col) */
+bool vr_cpu_conv_direct_gx_ok(const int64_t *i);
 /* y = conv(x, w) + b (b may be NULL) */
 vr_status vr_cpu_conv_direct_fwd(const vr_tensor *x, const vr_tensor *w, const vr_tensor *b, const int64_t *i,
                                  vr_tensor *y);
