@@ -67,10 +67,10 @@ static vr_tensor *axpy(const vr_tensor *x, double a, const vr_tensor *v) { /* x 
   return o;
 }
 
-/* the channel-vector kernels (only the AVX2 path has them) take every shape, strided ones too
- * (forward and grad w; grad x by im2col); the position-vector ones stride 1 on planes of 36 and more */
-static int takes_direct(const shape *s, int isa) {
-  if (isa == VR_CONV_ISA_AVX2 && !strcmp(vr_variant("cpu_tiles"), "channels")) return 1;
+/* the channel-vector kernels take every shape, strided ones too (forward and grad w; grad x by
+ * im2col); the position-vector ones stride 1 on planes of 36 and more */
+static int takes_direct(const shape *s) {
+  if (!strcmp(vr_variant("cpu_tiles"), "channels")) return 1;
   return s->stride == 1 && s->H * s->W >= 36 && s->C * s->Co <= 128 * 128;
 }
 
@@ -93,7 +93,7 @@ static void check_shape(const shape *s, int isa) {
   ck_assert_int_eq(vr_cpu_conv_force_isa(isa), isa);
   const int64_t iv[8] = {st, st, s->ph, s->pw, 1, 1, 1, 0};
   snprintf(what, sizeof what, "%s: takes the direct path", s->what);
-  ck_assert_msg(vr_cpu_conv_direct_ok(x, w, iv) == (takes_direct(s, isa) != 0), "%s", what);
+  ck_assert_msg(vr_cpu_conv_direct_ok(x, w, iv) == (takes_direct(s) != 0), "%s", what);
   conv_and_grads(x, w, gy, s, &y, &gx, &gw);
   double tol = 2e-5 * sqrt((double)(s->C * s->kh * s->kw)), tolw = 2e-5 * sqrt((double)(s->N * Ho * Wo));
   snprintf(what, sizeof what, "%s, isa %d: forward", s->what, isa);
@@ -142,31 +142,27 @@ static int have_isa(int isa) {
   return got == isa;
 }
 
-START_TEST(direct_avx2) {
-  if (!have_isa(VR_CONV_ISA_AVX2)) {
-    fprintf(stderr, "test_conv_direct: this CPU has no AVX2; the AVX2 kernels are not run\n");
+/* each ISA with the channel-vector micro-kernels (the default), then with the position-vector ones */
+static void check_isa(int isa, const char *name, const char *tiles, int i) {
+  if (!have_isa(isa)) {
+    fprintf(stderr, "test_conv_direct: this CPU has no %s; the %s kernels are not run\n", name, name);
     return;
   }
-  check_shape(&shapes[_i], VR_CONV_ISA_AVX2);
-}
-END_TEST
-
-/* the position-vector micro-kernels, which the AVX2 path leaves for the channel-vector ones */
-START_TEST(direct_avx2_positions) {
-  if (!have_isa(VR_CONV_ISA_AVX2)) return;
-  OK(vr_set_variant("cpu_tiles", "positions"));
-  check_shape(&shapes[_i], VR_CONV_ISA_AVX2);
+  OK(vr_set_variant("cpu_tiles", tiles));
+  check_shape(&shapes[i], isa);
   OK(vr_set_variant("cpu_tiles", "channels"));
 }
+
+START_TEST(direct_avx2) { check_isa(VR_CONV_ISA_AVX2, "AVX2", "channels", _i); }
 END_TEST
 
-START_TEST(direct_avx512) {
-  if (!have_isa(VR_CONV_ISA_AVX512)) {
-    fprintf(stderr, "test_conv_direct: this CPU has no AVX-512; the AVX-512 kernels are not run\n");
-    return;
-  }
-  check_shape(&shapes[_i], VR_CONV_ISA_AVX512);
-}
+START_TEST(direct_avx2_positions) { check_isa(VR_CONV_ISA_AVX2, "AVX2", "positions", _i); }
+END_TEST
+
+START_TEST(direct_avx512) { check_isa(VR_CONV_ISA_AVX512, "AVX-512", "channels", _i); }
+END_TEST
+
+START_TEST(direct_avx512_positions) { check_isa(VR_CONV_ISA_AVX512, "AVX-512", "positions", _i); }
 END_TEST
 
 START_TEST(direct_declines) {
@@ -200,6 +196,7 @@ static Suite *conv_direct_suite(void) {
   tcase_add_loop_test(c, direct_avx2, 0, n);
   tcase_add_loop_test(c, direct_avx2_positions, 0, n);
   tcase_add_loop_test(c, direct_avx512, 0, n);
+  tcase_add_loop_test(c, direct_avx512_positions, 0, n);
   tcase_add_test(c, direct_declines);
   suite_add_tcase(s, c);
   return s;

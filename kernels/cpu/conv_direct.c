@@ -4,11 +4,11 @@
  * Each sample's input is copied into a zero-bordered plane per channel of Hp x Wp (H and W plus
  * the padding), where tap (c, i, j) of an output position starting at s reads s + c * Hp * Wp +
  * i * Wp + j. Two families of micro-kernels (variant cpu_tiles) use it:
- *   channels (AVX2): a tile is a few output positions x 16 output channels; per tap it loads the
- *     weight vectors and broadcasts one input value per position, so positions can sit anywhere
+ *   channels: a tile is up to 6 (AVX2) or 12 (AVX-512) output positions x 16 output channels; per
+ *     tap it loads the weights and broadcasts one input value per position, so positions can sit anywhere
  *     (any stride, any plane size) and none is computed for nothing. The weight gradient tiles
  *     taps x output channels over positions, with gy transposed to [positions][channels].
- *   positions (AVX-512, and AVX2 on request): a tile is output channels x vectors of positions on
+ *   positions: a tile is output channels x vectors of positions on
  *     the padded-width grid q = oh * Wp + ow (the columns ow >= Wo are computed and dropped), one
  *     contiguous shifted load per tap; stride 1 only.
  *   forward:          y  = sum over taps of w x shifted x
@@ -38,7 +38,11 @@
 #define RV 4
 #define CBW 4
 #define KB 5
+#define CV_NV 1
+#define CV_RMAX 12
 #include "conv_direct_kern.inc"
+#undef CV_NV
+#undef CV_RMAX
 #undef VTARGET
 #undef SFX
 #undef V
@@ -97,14 +101,14 @@ typedef struct {
   int cb, rv, vl, cbw, kb; /* the position-vector tiles: forward CB x RV, weight gradient CBW x KB */
   fwd_fn fwd;
   wgrad_fn wgrad;
-  int cv_nv, cv_rmax; /* the output-channel-vector kernels (cv == NULL: none for this ISA) */
+  int cv_nv, cv_rmax; /* the output-channel-vector kernels: CV_NV vectors x CV_RMAX positions */
   cv_fn cv;
   cvw_fn cvw;
 } isa_impl;
 static const isa_impl impls[3] = {
     {0, 0, 0, 0, 0, NULL, NULL, 0, 0, NULL, NULL},
     {4, 3, 8, 3, 4, fwd_tiles_avx2, wgrad_tiles_avx2, 2, 6, cv_tiles_avx2, cvw_tiles_avx2},
-    {6, 4, 16, 4, 5, fwd_tiles_avx512, wgrad_tiles_avx512, 0, 0, NULL, NULL},
+    {6, 4, 16, 4, 5, fwd_tiles_avx512, wgrad_tiles_avx512, 1, 12, cv_tiles_avx512, cvw_tiles_avx512},
 };
 
 static int cpu_isa(void) {
@@ -122,9 +126,7 @@ int vr_cpu_conv_force_isa(int isa) {
   return vr_cpu_conv_isa();
 }
 
-static bool channel_tiles(void) {
-  return impls[vr_cpu_conv_isa()].cv && vr_variants[VR_VARIANT_CPU_TILES] == VR_CPU_TILES_CHANNELS;
-}
+static bool channel_tiles(void) { return vr_variants[VR_VARIANT_CPU_TILES] == VR_CPU_TILES_CHANNELS; }
 
 bool vr_cpu_conv_direct_ok(const vr_tensor *x, const vr_tensor *w, const int64_t *i) {
   if (x->dtype != VR_F32 || vr_cpu_conv_isa() == VR_CONV_ISA_NONE) return false;
