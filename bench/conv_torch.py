@@ -1,7 +1,7 @@
 # PyTorch's side of `visreg bench conv`: per-layer time of torch.nn.functional.conv2d forward and
 # backward (grad x and grad w; grad w only for a network's first layer) on the same shapes, f32,
 # medians of several runs after 2 warm-up; cpu_ms is the process's CPU time over all threads. Run with PyTorch from PyPI in a virtual environment
-# outside the tree: python bench/conv_torch.py [--threads 2] [--runs 5] [--net recipe|resnet18|all]
+# outside the tree: python bench/conv_torch.py [--threads 2] [--runs 5] [--net recipe|resnet18|vit|all]
 # [--channels-last]
 import argparse, time, torch, torch.nn.functional as F
 
@@ -14,6 +14,7 @@ LAYERS = [  # net, C, Co, H, k, stride, pad, first
     ("resnet18", 128, 256, 16, 1, 2, 0, 0), ("resnet18", 256, 256, 8, 3, 1, 1, 0),
     ("resnet18", 256, 512, 8, 3, 2, 1, 0), ("resnet18", 256, 512, 8, 1, 2, 0, 0),
     ("resnet18", 512, 512, 4, 3, 1, 1, 0),
+    ("vit", 1, 192, 28, 7, 7, 0, 1), ("vit", 3, 192, 32, 4, 4, 0, 1),
 ]
 
 ap = argparse.ArgumentParser()

@@ -1,7 +1,8 @@
-/* bench_conv.c: `visreg bench conv [--net recipe|resnet18|all] [--batch N] [--runs N] [--threads N]
+/* bench_conv.c: `visreg bench conv [--net recipe|resnet18|vit|all] [--batch N] [--runs N] [--threads N]
  * [--isa auto|avx512|avx2|im2col]`: per-layer time of f32 conv2d forward and backward (grad x and
  * grad w; grad w only for a network's first layer, whose input needs no gradient) on the shapes
- * of the default recipe (batch 512: two views of 256) and of ResNet-18 at 32 x 32 (batch 128).
+ * of the default recipe (batch 512: two views of 256), of ResNet-18 at 32 x 32 (batch 128) and of
+ * ViT patch embeddings (7 x 7 patches of 28 x 28, 4 x 4 of 32 x 32; batch 128).
  * Medians of several runs after a warm-up, wall time and (cpu_ms) the process's CPU time over all
  * threads, which other processes on the same cores disturb less; bench/conv_torch.py times
  * PyTorch on the same shapes. */
@@ -23,6 +24,7 @@ static const layer layers[] = {
     {"resnet18", 128, 256, 16, 1, 2, 0, 0}, {"resnet18", 256, 256, 8, 3, 1, 1, 0},
     {"resnet18", 256, 512, 8, 3, 2, 1, 0},  {"resnet18", 256, 512, 8, 1, 2, 0, 0},
     {"resnet18", 512, 512, 4, 3, 1, 1, 0},
+    {"vit", 1, 192, 28, 7, 7, 0, 1},        {"vit", 3, 192, 32, 4, 4, 0, 1},
 };
 
 static double clock_s(clockid_t id) {
@@ -94,7 +96,7 @@ int vr_bench_conv(int argc, char **argv) {
     else if (!strcmp(argv[k], "--threads") && k + 1 < argc) vr_set_num_threads(atoi(argv[++k]));
     else if (!strcmp(argv[k], "--isa") && k + 1 < argc) isa = argv[++k];
     else {
-      fprintf(stderr, "usage: visreg bench conv [--net recipe|resnet18|all] [--batch N] [--runs N] [--threads N] "
+      fprintf(stderr, "usage: visreg bench conv [--net recipe|resnet18|vit|all] [--batch N] [--runs N] [--threads N] "
                       "[--isa auto|avx512|avx2|im2col]\n");
       return 2;
     }
@@ -112,7 +114,8 @@ int vr_bench_conv(int argc, char **argv) {
          names[vr_cpu_conv_isa()], runs);
   printf("%-9s %5s %5s %5s %3s %2s %2s %6s  %9s %9s %9s %8s %9s\n", "net", "N", "C", "Co", "HxW", "k", "s", "path",
          "fwd_ms", "bwd_ms", "total_ms", "GFLOP/s", "cpu_ms");
-  double sum[2] = {0, 0}, csum[2] = {0, 0};
+  static const char *nets[] = {"recipe", "resnet18", "vit"};
+  double sum[3] = {0, 0, 0}, csum[3] = {0, 0, 0};
   for (size_t k = 0; k < sizeof layers / sizeof *layers; k++) {
     const layer *l = &layers[k];
     if (strcmp(net, "all") && strcmp(net, l->net)) continue;
@@ -132,10 +135,13 @@ int vr_bench_conv(int argc, char **argv) {
     printf("%-9s %5lld %5lld %5lld %3lld %2lld %2lld %6s  %9.2f %9.2f %9.2f %8.1f %9.2f\n", l->net, (long long)N,
            (long long)l->C, (long long)l->Co, (long long)l->H, (long long)l->k, (long long)l->s,
            direct ? names[vr_cpu_conv_isa()] : "im2col", tf * 1e3, tb * 1e3, (tf + tb) * 1e3, fl / (tf + tb) * 1e-9, tc * 1e3);
-    sum[strcmp(l->net, "recipe") ? 1 : 0] += tf + tb;
-    csum[strcmp(l->net, "recipe") ? 1 : 0] += tc;
+    for (int t = 0; t < 3; t++)
+      if (!strcmp(l->net, nets[t])) {
+        sum[t] += tf + tb;
+        csum[t] += tc;
+      }
   }
-  if (sum[0] > 0) printf("recipe layers in all: %.2f ms, cpu %.2f ms\n", sum[0] * 1e3, csum[0] * 1e3);
-  if (sum[1] > 0) printf("resnet18 layers in all: %.2f ms, cpu %.2f ms\n", sum[1] * 1e3, csum[1] * 1e3);
+  for (int t = 0; t < 3; t++)
+    if (sum[t] > 0) printf("%s layers in all: %.2f ms, cpu %.2f ms\n", nets[t], sum[t] * 1e3, csum[t] * 1e3);
   return 0;
 }

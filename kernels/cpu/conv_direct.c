@@ -136,9 +136,12 @@ bool vr_cpu_conv_direct_ok(const vr_tensor *x, const vr_tensor *w, const int64_t
   if (i[2] > kh - 1 || i[3] > kw - 1) return false;  /* backward-data pads by k - 1 - p */
   if (kh == 1 && kw == 1) return false;              /* a plain gemm on the plane (conv.c) */
   if (x->shape[2] + 2 * i[2] < kh || x->shape[3] + 2 * i[3] < kw) return false;
-  if (channel_tiles()) return true; /* strides too: positions are broadcast, so any step is one load */
-  if (i[0] != 1 || i[1] != 1) return false;
-  return C * Co <= 128 * 128 && x->shape[2] * x->shape[3] >= 36; /* where it beats im2col + gemm */
+  /* where each beats im2col + gemm (bench conv): the channel tiles on any plane, and strided where
+   * the input has few channels (stems, patch embeddings; positions are broadcast, so any step is
+   * one load); the position tiles at stride 1 on planes of 36 and more */
+  if (C * Co > 128 * 128) return false;
+  if (channel_tiles()) return (i[0] == 1 && i[1] == 1) || C <= 16;
+  return i[0] == 1 && i[1] == 1 && x->shape[2] * x->shape[3] >= 36;
 }
 
 bool vr_cpu_conv_direct_gx_ok(const int64_t *i) { return i[0] == 1 && i[1] == 1; }
@@ -336,7 +339,8 @@ vr_status vr_cpu_conv_direct_fwd(const vr_tensor *x, const vr_tensor *w, const v
 static vr_status run_wgrad_cv(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x,
                               float *gw);
 static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x, float *gw) {
-  if (channel_tiles()) return run_wgrad_cv(im, g, N, gy, x, gw); /* the other tiles take stride 1 */
+  /* with few taps (a first layer), transposing gy for the channel tiles costs more than they save */
+  if (channel_tiles() && (g->K >= 32 || g->sh != 1 || g->sw != 1)) return run_wgrad_cv(im, g, N, gy, x, gw);
   int64_t Coa = (g->Co + im->cbw - 1) / im->cbw * im->cbw, Ka = (g->K + im->kb - 1) / im->kb * im->kb;
   int64_t Qv = (g->Q + im->vl - 1) / im->vl * im->vl, wsize = Coa * Ka, P = g->Ho * g->Wo;
   int64_t nch = N < 16 ? N : 16, per = (N + nch - 1) / nch, gs = Coa * Qv;
