@@ -453,9 +453,10 @@ static vr_status run_wgrad_cv(const isa_impl *im, const dgeo *g, int64_t N, cons
     free(xp);
     free(gt);
   }
-  if (!failed)
-    for (int64_t co = 0; co < g->Co; co++)
-      for (int64_t k = 0; k < g->K; k++) {
+  if (!failed) /* the chunks' partials in chunk order, each row of taps read along its channels */
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < g->K; k++)
+      for (int64_t co = 0; co < g->Co; co++) {
         float s = part[k * Coa + co];
         for (int64_t c = 1; c < nch; c++) s += part[c * wsize + k * Coa + co];
         gw[co * g->K + k] = s;

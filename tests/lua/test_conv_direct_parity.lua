@@ -1,7 +1,8 @@
 -- training parity of the direct convolution kernels: the default recipe's first steps give the
--- same losses with the direct kernels (the best instruction set this CPU has) as with im2col +
--- gemm, within the tolerance of reordered f32 sums (the two paths add the same products in a
--- different order; training carries the difference forward a few steps)
+-- same losses with the direct kernels (the best instruction set this CPU has, with each family of
+-- micro-kernels: vectors of output channels, vectors of positions) as with im2col + gemm, within
+-- the tolerance of reordered f32 sums (the paths add the same products in a different order;
+-- training carries the difference forward a few steps)
 local tap = require "tap"
 local ffi = require "ffi"
 local util = require "visreg.util"
@@ -28,13 +29,17 @@ local function losses(isa, out)
 end
 
 local ref = losses(0, base .. "/im2col")
-local direct, isa = losses(-1, base .. "/direct")
-tap.ok(isa > 0, "the direct kernels run on this CPU", "instruction set " .. isa)
-tap.eq(#direct, STEPS, "a loss for each step")
-local worst = 0
-for i = 1, STEPS do worst = math.max(worst, math.abs(direct[i] - ref[i]) / math.abs(ref[i])) end
-print(string.format("# largest relative loss difference %.3g over %d steps", worst, STEPS))
-tap.ok(worst < 1e-4, "the direct kernels' losses equal im2col's within reordered f32 sums",
-  string.format("largest relative difference %.3g over %d steps (%s vs %s)", worst, STEPS,
-    table.concat(direct, " "), table.concat(ref, " ")))
+for _, tiles in ipairs { "channels", "positions" } do
+  assert(ffi.C.vr_set_variant("cpu_tiles", tiles) == 0)
+  local direct, isa = losses(-1, base .. "/direct-" .. tiles)
+  assert(ffi.C.vr_set_variant("cpu_tiles", "channels") == 0)
+  tap.ok(isa > 0, tiles .. " tiles: the direct kernels run on this CPU", "instruction set " .. isa)
+  tap.eq(#direct, STEPS, tiles .. " tiles: a loss for each step")
+  local worst = 0
+  for i = 1, STEPS do worst = math.max(worst, math.abs(direct[i] - ref[i]) / math.abs(ref[i])) end
+  print(string.format("# %s tiles: largest relative loss difference %.3g over %d steps", tiles, worst, STEPS))
+  tap.ok(worst < 1e-4, tiles .. " tiles: the direct kernels' losses equal im2col's within reordered f32 sums",
+    string.format("largest relative difference %.3g over %d steps (%s vs %s)", worst, STEPS,
+      table.concat(direct, " "), table.concat(ref, " ")))
+end
 os.exit(tap.done(), true)

@@ -58,7 +58,7 @@ end
 
 -- smallcnn{in_channels=1, width=32, pool=1}: (conv3x3-BN-ReLU) x 4, max-pooling after the first
 -- two, average pooling to pool x pool; 4*width*pool^2 features. Sized for 28x28 images on a CPU.
--- pool = 2 keeps a coarse layout of the image, which a linear probe uses well.
+-- pool = 2 or 4 keeps a coarse layout of the image, which a linear probe uses well.
 function M.smallcnn(o)
   o = o or {}
   util.check_keys("nn.smallcnn", o, { "in_channels", "width", "pool", "dtype", "device" })
