@@ -147,7 +147,8 @@ static int have_isa(int isa) {
 /* each ISA with the channel-vector micro-kernels (the default), then with the position-vector ones */
 static void check_isa(int isa, const char *name, const char *tiles, int i) {
   if (!have_isa(isa)) {
-    fprintf(stderr, "test_conv_direct: this CPU has no %s; the %s kernels are not run\n", name, name);
+    static int told[3];
+    if (!told[isa]++) fprintf(stderr, "test_conv_direct: this CPU has no %s; the %s kernels are not run\n", name, name);
     return;
   }
   OK(vr_set_variant("cpu_tiles", tiles));
