@@ -13,7 +13,7 @@ if not tap.can_train("probing") then os.exit(tap.done(), true) end
 local base = tap.scratch("probing")
 local dir = base .. "/run"
 local rc, out = tap.sh(q(VISREG_EXE) .. " train recipes/fmnist_visreg.lua --set epochs=1 --set data.subset=1024" ..
-  " --set data.test_subset=300 --set batch=128 --set model.width=8 --out " .. q(dir) .. " --quiet")
+  " --set data.test_subset=300 --set batch=128 --set model.width=8 --set model.pool=2 --out " .. q(dir) .. " --quiet")
 if not tap.ok(rc == 0, "a tiny run trains", out) then os.exit(tap.done(), true) end
 
 local run = P.load_run(dir)
