@@ -216,110 +216,163 @@ static float w_flipped(const float *w, const dgeo *g, int64_t co, int64_t k) {
   return w[(c * g->Co + co) * kk + t];
 }
 
-/* The output-channel-vector forward (im->cv): per sample, the padded input planes and an output
- * buffer [Co blocks][P][NVL] the tiles accumulate into over chunks of taps (a chunk's weights stay
- * in L1), then written out as NCHW with the bias. Tiles cut each sample's P = Ho * Wo positions
- * into runs of at most cv_rmax, as even as they go, so no tile is much shorter than the rest. */
-#define CV_WCHUNK_BYTES (16 * 1024)
-static vr_status run_fwd_cv(const isa_impl *im, const dgeo *g, int64_t N, const float *x, const float *w,
-                            wget_fn get, const float *b, float *y) {
-  int64_t nvl = im->cv_nv * im->vl, ncob = (g->Co + nvl - 1) / nvl, P = g->Ho * g->Wo;
-  int64_t nt = (P + im->cv_rmax - 1) / im->cv_rmax, kc = CV_WCHUNK_BYTES / (nvl * (int64_t)sizeof(float));
-  float *wpk = zalloc((size_t)(ncob * g->K * nvl));
-  int64_t *offs = malloc(sizeof(int64_t) * (size_t)g->K);
-  int32_t *pos = malloc(sizeof(int32_t) * (size_t)P), *tstart = malloc(sizeof(int32_t) * (size_t)(nt + 1));
-  if (!wpk || !offs || !pos || !tstart) {
-    free(wpk);
-    free(offs);
-    free(pos);
-    free(tstart);
-    return VR_FAIL(VR_E_OOM, "w: no memory for the packed weights (%lld floats)", (long long)(ncob * g->K * nvl));
-  }
-  for (int64_t co = 0; co < g->Co; co++)
-    for (int64_t k = 0; k < g->K; k++) wpk[((co / nvl) * g->K + k) * nvl + co % nvl] = get(w, g, co, k);
-  tap_offsets(g, offs, g->K);
-  out_positions(g, pos);
-  for (int64_t t = 0; t <= nt; t++) tstart[t] = (int32_t)(P * t / nt);
+/* ---------------------------------------------------------------- the batch loops */
+/* fn(ctx, xp, buf, n) for every sample n, in parallel: xp holds sample n's padded planes (geometry
+ * g) and buf is a zeroed scratch of buflen floats, both the thread's own */
+typedef void (*sample_fn)(const void *ctx, const float *xp, float *buf, int64_t n);
+static vr_status each_sample(const dgeo *g, int64_t N, const float *x, int64_t buflen, sample_fn fn, const void *ctx) {
   int failed = 0;
-  int64_t ylen = ncob * P * nvl;
 #pragma omp parallel if (N > 1)
   {
-    float *xp = zalloc((size_t)g->xlen), *yb = zalloc((size_t)ylen);
-    if (!xp || !yb) {
+    float *xp = zalloc((size_t)g->xlen), *buf = zalloc((size_t)buflen);
+    if (!xp || !buf) {
 #pragma omp atomic write
       failed = 1;
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t n = 0; n < N; n++) {
-      if (!xp || !yb) continue;
+      if (!xp || !buf) continue;
       pad_in(g, x + n * g->C * g->H * g->W, xp);
-      for (int64_t k0 = 0; k0 < g->K; k0 += kc)
-        for (int64_t cob = 0; cob < ncob; cob++)
-          im->cv(xp, offs, k0, k0 + kc < g->K ? k0 + kc : g->K, wpk + cob * g->K * nvl, pos, tstart, nt,
-                 yb + cob * P * nvl, k0 > 0);
-      float *yn = y + n * g->Co * P;
-      for (int64_t co = 0; co < g->Co; co++) {
-        const float *src = yb + (co / nvl) * P * nvl + co % nvl;
-        float bv = b ? b[co] : 0.0f, *dst = yn + co * P;
-        for (int64_t p = 0; p < P; p++) dst[p] = src[p * nvl] + bv;
+      fn(ctx, xp, buf, n);
+    }
+    free(xp);
+    free(buf);
+  }
+  if (failed) return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(g->xlen + buflen));
+  return VR_OK;
+}
+
+/* The weight gradient's batch loop. The batch is cut into at most 16 chunks fixed by N alone, each
+ * summed into its own partial (part + c * wsize), so the result does not depend on the thread
+ * count. Within a chunk, samples go through the micro-kernels in groups small enough for the
+ * group's padded planes to stay in a core's L2 cache while every tile of gw passes over them:
+ * prep(ctx, n, gb) lays out sample n's gy in gb (gs floats a sample), then
+ * run(ctx, xp, gb, nn, partial) runs the kernels over the group's nn samples. */
+#define WGRAD_GROUP_BYTES (192 * 1024)
+typedef struct {
+  void (*prep)(const void *ctx, int64_t n, float *gb);
+  void (*run)(const void *ctx, const float *xp, const float *gb, int64_t nn, float *partial);
+} group_fns;
+static vr_status each_group(const dgeo *g, int64_t N, const float *x, int64_t gs, int64_t nch, float *part,
+                            int64_t wsize, group_fns fns, const void *ctx) {
+  int64_t per = (N + nch - 1) / nch, group = WGRAD_GROUP_BYTES / ((g->xlen + gs) * (int64_t)sizeof(float));
+  group = group < 1 ? 1 : group > per ? per : group;
+  int failed = 0;
+#pragma omp parallel if (nch > 1)
+  {
+    float *xp = zalloc((size_t)(group * g->xlen)), *gb = zalloc((size_t)(group * gs));
+    if (!xp || !gb) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < nch; c++) {
+      if (!xp || !gb) continue;
+      int64_t n1 = N * (c + 1) / nch;
+      for (int64_t n0 = N * c / nch; n0 < n1; n0 += group) {
+        int64_t nn = n1 - n0 < group ? n1 - n0 : group;
+        for (int64_t n = n0; n < n0 + nn; n++) {
+          pad_in(g, x + n * g->C * g->H * g->W, xp + (n - n0) * g->xlen);
+          fns.prep(ctx, n, gb + (n - n0) * gs);
+        }
+        fns.run(ctx, xp, gb, nn, part + c * wsize);
       }
     }
     free(xp);
-    free(yb);
+    free(gb);
+  }
+  if (failed)
+    return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(group * (g->xlen + gs)));
+  return VR_OK;
+}
+
+/* ---------------------------------------------------------------- forward */
+/* what a forward sample needs: the packed weights and the tiles (cv: channel tiles, else position tiles) */
+typedef struct {
+  const isa_impl *im;
+  const dgeo *g;
+  const float *wpk, *b;
+  float *y;
+  const int64_t *offs;
+  const int32_t *pos, *tstart;
+  int64_t nvl, ncob, nt, kc, ncb, nqb; /* channel tiles: nvl .. kc; position tiles: ncb, nqb */
+} fwd_ctx;
+
+/* channel tiles: the tiles accumulate into yb [Co blocks][P][NVL] over chunks of taps (a chunk's
+ * weights stay in L1), then yb goes out as NCHW with the bias */
+static void fwd_cv_sample(const void *cv, const float *xp, float *yb, int64_t n) {
+  const fwd_ctx *c = cv;
+  const dgeo *g = c->g;
+  int64_t P = g->Ho * g->Wo, nvl = c->nvl;
+  for (int64_t k0 = 0; k0 < g->K; k0 += c->kc)
+    for (int64_t cob = 0; cob < c->ncob; cob++)
+      c->im->cv(xp, c->offs, k0, k0 + c->kc < g->K ? k0 + c->kc : g->K, c->wpk + cob * g->K * nvl, c->pos,
+                c->tstart, c->nt, yb + cob * P * nvl, k0 > 0);
+  float *yn = c->y + n * g->Co * P;
+  for (int64_t co = 0; co < g->Co; co++) {
+    const float *src = yb + (co / nvl) * P * nvl + co % nvl;
+    float bv = c->b ? c->b[co] : 0.0f, *dst = yn + co * P;
+    for (int64_t p = 0; p < P; p++) dst[p] = src[p * nvl] + bv;
+  }
+}
+
+/* position tiles: yp [Co][Qa] on the padded-width grid, its columns ow < Wo out with the bias */
+static void fwd_pv_sample(const void *cv, const float *xp, float *yp, int64_t n) {
+  const fwd_ctx *c = cv;
+  const dgeo *g = c->g;
+  int64_t P = g->Ho * g->Wo;
+  c->im->fwd(xp, c->offs, g->K, c->wpk, c->ncb, c->nqb, yp, g->Qa);
+  float *yn = c->y + n * g->Co * P;
+  for (int64_t co = 0; co < g->Co; co++) {
+    float bv = c->b ? c->b[co] : 0.0f;
+    for (int64_t oh = 0; oh < g->Ho; oh++) {
+      const float *src = yp + co * g->Qa + oh * g->Wp;
+      float *dst = yn + co * P + oh * g->Wo;
+      for (int64_t ow = 0; ow < g->Wo; ow++) dst[ow] = src[ow] + bv;
+    }
+  }
+}
+
+/* y = conv(x, w) + b with either family of tiles (the position tiles take stride 1). The weights are
+ * packed in blocks of `blk` output channels, [Co / blk][K][blk], read through get(w, g, co, k).
+ * Channel tiles cut each sample's P = Ho * Wo positions into runs of at most cv_rmax, as even as
+ * they go, so no tile is much shorter than the rest. */
+#define CV_WCHUNK_BYTES (16 * 1024)
+static vr_status run_fwd(const isa_impl *im, const dgeo *g, int64_t N, const float *x, const float *w, wget_fn get,
+                         const float *b, float *y) {
+  bool cv = channel_tiles();
+  int64_t P = g->Ho * g->Wo, blk = cv ? im->cv_nv * im->vl : im->cb, nblk = (g->Co + blk - 1) / blk;
+  fwd_ctx c = {.im = im, .g = g, .b = b, .y = y, .nvl = blk, .ncob = nblk, .ncb = nblk};
+  c.nt = cv ? (P + im->cv_rmax - 1) / im->cv_rmax : 0;
+  c.kc = CV_WCHUNK_BYTES / (blk * (int64_t)sizeof(float));
+  c.nqb = g->Qa / (im->rv * im->vl);
+  float *wpk = zalloc((size_t)(nblk * g->K * blk));
+  int64_t *offs = malloc(sizeof(int64_t) * (size_t)g->K);
+  int32_t *pos = cv ? malloc(sizeof(int32_t) * (size_t)P) : NULL;
+  int32_t *tstart = cv ? malloc(sizeof(int32_t) * (size_t)(c.nt + 1)) : NULL;
+  vr_status st = VR_OK;
+  if (!wpk || !offs || (cv && (!pos || !tstart)))
+    st = VR_FAIL(VR_E_OOM, "w: no memory for the packed weights (%lld floats)", (long long)(nblk * g->K * blk));
+  else {
+    for (int64_t co = 0; co < g->Co; co++)
+      for (int64_t k = 0; k < g->K; k++) wpk[((co / blk) * g->K + k) * blk + co % blk] = get(w, g, co, k);
+    tap_offsets(g, offs, g->K);
+    if (cv) {
+      out_positions(g, pos);
+      for (int64_t t = 0; t <= c.nt; t++) tstart[t] = (int32_t)(P * t / c.nt);
+    }
+    c.wpk = wpk;
+    c.offs = offs;
+    c.pos = pos;
+    c.tstart = tstart;
+    st = cv ? each_sample(g, N, x, nblk * P * blk, fwd_cv_sample, &c)
+            : each_sample(g, N, x, nblk * blk * g->Qa, fwd_pv_sample, &c);
   }
   free(wpk);
   free(offs);
   free(pos);
   free(tstart);
-  if (failed) return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(g->xlen + ylen));
-  return VR_OK;
-}
-
-static vr_status run_fwd(const isa_impl *im, const dgeo *g, int64_t N, const float *x, const float *w, wget_fn get,
-                         const float *b, float *y) {
-  if (channel_tiles()) return run_fwd_cv(im, g, N, x, w, get, b, y); /* the other tiles take stride 1 */
-  int64_t ncb = (g->Co + im->cb - 1) / im->cb, nqb = g->Qa / (im->rv * im->vl);
-  float *wpk = zalloc((size_t)(ncb * im->cb * g->K));
-  int64_t *offs = malloc(sizeof(int64_t) * (size_t)g->K);
-  if (!wpk || !offs) {
-    free(wpk);
-    free(offs);
-    return VR_FAIL(VR_E_OOM, "w: no memory for the packed weights (%lld floats)", (long long)(ncb * im->cb * g->K));
-  }
-  for (int64_t co = 0; co < g->Co; co++)
-    for (int64_t k = 0; k < g->K; k++) wpk[((co / im->cb) * g->K + k) * im->cb + co % im->cb] = get(w, g, co, k);
-  tap_offsets(g, offs, g->K);
-  int failed = 0;
-  int64_t ylen = ncb * im->cb * g->Qa, P = g->Ho * g->Wo;
-#pragma omp parallel if (N > 1)
-  {
-    float *xp = zalloc((size_t)g->xlen), *yp = zalloc((size_t)ylen);
-    if (!xp || !yp) {
-#pragma omp atomic write
-      failed = 1;
-    }
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t n = 0; n < N; n++) {
-      if (!xp || !yp) continue;
-      pad_in(g, x + n * g->C * g->H * g->W, xp);
-      im->fwd(xp, offs, g->K, wpk, ncb, nqb, yp, g->Qa);
-      float *yn = y + n * g->Co * P;
-      for (int64_t co = 0; co < g->Co; co++) {
-        float bv = b ? b[co] : 0.0f;
-        for (int64_t oh = 0; oh < g->Ho; oh++) {
-          const float *src = yp + co * g->Qa + oh * g->Wp;
-          float *dst = yn + co * P + oh * g->Wo;
-          for (int64_t ow = 0; ow < g->Wo; ow++) dst[ow] = src[ow] + bv;
-        }
-      }
-    }
-    free(xp);
-    free(yp);
-  }
-  free(wpk);
-  free(offs);
-  if (failed) return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(g->xlen + ylen));
-  return VR_OK;
+  return st;
 }
 
 vr_status vr_cpu_conv_direct_fwd(const vr_tensor *x, const vr_tensor *w, const vr_tensor *b, const int64_t *i,
@@ -331,143 +384,118 @@ vr_status vr_cpu_conv_direct_fwd(const vr_tensor *x, const vr_tensor *w, const v
   return run_fwd(im, &g, x->shape[0], vr_data(x), vr_data(w), w_plain, b ? vr_data(b) : NULL, vr_data(y));
 }
 
-/* gw [Co][K] from gy [N, Co, Ho, Wo] and x [N, C, H, W] (g: the forward geometry). The batch is cut
- * into at most 16 chunks fixed by N alone, summed in chunk order, so the result does not depend on
- * the thread count. Within a chunk, samples go through the micro-kernels in groups small enough for
- * the group's padded planes to stay in a core's L2 cache while every tile of gw passes over them. */
-#define WGRAD_GROUP_BYTES (192 * 1024)
-static vr_status run_wgrad_cv(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x,
-                              float *gw);
-static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x, float *gw) {
-  /* with few taps (a first layer), transposing gy for the channel tiles costs more than they save */
-  if (channel_tiles() && (g->K >= 32 || g->sh != 1 || g->sw != 1)) return run_wgrad_cv(im, g, N, gy, x, gw);
-  int64_t Coa = (g->Co + im->cbw - 1) / im->cbw * im->cbw, Ka = (g->K + im->kb - 1) / im->kb * im->kb;
-  int64_t Qv = (g->Q + im->vl - 1) / im->vl * im->vl, wsize = Coa * Ka, P = g->Ho * g->Wo;
-  int64_t nch = N < 16 ? N : 16, per = (N + nch - 1) / nch, gs = Coa * Qv;
-  dgeo gx = *g;
-  gx.xlen = g->C * g->plane + Qv + g->kh * g->Wp + g->kw + 64;
-  int64_t group = WGRAD_GROUP_BYTES / ((gx.xlen + gs) * (int64_t)sizeof(float));
-  group = group < 1 ? 1 : group > per ? per : group;
-  float *part = calloc((size_t)(nch * wsize), sizeof(float));
-  int64_t *offs = malloc(sizeof(int64_t) * (size_t)Ka);
-  if (!part || !offs) {
-    free(part);
-    free(offs);
-    return VR_FAIL(VR_E_OOM, "weight: no memory for grad_w partials (%lld floats)", (long long)(nch * wsize));
-  }
-  tap_offsets(g, offs, Ka);
-  int failed = 0;
-#pragma omp parallel if (nch > 1)
-  {
-    float *xp = zalloc((size_t)(group * gx.xlen)), *gp = zalloc((size_t)(group * gs));
-    if (!xp || !gp) {
-#pragma omp atomic write
-      failed = 1;
-    }
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < nch; c++) {
-      if (!xp || !gp) continue;
-      int64_t n1 = N * (c + 1) / nch;
-      for (int64_t n0 = N * c / nch; n0 < n1; n0 += group) {
-        int64_t nn = n1 - n0 < group ? n1 - n0 : group;
-        for (int64_t n = n0; n < n0 + nn; n++) {
-          pad_in(&gx, x + n * g->C * g->H * g->W, xp + (n - n0) * gx.xlen);
-          const float *gyn = gy + n * g->Co * P;
-          float *gpn = gp + (n - n0) * gs;
-          for (int64_t co = 0; co < g->Co; co++)
-            for (int64_t oh = 0; oh < g->Ho; oh++)
-              copy_row(gpn + co * Qv + oh * g->Wp, gyn + co * P + oh * g->Wo, g->Wo);
-        }
-        im->wgrad(xp, gx.xlen, gp, gs, Qv, Qv / im->vl, nn, offs, Coa / im->cbw, Ka / im->kb, part + c * wsize, Ka);
-      }
-    }
-    free(xp);
-    free(gp);
-  }
-  if (!failed)
-    for (int64_t co = 0; co < g->Co; co++)
-      for (int64_t k = 0; k < g->K; k++) {
-        float s = part[co * Ka + k];
-        for (int64_t c = 1; c < nch; c++) s += part[c * wsize + co * Ka + k];
-        gw[co * g->K + k] = s;
-      }
-  free(part);
-  free(offs);
-  if (failed)
-    return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(group * (gx.xlen + gs)));
-  return VR_OK;
+/* ---------------------------------------------------------------- weight gradient */
+/* what the weight gradient's groups need */
+typedef struct {
+  const isa_impl *im;
+  const dgeo *g;
+  const float *gy;
+  const int64_t *offs;
+  const int32_t *pos, *kstart;
+  int64_t nvl, ncob, Coa, nt, Qv, Ka; /* channel tiles: nvl .. nt; position tiles: Coa, Qv, Ka */
+} wgrad_ctx;
+
+/* position tiles: gy on the padded-width grid [Coa][Qv] (zero in the dropped columns) */
+static void wgrad_pv_prep(const void *cv, int64_t n, float *gb) {
+  const wgrad_ctx *c = cv;
+  const dgeo *g = c->g;
+  const float *gyn = c->gy + n * g->Co * g->Ho * g->Wo;
+  for (int64_t co = 0; co < g->Co; co++)
+    for (int64_t oh = 0; oh < g->Ho; oh++)
+      copy_row(gb + co * c->Qv + oh * g->Wp, gyn + (co * g->Ho + oh) * g->Wo, g->Wo);
+}
+static void wgrad_pv_run(const void *cv, const float *xp, const float *gb, int64_t nn, float *partial) {
+  const wgrad_ctx *c = cv;
+  const isa_impl *im = c->im;
+  im->wgrad(xp, c->g->xlen, gb, c->Coa * c->Qv, c->Qv, c->Qv / im->vl, nn, c->offs, c->Coa / im->cbw,
+            c->Ka / im->kb, partial, c->Ka);
 }
 
-/* run_wgrad with the output-channel-vector kernels (im->cvw): each sample's gy transposed into
- * blocks [Co / NVL][P][NVL], tiles of taps x one block, partials [K][Co blocks * NVL] per chunk */
-static vr_status run_wgrad_cv(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x,
-                              float *gw) {
-  int64_t nvl = im->cv_nv * im->vl, ncob = (g->Co + nvl - 1) / nvl, Coa = ncob * nvl, P = g->Ho * g->Wo;
-  int64_t nt = (g->K + im->cv_rmax - 1) / im->cv_rmax, wsize = g->K * Coa, gs = ncob * P * nvl;
-  int64_t nch = N < 16 ? N : 16, per = (N + nch - 1) / nch;
-  int64_t group = WGRAD_GROUP_BYTES / ((g->xlen + gs) * (int64_t)sizeof(float));
-  group = group < 1 ? 1 : group > per ? per : group;
+/* channel tiles: gy transposed into blocks [Co / NVL][P][NVL] (nvl sequential reads, one
+ * sequential write) */
+static void wgrad_cv_prep(const void *cv, int64_t n, float *gb) {
+  const wgrad_ctx *c = cv;
+  const dgeo *g = c->g;
+  int64_t P = g->Ho * g->Wo, nvl = c->nvl;
+  const float *gyn = c->gy + n * g->Co * P;
+  for (int64_t cob = 0; cob < c->ncob; cob++) {
+    int64_t nj = g->Co - cob * nvl < nvl ? g->Co - cob * nvl : nvl;
+    const float *src = gyn + cob * nvl * P;
+    float *dst = gb + cob * P * nvl;
+    for (int64_t p = 0; p < P; p++)
+      for (int64_t j = 0; j < nj; j++) dst[p * nvl + j] = src[j * P + p];
+  }
+}
+static void wgrad_cv_run(const void *cv, const float *xp, const float *gb, int64_t nn, float *partial) {
+  const wgrad_ctx *c = cv;
+  int64_t P = c->g->Ho * c->g->Wo;
+  for (int64_t cob = 0; cob < c->ncob; cob++)
+    c->im->cvw(xp, c->g->xlen, gb + cob * P * c->nvl, c->ncob * P * c->nvl, nn, c->pos, P, c->offs, c->kstart, c->nt,
+               partial + cob * c->nvl, c->Coa);
+}
+
+/* gw [Co][K] from gy [N, Co, Ho, Wo] and x [N, C, H, W] (g: the forward geometry). Channel tiles
+ * (taps x a block of output channels) keep partials [K][Coa]; position tiles (output channels x
+ * taps, on the padded-width grid, stride 1) partials [Coa][Ka]. The chunks' partials are summed
+ * in chunk order. With few taps (a first layer), transposing gy for the channel tiles costs more
+ * than they save. */
+static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x, float *gw) {
+  bool cv = channel_tiles() && (g->K >= 32 || g->sh != 1 || g->sw != 1);
+  int64_t P = g->Ho * g->Wo, nch = N < 16 ? N : 16;
+  wgrad_ctx c = {.im = im, .g = g, .gy = gy};
+  dgeo gx = *g;
+  int64_t wsize, gs, nk;
+  if (cv) {
+    c.nvl = im->cv_nv * im->vl;
+    c.ncob = (g->Co + c.nvl - 1) / c.nvl;
+    c.Coa = c.ncob * c.nvl;
+    c.nt = (g->K + im->cv_rmax - 1) / im->cv_rmax;
+    c.Ka = g->K;
+    nk = g->K;
+    gs = c.ncob * P * c.nvl;
+  } else {
+    c.Coa = (g->Co + im->cbw - 1) / im->cbw * im->cbw;
+    c.Ka = (g->K + im->kb - 1) / im->kb * im->kb;
+    c.Qv = (g->Q + im->vl - 1) / im->vl * im->vl;
+    gx.xlen = g->C * g->plane + c.Qv + g->kh * g->Wp + g->kw + 64; /* reads reach Qv + the last tap */
+    nk = c.Ka;
+    gs = c.Coa * c.Qv;
+  }
+  c.g = &gx;
+  wsize = c.Coa * c.Ka;
   float *part = calloc((size_t)(nch * wsize), sizeof(float));
-  int64_t *offs = malloc(sizeof(int64_t) * (size_t)g->K);
-  int32_t *pos = malloc(sizeof(int32_t) * (size_t)P), *kstart = malloc(sizeof(int32_t) * (size_t)(nt + 1));
-  if (!part || !offs || !pos || !kstart) {
-    free(part);
-    free(offs);
-    free(pos);
-    free(kstart);
-    return VR_FAIL(VR_E_OOM, "weight: no memory for grad_w partials (%lld floats)", (long long)(nch * wsize));
-  }
-  tap_offsets(g, offs, g->K);
-  out_positions(g, pos);
-  for (int64_t t = 0; t <= nt; t++) kstart[t] = (int32_t)(g->K * t / nt);
-  int failed = 0;
-#pragma omp parallel if (nch > 1)
-  {
-    float *xp = zalloc((size_t)(group * g->xlen)), *gt = zalloc((size_t)(group * gs));
-    if (!xp || !gt) {
-#pragma omp atomic write
-      failed = 1;
+  int64_t *offs = malloc(sizeof(int64_t) * (size_t)nk);
+  int32_t *pos = cv ? malloc(sizeof(int32_t) * (size_t)P) : NULL;
+  int32_t *kstart = cv ? malloc(sizeof(int32_t) * (size_t)(c.nt + 1)) : NULL;
+  vr_status st = VR_OK;
+  if (!part || !offs || (cv && (!pos || !kstart)))
+    st = VR_FAIL(VR_E_OOM, "weight: no memory for grad_w partials (%lld floats)", (long long)(nch * wsize));
+  else {
+    tap_offsets(g, offs, nk);
+    if (cv) {
+      out_positions(g, pos);
+      for (int64_t t = 0; t <= c.nt; t++) kstart[t] = (int32_t)(g->K * t / c.nt);
     }
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < nch; c++) {
-      if (!xp || !gt) continue;
-      int64_t n1 = N * (c + 1) / nch;
-      for (int64_t n0 = N * c / nch; n0 < n1; n0 += group) {
-        int64_t nn = n1 - n0 < group ? n1 - n0 : group;
-        for (int64_t n = n0; n < n0 + nn; n++) {
-          pad_in(g, x + n * g->C * g->H * g->W, xp + (n - n0) * g->xlen);
-          const float *gyn = gy + n * g->Co * P;
-          float *gtn = gt + (n - n0) * gs;
-          for (int64_t cob = 0; cob < ncob; cob++) { /* nvl sequential reads, one sequential write */
-            int64_t nj = g->Co - cob * nvl < nvl ? g->Co - cob * nvl : nvl;
-            const float *src = gyn + cob * nvl * P;
-            float *dst = gtn + cob * P * nvl;
-            for (int64_t p = 0; p < P; p++)
-              for (int64_t j = 0; j < nj; j++) dst[p * nvl + j] = src[j * P + p];
-          }
-        }
-        for (int64_t cob = 0; cob < ncob; cob++)
-          im->cvw(xp, g->xlen, gt + cob * P * nvl, gs, nn, pos, P, offs, kstart, nt, part + c * wsize + cob * nvl, Coa);
-      }
-    }
-    free(xp);
-    free(gt);
+    c.offs = offs;
+    c.pos = pos;
+    c.kstart = kstart;
+    group_fns fns = cv ? (group_fns){wgrad_cv_prep, wgrad_cv_run} : (group_fns){wgrad_pv_prep, wgrad_pv_run};
+    st = each_group(&gx, N, x, gs, nch, part, wsize, fns, &c);
   }
-  if (!failed) /* the chunks' partials in chunk order, each row of taps read along its channels */
+  if (st == VR_OK) /* in chunk order; channel tiles: each row of taps read along its channels */
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < g->K; k++)
       for (int64_t co = 0; co < g->Co; co++) {
-        float s = part[k * Coa + co];
-        for (int64_t c = 1; c < nch; c++) s += part[c * wsize + k * Coa + co];
+        int64_t e = cv ? k * c.Coa + co : co * c.Ka + k;
+        float s = part[e];
+        for (int64_t ch = 1; ch < nch; ch++) s += part[ch * wsize + e];
         gw[co * g->K + k] = s;
       }
   free(part);
   free(offs);
   free(pos);
   free(kstart);
-  if (failed)
-    return VR_FAIL(VR_E_OOM, "x: no memory for the padded planes (%lld floats)", (long long)(group * (g->xlen + gs)));
-  return VR_OK;
+  return st;
 }
 
 vr_status vr_cpu_conv_direct_bwd(const vr_tensor *gy, const vr_tensor *x, const vr_tensor *w, const int64_t *i,
