@@ -58,12 +58,6 @@
 #undef CBW
 #undef KB
 
-__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 /* dst[0..3] += the sums of a[0..3]: two rounds of pairwise adds, then the two 128-bit halves */
 __attribute__((target("avx2,fma"))) static inline void hsum4_add(float *dst, const __m256 *a) {
   __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
@@ -79,7 +73,6 @@ __attribute__((target("avx2,fma"))) static inline void hsum4_add(float *dst, con
 #define VSTORE(p, v) _mm256_storeu_ps((p), (v))
 #define VSET1(s) _mm256_set1_ps(s)
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
-#define VHSUM(v) hsum8(v)
 #define VHSUM_ADD(dst, acc) hsum4_add((dst), (acc))
 #define CB 4
 #define RV 3
