@@ -26,6 +26,7 @@ static const shape shapes[] = {
     {2, 6, 9, 8, 20, 3, 3, 1, 1, "stride 2, odd height, 6->20", 2},
     {3, 4, 11, 11, 16, 5, 5, 2, 2, "stride 3, 5x5 kernel", 3},
     {2, 40, 4, 4, 36, 3, 3, 1, 1, "4x4 planes, 40->36", 1},
+    {2, 136, 3, 3, 132, 3, 3, 1, 1, "3x3 planes, 136->132 (past 128 x 128 channels)", 1},
     {2, 20, 9, 9, 8, 3, 3, 1, 1, "stride 2 with 20 input channels (im2col)", 2},
     {2, 3, 12, 12, 24, 4, 4, 0, 0, "4x4 patches, stride 4 (a patch embedding)", 4},
 };
@@ -73,7 +74,7 @@ static vr_tensor *axpy(const vr_tensor *x, double a, const vr_tensor *v) { /* x 
  * (forward and grad w; grad x by im2col); the position-vector ones stride 1 on planes of 36 and more */
 static int takes_direct(const shape *s) {
   if (!strcmp(vr_variant("cpu_tiles"), "channels")) return s->stride == 1 || s->C <= 16;
-  return s->stride == 1 && s->H * s->W >= 36;
+  return s->stride == 1 && s->H * s->W >= 36 && s->C * s->Co <= 128 * 128;
 }
 
 static void check_shape(const shape *s, int isa) {

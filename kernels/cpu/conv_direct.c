@@ -129,12 +129,12 @@ bool vr_cpu_conv_direct_ok(const vr_tensor *x, const vr_tensor *w, const int64_t
   if (i[2] > kh - 1 || i[3] > kw - 1) return false;  /* backward-data pads by k - 1 - p */
   if (kh == 1 && kw == 1) return false;              /* a plain gemm on the plane (conv.c) */
   if (x->shape[2] + 2 * i[2] < kh || x->shape[3] + 2 * i[3] < kw) return false;
-  /* where each beats im2col + gemm (bench conv): the channel tiles on any plane, and strided where
-   * the input has few channels (stems, patch embeddings; positions are broadcast, so any step is
-   * one load); the position tiles at stride 1 on planes of 36 and more */
-  if (C * Co > 128 * 128) return false;
+  /* where each beats im2col + gemm (bench conv): the channel tiles on any plane and channel count,
+   * and strided where the input has few channels (stems, patch embeddings; positions are
+   * broadcast, so any step is one load); the position tiles at stride 1 on planes of 36 and more
+   * and up to 128 x 128 channels */
   if (channel_tiles()) return (i[0] == 1 && i[1] == 1) || C <= 16;
-  return i[0] == 1 && i[1] == 1 && x->shape[2] * x->shape[3] >= 36;
+  return i[0] == 1 && i[1] == 1 && x->shape[2] * x->shape[3] >= 36 && C * Co <= 128 * 128;
 }
 
 bool vr_cpu_conv_direct_gx_ok(const int64_t *i) { return i[0] == 1 && i[1] == 1; }
@@ -238,17 +238,16 @@ static vr_status each_sample(const dgeo *g, int64_t N, const float *x, int64_t b
 /* The weight gradient's batch loop. The batch is cut into at most 16 chunks fixed by N alone, each
  * summed into its own partial (part + c * wsize), so the result does not depend on the thread
  * count. Within a chunk, samples go through the micro-kernels in groups small enough for the
- * group's padded planes to stay in a core's L2 cache while every tile of gw passes over them:
- * prep(ctx, n, gb) lays out sample n's gy in gb (gs floats a sample), then
+ * group's data to stay in a core's cache while every tile of gw passes over them (the caller
+ * says how many): prep(ctx, n, gb) lays out sample n's gy in gb (gs floats a sample), then
  * run(ctx, xp, gb, nn, partial) runs the kernels over the group's nn samples. */
-#define WGRAD_GROUP_BYTES (192 * 1024)
 typedef struct {
   void (*prep)(const void *ctx, int64_t n, float *gb);
   void (*run)(const void *ctx, const float *xp, const float *gb, int64_t nn, float *partial);
 } group_fns;
-static vr_status each_group(const dgeo *g, int64_t N, const float *x, int64_t gs, int64_t nch, float *part,
-                            int64_t wsize, group_fns fns, const void *ctx) {
-  int64_t per = (N + nch - 1) / nch, group = WGRAD_GROUP_BYTES / ((g->xlen + gs) * (int64_t)sizeof(float));
+static vr_status each_group(const dgeo *g, int64_t N, const float *x, int64_t gs, int64_t nch, int64_t group,
+                            float *part, int64_t wsize, group_fns fns, const void *ctx) {
+  int64_t per = (N + nch - 1) / nch;
   group = group < 1 ? 1 : group > per ? per : group;
   int failed = 0;
 #pragma omp parallel if (nch > 1)
@@ -428,13 +427,19 @@ static void wgrad_cv_run(const void *cv, const float *xp, const float *gb, int64
 }
 
 /* gw [Co][K] from gy [N, Co, Ho, Wo] and x [N, C, H, W] (g: the forward geometry). Channel tiles
- * (taps x a block of output channels) keep partials [K][Coa]; position tiles (output channels x
- * taps, on the padded-width grid, stride 1) partials [Coa][Ka]. The chunks' partials are summed
- * in chunk order. With few taps (a first layer), transposing gy for the channel tiles costs more
- * than they save. */
+ * (taps x a block of output channels) keep partials [K][Coa] and take groups whose gy block of
+ * one output-channel block stays in L1 across the taps (the partials pass through memory once a
+ * group, so groups are as large as that allows); position tiles (output channels x taps, on the
+ * padded-width grid, stride 1) keep partials [Coa][Ka] and take groups whose padded planes stay
+ * in L2. At most 16 chunks, fewer where their partials would pass 64 MB (deep layers: 512 x 512
+ * x 3 x 3 is 9 MB a chunk); the chunks' partials are summed in chunk order. With few taps (a
+ * first layer), transposing gy for the channel tiles costs more than they save. */
+#define CV_GROUP_BYTES (64 * 1024)
+#define PV_GROUP_BYTES (192 * 1024)
+#define PARTIALS_BYTES (64 << 20)
 static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x, float *gw) {
   bool cv = channel_tiles() && (g->K >= 32 || g->sh != 1 || g->sw != 1);
-  int64_t P = g->Ho * g->Wo, nch = N < 16 ? N : 16;
+  int64_t P = g->Ho * g->Wo, nch = N < 16 ? N : 16, group;
   wgrad_ctx c = {.im = im, .g = g, .gy = gy};
   dgeo gx = *g;
   int64_t wsize, gs, nk;
@@ -456,6 +461,9 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
   }
   c.g = &gx;
   wsize = c.Coa * c.Ka;
+  while (nch > 2 && nch * wsize * (int64_t)sizeof(float) > PARTIALS_BYTES) nch--;
+  group = cv ? CV_GROUP_BYTES / (P * c.nvl * (int64_t)sizeof(float))
+             : PV_GROUP_BYTES / ((gx.xlen + gs) * (int64_t)sizeof(float));
   float *part = calloc((size_t)(nch * wsize), sizeof(float));
   int64_t *offs = malloc(sizeof(int64_t) * (size_t)nk);
   int32_t *pos = cv ? malloc(sizeof(int32_t) * (size_t)P) : NULL;
@@ -473,7 +481,7 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
     c.pos = pos;
     c.kstart = kstart;
     group_fns fns = cv ? (group_fns){wgrad_cv_prep, wgrad_cv_run} : (group_fns){wgrad_pv_prep, wgrad_pv_run};
-    st = each_group(&gx, N, x, gs, nch, part, wsize, fns, &c);
+    st = each_group(&gx, N, x, gs, nch, group, part, wsize, fns, &c);
   }
   if (st == VR_OK) /* in chunk order; channel tiles: each row of taps read along its channels */
 #pragma omp parallel for schedule(static)
