@@ -27,6 +27,7 @@ static const shape shapes[] = {
     {3, 4, 11, 11, 16, 5, 5, 2, 2, "stride 3, 5x5 kernel", 3},
     {2, 40, 4, 4, 36, 3, 3, 1, 1, "4x4 planes, 40->36", 1},
     {2, 136, 3, 3, 132, 3, 3, 1, 1, "3x3 planes, 136->132 (past 128 x 128 channels)", 1},
+    {16, 512, 4, 4, 512, 3, 3, 1, 1, "512->512 4x4, batch 16 (fewer chunks: partials past 64 MB)", 1},
     {2, 20, 9, 9, 8, 3, 3, 1, 1, "stride 2 with 20 input channels (im2col)", 2},
     {2, 3, 12, 12, 24, 4, 4, 0, 0, "4x4 patches, stride 4 (a patch embedding)", 4},
 };
