@@ -21,8 +21,8 @@ static const struct {
     [VR_VARIANT_SORT] = {"sort", {"register", "shared"}},
     /* nn's batch norm followed by ReLU (and a residual add): one fused op, or the separate ops */
     [VR_VARIANT_BN_ACT] = {"bn_act", {"fused", "unfused"}},
-    /* the CPU direct convolution's micro-kernels: vectors of output channels (where the instruction
-     * set has them), or vectors of positions */
+    /* the CPU direct convolution's micro-kernels: vectors of output channels, or vectors of positions
+     * (stride 1 only; the other shapes go to im2col) */
     [VR_VARIANT_CPU_TILES] = {"cpu_tiles", {"channels", "positions"}},
 };
 

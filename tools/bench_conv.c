@@ -115,7 +115,8 @@ int vr_bench_conv(int argc, char **argv) {
   printf("%-9s %5s %5s %5s %3s %2s %2s %6s  %9s %9s %9s %8s %9s\n", "net", "N", "C", "Co", "HxW", "k", "s", "path",
          "fwd_ms", "bwd_ms", "total_ms", "GFLOP/s", "cpu_ms");
   static const char *nets[] = {"recipe", "resnet18", "vit"};
-  double sum[3] = {0, 0, 0}, csum[3] = {0, 0, 0};
+  enum { NNETS = sizeof nets / sizeof *nets };
+  double sum[NNETS] = {0}, csum[NNETS] = {0};
   for (size_t k = 0; k < sizeof layers / sizeof *layers; k++) {
     const layer *l = &layers[k];
     if (strcmp(net, "all") && strcmp(net, l->net)) continue;
@@ -135,13 +136,13 @@ int vr_bench_conv(int argc, char **argv) {
     printf("%-9s %5lld %5lld %5lld %3lld %2lld %2lld %6s  %9.2f %9.2f %9.2f %8.1f %9.2f\n", l->net, (long long)N,
            (long long)l->C, (long long)l->Co, (long long)l->H, (long long)l->k, (long long)l->s,
            direct ? names[vr_cpu_conv_isa()] : "im2col", tf * 1e3, tb * 1e3, (tf + tb) * 1e3, fl / (tf + tb) * 1e-9, tc * 1e3);
-    for (int t = 0; t < 3; t++)
+    for (int t = 0; t < NNETS; t++)
       if (!strcmp(l->net, nets[t])) {
         sum[t] += tf + tb;
         csum[t] += tc;
       }
   }
-  for (int t = 0; t < 3; t++)
+  for (int t = 0; t < NNETS; t++)
     if (sum[t] > 0) printf("%s layers in all: %.2f ms, cpu %.2f ms\n", nets[t], sum[t] * 1e3, csum[t] * 1e3);
   return 0;
 }

@@ -169,6 +169,11 @@ static dgeo strided(dgeo g, int64_t sh, int64_t sw) {
   return g;
 }
 
+/* starts[0..nt]: n items cut into nt runs as even as they go (no run much shorter than the rest) */
+static void even_starts(int32_t *starts, int64_t n, int64_t nt) {
+  for (int64_t t = 0; t <= nt; t++) starts[t] = (int32_t)(n * t / nt);
+}
+
 /* pos[p]: where output position p (of Ho x Wo) starts in the padded input plane */
 static void out_positions(const dgeo *g, int32_t *pos) {
   for (int64_t p = 0; p < g->Ho * g->Wo; p++) pos[p] = (int32_t)((p / g->Wo) * g->sh * g->Wp + (p % g->Wo) * g->sw);
@@ -287,7 +292,8 @@ typedef struct {
   float *y;
   const int64_t *offs;
   const int32_t *pos, *tstart;
-  int64_t nvl, ncob, nt, kc, ncb, nqb; /* channel tiles: nvl .. kc; position tiles: ncb, nqb */
+  int64_t blk, nblk;   /* the packed weights' blocks of output channels: size, count */
+  int64_t nt, kc, nqb; /* channel tiles: tiles, taps a chunk; position tiles: vectors of positions */
 } fwd_ctx;
 
 /* channel tiles: the tiles accumulate into yb [Co blocks][P][NVL] over chunks of taps (a chunk's
@@ -295,9 +301,9 @@ typedef struct {
 static void fwd_cv_sample(const void *cv, const float *xp, float *yb, int64_t n) {
   const fwd_ctx *c = cv;
   const dgeo *g = c->g;
-  int64_t P = g->Ho * g->Wo, nvl = c->nvl;
+  int64_t P = g->Ho * g->Wo, nvl = c->blk;
   for (int64_t k0 = 0; k0 < g->K; k0 += c->kc)
-    for (int64_t cob = 0; cob < c->ncob; cob++)
+    for (int64_t cob = 0; cob < c->nblk; cob++)
       c->im->cv(xp, c->offs, k0, k0 + c->kc < g->K ? k0 + c->kc : g->K, c->wpk + cob * g->K * nvl, c->pos,
                 c->tstart, c->nt, yb + cob * P * nvl, k0 > 0);
   float *yn = c->y + n * g->Co * P;
@@ -313,7 +319,7 @@ static void fwd_pv_sample(const void *cv, const float *xp, float *yp, int64_t n)
   const fwd_ctx *c = cv;
   const dgeo *g = c->g;
   int64_t P = g->Ho * g->Wo;
-  c->im->fwd(xp, c->offs, g->K, c->wpk, c->ncb, c->nqb, yp, g->Qa);
+  c->im->fwd(xp, c->offs, g->K, c->wpk, c->nblk, c->nqb, yp, g->Qa);
   float *yn = c->y + n * g->Co * P;
   for (int64_t co = 0; co < g->Co; co++) {
     float bv = c->b ? c->b[co] : 0.0f;
@@ -327,14 +333,13 @@ static void fwd_pv_sample(const void *cv, const float *xp, float *yp, int64_t n)
 
 /* y = conv(x, w) + b with either family of tiles (the position tiles take stride 1). The weights are
  * packed in blocks of `blk` output channels, [Co / blk][K][blk], read through get(w, g, co, k).
- * Channel tiles cut each sample's P = Ho * Wo positions into runs of at most cv_rmax, as even as
- * they go, so no tile is much shorter than the rest. */
+ * Channel tiles cut each sample's P = Ho * Wo positions into runs of at most cv_rmax. */
 #define CV_WCHUNK_BYTES (16 * 1024)
 static vr_status run_fwd(const isa_impl *im, const dgeo *g, int64_t N, const float *x, const float *w, wget_fn get,
                          const float *b, float *y) {
   bool cv = channel_tiles();
   int64_t P = g->Ho * g->Wo, blk = cv ? im->cv_nv * im->vl : im->cb, nblk = (g->Co + blk - 1) / blk;
-  fwd_ctx c = {.im = im, .g = g, .b = b, .y = y, .nvl = blk, .ncob = nblk, .ncb = nblk};
+  fwd_ctx c = {.im = im, .g = g, .b = b, .y = y, .blk = blk, .nblk = nblk};
   c.nt = cv ? (P + im->cv_rmax - 1) / im->cv_rmax : 0;
   c.kc = CV_WCHUNK_BYTES / (blk * (int64_t)sizeof(float));
   c.nqb = g->Qa / (im->rv * im->vl);
@@ -351,7 +356,7 @@ static vr_status run_fwd(const isa_impl *im, const dgeo *g, int64_t N, const flo
     tap_offsets(g, offs, g->K);
     if (cv) {
       out_positions(g, pos);
-      for (int64_t t = 0; t <= c.nt; t++) tstart[t] = (int32_t)(P * t / c.nt);
+      even_starts(tstart, P, c.nt);
     }
     c.wpk = wpk;
     c.offs = offs;
@@ -442,21 +447,19 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
   int64_t P = g->Ho * g->Wo, nch = N < 16 ? N : 16, group;
   wgrad_ctx c = {.im = im, .g = g, .gy = gy};
   dgeo gx = *g;
-  int64_t wsize, gs, nk;
+  int64_t wsize, gs;
   if (cv) {
     c.nvl = im->cv_nv * im->vl;
     c.ncob = (g->Co + c.nvl - 1) / c.nvl;
     c.Coa = c.ncob * c.nvl;
     c.nt = (g->K + im->cv_rmax - 1) / im->cv_rmax;
     c.Ka = g->K;
-    nk = g->K;
     gs = c.ncob * P * c.nvl;
   } else {
     c.Coa = (g->Co + im->cbw - 1) / im->cbw * im->cbw;
     c.Ka = (g->K + im->kb - 1) / im->kb * im->kb;
     c.Qv = (g->Q + im->vl - 1) / im->vl * im->vl;
     gx.xlen = g->C * g->plane + c.Qv + g->kh * g->Wp + g->kw + 64; /* reads reach Qv + the last tap */
-    nk = c.Ka;
     gs = c.Coa * c.Qv;
   }
   c.g = &gx;
@@ -465,17 +468,17 @@ static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const f
   group = cv ? CV_GROUP_BYTES / (P * c.nvl * (int64_t)sizeof(float))
              : PV_GROUP_BYTES / ((gx.xlen + gs) * (int64_t)sizeof(float));
   float *part = calloc((size_t)(nch * wsize), sizeof(float));
-  int64_t *offs = malloc(sizeof(int64_t) * (size_t)nk);
+  int64_t *offs = malloc(sizeof(int64_t) * (size_t)c.Ka);
   int32_t *pos = cv ? malloc(sizeof(int32_t) * (size_t)P) : NULL;
   int32_t *kstart = cv ? malloc(sizeof(int32_t) * (size_t)(c.nt + 1)) : NULL;
   vr_status st = VR_OK;
   if (!part || !offs || (cv && (!pos || !kstart)))
     st = VR_FAIL(VR_E_OOM, "weight: no memory for grad_w partials (%lld floats)", (long long)(nch * wsize));
   else {
-    tap_offsets(g, offs, nk);
+    tap_offsets(g, offs, c.Ka);
     if (cv) {
       out_positions(g, pos);
-      for (int64_t t = 0; t <= c.nt; t++) kstart[t] = (int32_t)(g->K * t / c.nt);
+      even_starts(kstart, g->K, c.nt);
     }
     c.offs = offs;
     c.pos = pos;
