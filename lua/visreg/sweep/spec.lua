@@ -429,8 +429,7 @@ function M.override(s, list)
     if where and where.block ~= "set" then
       error(string.format("--set %s: the file sweeps this key (%s, %s)", k, where.block, where.at), 0)
     end
-    local v = tonumber(text)
-    if v == nil then if text == "true" then v = true elseif text == "false" then v = false else v = text end end
+    local v = require("visreg.recipe").parse_value(text) -- as `visreg train --set` reads it
     local found = false
     for _, kv in ipairs(s.set) do if kv[1] == k then kv[2], found = v, true end end
     if not found then s.set[#s.set + 1] = { k, v }; s.positions[k] = { at = "--set", block = "set" } end
