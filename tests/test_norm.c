@@ -143,6 +143,28 @@ START_TEST(bn_f32_matches_f64) {
 }
 END_TEST
 
+/* f32 data far from zero with an outlier first in each channel (the value the one-pass statistics
+ * shift by): mean, variance and y as the naive two-pass double computation of the same values */
+START_TEST(bn_f32_statistics_far_from_zero) {
+  enum { N = 6, C = 2, S = 250, E = N * C * S };
+  double *xv = malloc(sizeof(double) * E), *ye = malloc(sizeof(double) * E), m[C], v[C];
+  uint64_t st = 12345;
+  for (int i = 0; i < E; i++) {
+    st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+    xv[i] = (double)(float)(1000.0 + 0.25 * ((double)(st >> 11) / 9007199254740992.0 - 0.5));
+  }
+  for (int c = 0; c < C; c++) xv[c * S] = (double)(float)(1000.0 + 40.0 * (c + 1));
+  vr_tensor *x = tu_tensor(VR_F32, 3, TU_SHAPE(N, C, S), xv), *y = NULL;
+  OK(vr_batch_norm(x, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5, &y));
+  naive_bn(xv, N, C, S, NULL, NULL, 1e-5, ye, m, v);
+  tu_assert_values(y, ye, E, 2e-4, "bn f32 far from zero");
+  free(xv);
+  free(ye);
+  vr_tensor *ts[] = {x, y};
+  free_all(2, ts);
+}
+END_TEST
+
 START_TEST(bn_strided_running_stats) {
   /* running stats as a stride-2 view of a bigger buffer: updated in place through the view */
   vr_tensor *x = tu_rand(VR_F64, 2, TU_SHAPE(6, 3), 7), *y = NULL, *buf = NULL, *rm = NULL, *rv = NULL;
@@ -567,6 +589,7 @@ static Suite *norm_suite(void) {
   tcase_add_test(bn, bn_eval_uses_running_stats);
   tcase_add_test(bn, bn_without_running_stats_always_uses_batch);
   tcase_add_test(bn, bn_f32_matches_f64);
+  tcase_add_test(bn, bn_f32_statistics_far_from_zero);
   tcase_add_test(bn, bn_strided_running_stats);
   tcase_add_test(bn, bn_grad_2d_training);
   tcase_add_test(bn, bn_grad_4d_training);

@@ -24,9 +24,11 @@
  *   out  = {grad_x|NULL, grad_weight|NULL [C], grad_bias|NULL [C]} (NULL: not needed)
  *   i[0..3] as forward. With batch statistics grad_x = w invstd (g - mean(g) - xhat mean(g xhat)),
  *   with running ones grad_x = w invstd g; grad_weight = sum g xhat; grad_bias = sum g.
- *   Fused activation: i[4] = 1 (ReLU) with in[5] = y, the forward's output (n_in = 6): g is
+ *   Fused activation: i[4] = 1 (ReLU) with in[5] = y, the forward's output (n_in = 7): g is
  *   grad_y where y > 0, else 0 (ReLU's gradient, from the output as vr_relu's); out[3] =
- *   grad_residual|NULL (n_out = 4) receives g.
+ *   grad_residual|NULL (n_out = 4) receives g. i[5] = 1 (CPU only, ReLU without residual and
+ *   S > 1): y was not kept (in[5] NULL) and the kernel tells y > 0 from x and in[6] = bias|NULL,
+ *   by the forward's own arithmetic, which saves reading y.
  *
  * VR_OP_LAYERNORM forward: x is read as R rows of D = product of the last n_norm_dims dims
  *   in   = {x, weight|NULL [D], bias|NULL [D]}
@@ -83,15 +85,17 @@ static vr_status check_affine(const char *func, const char *name, const vr_tenso
 /* the backward both norms share: x, weight, mean and invstd saved; the kernel (op, bwd) gives the
  * grads of x and of the affine parameters, whose shape is pnd dims of x's (from dim poff, or the
  * last pnd when poff < 0); when nothing flows (run false) the parameter grads are zeros. fused
- * (vr_batch_norm_act): the output saved 5th when i[4] (ReLU), and the residual's grad as gin[3]. */
+ * (vr_batch_norm_act): the output saved 5th when i[4] (ReLU) unless i[5] (the mask from x), the
+ * bias 6th, and the residual's grad as gin[3]. */
 static vr_status norm_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin, vr_op op, int pnd, int poff, int niv,
                                bool run, bool fused) {
-  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *y = NULL, *g = NULL;
+  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *y = NULL, *b = NULL, *g = NULL;
   VR_TRY(vr_node_saved(n, 0, &x));
   VR_TRY(vr_node_saved(n, 1, &w));
   VR_TRY(vr_node_saved(n, 2, &mean));
   VR_TRY(vr_node_saved(n, 3, &invstd));
-  if (fused && n->i[4]) VR_TRY(vr_node_saved(n, 4, &y));
+  if (fused && n->i[4] && !n->i[5]) VR_TRY(vr_node_saved(n, 4, &y));
+  if (fused) VR_TRY(vr_node_saved(n, 5, &b));
   VR_TRY(prep_grad(gout, x->dtype, &g));
   vr_status st = VR_OK;
   vr_tensor *gx = NULL, *gw = NULL, *gb = NULL, *gr = NULL;
@@ -102,7 +106,7 @@ static vr_status norm_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin, vr_
   if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(pnd, pshape, n->in[2].dtype, x->device, &gb));
   if (fused && vr_node_needs(n, 3)) VR_TRYG(vr_tensor_alloc_like(x, &gr));
   if (run) {
-    vr_kernel_args a = {.in = {g, x, w, mean, invstd, y}, .n_in = fused ? 6 : 5, .out = {gx, gw, gb, gr},
+    vr_kernel_args a = {.in = {g, x, w, mean, invstd, y, b}, .n_in = fused ? 7 : 5, .out = {gx, gw, gb, gr},
                         .n_out = fused ? 4 : 3};
     memcpy(a.i, n->i, sizeof(int64_t) * (size_t)niv);
     VR_TRYG(vr_dispatch(op, x->device, 1, &a));
@@ -131,10 +135,10 @@ static vr_status bn_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
   return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 4, n->i[2] > 0, false);
 }
 
-/* the fused batch norm's: i = {batch statistics, N, C, S, relu}; saved x, weight, mean, invstd and
- * (relu) the output; inputs x, weight, bias, residual */
+/* the fused batch norm's: i = {batch statistics, N, C, S, relu, mask from x}; saved x, weight,
+ * mean, invstd, (relu, no mask from x) the output and the bias; inputs x, weight, bias, residual */
 static vr_status bn_act_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
-  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 5, n->i[2] > 0, true);
+  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 6, n->i[2] > 0, true);
 }
 
 /* The checks below report under the public function's name (func). */
@@ -211,16 +215,19 @@ static vr_status bn_impl(const char *func, const vr_tensor *x, const vr_tensor *
     vr_tensor_bump_version(running_mean);
     vr_tensor_bump_version(running_var);
   }
-  int64_t iv[5] = {batch_stats, N, C, S, relu};
+  /* the CPU's backward tells ReLU's mask from x where its forward applied ReLU itself: y need not
+   * be kept (the next layer or a pooling may free it) */
+  int mask_from_x = relu && !residual && S > 1 && x->device == VR_CPU;
+  int64_t iv[6] = {batch_stats, N, C, S, relu, mask_from_x};
   if (!fused) {
     const vr_tensor *ins[3] = {x, weight, bias}, *saved[4] = {xc, wc, mean, invstd};
     VR_TRYG(vr_record("batch_norm", bn_backward, 3, ins, 4, saved, NULL, 0, iv, 4, y, NULL));
   } else {
     const vr_tensor *ins[4] = {x, weight, bias, residual};
-    if (relu && vr_needs_grad(4, ins)) /* ReLU's mask: a view of y without its grad_fn (no cycle) */
+    if (relu && !mask_from_x && vr_needs_grad(4, ins)) /* ReLU's mask: a view of y without its grad_fn (no cycle) */
       VR_TRYG(vr_tensor_view_raw(y, y->ndim, y->shape, y->stride, y->offset, &yv));
-    const vr_tensor *saved[5] = {xc, wc, mean, invstd, yv};
-    VR_TRYG(vr_record("batch_norm_act", bn_act_backward, 4, ins, relu ? 5 : 4, saved, NULL, 0, iv, 5, y, NULL));
+    const vr_tensor *saved[6] = {xc, wc, mean, invstd, yv, bc};
+    VR_TRYG(vr_record("batch_norm_act", bn_act_backward, 4, ins, 6, saved, NULL, 0, iv, 6, y, NULL));
   }
   *out = y;
   y = NULL;

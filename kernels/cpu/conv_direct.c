@@ -160,6 +160,15 @@ static dgeo make_dgeo(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, i
   return g;
 }
 
+/* the family a layer runs: the channel tiles unless the variant says positions, or the layer has
+ * few taps at stride 1 on a plane the position tiles take (a first layer: its channel tiles would
+ * spend more on scattering their outputs, or transposing gy, than on the taps) */
+static bool use_channel_tiles(const dgeo *g) {
+  if (!channel_tiles()) return false;
+  bool unit = g->sh == 1 && g->sw == 1;
+  return g->K >= 32 || !unit || g->H * g->W < 36;
+}
+
 /* g with strides sh x sw (the channel-vector kernels only: the positions' step in the padded input) */
 static dgeo strided(dgeo g, int64_t sh, int64_t sw) {
   g.sh = sh;
@@ -337,7 +346,7 @@ static void fwd_pv_sample(const void *cv, const float *xp, float *yp, int64_t n)
 #define CV_WCHUNK_BYTES (16 * 1024)
 static vr_status run_fwd(const isa_impl *im, const dgeo *g, int64_t N, const float *x, const float *w, wget_fn get,
                          const float *b, float *y) {
-  bool cv = channel_tiles();
+  bool cv = use_channel_tiles(g);
   int64_t P = g->Ho * g->Wo, blk = cv ? im->cv_nv * im->vl : im->cb, nblk = (g->Co + blk - 1) / blk;
   fwd_ctx c = {.im = im, .g = g, .b = b, .y = y, .blk = blk, .nblk = nblk};
   c.nt = cv ? (P + im->cv_rmax - 1) / im->cv_rmax : 0;
@@ -438,12 +447,12 @@ static void wgrad_cv_run(const void *cv, const float *xp, const float *gb, int64
  * padded-width grid, stride 1) keep partials [Coa][Ka] and take groups whose padded planes stay
  * in L2. At most 16 chunks, fewer where their partials would pass 64 MB (deep layers: 512 x 512
  * x 3 x 3 is 9 MB a chunk); the chunks' partials are summed in chunk order. With few taps (a
- * first layer), transposing gy for the channel tiles costs more than they save. */
+ * first layer), transposing gy for the channel tiles costs more than they save (use_channel_tiles). */
 #define CV_GROUP_BYTES (64 * 1024)
 #define PV_GROUP_BYTES (192 * 1024)
 #define PARTIALS_BYTES (64 << 20)
 static vr_status run_wgrad(const isa_impl *im, const dgeo *g, int64_t N, const float *gy, const float *x, float *gw) {
-  bool cv = channel_tiles() && (g->K >= 32 || g->sh != 1 || g->sw != 1);
+  bool cv = use_channel_tiles(g);
   int64_t P = g->Ho * g->Wo, nch = N < 16 ? N : 16, group;
   wgrad_ctx c = {.im = im, .g = g, .gy = gy};
   dgeo gx = *g;

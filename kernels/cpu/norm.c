@@ -22,12 +22,15 @@ static inline void st1(vr_tensor *t, int64_t k, double v) {
 /* ================================================================ batch norm */
 
 /* relu: forward applies vr_relu's ReLU as it writes y; mask: backward reads grad_y as zero where
- * mask (the forward's output) is not > 0. Both only with S > 1 and no residual (vr_cpu_batchnorm_fwd, vr_cpu_batchnorm_bwd). */
-typedef struct { const vr_kernel_args *a; int64_t N, C, S; int relu; const void *mask; } bn_ctx;
+ * mask (the forward's output) is not > 0; mask_from_x: backward tells the output's sign from x
+ * (bn_coef, as the forward computed it) instead. All only with S > 1 and no residual
+ * (vr_cpu_batchnorm_fwd, vr_cpu_batchnorm_bwd). */
+typedef struct { const vr_kernel_args *a; int64_t N, C, S; int relu; const void *mask; int mask_from_x; } bn_ctx;
 
 /* Channels are handled in blocks of BN_BLK. With S > 1 each channel's data is N runs of S
- * contiguous elements, summed into BN_LANES lane accumulators (vectorisable, fixed order); with S = 1
- * (N x C) rows are walked once per pass and the block's channels accumulate side by side. */
+ * contiguous elements, summed into BN_LANES lane accumulators (vectorisable, fixed order; the
+ * forward's mean and variance in one pass over x, from sums shifted by one of the channel's values);
+ * with S = 1 (N x C) rows are walked once per pass and the block's channels accumulate side by side. */
 #define BN_BLK 64
 
 static inline double lanes(const double *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
@@ -40,30 +43,41 @@ static inline double bn_lanes(const double *a) {
   return (t[0] + t[1]) + (t[2] + t[3]);
 }
 
-/* grad_y read as GV(i) (plain, or through the mask: zero where the output is not > 0) */
+/* grad_y through ReLU's mask: zero where the output m is not > 0 */
 static inline float bn_sel_f(float m, float v) { return m > 0 ? v : 0.0f; } /* both read: a vector select */
 static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
 #define BN_SEL(m, v) _Generic((v), float: bn_sel_f, default: bn_sel_d)((m), (v))
-#define BN_GPLAIN(i) g[i]
-#define BN_GMASK(i) BN_SEL(mk[i], g[i])
-#define BN_LDOT(T, NAME, GV)                                                                                         \
-  static inline void NAME(const T *g, const T *mk, const T *x, int64_t n, double m, double *ag, double *agx) {       \
+/* the parts a masked row is read in: a multiple of BN_LANES */
+#define BN_ROW 1024
+#define BN_LDOT(T, NAME)                                                                                             \
+  static inline void NAME(const T *g, const T *x, int64_t n, double m, double *ag, double *agx) {                    \
     int64_t k = 0;                                                                                                   \
     for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
       for (int j = 0; j < BN_LANES; j++) {                                                                           \
-        ag[j] += GV(k + j);                                                                                          \
-        agx[j] += GV(k + j) * (x[k + j] - m);                                                                        \
+        ag[j] += g[k + j];                                                                                           \
+        agx[j] += g[k + j] * (x[k + j] - m);                                                                         \
       }                                                                                                              \
     for (; k + 8 <= n; k += 8)                                                                                       \
       for (int j = 0; j < 8; j++) {                                                                                  \
-        ag[j] += GV(k + j);                                                                                          \
-        agx[j] += GV(k + j) * (x[k + j] - m);                                                                        \
+        ag[j] += g[k + j];                                                                                           \
+        agx[j] += g[k + j] * (x[k + j] - m);                                                                         \
       }                                                                                                              \
     for (; k < n; k++) {                                                                                             \
-      ag[k & (BN_LANES - 1)] += GV(k);                                                                               \
-      agx[k & (BN_LANES - 1)] += GV(k) * (x[k] - m);                                                                 \
+      ag[k & (BN_LANES - 1)] += g[k];                                                                                \
+      agx[k & (BN_LANES - 1)] += g[k] * (x[k] - m);                                                                  \
     }                                                                                                                \
   }
+
+/* channel ch's y = x sc + sh, from the statistics as saved (rounded to x's dtype), so that the
+ * backward recomputes the forward's y bit for bit from x, w, b and the saved mean and invstd */
+#define BN_COEF(T, SUF)                                                                                              \
+  static inline void bn_coef_##SUF(const T *w, const T *b, const T *sm, const T *si, int64_t ch, double *sc,         \
+                                   double *sh) {                                                                     \
+    *sc = (w ? (double)w[ch] : 1.0) * (double)si[ch];                                                                \
+    *sh = (b ? (double)b[ch] : 0.0) - (double)sm[ch] * *sc;                                                          \
+  }
+BN_COEF(float, f32)
+BN_COEF(double, f64)
 
 #define BN_KERNELS(T, SUF)                                                                                           \
   static inline void lsum_##SUF(const T *p, int64_t n, double *acc) {                                                \
@@ -82,30 +96,53 @@ static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
       for (int j = 0; j < 8; j++) acc[j] += (p[k + j] - m) * (p[k + j] - m);                                         \
     for (; k < n; k++) acc[k & (BN_LANES - 1)] += (p[k] - m) * (p[k] - m);                                           \
   }                                                                                                                  \
-  BN_LDOT(T, ldot_##SUF, BN_GPLAIN)                                                                                  \
-  BN_LDOT(T, ldotm_##SUF, BN_GMASK)                                                                                  \
-  /* per channel of [c0, c0+nb): sum (or with mean given, sum of squared deviations) */                           \
-  static void bn_reduce_##SUF(const T *x, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb,                   \
-                              const double *mean, double *out) {                                                     \
-    if (S == 1) {                                                                                                    \
-      for (int64_t j = 0; j < nb; j++) out[j] = 0;                                                                   \
-      for (int64_t n = 0; n < N; n++) {                                                                              \
-        const T *r = x + n * C + c0;                                                                                 \
-        if (mean)                                                                                                    \
-          for (int64_t j = 0; j < nb; j++) out[j] += (r[j] - mean[j]) * (r[j] - mean[j]);                            \
-        else                                                                                                         \
-          for (int64_t j = 0; j < nb; j++) out[j] += r[j];                                                           \
+  BN_LDOT(T, ldot_##SUF)                                                                                             \
+  /* d = g where the forward's output is > 0, else 0: the output read from mk, or (mk NULL)                          \
+   * recomputed from x as x ts + tsh, the forward's arithmetic (bn_affine) */                                        \
+  static inline void bn_masked_##SUF(T *d, const T *g, const T *x, const T *mk, int64_t n, T ts, T tsh) {            \
+    if (mk)                                                                                                          \
+      for (int64_t s = 0; s < n; s++) d[s] = BN_SEL(mk[s], g[s]);                                                    \
+    else                                                                                                             \
+      for (int64_t s = 0; s < n; s++) d[s] = BN_SEL(x[s] * ts + tsh, g[s]);                                          \
+  }                                                                                                                  \
+  /* sums of d = p - K and of d^2 (K: a value of the channel, so that the shifted sums do not cancel) */          \
+  static inline void lmom_##SUF(const T *p, int64_t n, double K, double *a1, double *a2) {                           \
+    int64_t k = 0;                                                                                                   \
+    for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
+      for (int j = 0; j < BN_LANES; j++) {                                                                           \
+        double d = p[k + j] - K;                                                                                     \
+        a1[j] += d;                                                                                                  \
+        a2[j] += d * d;                                                                                              \
       }                                                                                                              \
-      return;                                                                                                        \
+    for (; k < n; k++) {                                                                                             \
+      double d = p[k] - K;                                                                                           \
+      a1[k & (BN_LANES - 1)] += d;                                                                                   \
+      a2[k & (BN_LANES - 1)] += d * d;                                                                               \
     }                                                                                                                \
+  }                                                                                                                  \
+  /* S > 1: per channel of [c0, c0+nb), the mean and the sum of squared deviations in one pass over x */            \
+  static void bn_moments_##SUF(const T *x, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb, double *mean,   \
+                               double *sq) {                                                                         \
+    double M = (double)(N * S);                                                                                      \
     for (int64_t j = 0; j < nb; j++) {                                                                               \
-      double acc[BN_LANES] = {0};                                                                                    \
-      for (int64_t n = 0; n < N; n++) {                                                                              \
-        const T *p = x + (n * C + c0 + j) * S;                                                                       \
-        if (mean) lsq_##SUF(p, S, mean[j], acc);                                                                     \
-        else lsum_##SUF(p, S, acc);                                                                                  \
-      }                                                                                                              \
-      out[j] = bn_lanes(acc);                                                                                        \
+      double a1[BN_LANES] = {0}, a2[BN_LANES] = {0}, K = x[(c0 + j) * S];                                            \
+      for (int64_t n = 0; n < N; n++) lmom_##SUF(x + (n * C + c0 + j) * S, S, K, a1, a2);                           \
+      double s1 = bn_lanes(a1), s2 = bn_lanes(a2);                                                                   \
+      mean[j] = K + s1 / M;                                                                                          \
+      sq[j] = s2 - s1 * (s1 / M);                                                                                    \
+      if (!(sq[j] > 0)) sq[j] = sq[j] != sq[j] ? sq[j] : 0; /* rounding below 0; NaN kept */                        \
+    }                                                                                                                \
+  }                                                                                                                  \
+  /* S = 1 (N x C rows), per channel of [c0, c0+nb): sum (or with mean given, sum of squared deviations) */        \
+  static void bn_reduce_rows_##SUF(const T *x, int64_t N, int64_t C, int64_t c0, int64_t nb, const double *mean,     \
+                                   double *out) {                                                                    \
+    for (int64_t j = 0; j < nb; j++) out[j] = 0;                                                                     \
+    for (int64_t n = 0; n < N; n++) {                                                                                \
+      const T *r = x + n * C + c0;                                                                                   \
+      if (mean)                                                                                                      \
+        for (int64_t j = 0; j < nb; j++) out[j] += (r[j] - mean[j]) * (r[j] - mean[j]);                              \
+      else                                                                                                           \
+        for (int64_t j = 0; j < nb; j++) out[j] += r[j];                                                             \
     }                                                                                                                \
   }                                                                                                                  \
   /* o = x * sc + sh per channel (sc, sh in double) */                                                               \
@@ -144,10 +181,12 @@ static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
     double mean[BN_BLK], sq[BN_BLK], sc[BN_BLK], sh[BN_BLK];                                                         \
     for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
       int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
-      if (a->i[0]) {                                                                                                 \
-        bn_reduce_##SUF(x, N, C, S, c0, nb, NULL, mean);                                                             \
+      if (a->i[0] && S > 1)                                                                                         \
+        bn_moments_##SUF(x, N, C, S, c0, nb, mean, sq);                                                              \
+      else if (a->i[0]) {                                                                                            \
+        bn_reduce_rows_##SUF(x, N, C, c0, nb, NULL, mean);                                                           \
         for (int64_t j = 0; j < nb; j++) mean[j] /= (double)M;                                                       \
-        bn_reduce_##SUF(x, N, C, S, c0, nb, mean, sq);                                                               \
+        bn_reduce_rows_##SUF(x, N, C, c0, nb, mean, sq);                                                             \
       }                                                                                                              \
       for (int64_t j = 0; j < nb; j++) {                                                                             \
         int64_t ch = c0 + j;                                                                                         \
@@ -162,12 +201,11 @@ static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
           mean[j] = ld1(rm, ch);                                                                                     \
           invstd = 1.0 / sqrt(ld1(rv, ch) + eps);                                                                    \
         }                                                                                                            \
-        sc[j] = (w ? (double)w[ch] : 1.0) * invstd;                                                                  \
-        sh[j] = (b ? (double)b[ch] : 0.0) - mean[j] * sc[j];                                                         \
         sm[ch] = (T)mean[j];                                                                                         \
         si[ch] = (T)invstd;                                                                                          \
+        bn_coef_##SUF(w, b, sm, si, ch, &sc[j], &sh[j]);                                                             \
       }                                                                                                              \
-      bn_affine_##SUF(x, y, N, C, S, c0, nb, sc, sh, c->relu);                                                                \
+      bn_affine_##SUF(x, y, N, C, S, c0, nb, sc, sh, c->relu);                                                       \
     }                                                                                                                \
   }                                                                                                                  \
   static void bn_bwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
@@ -177,14 +215,24 @@ static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
     const T *w = a->in[2] ? vr_data(a->in[2]) : NULL;                                                                \
     const T *sm = vr_data(a->in[3]), *si = vr_data(a->in[4]);                                                        \
     T *gx = a->out[0] ? vr_data(a->out[0]) : NULL;                                                                   \
-    const T *mk = c->mask;                                                                                           \
+    const T *mk = c->mask, *bias = c->mask_from_x && a->in[6] ? vr_data(a->in[6]) : NULL;                            \
     T *gw = a->out[1] ? vr_data(a->out[1]) : NULL, *gb = a->out[2] ? vr_data(a->out[2]) : NULL;                      \
     int64_t N = c->N, C = c->C, S = c->S, M = N * S;                                                                 \
     double mean[BN_BLK], sg[BN_BLK], sgx[BN_BLK], k1[BN_BLK], k2[BN_BLK], wi[BN_BLK];                                \
-    T *gvb = mk ? malloc(sizeof(T) * (size_t)S) : NULL; /* a row of the masked grad_y */                             \
+    T ts[BN_BLK], tsh[BN_BLK]; /* mask_from_x: y = x ts + tsh, as the forward computed it */                         \
+    T gvb[BN_ROW];             /* a part of a row of the masked grad_y */                                            \
+    bool masked = mk || c->mask_from_x;                                                                              \
     for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
       int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
-      for (int64_t j = 0; j < nb; j++) mean[j] = sm[c0 + j];                                                         \
+      for (int64_t j = 0; j < nb; j++) {                                                                             \
+        mean[j] = sm[c0 + j];                                                                                        \
+        if (c->mask_from_x) {                                                                                        \
+          double a1, a0;                                                                                             \
+          bn_coef_##SUF(w, bias, sm, si, c0 + j, &a1, &a0);                                                          \
+          ts[j] = (T)a1;                                                                                             \
+          tsh[j] = (T)a0;                                                                                            \
+        }                                                                                                            \
+      }                                                                                                              \
       if (S == 1) {                                                                                                  \
         for (int64_t j = 0; j < nb; j++) sg[j] = sgx[j] = 0;                                                         \
         for (int64_t n = 0; n < N; n++) {                                                                            \
@@ -199,12 +247,17 @@ static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
           double ag[BN_LANES] = {0}, agx[BN_LANES] = {0};                                                            \
           for (int64_t n = 0; n < N; n++) {                                                                          \
             int64_t off = (n * C + c0 + j) * S;                                                                      \
-            if (gvb) {                                                                                               \
-              for (int64_t s = 0; s < S; s++) gvb[s] = BN_SEL(mk[off + s], g[off + s]);                              \
-              ldot_##SUF(gvb, NULL, x + off, S, mean[j], ag, agx);                                                   \
-            } else if (mk)                                                                                           \
-              ldotm_##SUF(g + off, mk + off, x + off, S, mean[j], ag, agx);                                          \
-            else ldot_##SUF(g + off, NULL, x + off, S, mean[j], ag, agx);                                            \
+            if (!masked) {                                                                                           \
+              ldot_##SUF(g + off, x + off, S, mean[j], ag, agx);                                                     \
+              continue;                                                                                              \
+            }                                                                                                        \
+            /* parts of BN_ROW (a multiple of BN_LANES): each element meets the lane it would unparted */            \
+            for (int64_t s0 = 0; s0 < S; s0 += BN_ROW) {                                                             \
+              int64_t len = S - s0 < BN_ROW ? S - s0 : BN_ROW;                                                       \
+              const T *gp = g + off + s0, *xp = x + off + s0;                                                        \
+              bn_masked_##SUF(gvb, gp, xp, mk ? mk + off + s0 : NULL, len, ts[j], tsh[j]);                           \
+              ldot_##SUF(gvb, xp, len, mean[j], ag, agx);                                                            \
+            }                                                                                                        \
           }                                                                                                          \
           sg[j] = bn_lanes(ag);                                                                                      \
           sgx[j] = bn_lanes(agx);                                                                                    \
@@ -215,7 +268,7 @@ static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
         if (gb) gb[c0 + j] = (T)sg[j];                                                                               \
         if (gw) gw[c0 + j] = (T)(sgx[j] * invstd);                                                                   \
         wi[j] = (w ? (double)w[c0 + j] : 1.0) * invstd;                                                              \
-        /* batch stats: gx = w invstd (g - mean(g) - xhat mean(g xhat)); running stats: gx = w invstd g */       \
+        /* batch stats: gx = w invstd (g - mean(g) - xhat mean(g xhat)); running stats: gx = w invstd g */           \
         k1[j] = a->i[0] ? sg[j] / (double)M : 0.0;                                                                   \
         k2[j] = a->i[0] ? sgx[j] * invstd * invstd / (double)M : 0.0;                                                \
       }                                                                                                              \
@@ -229,18 +282,17 @@ static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
         }                                                                                                            \
         for (int64_t j = 0; j < nb; j++) {                                                                           \
           int64_t off = (n * C + c0 + j) * S;                                                                        \
-          const T *gp = g + off, *xp = x + off, *xm = mk ? mk + off : NULL;                                          \
+          const T *gp = g + off, *xp = x + off;                                                                      \
           T *o = gx + off;                                                                                           \
           double m = mean[j], q1 = k1[j], q2 = k2[j], s0 = wi[j];                                                    \
-          if (mk) { /* the masked row first, then the plain formula over it: two loops that vectorize */             \
-            for (int64_t s = 0; s < S; s++) o[s] = BN_SEL(xm[s], gp[s]);                                             \
+          if (masked) { /* the masked row first, then the plain formula over it: two loops that vectorize */         \
+            bn_masked_##SUF(o, gp, xp, mk ? mk + off : NULL, S, ts[j], tsh[j]);                                      \
             for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (o[s] - q1 - (xp[s] - m) * q2));                         \
           } else                                                                                                     \
             for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (gp[s] - q1 - (xp[s] - m) * q2));                        \
         }                                                                                                            \
       }                                                                                                              \
     }                                                                                                                \
-    free(gvb);                                                                                                       \
   }
 
 BN_KERNELS(float, f32)
@@ -256,19 +308,19 @@ static int64_t bn_grain(int64_t M) { return M >= 32768 ? 1 : 32768 / (M ? M : 1)
  * Forward: y = act(y + r) in place. Backward: dst = grad_y, zeroed where the output is not > 0. */
 typedef struct { const void *src, *aux; void *dst; int relu; vr_dtype dt; } act_ctx;
 #define ACT_PARTS(T, SUF)                                                                                            \
-  static void act_fwd_##SUF(const act_ctx *c, int64_t lo, int64_t hi) { /* y = act(y + r), r = aux */              \
+  static void act_fwd_##SUF(const act_ctx *c, int64_t lo, int64_t hi) { /* y = act(y + r), r = aux */                \
     T *y = c->dst;                                                                                                   \
     const T *r = c->aux;                                                                                             \
     for (int64_t e = lo; e < hi; e++) {                                                                              \
       T v = r ? y[e] + r[e] : y[e];                                                                                  \
-      y[e] = !c->relu || v > 0 ? v : (v != v ? v : (T)0); /* vr_relu's: NaN kept, -0 to +0 */                     \
+      y[e] = !c->relu || v > 0 ? v : (v != v ? v : (T)0); /* vr_relu's: NaN kept, -0 to +0 */                        \
     }                                                                                                                \
   }                                                                                                                  \
-  static void act_bwd_##SUF(const act_ctx *c, int64_t lo, int64_t hi) { /* dst = src where aux > 0 (aux: output) */ \
+  static void act_bwd_##SUF(const act_ctx *c, int64_t lo, int64_t hi) { /* dst = src where aux > 0 (aux: output) */  \
     const T *g = c->src, *out = c->aux;                                                                              \
     T *d = c->dst;                                                                                                   \
     if (out)                                                                                                         \
-      for (int64_t e = lo; e < hi; e++) d[e] = out[e] > 0 ? g[e] : (T)0;                                            \
+      for (int64_t e = lo; e < hi; e++) d[e] = out[e] > 0 ? g[e] : (T)0;                                             \
     else                                                                                                             \
       for (int64_t e = lo; e < hi; e++) d[e] = g[e];                                                                 \
   }
@@ -288,7 +340,7 @@ static void act_bwd_part(void *cv, int64_t lo, int64_t hi) {
 static vr_status vr_cpu_batchnorm_fwd(const vr_kernel_args *a) {
   if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, vr_cpu_batchnorm_fwd); /* bf16 x (autocast), f32 parameters */
   const vr_tensor *r = a->n_in > 5 ? a->in[5] : NULL;
-  bn_ctx c = {a, a->i[1], a->i[2], a->i[3], a->i[4] && !r && a->i[3] > 1, NULL};
+  bn_ctx c = {a, a->i[1], a->i[2], a->i[3], a->i[4] && !r && a->i[3] > 1, NULL, 0};
   switch (a->in[0]->dtype) {
   case VR_F32: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_fwd_f32, &c); break;
   case VR_F64: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_fwd_f64, &c); break;
@@ -307,8 +359,9 @@ static vr_status vr_cpu_batchnorm_bwd(const vr_kernel_args *a) {
   if (dt != VR_F32 && dt != VR_F64) return unsupported(__func__, dt);
   vr_tensor *gr = a->n_out > 3 ? a->out[3] : NULL, *geff = NULL;
   vr_kernel_args b = *a;
-  bn_ctx c = {&b, a->i[1], a->i[2], a->i[3], 0, NULL};
-  if (a->i[4] && !gr && c.S > 1) c.mask = vr_data(a->in[5]); /* read through the mask, no pass of its own */
+  bn_ctx c = {&b, a->i[1], a->i[2], a->i[3], 0, NULL, 0};
+  if (a->i[4] && a->i[5]) c.mask_from_x = 1; /* the mask from x, as the forward computed y: no pass of its own */
+  else if (a->i[4] && !gr && c.S > 1) c.mask = vr_data(a->in[5]); /* read through the mask, no pass of its own */
   else if (a->i[4] || gr) { /* the activation's gradient g, written into grad_residual when wanted, feeds the plain backward */
     if (!gr) VR_TRY(vr_tensor_alloc_like(a->in[0], &geff));
     vr_tensor *dst = gr ? gr : geff;
@@ -352,7 +405,7 @@ typedef struct { const vr_kernel_args *a; int64_t R, D; } ln_ctx;
       si[r] = ti;                                                                                                    \
     }                                                                                                                \
   }                                                                                                                  \
-  /* grad_x, row by row: gx = invstd (dh - mean(dh) - xhat mean(dh xhat)), dh = g w */                              \
+  /* grad_x, row by row: gx = invstd (dh - mean(dh) - xhat mean(dh xhat)), dh = g w */                               \
   static void ln_bwd_x_##SUF(void *cv, int64_t lo, int64_t hi) {                                                     \
     const ln_ctx *c = cv;                                                                                            \
     const vr_kernel_args *a = c->a;                                                                                  \
@@ -383,7 +436,7 @@ typedef struct { const vr_kernel_args *a; int64_t R, D; } ln_ctx;
       }                                                                                                              \
     }                                                                                                                \
   }                                                                                                                  \
-  /* grad_w, grad_b, by blocks of columns, rows summed in order (deterministic) */                                 \
+  /* grad_w, grad_b, by blocks of columns, rows summed in order (deterministic) */                                   \
   static void ln_bwd_wb_##SUF(void *cv, int64_t lo, int64_t hi) {                                                    \
     const ln_ctx *c = cv;                                                                                            \
     const vr_kernel_args *a = c->a;                                                                                  \

@@ -83,12 +83,24 @@ __attribute__((target("avx2,fma"))) static void maxpool2_row_avx2(const float *r
     __m256i off = _mm256_add_epi32(_mm256_and_si256(ki, _mm256_set1_epi32(1)),
                                    _mm256_mullo_epi32(_mm256_srli_epi32(ki, 1), _mm256_set1_epi32((int)W)));
     off = _mm256_add_epi32(off, _mm256_add_epi32(lane, lane));
-    __m256i b64 = _mm256_set1_epi64x(base + 2 * ow), mo = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), lane);
-    _mm256_maskstore_ps(yo + ow, mo, best);
-    _mm256_maskstore_epi64((long long *)(io + ow), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mo)),
-                           _mm256_add_epi64(b64, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(off))));
-    _mm256_maskstore_epi64((long long *)(io + ow + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mo, 1)),
-                           _mm256_add_epi64(b64, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1))));
+    __m256i b64 = _mm256_set1_epi64x(base + 2 * ow);
+    __m256i i0 = _mm256_add_epi64(b64, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)));
+    __m256i i1 = _mm256_add_epi64(b64, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)));
+    /* plain stores (the tail through a buffer): masked stores are microcoded and slow on some
+     * cores (AMD Zen) */
+    if (rem == 8) {
+      _mm256_storeu_ps(yo + ow, best);
+      _mm256_storeu_si256((__m256i *)(io + ow), i0);
+      _mm256_storeu_si256((__m256i *)(io + ow + 4), i1);
+      continue;
+    }
+    float yb[8];
+    int64_t ib[8];
+    _mm256_storeu_ps(yb, best);
+    _mm256_storeu_si256((__m256i *)ib, i0);
+    _mm256_storeu_si256((__m256i *)(ib + 4), i1);
+    memcpy(yo + ow, yb, sizeof(float) * (size_t)rem);
+    memcpy(io + ow, ib, sizeof(int64_t) * (size_t)rem);
   }
 }
 
