@@ -28,7 +28,8 @@ static const shape shapes[] = {
     {2, 40, 4, 4, 36, 3, 3, 1, 1, "4x4 planes, 40->36", 1},
     {2, 136, 3, 3, 132, 3, 3, 1, 1, "3x3 planes, 136->132 (past 128 x 128 channels)", 1},
     {16, 512, 4, 4, 512, 3, 3, 1, 1, "512->512 4x4, batch 16 (fewer chunks: partials past 64 MB)", 1},
-    {2, 20, 9, 9, 8, 3, 3, 1, 1, "stride 2 with 20 input channels (im2col)", 2},
+    {2, 20, 9, 9, 8, 3, 3, 1, 1, "stride 2 with 20 input channels", 2},
+    {3, 40, 8, 8, 36, 3, 3, 1, 1, "stride 2, 40->36 8x8 (a ResNet downsampling layer)", 2},
     {2, 3, 12, 12, 24, 4, 4, 0, 0, "4x4 patches, stride 4 (a patch embedding)", 4},
 };
 
@@ -71,10 +72,10 @@ static vr_tensor *axpy(const vr_tensor *x, double a, const vr_tensor *v) { /* x 
   return o;
 }
 
-/* the channel-vector kernels take every plane size, and strided shapes of up to 16 input channels
- * (forward and grad w; grad x by im2col); the position-vector ones stride 1 on planes of 36 and more */
+/* the channel-vector kernels take every plane size and stride (strided: forward and grad w; grad x
+ * by im2col); the position-vector ones stride 1 on planes of 36 and more */
 static int takes_direct(const shape *s) {
-  if (!strcmp(vr_variant("cpu_tiles"), "channels")) return s->stride == 1 || s->C <= 16;
+  if (!strcmp(vr_variant("cpu_tiles"), "channels")) return 1;
   return s->stride == 1 && s->H * s->W >= 36 && s->C * s->Co <= 128 * 128;
 }
 

@@ -129,11 +129,10 @@ bool vr_cpu_conv_direct_ok(const vr_tensor *x, const vr_tensor *w, const int64_t
   if (i[2] > kh - 1 || i[3] > kw - 1) return false;  /* backward-data pads by k - 1 - p */
   if (kh == 1 && kw == 1) return false;              /* a plain gemm on the plane (conv.c) */
   if (x->shape[2] + 2 * i[2] < kh || x->shape[3] + 2 * i[3] < kw) return false;
-  /* where each beats im2col + gemm (bench conv): the channel tiles on any plane and channel count,
-   * and strided where the input has few channels (stems, patch embeddings; positions are
-   * broadcast, so any step is one load); the position tiles at stride 1 on planes of 36 and more
-   * and up to 128 x 128 channels */
-  if (channel_tiles()) return (i[0] == 1 && i[1] == 1) || C <= 16;
+  /* where each beats im2col + gemm (bench conv): the channel tiles on any plane, channel count and
+   * stride (positions are broadcast, so any step is one load; strided grad x stays with im2col);
+   * the position tiles at stride 1 on planes of 36 and more and up to 128 x 128 channels */
+  if (channel_tiles()) return true;
   return i[0] == 1 && i[1] == 1 && x->shape[2] * x->shape[3] >= 36 && C * Co <= 128 * 128;
 }
 
