@@ -347,11 +347,12 @@ vr_status vr_autocast_widen(int n, const vr_tensor *const *ts, vr_tensor **wide)
  * default. Kernels read them at each call. */
 typedef enum {
   VR_VARIANT_CONV, VR_VARIANT_3XTF32, VR_VARIANT_COLSUMS, VR_VARIANT_SORT, VR_VARIANT_BN_ACT, VR_VARIANT_CPU_TILES,
-  VR_VARIANT_N
+  VR_VARIANT_CPU_WINOGRAD, VR_VARIANT_N
 } vr_variant_id;
 enum { VR_CONV_CUDNN, VR_CONV_CUDNN_LEGACY, VR_CONV_IM2COL };
 enum { VR_3XTF32_AUTO, VR_3XTF32_OFF, VR_3XTF32_ON };
 enum { VR_CPU_TILES_CHANNELS, VR_CPU_TILES_POSITIONS };
+enum { VR_CPU_WINOGRAD_ON, VR_CPU_WINOGRAD_OFF };
 extern int vr_variants[VR_VARIANT_N];
 /* VISREG_PROFILE holds "phases": the CUDA regularizers print the device time of each phase */
 int vr_profile_phases(void);

@@ -24,6 +24,9 @@ static const struct {
     /* the CPU direct convolution's micro-kernels: vectors of output channels, or vectors of positions
      * (stride 1 only; the other shapes go to im2col) */
     [VR_VARIANT_CPU_TILES] = {"cpu_tiles", {"channels", "positions"}},
+    /* the CPU's 3 x 3 stride-1 convolutions with many channels: forward and backward-data by
+     * Winograd F(4x4, 3x3), or by the direct kernels */
+    [VR_VARIANT_CPU_WINOGRAD] = {"cpu_winograd", {"on", "off"}},
 };
 
 static int find_name(const char *name) {
@@ -34,7 +37,7 @@ static int find_name(const char *name) {
 
 vr_status vr_set_variant(const char *name, const char *value) {
   int v = find_name(name);
-  if (v < 0) return VR_FAIL(VR_E_ARG, "name: expected conv, 3xtf32, colsums, sort, bn_act or cpu_tiles, got '%s'", name ? name : "(null)");
+  if (v < 0) return VR_FAIL(VR_E_ARG, "name: expected conv, 3xtf32, colsums, sort, bn_act, cpu_tiles or cpu_winograd, got '%s'", name ? name : "(null)");
   char allowed[96] = "";
   for (int k = 0; k < 4 && table[v].values[k]; k++) {
     if (value && !strcmp(value, table[v].values[k])) {

@@ -531,7 +531,9 @@ void vr_cuda_set_conv_benchmark(int on);
  * the default): conv = cudnn | legacy | im2col (CUDA convolutions: cached cuDNN plans, cuDNN's
  * legacy calls, im2col + cuBLAS), 3xtf32 = auto | off | on (VISReg's CUDA projections),
  * colsums = one | two (CUDA column sums in one launch or two), sort = register | shared (the CUDA
- * rank sort), bn_act = fused | unfused (nn's batch norm + ReLU, read when nn is loaded).
+ * rank sort), bn_act = fused | unfused (nn's batch norm + ReLU, read when nn is loaded),
+ * cpu_tiles = channels | positions (the CPU direct convolution's micro-kernels), cpu_winograd =
+ * on | off (the CPU's 3 x 3 stride-1 convolutions of 32 channels and more by Winograd F(4x4, 3x3)).
  * VR_E_ARG names an unknown name or value. set_variants takes "NAME=VALUE[,NAME=VALUE...]";
  * vr_variant gives the current value (NULL for an unknown name). */
 vr_status vr_set_variant(const char *name, const char *value);

@@ -155,8 +155,10 @@ static void check_isa(int isa, const char *name, const char *tiles, int i) {
     return;
   }
   OK(vr_set_variant("cpu_tiles", tiles));
+  OK(vr_set_variant("cpu_winograd", "off")); /* the direct kernels, not Winograd's (test_conv_winograd.c) */
   check_shape(&shapes[i], isa);
   OK(vr_set_variant("cpu_tiles", "channels"));
+  OK(vr_set_variant("cpu_winograd", "on"));
 }
 
 START_TEST(direct_avx2) { check_isa(VR_CONV_ISA_AVX2, "AVX2", "channels", _i); }

@@ -1,7 +1,8 @@
 /* cmd_bench.c: `visreg bench ops|losses|train|data|conv [--variant NAME=VALUE ...]`, dispatching to
  * tools/bench_*.c. --variant (any number, anywhere after the benchmark's name) chooses a kernel
  * path before the benchmark starts (vr_set_variant: conv=legacy, 3xtf32=off, colsums=two,
- * sort=shared, bn_act=unfused, cpu_tiles=positions), to time it beside the default. */
+ * sort=shared, bn_act=unfused, cpu_tiles=positions,
+ * cpu_winograd=off), to time it beside the default. */
 #include "../core/visreg.h"
 #include "commands.h"
 #include <stdio.h>

@@ -1,7 +1,8 @@
 /* conv.c: CPU conv2d forward and backward by im2col + OpenBLAS gemm (args documented in
  * core/ops/conv.c). Samples run in parallel on OpenMP threads, each gemm on one BLAS thread;
- * 1x1 stride-1 unpadded convolutions skip im2col. Small f32 stride-1 convolutions go to the direct
- * kernels of conv_direct.c instead (vr_cpu_conv_direct_ok says which). grad_w sums per-chunk partials in chunk order,
+ * 1x1 stride-1 unpadded convolutions skip im2col. f32 convolutions go to the direct kernels of
+ * conv_direct.c instead where vr_cpu_conv_direct_ok says, and 3x3 stride-1 ones with many channels
+ * to Winograd's (conv_winograd.c) for the forward and grad x. grad_w sums per-chunk partials in chunk order,
  * the chunks fixed by the batch size alone, so results do not depend on the thread count.
  * A batch too small to fill the threads runs sample by sample with multithreaded gemms.
  * bf16 (autocast, and the reference for the CUDA bf16 convolution): inputs widened to f32 (exact),
@@ -10,6 +11,7 @@
  * results permuted back: simple and exact; CPU speed does not matter for this layout (it is
  * cuDNN's fast layout on the GPU). */
 #include "conv_direct.h"
+#include "conv_winograd.h"
 #include "cpu.h"
 #include <cblas.h>
 #include <omp.h>
@@ -105,13 +107,13 @@ static void col2im(vr_dtype dt, const geo *g, const void *col, void *x) {
 
 /* Parallel regions run their gemms on one BLAS thread each; this saves and restores OpenBLAS's
  * own thread count around them (OpenBLAS 0.3.21 has no per-call setting). */
-static int blas_serial_begin(void) {
+int vr_cpu_blas_serial_begin(void) {
   if (omp_in_parallel()) return 1; /* a caller's parallel region: leave the process-wide setting */
   int prev = openblas_get_num_threads();
   if (prev != 1) openblas_set_num_threads(1);
   return prev;
 }
-static void blas_serial_end(int prev) {
+void vr_cpu_blas_serial_end(int prev) {
   if (prev != 1) openblas_set_num_threads(prev);
 }
 
@@ -126,6 +128,7 @@ static vr_status conv2d_fwd(const vr_kernel_args *a) {
   vr_tensor *y = a->out[0];
   vr_dtype dt = x->dtype;
   VR_TRY(check_dtype(dt));
+  if (vr_cpu_conv_winograd_ok(x, w, a->i)) return vr_cpu_conv_winograd_fwd(x, w, b, a->i, y);
   if (vr_cpu_conv_direct_ok(x, w, a->i)) return vr_cpu_conv_direct_fwd(x, w, b, a->i, y);
   geo g = make_geo(x, w, a->i);
   size_t es = vr_dtype_size(dt);
@@ -136,7 +139,7 @@ static vr_status conv2d_fwd(const vr_kernel_args *a) {
   if (!omp_in_parallel() && openblas_get_num_threads() != omp_get_max_threads())
     openblas_set_num_threads(omp_get_max_threads()); /* BLAS follows vr_set_num_threads */
   int par = g.N >= omp_get_max_threads();
-  int failed = 0, prev = par ? blas_serial_begin() : 1;
+  int failed = 0, prev = par ? vr_cpu_blas_serial_begin() : 1;
 #pragma omp parallel if (par)
   {
     void *col = g.direct ? NULL : malloc((size_t)(g.K * g.P) * es + 64);
@@ -171,7 +174,7 @@ static vr_status conv2d_fwd(const vr_kernel_args *a) {
     }
     free(col);
   }
-  blas_serial_end(prev);
+  vr_cpu_blas_serial_end(prev);
   if (failed) return VR_FAIL(VR_E_OOM, "x: no memory for the im2col buffer (%lld elements)", (long long)(g.K * g.P));
   return VR_OK;
 }
@@ -200,6 +203,11 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
       vr_store((char *)vr_data(gb) + (size_t)co * es, dt, s);
     }
   }
+  if (gx && vr_cpu_conv_winograd_ok(x, w, a->i)) { /* grad x by Winograd, grad w below */
+    VR_TRY(vr_cpu_conv_winograd_gx(gy, w, a->i, gx));
+    gx = NULL;
+    pgx = NULL;
+  }
   if (!gx && !gw) return VR_OK;
   if (vr_cpu_conv_direct_ok(x, w, a->i)) { /* strided: grad w direct, grad x by im2col below */
     bool gx_direct = vr_cpu_conv_direct_gx_ok(a->i);
@@ -224,7 +232,7 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
   if (!omp_in_parallel() && openblas_get_num_threads() != omp_get_max_threads())
     openblas_set_num_threads(omp_get_max_threads());
   int par = nch >= omp_get_max_threads() || nch == 16;
-  int failed = 0, prev = par ? blas_serial_begin() : 1;
+  int failed = 0, prev = par ? vr_cpu_blas_serial_begin() : 1;
 #pragma omp parallel if (par)
   {
     int need_col = !g.direct;
@@ -265,7 +273,7 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
     }
     free(col);
   }
-  blas_serial_end(prev);
+  vr_cpu_blas_serial_end(prev);
   if (!failed && part) { /* gw += partials, in chunk order */
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < wsize; e++) {

@@ -31,6 +31,11 @@ void vr_iter_parallel(const vr_iter *it, int64_t grain, vr_iter_run_fn run, void
 vr_status vr_cpu_via_f32(const vr_kernel_args *a, vr_kernel_fn fn);
 bool vr_cpu_any_bf16(const vr_kernel_args *a);
 
+/* BLAS on one thread for the gemms of a parallel region (conv.c): saves OpenBLAS's thread count
+ * and sets 1 (in a caller's parallel region it leaves the setting and returns 1); end restores it */
+int vr_cpu_blas_serial_begin(void);
+void vr_cpu_blas_serial_end(int prev);
+
 /* one element of es bytes (1, 2, 4 or 8) copied as bits */
 static inline void vr_cpu_copy_elem(char *dst, const char *src, size_t es) {
   switch (es) {

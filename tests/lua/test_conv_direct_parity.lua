@@ -1,7 +1,7 @@
--- training parity of the direct convolution kernels: the default recipe's first steps give the
--- same losses with the direct kernels (the best instruction set this CPU has, with each family of
--- micro-kernels: vectors of output channels, vectors of positions) as with im2col + gemm, within
--- the tolerance of reordered f32 sums (the paths add the same products in a different order;
+-- training parity of the direct and Winograd convolution kernels: the default recipe's first steps
+-- give the same losses with them (the best instruction set this CPU has, with each family of
+-- micro-kernels: vectors of output channels, vectors of positions; Winograd on and off) as with
+-- im2col + gemm, within the tolerance of reordered f32 sums (the paths add the same products in a different order;
 -- training carries the difference forward a few steps)
 local tap = require "tap"
 local ffi = require "ffi"
@@ -29,16 +29,19 @@ local function losses(isa, out)
 end
 
 local ref = losses(0, base .. "/im2col")
-for _, tiles in ipairs { "channels", "positions" } do
-  assert(ffi.C.vr_set_variant("cpu_tiles", tiles) == 0)
-  local direct, isa = losses(-1, base .. "/direct-" .. tiles)
-  assert(ffi.C.vr_set_variant("cpu_tiles", "channels") == 0)
-  tap.ok(isa > 0, tiles .. " tiles: the direct kernels run on this CPU", "instruction set " .. isa)
-  tap.eq(#direct, STEPS, tiles .. " tiles: a loss for each step")
+-- the default (channel tiles, Winograd for the layers with 32 channels and more), the direct
+-- kernels alone, and the position tiles
+for _, c in ipairs { { "channels", "on" }, { "channels", "off" }, { "positions", "off" } } do
+  local tiles, what = c[1], c[1] .. " tiles, winograd " .. c[2]
+  assert(ffi.C.vr_set_variant("cpu_tiles", tiles) == 0 and ffi.C.vr_set_variant("cpu_winograd", c[2]) == 0)
+  local direct, isa = losses(-1, base .. "/direct-" .. tiles .. "-" .. c[2])
+  assert(ffi.C.vr_set_variant("cpu_tiles", "channels") == 0 and ffi.C.vr_set_variant("cpu_winograd", "on") == 0)
+  tap.ok(isa > 0, what .. ": the direct kernels run on this CPU", "instruction set " .. isa)
+  tap.eq(#direct, STEPS, what .. ": a loss for each step")
   local worst = 0
   for i = 1, STEPS do worst = math.max(worst, math.abs(direct[i] - ref[i]) / math.abs(ref[i])) end
-  print(string.format("# %s tiles: largest relative loss difference %.3g over %d steps", tiles, worst, STEPS))
-  tap.ok(worst < 1e-4, tiles .. " tiles: the direct kernels' losses equal im2col's within reordered f32 sums",
+  print(string.format("# %s: largest relative loss difference %.3g over %d steps", what, worst, STEPS))
+  tap.ok(worst < 1e-4, what .. ": the losses equal im2col's within reordered f32 sums",
     string.format("largest relative difference %.3g over %d steps (%s vs %s)", worst, STEPS,
       table.concat(direct, " "), table.concat(ref, " ")))
 end

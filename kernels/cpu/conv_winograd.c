@@ -1,0 +1,238 @@
+/* conv_winograd.c: f32 3 x 3 stride-1 convolution (dilation 1, one group, NCHW) by Winograd's
+ * F(4 x 4, 3 x 3). Each 6 x 6 tile d of the padded input and each 3 x 3 filter g meet as
+ *   y = A^T [(G g G^T) . (B^T d B)] A      (16 outputs from 36 products instead of 144),
+ * and the products summed over the input channels are 36 gemms (OpenBLAS): for each point a of
+ * the 6 x 6, M[a] [tiles x Co] = V[a] [tiles x C] U[a] [C x Co]. Samples go in groups sized so
+ * that a group's V and M stay in cache; each sample is first laid out channels-last and padded
+ * (a tile's 8 channels are one vector for the transforms), and its outputs go back to NCHW.
+ * Backward-data is the same on grad_y, with the filters turned by 180 degrees and transposed and
+ * padding 2 - p. The transforms' coefficients (up to 8, and 1/24 in G) cost some precision: the
+ * error stays within a few 1e-6 of the outputs' scale on unit data (tests/test_conv_winograd.c). */
+#include "conv_winograd.h"
+#include "conv_direct.h"
+#include "cpu.h"
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#define WA 6                       /* a tile's side */
+#define WM 4                       /* its outputs' side */
+#define WP (WA * WA)               /* the points of a tile's product */
+#define WINO_GROUP_FLOATS (1 << 21) /* V and M of a group of samples: 8 MB at most (one sample at least) */
+#define WINO_GROUPS 8                /* groups a batch is cut into at least (as its samples allow) */
+#define WINO_MIN_ROWS 64             /* tiles a group's gemms have at least (as the cache allows) */
+#define WINO_MIN_CHANNELS 32       /* below, the transforms cost more than the gemms save (bench conv) */
+
+bool vr_cpu_conv_winograd_ok(const vr_tensor *x, const vr_tensor *w, const int64_t *i) {
+  if (x->dtype != VR_F32 || w->dtype != VR_F32 || vr_variants[VR_VARIANT_CPU_WINOGRAD] != VR_CPU_WINOGRAD_ON)
+    return false;
+  if (vr_cpu_conv_isa() == VR_CONV_ISA_NONE) return false; /* everything to im2col (a test's reference) */
+  if (i[0] != 1 || i[1] != 1 || i[4] != 1 || i[5] != 1 || i[6] != 1 || i[7] != 0) return false;
+  if (x->ndim != 4 || w->shape[2] != 3 || w->shape[3] != 3) return false;
+  if (i[2] < 0 || i[2] > 2 || i[3] < 0 || i[3] > 2) return false; /* backward-data pads by 2 - p */
+  if (x->shape[2] + 2 * i[2] < 3 || x->shape[3] + 2 * i[3] < 3) return false;
+  return x->shape[1] >= WINO_MIN_CHANNELS && w->shape[0] >= WINO_MIN_CHANNELS;
+}
+
+/* ---------------------------------------------------------------- geometry */
+typedef struct {
+  int64_t N, C, H, W, Co, ph, pw; /* input [N, C, H, W], Co outputs, padding */
+  int64_t Ho, Wo, th, tw, T;      /* output plane; tiles down, across and in all a sample */
+  int64_t Hx, Wx, C8, Co8;        /* the padded channels-last plane; channel counts rounded up to 8 */
+  int64_t group;                  /* samples a group */
+} wgeo;
+
+static wgeo make_wgeo(int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t ph, int64_t pw) {
+  wgeo g = {.N = N, .C = C, .H = H, .W = W, .Co = Co, .ph = ph, .pw = pw};
+  g.Ho = H + 2 * ph - 2;
+  g.Wo = W + 2 * pw - 2;
+  g.th = (g.Ho + WM - 1) / WM;
+  g.tw = (g.Wo + WM - 1) / WM;
+  g.T = g.th * g.tw;
+  g.Hx = WM * g.th + 2;
+  g.Wx = WM * g.tw + 2;
+  g.C8 = (C + 7) / 8 * 8;
+  g.Co8 = (Co + 7) / 8 * 8;
+  /* by the sizes alone (the gemms' shapes, so the results, do not depend on the thread count), and
+   * at least WINO_GROUPS groups to share out when the batch has the samples */
+  int64_t fit = WINO_GROUP_FLOATS / (WP * g.T * (g.C8 + g.Co8)), rows = (WINO_MIN_ROWS + g.T - 1) / g.T;
+  g.group = fit < N / WINO_GROUPS ? fit : N / WINO_GROUPS;
+  if (g.group < rows) g.group = rows < fit ? rows : fit; /* gemms of WINO_MIN_ROWS rows where they fit */
+  if (g.group > N) g.group = N;
+  if (g.group < 1) g.group = 1;
+  return g;
+}
+
+/* ---------------------------------------------------------------- transforms */
+/* U[a][c][co] (C rows of Co8) = (G f G^T)[a] for the filter f from input channel c to output
+ * channel co: w[co][c] (forward) or, flip, w[c][co] turned by 180 degrees (backward-data, whose
+ * inputs are the forward's outputs). Eight output channels at a time, side by side in lanes. */
+static void filter_transform(const float *w, const wgeo *g, bool flip, float *U) {
+  static const float G[WA][3] = {{1 / 4.0f, 0, 0},
+                                  {-1 / 6.0f, -1 / 6.0f, -1 / 6.0f},
+                                  {-1 / 6.0f, 1 / 6.0f, -1 / 6.0f},
+                                  {1 / 24.0f, 1 / 12.0f, 1 / 6.0f},
+                                  {1 / 24.0f, -1 / 12.0f, 1 / 6.0f},
+                                  {0, 0, 1}};
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g->C; c++)
+    for (int64_t co0 = 0; co0 < g->Co8; co0 += 8) {
+      float k[9][8] = {{0}}, t[WA][3][8], u[8];
+      for (int l = 0; l < 8 && co0 + l < g->Co; l++) {
+        int64_t co = co0 + l;
+        const float *f = flip ? w + (c * g->Co + co) * 9 : w + (co * g->C + c) * 9;
+        for (int q = 0; q < 9; q++) k[q][l] = f[flip ? 8 - q : q];
+      }
+      for (int r = 0; r < WA; r++)
+        for (int j = 0; j < 3; j++)
+          for (int l = 0; l < 8; l++) t[r][j][l] = G[r][0] * k[j][l] + G[r][1] * k[3 + j][l] + G[r][2] * k[6 + j][l];
+      for (int r = 0; r < WA; r++)
+        for (int s = 0; s < WA; s++) {
+          for (int l = 0; l < 8; l++) u[l] = t[r][0][l] * G[s][0] + t[r][1][l] * G[s][1] + t[r][2][l] * G[s][2];
+          memcpy(U + ((r * WA + s) * g->C + c) * g->Co8 + co0, u, sizeof u);
+        }
+    }
+}
+
+/* r = B^T d on six vectors d[0], d[ds], ... (8 channels each), into r[0], r[rs], ... */
+static inline void bt6(const __m256 *d, int ds, __m256 *r, int rs) {
+  const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), five = _mm256_set1_ps(5);
+  __m256 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
+  __m256 d31 = _mm256_sub_ps(d3, d1), d42 = _mm256_sub_ps(d4, d2);
+  r[0] = _mm256_fmadd_ps(four, d0, _mm256_fnmadd_ps(five, d2, d4));
+  r[rs] = _mm256_fnmadd_ps(four, _mm256_add_ps(d1, d2), _mm256_add_ps(d3, d4));
+  r[2 * rs] = _mm256_fmadd_ps(four, _mm256_sub_ps(d1, d2), _mm256_sub_ps(d4, d3));
+  r[3 * rs] = _mm256_fmadd_ps(two, d31, d42);
+  r[4 * rs] = _mm256_fnmadd_ps(two, d31, d42);
+  r[5 * rs] = _mm256_fmadd_ps(four, d1, _mm256_fnmadd_ps(five, d3, d5));
+}
+
+/* o = A^T m on six vectors m[0], m[ms], ..., into four o[0], o[os], ... */
+static inline void at6(const __m256 *m, int ms, __m256 *o, int os) {
+  const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), eight = _mm256_set1_ps(8);
+  __m256 s12 = _mm256_add_ps(m[ms], m[2 * ms]), d12 = _mm256_sub_ps(m[ms], m[2 * ms]);
+  __m256 s34 = _mm256_add_ps(m[3 * ms], m[4 * ms]), d34 = _mm256_sub_ps(m[3 * ms], m[4 * ms]);
+  o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s12), s34);
+  o[os] = _mm256_fmadd_ps(two, d34, d12);
+  o[2 * os] = _mm256_fmadd_ps(four, s34, s12);
+  o[3 * os] = _mm256_add_ps(_mm256_fmadd_ps(eight, d34, d12), m[5 * ms]);
+}
+
+/* sample x [C][H][W] into xt [Hx][Wx][C8] at (ph, pw); the rest of xt stays as it is (zero) */
+static void to_channels_last(const float *x, const wgeo *g, float *xt) {
+  for (int64_t c0 = 0; c0 < g->C; c0 += 8) {
+    int64_t nc = g->C - c0 < 8 ? g->C - c0 : 8;
+    for (int64_t h = 0; h < g->H; h++) {
+      float *row = xt + ((h + g->ph) * g->Wx + g->pw) * g->C8 + c0;
+      for (int64_t k = 0; k < nc; k++) {
+        const float *src = x + ((c0 + k) * g->H + h) * g->W;
+        for (int64_t w = 0; w < g->W; w++) row[w * g->C8 + k] = src[w];
+      }
+    }
+  }
+}
+
+/* tile (ti, tj) of xt into row `row` of V [WP][ldt][C8] */
+static void tile_in(const float *xt, const wgeo *g, int64_t ti, int64_t tj, float *V, int64_t ldt, int64_t row) {
+  const float *base = xt + (ti * WM * g->Wx + tj * WM) * g->C8;
+  for (int64_t c = 0; c < g->C8; c += 8) {
+    __m256 d[WP], t[WP];
+    for (int r = 0; r < WA; r++)
+      for (int s = 0; s < WA; s++) d[r * WA + s] = _mm256_loadu_ps(base + (r * g->Wx + s) * g->C8 + c);
+    for (int s = 0; s < WA; s++) bt6(d + s, WA, t + s, WA);       /* down each column */
+    for (int r = 0; r < WA; r++) bt6(t + r * WA, 1, d + r * WA, 1); /* along each row */
+    for (int a = 0; a < WP; a++) _mm256_storeu_ps(V + (a * ldt + row) * g->C8 + c, d[a]);
+  }
+}
+
+/* row `row` of M [WP][ldt][Co8] out as tile (ti, tj) of yt [th * 4][tw * 4][Co8] */
+static void tile_out(const float *M, const wgeo *g, int64_t ldt, int64_t row, float *yt, int64_t ti, int64_t tj) {
+  float *base = yt + (ti * WM * g->tw * WM + tj * WM) * g->Co8;
+  for (int64_t co = 0; co < g->Co8; co += 8) {
+    __m256 m[WP], t[WM * WA], o[WM * WM];
+    for (int a = 0; a < WP; a++) m[a] = _mm256_loadu_ps(M + (a * ldt + row) * g->Co8 + co);
+    for (int s = 0; s < WA; s++) at6(m + s, WA, t + s, WA);       /* down each column */
+    for (int i = 0; i < WM; i++) at6(t + i * WA, 1, o + i * WM, 1); /* along each row */
+    for (int i = 0; i < WM; i++)
+      for (int j = 0; j < WM; j++) _mm256_storeu_ps(base + (i * g->tw * WM + j) * g->Co8 + co, o[i * WM + j]);
+  }
+}
+
+/* yt [th * 4][tw * 4][Co8] into sample y [Co][Ho][Wo] with the bias */
+static void to_nchw(const float *yt, const wgeo *g, const float *b, float *y) {
+  for (int64_t co = 0; co < g->Co; co++) {
+    float bv = b ? b[co] : 0.0f;
+    for (int64_t h = 0; h < g->Ho; h++) {
+      const float *src = yt + h * g->tw * WM * g->Co8 + co;
+      float *dst = y + (co * g->Ho + h) * g->Wo;
+      for (int64_t w = 0; w < g->Wo; w++) dst[w] = src[w * g->Co8] + bv;
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- the batch */
+static vr_status run(const wgeo *g, const float *x, const float *U, const float *b, float *y) {
+  int64_t ngroups = (g->N + g->group - 1) / g->group, ldt = g->group * g->T;
+  int failed = 0, prev = vr_cpu_blas_serial_begin(); /* each gemm on one thread: the same sums on any count */
+#pragma omp parallel if (ngroups > 1)
+  {
+    float *xt = calloc((size_t)(g->Hx * g->Wx * g->C8), sizeof(float));
+    float *V = calloc((size_t)(WP * ldt * g->C8), sizeof(float)), *M = calloc((size_t)(WP * ldt * g->Co8), sizeof(float));
+    float *yt = calloc((size_t)(g->th * g->tw * WM * WM * g->Co8), sizeof(float));
+    if (!xt || !V || !M || !yt) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t gi = 0; gi < ngroups; gi++) {
+      if (!xt || !V || !M || !yt) continue;
+      int64_t n0 = gi * g->group, nn = g->N - n0 < g->group ? g->N - n0 : g->group;
+      for (int64_t j = 0; j < nn; j++) {
+        to_channels_last(x + (n0 + j) * g->C * g->H * g->W, g, xt);
+        for (int64_t ti = 0; ti < g->th; ti++)
+          for (int64_t tj = 0; tj < g->tw; tj++) tile_in(xt, g, ti, tj, V, ldt, j * g->T + ti * g->tw + tj);
+      }
+      for (int64_t a = 0; a < WP; a++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nn * g->T), (int)g->Co, (int)g->C, 1.0f,
+                    V + a * ldt * g->C8, (int)g->C8, U + a * g->C * g->Co8, (int)g->Co8, 0.0f, M + a * ldt * g->Co8,
+                    (int)g->Co8);
+      for (int64_t j = 0; j < nn; j++) {
+        for (int64_t ti = 0; ti < g->th; ti++)
+          for (int64_t tj = 0; tj < g->tw; tj++) tile_out(M, g, ldt, j * g->T + ti * g->tw + tj, yt, ti, tj);
+        to_nchw(yt, g, b, y + (n0 + j) * g->Co * g->Ho * g->Wo);
+      }
+    }
+    free(xt);
+    free(V);
+    free(M);
+    free(yt);
+  }
+  vr_cpu_blas_serial_end(prev);
+  if (failed)
+    return VR_FAIL(VR_E_OOM, "x: no memory for the Winograd tiles of %lld samples (%lld floats)", (long long)g->group,
+                   (long long)(WP * ldt * (g->C8 + g->Co8)));
+  return VR_OK;
+}
+
+static vr_status transform_and_run(const wgeo *g, const float *w, bool flip, const float *in, const float *b,
+                                   float *out) {
+  if (g->N == 0) return VR_OK;
+  float *U = calloc((size_t)(WP * g->C * g->Co8), sizeof(float));
+  if (!U) return VR_FAIL(VR_E_OOM, "w: no memory for the transformed filters (%lld floats)", (long long)(WP * g->C * g->Co8));
+  filter_transform(w, g, flip, U);
+  vr_status st = run(g, in, U, b, out);
+  free(U);
+  return st;
+}
+
+vr_status vr_cpu_conv_winograd_fwd(const vr_tensor *x, const vr_tensor *w, const vr_tensor *b, const int64_t *i,
+                                   vr_tensor *y) {
+  wgeo g = make_wgeo(x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], i[2], i[3]);
+  return transform_and_run(&g, vr_data(w), false, vr_data(x), b ? vr_data(b) : NULL, vr_data(y));
+}
+
+vr_status vr_cpu_conv_winograd_gx(const vr_tensor *gy, const vr_tensor *w, const int64_t *i, vr_tensor *gx) {
+  wgeo g = make_wgeo(gy->shape[0], gy->shape[1], gy->shape[2], gy->shape[3], w->shape[1], 2 - i[2], 2 - i[3]);
+  return transform_and_run(&g, vr_data(w), true, vr_data(gy), NULL, vr_data(gx));
+}
