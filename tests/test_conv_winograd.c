@@ -1,5 +1,5 @@
 /* test_conv_winograd.c: the f32 3 x 3 stride-1 convolution by Winograd's F(4x4, 3x3)
- * (kernels/cpu/conv_winograd.c): forward and backward-data against the f64 reference path
+ * (kernels/cpu/conv_winograd.c): forward, backward-data and backward-weights against the f64 reference path
  * (im2col, itself checked by finite differences in test_conv.c) on every shape class (planes
  * that are no multiple of the 4 x 4 tile, padding 0, 1 and 2, channel counts that are no multiple
  * of 8, batch 1, batches cut into uneven groups, one-tile planes), a finite-difference check of
@@ -68,10 +68,13 @@ START_TEST(winograd_shapes) {
   conv_and_grads(x, w, gy, s, &y, &gx, &gw);
   /* the reference's own scale: a sum of C * 9 (Co * 9 for grad x) products of unit values */
   double tol = 2e-5 * sqrt((double)(s->C * 9)), tolx = 2e-5 * sqrt((double)(s->Co * 9));
+  double tolw = 2e-5 * sqrt((double)(s->N * Ho * Wo));
   snprintf(what, sizeof what, "%s: forward", s->what);
   tu_assert_close(y, yr, tol, tol, what);
   snprintf(what, sizeof what, "%s: grad x", s->what);
   tu_assert_close(gx, gxr, tolx, tolx, what);
+  snprintf(what, sizeof what, "%s: grad w", s->what);
+  tu_assert_close(gw, gwr, tolw, tolw, what);
 
   /* finite differences of the f32 forward: conv is linear in x, so <gy, conv(x + v) - conv(x - v)> / 2 = <gx, v> */
   vr_tensor *v = tu_rand(VR_F32, 4, TU_SHAPE(s->N, s->C, s->H, s->W), 4), *p = NULL, *m = NULL, *yp = NULL, *ym = NULL;
@@ -81,8 +84,18 @@ START_TEST(winograd_shapes) {
   OK(vr_conv2d(m, w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &ym));
   double num = (dot(gy, yp) - dot(gy, ym)) / 2, ana = dot(gx, v);
   double scale = sqrt((double)vr_tensor_numel(yp)) * sqrt((double)(s->C * 9));
-  ck_assert_msg(fabs(num - ana) <= 1e-5 * scale, "%s: finite difference: numeric %.8g vs analytic %.8g", s->what, num,
-                ana);
+  ck_assert_msg(fabs(num - ana) <= 1e-5 * scale, "%s: finite difference in x: numeric %.8g vs analytic %.8g", s->what,
+                num, ana);
+  /* and in w: <gy, conv(x, w + u) - conv(x, w - u)> / 2 = <gw, u> */
+  vr_tensor *u = tu_rand(VR_F32, 4, TU_SHAPE(s->Co, s->C, 3, 3), 5), *wp = NULL, *wm = NULL, *yu = NULL, *yd = NULL;
+  OK(vr_add(w, u, &wp));
+  OK(vr_sub(w, u, &wm));
+  OK(vr_conv2d(x, wp, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &yu));
+  OK(vr_conv2d(x, wm, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &yd));
+  num = (dot(gy, yu) - dot(gy, yd)) / 2;
+  ana = dot(gw, u);
+  ck_assert_msg(fabs(num - ana) <= 1e-5 * scale, "%s: finite difference in w: numeric %.8g vs analytic %.8g", s->what,
+                num, ana);
 
   /* the same bits on 1 and 2 threads */
   int prev = vr_num_threads();
@@ -93,6 +106,7 @@ START_TEST(winograd_shapes) {
   snprintf(what, sizeof what, "%s: thread count", s->what);
   tu_assert_close(y2, y, 0, 0, what);
   tu_assert_close(gx2, gx, 0, 0, what);
+  tu_assert_close(gw2, gw, 0, 0, what);
 
   /* the direct kernels' values within a reordered sum's tolerance */
   OK(vr_set_variant("cpu_winograd", "off"));
@@ -103,8 +117,9 @@ START_TEST(winograd_shapes) {
   snprintf(what, sizeof what, "%s: as the direct kernels", s->what);
   tu_assert_close(y, y3, tol, tol, what);
   tu_assert_close(gx, gx3, tolx, tolx, what);
-  tu_assert_close(gw, gw3, 0, 0, what); /* grad w is the direct kernels' either way */
-  vr_tensor *all[] = {x, w, gy, xr, wr, gyr, y, gx, gw, yr, gxr, gwr, v, p, m, yp, ym, y2, gx2, gw2, y3, gx3, gw3};
+  tu_assert_close(gw, gw3, tolw, tolw, what);
+  vr_tensor *all[] = {x, w, gy, xr, wr, gyr, y, gx, gw, yr, gxr, gwr, v, p, m, yp, ym, u, wp, wm, yu, yd,
+                      y2, gx2, gw2, y3, gx3, gw3};
   for (size_t k = 0; k < sizeof all / sizeof *all; k++) vr_tensor_free(all[k]);
 }
 END_TEST

@@ -2,7 +2,7 @@
  * core/ops/conv.c). Samples run in parallel on OpenMP threads, each gemm on one BLAS thread;
  * 1x1 stride-1 unpadded convolutions skip im2col. f32 convolutions go to the direct kernels of
  * conv_direct.c instead where vr_cpu_conv_direct_ok says, and 3x3 stride-1 ones with many channels
- * to Winograd's (conv_winograd.c) for the forward and grad x. grad_w sums per-chunk partials in chunk order,
+ * to Winograd's (conv_winograd.c). grad_w sums per-chunk partials in chunk order,
  * the chunks fixed by the batch size alone, so results do not depend on the thread count.
  * A batch too small to fill the threads runs sample by sample with multithreaded gemms.
  * bf16 (autocast, and the reference for the CUDA bf16 convolution): inputs widened to f32 (exact),
@@ -203,10 +203,10 @@ static vr_status conv2d_bwd(const vr_kernel_args *a) {
       vr_store((char *)vr_data(gb) + (size_t)co * es, dt, s);
     }
   }
-  if (gx && vr_cpu_conv_winograd_ok(x, w, a->i)) { /* grad x by Winograd, grad w below */
-    VR_TRY(vr_cpu_conv_winograd_gx(gy, w, a->i, gx));
-    gx = NULL;
-    pgx = NULL;
+  if (vr_cpu_conv_winograd_ok(x, w, a->i)) {
+    if (gx) VR_TRY(vr_cpu_conv_winograd_gx(gy, w, a->i, gx));
+    if (gw) VR_TRY(vr_cpu_conv_winograd_gw(gy, x, a->i, gw));
+    return VR_OK;
   }
   if (!gx && !gw) return VR_OK;
   if (vr_cpu_conv_direct_ok(x, w, a->i)) { /* strided: grad w direct, grad x by im2col below */

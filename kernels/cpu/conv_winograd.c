@@ -119,15 +119,17 @@ static inline void at6(const __m256 *m, int ms, __m256 *o, int os) {
   o[3 * os] = _mm256_add_ps(_mm256_fmadd_ps(eight, d34, d12), m[5 * ms]);
 }
 
-/* sample x [C][H][W] into xt [Hx][Wx][C8] at (ph, pw); the rest of xt stays as it is (zero) */
-static void to_channels_last(const float *x, const wgeo *g, float *xt) {
-  for (int64_t c0 = 0; c0 < g->C; c0 += 8) {
-    int64_t nc = g->C - c0 < 8 ? g->C - c0 : 8;
-    for (int64_t h = 0; h < g->H; h++) {
-      float *row = xt + ((h + g->ph) * g->Wx + g->pw) * g->C8 + c0;
+/* planes src [C][H][W] into dst [..][Wd][Cd] from row r0 and column c0 on; the rest of dst stays
+ * as it is (zero: the padding, the tiles' overhang, the channels past C) */
+static void to_channels_last(const float *src, int64_t C, int64_t H, int64_t W, float *dst, int64_t Wd, int64_t Cd,
+                             int64_t r0, int64_t c0) {
+  for (int64_t cb = 0; cb < C; cb += 8) {
+    int64_t nc = C - cb < 8 ? C - cb : 8;
+    for (int64_t h = 0; h < H; h++) {
+      float *row = dst + ((h + r0) * Wd + c0) * Cd + cb;
       for (int64_t k = 0; k < nc; k++) {
-        const float *src = x + ((c0 + k) * g->H + h) * g->W;
-        for (int64_t w = 0; w < g->W; w++) row[w * g->C8 + k] = src[w];
+        const float *s = src + ((cb + k) * H + h) * W;
+        for (int64_t w = 0; w < W; w++) row[w * Cd + k] = s[w];
       }
     }
   }
@@ -172,6 +174,7 @@ static void to_nchw(const float *yt, const wgeo *g, const float *b, float *y) {
 }
 
 /* ---------------------------------------------------------------- the batch */
+
 static vr_status run(const wgeo *g, const float *x, const float *U, const float *b, float *y) {
   int64_t ngroups = (g->N + g->group - 1) / g->group, ldt = g->group * g->T;
   int failed = 0, prev = vr_cpu_blas_serial_begin(); /* each gemm on one thread: the same sums on any count */
@@ -189,7 +192,7 @@ static vr_status run(const wgeo *g, const float *x, const float *U, const float 
       if (!xt || !V || !M || !yt) continue;
       int64_t n0 = gi * g->group, nn = g->N - n0 < g->group ? g->N - n0 : g->group;
       for (int64_t j = 0; j < nn; j++) {
-        to_channels_last(x + (n0 + j) * g->C * g->H * g->W, g, xt);
+        to_channels_last(x + (n0 + j) * g->C * g->H * g->W, g->C, g->H, g->W, xt, g->Wx, g->C8, g->ph, g->pw);
         for (int64_t ti = 0; ti < g->th; ti++)
           for (int64_t tj = 0; tj < g->tw; tj++) tile_in(xt, g, ti, tj, V, ldt, j * g->T + ti * g->tw + tj);
       }
@@ -226,6 +229,136 @@ static vr_status transform_and_run(const wgeo *g, const float *w, bool flip, con
   return st;
 }
 
+/* ---------------------------------------------------------------- the weight gradient */
+/* gw[co][c] = sum over samples and tiles of gy's 4 x 4 tile correlated with x's 6 x 6 one, which
+ * the forward's identity turns into gw = G^T [sum (A gy A^T) . (B^T d B)] G: the sums are 36 gemms
+ * over the tiles, M[a] [C x Co] += V[a]^T GY[a], and G^T M G comes once at the end. */
+
+/* r = A g on four vectors g[0], g[gs], ... into six r[0], r[rs], ... (A = the transpose of A^T) */
+static inline void a4(const __m256 *g, int gs, __m256 *r, int rs) {
+  const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), eight = _mm256_set1_ps(8);
+  __m256 g0 = g[0], g1 = g[gs], g2 = g[2 * gs], g3 = g[3 * gs];
+  __m256 e = _mm256_add_ps(g0, g2), o = _mm256_add_ps(g1, g3);
+  __m256 e4 = _mm256_fmadd_ps(four, g2, g0), o8 = _mm256_fmadd_ps(eight, g3, _mm256_mul_ps(two, g1));
+  r[0] = g0;
+  r[rs] = _mm256_add_ps(e, o);
+  r[2 * rs] = _mm256_sub_ps(e, o);
+  r[3 * rs] = _mm256_add_ps(e4, o8);
+  r[4 * rs] = _mm256_sub_ps(e4, o8);
+  r[5 * rs] = g3;
+}
+
+/* tile (ti, tj) of gyt [th * 4][tw * 4][Co8] into row `row` of GY [WP][ldt][Co8] as A gy A^T */
+static void tile_gy(const float *gyt, const wgeo *g, int64_t ti, int64_t tj, float *GY, int64_t ldt, int64_t row) {
+  const float *base = gyt + (ti * WM * g->tw * WM + tj * WM) * g->Co8;
+  for (int64_t co = 0; co < g->Co8; co += 8) {
+    __m256 d[WM * WM], t[WA * WM], u[WP];
+    for (int i = 0; i < WM; i++)
+      for (int j = 0; j < WM; j++) d[i * WM + j] = _mm256_loadu_ps(base + (i * g->tw * WM + j) * g->Co8 + co);
+    for (int j = 0; j < WM; j++) a4(d + j, WM, t + j, WM);       /* down each column */
+    for (int r = 0; r < WA; r++) a4(t + r * WM, 1, u + r * WA, 1); /* along each row */
+    for (int a = 0; a < WP; a++) _mm256_storeu_ps(GY + (a * ldt + row) * g->Co8 + co, u[a]);
+  }
+}
+
+/* gw[co][c] = G^T M G for M[a][c][co] (C rows of Co8), eight output channels at a time */
+static void weight_out(const float *M, const wgeo *g, float *gw) {
+  static const float G[WA][3] = {{1 / 4.0f, 0, 0},
+                                 {-1 / 6.0f, -1 / 6.0f, -1 / 6.0f},
+                                 {-1 / 6.0f, 1 / 6.0f, -1 / 6.0f},
+                                 {1 / 24.0f, 1 / 12.0f, 1 / 6.0f},
+                                 {1 / 24.0f, -1 / 12.0f, 1 / 6.0f},
+                                 {0, 0, 1}};
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g->C; c++)
+    for (int64_t co0 = 0; co0 < g->Co; co0 += 8) {
+      float m[WP][8], t[3][WA][8], o[9][8];
+      for (int a = 0; a < WP; a++) memcpy(m[a], M + (a * g->C + c) * g->Co8 + co0, sizeof m[a]);
+      for (int i = 0; i < 3; i++)
+        for (int s = 0; s < WA; s++)
+          for (int l = 0; l < 8; l++) {
+            float v = 0;
+            for (int r = 0; r < WA; r++) v += G[r][i] * m[r * WA + s][l];
+            t[i][s][l] = v;
+          }
+      for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+          for (int l = 0; l < 8; l++) {
+            float v = 0;
+            for (int s = 0; s < WA; s++) v += t[i][s][l] * G[s][j];
+            o[i * 3 + j][l] = v;
+          }
+      for (int l = 0; l < 8 && co0 + l < g->Co; l++)
+        for (int q = 0; q < 9; q++) gw[((co0 + l) * g->C + c) * 9 + q] = o[q][l];
+    }
+}
+
+/* The batch is cut into chunks fixed by N and the sizes alone, each summed into its own M, the
+ * chunks' Ms summed in chunk order: the result does not depend on the thread count. Chunks: at
+ * most 16, of WINO_CHUNK_TILES tiles or more (the gemms' depth; two chunks at least, to share
+ * out), fewer while their Ms pass WINO_PARTIALS_BYTES. */
+#define WINO_CHUNK_TILES 128
+#define WINO_PARTIALS_BYTES (160 << 20)
+static vr_status run_gw(const wgeo *g, const float *x, const float *gy, float *gw) {
+  int64_t msize = WP * g->C * g->Co8, nch = g->N * g->T / WINO_CHUNK_TILES, ldt = g->group * g->T;
+  if (nch > 16) nch = 16;
+  if (nch < 2) nch = 2;
+  if (nch > g->N) nch = g->N;
+  while (nch > 1 && nch * msize * (int64_t)sizeof(float) > WINO_PARTIALS_BYTES) nch--;
+  float *part = calloc((size_t)(nch * msize), sizeof(float));
+  if (!part) return VR_FAIL(VR_E_OOM, "w: no memory for the weight gradient's partial sums (%lld floats)", (long long)(nch * msize));
+  int failed = 0, prev = vr_cpu_blas_serial_begin();
+#pragma omp parallel if (nch > 1)
+  {
+    float *xt = calloc((size_t)(g->Hx * g->Wx * g->C8), sizeof(float));
+    float *gyt = calloc((size_t)(g->th * g->tw * WM * WM * g->Co8), sizeof(float));
+    float *V = calloc((size_t)(WP * ldt * g->C8), sizeof(float)), *GY = calloc((size_t)(WP * ldt * g->Co8), sizeof(float));
+    if (!xt || !gyt || !V || !GY) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ch = 0; ch < nch; ch++) {
+      if (!xt || !gyt || !V || !GY) continue;
+      float *M = part + ch * msize;
+      int64_t n1 = g->N * (ch + 1) / nch;
+      for (int64_t n0 = g->N * ch / nch; n0 < n1; n0 += g->group) {
+        int64_t nn = n1 - n0 < g->group ? n1 - n0 : g->group;
+        for (int64_t j = 0; j < nn; j++) {
+          int64_t n = n0 + j, row = j * g->T;
+          to_channels_last(x + n * g->C * g->H * g->W, g->C, g->H, g->W, xt, g->Wx, g->C8, g->ph, g->pw);
+          to_channels_last(gy + n * g->Co * g->Ho * g->Wo, g->Co, g->Ho, g->Wo, gyt, g->tw * WM, g->Co8, 0, 0);
+          for (int64_t ti = 0; ti < g->th; ti++)
+            for (int64_t tj = 0; tj < g->tw; tj++) {
+              tile_in(xt, g, ti, tj, V, ldt, row + ti * g->tw + tj);
+              tile_gy(gyt, g, ti, tj, GY, ldt, row + ti * g->tw + tj);
+            }
+        }
+        for (int64_t a = 0; a < WP; a++)
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->C, (int)g->Co, (int)(nn * g->T), 1.0f,
+                      V + a * ldt * g->C8, (int)g->C8, GY + a * ldt * g->Co8, (int)g->Co8, 1.0f, M + a * g->C * g->Co8,
+                      (int)g->Co8);
+      }
+    }
+    free(xt);
+    free(gyt);
+    free(V);
+    free(GY);
+  }
+  vr_cpu_blas_serial_end(prev);
+  if (!failed) {
+#pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < msize; e++)
+      for (int64_t ch = 1; ch < nch; ch++) part[e] += part[ch * msize + e];
+    weight_out(part, g, gw);
+  }
+  free(part);
+  if (failed)
+    return VR_FAIL(VR_E_OOM, "x: no memory for the Winograd tiles of %lld samples (%lld floats)", (long long)g->group,
+                   (long long)(WP * ldt * (g->C8 + g->Co8)));
+  return VR_OK;
+}
+
 vr_status vr_cpu_conv_winograd_fwd(const vr_tensor *x, const vr_tensor *w, const vr_tensor *b, const int64_t *i,
                                    vr_tensor *y) {
   wgeo g = make_wgeo(x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], i[2], i[3]);
@@ -235,4 +368,10 @@ vr_status vr_cpu_conv_winograd_fwd(const vr_tensor *x, const vr_tensor *w, const
 vr_status vr_cpu_conv_winograd_gx(const vr_tensor *gy, const vr_tensor *w, const int64_t *i, vr_tensor *gx) {
   wgeo g = make_wgeo(gy->shape[0], gy->shape[1], gy->shape[2], gy->shape[3], w->shape[1], 2 - i[2], 2 - i[3]);
   return transform_and_run(&g, vr_data(w), true, vr_data(gy), NULL, vr_data(gx));
+}
+
+vr_status vr_cpu_conv_winograd_gw(const vr_tensor *gy, const vr_tensor *x, const int64_t *i, vr_tensor *gw) {
+  wgeo g = make_wgeo(x->shape[0], x->shape[1], x->shape[2], x->shape[3], gw->shape[0], i[2], i[3]);
+  if (g.N == 0) return vr_fill_(gw, 0);
+  return run_gw(&g, vr_data(x), vr_data(gy), vr_data(gw));
 }
