@@ -8,7 +8,8 @@
 # Usage: bench/conv_vs_torch.sh [PYTHON]   (PYTHON: one with torch, default /tmp/torchenv/bin/python)
 # Environment: NET (recipe|resnet18|vit|all, default all), THREADS (2), REPS (3), RUNS (5), BATCH
 # (0: each network's own), BIN (bin/visreg), ARGS (more arguments for visreg's side, e.g.
-# "--variant cpu_tiles=positions")
+# "--variant cpu_tiles=positions"), TORCH_ARGS (more for PyTorch's, e.g. "--channels-last": oneDNN's
+# NHWC convolutions, as the PyTorch peers' training steps run them)
 set -eu
 PY=${1:-/tmp/torchenv/bin/python}
 NET=${NET:-all}; THREADS=${THREADS:-2}; REPS=${REPS:-3}; RUNS=${RUNS:-5}; BATCH=${BATCH:-0}
@@ -21,7 +22,8 @@ for r in $(seq 1 "$REPS"); do
   # shellcheck disable=SC2086
   "$BIN" bench conv --net "$NET" --threads "$THREADS" --runs "$RUNS" --batch "$BATCH" ${ARGS:-} |
     awk 'NF == 13 && $2 ~ /^[0-9]+$/ { print $1, $2, $3, $4, $5, $6, $7, $8, $11, $13 }' >> "$TMP/ours"
-  "$PY" "$ROOT/bench/conv_torch.py" --net "$NET" --threads "$THREADS" --runs "$RUNS" --batch "$BATCH" |
+  # shellcheck disable=SC2086
+  "$PY" "$ROOT/bench/conv_torch.py" --net "$NET" --threads "$THREADS" --runs "$RUNS" --batch "$BATCH" ${TORCH_ARGS:-} |
     awk 'NF == 12 && $2 ~ /^[0-9]+$/ { print $1, $2, $3, $4, $5, $6, $7, "torch", $10, $12 }' >> "$TMP/theirs"
   echo "pair $r of $REPS done" >&2
 done

@@ -39,31 +39,6 @@ static vr_tensor *f32_of(const vr_tensor *t) {
   return o;
 }
 
-/* y = conv(x, w), then backward with gy; grads returned (f32 or f64 as x and w are) */
-static void conv_and_grads(vr_tensor *x, vr_tensor *w, vr_tensor *gy, const shape *s, vr_tensor **y, vr_tensor **gx,
-                           vr_tensor **gw) {
-  OK(vr_tensor_set_requires_grad(x, 1));
-  OK(vr_tensor_set_requires_grad(w, 1));
-  int64_t st = s->stride;
-  OK(vr_conv2d(x, w, NULL, st, st, s->ph, s->pw, 1, 1, 1, y));
-  OK(vr_backward(*y, gy, 0));
-  *gx = vr_tensor_grad(x);
-  *gw = vr_tensor_grad(w);
-  vr_tensor_set_grad(x, NULL);
-  vr_tensor_set_grad(w, NULL);
-  OK(vr_tensor_set_requires_grad(x, 0));
-  OK(vr_tensor_set_requires_grad(w, 0));
-}
-
-/* sum of a * b over all elements, in f64 */
-static double dot(const vr_tensor *a, const vr_tensor *b) {
-  double *u = tu_values(a), *v = tu_values(b), s = 0;
-  for (int64_t k = 0; k < vr_tensor_numel(a); k++) s += u[k] * v[k];
-  free(u);
-  free(v);
-  return s;
-}
-
 static vr_tensor *axpy(const vr_tensor *x, double a, const vr_tensor *v) { /* x + a v, f32 */
   vr_tensor *av = NULL, *o = NULL;
   OK(vr_mul_scalar(v, a, &av));
@@ -94,12 +69,12 @@ static void check_shape(const shape *s, int isa) {
   OK(vr_tensor_to_dtype(gy, VR_F64, &gyr));
   vr_tensor *y, *gx, *gw, *yr, *gxr, *gwr;
   ck_assert_int_eq(vr_cpu_conv_force_isa(VR_CONV_ISA_NONE), VR_CONV_ISA_NONE);
-  conv_and_grads(xr, wr, gyr, s, &yr, &gxr, &gwr);
+  tu_conv_and_grads(xr, wr, gyr, s->stride, s->ph, s->pw, &yr, &gxr, &gwr);
   ck_assert_int_eq(vr_cpu_conv_force_isa(isa), isa);
   const int64_t iv[8] = {st, st, s->ph, s->pw, 1, 1, 1, 0};
   snprintf(what, sizeof what, "%s: takes the direct path", s->what);
   ck_assert_msg(vr_cpu_conv_direct_ok(x, w, iv) == (takes_direct(s) != 0), "%s", what);
-  conv_and_grads(x, w, gy, s, &y, &gx, &gw);
+  tu_conv_and_grads(x, w, gy, s->stride, s->ph, s->pw, &y, &gx, &gw);
   double tol = 2e-5 * sqrt((double)(s->C * s->kh * s->kw)), tolw = 2e-5 * sqrt((double)(s->N * Ho * Wo));
   snprintf(what, sizeof what, "%s, isa %d: forward", s->what, isa);
   tu_assert_close(y, yr, tol, tol, what);
@@ -117,7 +92,7 @@ static void check_shape(const shape *s, int isa) {
     vr_tensor *yp = NULL, *ym = NULL;
     OK(vr_conv2d(which ? x : p, which ? p : w, NULL, st, st, s->ph, s->pw, 1, 1, 1, &yp));
     OK(vr_conv2d(which ? x : m, which ? m : w, NULL, st, st, s->ph, s->pw, 1, 1, 1, &ym));
-    double num = (dot(gy, yp) - dot(gy, ym)) / 2, ana = dot(which ? gw : gx, v);
+    double num = (tu_dot(gy, yp) - tu_dot(gy, ym)) / 2, ana = tu_dot(which ? gw : gx, v);
     double scale = sqrt((double)vr_tensor_numel(yp)) * sqrt((double)(s->C * s->kh * s->kw));
     ck_assert_msg(fabs(num - ana) <= 1e-5 * scale, "%s, isa %d: finite difference in %s: numeric %.8g vs analytic %.8g",
                   s->what, isa, which ? "w" : "x", num, ana);
@@ -131,7 +106,7 @@ static void check_shape(const shape *s, int isa) {
   int prev = vr_num_threads();
   vr_set_num_threads(prev == 1 ? 2 : 1);
   vr_tensor *y2, *gx2, *gw2;
-  conv_and_grads(x, w, gy, s, &y2, &gx2, &gw2);
+  tu_conv_and_grads(x, w, gy, s->stride, s->ph, s->pw, &y2, &gx2, &gw2);
   vr_set_num_threads(prev);
   snprintf(what, sizeof what, "%s, isa %d: thread count", s->what, isa);
   tu_assert_close(y2, y, 0, 0, what);

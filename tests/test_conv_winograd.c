@@ -29,29 +29,6 @@ static vr_tensor *of_dtype(const vr_tensor *t, vr_dtype dt) {
   return o;
 }
 
-/* y = conv(x, w) (stride 1), then backward with gy; the grads returned */
-static void conv_and_grads(vr_tensor *x, vr_tensor *w, vr_tensor *gy, const shape *s, vr_tensor **y, vr_tensor **gx,
-                           vr_tensor **gw) {
-  OK(vr_tensor_set_requires_grad(x, 1));
-  OK(vr_tensor_set_requires_grad(w, 1));
-  OK(vr_conv2d(x, w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, y));
-  OK(vr_backward(*y, gy, 0));
-  *gx = vr_tensor_grad(x);
-  *gw = vr_tensor_grad(w);
-  vr_tensor_set_grad(x, NULL);
-  vr_tensor_set_grad(w, NULL);
-  OK(vr_tensor_set_requires_grad(x, 0));
-  OK(vr_tensor_set_requires_grad(w, 0));
-}
-
-static double dot(const vr_tensor *a, const vr_tensor *b) {
-  double *u = tu_values(a), *v = tu_values(b), s = 0;
-  for (int64_t k = 0; k < vr_tensor_numel(a); k++) s += u[k] * v[k];
-  free(u);
-  free(v);
-  return s;
-}
-
 START_TEST(winograd_shapes) {
   const shape *s = &shapes[_i];
   char what[160];
@@ -64,8 +41,8 @@ START_TEST(winograd_shapes) {
   const int64_t iv[8] = {1, 1, s->ph, s->pw, 1, 1, 1, 0};
   ck_assert_msg(vr_cpu_conv_winograd_ok(x, w, iv), "%s: takes Winograd", s->what);
   vr_tensor *y, *gx, *gw, *yr, *gxr, *gwr;
-  conv_and_grads(xr, wr, gyr, s, &yr, &gxr, &gwr);
-  conv_and_grads(x, w, gy, s, &y, &gx, &gw);
+  tu_conv_and_grads(xr, wr, gyr, 1, s->ph, s->pw, &yr, &gxr, &gwr);
+  tu_conv_and_grads(x, w, gy, 1, s->ph, s->pw, &y, &gx, &gw);
   /* the reference's own scale: a sum of C * 9 (Co * 9 for grad x) products of unit values */
   double tol = 2e-5 * sqrt((double)(s->C * 9)), tolx = 2e-5 * sqrt((double)(s->Co * 9));
   double tolw = 2e-5 * sqrt((double)(s->N * Ho * Wo));
@@ -82,7 +59,7 @@ START_TEST(winograd_shapes) {
   OK(vr_sub(x, v, &m));
   OK(vr_conv2d(p, w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &yp));
   OK(vr_conv2d(m, w, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &ym));
-  double num = (dot(gy, yp) - dot(gy, ym)) / 2, ana = dot(gx, v);
+  double num = (tu_dot(gy, yp) - tu_dot(gy, ym)) / 2, ana = tu_dot(gx, v);
   double scale = sqrt((double)vr_tensor_numel(yp)) * sqrt((double)(s->C * 9));
   ck_assert_msg(fabs(num - ana) <= 1e-5 * scale, "%s: finite difference in x: numeric %.8g vs analytic %.8g", s->what,
                 num, ana);
@@ -92,8 +69,8 @@ START_TEST(winograd_shapes) {
   OK(vr_sub(w, u, &wm));
   OK(vr_conv2d(x, wp, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &yu));
   OK(vr_conv2d(x, wm, NULL, 1, 1, s->ph, s->pw, 1, 1, 1, &yd));
-  num = (dot(gy, yu) - dot(gy, yd)) / 2;
-  ana = dot(gw, u);
+  num = (tu_dot(gy, yu) - tu_dot(gy, yd)) / 2;
+  ana = tu_dot(gw, u);
   ck_assert_msg(fabs(num - ana) <= 1e-5 * scale, "%s: finite difference in w: numeric %.8g vs analytic %.8g", s->what,
                 num, ana);
 
@@ -101,7 +78,7 @@ START_TEST(winograd_shapes) {
   int prev = vr_num_threads();
   vr_set_num_threads(prev == 1 ? 2 : 1);
   vr_tensor *y2, *gx2, *gw2;
-  conv_and_grads(x, w, gy, s, &y2, &gx2, &gw2);
+  tu_conv_and_grads(x, w, gy, 1, s->ph, s->pw, &y2, &gx2, &gw2);
   vr_set_num_threads(prev);
   snprintf(what, sizeof what, "%s: thread count", s->what);
   tu_assert_close(y2, y, 0, 0, what);
@@ -112,7 +89,7 @@ START_TEST(winograd_shapes) {
   OK(vr_set_variant("cpu_winograd", "off"));
   ck_assert(!vr_cpu_conv_winograd_ok(x, w, iv));
   vr_tensor *y3, *gx3, *gw3;
-  conv_and_grads(x, w, gy, s, &y3, &gx3, &gw3);
+  tu_conv_and_grads(x, w, gy, 1, s->ph, s->pw, &y3, &gx3, &gw3);
   OK(vr_set_variant("cpu_winograd", "on"));
   snprintf(what, sizeof what, "%s: as the direct kernels", s->what);
   tu_assert_close(y, y3, tol, tol, what);

@@ -94,6 +94,31 @@ static inline void tu_assert_values(const vr_tensor *a, const double *expect, in
  * f maps inputs to one output. Inputs flagged in `diff` (a bitmask; all float inputs when 0) must
  * be f64 leaves (any strides). Checks d<out, w>/d in[k] from backward against central
  * differences for a fixed random w. */
+/* sum of a * b over all elements, in f64 */
+static inline double tu_dot(const vr_tensor *a, const vr_tensor *b) {
+  double *u = tu_values(a), *v = tu_values(b), s = 0;
+  for (int64_t k = 0; k < vr_tensor_numel(a); k++) s += u[k] * v[k];
+  free(u);
+  free(v);
+  return s;
+}
+
+/* y = conv2d(x, w) with stride st and padding ph x pw, then backward with gy: *gx and *gw are
+ * the grads (x and w are left without requires_grad) */
+static inline void tu_conv_and_grads(vr_tensor *x, vr_tensor *w, vr_tensor *gy, int64_t st, int64_t ph, int64_t pw,
+                                     vr_tensor **y, vr_tensor **gx, vr_tensor **gw) {
+  ck_assert_int_eq(vr_tensor_set_requires_grad(x, 1), VR_OK);
+  ck_assert_int_eq(vr_tensor_set_requires_grad(w, 1), VR_OK);
+  ck_assert_int_eq(vr_conv2d(x, w, NULL, st, st, ph, pw, 1, 1, 1, y), VR_OK);
+  ck_assert_int_eq(vr_backward(*y, gy, 0), VR_OK);
+  *gx = vr_tensor_grad(x);
+  *gw = vr_tensor_grad(w);
+  vr_tensor_set_grad(x, NULL);
+  vr_tensor_set_grad(w, NULL);
+  ck_assert_int_eq(vr_tensor_set_requires_grad(x, 0), VR_OK);
+  ck_assert_int_eq(vr_tensor_set_requires_grad(w, 0), VR_OK);
+}
+
 typedef vr_status (*tu_fn)(vr_tensor *const *in, void *ctx, vr_tensor **out);
 
 static inline double tu_dot_out(tu_fn f, vr_tensor *const *in, void *ctx, const double *w) {

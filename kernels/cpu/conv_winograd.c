@@ -65,16 +65,20 @@ static wgeo make_wgeo(int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, in
 }
 
 /* ---------------------------------------------------------------- transforms */
+/* G: the filter's transform (B^T and A^T, the input's and the output's, are spelt out in bt6 and at6) */
+static const float G[WA][3] = {
+    {1 / 4.0f, 0, 0},
+    {-1 / 6.0f, -1 / 6.0f, -1 / 6.0f},
+    {-1 / 6.0f, 1 / 6.0f, -1 / 6.0f},
+    {1 / 24.0f, 1 / 12.0f, 1 / 6.0f},
+    {1 / 24.0f, -1 / 12.0f, 1 / 6.0f},
+    {0, 0, 1},
+};
+
 /* U[a][c][co] (C rows of Co8) = (G f G^T)[a] for the filter f from input channel c to output
  * channel co: w[co][c] (forward) or, flip, w[c][co] turned by 180 degrees (backward-data, whose
  * inputs are the forward's outputs). Eight output channels at a time, side by side in lanes. */
 static void filter_transform(const float *w, const wgeo *g, bool flip, float *U) {
-  static const float G[WA][3] = {{1 / 4.0f, 0, 0},
-                                  {-1 / 6.0f, -1 / 6.0f, -1 / 6.0f},
-                                  {-1 / 6.0f, 1 / 6.0f, -1 / 6.0f},
-                                  {1 / 24.0f, 1 / 12.0f, 1 / 6.0f},
-                                  {1 / 24.0f, -1 / 12.0f, 1 / 6.0f},
-                                  {0, 0, 1}};
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g->C; c++)
     for (int64_t co0 = 0; co0 < g->Co8; co0 += 8) {
@@ -119,18 +123,45 @@ static inline void at6(const __m256 *m, int ms, __m256 *o, int os) {
   o[3 * os] = _mm256_add_ps(_mm256_fmadd_ps(eight, d34, d12), m[5 * ms]);
 }
 
+/* r[i][j] <-> r[j][i] for eight vectors of eight */
+static inline void transpose8(__m256 *r) {
+  __m256 t[8], u[8];
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+    u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xee);
+    u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+  }
+  for (int k = 0; k < 4; k++) {
+    r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
+    r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
+  }
+}
+
 /* planes src [C][H][W] into dst [..][Wd][Cd] from row r0 and column c0 on; the rest of dst stays
- * as it is (zero: the padding, the tiles' overhang, the channels past C) */
+ * as it is (zero: the padding, the tiles' overhang, the channels past C). Blocks of 8 channels x
+ * 8 columns go through a register transpose. */
 static void to_channels_last(const float *src, int64_t C, int64_t H, int64_t W, float *dst, int64_t Wd, int64_t Cd,
                              int64_t r0, int64_t c0) {
   for (int64_t cb = 0; cb < C; cb += 8) {
     int64_t nc = C - cb < 8 ? C - cb : 8;
     for (int64_t h = 0; h < H; h++) {
       float *row = dst + ((h + r0) * Wd + c0) * Cd + cb;
-      for (int64_t k = 0; k < nc; k++) {
-        const float *s = src + ((cb + k) * H + h) * W;
-        for (int64_t w = 0; w < W; w++) row[w * Cd + k] = s[w];
-      }
+      const float *s = src + (cb * H + h) * W;
+      int64_t w = 0;
+      if (nc == 8)
+        for (; w + 8 <= W; w += 8) {
+          __m256 r[8];
+          for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(s + k * H * W + w);
+          transpose8(r);
+          for (int j = 0; j < 8; j++) _mm256_storeu_ps(row + (w + j) * Cd, r[j]);
+        }
+      for (int64_t k = 0; k < nc; k++)
+        for (int64_t v = w; v < W; v++) row[v * Cd + k] = s[k * H * W + v];
     }
   }
 }
@@ -161,14 +192,27 @@ static void tile_out(const float *M, const wgeo *g, int64_t ldt, int64_t row, fl
   }
 }
 
-/* yt [th * 4][tw * 4][Co8] into sample y [Co][Ho][Wo] with the bias */
+/* yt [th * 4][tw * 4][Co8] into sample y [Co][Ho][Wo] with the bias; blocks of 8 positions x 8
+ * channels through a register transpose */
 static void to_nchw(const float *yt, const wgeo *g, const float *b, float *y) {
-  for (int64_t co = 0; co < g->Co; co++) {
-    float bv = b ? b[co] : 0.0f;
+  for (int64_t cb = 0; cb < g->Co; cb += 8) {
+    int64_t nc = g->Co - cb < 8 ? g->Co - cb : 8;
     for (int64_t h = 0; h < g->Ho; h++) {
-      const float *src = yt + h * g->tw * WM * g->Co8 + co;
-      float *dst = y + (co * g->Ho + h) * g->Wo;
-      for (int64_t w = 0; w < g->Wo; w++) dst[w] = src[w * g->Co8] + bv;
+      const float *src = yt + h * g->tw * WM * g->Co8 + cb;
+      float *dst = y + (cb * g->Ho + h) * g->Wo;
+      int64_t w = 0;
+      if (nc == 8)
+        for (; w + 8 <= g->Wo; w += 8) {
+          __m256 r[8];
+          for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + (w + j) * g->Co8);
+          transpose8(r);
+          for (int k = 0; k < 8; k++)
+            _mm256_storeu_ps(dst + k * g->Ho * g->Wo + w, _mm256_add_ps(r[k], _mm256_set1_ps(b ? b[cb + k] : 0.0f)));
+        }
+      for (int64_t k = 0; k < nc; k++) {
+        float bv = b ? b[cb + k] : 0.0f;
+        for (int64_t v = w; v < g->Wo; v++) dst[k * g->Ho * g->Wo + v] = src[v * g->Co8 + k] + bv;
+      }
     }
   }
 }
@@ -263,12 +307,6 @@ static void tile_gy(const float *gyt, const wgeo *g, int64_t ti, int64_t tj, flo
 
 /* gw[co][c] = G^T M G for M[a][c][co] (C rows of Co8), eight output channels at a time */
 static void weight_out(const float *M, const wgeo *g, float *gw) {
-  static const float G[WA][3] = {{1 / 4.0f, 0, 0},
-                                 {-1 / 6.0f, -1 / 6.0f, -1 / 6.0f},
-                                 {-1 / 6.0f, 1 / 6.0f, -1 / 6.0f},
-                                 {1 / 24.0f, 1 / 12.0f, 1 / 6.0f},
-                                 {1 / 24.0f, -1 / 12.0f, 1 / 6.0f},
-                                 {0, 0, 1}};
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g->C; c++)
     for (int64_t co0 = 0; co0 < g->Co; co0 += 8) {
