@@ -24,7 +24,7 @@ static const struct {
     /* the CPU direct convolution's micro-kernels: vectors of output channels, or vectors of positions
      * (stride 1 only; the other shapes go to im2col) */
     [VR_VARIANT_CPU_TILES] = {"cpu_tiles", {"channels", "positions"}},
-    /* the CPU's 3 x 3 stride-1 convolutions with many channels: forward and backward-data by
+    /* the CPU's 3 x 3 stride-1 convolutions with many channels: forward and both gradients by
      * Winograd F(4x4, 3x3), or by the direct kernels */
     [VR_VARIANT_CPU_WINOGRAD] = {"cpu_winograd", {"on", "off"}},
 };

@@ -5,9 +5,11 @@
  * ViT patch embeddings (7 x 7 patches of 28 x 28, 4 x 4 of 32 x 32; batch 128).
  * Medians of several runs after a warm-up, wall time and (cpu_ms) the process's CPU time over all
  * threads, which other processes on the same cores disturb less; bench/conv_torch.py times
- * PyTorch on the same shapes. */
+ * PyTorch on the same shapes. The path column: im2col, the direct kernels' instruction set
+ * (avx2, avx512), or wino (Winograd, kernels/cpu/conv_winograd.c). */
 #include "../core/visreg.h"
 #include "../kernels/cpu/conv_direct.h"
+#include "../kernels/cpu/conv_winograd.h"
 #include "commands.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,15 +129,17 @@ int vr_bench_conv(int argc, char **argv) {
     double fl = 2.0 * N * l->Co * l->C * l->k * l->k * Ho * Ho * (l->first ? 2 : 3);
     int64_t iv[8] = {l->s, l->s, l->p, l->p, 1, 1, 1, 0};
     vr_tensor *xs = NULL, *ws = NULL;
-    int direct = 0;
+    const char *path = "im2col";
     if (!vr_tensor_zeros(4, (int64_t[]){1, l->C, l->H, l->H}, VR_F32, VR_CPU, &xs) &&
-        !vr_tensor_zeros(4, (int64_t[]){l->Co, l->C, l->k, l->k}, VR_F32, VR_CPU, &ws))
-      direct = vr_cpu_conv_direct_ok(xs, ws, iv);
+        !vr_tensor_zeros(4, (int64_t[]){l->Co, l->C, l->k, l->k}, VR_F32, VR_CPU, &ws)) {
+      if (vr_cpu_conv_winograd_ok(xs, ws, iv)) path = "wino";
+      else if (vr_cpu_conv_direct_ok(xs, ws, iv)) path = names[vr_cpu_conv_isa()];
+    }
     vr_tensor_free(xs);
     vr_tensor_free(ws);
     printf("%-9s %5lld %5lld %5lld %3lld %2lld %2lld %6s  %9.2f %9.2f %9.2f %8.1f %9.2f\n", l->net, (long long)N,
            (long long)l->C, (long long)l->Co, (long long)l->H, (long long)l->k, (long long)l->s,
-           direct ? names[vr_cpu_conv_isa()] : "im2col", tf * 1e3, tb * 1e3, (tf + tb) * 1e3, fl / (tf + tb) * 1e-9, tc * 1e3);
+           path, tf * 1e3, tb * 1e3, (tf + tb) * 1e3, fl / (tf + tb) * 1e-9, tc * 1e3);
     for (int t = 0; t < NNETS; t++)
       if (!strcmp(l->net, nets[t])) {
         sum[t] += tf + tb;

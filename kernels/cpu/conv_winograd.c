@@ -6,8 +6,9 @@
  * that a group's V and M stay in cache; each sample is first laid out channels-last and padded
  * (a tile's 8 channels are one vector for the transforms), and its outputs go back to NCHW.
  * Backward-data is the same on grad_y, with the filters turned by 180 degrees and transposed and
- * padding 2 - p. The transforms' coefficients (up to 8, and 1/24 in G) cost some precision: the
- * error stays within a few 1e-6 of the outputs' scale on unit data (tests/test_conv_winograd.c). */
+ * padding 2 - p; the weight gradient sums (A gy A^T) . (B^T d B) over the tiles (run_gw). The
+ * transforms' coefficients (up to 8, and 1/24 in G) cost some precision: the error stays within a
+ * few 1e-5 of the outputs' scale on unit data, about 10x a direct sum's (tests/test_conv_winograd.c). */
 #include "conv_winograd.h"
 #include "conv_direct.h"
 #include "cpu.h"
