@@ -17,13 +17,13 @@
 #include <omp.h>
 #include <stdlib.h>
 
-#define WA 6                       /* a tile's side */
-#define WM 4                       /* its outputs' side */
-#define WP (WA * WA)               /* the points of a tile's product */
+#define WA 6                        /* a tile's side */
+#define WM 4                        /* its outputs' side */
+#define WP (WA * WA)                /* the points of a tile's product */
 #define WINO_GROUP_FLOATS (1 << 21) /* V and M of a group of samples: 8 MB at most (one sample at least) */
-#define WINO_GROUPS 8                /* groups a batch is cut into at least (as its samples allow) */
-#define WINO_MIN_ROWS 64             /* tiles a group's gemms have at least (as the cache allows) */
-#define WINO_MIN_CHANNELS 32       /* below, the transforms cost more than the gemms save (bench conv) */
+#define WINO_GROUPS 8               /* groups a batch is cut into at least (as its samples allow) */
+#define WINO_MIN_ROWS 64            /* tiles a group's gemms have at least (as the cache allows) */
+#define WINO_MIN_CHANNELS 32        /* below, the transforms cost more than the gemms save (bench conv) */
 
 bool vr_cpu_conv_winograd_ok(const vr_tensor *x, const vr_tensor *w, const int64_t *i) {
   if (x->dtype != VR_F32 || w->dtype != VR_F32 || vr_variants[VR_VARIANT_CPU_WINOGRAD] != VR_CPU_WINOGRAD_ON)
