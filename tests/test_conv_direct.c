@@ -33,12 +33,6 @@ static const shape shapes[] = {
     {2, 3, 12, 12, 24, 4, 4, 0, 0, "4x4 patches, stride 4 (a patch embedding)", 4},
 };
 
-static vr_tensor *f32_of(const vr_tensor *t) {
-  vr_tensor *o = NULL;
-  OK(vr_tensor_to_dtype(t, VR_F32, &o));
-  return o;
-}
-
 static vr_tensor *axpy(const vr_tensor *x, double a, const vr_tensor *v) { /* x + a v, f32 */
   vr_tensor *av = NULL, *o = NULL;
   OK(vr_mul_scalar(v, a, &av));
@@ -61,12 +55,9 @@ static void check_shape(const shape *s, int isa) {
   vr_tensor *x64 = tu_rand(VR_F64, 4, TU_SHAPE(s->N, s->C, s->H, s->W), 1);
   vr_tensor *w64 = tu_rand(VR_F64, 4, TU_SHAPE(s->Co, s->C, s->kh, s->kw), 2);
   vr_tensor *gy64 = tu_rand(VR_F64, 4, TU_SHAPE(s->N, s->Co, Ho, Wo), 3);
-  vr_tensor *x = f32_of(x64), *w = f32_of(w64), *gy = f32_of(gy64);
+  vr_tensor *x = tu_to_dtype(x64, VR_F32), *w = tu_to_dtype(w64, VR_F32), *gy = tu_to_dtype(gy64, VR_F32);
   /* the f32 values exactly in f64: the reference sees the same inputs */
-  vr_tensor *xr = NULL, *wr = NULL, *gyr = NULL;
-  OK(vr_tensor_to_dtype(x, VR_F64, &xr));
-  OK(vr_tensor_to_dtype(w, VR_F64, &wr));
-  OK(vr_tensor_to_dtype(gy, VR_F64, &gyr));
+  vr_tensor *xr = tu_to_dtype(x, VR_F64), *wr = tu_to_dtype(w, VR_F64), *gyr = tu_to_dtype(gy, VR_F64);
   vr_tensor *y, *gx, *gw, *yr, *gxr, *gwr;
   ck_assert_int_eq(vr_cpu_conv_force_isa(VR_CONV_ISA_NONE), VR_CONV_ISA_NONE);
   tu_conv_and_grads(xr, wr, gyr, s->stride, s->ph, s->pw, &yr, &gxr, &gwr);

@@ -23,12 +23,6 @@ static const shape shapes[] = {
     {2, 256, 8, 8, 256, 1, 1, "256->256 8x8 (ResNet-18)"},
 };
 
-static vr_tensor *of_dtype(const vr_tensor *t, vr_dtype dt) {
-  vr_tensor *o = NULL;
-  OK(vr_tensor_to_dtype(t, dt, &o));
-  return o;
-}
-
 START_TEST(winograd_shapes) {
   const shape *s = &shapes[_i];
   char what[160];
@@ -37,7 +31,7 @@ START_TEST(winograd_shapes) {
   vr_tensor *w = tu_rand(VR_F32, 4, TU_SHAPE(s->Co, s->C, 3, 3), 2);
   vr_tensor *gy = tu_rand(VR_F32, 4, TU_SHAPE(s->N, s->Co, Ho, Wo), 3);
   /* the reference sees the same values (f32 exactly in f64) */
-  vr_tensor *xr = of_dtype(x, VR_F64), *wr = of_dtype(w, VR_F64), *gyr = of_dtype(gy, VR_F64);
+  vr_tensor *xr = tu_to_dtype(x, VR_F64), *wr = tu_to_dtype(w, VR_F64), *gyr = tu_to_dtype(gy, VR_F64);
   const int64_t iv[8] = {1, 1, s->ph, s->pw, 1, 1, 1, 0};
   ck_assert_msg(vr_cpu_conv_winograd_ok(x, w, iv), "%s: takes Winograd", s->what);
   vr_tensor *y, *gx, *gw, *yr, *gxr, *gwr;

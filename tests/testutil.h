@@ -94,6 +94,13 @@ static inline void tu_assert_values(const vr_tensor *a, const double *expect, in
  * f maps inputs to one output. Inputs flagged in `diff` (a bitmask; all float inputs when 0) must
  * be f64 leaves (any strides). Checks d<out, w>/d in[k] from backward against central
  * differences for a fixed random w. */
+/* t converted to dtype dt (a new tensor) */
+static inline vr_tensor *tu_to_dtype(const vr_tensor *t, vr_dtype dt) {
+  vr_tensor *o = NULL;
+  ck_assert_int_eq(vr_tensor_to_dtype(t, dt, &o), VR_OK);
+  return o;
+}
+
 /* sum of a * b over all elements, in f64 */
 static inline double tu_dot(const vr_tensor *a, const vr_tensor *b) {
   double *u = tu_values(a), *v = tu_values(b), s = 0;

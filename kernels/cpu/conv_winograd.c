@@ -180,6 +180,13 @@ static void tile_in(const float *xt, const wgeo *g, int64_t ti, int64_t tj, floa
   }
 }
 
+/* sample xs [C][H][W], laid out in xt, into the rows from `row` on of V: its tiles, in order */
+static void sample_in(const float *xs, const wgeo *g, float *xt, float *V, int64_t ldt, int64_t row) {
+  to_channels_last(xs, g->C, g->H, g->W, xt, g->Wx, g->C8, g->ph, g->pw);
+  for (int64_t ti = 0; ti < g->th; ti++)
+    for (int64_t tj = 0; tj < g->tw; tj++) tile_in(xt, g, ti, tj, V, ldt, row + ti * g->tw + tj);
+}
+
 /* row `row` of M [WP][ldt][Co8] out as tile (ti, tj) of yt [th * 4][tw * 4][Co8] */
 static void tile_out(const float *M, const wgeo *g, int64_t ldt, int64_t row, float *yt, int64_t ti, int64_t tj) {
   float *base = yt + (ti * WM * g->tw * WM + tj * WM) * g->Co8;
@@ -236,11 +243,7 @@ static vr_status run(const wgeo *g, const float *x, const float *U, const float 
     for (int64_t gi = 0; gi < ngroups; gi++) {
       if (!xt || !V || !M || !yt) continue;
       int64_t n0 = gi * g->group, nn = g->N - n0 < g->group ? g->N - n0 : g->group;
-      for (int64_t j = 0; j < nn; j++) {
-        to_channels_last(x + (n0 + j) * g->C * g->H * g->W, g->C, g->H, g->W, xt, g->Wx, g->C8, g->ph, g->pw);
-        for (int64_t ti = 0; ti < g->th; ti++)
-          for (int64_t tj = 0; tj < g->tw; tj++) tile_in(xt, g, ti, tj, V, ldt, j * g->T + ti * g->tw + tj);
-      }
+      for (int64_t j = 0; j < nn; j++) sample_in(x + (n0 + j) * g->C * g->H * g->W, g, xt, V, ldt, j * g->T);
       for (int64_t a = 0; a < WP; a++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nn * g->T), (int)g->Co, (int)g->C, 1.0f,
                     V + a * ldt * g->C8, (int)g->C8, U + a * g->C * g->Co8, (int)g->Co8, 0.0f, M + a * ldt * g->Co8,
@@ -365,13 +368,10 @@ static vr_status run_gw(const wgeo *g, const float *x, const float *gy, float *g
         int64_t nn = n1 - n0 < g->group ? n1 - n0 : g->group;
         for (int64_t j = 0; j < nn; j++) {
           int64_t n = n0 + j, row = j * g->T;
-          to_channels_last(x + n * g->C * g->H * g->W, g->C, g->H, g->W, xt, g->Wx, g->C8, g->ph, g->pw);
+          sample_in(x + n * g->C * g->H * g->W, g, xt, V, ldt, row);
           to_channels_last(gy + n * g->Co * g->Ho * g->Wo, g->Co, g->Ho, g->Wo, gyt, g->tw * WM, g->Co8, 0, 0);
           for (int64_t ti = 0; ti < g->th; ti++)
-            for (int64_t tj = 0; tj < g->tw; tj++) {
-              tile_in(xt, g, ti, tj, V, ldt, row + ti * g->tw + tj);
-              tile_gy(gyt, g, ti, tj, GY, ldt, row + ti * g->tw + tj);
-            }
+            for (int64_t tj = 0; tj < g->tw; tj++) tile_gy(gyt, g, ti, tj, GY, ldt, row + ti * g->tw + tj);
         }
         for (int64_t a = 0; a < WP; a++)
           cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->C, (int)g->Co, (int)(nn * g->T), 1.0f,
