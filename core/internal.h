@@ -176,6 +176,10 @@ typedef struct vr_kernel_args {
 
 typedef vr_status (*vr_kernel_fn)(const vr_kernel_args *a);
 
+/* the CPU's pooled batch norm (vr_batch_norm_act_pool) lays the kh rows of a band of windows out in a
+ * buffer of this many elements; wider bands run the unfused ops */
+#define VR_BN_POOL_BAND 4096
+
 typedef enum vr_op {
   /* tensor basics (core/tensor.c, core/rng.c) */
   VR_OP_COPY,            /* in[0] -> out[0], same shape (in may have stride-0 dims), any dtypes */

@@ -256,6 +256,13 @@ vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_te
 vr_status vr_batch_norm_act(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
                             vr_tensor *running_mean, vr_tensor *running_var, int training, double momentum,
                             double eps, const vr_tensor *residual, int relu, vr_tensor **out);
+/* max_pool2d(act(batch_norm(x)), (pool_h, pool_w)) with windows at that stride and no padding, x
+ * N x C x H x W: on the CPU one pass writes only the pooled output (and a byte a window for the
+ * backward) instead of y, then the pooling's reads of it; the same results as the two ops, which run
+ * one after the other elsewhere. relu 1: max(0, .), 0: none. A ConvNet's bn-ReLU-pool. */
+vr_status vr_batch_norm_act_pool(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
+                                 vr_tensor *running_mean, vr_tensor *running_var, int training, double momentum,
+                                 double eps, int relu, int pool_h, int pool_w, vr_tensor **out);
 /* normalises over the last n_norm_dims dims; weight/bias (that shape) may be NULL */
 vr_status vr_layer_norm(const vr_tensor *x, int n_norm_dims, const vr_tensor *weight, const vr_tensor *bias,
                         double eps, vr_tensor **out);

@@ -29,6 +29,13 @@
  *   grad_residual|NULL (n_out = 4) receives g. i[5] = 1 (CPU only, ReLU without residual and
  *   S > 1): y was not kept (in[5] NULL) and the kernel tells y > 0 from x and in[6] = bias|NULL,
  *   by the forward's own arithmetic, which saves reading y.
+ *   Pooled (vr_batch_norm_act_pool, CPU only, f32 and f64, no residual): i[6], i[7] = pool_h,
+ *   pool_w (0: none), windows at that stride without padding. Forward: out[0] = the max-pooled
+ *   output [N, C, H / pool_h, W / pool_w], out[3] = codes (u8, the same shape): the winner's place
+ *   in its window (row << 3 | column, vr_max_pool2d's choice) | 0x80 where the gradient passes
+ *   (ReLU's output > 0, or i[4] = 0). Backward: in[0] = the pooled output's gradient, in[5] NULL,
+ *   in[6] = bias|NULL, in[7] = the codes (n_in = 8); out as the plain backward. The results are
+ *   those of vr_batch_norm_act then vr_max_pool2d bit for bit.
  *
  * VR_OP_LAYERNORM forward: x is read as R rows of D = product of the last n_norm_dims dims
  *   in   = {x, weight|NULL [D], bias|NULL [D]}
@@ -82,20 +89,26 @@ static vr_status check_affine(const char *func, const char *name, const vr_tenso
   return VR_OK;
 }
 
+/* what a batch norm's node saved beyond x, weight, mean and invstd */
+enum { NORM_PLAIN, NORM_ACT, NORM_POOL };
+
 /* the backward both norms share: x, weight, mean and invstd saved; the kernel (op, bwd) gives the
  * grads of x and of the affine parameters, whose shape is pnd dims of x's (from dim poff, or the
- * last pnd when poff < 0); when nothing flows (run false) the parameter grads are zeros. fused
- * (vr_batch_norm_act): the output saved 5th when i[4] (ReLU) unless i[5] (the mask from x), the
- * bias 6th, and the residual's grad as gin[3]. */
+ * last pnd when poff < 0); when nothing flows (run false) the parameter grads are zeros.
+ * NORM_ACT (vr_batch_norm_act): the output saved 5th when i[4] (ReLU) unless i[5] (the mask from
+ * x), the bias 6th, and the residual's grad as gin[3]. NORM_POOL (vr_batch_norm_act_pool): the
+ * pooling's codes saved 5th, the bias 6th. */
 static vr_status norm_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin, vr_op op, int pnd, int poff, int niv,
-                               bool run, bool fused) {
-  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *y = NULL, *b = NULL, *g = NULL;
+                               bool run, int mode) {
+  vr_tensor *x = NULL, *w = NULL, *mean = NULL, *invstd = NULL, *y = NULL, *b = NULL, *codes = NULL, *g = NULL;
+  bool fused = mode == NORM_ACT;
   VR_TRY(vr_node_saved(n, 0, &x));
   VR_TRY(vr_node_saved(n, 1, &w));
   VR_TRY(vr_node_saved(n, 2, &mean));
   VR_TRY(vr_node_saved(n, 3, &invstd));
   if (fused && n->i[4] && !n->i[5]) VR_TRY(vr_node_saved(n, 4, &y));
-  if (fused) VR_TRY(vr_node_saved(n, 5, &b));
+  if (mode == NORM_POOL) VR_TRY(vr_node_saved(n, 4, &codes));
+  if (mode != NORM_PLAIN) VR_TRY(vr_node_saved(n, 5, &b));
   VR_TRY(prep_grad(gout, x->dtype, &g));
   vr_status st = VR_OK;
   vr_tensor *gx = NULL, *gw = NULL, *gb = NULL, *gr = NULL;
@@ -106,7 +119,9 @@ static vr_status norm_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin, vr_
   if (vr_node_needs(n, 2)) VR_TRYG(vr_tensor_alloc(pnd, pshape, n->in[2].dtype, x->device, &gb));
   if (fused && vr_node_needs(n, 3)) VR_TRYG(vr_tensor_alloc_like(x, &gr));
   if (run) {
-    vr_kernel_args a = {.in = {g, x, w, mean, invstd, y, b}, .n_in = fused ? 7 : 5, .out = {gx, gw, gb, gr},
+    vr_kernel_args a = {.in = {g, x, w, mean, invstd, y, b, codes},
+                        .n_in = mode == NORM_POOL ? 8 : fused ? 7 : 5,
+                        .out = {gx, gw, gb, gr},
                         .n_out = fused ? 4 : 3};
     memcpy(a.i, n->i, sizeof(int64_t) * (size_t)niv);
     VR_TRYG(vr_dispatch(op, x->device, 1, &a));
@@ -132,23 +147,39 @@ done:
 
 /* i = {batch statistics, N, C, S}; the parameters are [C] = x's dim 1 */
 static vr_status bn_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
-  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 4, n->i[2] > 0, false);
+  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 4, n->i[2] > 0, NORM_PLAIN);
 }
 
 /* the fused batch norm's: i = {batch statistics, N, C, S, relu, mask from x}; saved x, weight,
  * mean, invstd, (relu, no mask from x) the output and the bias; inputs x, weight, bias, residual */
 static vr_status bn_act_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
-  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 6, n->i[2] > 0, true);
+  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 6, n->i[2] > 0, NORM_ACT);
+}
+
+/* the pooled batch norm's: i = {batch statistics, N, C, S, relu, 0, pool_h, pool_w}; saved x,
+ * weight, mean, invstd, the pooling's codes and the bias; inputs x, weight, bias */
+static vr_status bn_pool_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
+  return norm_backward(n, gout, gin, VR_OP_BATCHNORM, 1, 1, 8, n->i[2] > 0, NORM_POOL);
 }
 
 /* The checks below report under the public function's name (func). */
 #undef VR_FAIL
 #define VR_FAIL(st, ...) vr_error_set((st), func, __FILE__, __LINE__, __VA_ARGS__)
 
-/* vr_batch_norm (fused false) and vr_batch_norm_act (fused true: residual and relu) */
+/* the CPU pools in the batch norm's own pass (f32 and f64 throughout, more than one value a
+ * channel, windows of at most 8 x 8 whose rows fit the kernel's band buffer); elsewhere the ops
+ * run one after the other */
+static bool pool_fused(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, const int *pool) {
+  bool dt = x->dtype == VR_F32 || x->dtype == VR_F64;
+  return x->device == VR_CPU && dt && (!weight || weight->dtype == x->dtype) && (!bias || bias->dtype == x->dtype) &&
+         x->shape[2] * x->shape[3] > 1 && pool[0] <= 8 && pool[1] <= 8 && pool[0] * x->shape[3] <= VR_BN_POOL_BAND;
+}
+
+/* vr_batch_norm (fused false), vr_batch_norm_act (fused true: residual and relu) and
+ * vr_batch_norm_act_pool (fused, pool = {pool_h, pool_w}: the output max-pooled) */
 static vr_status bn_impl(const char *func, const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
                          vr_tensor *running_mean, vr_tensor *running_var, int training, double momentum, double eps,
-                         bool fused, const vr_tensor *residual, int relu, vr_tensor **out) {
+                         bool fused, const vr_tensor *residual, int relu, const int *pool, vr_tensor **out) {
   VR_CHECK_TENSOR(x);
   VR_CHECK_OUT(out);
   VR_CHECK_FLOAT(x);
@@ -197,18 +228,45 @@ static vr_status bn_impl(const char *func, const vr_tensor *x, const vr_tensor *
   if (batch_stats && N * S < 2)
     return VR_FAIL(VR_E_SHAPE, "x: expected more than 1 value per channel with batch statistics, got N x spatial = %lld",
                    (long long)(N * S));
+  int ph = pool ? pool[0] : 0, pw = pool ? pool[1] : 0;
+  if (pool) {
+    if (ph < 1 || pw < 1) return VR_FAIL(VR_E_ARG, "pool_h, pool_w: expected >= 1, got %d, %d", ph, pw);
+    if (x->ndim != 4) return VR_FAIL(VR_E_SHAPE, "x: expected N x C x H x W to pool, got %d dims", x->ndim);
+    if (x->shape[2] < ph || x->shape[3] < pw)
+      return VR_FAIL(VR_E_SHAPE, "x: planes of %lldx%lld are smaller than the pooling window %dx%d",
+                     (long long)x->shape[2], (long long)x->shape[3], ph, pw);
+    if (!pool_fused(x, weight, bias, pool)) {
+      vr_tensor *t = NULL;
+      vr_status st = bn_impl(func, x, weight, bias, running_mean, running_var, training, momentum, eps, true, NULL, relu,
+                             NULL, &t);
+      if (!st) st = vr_max_pool2d(t, ph, pw, ph, pw, 0, 0, out);
+      vr_tensor_free(t);
+      return st;
+    }
+  }
   vr_tensor *xc = NULL, *wc = NULL, *bc = NULL, *rc = NULL, *y = NULL, *yv = NULL, *mean = NULL, *invstd = NULL;
+  vr_tensor *codes = NULL;
   vr_status st = VR_OK;
   VR_TRYG(vr_contiguous_raw(x, &xc));
   VR_TRYG(contig_opt(weight, &wc));
   VR_TRYG(contig_opt(bias, &bc));
   VR_TRYG(contig_opt(residual, &rc));
-  VR_TRYG(vr_tensor_alloc_like(xc, &y));
+  if (pool) { /* the pooled output and each window's code (core/ops/norm.c's VR_OP_BATCHNORM) */
+    int64_t pshape[4] = {N, C, x->shape[2] / ph, x->shape[3] / pw};
+    VR_TRYG(vr_tensor_alloc(4, pshape, x->dtype, x->device, &y));
+    VR_TRYG(vr_tensor_alloc(4, pshape, VR_U8, x->device, &codes));
+  } else {
+    VR_TRYG(vr_tensor_alloc_like(xc, &y));
+  }
   VR_TRYG(vr_tensor_alloc(1, &C, stats_dtype(x->dtype), x->device, &mean));
   VR_TRYG(vr_tensor_alloc(1, &C, stats_dtype(x->dtype), x->device, &invstd));
   if (C > 0 && vr_tensor_numel(x) > 0) {
-    vr_kernel_args a = {.in = {xc, wc, bc, running_mean, running_var, rc}, .n_in = fused ? 6 : 5, .out = {y, mean, invstd},
-                        .n_out = 3, .i = {batch_stats, N, C, S, relu}, .f = {momentum, eps}};
+    vr_kernel_args a = {.in = {xc, wc, bc, running_mean, running_var, rc},
+                        .n_in = fused ? 6 : 5,
+                        .out = {y, mean, invstd, codes},
+                        .n_out = pool ? 4 : 3,
+                        .i = {batch_stats, N, C, S, relu, 0, ph, pw},
+                        .f = {momentum, eps}};
     VR_TRYG(vr_dispatch(VR_OP_BATCHNORM, x->device, 0, &a));
   }
   if (update) {
@@ -217,9 +275,12 @@ static vr_status bn_impl(const char *func, const vr_tensor *x, const vr_tensor *
   }
   /* the CPU's backward tells ReLU's mask from x where its forward applied ReLU itself: y need not
    * be kept (the next layer or a pooling may free it) */
-  int mask_from_x = relu && !residual && S > 1 && x->device == VR_CPU;
-  int64_t iv[6] = {batch_stats, N, C, S, relu, mask_from_x};
-  if (!fused) {
+  int mask_from_x = relu && !residual && S > 1 && x->device == VR_CPU && !pool;
+  int64_t iv[8] = {batch_stats, N, C, S, relu, mask_from_x, ph, pw};
+  if (pool) {
+    const vr_tensor *ins[3] = {x, weight, bias}, *saved[6] = {xc, wc, mean, invstd, codes, bc};
+    VR_TRYG(vr_record("batch_norm_act_pool", bn_pool_backward, 3, ins, 6, saved, NULL, 0, iv, 8, y, NULL));
+  } else if (!fused) {
     const vr_tensor *ins[3] = {x, weight, bias}, *saved[4] = {xc, wc, mean, invstd};
     VR_TRYG(vr_record("batch_norm", bn_backward, 3, ins, 4, saved, NULL, 0, iv, 4, y, NULL));
   } else {
@@ -240,18 +301,27 @@ done:
   vr_tensor_free(yv);
   vr_tensor_free(mean);
   vr_tensor_free(invstd);
+  vr_tensor_free(codes);
   return st;
 }
 
 vr_status vr_batch_norm(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, vr_tensor *running_mean,
                         vr_tensor *running_var, int training, double momentum, double eps, vr_tensor **out) {
-  return bn_impl(__func__, x, weight, bias, running_mean, running_var, training, momentum, eps, false, NULL, 0, out);
+  return bn_impl(__func__, x, weight, bias, running_mean, running_var, training, momentum, eps, false, NULL, 0, NULL, out);
 }
 
 vr_status vr_batch_norm_act(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias, vr_tensor *running_mean,
                             vr_tensor *running_var, int training, double momentum, double eps, const vr_tensor *residual,
                             int relu, vr_tensor **out) {
   return bn_impl(__func__, x, weight, bias, running_mean, running_var, training, momentum, eps, true, residual, relu,
+                 NULL, out);
+}
+
+vr_status vr_batch_norm_act_pool(const vr_tensor *x, const vr_tensor *weight, const vr_tensor *bias,
+                                 vr_tensor *running_mean, vr_tensor *running_var, int training, double momentum,
+                                 double eps, int relu, int pool_h, int pool_w, vr_tensor **out) {
+  int pool[2] = {pool_h, pool_w};
+  return bn_impl(__func__, x, weight, bias, running_mean, running_var, training, momentum, eps, true, NULL, relu, pool,
                  out);
 }
 
@@ -262,7 +332,7 @@ vr_status vr_batch_norm_act(const vr_tensor *x, const vr_tensor *weight, const v
 
 /* i = {R, D, n_norm_dims}; the parameters have the shape of the normalised (last) dims */
 static vr_status ln_backward(vr_node *n, vr_tensor *gout, vr_tensor **gin) {
-  return norm_backward(n, gout, gin, VR_OP_LAYERNORM, (int)n->i[2], -1, 2, n->i[0] > 0 && n->i[1] > 0, false);
+  return norm_backward(n, gout, gin, VR_OP_LAYERNORM, (int)n->i[2], -1, 2, n->i[0] > 0 && n->i[1] > 0, NORM_PLAIN);
 }
 
 vr_status vr_layer_norm(const vr_tensor *x, int n_norm_dims, const vr_tensor *weight, const vr_tensor *bias, double eps,

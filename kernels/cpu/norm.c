@@ -25,7 +25,54 @@ static inline void st1(vr_tensor *t, int64_t k, double v) {
  * mask (the forward's output) is not > 0; mask_from_x: backward tells the output's sign from x
  * (bn_coef, as the forward computed it) instead. All only with S > 1 and no residual
  * (vr_cpu_batchnorm_fwd, vr_cpu_batchnorm_bwd). */
-typedef struct { const vr_kernel_args *a; int64_t N, C, S; int relu; const void *mask; int mask_from_x; } bn_ctx;
+/* The pooled batch norm (vr_batch_norm_act_pool): windows of kh x kw at that stride over planes of
+ * W columns, Ho x Wo of them. The forward writes each window's largest output and a code, its place
+ * (row << 3 | column) with BN_PASS set where the gradient passes (ReLU's output > 0, or no ReLU);
+ * the backward unpools the output's gradient through the codes into the masked grad_y rows the
+ * plain backward reads, so that both give the unfused ops' results bit for bit. */
+typedef struct { int64_t kh, kw, H, W, Ho, Wo; void *y; uint8_t *code; const uint8_t *codes_in; } bn_pool;
+#define BN_PASS 0x80
+/* the rows of one band of windows, as y, live in a buffer of this many elements (core/ops/norm.c
+ * pools unfused beyond it) */
+#define BN_POOL_BAND VR_BN_POOL_BAND
+typedef struct {
+  const vr_kernel_args *a;
+  int64_t N, C, S;
+  int relu;
+  const void *mask;
+  int mask_from_x;
+  const bn_pool *pool; /* the pooled batch norm's, or NULL */
+} bn_ctx;
+
+#define BN_TAKES(v, b) ((v) > (b) || ((v) != (v) && (b) == (b))) /* vr_max_pool2d's choice */
+/* rows bands of windows (buf: their kh rows each, rows of W): yo (rows x Wo) the largest of each
+ * window (the first on ties, the first NaN over numbers), co its place */
+#define BN_POOL_SCAN(T, SUF)                                                                                         \
+  static void bn_pool_scan_##SUF(const T *buf, const bn_pool *p, int64_t rows, T *yo, uint8_t *co) {                 \
+    for (int64_t oh = 0; oh < rows; oh++, yo += p->Wo, co += p->Wo)                                                  \
+      for (int64_t ow = 0; ow < p->Wo; ow++) {                                                                       \
+        const T *w0 = buf + oh * p->kh * p->W + ow * p->kw;                                                          \
+        T best = w0[0];                                                                                              \
+        int k = 0;                                                                                                   \
+        for (int r = 0; r < p->kh; r++)                                                                              \
+          for (int c = 0; c < p->kw; c++)                                                                            \
+            if (BN_TAKES(w0[r * p->W + c], best)) {                                                                  \
+              best = w0[r * p->W + c];                                                                               \
+              k = r << 3 | c;                                                                                        \
+            }                                                                                                        \
+        yo[ow] = best;                                                                                               \
+        co[ow] = (uint8_t)k;                                                                                         \
+      }                                                                                                              \
+  }
+BN_POOL_SCAN(float, f32)
+BN_POOL_SCAN(double, f64)
+static void bn_pool_band_f32(const float *buf, const bn_pool *p, int64_t rows, float *yo, uint8_t *co) {
+  if (p->kh == 2 && p->kw == 2) vr_cpu_maxpool2_codes(buf, p->W, rows, p->Wo, yo, co);
+  else bn_pool_scan_f32(buf, p, rows, yo, co);
+}
+static void bn_pool_band_f64(const double *buf, const bn_pool *p, int64_t rows, double *yo, uint8_t *co) {
+  bn_pool_scan_f64(buf, p, rows, yo, co);
+}
 
 /* Channels are handled in blocks of BN_BLK. With S > 1 each channel's data is N runs of S
  * contiguous elements, summed into BN_LANES lane accumulators (vectorisable, fixed order; the
@@ -78,6 +125,15 @@ static inline double bn_sel_d(double m, double v) { return m > 0 ? v : 0.0; }
   }
 BN_COEF(float, f32)
 BN_COEF(double, f64)
+
+/* the unpooling of a whole f32 plane of 2x2 windows, each element written once */
+static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const bn_pool *p) {
+  int64_t W = p->W;
+  vr_cpu_maxpool2_uncodes(gq, cq, W, p->Ho, p->Wo, d);
+  if (W & 1)
+    for (int64_t h = 0; h < 2 * p->Ho; h++) d[h * W + W - 1] = 0;
+  if (p->H & 1) memset(d + (p->H - 1) * W, 0, sizeof(float) * (size_t)W);
+}
 
 #define BN_KERNELS(T, SUF)                                                                                           \
   static inline void lsum_##SUF(const T *p, int64_t n, double *acc) {                                                \
@@ -169,6 +225,51 @@ BN_COEF(double, f64)
       }                                                                                                              \
     }                                                                                                                \
   }                                                                                                                  \
+  /* the pooled forward of channels [c0, c0+nb): per chunk of bands of windows (as many as buf holds),         \
+   * their rows as y (bn_affine's arithmetic) into buf, then each window's largest, its code and BN_PASS */          \
+  static void bn_affine_pool_##SUF(const T *x, const bn_pool *p, int64_t N, int64_t C, int64_t S, int64_t c0,         \
+                                   int64_t nb, const double *sc, const double *sh, int relu) {                       \
+    T buf[BN_POOL_BAND], *yq = p->y;                                                                                 \
+    int64_t W = p->W, band = p->kh * W, Wo = p->Wo, per = BN_POOL_BAND / band;                                       \
+    for (int64_t n = 0; n < N; n++)                                                                                  \
+      for (int64_t j = 0; j < nb; j++) {                                                                             \
+        const T *xp = x + (n * C + c0 + j) * S;                                                                      \
+        int64_t q = (n * C + c0 + j) * p->Ho * Wo;                                                                   \
+        T ts = (T)sc[j], tsh = (T)sh[j];                                                                             \
+        for (int64_t oh = 0; oh < p->Ho; oh += per) {                                                                \
+          int64_t rows = p->Ho - oh < per ? p->Ho - oh : per, len = rows * band, o = q + oh * Wo;                    \
+          const T *r = xp + oh * band;                                                                               \
+          if (relu)                                                                                                  \
+            for (int64_t s = 0; s < len; s++) {                                                                      \
+              T v = r[s] * ts + tsh;                                                                                 \
+              buf[s] = v > 0 ? v : (v != v ? v : (T)0);                                                              \
+            }                                                                                                        \
+          else                                                                                                       \
+            for (int64_t s = 0; s < len; s++) buf[s] = r[s] * ts + tsh;                                              \
+          bn_pool_band_##SUF(buf, p, rows, yq + o, p->code + o);                                                     \
+          for (int64_t e = o; e < o + rows * Wo; e++) p->code[e] |= !relu || yq[e] > 0 ? BN_PASS : 0;                \
+        }                                                                                                            \
+      }                                                                                                              \
+  }                                                                                                                  \
+  /* d = the masked grad_y of a plane's elements [s0, s0+len): gq (the pooled output's gradient) at                  \
+   * the windows' winners that pass, 0 elsewhere */                                                                  \
+  static inline void bn_unpool_##SUF(T *d, const T *gq, const uint8_t *cq, int64_t s0, int64_t len,                  \
+                                     const bn_pool *p) {                                                             \
+    int64_t W = p->W, kh = p->kh, kw = p->kw, Wo = p->Wo;                                                            \
+    if (sizeof(T) == 4 && kh == 2 && kw == 2 && s0 == 0 && len == p->H * W) {                                      \
+      bn_unpool2_f32((float *)d, (const float *)gq, cq, p);                                                          \
+      return;                                                                                                        \
+    }                                                                                                                \
+    memset(d, 0, sizeof(T) * (size_t)len);                                                                           \
+    int64_t oh1 = (s0 + len - 1) / W / kh;                                                                           \
+    if (oh1 > p->Ho - 1) oh1 = p->Ho - 1;                                                                            \
+    for (int64_t oh = s0 / W / kh; oh <= oh1; oh++)                                                                  \
+      for (int64_t ow = 0; ow < Wo; ow++) {                                                                          \
+        int k = cq[oh * Wo + ow];                                                                                    \
+        int64_t e = (oh * kh + (k >> 3 & 7)) * W + ow * kw + (k & 7) - s0;                                          \
+        if ((k & BN_PASS) && e >= 0 && e < len) d[e] = gq[oh * Wo + ow];                                            \
+      }                                                                                                              \
+  }                                                                                                                  \
   static void bn_fwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
     const bn_ctx *c = cv;                                                                                            \
     const vr_kernel_args *a = c->a;                                                                                  \
@@ -205,7 +306,10 @@ BN_COEF(double, f64)
         si[ch] = (T)invstd;                                                                                          \
         bn_coef_##SUF(w, b, sm, si, ch, &sc[j], &sh[j]);                                                             \
       }                                                                                                              \
-      bn_affine_##SUF(x, y, N, C, S, c0, nb, sc, sh, c->relu);                                                       \
+      if (c->pool)                                                                                                   \
+        bn_affine_pool_##SUF(x, c->pool, N, C, S, c0, nb, sc, sh, c->relu);                                          \
+      else                                                                                                           \
+        bn_affine_##SUF(x, y, N, C, S, c0, nb, sc, sh, c->relu);                                                     \
     }                                                                                                                \
   }                                                                                                                  \
   static void bn_bwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
@@ -221,7 +325,9 @@ BN_COEF(double, f64)
     double mean[BN_BLK], sg[BN_BLK], sgx[BN_BLK], k1[BN_BLK], k2[BN_BLK], wi[BN_BLK];                                \
     T ts[BN_BLK], tsh[BN_BLK]; /* mask_from_x: y = x ts + tsh, as the forward computed it */                         \
     T gvb[BN_ROW];             /* a part of a row of the masked grad_y */                                            \
-    bool masked = mk || c->mask_from_x;                                                                              \
+    const bn_pool *pl = c->pool; /* pooled: g is the pooled output's gradient, unpooled by the codes */            \
+    int64_t Sq = pl ? pl->Ho * pl->Wo : S;                                                                           \
+    bool masked = mk || c->mask_from_x || pl;                                                                        \
     for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
       int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
       for (int64_t j = 0; j < nb; j++) {                                                                             \
@@ -246,7 +352,7 @@ BN_COEF(double, f64)
         for (int64_t j = 0; j < nb; j++) {                                                                           \
           double ag[BN_LANES] = {0}, agx[BN_LANES] = {0};                                                            \
           for (int64_t n = 0; n < N; n++) {                                                                          \
-            int64_t off = (n * C + c0 + j) * S;                                                                      \
+            int64_t off = (n * C + c0 + j) * S, pq = (n * C + c0 + j) * Sq;                                          \
             if (!masked) {                                                                                           \
               ldot_##SUF(g + off, x + off, S, mean[j], ag, agx);                                                     \
               continue;                                                                                              \
@@ -254,8 +360,11 @@ BN_COEF(double, f64)
             /* parts of BN_ROW (a multiple of BN_LANES): each element meets the lane it would unparted */            \
             for (int64_t s0 = 0; s0 < S; s0 += BN_ROW) {                                                             \
               int64_t len = S - s0 < BN_ROW ? S - s0 : BN_ROW;                                                       \
-              const T *gp = g + off + s0, *xp = x + off + s0;                                                        \
-              bn_masked_##SUF(gvb, gp, xp, mk ? mk + off + s0 : NULL, len, ts[j], tsh[j]);                           \
+              const T *xp = x + off + s0;                                                                            \
+              if (pl)                                                                                                \
+                bn_unpool_##SUF(gvb, g + pq, pl->codes_in + pq, s0, len, pl);                    \
+              else                                                                                                   \
+                bn_masked_##SUF(gvb, g + off + s0, xp, mk ? mk + off + s0 : NULL, len, ts[j], tsh[j]);               \
               ldot_##SUF(gvb, xp, len, mean[j], ag, agx);                                                            \
             }                                                                                                        \
           }                                                                                                          \
@@ -281,12 +390,15 @@ BN_COEF(double, f64)
           continue;                                                                                                  \
         }                                                                                                            \
         for (int64_t j = 0; j < nb; j++) {                                                                           \
-          int64_t off = (n * C + c0 + j) * S;                                                                        \
-          const T *gp = g + off, *xp = x + off;                                                                      \
+          int64_t off = (n * C + c0 + j) * S, pq = (n * C + c0 + j) * Sq;                                            \
+          const T *gp = g + (pl ? pq : off), *xp = x + off;                                                             \
           T *o = gx + off;                                                                                           \
           double m = mean[j], q1 = k1[j], q2 = k2[j], s0 = wi[j];                                                    \
           if (masked) { /* the masked row first, then the plain formula over it: two loops that vectorize */         \
-            bn_masked_##SUF(o, gp, xp, mk ? mk + off : NULL, S, ts[j], tsh[j]);                                      \
+            if (pl)                                                                                                  \
+              bn_unpool_##SUF(o, gp, pl->codes_in + pq, 0, S, pl);                                         \
+            else                                                                                                     \
+              bn_masked_##SUF(o, gp, xp, mk ? mk + off : NULL, S, ts[j], tsh[j]);                                    \
             for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (o[s] - q1 - (xp[s] - m) * q2));                         \
           } else                                                                                                     \
             for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (gp[s] - q1 - (xp[s] - m) * q2));                        \
@@ -340,7 +452,16 @@ static void act_bwd_part(void *cv, int64_t lo, int64_t hi) {
 static vr_status vr_cpu_batchnorm_fwd(const vr_kernel_args *a) {
   if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, vr_cpu_batchnorm_fwd); /* bf16 x (autocast), f32 parameters */
   const vr_tensor *r = a->n_in > 5 ? a->in[5] : NULL;
-  bn_ctx c = {a, a->i[1], a->i[2], a->i[3], a->i[4] && !r && a->i[3] > 1, NULL, 0};
+  bn_ctx c = {a, a->i[1], a->i[2], a->i[3], a->i[4] && !r && a->i[3] > 1, NULL, 0, NULL};
+  bn_pool pool = {0};
+  if (a->i[6] > 0) { /* out[0] the pooled output, out[3] the codes */
+    pool = (bn_pool){a->i[6], a->i[7], a->in[0]->shape[2], a->in[0]->shape[3], 0, 0, NULL, NULL, NULL};
+    pool.Ho = a->out[0]->shape[2];
+    pool.Wo = a->out[0]->shape[3];
+    pool.y = vr_data(a->out[0]);
+    pool.code = vr_data(a->out[3]);
+    c.pool = &pool;
+  }
   switch (a->in[0]->dtype) {
   case VR_F32: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_fwd_f32, &c); break;
   case VR_F64: vr_parallel_for(c.C, bn_grain(c.N * c.S), bn_fwd_f64, &c); break;
@@ -359,8 +480,15 @@ static vr_status vr_cpu_batchnorm_bwd(const vr_kernel_args *a) {
   if (dt != VR_F32 && dt != VR_F64) return unsupported(__func__, dt);
   vr_tensor *gr = a->n_out > 3 ? a->out[3] : NULL, *geff = NULL;
   vr_kernel_args b = *a;
-  bn_ctx c = {&b, a->i[1], a->i[2], a->i[3], 0, NULL, 0};
-  if (a->i[4] && a->i[5]) c.mask_from_x = 1; /* the mask from x, as the forward computed y: no pass of its own */
+  bn_ctx c = {&b, a->i[1], a->i[2], a->i[3], 0, NULL, 0, NULL};
+  bn_pool pool = {0};
+  if (a->i[6] > 0) { /* in[0] the pooled output's gradient, in[7] the forward's codes */
+    pool = (bn_pool){a->i[6], a->i[7], a->in[1]->shape[2], a->in[1]->shape[3], 0, 0, NULL, NULL, NULL};
+    pool.Ho = a->in[0]->shape[2];
+    pool.Wo = a->in[0]->shape[3];
+    pool.codes_in = vr_data(a->in[7]);
+    c.pool = &pool;
+  } else if (a->i[4] && a->i[5]) c.mask_from_x = 1; /* the mask from x, as the forward computed y: no pass of its own */
   else if (a->i[4] && !gr && c.S > 1) c.mask = vr_data(a->in[5]); /* read through the mask, no pass of its own */
   else if (a->i[4] || gr) { /* the activation's gradient g, written into grad_residual when wanted, feeds the plain backward */
     if (!gr) VR_TRY(vr_tensor_alloc_like(a->in[0], &geff));

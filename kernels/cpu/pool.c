@@ -55,30 +55,38 @@ MAXPOOL_FWD(double, maxpool_fwd_f64)
  * Same choice as the general loop: the first of the largest wins, the first NaN wins over numbers. */
 static inline int takes(float v, float best) { return v > best || (v != v && best == best); }
 
-/* the outputs of a row 8 at a time (AVX2; the last 1 to 8 through masked loads and stores): the
- * four window elements of each as vectors, the choice made with the scalar rule's comparisons as
- * masks; k = 0, 1, 2, 3 names the winner */
+/* the winners of a row's outputs ow .. ow + rem - 1 (rem <= 8; AVX2, masked loads past the
+ * row's end): the four window elements of each as vectors, the choice made with the scalar rule's
+ * comparisons as masks; *ki gets k = 0, 1, 2, 3 naming the winner (row k >> 1, column k & 1) */
+__attribute__((target("avx2,fma"))) static inline __m256 pick2x2_avx2(const float *r0, const float *r1, int64_t ow,
+                                                                     int rem, __m256i *ki) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), lane);
+  __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), lane);
+  __m256 t0 = _mm256_maskload_ps(r0 + 2 * ow, m0), t1 = _mm256_maskload_ps(r0 + 2 * ow + 8, m1);
+  __m256 u0 = _mm256_maskload_ps(r1 + 2 * ow, m0), u1 = _mm256_maskload_ps(r1 + 2 * ow + 8, m1);
+  /* even and odd columns, in the lane order 0 1 4 5 2 3 6 7 (fixed at the end) */
+  __m256 v[4] = {_mm256_shuffle_ps(t0, t1, 0x88), _mm256_shuffle_ps(t0, t1, 0xdd), _mm256_shuffle_ps(u0, u1, 0x88),
+                 _mm256_shuffle_ps(u0, u1, 0xdd)};
+  __m256 best = v[0], k = _mm256_setzero_ps();
+  for (int j = 1; j < 4; j++) {
+    __m256 nan_v = _mm256_cmp_ps(v[j], v[j], _CMP_UNORD_Q), num_b = _mm256_cmp_ps(best, best, _CMP_ORD_Q);
+    __m256 t = _mm256_or_ps(_mm256_cmp_ps(v[j], best, _CMP_GT_OQ), _mm256_and_ps(nan_v, num_b));
+    best = _mm256_blendv_ps(best, v[j], t);
+    k = _mm256_blendv_ps(k, _mm256_set1_ps((float)j), t);
+  }
+  *ki = _mm256_permutevar8x32_epi32(_mm256_cvtps_epi32(k), perm);
+  return _mm256_permutevar8x32_ps(best, perm);
+}
+
+/* a row's outputs 8 at a time, with their flat indices */
 __attribute__((target("avx2,fma"))) static void maxpool2_row_avx2(const float *r0, const float *r1, int64_t Wo,
                                                                   int64_t W, int64_t base, float *yo, int64_t *io) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t ow = 0; ow < Wo; ow += 8) {
     int rem = Wo - ow < 8 ? (int)(Wo - ow) : 8;
-    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), lane);
-    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), lane);
-    __m256 t0 = _mm256_maskload_ps(r0 + 2 * ow, m0), t1 = _mm256_maskload_ps(r0 + 2 * ow + 8, m1);
-    __m256 u0 = _mm256_maskload_ps(r1 + 2 * ow, m0), u1 = _mm256_maskload_ps(r1 + 2 * ow + 8, m1);
-    /* even and odd columns, in the lane order 0 1 4 5 2 3 6 7 (fixed at the end) */
-    __m256 v[4] = {_mm256_shuffle_ps(t0, t1, 0x88), _mm256_shuffle_ps(t0, t1, 0xdd), _mm256_shuffle_ps(u0, u1, 0x88),
-                   _mm256_shuffle_ps(u0, u1, 0xdd)};
-    __m256 best = v[0], k = _mm256_setzero_ps();
-    for (int j = 1; j < 4; j++) {
-      __m256 nan_v = _mm256_cmp_ps(v[j], v[j], _CMP_UNORD_Q), num_b = _mm256_cmp_ps(best, best, _CMP_ORD_Q);
-      __m256 t = _mm256_or_ps(_mm256_cmp_ps(v[j], best, _CMP_GT_OQ), _mm256_and_ps(nan_v, num_b));
-      best = _mm256_blendv_ps(best, v[j], t);
-      k = _mm256_blendv_ps(k, _mm256_set1_ps((float)j), t);
-    }
-    best = _mm256_permutevar8x32_ps(best, perm);
-    __m256i ki = _mm256_permutevar8x32_epi32(_mm256_cvtps_epi32(k), perm);
+    __m256i ki;
+    __m256 best = pick2x2_avx2(r0, r1, ow, rem, &ki);
     /* index: base + 2 ow + (k & 1) + (k >> 1) W */
     __m256i off = _mm256_add_epi32(_mm256_and_si256(ki, _mm256_set1_epi32(1)),
                                    _mm256_mullo_epi32(_mm256_srli_epi32(ki, 1), _mm256_set1_epi32((int)W)));
@@ -101,6 +109,130 @@ __attribute__((target("avx2,fma"))) static void maxpool2_row_avx2(const float *r
     _mm256_storeu_si256((__m256i *)(ib + 4), i1);
     memcpy(yo + ow, yb, sizeof(float) * (size_t)rem);
     memcpy(io + ow, ib, sizeof(int64_t) * (size_t)rem);
+  }
+}
+
+/* 2x2 windows over rows output rows of x (rows of W), as the fused batch norm's pooling wants
+ * them: out (rows x Wo) the largest of each (the first on ties, the first NaN over numbers),
+ * code its place (row << 3 | column). 8 windows at a time, a row's last ones as the last 8 again
+ * or, in rows of fewer than 8, through buffers */
+__attribute__((target("avx2,fma"))) static void maxpool2_codes_avx2(const float *x, int64_t W, int64_t rows,
+                                                                    int64_t Wo, float *out, uint8_t *code) {
+  for (int64_t oh = 0; oh < rows; oh++, out += Wo, code += Wo) {
+    const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+    for (int64_t ow = 0; ow < Wo; ow += 8) {
+      int64_t at = ow + 8 <= Wo || Wo < 8 ? ow : Wo - 8;
+      int rem = Wo - at < 8 ? (int)(Wo - at) : 8;
+      __m256i ki;
+      __m256 best = pick2x2_avx2(r0, r1, at, rem, &ki);
+      /* k = 2 r + c -> r << 3 | c, packed to bytes */
+      ki = _mm256_or_si256(_mm256_slli_epi32(_mm256_srli_epi32(ki, 1), 3), _mm256_and_si256(ki, _mm256_set1_epi32(1)));
+      __m128i k16 = _mm_packus_epi32(_mm256_castsi256_si128(ki), _mm256_extracti128_si256(ki, 1));
+      __m128i k8 = _mm_packus_epi16(k16, k16);
+      if (rem == 8) {
+        _mm256_storeu_ps(out + at, best);
+        _mm_storel_epi64((__m128i *)(code + at), k8);
+        continue;
+      }
+      float yb[8];
+      uint8_t kb[16];
+      _mm256_storeu_ps(yb, best);
+      _mm_storeu_si128((__m128i *)kb, k8);
+      for (int j = 0; j < rem; j++) {
+        out[at + j] = yb[j];
+        code[at + j] = kb[j];
+      }
+    }
+  }
+}
+
+void vr_cpu_maxpool2_codes(const float *x, int64_t W, int64_t rows, int64_t Wo, float *out, uint8_t *code) {
+  if (__builtin_cpu_supports("avx2")) {
+    maxpool2_codes_avx2(x, W, rows, Wo, out, code);
+    return;
+  }
+  for (int64_t oh = 0; oh < rows; oh++, out += Wo, code += Wo) {
+    const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+    for (int64_t ow = 0; ow < Wo; ow++) {
+      float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]}, best = v[0];
+      int k = 0;
+      for (int j = 1; j < 4; j++)
+        if (takes(v[j], best)) {
+          best = v[j];
+          k = j;
+        }
+      out[ow] = best;
+      code[ow] = (uint8_t)((k >> 1) << 3 | (k & 1));
+    }
+  }
+}
+
+/* the reverse: rows x Wo gradients g into the 2 rows x 2 Wo elements of d (rows of W) at the places
+ * the codes name, where a code's bit 7 is set; +0 elsewhere. Branch-free (the places are random);
+ * 8 windows at a time, a row's last ones as the last 8 again (the same values written twice) or,
+ * in rows of fewer than 8, through buffers (masked stores are slow on some cores, AMD Zen) */
+__attribute__((target("avx2,fma"))) static inline void unpool8_avx2(const float *g, const uint8_t *code, float *r0,
+                                                                   float *r1) {
+  const __m256i low = _mm256_set1_epi32(0x7f), pass = _mm256_set1_epi32(0x80);
+  int64_t c8;
+  memcpy(&c8, code, 8);
+  __m256i k = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8));
+  __m256 v = _mm256_and_ps(_mm256_loadu_ps(g), _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(k, pass), pass)));
+  k = _mm256_and_si256(k, low);
+  __m256 a = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_setzero_si256())));
+  __m256 b = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(1))));
+  __m256 c = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(8))));
+  __m256 e = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(9))));
+  /* interleaved: a, b (row 0) and c, e (row 1), lanes 0-3 then 4-7 */
+  __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+  _mm256_storeu_ps(r0, _mm256_permute2f128_ps(lo, hi, 0x20));
+  _mm256_storeu_ps(r0 + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  lo = _mm256_unpacklo_ps(c, e);
+  hi = _mm256_unpackhi_ps(c, e);
+  _mm256_storeu_ps(r1, _mm256_permute2f128_ps(lo, hi, 0x20));
+  _mm256_storeu_ps(r1 + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+__attribute__((target("avx2,fma"))) static void maxpool2_uncodes_avx2(const float *g, const uint8_t *code,
+                                                                      int64_t W, int64_t rows, int64_t Wo, float *d) {
+  for (int64_t oh = 0; oh < rows; oh++, g += Wo, code += Wo) {
+    float *r0 = d + 2 * oh * W, *r1 = r0 + W;
+    if (Wo < 8) {
+      float gb[8] = {0}, o0[16], o1[16];
+      uint8_t cb[8] = {0};
+      for (int64_t j = 0; j < Wo; j++) {
+        gb[j] = g[j];
+        cb[j] = code[j];
+      }
+      unpool8_avx2(gb, cb, o0, o1);
+      for (int64_t j = 0; j < 2 * Wo; j++) {
+        r0[j] = o0[j];
+        r1[j] = o1[j];
+      }
+      continue;
+    }
+    for (int64_t ow = 0; ow < Wo; ow += 8) {
+      int64_t at = ow + 8 <= Wo ? ow : Wo - 8;
+      unpool8_avx2(g + at, code + at, r0 + 2 * at, r1 + 2 * at);
+    }
+  }
+}
+
+void vr_cpu_maxpool2_uncodes(const float *g, const uint8_t *code, int64_t W, int64_t rows, int64_t Wo, float *d) {
+  if (__builtin_cpu_supports("avx2")) {
+    maxpool2_uncodes_avx2(g, code, W, rows, Wo, d);
+    return;
+  }
+  for (int64_t oh = 0; oh < rows; oh++, g += Wo, code += Wo) {
+    float *r0 = d + 2 * oh * W, *r1 = r0 + W;
+    for (int64_t ow = 0; ow < Wo; ow++) {
+      int k = code[ow] & 0x7f;
+      float v = code[ow] & 0x80 ? g[ow] : 0.0f;
+      r0[2 * ow] = k == 0 ? v : 0.0f;
+      r0[2 * ow + 1] = k == 1 ? v : 0.0f;
+      r1[2 * ow] = k == 8 ? v : 0.0f;
+      r1[2 * ow + 1] = k == 9 ? v : 0.0f;
+    }
   }
 }
 

@@ -54,9 +54,17 @@ function F.adaptive_avg_pool2d(x, size)
   return new(C.vr_adaptive_avg_pool2d(x, h, w, outp))
 end
 
--- batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, residual, relu):
--- with a residual (x's shape) and/or relu = true, act(bn(x) + residual) as one fused op
-function F.batch_norm(x, rm, rv, weight, bias, training, momentum, eps, residual, relu)
+-- batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, residual, relu, pool):
+-- with a residual (x's shape) and/or relu = true, act(bn(x) + residual) as one fused op; with pool
+-- (a window, a number or {h, w}; no residual), max_pool2d(act(bn(x)), pool) at the window's own
+-- stride, fused too
+function F.batch_norm(x, rm, rv, weight, bias, training, momentum, eps, residual, relu, pool)
+  if pool then
+    if residual then util.error("batch_norm: expected no residual with pool") end
+    local ph, pw = pair(pool, "pool")
+    return new(C.vr_batch_norm_act_pool(x, weight, bias, rm, rv, training and 1 or 0, momentum or 0.1, eps or 1e-5,
+      relu and 1 or 0, ph, pw, outp))
+  end
   if residual or relu then
     return new(C.vr_batch_norm_act(x, weight, bias, rm, rv, training and 1 or 0, momentum or 0.1, eps or 1e-5, residual,
       relu and 1 or 0, outp))

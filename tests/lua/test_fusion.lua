@@ -1,7 +1,8 @@
--- fused batch norm + (residual add) + ReLU (nn.fusion.bn_act): F.batch_norm's residual/relu, and
--- ResNet-18 and smallcnn with the fusion on and off give the same features, running statistics and
--- parameter gradients bit for bit on the CPU (which computes the fused op as the unfused ops do),
--- in both memory formats; a mixed-dtype residual falls back to the unfused ops
+-- fused batch norm + (residual add) + ReLU (+ max pooling) (nn.fusion.bn_act): F.batch_norm's
+-- residual, relu and pool (which pooling windows a ConvNet joins); ResNet-18 and smallcnn with the
+-- fusion on and off give the same features, running statistics and parameter gradients bit for bit
+-- on the CPU (which computes the fused ops as the unfused ops do), in both memory formats; a
+-- mixed-dtype residual falls back to the unfused ops
 local tap = require "tap"
 local vr = require "visreg"
 local nn = vr.nn
@@ -35,6 +36,25 @@ tap.eq(maxdiff(y, y0), 0, "F.batch_norm(..., residual, relu) equals batch_norm, 
 tap.eq(y:grad_fn(), "batch_norm_act", "one fused node")
 tap.raises(function() return F.batch_norm(x, nil, nil, w, b, true, 0.1, 1e-5, vr.randn(4, 3, 5, 4), true) end,
   { "vr_batch_norm_act", "residual: expected x's shape" }, "a residual of another shape is refused by name")
+
+-- F.batch_norm's pool: max_pool2d(relu(batch_norm(x))) as one node, the two ops' values
+local xp = vr.randn(4, 3, 9, 8)
+local yp = F.batch_norm(xp, nil, nil, w, b, true, 0.1, 1e-5, nil, true, 2)
+tap.eq(yp:grad_fn(), "batch_norm_act_pool", "F.batch_norm(..., relu, pool): one fused node")
+tap.eq(maxdiff(yp, F.max_pool2d(F.batch_norm(xp, nil, nil, w, b, true, 0.1, 1e-5, nil, true), 2)), 0,
+  "F.batch_norm(..., relu, pool) equals batch_norm, relu, max_pool2d")
+tap.raises(function() return F.batch_norm(xp, nil, nil, w, b, true, 0.1, 1e-5, xp, true, 2) end,
+  { "batch_norm", "no residual with pool" }, "pool with a residual is refused")
+
+-- a ConvNet joins BatchNorm2d, ReLU and a MaxPool2d whose stride is its window; other pools stay apart
+local function tail_node(pool)
+  local m = nn.ConvNet():add(nn.BatchNorm2d(3)):add(nn.ReLU()):add(pool)
+  return m(xp):grad_fn()
+end
+tap.eq(tail_node(nn.MaxPool2d(2)), "batch_norm_act_pool", "ConvNet: bn, relu, MaxPool2d(2) as one node")
+tap.eq(tail_node(nn.MaxPool2d({ 2, 3 })), "batch_norm_act_pool", "ConvNet: a 2 x 3 window too")
+tap.eq(tail_node(nn.MaxPool2d(3, { stride = 2 })), "max_pool2d", "ConvNet: overlapping windows are pooled apart")
+tap.eq(tail_node(nn.MaxPool2d(2, { padding = 1 })), "max_pool2d", "ConvNet: padded windows are pooled apart")
 
 -- whole models, fused against unfused, with the same weights and input
 local function run(build, fused, fmt, input)

@@ -106,9 +106,10 @@ function BatchNorm:__init(n, o)
     self:register_buffer("running_var", tensor.ones({ n }, topts(o)))
   end
 end
--- forward(x [, residual, relu]): with a residual (x's shape) and/or relu = true, act(bn(x) + residual)
--- in one fused op (a ResNet block's bn-ReLU and bn-add-ReLU; see L.fusion)
-function BatchNorm:forward(x, residual, relu)
+-- forward(x [, residual, relu, pool]): with a residual (x's shape) and/or relu = true,
+-- act(bn(x) + residual) in one fused op (a ResNet block's bn-ReLU and bn-add-ReLU; see L.fusion);
+-- pool (a window): max_pool2d(act(bn(x)), pool) at the window's stride, fused too
+function BatchNorm:forward(x, residual, relu, pool)
   local expect = self.ndim_expected
   if expect and x:dim() ~= expect[1] and x:dim() ~= expect[2] then
     util.error("%s: expected a %d-dim or %d-dim input, got %d dims", self.__name, expect[1], expect[2], x:dim())
@@ -116,7 +117,7 @@ function BatchNorm:forward(x, residual, relu)
   -- batch statistics in training (updating the running ones) and when there are no running ones
   local batch_stats = self.training or self.running_mean == nil
   return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, batch_stats, self.momentum, self.eps,
-    residual, relu)
+    residual, relu, pool)
 end
 function BatchNorm:extra_repr()
   return string.format("%d, eps=%g, momentum=%g", self.num_features, self.eps, self.momentum)
@@ -133,8 +134,9 @@ function BatchNorm2d:__init(n, o)
   BatchNorm.__init(self, n, o)
   self.channels_last = o and o.channels_last and true or false
 end
-function BatchNorm2d:forward(x, residual, relu)
-  if not self.channels_last then return BatchNorm.forward(self, x, residual, relu) end
+function BatchNorm2d:forward(x, residual, relu, pool)
+  if not self.channels_last then return BatchNorm.forward(self, x, residual, relu, pool) end
+  if pool then util.error("BatchNorm2d (channels_last): pool is fused only in the NCHW layout") end
   if x:dim() ~= 4 or x:size(3) ~= self.num_features then
     util.error("BatchNorm2d (channels_last): expected an input [N, H, W, %d], got %s", self.num_features, x:shape_str())
   end
@@ -294,8 +296,21 @@ function ConvNet:__init(...)
 end
 -- L.fusion.bn_act (default true; the variant bn_act=unfused turns it off, to compare): a BatchNorm2d
 -- followed by a ReLU, here and in nn.BasicBlock, runs as one fused op (F.batch_norm's relu), one
--- pass over the activations instead of three on the GPU; the results are the same ops'.
+-- pass over the activations instead of three on the GPU; followed by a MaxPool2d whose stride is its
+-- window (no padding) too, the pooling joins it (F.batch_norm's pool: on the CPU the full-size
+-- output is never written). The results are the same ops'.
 L.fusion = { bn_act = ffi.string(C.vr_variant("bn_act")) == "fused" }
+
+-- the window of a MaxPool2d that F.batch_norm's pool can take (stride = window, no padding), or nil
+local function fusable_pool(m)
+  if not m or m.__name ~= "MaxPool2d" or m.channels_last then return nil end
+  local k, o = m.args[1], m.args[2] or {}
+  local kh, kw = F.pair(k, "kernel_size")
+  local sh, sw = F.pair(o.stride or k, "stride")
+  local ph, pw = F.pair(o.padding or 0, "padding")
+  if sh == kh and sw == kw and ph == 0 and pw == 0 then return { kh, kw } end
+  return nil
+end
 
 function ConvNet:forward(x)
   if self.channels_last then
@@ -306,8 +321,9 @@ function ConvNet:forward(x)
   while k <= #names do
     local m, nxt = self[names[k]], self[names[k + 1]]
     if L.fusion.bn_act and nxt and m.__name == "BatchNorm2d" and nxt.__name == "ReLU" then
-      x = m:forward(x, nil, true)
-      k = k + 2
+      local pool = not self.channels_last and names[k + 2] and fusable_pool(self[names[k + 2]])
+      x = m:forward(x, nil, true, pool or nil)
+      k = k + (pool and 3 or 2)
     else
       x = m:forward(x)
       k = k + 1
