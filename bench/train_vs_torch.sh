@@ -9,7 +9,8 @@
 #             projector 2048-2048-128), views of 32 x 32, two views of BATCH (32), and the peer's
 #             same step (bench/torch_step_resnet.py: fmnist_ref.py's ResNet-18, channels-last)
 # Prints each run, then the medians and ratios:
-#   wall:  median step time (each tool's own median over its timed steps)
+#   wall:  median step time (each tool's own median over its timed steps), and the spread of each
+#          pair's own ratio
 #   cpu:   CPU time (user + sys, all threads) per step, from two runs of STEPS_SHORT and STEPS
 #          steps whose difference leaves out start-up; robust when other processes share the cores
 #   rss:   the peak resident memory of the longer run
@@ -84,3 +85,9 @@ awk -v im="$IMAGES" -v ow="$(cat "$TMP/ours.wall")" -v tw="$(cat "$TMP/theirs.wa
          1e3 * ow, im / ow, 1e3 * tw, im / tw, tw / ow
   printf "cpu per step  visreg %7.1f ms   pytorch %7.1f ms   ratio %.2fx\n", 1e3 * oc, 1e3 * tc, tc / oc
   printf "peak memory   visreg %7.0f MB   pytorch %7.0f MB   ratio %.2fx\n", orss / 1024, trss / 1024, trss / orss }'
+# each pair's own ratio (its two runs a minute apart, so that a slower spell of the machine
+# weighs on both): the lowest, the median and the highest
+paste "$TMP/ours.runs" "$TMP/theirs.runs" | awk '{ print $4 / $1 }' | sort -g > "$TMP/pairs"
+awk -v m="$(med < "$TMP/pairs")" '{ v[NR] = $1 } END {
+  printf "pair ratios   lowest %.2fx   median %.2fx   highest %.2fx (step time, theirs / ours)\n", v[1], m, v[NR] }' \
+  "$TMP/pairs"

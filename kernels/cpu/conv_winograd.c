@@ -155,11 +155,13 @@ static void to_channels_last(const float *src, int64_t C, int64_t H, int64_t W, 
       const float *s = src + (cb * H + h) * W;
       int64_t w = 0;
       if (nc == 8)
-        for (; w + 8 <= W; w += 8) {
+        for (; w < W; w += 8) { /* the last 1 to 7 columns through masked loads (a 7 x 7 plane: all) */
+          int64_t n = W - w < 8 ? W - w : 8;
+          __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
           __m256 r[8];
-          for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(s + k * H * W + w);
+          for (int k = 0; k < 8; k++) r[k] = _mm256_maskload_ps(s + k * H * W + w, m);
           transpose8(r);
-          for (int j = 0; j < 8; j++) _mm256_storeu_ps(row + (w + j) * Cd, r[j]);
+          for (int j = 0; j < n; j++) _mm256_storeu_ps(row + (w + j) * Cd, r[j]);
         }
       for (int64_t k = 0; k < nc; k++)
         for (int64_t v = w; v < W; v++) row[v * Cd + k] = s[k * H * W + v];
@@ -209,10 +211,13 @@ static void to_nchw(const float *yt, const wgeo *g, const float *b, float *y) {
       const float *src = yt + h * g->tw * WM * g->Co8 + cb;
       float *dst = y + (cb * g->Ho + h) * g->Wo;
       int64_t w = 0;
+      /* a row's last 1 to 7 positions as 8 too where the overhang stays in the channel's plane: it
+       * lands on the next rows, written after (masked stores are slow on AMD Zen) */
       if (nc == 8)
-        for (; w + 8 <= g->Wo; w += 8) {
+        for (; w < g->Wo && (h * g->Wo + w + 8 <= g->Ho * g->Wo || w + 8 <= g->Wo); w += 8) {
+          int64_t n = g->Wo - w < 8 ? g->Wo - w : 8;
           __m256 r[8];
-          for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + (w + j) * g->Co8);
+          for (int j = 0; j < 8; j++) r[j] = j < n ? _mm256_loadu_ps(src + (w + j) * g->Co8) : _mm256_setzero_ps();
           transpose8(r);
           for (int k = 0; k < 8; k++)
             _mm256_storeu_ps(dst + k * g->Ho * g->Wo + w, _mm256_add_ps(r[k], _mm256_set1_ps(b ? b[cb + k] : 0.0f)));
