@@ -237,9 +237,12 @@ static vr_status run(const wgeo *g, const float *x, const float *U, const float 
   int failed = 0, prev = vr_cpu_blas_serial_begin(); /* each gemm on one thread: the same sums on any count */
 #pragma omp parallel if (ngroups > 1)
   {
+    /* zeroed where something is read that no step writes: xt's border, M's channels past Co */
     float *xt = calloc((size_t)(g->Hx * g->Wx * g->C8), sizeof(float));
-    float *V = calloc((size_t)(WP * ldt * g->C8), sizeof(float)), *M = calloc((size_t)(WP * ldt * g->Co8), sizeof(float));
-    float *yt = calloc((size_t)(g->th * g->tw * WM * WM * g->Co8), sizeof(float));
+    float *V = malloc(sizeof(float) * (size_t)(WP * ldt * g->C8));
+    float *M = g->Co8 > g->Co ? calloc((size_t)(WP * ldt * g->Co8), sizeof(float))
+                              : malloc(sizeof(float) * (size_t)(WP * ldt * g->Co8));
+    float *yt = malloc(sizeof(float) * (size_t)(g->th * g->tw * WM * WM * g->Co8));
     if (!xt || !V || !M || !yt) {
 #pragma omp atomic write
       failed = 1;
@@ -357,9 +360,10 @@ static vr_status run_gw(const wgeo *g, const float *x, const float *gy, float *g
   int failed = 0, prev = vr_cpu_blas_serial_begin();
 #pragma omp parallel if (nch > 1)
   {
+    /* zeroed where something is read that no step writes: the borders and overhangs of xt and gyt */
     float *xt = calloc((size_t)(g->Hx * g->Wx * g->C8), sizeof(float));
     float *gyt = calloc((size_t)(g->th * g->tw * WM * WM * g->Co8), sizeof(float));
-    float *V = calloc((size_t)(WP * ldt * g->C8), sizeof(float)), *GY = calloc((size_t)(WP * ldt * g->Co8), sizeof(float));
+    float *V = malloc(sizeof(float) * (size_t)(WP * ldt * g->C8)), *GY = malloc(sizeof(float) * (size_t)(WP * ldt * g->Co8));
     if (!xt || !gyt || !V || !GY) {
 #pragma omp atomic write
       failed = 1;
