@@ -114,8 +114,8 @@ __attribute__((target("avx2,fma"))) static void maxpool2_row_avx2(const float *r
 
 /* 2x2 windows over rows output rows of x (rows of W), as the fused batch norm's pooling wants
  * them: out (rows x Wo) the largest of each (the first on ties, the first NaN over numbers),
- * code its place (row << 3 | column). 8 windows at a time, a row's last ones as the last 8 again
- * or, in rows of fewer than 8, through buffers */
+ * code its place (row << 3 | column). 8 windows at a time, a row's last ones as the last 8 again;
+ * rows of fewer than 8 with stores that run on into the next rows, written later, but the last */
 __attribute__((target("avx2,fma"))) static void maxpool2_codes_avx2(const float *x, int64_t W, int64_t rows,
                                                                     int64_t Wo, float *out, uint8_t *code) {
   for (int64_t oh = 0; oh < rows; oh++, out += Wo, code += Wo) {
@@ -134,14 +134,15 @@ __attribute__((target("avx2,fma"))) static void maxpool2_codes_avx2(const float 
         _mm_storel_epi64((__m128i *)(code + at), k8);
         continue;
       }
-      float yb[8];
-      uint8_t kb[16];
-      _mm256_storeu_ps(yb, best);
-      _mm_storeu_si128((__m128i *)kb, k8);
-      for (int j = 0; j < rem; j++) {
-        out[at + j] = yb[j];
-        code[at + j] = kb[j];
+      if ((oh + 1) * Wo + 8 - Wo <= rows * Wo) { /* runs on into the next rows, written later */
+        _mm256_storeu_ps(out + at, best);
+        _mm_storel_epi64((__m128i *)(code + at), k8);
+        continue;
       }
+      _mm256_maskstore_ps(out + at, _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                          best);
+      uint64_t kw = (uint64_t)_mm_cvtsi128_si64(k8);
+      for (int j = 0; j < rem; j++) code[at + j] = (uint8_t)(kw >> (8 * j));
     }
   }
 }
@@ -168,16 +169,16 @@ void vr_cpu_maxpool2_codes(const float *x, int64_t W, int64_t rows, int64_t Wo, 
 }
 
 /* the reverse: rows x Wo gradients g into the 2 rows x 2 Wo elements of d (rows of W) at the places
- * the codes name, where a code's bit 7 is set; +0 elsewhere. Branch-free (the places are random);
- * 8 windows at a time, a row's last ones as the last 8 again (the same values written twice) or,
- * in rows of fewer than 8, through buffers (masked stores are slow on some cores, AMD Zen) */
-__attribute__((target("avx2,fma"))) static inline void unpool8_avx2(const float *g, const uint8_t *code, float *r0,
-                                                                   float *r1) {
+ * the codes name, where a code's bit 7 is set; +0 elsewhere. Branch-free (the places are random), 8
+ * windows at a time: a row's last ones as the last 8 again (the same values written twice); rows
+ * of fewer than 8 with stores that run on into the rows after, written later, except at the end
+ * (masked stores are slow on some cores, AMD Zen). Elements past 2 Wo columns or 2 rows hold
+ * whatever was stored last: the caller zeroes them. */
+/* out[0..1] row 0's 16 elements, out[2..3] row 1's, of the 8 windows of g and the codes */
+__attribute__((target("avx2,fma"))) static inline void unpool8_avx2(__m256 g, uint64_t codes, __m256 *out) {
   const __m256i low = _mm256_set1_epi32(0x7f), pass = _mm256_set1_epi32(0x80);
-  int64_t c8;
-  memcpy(&c8, code, 8);
-  __m256i k = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8));
-  __m256 v = _mm256_and_ps(_mm256_loadu_ps(g), _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(k, pass), pass)));
+  __m256i k = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((int64_t)codes));
+  __m256 v = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(k, pass), pass)));
   k = _mm256_and_si256(k, low);
   __m256 a = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_setzero_si256())));
   __m256 b = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(1))));
@@ -185,35 +186,48 @@ __attribute__((target("avx2,fma"))) static inline void unpool8_avx2(const float 
   __m256 e = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(9))));
   /* interleaved: a, b (row 0) and c, e (row 1), lanes 0-3 then 4-7 */
   __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
-  _mm256_storeu_ps(r0, _mm256_permute2f128_ps(lo, hi, 0x20));
-  _mm256_storeu_ps(r0 + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  out[0] = _mm256_permute2f128_ps(lo, hi, 0x20);
+  out[1] = _mm256_permute2f128_ps(lo, hi, 0x31);
   lo = _mm256_unpacklo_ps(c, e);
   hi = _mm256_unpackhi_ps(c, e);
-  _mm256_storeu_ps(r1, _mm256_permute2f128_ps(lo, hi, 0x20));
-  _mm256_storeu_ps(r1 + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  out[2] = _mm256_permute2f128_ps(lo, hi, 0x20);
+  out[3] = _mm256_permute2f128_ps(lo, hi, 0x31);
 }
 
 __attribute__((target("avx2,fma"))) static void maxpool2_uncodes_avx2(const float *g, const uint8_t *code,
                                                                       int64_t W, int64_t rows, int64_t Wo, float *d) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256 o[4];
   for (int64_t oh = 0; oh < rows; oh++, g += Wo, code += Wo) {
     float *r0 = d + 2 * oh * W, *r1 = r0 + W;
-    if (Wo < 8) {
-      float gb[8] = {0}, o0[16], o1[16];
-      uint8_t cb[8] = {0};
-      for (int64_t j = 0; j < Wo; j++) {
-        gb[j] = g[j];
-        cb[j] = code[j];
-      }
-      unpool8_avx2(gb, cb, o0, o1);
-      for (int64_t j = 0; j < 2 * Wo; j++) {
-        r0[j] = o0[j];
-        r1[j] = o1[j];
+    if (Wo >= 8) {
+      for (int64_t ow = 0; ow < Wo; ow += 8) {
+        int64_t at = ow + 8 <= Wo ? ow : Wo - 8;
+        uint64_t c8;
+        memcpy(&c8, code + at, 8);
+        unpool8_avx2(_mm256_loadu_ps(g + at), c8, o);
+        _mm256_storeu_ps(r0 + 2 * at, o[0]);
+        _mm256_storeu_ps(r0 + 2 * at + 8, o[1]);
+        _mm256_storeu_ps(r1 + 2 * at, o[2]);
+        _mm256_storeu_ps(r1 + 2 * at + 8, o[3]);
       }
       continue;
     }
-    for (int64_t ow = 0; ow < Wo; ow += 8) {
-      int64_t at = ow + 8 <= Wo ? ow : Wo - 8;
-      unpool8_avx2(g + at, code + at, r0 + 2 * at, r1 + 2 * at);
+    uint64_t c8 = 0; /* built in a register: bytes stored and read back as a word would stall */
+    for (int64_t j = 0; j < Wo; j++) c8 |= (uint64_t)code[j] << (8 * j);
+    unpool8_avx2(_mm256_maskload_ps(g, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)Wo), lane)), c8, o);
+    if ((2 * oh + 1) * W + 16 <= 2 * rows * W) {
+      _mm256_storeu_ps(r0, o[0]);
+      _mm256_storeu_ps(r0 + 8, o[1]);
+      _mm256_storeu_ps(r1, o[2]);
+      _mm256_storeu_ps(r1 + 8, o[3]);
+    } else {
+      __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(2 * Wo)), lane);
+      __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(2 * Wo - 8)), lane);
+      _mm256_maskstore_ps(r0, m0, o[0]);
+      _mm256_maskstore_ps(r0 + 8, m1, o[1]);
+      _mm256_maskstore_ps(r1, m0, o[2]);
+      _mm256_maskstore_ps(r1 + 8, m1, o[3]);
     }
   }
 }
