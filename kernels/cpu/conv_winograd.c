@@ -395,9 +395,13 @@ static vr_status run_gw(const wgeo *g, const float *x, const float *gy, float *g
   }
   vr_cpu_blas_serial_end(prev);
   if (!failed) {
+    /* in blocks, each chunk's block added in chunk order: runs that vectorize, the same sums */
 #pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < msize; e++)
-      for (int64_t ch = 1; ch < nch; ch++) part[e] += part[ch * msize + e];
+    for (int64_t e0 = 0; e0 < msize; e0 += 4096) {
+      int64_t e1 = e0 + 4096 < msize ? e0 + 4096 : msize;
+      for (int64_t ch = 1; ch < nch; ch++)
+        for (int64_t e = e0; e < e1; e++) part[e] += part[ch * msize + e];
+    }
     weight_out(part, g, gw);
   }
   free(part);
