@@ -170,6 +170,14 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
         a1[j] += d;                                                                                                  \
         a2[j] += d * d;                                                                                              \
       }                                                                                                              \
+    for (; k + 8 <= n; k += 8) { /* the lanes k & (BN_LANES - 1) on, as one at a time would, but vectorized */      \
+      double *b1 = a1 + (k & (BN_LANES - 1)), *b2 = a2 + (k & (BN_LANES - 1));                                       \
+      for (int j = 0; j < 8; j++) {                                                                                  \
+        double d = p[k + j] - K;                                                                                     \
+        b1[j] += d;                                                                                                  \
+        b2[j] += d * d;                                                                                              \
+      }                                                                                                              \
+    }                                                                                                                \
     for (; k < n; k++) {                                                                                             \
       double d = p[k] - K;                                                                                           \
       a1[k & (BN_LANES - 1)] += d;                                                                                   \
