@@ -38,8 +38,9 @@ void vr_cpu_blas_serial_end(int prev);
 
 /* 2x2 max pooling (pool.c) for the fused batch norm (norm.c): rows output rows from x (rows of W
  * elements), out (rows x Wo) the largest of each window (the first on ties, the first NaN over
- * numbers, as vr_max_pool2d), code its place in the window, row << 3 | column */
-void vr_cpu_maxpool2_codes(const float *x, int64_t W, int64_t rows, int64_t Wo, float *out, uint8_t *code);
+ * numbers, as vr_max_pool2d), code its place in the window, row << 3 | column, | 0x80 where the
+ * gradient passes (the largest > 0 when relu, always when not) */
+void vr_cpu_maxpool2_codes(const float *x, int64_t W, int64_t rows, int64_t Wo, int relu, float *out, uint8_t *code);
 /* its reverse: g (rows x Wo) into d's 2 rows x 2 Wo elements (rows of W) at the places the codes
  * name where a code's bit 7 is set (the gradient passes), +0 elsewhere */
 void vr_cpu_maxpool2_uncodes(const float *g, const uint8_t *code, int64_t W, int64_t rows, int64_t Wo, float *d);

@@ -46,9 +46,10 @@ typedef struct {
 
 #define BN_TAKES(v, b) ((v) > (b) || ((v) != (v) && (b) == (b))) /* vr_max_pool2d's choice */
 /* rows bands of windows (buf: their kh rows each, rows of W): yo (rows x Wo) the largest of each
- * window (the first on ties, the first NaN over numbers), co its place */
+ * window (the first on ties, the first NaN over numbers), co its place | BN_PASS where the
+ * gradient passes (the largest > 0 after a ReLU, always without) */
 #define BN_POOL_SCAN(T, SUF)                                                                                         \
-  static void bn_pool_scan_##SUF(const T *buf, const bn_pool *p, int64_t rows, T *yo, uint8_t *co) {                 \
+  static void bn_pool_scan_##SUF(const T *buf, const bn_pool *p, int64_t rows, int relu, T *yo, uint8_t *co) {       \
     for (int64_t oh = 0; oh < rows; oh++, yo += p->Wo, co += p->Wo)                                                  \
       for (int64_t ow = 0; ow < p->Wo; ow++) {                                                                       \
         const T *w0 = buf + oh * p->kh * p->W + ow * p->kw;                                                          \
@@ -61,17 +62,17 @@ typedef struct {
               k = r << 3 | c;                                                                                        \
             }                                                                                                        \
         yo[ow] = best;                                                                                               \
-        co[ow] = (uint8_t)k;                                                                                         \
+        co[ow] = (uint8_t)(k | (!relu || best > 0 ? BN_PASS : 0));                                                   \
       }                                                                                                              \
   }
 BN_POOL_SCAN(float, f32)
 BN_POOL_SCAN(double, f64)
-static void bn_pool_band_f32(const float *buf, const bn_pool *p, int64_t rows, float *yo, uint8_t *co) {
-  if (p->kh == 2 && p->kw == 2) vr_cpu_maxpool2_codes(buf, p->W, rows, p->Wo, yo, co);
-  else bn_pool_scan_f32(buf, p, rows, yo, co);
+static void bn_pool_band_f32(const float *buf, const bn_pool *p, int64_t rows, int relu, float *yo, uint8_t *co) {
+  if (p->kh == 2 && p->kw == 2) vr_cpu_maxpool2_codes(buf, p->W, rows, p->Wo, relu, yo, co);
+  else bn_pool_scan_f32(buf, p, rows, relu, yo, co);
 }
-static void bn_pool_band_f64(const double *buf, const bn_pool *p, int64_t rows, double *yo, uint8_t *co) {
-  bn_pool_scan_f64(buf, p, rows, yo, co);
+static void bn_pool_band_f64(const double *buf, const bn_pool *p, int64_t rows, int relu, double *yo, uint8_t *co) {
+  bn_pool_scan_f64(buf, p, rows, relu, yo, co);
 }
 
 /* Channels are handled in blocks of BN_BLK. With S > 1 each channel's data is N runs of S
@@ -234,7 +235,7 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
     }                                                                                                                \
   }                                                                                                                  \
   /* the pooled forward of channels [c0, c0+nb): per chunk of bands of windows (as many as buf holds),         \
-   * their rows as y (bn_affine's arithmetic) into buf, then each window's largest, its code and BN_PASS */          \
+   * their rows as y (bn_affine's arithmetic) into buf, then each window's largest and its code */                   \
   static void bn_affine_pool_##SUF(const T *x, const bn_pool *p, int64_t N, int64_t C, int64_t S, int64_t c0,         \
                                    int64_t nb, const double *sc, const double *sh, int relu) {                       \
     T buf[BN_POOL_BAND], *yq = p->y;                                                                                 \
@@ -254,8 +255,7 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
             }                                                                                                        \
           else                                                                                                       \
             for (int64_t s = 0; s < len; s++) buf[s] = r[s] * ts + tsh;                                              \
-          bn_pool_band_##SUF(buf, p, rows, yq + o, p->code + o);                                                     \
-          for (int64_t e = o; e < o + rows * Wo; e++) p->code[e] |= !relu || yq[e] > 0 ? BN_PASS : 0;                \
+          bn_pool_band_##SUF(buf, p, rows, relu, yq + o, p->code + o);                                               \
         }                                                                                                            \
       }                                                                                                              \
   }                                                                                                                  \

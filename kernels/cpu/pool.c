@@ -63,8 +63,18 @@ __attribute__((target("avx2,fma"))) static inline __m256 pick2x2_avx2(const floa
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
   __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), lane);
   __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), lane);
-  __m256 t0 = _mm256_maskload_ps(r0 + 2 * ow, m0), t1 = _mm256_maskload_ps(r0 + 2 * ow + 8, m1);
-  __m256 u0 = _mm256_maskload_ps(r1 + 2 * ow, m0), u1 = _mm256_maskload_ps(r1 + 2 * ow + 8, m1);
+  __m256 t0, t1, u0, u1;
+  if (rem == 8) { /* plain loads where the row has them all */
+    t0 = _mm256_loadu_ps(r0 + 2 * ow);
+    t1 = _mm256_loadu_ps(r0 + 2 * ow + 8);
+    u0 = _mm256_loadu_ps(r1 + 2 * ow);
+    u1 = _mm256_loadu_ps(r1 + 2 * ow + 8);
+  } else {
+    t0 = _mm256_maskload_ps(r0 + 2 * ow, m0);
+    t1 = _mm256_maskload_ps(r0 + 2 * ow + 8, m1);
+    u0 = _mm256_maskload_ps(r1 + 2 * ow, m0);
+    u1 = _mm256_maskload_ps(r1 + 2 * ow + 8, m1);
+  }
   /* even and odd columns, in the lane order 0 1 4 5 2 3 6 7 (fixed at the end) */
   __m256 v[4] = {_mm256_shuffle_ps(t0, t1, 0x88), _mm256_shuffle_ps(t0, t1, 0xdd), _mm256_shuffle_ps(u0, u1, 0x88),
                  _mm256_shuffle_ps(u0, u1, 0xdd)};
@@ -117,7 +127,9 @@ __attribute__((target("avx2,fma"))) static void maxpool2_row_avx2(const float *r
  * code its place (row << 3 | column). 8 windows at a time, a row's last ones as the last 8 again;
  * rows of fewer than 8 with stores that run on into the next rows, written later, but the last */
 __attribute__((target("avx2,fma"))) static void maxpool2_codes_avx2(const float *x, int64_t W, int64_t rows,
-                                                                    int64_t Wo, float *out, uint8_t *code) {
+                                                                    int64_t Wo, int relu, float *out, uint8_t *code) {
+  /* bit 7 where the gradient passes: the largest > 0 after a ReLU, always without */
+  const __m256 keep_all = _mm256_castsi256_ps(_mm256_set1_epi32(relu ? 0 : -1));
   for (int64_t oh = 0; oh < rows; oh++, out += Wo, code += Wo) {
     const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
     for (int64_t ow = 0; ow < Wo; ow += 8) {
@@ -127,6 +139,8 @@ __attribute__((target("avx2,fma"))) static void maxpool2_codes_avx2(const float 
       __m256 best = pick2x2_avx2(r0, r1, at, rem, &ki);
       /* k = 2 r + c -> r << 3 | c, packed to bytes */
       ki = _mm256_or_si256(_mm256_slli_epi32(_mm256_srli_epi32(ki, 1), 3), _mm256_and_si256(ki, _mm256_set1_epi32(1)));
+      __m256 passes = _mm256_or_ps(keep_all, _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ));
+      ki = _mm256_or_si256(ki, _mm256_and_si256(_mm256_castps_si256(passes), _mm256_set1_epi32(0x80)));
       __m128i k16 = _mm_packus_epi32(_mm256_castsi256_si128(ki), _mm256_extracti128_si256(ki, 1));
       __m128i k8 = _mm_packus_epi16(k16, k16);
       if (rem == 8) {
@@ -147,9 +161,9 @@ __attribute__((target("avx2,fma"))) static void maxpool2_codes_avx2(const float 
   }
 }
 
-void vr_cpu_maxpool2_codes(const float *x, int64_t W, int64_t rows, int64_t Wo, float *out, uint8_t *code) {
+void vr_cpu_maxpool2_codes(const float *x, int64_t W, int64_t rows, int64_t Wo, int relu, float *out, uint8_t *code) {
   if (__builtin_cpu_supports("avx2")) {
-    maxpool2_codes_avx2(x, W, rows, Wo, out, code);
+    maxpool2_codes_avx2(x, W, rows, Wo, relu, out, code);
     return;
   }
   for (int64_t oh = 0; oh < rows; oh++, out += Wo, code += Wo) {
@@ -163,7 +177,7 @@ void vr_cpu_maxpool2_codes(const float *x, int64_t W, int64_t rows, int64_t Wo, 
           k = j;
         }
       out[ow] = best;
-      code[ow] = (uint8_t)((k >> 1) << 3 | (k & 1));
+      code[ow] = (uint8_t)((k >> 1) << 3 | (k & 1) | (!relu || best > 0 ? 0x80 : 0));
     }
   }
 }
