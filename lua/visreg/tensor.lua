@@ -696,6 +696,16 @@ setmetatable(T, {
   end,
 })
 
+-- The operators' metamethods are callable tables, not functions: LuaJIT 2.1's trace recorder (the
+-- 2022 and 2023 builds Debian ships) can crash recording an operator on cdata whose metamethod is
+-- a Lua function at the start of a hot function's trace (`local function f(z) return z + 1 end`
+-- called often enough); given another callable it ends the trace there instead, and the
+-- interpreter runs the operator, whose work is the C kernel's either way.
+for _, name in ipairs { "__add", "__sub", "__mul", "__div", "__pow", "__unm", "__len" } do
+  local fn = mt[name]
+  mt[name] = setmetatable({}, { __call = function(_, a, b) return fn(a, b) end })
+end
+
 M.methods = T
 M.metatable = mt
 M.type = TP

@@ -99,4 +99,26 @@ local rss = io.open("/proc/self/status"):read("*a"):match("VmRSS:%s*(%d+)")
 tap.ok(tonumber(rss) < 1024 * 1024, "a loop of 4 MB tensors stays below 1 GB resident", rss .. " kB")
 tap.ok(collectgarbage("count") - before < 10000, "the Lua heap stays small")
 
+-- operators on tensors in functions the JIT finds hot at once (hotloop=1): each operator and a
+-- small function of them, recorded from the function's start; a child process, as a crash there
+-- would end this one
+local dir = tap.scratch("tensor_jit_ops")
+local f = assert(io.open(dir .. "/ops.lua", "w"))
+f:write([[
+jit.opt.start("hotloop=1")
+local vr = require "visreg"
+local g = vr.randn(20, 4)
+local ops = {
+  function(z) return z + 0.5 end, function(z) return z - 2 end, function(z) return z * 3 end,
+  function(z) return z / 4 end, function(z) return z ^ 2 end, function(z) return -z end,
+  function(z) return 1 - z end, function(z) return #z end,
+  function(z) return z / (z:norm(2, 1, true) + 1e-12) end,
+}
+for _, op in ipairs(ops) do for _ = 1, 40 do op(g) end end
+print("all ran")
+]])
+f:close()
+local rc_run, out_run = tap.sh(VISREG_EXE .. " run " .. dir .. "/ops.lua")
+tap.ok(rc_run == 0 and out_run:find("all ran", 1, true), "tensor operators in hot functions run under the JIT", out_run)
+
 os.exit(tap.done(), true)
