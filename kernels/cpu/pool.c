@@ -122,10 +122,11 @@ __attribute__((target("avx2,fma"))) static void maxpool2_row_avx2(const float *r
   }
 }
 
-/* 2x2 windows over rows output rows of x (rows of W), as the fused batch norm's pooling wants
- * them: out (rows x Wo) the largest of each (the first on ties, the first NaN over numbers),
- * code its place (row << 3 | column). 8 windows at a time, a row's last ones as the last 8 again;
- * rows of fewer than 8 with stores that run on into the next rows, written later, but the last */
+/* the 2x2 windows of `rows` output rows of x (rows of W), as the fused batch norm's pooling wants
+ * them: out (rows x Wo) the largest of each (the first on ties, the first NaN over numbers), code
+ * its place (row << 3 | column) | 0x80 where the gradient passes. 8 windows at a time, a row's
+ * last ones as the last 8 again; rows of fewer than 8 with stores that run on into the next rows,
+ * written later, but the last */
 __attribute__((target("avx2,fma"))) static void maxpool2_codes_avx2(const float *x, int64_t W, int64_t rows,
                                                                     int64_t Wo, int relu, float *out, uint8_t *code) {
   /* bit 7 where the gradient passes: the largest > 0 after a ReLU, always without */
