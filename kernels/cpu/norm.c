@@ -162,7 +162,7 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
     else                                                                                                             \
       for (int64_t s = 0; s < n; s++) d[s] = BN_SEL(x[s] * ts + tsh, g[s]);                                          \
   }                                                                                                                  \
-  /* sums of d = p - K and of d^2 (K: a value of the channel, so that the shifted sums do not cancel) */          \
+  /* sums of d = p - K and of d^2 (K: a value of the channel, so that the shifted sums do not cancel) */             \
   static inline void lmom_##SUF(const T *p, int64_t n, double K, double *a1, double *a2) {                           \
     int64_t k = 0;                                                                                                   \
     for (; k + BN_LANES <= n; k += BN_LANES)                                                                         \
@@ -171,7 +171,7 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
         a1[j] += d;                                                                                                  \
         a2[j] += d * d;                                                                                              \
       }                                                                                                              \
-    for (; k + 8 <= n; k += 8) { /* the lanes k & (BN_LANES - 1) on, as one at a time would, but vectorized */      \
+    for (; k + 8 <= n; k += 8) { /* the lanes k & (BN_LANES - 1) on, as one at a time would, but vectorized */       \
       double *b1 = a1 + (k & (BN_LANES - 1)), *b2 = a2 + (k & (BN_LANES - 1));                                       \
       for (int j = 0; j < 8; j++) {                                                                                  \
         double d = p[k + j] - K;                                                                                     \
@@ -185,20 +185,20 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
       a2[k & (BN_LANES - 1)] += d * d;                                                                               \
     }                                                                                                                \
   }                                                                                                                  \
-  /* S > 1: per channel of [c0, c0+nb), the mean and the sum of squared deviations in one pass over x */            \
-  static void bn_moments_##SUF(const T *x, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb, double *mean,   \
+  /* S > 1: per channel of [c0, c0+nb), the mean and the sum of squared deviations in one pass over x */             \
+  static void bn_moments_##SUF(const T *x, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb, double *mean,    \
                                double *sq) {                                                                         \
     double M = (double)(N * S);                                                                                      \
     for (int64_t j = 0; j < nb; j++) {                                                                               \
       double a1[BN_LANES] = {0}, a2[BN_LANES] = {0}, K = x[(c0 + j) * S];                                            \
-      for (int64_t n = 0; n < N; n++) lmom_##SUF(x + (n * C + c0 + j) * S, S, K, a1, a2);                           \
+      for (int64_t n = 0; n < N; n++) lmom_##SUF(x + (n * C + c0 + j) * S, S, K, a1, a2);                            \
       double s1 = bn_lanes(a1), s2 = bn_lanes(a2);                                                                   \
       mean[j] = K + s1 / M;                                                                                          \
       sq[j] = s2 - s1 * (s1 / M);                                                                                    \
-      if (!(sq[j] > 0)) sq[j] = sq[j] != sq[j] ? sq[j] : 0; /* rounding below 0; NaN kept */                        \
+      if (!(sq[j] > 0)) sq[j] = sq[j] != sq[j] ? sq[j] : 0; /* rounding below 0; NaN kept */                         \
     }                                                                                                                \
   }                                                                                                                  \
-  /* S = 1 (N x C rows), per channel of [c0, c0+nb): sum (or with mean given, sum of squared deviations) */        \
+  /* S = 1 (N x C rows), per channel of [c0, c0+nb): sum (or with mean given, sum of squared deviations) */          \
   static void bn_reduce_rows_##SUF(const T *x, int64_t N, int64_t C, int64_t c0, int64_t nb, const double *mean,     \
                                    double *out) {                                                                    \
     for (int64_t j = 0; j < nb; j++) out[j] = 0;                                                                     \
@@ -210,6 +210,17 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
         for (int64_t j = 0; j < nb; j++) out[j] += r[j];                                                             \
     }                                                                                                                \
   }                                                                                                                  \
+  /* q = p ts + tsh over n elements, then vr_relu's ReLU when relu (NaN kept, -0 to +0): the forward's               \
+   * arithmetic, which the pooled forward and the backward's mask from x repeat bit for bit */                       \
+  static inline void bn_affine_row_##SUF(const T *p, T *q, int64_t n, T ts, T tsh, int relu) {                       \
+    if (relu)                                                                                                        \
+      for (int64_t s = 0; s < n; s++) {                                                                              \
+        T v = p[s] * ts + tsh;                                                                                       \
+        q[s] = v > 0 ? v : (v != v ? v : (T)0);                                                                      \
+      }                                                                                                              \
+    else                                                                                                             \
+      for (int64_t s = 0; s < n; s++) q[s] = p[s] * ts + tsh;                                                        \
+  }                                                                                                                  \
   /* o = x * sc + sh per channel (sc, sh in double) */                                                               \
   static void bn_affine_##SUF(const T *x, T *o, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t nb,             \
                               const double *sc, const double *sh, int relu) {                                        \
@@ -220,23 +231,13 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
         for (int64_t j = 0; j < nb; j++) q[j] = (T)(r[j] * sc[j] + sh[j]);                                           \
         continue;                                                                                                    \
       }                                                                                                              \
-      for (int64_t j = 0; j < nb; j++) {                                                                             \
-        const T *p = x + (n * C + c0 + j) * S;                                                                       \
-        T *q = o + (n * C + c0 + j) * S;                                                                             \
-        T ts = (T)sc[j], tsh = (T)sh[j];                                                                             \
-        if (relu)                                                                                                    \
-          for (int64_t s = 0; s < S; s++) {                                                                          \
-            T v = p[s] * ts + tsh;                                                                                   \
-            q[s] = v > 0 ? v : (v != v ? v : (T)0); /* vr_relu's: NaN kept, -0 to +0 */                              \
-          }                                                                                                          \
-        else                                                                                                         \
-          for (int64_t s = 0; s < S; s++) q[s] = p[s] * ts + tsh;                                                    \
-      }                                                                                                              \
+      for (int64_t j = 0; j < nb; j++)                                                                               \
+        bn_affine_row_##SUF(x + (n * C + c0 + j) * S, o + (n * C + c0 + j) * S, S, (T)sc[j], (T)sh[j], relu);        \
     }                                                                                                                \
   }                                                                                                                  \
-  /* the pooled forward of channels [c0, c0+nb): per chunk of bands of windows (as many as buf holds),         \
+  /* the pooled forward of channels [c0, c0+nb): per chunk of bands of windows (as many as buf holds),               \
    * their rows as y (bn_affine's arithmetic) into buf, then each window's largest and its code */                   \
-  static void bn_affine_pool_##SUF(const T *x, const bn_pool *p, int64_t N, int64_t C, int64_t S, int64_t c0,         \
+  static void bn_affine_pool_##SUF(const T *x, const bn_pool *p, int64_t N, int64_t C, int64_t S, int64_t c0,        \
                                    int64_t nb, const double *sc, const double *sh, int relu) {                       \
     T buf[BN_POOL_BAND], *yq = p->y;                                                                                 \
     int64_t W = p->W, band = p->kh * W, Wo = p->Wo, per = BN_POOL_BAND / band;                                       \
@@ -247,14 +248,7 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
         T ts = (T)sc[j], tsh = (T)sh[j];                                                                             \
         for (int64_t oh = 0; oh < p->Ho; oh += per) {                                                                \
           int64_t rows = p->Ho - oh < per ? p->Ho - oh : per, len = rows * band, o = q + oh * Wo;                    \
-          const T *r = xp + oh * band;                                                                               \
-          if (relu)                                                                                                  \
-            for (int64_t s = 0; s < len; s++) {                                                                      \
-              T v = r[s] * ts + tsh;                                                                                 \
-              buf[s] = v > 0 ? v : (v != v ? v : (T)0);                                                              \
-            }                                                                                                        \
-          else                                                                                                       \
-            for (int64_t s = 0; s < len; s++) buf[s] = r[s] * ts + tsh;                                              \
+          bn_affine_row_##SUF(xp + oh * band, buf, len, ts, tsh, relu);                                              \
           bn_pool_band_##SUF(buf, p, rows, relu, yq + o, p->code + o);                                               \
         }                                                                                                            \
       }                                                                                                              \
@@ -264,7 +258,7 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
   static inline void bn_unpool_##SUF(T *d, const T *gq, const uint8_t *cq, int64_t s0, int64_t len,                  \
                                      const bn_pool *p) {                                                             \
     int64_t W = p->W, kh = p->kh, kw = p->kw, Wo = p->Wo;                                                            \
-    if (sizeof(T) == 4 && kh == 2 && kw == 2 && s0 == 0 && len == p->H * W) {                                      \
+    if (sizeof(T) == 4 && kh == 2 && kw == 2 && s0 == 0 && len == p->H * W) {                                        \
       bn_unpool2_f32((float *)d, (const float *)gq, cq, p);                                                          \
       return;                                                                                                        \
     }                                                                                                                \
@@ -274,8 +268,8 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
     for (int64_t oh = s0 / W / kh; oh <= oh1; oh++)                                                                  \
       for (int64_t ow = 0; ow < Wo; ow++) {                                                                          \
         int k = cq[oh * Wo + ow];                                                                                    \
-        int64_t e = (oh * kh + (k >> 3 & 7)) * W + ow * kw + (k & 7) - s0;                                          \
-        if ((k & BN_PASS) && e >= 0 && e < len) d[e] = gq[oh * Wo + ow];                                            \
+        int64_t e = (oh * kh + (k >> 3 & 7)) * W + ow * kw + (k & 7) - s0;                                           \
+        if ((k & BN_PASS) && e >= 0 && e < len) d[e] = gq[oh * Wo + ow];                                             \
       }                                                                                                              \
   }                                                                                                                  \
   static void bn_fwd_##SUF(void *cv, int64_t lo, int64_t hi) {                                                       \
@@ -290,7 +284,7 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
     double mean[BN_BLK], sq[BN_BLK], sc[BN_BLK], sh[BN_BLK];                                                         \
     for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
       int64_t nb = hi - c0 < BN_BLK ? hi - c0 : BN_BLK;                                                              \
-      if (a->i[0] && S > 1)                                                                                         \
+      if (a->i[0] && S > 1)                                                                                          \
         bn_moments_##SUF(x, N, C, S, c0, nb, mean, sq);                                                              \
       else if (a->i[0]) {                                                                                            \
         bn_reduce_rows_##SUF(x, N, C, c0, nb, NULL, mean);                                                           \
@@ -333,7 +327,7 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
     double mean[BN_BLK], sg[BN_BLK], sgx[BN_BLK], k1[BN_BLK], k2[BN_BLK], wi[BN_BLK];                                \
     T ts[BN_BLK], tsh[BN_BLK]; /* mask_from_x: y = x ts + tsh, as the forward computed it */                         \
     T gvb[BN_ROW];             /* a part of a row of the masked grad_y */                                            \
-    const bn_pool *pl = c->pool; /* pooled: g is the pooled output's gradient, unpooled by the codes */            \
+    const bn_pool *pl = c->pool; /* pooled: g is the pooled output's gradient, unpooled by the codes */              \
     int64_t Sq = pl ? pl->Ho * pl->Wo : S;                                                                           \
     bool masked = mk || c->mask_from_x || pl;                                                                        \
     for (int64_t c0 = lo; c0 < hi; c0 += BN_BLK) {                                                                   \
@@ -370,7 +364,7 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
               int64_t len = S - s0 < BN_ROW ? S - s0 : BN_ROW;                                                       \
               const T *xp = x + off + s0;                                                                            \
               if (pl)                                                                                                \
-                bn_unpool_##SUF(gvb, g + pq, pl->codes_in + pq, s0, len, pl);                    \
+                bn_unpool_##SUF(gvb, g + pq, pl->codes_in + pq, s0, len, pl);                                        \
               else                                                                                                   \
                 bn_masked_##SUF(gvb, g + off + s0, xp, mk ? mk + off + s0 : NULL, len, ts[j], tsh[j]);               \
               ldot_##SUF(gvb, xp, len, mean[j], ag, agx);                                                            \
@@ -399,12 +393,12 @@ static void bn_unpool2_f32(float *d, const float *gq, const uint8_t *cq, const b
         }                                                                                                            \
         for (int64_t j = 0; j < nb; j++) {                                                                           \
           int64_t off = (n * C + c0 + j) * S, pq = (n * C + c0 + j) * Sq;                                            \
-          const T *gp = g + (pl ? pq : off), *xp = x + off;                                                             \
+          const T *gp = g + (pl ? pq : off), *xp = x + off;                                                          \
           T *o = gx + off;                                                                                           \
           double m = mean[j], q1 = k1[j], q2 = k2[j], s0 = wi[j];                                                    \
           if (masked) { /* the masked row first, then the plain formula over it: two loops that vectorize */         \
             if (pl)                                                                                                  \
-              bn_unpool_##SUF(o, gp, pl->codes_in + pq, 0, S, pl);                                         \
+              bn_unpool_##SUF(o, gp, pl->codes_in + pq, 0, S, pl);                                                   \
             else                                                                                                     \
               bn_masked_##SUF(o, gp, xp, mk ? mk + off : NULL, S, ts[j], tsh[j]);                                    \
             for (int64_t s = 0; s < S; s++) o[s] = (T)(s0 * (o[s] - q1 - (xp[s] - m) * q2));                         \
@@ -457,15 +451,18 @@ static void act_bwd_part(void *cv, int64_t lo, int64_t hi) {
   else act_bwd_f64(c, lo, hi);
 }
 
+/* the pooled batch norm's windows (i[6] x i[7]) over x's planes, as many as pooled has */
+static bn_pool bn_pool_of(const vr_kernel_args *a, const vr_tensor *x, const vr_tensor *pooled) {
+  return (bn_pool){a->i[6], a->i[7], x->shape[2], x->shape[3], pooled->shape[2], pooled->shape[3], NULL, NULL, NULL};
+}
+
 static vr_status vr_cpu_batchnorm_fwd(const vr_kernel_args *a) {
   if (vr_cpu_any_bf16(a)) return vr_cpu_via_f32(a, vr_cpu_batchnorm_fwd); /* bf16 x (autocast), f32 parameters */
   const vr_tensor *r = a->n_in > 5 ? a->in[5] : NULL;
   bn_ctx c = {a, a->i[1], a->i[2], a->i[3], a->i[4] && !r && a->i[3] > 1, NULL, 0, NULL};
   bn_pool pool = {0};
   if (a->i[6] > 0) { /* out[0] the pooled output, out[3] the codes */
-    pool = (bn_pool){a->i[6], a->i[7], a->in[0]->shape[2], a->in[0]->shape[3], 0, 0, NULL, NULL, NULL};
-    pool.Ho = a->out[0]->shape[2];
-    pool.Wo = a->out[0]->shape[3];
+    pool = bn_pool_of(a, a->in[0], a->out[0]);
     pool.y = vr_data(a->out[0]);
     pool.code = vr_data(a->out[3]);
     c.pool = &pool;
@@ -491,9 +488,7 @@ static vr_status vr_cpu_batchnorm_bwd(const vr_kernel_args *a) {
   bn_ctx c = {&b, a->i[1], a->i[2], a->i[3], 0, NULL, 0, NULL};
   bn_pool pool = {0};
   if (a->i[6] > 0) { /* in[0] the pooled output's gradient, in[7] the forward's codes */
-    pool = (bn_pool){a->i[6], a->i[7], a->in[1]->shape[2], a->in[1]->shape[3], 0, 0, NULL, NULL, NULL};
-    pool.Ho = a->in[0]->shape[2];
-    pool.Wo = a->in[0]->shape[3];
+    pool = bn_pool_of(a, a->in[1], a->in[0]);
     pool.codes_in = vr_data(a->in[7]);
     c.pool = &pool;
   } else if (a->i[4] && a->i[5]) c.mask_from_x = 1; /* the mask from x, as the forward computed y: no pass of its own */

@@ -60,9 +60,7 @@ static inline int takes(float v, float best) { return v > best || (v != v && bes
  * comparisons as masks; *ki gets k = 0, 1, 2, 3 naming the winner (row k >> 1, column k & 1) */
 __attribute__((target("avx2,fma"))) static inline __m256 pick2x2_avx2(const float *r0, const float *r1, int64_t ow,
                                                                      int rem, __m256i *ki) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-  __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), lane);
-  __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), lane);
+  const __m256i perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
   __m256 t0, t1, u0, u1;
   if (rem == 8) { /* plain loads where the row has them all */
     t0 = _mm256_loadu_ps(r0 + 2 * ow);
@@ -70,6 +68,9 @@ __attribute__((target("avx2,fma"))) static inline __m256 pick2x2_avx2(const floa
     u0 = _mm256_loadu_ps(r1 + 2 * ow);
     u1 = _mm256_loadu_ps(r1 + 2 * ow + 8);
   } else {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), lane);
+    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), lane);
     t0 = _mm256_maskload_ps(r0 + 2 * ow, m0);
     t1 = _mm256_maskload_ps(r0 + 2 * ow + 8, m1);
     u0 = _mm256_maskload_ps(r1 + 2 * ow, m0);
@@ -144,12 +145,8 @@ __attribute__((target("avx2,fma"))) static void maxpool2_codes_avx2(const float 
       ki = _mm256_or_si256(ki, _mm256_and_si256(_mm256_castps_si256(passes), _mm256_set1_epi32(0x80)));
       __m128i k16 = _mm_packus_epi32(_mm256_castsi256_si128(ki), _mm256_extracti128_si256(ki, 1));
       __m128i k8 = _mm_packus_epi16(k16, k16);
-      if (rem == 8) {
-        _mm256_storeu_ps(out + at, best);
-        _mm_storel_epi64((__m128i *)(code + at), k8);
-        continue;
-      }
-      if ((oh + 1) * Wo + 8 - Wo <= rows * Wo) { /* runs on into the next rows, written later */
+      /* a short row's 8 run on into the next rows, written later; the call's last row may not */
+      if (rem == 8 || oh * Wo + 8 <= rows * Wo) {
         _mm256_storeu_ps(out + at, best);
         _mm_storel_epi64((__m128i *)(code + at), k8);
         continue;
