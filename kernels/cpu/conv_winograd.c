@@ -214,7 +214,7 @@ static void to_nchw(const float *yt, const wgeo *g, const float *b, float *y) {
       /* a row's last 1 to 7 positions as 8 too where the overhang stays in the channel's plane: it
        * lands on the next rows, written after (masked stores are slow on AMD Zen) */
       if (nc == 8)
-        for (; w < g->Wo && (h * g->Wo + w + 8 <= g->Ho * g->Wo || w + 8 <= g->Wo); w += 8) {
+        for (; w < g->Wo && h * g->Wo + w + 8 <= g->Ho * g->Wo; w += 8) {
           int64_t n = g->Wo - w < 8 ? g->Wo - w : 8;
           __m256 r[8];
           for (int j = 0; j < 8; j++) r[j] = j < n ? _mm256_loadu_ps(src + (w + j) * g->Co8) : _mm256_setzero_ps();
